@@ -1,0 +1,137 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every Speedy target shares: Swift 6 language mode with the upcoming features
+/// that keep module boundaries honest.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "speedy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "speedy", targets: ["SpeedyCommand"]),
+        .executable(name: "chunktool", targets: ["ChunkTool"]),
+        .executable(name: "speedy-bench", targets: ["SpeedyBench"]),
+        .library(name: "ChunkStorage", targets: ["ChunkStorage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // MARK: Shared core
+        .target(
+            name: "CSpeedy",
+            path: "Sources/Servers/CSpeedy",
+            cSettings: [.unsafeFlags(["-O2"])]
+        ),
+        .target(
+            name: "SpeedyCore",
+            dependencies: [
+                "CSpeedy",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Servers/SpeedyCore",
+            swiftSettings: swiftSettings
+        ),
+        // MARK: Storage engine
+        .target(
+            name: "ChunkStorage",
+            dependencies: [
+                "SpeedyCore",
+                "CSpeedy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Servers/ChunkStorage",
+            swiftSettings: swiftSettings
+        ),
+        // MARK: Roles
+        .target(
+            name: "ChunkServer",
+            dependencies: [
+                "SpeedyCore",
+                "ChunkStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Servers/ChunkServer",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ChunkMaster",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Servers/ChunkMaster",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SpeedyCommand",
+            dependencies: [
+                "SpeedyCore",
+                "ChunkServer",
+                "ChunkMaster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Servers/SpeedyCommand",
+            swiftSettings: swiftSettings
+        ),
+        // MARK: Tools
+        .executableTarget(
+            name: "ChunkTool",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/ChunkTool",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SpeedyBench",
+            dependencies: [
+                "SpeedyCore",
+                "ChunkStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/SpeedyBench",
+            swiftSettings: swiftSettings
+        ),
+        // MARK: Tests
+        .testTarget(
+            name: "ChunkStorageTests",
+            dependencies: ["ChunkStorage", "SpeedyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChunkMasterTests",
+            dependencies: ["ChunkMaster", "SpeedyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "SpeedyCore",
+                "SpeedyCommand",
+                "ChunkTool",
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,140 @@
+import NIOCore
+import SpeedyCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A chunkserver's local chunk storage: the one interface the HTTP layer, the tools and the
+/// shared test suite (`ChunkStoreConformance` in the tests) use.
+///
+/// Every implementation keeps these promises:
+/// - `put` returns only once the chunk is durable; after that it survives a crash or power loss.
+/// - `get` never returns bytes that do not match the CRC-32C recorded at `put`.
+/// - Each failure is one case of ``ChunkStoreError``.
+public protocol ChunkStore: Sendable {
+    /// Stores `data` under `key` and returns once it is durable.
+    ///
+    /// - Parameter crc: the CRC-32C the sender computed; when given and different from the data's
+    ///   own, nothing is stored and ``ChunkStoreError/checksumMismatch(expected:actual:)`` is thrown.
+    /// - Returns: the stored chunk's length and CRC.
+    /// - Throws: `.tooLarge` over the size limit; `.alreadyExists` when different bytes are stored
+    ///   under `key` (storing the same bytes again succeeds, so retries are safe); `.readOnly` when
+    ///   free space is under the reserve or the store is failing; `.io` on a disk error.
+    func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo
+
+    /// Reads a whole chunk after checking its CRC.
+    ///
+    /// - Throws: `.notFound`; `.corrupt` when the stored bytes fail their CRC (counted in
+    ///   ``StorageUsage/crcErrors``); `.io` on a disk error.
+    func get(_ key: ChunkKey) async throws(ChunkStoreError) -> ByteBuffer
+
+    /// The length and CRC of a stored chunk, without reading it; nil if absent.
+    func info(_ key: ChunkKey) -> ChunkInfo?
+
+    /// Deletes a chunk durably.
+    ///
+    /// - Throws: `.notFound` when there is no such chunk; `.io` on a disk error.
+    func delete(_ key: ChunkKey) async throws(ChunkStoreError)
+
+    /// Up to `limit` chunks of `group` with file ids greater than `after`, ascending.
+    func list(group: UInt32, after: UInt64, limit: Int) -> [ChunkInfo]
+
+    /// Space, counts and error counters right now.
+    func usage() -> StorageUsage
+
+    /// Flushes whatever makes the next open fast (the index checkpoint) and releases files.
+    /// Calls after `close` fail with `.closed`.
+    func close() async
+}
+
+/// Why a chunk store operation failed. One case per failure, so callers map each to a response.
+public enum ChunkStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No chunk under the key.
+    case notFound(ChunkKey)
+    /// Different bytes are already stored under the key.
+    case alreadyExists(ChunkKey, stored: ChunkInfo)
+    /// The chunk is larger than the store accepts.
+    case tooLarge(length: Int, limit: Int)
+    /// The CRC the caller sent does not match the data it sent.
+    case checksumMismatch(expected: UInt32, actual: UInt32)
+    /// The stored bytes fail their CRC: this replica of the chunk is damaged.
+    case corrupt(ChunkKey, expected: UInt32, actual: UInt32)
+    /// The store takes no writes: free space under the reserve, or a disk error was seen.
+    case readOnly(reason: String)
+    /// A system call failed.
+    case io(operation: String, errno: Int32)
+    /// The store was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .notFound(let key): "chunk \(key) not found"
+        case .alreadyExists(let key, let stored):
+            "chunk \(key) already stored with different content (length \(stored.length), crc \(CRCFormat.hex(stored.crc)))"
+        case .tooLarge(let length, let limit): "chunk of \(length) bytes is over the \(limit)-byte limit"
+        case .checksumMismatch(let expected, let actual):
+            "body CRC-32C is \(CRCFormat.hex(actual)) but the request said \(CRCFormat.hex(expected))"
+        case .corrupt(let key, let expected, let actual):
+            "chunk \(key) is corrupt on this server: stored CRC-32C \(CRCFormat.hex(expected)), data has \(CRCFormat.hex(actual))"
+        case .readOnly(let reason): "store is read-only: \(reason)"
+        case .io(let operation, let errno): "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+        case .closed: "store is closed"
+        }
+    }
+}
+
+/// A chunk store's space and counters at one instant; the chunkserver's heartbeat carries them.
+public struct StorageUsage: Sendable, Equatable {
+    /// Usable capacity in bytes.
+    public var totalBytes: UInt64
+    /// Bytes taken, of `totalBytes`.
+    public var usedBytes: UInt64
+    /// Bytes still available for new chunks.
+    public var freeBytes: UInt64
+    /// Live chunks.
+    public var chunkCount: UInt64
+    /// Bytes of live chunk payloads.
+    public var chunkBytes: UInt64
+    /// Whether the store takes writes right now, and if not, why.
+    public var health: StoreHealth
+    /// Reads that found a CRC mismatch.
+    public var crcErrors: UInt64
+    /// Failed system calls.
+    public var ioErrors: UInt64
+    /// Writes waiting for their fsync.
+    public var pendingWrites: UInt64
+    /// fsync calls made; fewer than writes when concurrent writes share one (group commit).
+    public var syncCount: UInt64
+
+    /// Creates a usage report.
+    public init(
+        totalBytes: UInt64, usedBytes: UInt64, freeBytes: UInt64, chunkCount: UInt64, chunkBytes: UInt64,
+        health: StoreHealth, crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64, syncCount: UInt64
+    ) {
+        self.totalBytes = totalBytes
+        self.usedBytes = usedBytes
+        self.freeBytes = freeBytes
+        self.chunkCount = chunkCount
+        self.chunkBytes = chunkBytes
+        self.health = health
+        self.crcErrors = crcErrors
+        self.ioErrors = ioErrors
+        self.pendingWrites = pendingWrites
+        self.syncCount = syncCount
+    }
+}
+
+/// Whether a store takes writes.
+public enum StoreHealth: Sendable, Equatable {
+    /// Takes reads and writes.
+    case writable
+    /// Free space is under the reserve: reads only.
+    case full
+    /// A disk write or fsync failed: reads only, until an operator looks.
+    case failing
+}

@@ -1,0 +1,509 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SpeedyCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The chunkserver's storage engine: chunks appended as records (``RecordHeader``) to large
+/// preallocated ``VolumeFile``s, an in-memory index from key to location, and a periodic
+/// ``IndexCheckpoint`` so a restart reads only what came after it.
+///
+/// Writes go through one writer thread in arrival order and are acknowledged after the
+/// fdatasync that covers them; writes that arrive while a sync runs share the next one
+/// (group commit). Reads run on their own threads and check every CRC.
+public final class VolumeChunkStore: ChunkStore {
+    /// The configuration the store was opened with.
+    public let configuration: VolumeStoreConfiguration
+    /// What opening the store found.
+    public let recovery: RecoveryReport
+
+    private let state: Mutex<State>
+    private let writer: NIOThreadPool
+    private let readers: NIOThreadPool
+    private let logger: Logger
+    private var checkpointPath: String { configuration.directory + "/index.checkpoint" }
+
+    private enum Operation: Sendable {
+        case put(ChunkKey, ByteBuffer, crc: UInt32)
+        case delete(ChunkKey)
+    }
+
+    private struct Pending: Sendable {
+        var operation: Operation
+        var continuation: CheckedContinuation<Result<ChunkInfo, ChunkStoreError>, Never>
+        var bytes: Int {
+            if case .put(_, let data, _) = operation { return data.readableBytes }
+            return 0
+        }
+    }
+
+    private struct State: Sendable {
+        var index: [ChunkKey: ChunkLocation]
+        var volumes: [UInt32: VolumeFile]
+        /// Durable end of each volume's records.
+        var volumeEnds: [UInt32: Int]
+        var activeVolume: UInt32
+        var pending: [Pending] = []
+        var inFlight = 0
+        var flushing = false
+        var closed = false
+        var failing = false
+        var liveBytes: UInt64 = 0
+        var crcErrors: UInt64 = 0
+        var ioErrors: UInt64 = 0
+        var syncCount: UInt64 = 0
+        var changesSinceCheckpoint = 0
+        /// Sorted file ids per group, rebuilt on the first listing after a change.
+        var sortedIds: [UInt32: [UInt64]] = [:]
+    }
+
+    /// Opens (or creates) the store in `configuration.directory`, recovering from the checkpoint
+    /// and the volumes. Blocks while it reads the disk: call it before serving.
+    public init(configuration: VolumeStoreConfiguration, logger: Logger = Logger(label: "speedy.chunkstore")) throws(ChunkStoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        let dir = configuration.directory
+        if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir \(dir)", errno: errno) }
+
+        var volumes: [UInt32: VolumeFile] = [:]
+        for id in try Self.volumeIds(in: dir) {
+            volumes[id] = try VolumeFile(openingAt: dir + "/" + VolumeFile.fileName(id: id), id: id)
+        }
+        let saved = IndexCheckpoint.load(from: dir + "/index.checkpoint")
+        var index = saved?.entries ?? [:]
+        var ends: [UInt32: Int] = [:]
+        var report = RecoveryReport(
+            volumes: volumes.count, usedCheckpoint: saved != nil, recordsScanned: 0, tornTails: 0,
+            corruptRecords: 0, chunks: 0)
+        if saved == nil && !volumes.isEmpty {
+            logger.warning("no usable index checkpoint in \(dir): scanning every volume")
+        }
+        for id in volumes.keys.sorted() {
+            let volume = volumes[id]!
+            let start = Int(saved?.volumeEnds[id] ?? 0)
+            let scanner = VolumeScanner(volume: volume, maxChunkBytes: configuration.maxChunkBytes, logger: logger)
+            let outcome = try scanner.scan(from: start) { header, offset in
+                if header.isTombstone {
+                    index[header.key] = nil
+                } else {
+                    index[header.key] = ChunkLocation(
+                        volume: id, offset: UInt64(offset), length: header.length, crc: header.payloadCRC)
+                }
+            }
+            if outcome.tornTail {
+                logger.notice("volume \(id): torn write at \(outcome.end) dropped (it was never acknowledged)")
+                report.tornTails += 1
+                // Zero the torn bytes so the next recovery ends cleanly at this point.
+                try volume.zero(from: outcome.end, length: configuration.maxBatchBytes + configuration.maxChunkBytes + 4096)
+            }
+            report.recordsScanned += outcome.records
+            report.corruptRecords += outcome.corruptRecords + outcome.skippedRegions
+            ends[id] = outcome.end
+        }
+        if volumes.isEmpty {
+            let volume = try VolumeFile(creatingAt: dir + "/" + VolumeFile.fileName(id: 1), id: 1, size: configuration.volumeSize)
+            volumes[1] = volume
+            ends[1] = 0
+        }
+        report.chunks = index.count
+        self.recovery = report
+        var state = State(index: index, volumes: volumes, volumeEnds: ends, activeVolume: volumes.keys.max()!)
+        state.liveBytes = index.values.reduce(0) { $0 + UInt64($1.length) }
+        state.changesSinceCheckpoint = report.recordsScanned
+        self.state = Mutex(state)
+        self.writer = NIOThreadPool(numberOfThreads: 1)
+        self.readers = NIOThreadPool(numberOfThreads: max(1, configuration.readThreads))
+        writer.start()
+        readers.start()
+        if report.recordsScanned > 0 || saved == nil {
+            try checkpoint()
+        }
+    }
+
+    private static func volumeIds(in dir: String) throws(ChunkStoreError) -> [UInt32] {
+        guard let handle = opendir(dir) else { throw .io(operation: "opendir \(dir)", errno: errno) }
+        defer { closedir(handle) }
+        var ids: [UInt32] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if let id = VolumeFile.id(fromFileName: name) { ids.append(id) }
+        }
+        return ids.sorted()
+    }
+
+    // MARK: ChunkStore
+
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
+        guard data.readableBytes <= configuration.maxChunkBytes else {
+            throw .tooLarge(length: data.readableBytes, limit: configuration.maxChunkBytes)
+        }
+        let actual = CRC32C.checksum(data)
+        if let crc, crc != actual { throw .checksumMismatch(expected: crc, actual: actual) }
+        // Fast paths that need no disk: an identical retry, a conflict, a store that takes no writes.
+        let early: Result<ChunkInfo, ChunkStoreError>? = state.withLock { s in
+            if s.closed { return .failure(.closed) }
+            if let existing = s.index[key] {
+                let stored = ChunkInfo(fileId: key.fileId, length: existing.length, crc: existing.crc)
+                if existing.crc == actual && Int(existing.length) == data.readableBytes { return .success(stored) }
+                return .failure(.alreadyExists(key, stored: stored))
+            }
+            return nil
+        }
+        if let early { return try early.get() }
+        if let reason = writeRefusal() { throw .readOnly(reason: reason) }
+        return try await enqueue(.put(key, data, crc: actual)).get()
+    }
+
+    public func delete(_ key: ChunkKey) async throws(ChunkStoreError) {
+        let known = state.withLock { $0.index[key] != nil }
+        guard known else { throw .notFound(key) }
+        _ = try await enqueue(.delete(key)).get()
+    }
+
+    public func get(_ key: ChunkKey) async throws(ChunkStoreError) -> ByteBuffer {
+        let found: (ChunkLocation, VolumeFile)? = try state.withLock { (s) throws(ChunkStoreError) in
+            if s.closed { throw .closed }
+            guard let location = s.index[key], let volume = s.volumes[location.volume] else { return nil }
+            return (location, volume)
+        }
+        guard let (location, volume) = found else { throw .notFound(key) }
+        let result: Result<ByteBuffer, ChunkStoreError>
+        do {
+            result = try await readers.runIfActive { Self.readRecord(key: key, location: location, volume: volume) }
+        } catch {
+            throw .closed
+        }
+        if case .failure(let error) = result {
+            state.withLock { s in
+                if case .corrupt = error { s.crcErrors += 1 } else { s.ioErrors += 1 }
+            }
+        }
+        return try result.get()
+    }
+
+    public func info(_ key: ChunkKey) -> ChunkInfo? {
+        state.withLock { s in
+            s.index[key].map { ChunkInfo(fileId: key.fileId, length: $0.length, crc: $0.crc) }
+        }
+    }
+
+    public func list(group: UInt32, after: UInt64, limit: Int) -> [ChunkInfo] {
+        state.withLock { s in
+            let ids: [UInt64]
+            if let cached = s.sortedIds[group] {
+                ids = cached
+            } else {
+                ids = s.index.keys.lazy.filter { $0.group == group }.map(\.fileId).sorted()
+                s.sortedIds[group] = ids
+            }
+            var low = 0
+            var high = ids.count
+            while low < high {
+                let mid = (low + high) / 2
+                if ids[mid] <= after { low = mid + 1 } else { high = mid }
+            }
+            return ids[low..<min(ids.count, low + max(0, limit))].compactMap { id in
+                s.index[ChunkKey(group: group, fileId: id)].map { ChunkInfo(fileId: id, length: $0.length, crc: $0.crc) }
+            }
+        }
+    }
+
+    public func usage() -> StorageUsage {
+        let snapshot = state.withLock { s in
+            (
+                appended: s.volumeEnds.values.reduce(0, +),
+                unwritten: s.volumes.values.reduce(0) { $0 + $1.size } - s.volumeEnds.values.reduce(0, +),
+                count: s.index.count, live: s.liveBytes, failing: s.failing,
+                crc: s.crcErrors, io: s.ioErrors, pending: s.pending.count + s.inFlight, syncs: s.syncCount
+            )
+        }
+        var total: UInt64
+        var free: UInt64
+        if let capacity = configuration.capacityBytes {
+            total = capacity
+            free = capacity > UInt64(snapshot.appended) ? capacity - UInt64(snapshot.appended) : 0
+        } else {
+            var fs = statvfs()
+            if statvfs(configuration.directory, &fs) == 0 {
+                total = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
+                // Preallocated but unwritten volume space is ours to fill, so it counts as free.
+                free = min(total, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) + UInt64(max(0, snapshot.unwritten)))
+            } else {
+                total = 0
+                free = 0
+            }
+        }
+        let health: StoreHealth = snapshot.failing ? .failing : (free < configuration.reserveBytes ? .full : .writable)
+        return StorageUsage(
+            totalBytes: total, usedBytes: total - free, freeBytes: free, chunkCount: UInt64(snapshot.count),
+            chunkBytes: snapshot.live, health: health, crcErrors: snapshot.crc, ioErrors: snapshot.io,
+            pendingWrites: UInt64(snapshot.pending), syncCount: snapshot.syncs)
+    }
+
+    public func close() async {
+        let wasOpen = state.withLock { s in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        guard wasOpen else { return }
+        // Let writes already accepted finish: they may have been promised to a client.
+        while state.withLock({ $0.flushing }) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        do {
+            try checkpoint()
+        } catch {
+            logger.error("checkpoint on close failed: \(error)")
+        }
+        try? await writer.shutdownGracefully()
+        try? await readers.shutdownGracefully()
+    }
+
+    // MARK: Checkpoint
+
+    /// Whether anything was written since the last checkpoint.
+    public var needsCheckpoint: Bool { state.withLock { $0.changesSinceCheckpoint > 0 } }
+
+    /// Saves the index so the next open reads only what comes after now. Blocking; cheap to call
+    /// when nothing changed.
+    public func checkpoint() throws(ChunkStoreError) {
+        let (ends, index, changes) = state.withLock { s in
+            (s.volumeEnds, s.index, s.changesSinceCheckpoint)
+        }
+        try IndexCheckpoint(volumeEnds: ends.mapValues { UInt64($0) }, entries: index).save(to: checkpointPath)
+        state.withLock { $0.changesSinceCheckpoint -= changes }
+    }
+
+    // MARK: Writing
+
+    /// Why writes are refused right now, or nil when they are taken.
+    private func writeRefusal() -> String? {
+        let usage = usage()
+        switch usage.health {
+        case .writable: return nil
+        case .full: return "free space \(usage.freeBytes) bytes is under the \(configuration.reserveBytes)-byte reserve"
+        case .failing: return "a disk write failed; an operator must check this disk"
+        }
+    }
+
+    private func enqueue(_ operation: Operation) async -> Result<ChunkInfo, ChunkStoreError> {
+        await withCheckedContinuation { continuation in
+            let start: Bool = state.withLock { s in
+                if s.closed {
+                    continuation.resume(returning: .failure(.closed))
+                    return false
+                }
+                s.pending.append(Pending(operation: operation, continuation: continuation))
+                if s.flushing { return false }
+                s.flushing = true
+                return true
+            }
+            if start {
+                writer.submit { [self] _ in flushLoop() }
+            }
+        }
+    }
+
+    /// Runs on the writer thread until no write is waiting: each turn writes one batch and fsyncs it.
+    private func flushLoop() {
+        while true {
+            let batch: [Pending] = state.withLock { s in
+                guard !s.pending.isEmpty else {
+                    s.flushing = false
+                    return []
+                }
+                var bytes = 0
+                var count = 0
+                for item in s.pending {
+                    if count > 0 && bytes + item.bytes > configuration.maxBatchBytes { break }
+                    bytes += item.bytes
+                    count += 1
+                }
+                let batch = Array(s.pending.prefix(count))
+                s.pending.removeFirst(count)
+                s.inFlight = count
+                return batch
+            }
+            if batch.isEmpty { return }
+            let results = writeBatch(batch)
+            for (item, result) in zip(batch, results) { item.continuation.resume(returning: result) }
+        }
+    }
+
+    /// A change the batch makes to the index once its fsync succeeded.
+    private enum Staged {
+        case stored(ChunkKey, ChunkLocation)
+        case removed(ChunkKey)
+    }
+
+    private func writeBatch(_ batch: [Pending]) -> [Result<ChunkInfo, ChunkStoreError>] {
+        var results: [Result<ChunkInfo, ChunkStoreError>] = []
+        var staged: [Staged] = []
+        // The index as this batch will leave it, for duplicates and deletes within the batch.
+        var overlay: [ChunkKey: ChunkLocation?] = [:]
+        var touched: Set<UInt32> = []
+        var (active, end, index, failing) = state.withLock { s in
+            (s.volumes[s.activeVolume]!, s.volumeEnds[s.activeVolume]!, s.index, s.failing)
+        }
+        var free = usage().freeBytes
+
+        func current(_ key: ChunkKey) -> ChunkLocation? {
+            if let entry = overlay[key] { return entry }
+            return index[key]
+        }
+
+        for item in batch {
+            let key: ChunkKey
+            let payload: ByteBuffer
+            let crc: UInt32
+            let tombstone: Bool
+            switch item.operation {
+            case .put(let k, let data, let c):
+                if let existing = current(k) {
+                    let stored = ChunkInfo(fileId: k.fileId, length: existing.length, crc: existing.crc)
+                    let same = existing.crc == c && Int(existing.length) == data.readableBytes
+                    results.append(same ? .success(stored) : .failure(.alreadyExists(k, stored: stored)))
+                    continue
+                }
+                (key, payload, crc, tombstone) = (k, data, c, false)
+            case .delete(let k):
+                guard current(k) != nil else {
+                    results.append(.failure(.notFound(k)))
+                    continue
+                }
+                (key, payload, crc, tombstone) = (k, ByteBuffer(), 0, true)
+            }
+            if failing {
+                results.append(.failure(.readOnly(reason: "a disk write failed; an operator must check this disk")))
+                continue
+            }
+            let size = RecordHeader.recordSize(payloadLength: payload.readableBytes)
+            if !tombstone && free < configuration.reserveBytes + UInt64(size) {
+                results.append(.failure(.readOnly(reason: "free space is under the \(configuration.reserveBytes)-byte reserve")))
+                continue
+            }
+            do throws(ChunkStoreError) {
+                if end + size > active.size {
+                    active = try rollVolume(after: active)
+                    end = 0
+                }
+                let header = RecordHeader(key: key, length: UInt32(payload.readableBytes), payloadCRC: crc, tombstone: tombstone)
+                try Self.writeRecord(header, payload: payload, to: active, at: end)
+                let location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc)
+                staged.append(tombstone ? .removed(key) : .stored(key, location))
+                overlay[key] = tombstone ? .some(nil) : location
+                touched.insert(active.id)
+                end += size
+                free -= min(free, UInt64(size))
+                results.append(.success(ChunkInfo(fileId: key.fileId, length: header.length, crc: crc)))
+            } catch {
+                if case .io(_, let code) = error, code == ENOSPC {
+                    results.append(.failure(.readOnly(reason: "disk full")))
+                    continue
+                }
+                logger.error("write of chunk \(key) failed: \(error); the store is now read-only")
+                failing = true
+                state.withLock { $0.ioErrors += 1 }
+                results.append(.failure(error))
+            }
+        }
+
+        // One fsync per touched volume covers every record of the batch: the group commit.
+        var syncError: ChunkStoreError?
+        let volumes = state.withLock { s in touched.map { s.volumes[$0]! } }
+        for volume in volumes {
+            do { try volume.sync() } catch { syncError = error }
+        }
+        state.withLock { s in
+            s.inFlight = 0
+            if !touched.isEmpty { s.syncCount += 1 }
+            if let syncError {
+                // After a failed fsync nothing written since the last good one can be trusted.
+                s.failing = true
+                s.ioErrors += 1
+                logger.error("fsync failed: \(syncError); the store is now read-only")
+                return
+            }
+            s.failing = s.failing || failing
+            s.activeVolume = active.id
+            s.volumes[active.id] = active
+            s.volumeEnds[active.id] = end
+            for change in staged {
+                switch change {
+                case .stored(let key, let location):
+                    s.index[key] = location
+                    s.liveBytes += UInt64(location.length)
+                    s.sortedIds[key.group] = nil
+                case .removed(let key):
+                    if let old = s.index.removeValue(forKey: key) { s.liveBytes -= UInt64(old.length) }
+                    s.sortedIds[key.group] = nil
+                }
+            }
+            s.changesSinceCheckpoint += staged.count
+        }
+        if let syncError {
+            return results.map { result in result.flatMap { _ in .failure(syncError) } }
+        }
+        return results
+    }
+
+    /// Seals `volume` (its remaining tail stays zero) and creates the next one.
+    private func rollVolume(after volume: VolumeFile) throws(ChunkStoreError) -> VolumeFile {
+        let id = volume.id + 1
+        let next = try VolumeFile(
+            creatingAt: configuration.directory + "/" + VolumeFile.fileName(id: id), id: id, size: configuration.volumeSize)
+        // Publish it before its records are synced so reads after the batch can find it.
+        state.withLock { s in
+            s.volumes[id] = next
+            s.volumeEnds[id] = 0
+        }
+        try volume.sync()
+        return next
+    }
+
+    private static func writeRecord(_ header: RecordHeader, payload: ByteBuffer, to volume: VolumeFile, at offset: Int) throws(ChunkStoreError) {
+        var head = [UInt8](repeating: 0, count: RecordHeader.size)
+        head.withUnsafeMutableBytes { header.encode(into: $0) }
+        let padding = header.recordSize - RecordHeader.size - payload.readableBytes
+        let zeros = [UInt8](repeating: 0, count: padding)
+        try head.withUnsafeBytes { h in
+            zeros.withUnsafeBytes { z in
+                payload.withUnsafeReadableBytes { p in
+                    Result { () throws(ChunkStoreError) in try volume.write([h, p, z], at: offset) }
+                }
+            }
+        }.get()
+    }
+
+    // MARK: Reading
+
+    private static func readRecord(key: ChunkKey, location: ChunkLocation, volume: VolumeFile) -> Result<ByteBuffer, ChunkStoreError> {
+        let total = RecordHeader.size + Int(location.length)
+        var buffer = ByteBufferAllocator().buffer(capacity: total)
+        var failure: ChunkStoreError?
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { b in
+            do throws(ChunkStoreError) {
+                try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<total]), at: Int(location.offset))
+                return total
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { return .failure(failure) }
+        let decoded = buffer.withUnsafeReadableBytes { RecordHeader.decode($0) }
+        guard case .header(let header) = decoded, header.key == key, header.length == location.length, !header.isTombstone else {
+            return .failure(.corrupt(key, expected: location.crc, actual: 0))
+        }
+        buffer.moveReaderIndex(forwardBy: RecordHeader.size)
+        let actual = CRC32C.checksum(buffer)
+        guard actual == location.crc else { return .failure(.corrupt(key, expected: location.crc, actual: actual)) }
+        return .success(buffer)
+    }
+}

@@ -1,0 +1,124 @@
+import Logging
+import SpeedyCore
+
+/// Rebuilds index entries by reading a volume's records in order: how a chunkserver recovers
+/// what was written after its last checkpoint, and the only recovery needed, since every record
+/// describes itself.
+///
+/// Telling a torn tail from damage in the middle: records are appended in order and only the
+/// last, not yet fsynced batch can be torn by a crash. A bad record with no valid header anywhere
+/// after it is that torn tail and is dropped (it was never acknowledged). A bad record followed by
+/// valid ones is damage to data that was acknowledged: it is kept in the index so reads report it
+/// as corrupt and repair can replace it from another replica.
+struct VolumeScanner {
+    let volume: VolumeFile
+    let maxChunkBytes: Int
+    let logger: Logger
+
+    /// What one scan found.
+    struct Outcome {
+        /// Where the volume's valid data ends: the next record goes here.
+        var end: Int
+        /// True when bytes after `end` were a torn write, not clean zeros.
+        var tornTail: Bool
+        /// Records scanned.
+        var records = 0
+        /// Records kept although their payload fails its CRC.
+        var corruptRecords = 0
+        /// Damaged regions skipped to reach the next valid header.
+        var skippedRegions = 0
+    }
+
+    /// Scans from `start`, calling `apply` for every record (with whether its payload is intact).
+    func scan(from start: Int, apply: (RecordHeader, _ offset: Int) -> Void) throws(ChunkStoreError) -> Outcome {
+        var outcome = Outcome(end: start, tornTail: false)
+        var offset = start
+        var header = [UInt8](repeating: 0, count: RecordHeader.size)
+        var payload = [UInt8](repeating: 0, count: 0)
+        while offset + RecordHeader.size <= volume.size {
+            try header.withUnsafeMutableBytes { b in
+                Result { () throws(ChunkStoreError) in try volume.read(into: b, at: offset) }
+            }.get()
+            let decoded = header.withUnsafeBytes { RecordHeader.decode($0) }
+            var candidate: RecordHeader?
+            switch decoded {
+            case .empty:
+                outcome.end = offset
+                return outcome
+            case .invalid:
+                candidate = nil
+            case .header(let h):
+                let fits = offset + h.recordSize <= volume.size && Int(h.length) <= maxChunkBytes
+                candidate = fits && (!h.isTombstone || h.length == 0) ? h : nil
+            }
+            guard let h = candidate else {
+                // Not a record: either the torn tail or a damaged header we must skip over.
+                if let next = try nextHeader(after: offset) {
+                    logger.error("volume \(volume.id): damaged bytes at \(offset)..<\(next) skipped")
+                    outcome.skippedRegions += 1
+                    offset = next
+                    continue
+                }
+                outcome.end = offset
+                outcome.tornTail = true
+                return outcome
+            }
+            if !h.isTombstone {
+                if payload.count < Int(h.length) { payload = [UInt8](repeating: 0, count: Int(h.length)) }
+                let crc = try payload.withUnsafeMutableBytes { b in
+                    Result { () throws(ChunkStoreError) -> UInt32 in
+                        let slice = UnsafeMutableRawBufferPointer(rebasing: b[0..<Int(h.length)])
+                        try volume.read(into: slice, at: offset + RecordHeader.size)
+                        var crc = CRC32C()
+                        crc.update(UnsafeRawBufferPointer(slice))
+                        return crc.value
+                    }
+                }.get()
+                if crc != h.payloadCRC {
+                    guard try nextHeader(after: offset) != nil else {
+                        outcome.end = offset
+                        outcome.tornTail = true
+                        return outcome
+                    }
+                    logger.error("volume \(volume.id): chunk \(h.key) at \(offset) fails its CRC; kept for repair")
+                    outcome.corruptRecords += 1
+                }
+            }
+            apply(h, offset)
+            outcome.records += 1
+            offset += h.recordSize
+        }
+        outcome.end = offset
+        return outcome
+    }
+
+    /// The offset of the first valid record header after `offset`, searching to the volume's end.
+    func nextHeader(after offset: Int) throws(ChunkStoreError) -> Int? {
+        let blockSize = 1 << 20
+        var block = [UInt8](repeating: 0, count: blockSize + RecordHeader.size)
+        var base = (offset / RecordHeader.alignment + 1) * RecordHeader.alignment
+        while base + RecordHeader.size <= volume.size {
+            let count = min(block.count, volume.size - base)
+            try block.withUnsafeMutableBytes { b in
+                Result { () throws(ChunkStoreError) in
+                    try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<count]), at: base)
+                }
+            }.get()
+            let found: Int? = block.withUnsafeBytes { b in
+                var at = 0
+                while at + RecordHeader.size <= count {
+                    if b.loadUnaligned(fromByteOffset: at, as: UInt32.self) == RecordHeader.magic.littleEndian,
+                        case .header = RecordHeader.decode(UnsafeRawBufferPointer(rebasing: b[at..<(at + RecordHeader.size)]))
+                    {
+                        return at
+                    }
+                    at += RecordHeader.alignment
+                }
+                return nil
+            }
+            if let found { return base + found }
+            base += blockSize
+        }
+        return nil
+    }
+}

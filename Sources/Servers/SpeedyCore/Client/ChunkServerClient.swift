@@ -1,0 +1,54 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// Calls one chunkserver's HTTP API (documented in docs/api.md).
+public struct ChunkServerClient: Sendable {
+    /// The underlying JSON client.
+    public let service: ServiceClient
+
+    /// Creates a client for the chunkserver at `baseURL` (`http://host:port` or `host:port`).
+    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    }
+
+    /// Stores a chunk; returns once every byte is durable on the chunkserver's disk.
+    public func put(_ key: ChunkKey, data: ByteBuffer) async throws(ServiceError) -> ChunkInfo {
+        let crc = CRC32C.checksum(data)
+        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
+        let reply = try await service.send(.PUT, path, body: data, headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc))])
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
+        do {
+            return try WireJSON.decoder().decode(ChunkInfo.self, from: reply.body)
+        } catch {
+            throw .badResponse(url: service.baseURL + path, reason: "\(error)")
+        }
+    }
+
+    /// Reads a whole chunk and checks its CRC against the one the server sent.
+    public func get(_ key: ChunkKey) async throws(ServiceError) -> ByteBuffer {
+        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
+        let reply = try await service.send(.GET, path)
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
+        guard let header = reply.headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
+            throw .badResponse(url: service.baseURL + path, reason: "missing \(SpeedyHeader.crc32c)")
+        }
+        guard CRC32C.checksum(reply.body) == crc else {
+            throw .badResponse(url: service.baseURL + path, reason: "CRC mismatch in transit")
+        }
+        return reply.body
+    }
+
+    /// Deletes a chunk.
+    public func delete(_ key: ChunkKey) async throws(ServiceError) {
+        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
+        let reply = try await service.send(.DELETE, path)
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
+    }
+
+    /// One page of the chunks stored for `group`, with file ids greater than `after`.
+    public func list(group: UInt32, after: UInt64 = 0, limit: Int = 1000) async throws(ServiceError) -> ChunkListing {
+        try await service.json(.GET, "/v1/chunks/\(group)?after=\(after)&limit=\(limit)", as: ChunkListing.self)
+    }
+}

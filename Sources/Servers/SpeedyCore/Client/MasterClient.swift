@@ -1,0 +1,36 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// Calls the chunkmaster's HTTP API (documented in docs/api.md).
+public struct MasterClient: Sendable {
+    /// The underlying JSON client.
+    public let service: ServiceClient
+
+    /// Creates a client for the master at `baseURL`.
+    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(5)) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    }
+
+    /// Sends one heartbeat.
+    public func heartbeat(_ report: HeartbeatReport) async throws(ServiceError) -> HeartbeatReply {
+        try await service.json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)
+    }
+
+    /// Fetches the cluster snapshot; `historySeconds` > 0 adds per-member throughput history.
+    public func snapshot(historySeconds: Int = 0) async throws(ServiceError) -> ClusterSnapshot {
+        let query = historySeconds > 0 ? "?history=\(historySeconds)" : ""
+        return try await service.json(.GET, "/v1/cluster\(query)", as: ClusterSnapshot.self)
+    }
+
+    /// Leases `count` file ids.
+    public func leaseFileIds(count: UInt64) async throws(ServiceError) -> FileIdLease {
+        try await service.json(.POST, "/v1/fileids?count=\(count)", as: FileIdLease.self)
+    }
+
+    /// Events with an id greater than `after`, oldest first.
+    public func events(after: Int64 = 0, limit: Int = 100) async throws(ServiceError) -> [ClusterEvent] {
+        try await service.json(.GET, "/v1/events?after=\(after)&limit=\(limit)", as: EventPage.self).events
+    }
+}

@@ -1,0 +1,101 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Why a call to another Speedy role failed.
+public enum ServiceError: Error, Sendable, CustomStringConvertible {
+    /// The peer could not be reached (connection refused, timeout, reset).
+    case unreachable(url: String, reason: String)
+    /// The peer answered with an error status; `body` is its `ErrorBody` when it sent one.
+    case status(url: String, code: Int, body: ErrorBody?)
+    /// The peer answered 2xx with a body that is not what the API promises.
+    case badResponse(url: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let url, let reason): "cannot reach \(url): \(reason)"
+        case .status(let url, let code, let body):
+            if let body { "\(url): HTTP \(code) \(body.code): \(body.message)" } else { "\(url): HTTP \(code)" }
+        case .badResponse(let url, let reason): "\(url): unexpected response: \(reason)"
+        }
+    }
+
+    /// The HTTP status when the peer answered with one.
+    public var httpStatus: Int? {
+        if case .status(_, let code, _) = self { return code }
+        return nil
+    }
+}
+
+/// A small JSON-over-HTTP client shared by the role clients; it owns no connections itself but
+/// uses an `HTTPClient` (the process-wide shared one unless told otherwise).
+public struct ServiceClient: Sendable {
+    /// Base URL such as `http://127.0.0.1:8099`.
+    public let baseURL: String
+    /// The HTTP client doing the work.
+    public let http: HTTPClient
+    /// Per-request timeout.
+    public let timeout: TimeAmount
+
+    /// Creates a client for one peer.
+    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(10)) {
+        self.baseURL = MasterLocation.normalize(baseURL)
+        self.http = http
+        self.timeout = timeout
+    }
+
+    /// Sends a request and returns status, headers and the whole body (bounded by `limit`).
+    public func send(
+        _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil,
+        headers: [(String, String)] = [], limit: Int = 64 << 20
+    ) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
+        let url = baseURL + path
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.body = .bytes(body)
+        }
+        do {
+            let response = try await http.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: limit)
+            return (Int(response.status.code), response.headers, bytes)
+        } catch {
+            throw .unreachable(url: url, reason: "\(error)")
+        }
+    }
+
+    /// Sends a request expecting a 2xx JSON answer and decodes it.
+    public func json<Response: Decodable>(
+        _ method: HTTPMethod, _ path: String, as type: Response.Type, body: (some Encodable)? = Optional<Int>.none
+    ) async throws(ServiceError) -> Response {
+        var payload: ByteBuffer?
+        if let body {
+            do {
+                payload = ByteBuffer(data: try WireJSON.encoder().encode(body))
+            } catch {
+                throw .badResponse(url: baseURL + path, reason: "cannot encode request: \(error)")
+            }
+        }
+        let reply = try await send(method, path, body: payload, headers: payload == nil ? [] : [("Content-Type", "application/json")])
+        try Self.check(reply.status, reply.body, url: baseURL + path)
+        do {
+            return try WireJSON.decoder().decode(Response.self, from: reply.body)
+        } catch {
+            throw .badResponse(url: baseURL + path, reason: "\(error)")
+        }
+    }
+
+    /// Throws `.status` unless `status` is 2xx, decoding an `ErrorBody` when there is one.
+    public static func check(_ status: Int, _ body: ByteBuffer, url: String) throws(ServiceError) {
+        guard !(200..<300).contains(status) else { return }
+        throw .status(url: url, code: status, body: try? WireJSON.decoder().decode(ErrorBody.self, from: body))
+    }
+}

@@ -1,0 +1,76 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A `HOST:PORT` pair a server listens on or a client connects to.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP address.
+    public var host: String
+    /// TCP port; 0 asks the system for a free one when listening.
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, `:PORT` (loopback) or `[V6]:PORT`; nil if it is none of these.
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "127.0.0.1" : host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// `http://HOST:PORT`.
+    public var httpURL: String { "http://\(description)" }
+}
+
+/// Where client commands find the chunkmaster: `--master`, else `SPEEDY_MASTER`, else the default.
+public enum MasterLocation {
+    /// The environment variable every client command reads.
+    public static let environmentVariable = "SPEEDY_MASTER"
+    /// Where a local cluster's master listens.
+    public static let defaultURL = "http://127.0.0.1:8099"
+
+    /// Resolves the master's base URL from an explicit flag and the environment.
+    ///
+    /// Accepts `http://host:port`, `https://…` or a bare `host:port`; strips a trailing slash.
+    public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let raw = flag ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultURL
+        return normalize(raw)
+    }
+
+    /// Turns `host:port` into `http://host:port` and drops trailing slashes.
+    public static func normalize(_ raw: String) -> String {
+        var url = raw.contains("://") ? raw : "http://\(raw)"
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+}
+
+/// The JSON encoder and decoder every Speedy process uses, so field spelling never drifts.
+public enum WireJSON {
+    /// Encodes with sorted keys (stable output for scripts and diffs).
+    public static func encoder(pretty: Bool = false) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys]
+        return encoder
+    }
+
+    /// The shared decoder.
+    public static func decoder() -> JSONDecoder { JSONDecoder() }
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every Speedy wire type.
+public func currentTimeMillis() -> Int64 {
+    Int64((Date().timeIntervalSince1970 * 1000).rounded())
+}

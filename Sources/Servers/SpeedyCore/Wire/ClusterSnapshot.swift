@@ -1,0 +1,172 @@
+/// The whole cluster as the master sees it at one instant: what `chunktool status`, the console
+/// and imageservers read. Documented field by field in docs/api.md.
+public struct ClusterSnapshot: Sendable, Codable, Equatable {
+    /// The master's advertised address.
+    public var master: String
+    /// When the snapshot was taken, in milliseconds since the Unix epoch.
+    public var generatedAtMs: Int64
+    /// Every group, in ascending id order.
+    public var groups: [GroupSnapshot]
+    /// Sums over all groups and servers.
+    public var totals: ClusterTotals
+
+    /// Creates a snapshot.
+    public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals) {
+        self.master = master
+        self.generatedAtMs = generatedAtMs
+        self.groups = groups
+        self.totals = totals
+    }
+}
+
+/// One group and its members.
+public struct GroupSnapshot: Sendable, Codable, Equatable {
+    /// The group id.
+    public var id: UInt32
+    /// The state derived from the members.
+    public var state: GroupState
+    /// Members, in ascending server id order.
+    public var members: [MemberSnapshot]
+    /// Capacity of the group: the smallest member's total, since every member holds every chunk.
+    public var diskTotalBytes: UInt64
+    /// Bytes used on the fullest member.
+    public var diskUsedBytes: UInt64
+    /// Free bytes on the fullest member: what the group can still take.
+    public var diskFreeBytes: UInt64
+    /// Sum of members' read rates.
+    public var readBytesPerSec: Double
+    /// Sum of members' write rates.
+    public var writeBytesPerSec: Double
+
+    /// Creates a group snapshot.
+    public init(
+        id: UInt32, state: GroupState, members: [MemberSnapshot],
+        diskTotalBytes: UInt64, diskUsedBytes: UInt64, diskFreeBytes: UInt64,
+        readBytesPerSec: Double, writeBytesPerSec: Double
+    ) {
+        self.id = id
+        self.state = state
+        self.members = members
+        self.diskTotalBytes = diskTotalBytes
+        self.diskUsedBytes = diskUsedBytes
+        self.diskFreeBytes = diskFreeBytes
+        self.readBytesPerSec = readBytesPerSec
+        self.writeBytesPerSec = writeBytesPerSec
+    }
+}
+
+/// One chunkserver as the master last heard from it.
+public struct MemberSnapshot: Sendable, Codable, Equatable {
+    /// Stable server id.
+    public var id: String
+    /// `HOST:PORT` of its HTTP API.
+    public var addr: String
+    /// Its state (`DOWN` when heartbeats stopped).
+    public var status: ServerStatus
+    /// Usable capacity.
+    public var diskTotalBytes: UInt64
+    /// Bytes used.
+    public var diskUsedBytes: UInt64
+    /// Bytes free for chunks.
+    public var diskFreeBytes: UInt64
+    /// Live chunks.
+    public var chunkCount: UInt64
+    /// Read throughput over the last heartbeat interval.
+    public var readBytesPerSec: Double
+    /// Write throughput over the last heartbeat interval.
+    public var writeBytesPerSec: Double
+    /// Reads per second over the last heartbeat interval.
+    public var readOpsPerSec: Double
+    /// Writes per second over the last heartbeat interval.
+    public var writeOpsPerSec: Double
+    /// Milliseconds since the last heartbeat arrived.
+    public var lastHeartbeatAgeMs: Int64
+    /// CRC mismatches seen on reads since the server started.
+    public var crcErrors: UInt64
+    /// Disk errors since the server started.
+    public var ioErrors: UInt64
+    /// Writes waiting for fsync at the last heartbeat.
+    public var pendingWrites: UInt64
+    /// Milliseconds the server had been running at its last heartbeat.
+    public var uptimeMs: UInt64
+    /// Per-second throughput for the most recent seconds, oldest first; present when asked for.
+    public var history: ThroughputHistory?
+
+    /// Creates a member snapshot.
+    public init(
+        id: String, addr: String, status: ServerStatus,
+        diskTotalBytes: UInt64, diskUsedBytes: UInt64, diskFreeBytes: UInt64, chunkCount: UInt64,
+        readBytesPerSec: Double, writeBytesPerSec: Double, readOpsPerSec: Double, writeOpsPerSec: Double,
+        lastHeartbeatAgeMs: Int64, crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64,
+        uptimeMs: UInt64, history: ThroughputHistory? = nil
+    ) {
+        self.id = id
+        self.addr = addr
+        self.status = status
+        self.diskTotalBytes = diskTotalBytes
+        self.diskUsedBytes = diskUsedBytes
+        self.diskFreeBytes = diskFreeBytes
+        self.chunkCount = chunkCount
+        self.readBytesPerSec = readBytesPerSec
+        self.writeBytesPerSec = writeBytesPerSec
+        self.readOpsPerSec = readOpsPerSec
+        self.writeOpsPerSec = writeOpsPerSec
+        self.lastHeartbeatAgeMs = lastHeartbeatAgeMs
+        self.crcErrors = crcErrors
+        self.ioErrors = ioErrors
+        self.pendingWrites = pendingWrites
+        self.uptimeMs = uptimeMs
+        self.history = history
+    }
+}
+
+/// Per-second read and write throughput, oldest first, one value per second.
+public struct ThroughputHistory: Sendable, Codable, Equatable {
+    /// Read bytes per second.
+    public var readBytesPerSec: [Double]
+    /// Written bytes per second.
+    public var writeBytesPerSec: [Double]
+
+    /// Creates a history.
+    public init(readBytesPerSec: [Double], writeBytesPerSec: [Double]) {
+        self.readBytesPerSec = readBytesPerSec
+        self.writeBytesPerSec = writeBytesPerSec
+    }
+}
+
+/// Cluster-wide sums.
+public struct ClusterTotals: Sendable, Codable, Equatable {
+    /// Groups known.
+    public var groups: Int
+    /// Groups per state.
+    public var groupsHealthy: Int
+    public var groupsDegraded: Int
+    public var groupsReadOnly: Int
+    public var groupsDown: Int
+    /// Servers known, up (readable) and down.
+    public var servers: Int
+    public var serversUp: Int
+    public var serversDown: Int
+    /// Sums over all servers.
+    public var diskTotalBytes: UInt64
+    public var diskUsedBytes: UInt64
+    public var readBytesPerSec: Double
+    public var writeBytesPerSec: Double
+
+    /// Sums up groups.
+    public init(groups: [GroupSnapshot]) {
+        let members = groups.flatMap(\.members)
+        self.groups = groups.count
+        self.groupsHealthy = groups.count { $0.state == .healthy }
+        self.groupsDegraded = groups.count { $0.state == .degraded }
+        self.groupsReadOnly = groups.count { $0.state == .readOnly }
+        self.groupsDown = groups.count { $0.state == .down }
+        self.servers = members.count
+        self.serversUp = members.count { $0.status.isReadable }
+        self.serversDown = members.count - self.serversUp
+        self.diskTotalBytes = members.reduce(0) { $0 + $1.diskTotalBytes }
+        self.diskUsedBytes = members.reduce(0) { $0 + $1.diskUsedBytes }
+        self.readBytesPerSec = members.reduce(0) { $0 + $1.readBytesPerSec }
+        self.writeBytesPerSec = members.reduce(0) { $0 + $1.writeBytesPerSec }
+    }
+}

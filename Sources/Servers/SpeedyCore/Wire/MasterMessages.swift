@@ -1,0 +1,86 @@
+/// A range of file ids leased to one writer: `start ..< start + count` are its alone.
+public struct FileIdLease: Sendable, Codable, Equatable {
+    /// First id of the range.
+    public var start: UInt64
+    /// Number of ids in the range.
+    public var count: UInt64
+
+    /// Creates a lease.
+    public init(start: UInt64, count: UInt64) {
+        self.start = start
+        self.count = count
+    }
+
+    /// The ids as a range.
+    public var range: Range<UInt64> { start ..< start + count }
+}
+
+/// One entry of the master's event log: server up/down, state changes, admin actions.
+public struct ClusterEvent: Sendable, Codable, Equatable {
+    /// Increasing id; pass the last one seen as `after` to page.
+    public var id: Int64
+    /// When it happened, in milliseconds since the Unix epoch.
+    public var timeMs: Int64
+    /// What happened, e.g. `server-up`, `server-down`, `status-change`, `group-state`.
+    public var kind: String
+    /// The server concerned, if any.
+    public var serverId: String?
+    /// The group concerned, if any.
+    public var group: UInt32?
+    /// A sentence for people.
+    public var message: String
+
+    /// Creates an event.
+    public init(id: Int64, timeMs: Int64, kind: String, serverId: String?, group: UInt32?, message: String) {
+        self.id = id
+        self.timeMs = timeMs
+        self.kind = kind
+        self.serverId = serverId
+        self.group = group
+        self.message = message
+    }
+}
+
+/// A page of events, oldest first.
+public struct EventPage: Sendable, Codable, Equatable {
+    /// The events.
+    public var events: [ClusterEvent]
+
+    /// Creates a page.
+    public init(events: [ClusterEvent]) { self.events = events }
+}
+
+/// The JSON body of every error response from a Speedy server other than the OCI API.
+public struct ErrorBody: Sendable, Codable, Equatable {
+    /// A stable upper-case code scripts can match, e.g. `CHUNK_UNKNOWN`.
+    public var code: String
+    /// A sentence for people.
+    public var message: String
+
+    /// Creates an error body.
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Names of the HTTP headers Speedy's internal APIs use.
+public enum SpeedyHeader {
+    /// CRC-32C of a chunk payload, as 8 lower-case hex digits.
+    public static let crc32c = "X-Speedy-Crc32c"
+}
+
+/// Formats and parses the 8-hex-digit CRC form used in headers and listings.
+public enum CRCFormat {
+    /// `0x1A2B` → `"00001a2b"`.
+    public static func hex(_ crc: UInt32) -> String {
+        let s = String(crc, radix: 16)
+        return String(repeating: "0", count: 8 - s.count) + s
+    }
+
+    /// Parses 1 to 8 hex digits; nil for anything else.
+    public static func parse(_ text: String) -> UInt32? {
+        guard (1...8).contains(text.count) else { return nil }
+        return UInt32(text, radix: 16)
+    }
+}
