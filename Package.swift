@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // MARK: Shared core
@@ -46,6 +47,18 @@ let package = Package(
             path: "Sources/Servers/SpeedyCore",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ServerSupport",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Sources/Servers/ServerSupport",
+            swiftSettings: swiftSettings
+        ),
         // MARK: Storage engine
         .target(
             name: "ChunkStorage",
@@ -64,8 +77,10 @@ let package = Package(
             name: "ChunkServer",
             dependencies: [
                 "SpeedyCore",
+                "ServerSupport",
                 "ChunkStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Servers/ChunkServer",
@@ -75,6 +90,7 @@ let package = Package(
             name: "ChunkMaster",
             dependencies: [
                 "SpeedyCore",
+                "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

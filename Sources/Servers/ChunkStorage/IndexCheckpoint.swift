@@ -37,7 +37,7 @@ public struct IndexCheckpoint: Sendable, Equatable {
     /// Serializes the checkpoint.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(24 + volumeEnds.count * 12 + entries.count * Self.entrySize + 4)
+        out.reserveCapacity(20 + volumeEnds.count * 12 + entries.count * Self.entrySize + 4)
         out += Self.magic
         out.appendLE(Self.version)
         out.appendLE(UInt32(volumeEnds.count))
@@ -69,7 +69,7 @@ public struct IndexCheckpoint: Sendable, Equatable {
         guard reader.u32() == Self.version else { return nil }
         let volumeCount = Int(reader.u32())
         let entryCount = Int(reader.u64())
-        guard 24 + volumeCount * 12 + entryCount * Self.entrySize + 4 == bytes.count else { return nil }
+        guard 20 + volumeCount * 12 + entryCount * Self.entrySize + 4 == bytes.count else { return nil }
         var ends: [UInt32: UInt64] = [:]
         for _ in 0..<volumeCount {
             let id = reader.u32()

@@ -13,6 +13,12 @@ public struct MasterClient: Sendable {
         self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
     }
 
+    /// Whether the master answers its health check.
+    public func isHealthy() async -> Bool {
+        guard let reply = try? await service.send(.GET, "/v1/health") else { return false }
+        return reply.status == 200
+    }
+
     /// Sends one heartbeat.
     public func heartbeat(_ report: HeartbeatReport) async throws(ServiceError) -> HeartbeatReply {
         try await service.json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)

@@ -1,0 +1,154 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServerSupport
+import SpeedyCore
+import Synchronization
+
+/// Everything `speedy chunkmaster` needs to run.
+public struct ChunkMasterConfiguration: Sendable {
+    /// Where the HTTP API listens.
+    public var listen: HostPort
+    /// Directory for `master.sqlite`.
+    public var dataDirectory: String
+    /// A server silent this long is marked down.
+    public var downAfter: Duration
+    /// The heartbeat interval chunkservers are told to keep.
+    public var heartbeatInterval: Duration
+
+    /// Creates a configuration.
+    public init(listen: HostPort, dataDirectory: String, downAfter: Duration = .seconds(3), heartbeatInterval: Duration = .seconds(1)) {
+        self.listen = listen
+        self.dataDirectory = dataDirectory
+        self.downAfter = downAfter
+        self.heartbeatInterval = heartbeatInterval
+    }
+}
+
+/// The chunkmaster role: the cluster map from heartbeats, group health, file id leases and the
+/// event log, over HTTP (docs/api.md).
+public final class ChunkMaster: Sendable {
+    let configuration: ChunkMasterConfiguration
+    let database: MasterDatabase
+    let allocator: FileIdAllocator
+    let map: Mutex<ClusterMap>
+    let advertised: Mutex<HostPort>
+    let logger: Logger
+    let clock = ContinuousClock()
+    let epoch: ContinuousClock.Instant
+
+    /// Opens the database and restores the servers it remembers (as down until they report).
+    public init(configuration: ChunkMasterConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        database = try MasterDatabase(path: configuration.dataDirectory + "/master.sqlite")
+        allocator = try FileIdAllocator(database: database)
+        var map = ClusterMap()
+        for server in try database.servers() {
+            map.restore(id: server.id, group: server.group, addr: server.addr)
+        }
+        self.map = Mutex(map)
+        advertised = Mutex(configuration.listen)
+        epoch = clock.now
+    }
+
+    private var nowMs: Int64 {
+        let elapsed = clock.now - epoch
+        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Takes a heartbeat and records what it changed.
+    public func heartbeat(_ report: HeartbeatReport) async -> HeartbeatReply {
+        let now = nowMs
+        let (changes, state) = map.withLock { map in
+            let changes = map.apply(report, nowMs: now)
+            return (changes, map.state(of: report.group))
+        }
+        await record(changes)
+        let interval = configuration.heartbeatInterval.components
+        return HeartbeatReply(
+            groupState: state, intervalMs: UInt64(interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000))
+    }
+
+    /// Marks silent servers down; run periodically.
+    public func expireSilentServers() async {
+        let now = nowMs
+        let down = configuration.downAfter.components
+        let downMs = down.seconds * 1000 + down.attoseconds / 1_000_000_000_000_000
+        let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: downMs) }
+        await record(changes)
+    }
+
+    /// The cluster right now.
+    public func snapshot(historySeconds: Int = 0) -> ClusterSnapshot {
+        let now = nowMs
+        let master = advertised.withLock { $0.httpURL }
+        return map.withLock { $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds) }
+    }
+
+    private func record(_ changes: [ClusterMap.Change]) async {
+        for change in changes {
+            let event = change.event
+            logger.notice("\(event.message)")
+            do {
+                switch change {
+                case .serverJoined(let id, let group, let addr):
+                    try await database.saveServer(id: id, group: group, addr: addr)
+                case .addressChanged(let id, let group, _, let to):
+                    try await database.saveServer(id: id, group: group, addr: to)
+                default:
+                    break
+                }
+                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message)
+            } catch {
+                logger.error("cannot record '\(event.message)' in the database: \(error)")
+            }
+        }
+    }
+
+    /// The HTTP API.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("/v1/heartbeat") { request, _ in
+            let report = try await request.decodeJSON(HeartbeatReport.self)
+            guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
+                throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
+            }
+            return try JSONResponse.make(await self.heartbeat(report))
+        }
+        router.get("/v1/cluster") { request, _ in
+            let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
+            return try JSONResponse.make(self.snapshot(historySeconds: max(0, history)))
+        }
+        router.post("/v1/fileids") { request, _ in
+            let count = try request.queryInteger("count", as: UInt64.self) ?? 1000
+            guard (1...FileIdAllocator.maxLease).contains(count) else {
+                throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
+            }
+            do {
+                return try JSONResponse.make(try await self.allocator.lease(count: count))
+            } catch {
+                self.logger.error("file id lease failed: \(error)")
+                throw APIError(.serviceUnavailable, code: "LEASE_FAILED", "cannot persist the file id high-water mark: \(error)")
+            }
+        }
+        router.get("/v1/events") { request, _ in
+            let after = try request.queryInteger("after", as: Int64.self) ?? 0
+            let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 100, 1), 1000)
+            return try JSONResponse.make(EventPage(events: try self.database.events(after: after, limit: limit)))
+        }
+        router.get("/v1/health") { _, _ in "ok\n" }
+        return router
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    public func run() async throws {
+        let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
+        try await HTTPServer.run(
+            role: "chunkmaster", router: router(), listen: configuration.listen, services: [expiry], logger: logger
+        ) { bound in
+            self.advertised.withLock { $0 = bound }
+        }
+    }
+}

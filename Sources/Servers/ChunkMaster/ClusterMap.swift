@@ -1,0 +1,192 @@
+import SpeedyCore
+
+/// The master's live picture of the cluster, built from heartbeats: plain values and pure
+/// functions of time, so it is tested without a network or a clock.
+public struct ClusterMap: Sendable {
+    /// Samples of per-second throughput kept per server (5 minutes at one heartbeat a second).
+    public static let historyLength = 300
+
+    /// What the master knows of one chunkserver.
+    public struct Member: Sendable {
+        public var id: String
+        public var group: UInt32
+        public var addr: String
+        /// The last report, nil for a server known only from the database (master restarted).
+        public var report: HeartbeatReport?
+        /// Milliseconds (monotonic) when the last heartbeat arrived.
+        public var lastSeenMs: Int64?
+        /// Whether heartbeats are arriving.
+        public var isUp: Bool
+        public var readBytesPerSec: Double = 0
+        public var writeBytesPerSec: Double = 0
+        public var readOpsPerSec: Double = 0
+        public var writeOpsPerSec: Double = 0
+        /// Oldest first.
+        public var readHistory: [Double] = []
+        public var writeHistory: [Double] = []
+
+        /// Status as shown to operators: the reported one while up, `DOWN` otherwise.
+        public var status: ServerStatus { isUp ? (report?.status ?? .initializing) : .down }
+    }
+
+    /// Something that changed, for the event log.
+    public enum Change: Sendable, Equatable {
+        case serverJoined(id: String, group: UInt32, addr: String)
+        case serverUp(id: String, group: UInt32)
+        case serverDown(id: String, group: UInt32, silentMs: Int64)
+        case statusChanged(id: String, group: UInt32, from: ServerStatus, to: ServerStatus)
+        case addressChanged(id: String, group: UInt32, from: String, to: String)
+        case groupState(group: UInt32, from: GroupState?, to: GroupState)
+    }
+
+    /// Members by id.
+    public private(set) var members: [String: Member] = [:]
+    /// Last derived state per group.
+    public private(set) var groupStates: [UInt32: GroupState] = [:]
+
+    /// An empty map.
+    public init() {}
+
+    /// Adds servers remembered in the database; they count as down until they report.
+    public mutating func restore(id: String, group: UInt32, addr: String) {
+        members[id] = Member(id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false)
+        groupStates[group] = state(of: group)
+    }
+
+    /// Takes a heartbeat that arrived at `nowMs` (monotonic milliseconds).
+    public mutating func apply(_ report: HeartbeatReport, nowMs: Int64) -> [Change] {
+        var changes: [Change] = []
+        var member = members[report.serverId]
+            ?? Member(id: report.serverId, group: report.group, addr: report.addr, report: nil, lastSeenMs: nil, isUp: false)
+        if members[report.serverId] == nil {
+            changes.append(.serverJoined(id: report.serverId, group: report.group, addr: report.addr))
+        } else if !member.isUp {
+            changes.append(.serverUp(id: member.id, group: report.group))
+        } else if member.status != report.status {
+            changes.append(.statusChanged(id: member.id, group: report.group, from: member.status, to: report.status))
+        }
+        if member.addr != report.addr, members[report.serverId] != nil {
+            changes.append(.addressChanged(id: member.id, group: report.group, from: member.addr, to: report.addr))
+        }
+        let oldGroup = member.group
+        if let previous = member.report, report.uptimeMs > previous.uptimeMs {
+            let seconds = Double(report.uptimeMs - previous.uptimeMs) / 1000
+            func rate(_ new: UInt64, _ old: UInt64) -> Double { new >= old ? Double(new - old) / seconds : 0 }
+            member.readBytesPerSec = rate(report.readBytes, previous.readBytes)
+            member.writeBytesPerSec = rate(report.writeBytes, previous.writeBytes)
+            member.readOpsPerSec = rate(report.readOps, previous.readOps)
+            member.writeOpsPerSec = rate(report.writeOps, previous.writeOps)
+        } else {
+            // First report, or the server restarted and its counters began again.
+            (member.readBytesPerSec, member.writeBytesPerSec, member.readOpsPerSec, member.writeOpsPerSec) = (0, 0, 0, 0)
+        }
+        member.readHistory.append(member.readBytesPerSec)
+        member.writeHistory.append(member.writeBytesPerSec)
+        if member.readHistory.count > Self.historyLength {
+            member.readHistory.removeFirst(member.readHistory.count - Self.historyLength)
+            member.writeHistory.removeFirst(member.writeHistory.count - Self.historyLength)
+        }
+        member.group = report.group
+        member.addr = report.addr
+        member.report = report
+        member.lastSeenMs = nowMs
+        member.isUp = true
+        members[member.id] = member
+        changes += rederive(groups: Set([oldGroup, report.group]))
+        return changes
+    }
+
+    /// Marks servers silent for longer than `downAfterMs` as down.
+    public mutating func expire(nowMs: Int64, downAfterMs: Int64) -> [Change] {
+        var changes: [Change] = []
+        var groups: Set<UInt32> = []
+        for (id, member) in members where member.isUp {
+            let silent = nowMs - (member.lastSeenMs ?? nowMs)
+            if silent > downAfterMs {
+                members[id]!.isUp = false
+                members[id]!.readBytesPerSec = 0
+                members[id]!.writeBytesPerSec = 0
+                members[id]!.readOpsPerSec = 0
+                members[id]!.writeOpsPerSec = 0
+                changes.append(.serverDown(id: id, group: member.group, silentMs: silent))
+                groups.insert(member.group)
+            }
+        }
+        return changes + rederive(groups: groups)
+    }
+
+    /// The state of `group` from its members now.
+    public func state(of group: UInt32) -> GroupState {
+        GroupState.derive(from: members.values.filter { $0.group == group }.map(\.status))
+    }
+
+    private mutating func rederive(groups: Set<UInt32>) -> [Change] {
+        var changes: [Change] = []
+        for group in groups.sorted() {
+            let new = state(of: group)
+            let old = groupStates[group]
+            if old != new {
+                groupStates[group] = new
+                changes.append(.groupState(group: group, from: old, to: new))
+            }
+        }
+        return changes
+    }
+
+    /// The snapshot served to clients; `historySeconds` > 0 includes that much throughput history.
+    public func snapshot(master: String, nowMs: Int64, wallClockMs: Int64, historySeconds: Int = 0) -> ClusterSnapshot {
+        var byGroup: [UInt32: [MemberSnapshot]] = [:]
+        for group in groupStates.keys { byGroup[group] = [] }
+        for member in members.values {
+            let r = member.report
+            var snapshot = MemberSnapshot(
+                id: member.id, addr: member.addr, status: member.status,
+                diskTotalBytes: r?.diskTotalBytes ?? 0, diskUsedBytes: r?.diskUsedBytes ?? 0,
+                diskFreeBytes: r?.diskFreeBytes ?? 0, chunkCount: r?.chunkCount ?? 0,
+                readBytesPerSec: member.readBytesPerSec, writeBytesPerSec: member.writeBytesPerSec,
+                readOpsPerSec: member.readOpsPerSec, writeOpsPerSec: member.writeOpsPerSec,
+                lastHeartbeatAgeMs: member.lastSeenMs.map { nowMs - $0 } ?? -1,
+                crcErrors: r?.crcErrors ?? 0, ioErrors: r?.ioErrors ?? 0, pendingWrites: r?.pendingWrites ?? 0,
+                uptimeMs: r?.uptimeMs ?? 0)
+            if historySeconds > 0 {
+                snapshot.history = ThroughputHistory(
+                    readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),
+                    writeBytesPerSec: Array(member.writeHistory.suffix(historySeconds)))
+            }
+            byGroup[member.group, default: []].append(snapshot)
+        }
+        let groups = byGroup.keys.sorted().map { id -> GroupSnapshot in
+            let members = byGroup[id]!.sorted { $0.id < $1.id }
+            let reporting = members.filter { $0.diskTotalBytes > 0 }
+            let total = reporting.map(\.diskTotalBytes).min() ?? 0
+            let used = reporting.map(\.diskUsedBytes).max() ?? 0
+            let free = reporting.map(\.diskFreeBytes).min() ?? 0
+            return GroupSnapshot(
+                id: id, state: GroupState.derive(from: members.map(\.status)), members: members,
+                diskTotalBytes: total, diskUsedBytes: used, diskFreeBytes: free,
+                readBytesPerSec: members.reduce(0) { $0 + $1.readBytesPerSec },
+                writeBytesPerSec: members.reduce(0) { $0 + $1.writeBytesPerSec })
+        }
+        return ClusterSnapshot(master: master, generatedAtMs: wallClockMs, groups: groups, totals: ClusterTotals(groups: groups))
+    }
+}
+
+extension ClusterMap.Change {
+    /// The event-log form: kind, server, group and a sentence.
+    public var event: (kind: String, serverId: String?, group: UInt32?, message: String) {
+        switch self {
+        case .serverJoined(let id, let group, let addr):
+            ("server-joined", id, group, "server \(id) joined group \(group) at \(addr)")
+        case .serverUp(let id, let group):
+            ("server-up", id, group, "server \(id) in group \(group) is up")
+        case .serverDown(let id, let group, let silentMs):
+            ("server-down", id, group, "server \(id) in group \(group) is down: no heartbeat for \(silentMs) ms")
+        case .statusChanged(let id, let group, let from, let to):
+            ("status-change", id, group, "server \(id) in group \(group) went from \(from.rawValue) to \(to.rawValue)")
+        case .addressChanged(let id, let group, let from, let to):
+            ("address-change", id, group, "server \(id) in group \(group) moved from \(from) to \(to)")
+        case .groupState(let group, let from, let to):
+            ("group-state", nil, group, "group \(group) is \(to.rawValue)" + (from.map { " (was \($0.rawValue))" } ?? ""))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import GRDB
+import SpeedyCore
+
+/// The master's durable state in SQLite: groups, servers, the file id high-water mark and the
+/// event log. Everything live is cached in memory (``ClusterMap``); this is what survives a restart.
+public final class MasterDatabase: Sendable {
+    private let queue: DatabaseQueue
+
+    /// Opens or creates the database at `path` and brings its schema up to date.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        queue = try DatabaseQueue(path: path, configuration: config)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "groups") { t in
+                t.column("id", .integer).primaryKey()
+                t.column("created_ms", .integer).notNull()
+            }
+            try db.create(table: "servers") { t in
+                t.column("id", .text).primaryKey()
+                t.column("group_id", .integer).notNull().references("groups")
+                t.column("addr", .text).notNull()
+                t.column("first_seen_ms", .integer).notNull()
+            }
+            try db.create(table: "settings") { t in
+                t.column("key", .text).primaryKey()
+                t.column("value", .integer).notNull()
+            }
+            try db.create(table: "events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("time_ms", .integer).notNull()
+                t.column("kind", .text).notNull()
+                t.column("server_id", .text)
+                t.column("group_id", .integer)
+                t.column("message", .text).notNull()
+            }
+        }
+        try migrator.migrate(queue)
+    }
+
+    /// Every known server: (id, group, address).
+    public func servers() throws -> [(id: String, group: UInt32, addr: String)] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, group_id, addr FROM servers ORDER BY id").map {
+                (id: $0["id"], group: UInt32($0["group_id"] as Int64), addr: $0["addr"])
+            }
+        }
+    }
+
+    /// Records a server (and its group) or its new group and address.
+    public func saveServer(id: String, group: UInt32, addr: String) async throws {
+        let now = currentTimeMillis()
+        try await queue.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(group), now])
+            try db.execute(
+                sql: """
+                    INSERT INTO servers (id, group_id, addr, first_seen_ms) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET group_id = excluded.group_id, addr = excluded.addr
+                    """,
+                arguments: [id, Int64(group), addr, now])
+        }
+    }
+
+    /// Appends to the event log.
+    public func recordEvent(kind: String, serverId: String?, group: UInt32?, message: String) async throws {
+        let now = currentTimeMillis()
+        try await queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO events (time_ms, kind, server_id, group_id, message) VALUES (?, ?, ?, ?, ?)",
+                arguments: [now, kind, serverId, group.map { Int64($0) }, message])
+        }
+    }
+
+    /// Events with id greater than `after`, oldest first.
+    public func events(after: Int64, limit: Int) throws -> [ClusterEvent] {
+        try queue.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit]
+            ).map { row in
+                ClusterEvent(
+                    id: row["id"], timeMs: row["time_ms"], kind: row["kind"], serverId: row["server_id"],
+                    group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
+            }
+        }
+    }
+
+    /// The file id high-water mark: every id below it may have been handed out.
+    public func fileIdHighWater() throws -> UInt64 {
+        try queue.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'fileid_high_water'").map { UInt64($0) } ?? 1
+        }
+    }
+
+    /// Durably raises the high-water mark (never lowers it); returns only after the commit.
+    public func setFileIdHighWater(_ value: UInt64) async throws {
+        try await queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES ('fileid_high_water', ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+                arguments: [Int64(value)])
+        }
+    }
+}

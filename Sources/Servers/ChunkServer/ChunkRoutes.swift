@@ -1,0 +1,146 @@
+import ChunkStorage
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// The chunkserver's HTTP API (docs/api.md): put, get (with Range), head and delete of a chunk,
+/// a paged listing per group, and stats.
+struct ChunkRoutes: Sendable {
+    let store: any ChunkStore
+    let group: UInt32
+    let counters: TrafficCounters
+    let stats: @Sendable () -> HeartbeatReport
+    let maxChunkBytes: Int
+
+    static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.put("/v1/chunks/{group}/{fileId}") { request, context in try await put(request, context) }
+        router.get("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: false) }
+        router.head("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: true) }
+        router.delete("/v1/chunks/{group}/{fileId}") { request, context in try await delete(request, context) }
+        router.get("/v1/chunks/{group}") { request, context in try list(request, context) }
+        router.get("/v1/stats") { _, _ in try JSONResponse.make(stats()) }
+        router.get("/v1/health") { _, _ in "ok\n" }
+    }
+
+    private func key(_ context: BasicRequestContext) throws -> ChunkKey {
+        let groupText = context.parameters.get("group") ?? ""
+        guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
+        guard requested == group else {
+            throw APIError(.notFound, code: "GROUP_UNKNOWN", "this chunkserver serves group \(group), not group \(requested)")
+        }
+        let idText = context.parameters.get("fileId") ?? ""
+        guard let fileId = UInt64(idText) else { throw APIError.badRequest("file id must be a whole number, got '\(idText)'") }
+        return ChunkKey(group: group, fileId: fileId)
+    }
+
+    private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let key = try key(context)
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > maxChunkBytes {
+            throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk of \(declared) bytes is over the \(maxChunkBytes)-byte limit")
+        }
+        var expectedCRC: UInt32?
+        if let text = request.headers[Self.crcHeader] {
+            guard let crc = CRCFormat.parse(text) else {
+                throw APIError.badRequest("\(SpeedyHeader.crc32c) must be 1 to 8 hex digits, got '\(text)'")
+            }
+            expectedCRC = crc
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: maxChunkBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
+        } catch {
+            throw APIError.badRequest("request body ended early: \(error)")
+        }
+        if let declared, declared != body.readableBytes {
+            throw APIError.badRequest("body has \(body.readableBytes) bytes but Content-Length said \(declared)")
+        }
+        let info: ChunkInfo
+        do {
+            info = try await store.put(key, data: body, crc: expectedCRC)
+        } catch {
+            throw Self.apiError(error)
+        }
+        counters.recordWrite(bytes: body.readableBytes)
+        var response = try JSONResponse.make(info, status: .created)
+        response.headers[Self.crcHeader] = CRCFormat.hex(info.crc)
+        return response
+    }
+
+    private func get(_ request: Request, _ context: BasicRequestContext, head: Bool) async throws -> Response {
+        let key = try key(context)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.acceptRanges] = "bytes"
+        if head {
+            guard let info = store.info(key) else { throw Self.apiError(.notFound(key)) }
+            headers[.contentLength] = String(info.length)
+            headers[Self.crcHeader] = CRCFormat.hex(info.crc)
+            return Response(status: .ok, headers: headers, body: .init())
+        }
+        let data: ByteBuffer
+        do {
+            data = try await store.get(key)
+        } catch {
+            throw Self.apiError(error)
+        }
+        counters.recordRead(bytes: data.readableBytes)
+        // The CRC header always describes the whole chunk, so a client can check a full read.
+        headers[Self.crcHeader] = CRCFormat.hex(CRC32C.checksum(data))
+        switch ByteRange.resolve(request.headers[.range], length: data.readableBytes) {
+        case .whole:
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: data))
+        case .partial(let range):
+            headers[.contentRange] = "bytes \(range.start)-\(range.end)/\(data.readableBytes)"
+            let slice = data.getSlice(at: data.readerIndex + range.start, length: range.count)!
+            return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: slice))
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(data.readableBytes)"
+            return Response(status: .rangeNotSatisfiable, headers: headers, body: .init())
+        }
+    }
+
+    private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let key = try key(context)
+        do {
+            try await store.delete(key)
+        } catch {
+            throw Self.apiError(error)
+        }
+        return Response(status: .noContent)
+    }
+
+    private func list(_ request: Request, _ context: BasicRequestContext) throws -> Response {
+        let groupText = context.parameters.get("group") ?? ""
+        guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
+        guard requested == group else {
+            throw APIError(.notFound, code: "GROUP_UNKNOWN", "this chunkserver serves group \(group), not group \(requested)")
+        }
+        let after = try request.queryInteger("after", as: UInt64.self) ?? 0
+        let limit = min(try request.queryInteger("limit", as: Int.self) ?? 1000, 10_000)
+        guard limit > 0 else { throw APIError.badRequest("limit must be at least 1") }
+        let chunks = store.list(group: group, after: after, limit: limit)
+        let next = chunks.count == limit ? chunks.last?.fileId : nil
+        return try JSONResponse.make(ChunkListing(group: group, chunks: chunks, nextAfter: next))
+    }
+
+    /// Maps each store failure to its status and code.
+    static func apiError(_ error: ChunkStoreError) -> APIError {
+        switch error {
+        case .notFound: APIError(.notFound, code: "CHUNK_UNKNOWN", error.description)
+        case .alreadyExists: APIError(.conflict, code: "CHUNK_EXISTS", error.description)
+        case .tooLarge: APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", error.description)
+        case .checksumMismatch: APIError(.badRequest, code: "CHECKSUM_MISMATCH", error.description)
+        case .corrupt: APIError(.internalServerError, code: "CHUNK_CORRUPT", error.description)
+        case .readOnly: APIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), code: "READ_ONLY", error.description)
+        case .io: APIError(.internalServerError, code: "IO_ERROR", error.description)
+        case .closed: APIError(.serviceUnavailable, code: "SHUTTING_DOWN", error.description)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import ChunkStorage
+import Foundation
+import Hummingbird
+import Logging
+import ServerSupport
+import SpeedyCore
+import Synchronization
+
+/// The chunkserver role: serves one group's chunks from a ``ChunkStorage/VolumeChunkStore`` and
+/// heartbeats its state to the master.
+public enum ChunkServer {
+    /// Opens the store, serves until SIGINT/SIGTERM, then saves the checkpoint and exits.
+    public static func run(_ configuration: ChunkServerConfiguration) async throws {
+        let logger = makeLogger(label: "speedy.chunkserver")
+        try FileManager.default.createDirectory(atPath: configuration.store.directory, withIntermediateDirectories: true)
+        let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
+        let started = ContinuousClock.now
+        let store = try VolumeChunkStore(configuration: configuration.store, logger: logger)
+        let r = store.recovery
+        logger.notice(
+            "store open: \(r.chunks) chunks in \(r.volumes) volumes, \(r.recordsScanned) records scanned, checkpoint \(r.usedCheckpoint ? "used" : "absent"), \(r.tornTails) torn tails dropped, \(r.corruptRecords) corrupt"
+        )
+        let counters = TrafficCounters()
+        let advertised = Mutex(configuration.listen)
+        let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2))
+
+        @Sendable func report() -> HeartbeatReport {
+            let usage = store.usage()
+            let status: ServerStatus =
+                switch usage.health {
+                case .writable: .readWrite
+                case .full: .readOnly
+                case .failing: .error
+                }
+            return HeartbeatReport(
+                serverId: serverId, group: configuration.group, addr: advertised.withLock { $0.description }, status: status,
+                diskTotalBytes: usage.totalBytes, diskUsedBytes: usage.usedBytes, diskFreeBytes: usage.freeBytes,
+                chunkCount: usage.chunkCount, chunkBytes: usage.chunkBytes,
+                readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
+                readOps: counters.readOps.load(ordering: .relaxed), writeOps: counters.writeOps.load(ordering: .relaxed),
+                crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
+                uptimeMs: UInt64((ContinuousClock.now - started).components.seconds * 1000))
+        }
+
+        let router = Router()
+        ChunkRoutes(
+            store: store, group: configuration.group, counters: counters, stats: report,
+            maxChunkBytes: configuration.store.maxChunkBytes
+        ).register(on: router)
+
+        let listening = Mutex(false)
+        let heartbeat = PeriodicTask(name: "heartbeat", interval: configuration.heartbeatInterval) {
+            guard listening.withLock({ $0 }) else { return }
+            do {
+                _ = try await master.heartbeat(report())
+            } catch {
+                logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
+            }
+        }
+        let checkpointer = PeriodicTask(name: "checkpoint", interval: configuration.checkpointInterval) {
+            guard store.needsCheckpoint else { return }
+            do { try store.checkpoint() } catch { logger.error("index checkpoint failed: \(error)") }
+        }
+        do {
+            try await HTTPServer.run(
+                role: "chunkserver", router: router, listen: configuration.listen,
+                services: [heartbeat, checkpointer], logger: logger
+            ) { bound in
+                advertised.withLock { $0 = bound }
+                listening.withLock { $0 = true }
+            }
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+        logger.notice("chunkserver \(serverId) stopped; index checkpoint saved")
+    }
+}

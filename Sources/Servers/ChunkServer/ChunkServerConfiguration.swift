@@ -1,0 +1,35 @@
+import ChunkStorage
+import SpeedyCore
+
+/// Everything `speedy chunkserver` needs to run.
+public struct ChunkServerConfiguration: Sendable {
+    /// Where the HTTP API listens (port 0: any free port).
+    public var listen: HostPort
+    /// Base URL of the chunkmaster.
+    public var masterURL: String
+    /// The group this server is a member of.
+    public var group: UInt32
+    /// Stable id; nil means the one kept in the data directory (made on first start).
+    public var serverId: String?
+    /// How often to send a heartbeat.
+    public var heartbeatInterval: Duration
+    /// How often to save the index checkpoint when something changed.
+    public var checkpointInterval: Duration
+    /// The storage engine's settings (its directory is the data directory).
+    public var store: VolumeStoreConfiguration
+
+    /// Creates a configuration.
+    public init(
+        listen: HostPort, masterURL: String, group: UInt32, serverId: String? = nil,
+        heartbeatInterval: Duration = .seconds(1), checkpointInterval: Duration = .seconds(30),
+        store: VolumeStoreConfiguration
+    ) {
+        self.listen = listen
+        self.masterURL = masterURL
+        self.group = group
+        self.serverId = serverId
+        self.heartbeatInterval = heartbeatInterval
+        self.checkpointInterval = checkpointInterval
+        self.store = store
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import ChunkMaster
+import ChunkServer
+import ChunkStorage
+import ServerSupport
+import SpeedyCore
+
+/// `speedy`: every server role of the cluster, and `speedy up` for a whole local cluster.
+@main
+struct Speedy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speedy",
+        abstract: "Speedy, a distributed chunk store for container images.",
+        discussion: """
+            Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three
+            normally). For a whole cluster on this machine, `speedy up` starts them all.
+            """,
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self]
+    )
+}
+
+extension HostPort: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
+/// A byte size on the command line: `1G`, `512M`, `4096`.
+struct SizeArgument: ExpressibleByArgument, Sendable {
+    let bytes: UInt64
+    init?(argument: String) {
+        guard let bytes = ByteSize.parse(argument) else { return nil }
+        self.bytes = bytes
+    }
+    init(bytes: UInt64) { self.bytes = bytes }
+    var defaultValueDescription: String { ByteSize.format(bytes) }
+}
+
+struct ChunkMasterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chunkmaster",
+        abstract: "Run the chunkmaster: cluster map, heartbeats, file id leases, group health.",
+        discussion: "Its state lives in DIR/master.sqlite. Clients find it through --master or SPEEDY_MASTER."
+    )
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = HostPort(host: "127.0.0.1", port: 8099)
+
+    @Option(help: "Directory for the master's database.")
+    var data = "./speedy-data/master"
+
+    @Option(help: "Seconds without a heartbeat before a chunkserver counts as down.")
+    var downAfter: Double = 3
+
+    func validate() throws {
+        guard downAfter > 0 else { throw ValidationError("--down-after must be greater than 0") }
+    }
+
+    func run() async throws {
+        let master = try ChunkMaster(
+            configuration: .init(listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000))),
+            logger: makeLogger(label: "speedy.chunkmaster"))
+        try await master.run()
+    }
+}
+
+struct ChunkServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chunkserver",
+        abstract: "Run a chunkserver: store one group's chunks in preallocated volume files.",
+        discussion: """
+            Chunks are appended to volume files of --volume-size under --data, each with a CRC-32C;
+            a write is acknowledged only once fsynced. Below --reserve free bytes the server turns
+            read-only. Its id is kept in DATA/server-id.
+            """
+    )
+
+    @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
+    var master: String?
+
+    @Option(help: "The group this chunkserver belongs to.")
+    var group: UInt32
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = HostPort(host: "127.0.0.1", port: 7657)
+
+    @Option(help: "Data directory (volume files, index checkpoint, server id).")
+    var data: String
+
+    @Option(help: "Server id to use (default: the one in DATA/server-id, made on first start).")
+    var id: String?
+
+    @Option(help: "Size of each preallocated volume file.")
+    var volumeSize = SizeArgument(bytes: 1 << 30)
+
+    @Option(help: "Largest chunk accepted.")
+    var maxChunk = SizeArgument(bytes: 16 << 20)
+
+    @Option(help: "Free space kept in reserve; below it the server is read-only.")
+    var reserve = SizeArgument(bytes: 256 << 20)
+
+    @Option(help: "Cap on usable space (default: the filesystem's size).")
+    var capacity: SizeArgument?
+
+    @Option(help: "Seconds between heartbeats.")
+    var heartbeatInterval: Double = 1
+
+    func validate() throws {
+        guard maxChunk.bytes > 0, maxChunk.bytes <= UInt64(UInt32.max) else { throw ValidationError("--max-chunk must be between 1 byte and 4 GiB") }
+        guard volumeSize.bytes >= UInt64(RecordFormatLimits.minimumVolume(maxChunk: Int(maxChunk.bytes))) else {
+            throw ValidationError("--volume-size must hold at least one chunk of --max-chunk (\(ByteSize.format(maxChunk.bytes)))")
+        }
+        guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be greater than 0") }
+    }
+
+    func run() async throws {
+        let store = VolumeStoreConfiguration(
+            directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
+            reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)
+        try await ChunkServer.run(
+            .init(
+                listen: listen, masterURL: MasterLocation.resolve(flag: master), group: group, serverId: id,
+                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store))
+    }
+}
+
+/// Size rules that follow from the record format.
+enum RecordFormatLimits {
+    /// A volume must hold at least one record of the largest chunk.
+    static func minimumVolume(maxChunk: Int) -> Int { RecordHeader.recordSize(payloadLength: maxChunk) }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SpeedyCore
+
+/// `speedy up`: a whole cluster on this machine, as child processes on loopback.
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start a local cluster: a chunkmaster and GROUPS groups of REPLICAS chunkservers.",
+        discussion: """
+            Every role runs as a child process on 127.0.0.1: the master on --master-port (8099),
+            chunkservers from --chunkserver-port (7657) upward. Data lives under --data, one
+            directory per role, so starting again on the same directory keeps everything.
+            Ctrl-C or SIGTERM stops every child cleanly.
+            """
+    )
+
+    @Option(help: "Directory for all the cluster's data.")
+    var data = "./speedy-data"
+
+    @Option(help: "Number of chunkserver groups.")
+    var groups = 1
+
+    @Option(help: "Chunkservers per group (every chunk is written to each).")
+    var replicas = 3
+
+    @Option(help: "Port of the chunkmaster.")
+    var masterPort = 8099
+
+    @Option(help: "Port of the first chunkserver; the others follow.")
+    var chunkserverPort = 7657
+
+    @Option(help: "Size of each chunkserver's volume files.")
+    var volumeSize = SizeArgument(bytes: 256 << 20)
+
+    @Option(help: "Free space each chunkserver keeps in reserve.")
+    var reserve = SizeArgument(bytes: 256 << 20)
+
+    func validate() throws {
+        guard (1...64).contains(groups) else { throw ValidationError("--groups must be between 1 and 64") }
+        guard (1...9).contains(replicas) else { throw ValidationError("--replicas must be between 1 and 9") }
+        guard (1...65535).contains(masterPort), (1...(65535 - groups * replicas)).contains(chunkserverPort) else {
+            throw ValidationError("ports must be between 1 and 65535")
+        }
+    }
+
+    func run() async throws {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: data).standardizedFileURL.path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let supervisor = Supervisor(executable: executable)
+        let masterURL = "http://127.0.0.1:\(masterPort)"
+
+        try supervisor.start(
+            name: "chunkmaster",
+            arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master"])
+        guard await waitForHealth(url: masterURL) else {
+            supervisor.stopAll()
+            throw CleanExit.message("error: the chunkmaster did not come up on port \(masterPort); is the port taken?")
+        }
+        var servers: [(String, String)] = []
+        for group in 1...groups {
+            for replica in 1...replicas {
+                let port = chunkserverPort + (group - 1) * replicas + (replica - 1)
+                let id = "g\(group)-cs\(replica)"
+                try supervisor.start(
+                    name: id,
+                    arguments: [
+                        "chunkserver", "--master", masterURL, "--group", String(group), "--listen", "127.0.0.1:\(port)",
+                        "--data", root + "/group-\(group)/\(id)", "--id", id, "--volume-size", String(volumeSize.bytes),
+                        "--reserve", String(reserve.bytes),
+                    ])
+                servers.append((id, "127.0.0.1:\(port)"))
+            }
+        }
+        say("Speedy is up (data in \(root))")
+        say("  chunkmaster   \(masterURL)")
+        for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
+        say("Try: SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
+        await supervisor.waitForStopSignal()
+        say("stopping…")
+        supervisor.stopAll()
+    }
+
+    private func waitForHealth(url: String) async -> Bool {
+        let client = MasterClient(baseURL: url)
+        for _ in 0..<100 {
+            if await client.isHealthy() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+}
+
+/// Starts and stops the child processes of `speedy up`.
+final class Supervisor: @unchecked Sendable {
+    private let executable: String
+    private let lock = NSLock()
+    private var children: [(name: String, process: Process)] = []
+    private var stopping = false
+    private var signalSources: [any DispatchSourceSignal] = []
+
+    init(executable: String) { self.executable = executable }
+
+    func start(name: String, arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.terminationHandler = { [weak self] process in
+            guard let self else { return }
+            let stopping = self.lock.withLock { self.stopping }
+            if !stopping {
+                say("speedy up: \(name) exited (status \(process.terminationStatus)); the rest keep running")
+            }
+        }
+        try process.run()
+        lock.withLock { children.append((name, process)) }
+    }
+
+    /// Returns on SIGINT or SIGTERM.
+    func waitForStopSignal() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = NSLock()
+            var resumed = false
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    once.withLock {
+                        if !resumed {
+                            resumed = true
+                            continuation.resume()
+                        }
+                    }
+                }
+                source.resume()
+                lock.withLock { signalSources.append(source) }
+            }
+        }
+    }
+
+    /// SIGTERM to every child, then SIGKILL to any still running after 10 s.
+    func stopAll() {
+        let list = lock.withLock {
+            stopping = true
+            return children
+        }
+        for child in list.reversed() where child.process.isRunning { kill(child.process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(10)
+        for child in list {
+            while child.process.isRunning && Date() < deadline { usleep(20_000) }
+            if child.process.isRunning {
+                say("speedy up: \(child.name) did not stop in time; killing it")
+                kill(child.process.processIdentifier, SIGKILL)
+            }
+        }
+    }
+}
+
+/// Prints a line at once (stdout to a pipe is block-buffered, and these lines are the interface).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
