@@ -384,8 +384,9 @@ public final class VolumeChunkStore: ChunkStore {
                 continue
             }
             let size = RecordHeader.recordSize(payloadLength: payload.readableBytes)
-            if !tombstone && free < configuration.reserveBytes + UInt64(size) {
-                results.append(.failure(.readOnly(reason: "free space is under the \(configuration.reserveBytes)-byte reserve")))
+            // The reserve is headroom: a write may dip into it, after which the store is read-only.
+            if !tombstone && (free < configuration.reserveBytes || free < UInt64(size)) {
+                results.append(.failure(.readOnly(reason: "free space \(free) bytes is under the \(configuration.reserveBytes)-byte reserve")))
                 continue
             }
             do throws(ChunkStoreError) {

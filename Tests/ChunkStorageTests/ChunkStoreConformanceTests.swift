@@ -1,0 +1,139 @@
+import ChunkStorage
+import NIOCore
+import SpeedyCore
+import Testing
+
+/// The contract of ``ChunkStore``, checked against every implementation (as distribution's
+/// storage driver suite runs against every driver).
+@Suite("ChunkStore conformance")
+struct ChunkStoreConformanceTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case volume, memory
+        var testDescription: String { rawValue }
+    }
+
+    /// Runs `body` against a new store of `kind`, then closes and cleans up.
+    func withStore(_ kind: Kind, _ body: (any ChunkStore) async throws -> Void) async throws {
+        switch kind {
+        case .memory:
+            let store = MemoryChunkStore(maxChunkBytes: 1 << 20)
+            try await body(store)
+            await store.close()
+        case .volume:
+            let dir = TempDirectory()
+            defer { dir.remove() }
+            let store = try VolumeChunkStore(
+                configuration: .init(directory: dir.path, volumeSize: 8 << 20, maxChunkBytes: 1 << 20, reserveBytes: 0))
+            try await body(store)
+            await store.close()
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func putThenGetReturnsTheSameBytes(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 7)
+            let data = payload(100_000, seed: 1)
+            let info = try await store.put(key, data: data, crc: CRC32C.checksum(data))
+            #expect(info == ChunkInfo(fileId: 7, length: 100_000, crc: CRC32C.checksum(data)))
+            #expect(try await store.get(key) == data)
+            #expect(store.info(key) == info)
+            #expect(store.usage().chunkCount == 1)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func emptyChunkIsStored(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 1)
+            _ = try await store.put(key, data: ByteBuffer(), crc: nil)
+            #expect(try await store.get(key).readableBytes == 0)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func missingChunkIsNotFound(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 99)
+            await #expect(throws: ChunkStoreError.notFound(key)) { try await store.get(key) }
+            await #expect(throws: ChunkStoreError.notFound(key)) { try await store.delete(key) }
+            #expect(store.info(key) == nil)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func identicalPutIsIdempotentAndDifferentPutConflicts(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 2, fileId: 5)
+            let data = payload(4096, seed: 2)
+            let first = try await store.put(key, data: data, crc: nil)
+            #expect(try await store.put(key, data: data, crc: nil) == first)
+            await #expect(throws: ChunkStoreError.alreadyExists(key, stored: first)) {
+                try await store.put(key, data: payload(4096, seed: 3), crc: nil)
+            }
+            #expect(try await store.get(key) == data)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func badInputStoresNothing(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 3)
+            let data = payload(1000, seed: 4)
+            let crc = CRC32C.checksum(data)
+            await #expect(throws: ChunkStoreError.checksumMismatch(expected: crc ^ 1, actual: crc)) {
+                try await store.put(key, data: data, crc: crc ^ 1)
+            }
+            await #expect(throws: ChunkStoreError.tooLarge(length: (1 << 20) + 1, limit: 1 << 20)) {
+                try await store.put(key, data: payload((1 << 20) + 1, seed: 5), crc: nil)
+            }
+            #expect(store.info(key) == nil)
+            #expect(store.usage().chunkCount == 0)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func deleteRemovesAndAllowsReuse(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 11)
+            _ = try await store.put(key, data: payload(500, seed: 6), crc: nil)
+            try await store.delete(key)
+            await #expect(throws: ChunkStoreError.notFound(key)) { try await store.get(key) }
+            let again = payload(700, seed: 7)
+            _ = try await store.put(key, data: again, crc: nil)
+            #expect(try await store.get(key) == again)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func listPagesInFileIdOrderPerGroup(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            for id in [9, 3, 7, 1, 5] as [UInt64] {
+                _ = try await store.put(ChunkKey(group: 4, fileId: id), data: payload(10, seed: id), crc: nil)
+            }
+            _ = try await store.put(ChunkKey(group: 5, fileId: 2), data: payload(10, seed: 99), crc: nil)
+            let first = store.list(group: 4, after: 0, limit: 2)
+            #expect(first.map(\.fileId) == [1, 3])
+            let rest = store.list(group: 4, after: 3, limit: 10)
+            #expect(rest.map(\.fileId) == [5, 7, 9])
+            #expect(rest.first?.crc == CRC32C.checksum(payload(10, seed: 5)))
+            #expect(store.list(group: 5, after: 0, limit: 10).map(\.fileId) == [2])
+            #expect(store.list(group: 6, after: 0, limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func concurrentWritesAllLand(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in 1...40 as ClosedRange<UInt64> {
+                    group.addTask { _ = try await store.put(ChunkKey(group: 1, fileId: id), data: payload(20_000, seed: id), crc: nil) }
+                }
+                try await group.waitForAll()
+            }
+            for id in 1...40 as ClosedRange<UInt64> {
+                #expect(try await store.get(ChunkKey(group: 1, fileId: id)) == payload(20_000, seed: id))
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ChunkStorage
+import Foundation
+import NIOCore
+import SpeedyCore
+
+/// A fresh directory under the system temp dir, removed by `remove()`.
+struct TempDirectory {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "speedy-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// `count` bytes of a repeatable pattern that differs per `seed`.
+func payload(_ count: Int, seed: UInt64) -> ByteBuffer {
+    var generator = SplitMix(state: seed)
+    var bytes = [UInt8](repeating: 0, count: count)
+    var i = 0
+    while i < count {
+        let word = generator.next()
+        for shift in stride(from: 0, to: 64, by: 8) where i < count {
+            bytes[i] = UInt8(truncatingIfNeeded: word >> UInt64(shift))
+            i += 1
+        }
+    }
+    return ByteBuffer(bytes: bytes)
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Overwrites bytes of a file at an offset (to damage a volume on purpose).
+func overwrite(path: String, at offset: Int, with bytes: [UInt8]) throws {
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    try handle.seek(toOffset: UInt64(offset))
+    try handle.write(contentsOf: Data(bytes))
+    try handle.synchronize()
+    try handle.close()
+}
+
+func readBytes(path: String, at offset: Int, count: Int) throws -> [UInt8] {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+    try handle.seek(toOffset: UInt64(offset))
+    let data = try handle.read(upToCount: count) ?? Data()
+    try handle.close()
+    return [UInt8](data)
+}
