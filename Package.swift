@@ -132,7 +132,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "ChunkStorageTests",
-            dependencies: ["ChunkStorage", "SpeedyCore"],
+            dependencies: ["ChunkStorage", "SpeedyCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -144,8 +144,8 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "SpeedyCore",
-                "SpeedyCommand",
-                "ChunkTool",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
