@@ -82,6 +82,16 @@ struct ClusterMapTests {
         #expect(history?.readBytesPerSec.count == ClusterMap.historyLength)
     }
 
+    @Test func risingErrorCountersAreEvents() {
+        var map = ClusterMap()
+        _ = map.apply(report("a"), nowMs: 0)
+        var damaged = report("a", uptimeMs: 2000)
+        damaged.crcErrors = 2
+        #expect(map.apply(damaged, nowMs: 1000) == [.errorsRose(id: "a", group: 1, crcErrors: 2, ioErrors: 0)])
+        damaged.uptimeMs = 3000
+        #expect(map.apply(damaged, nowMs: 2000).isEmpty)
+    }
+
     @Test func restoredServersAreDownUntilTheyReport() {
         var map = ClusterMap()
         map.restore(id: "a", group: 2, addr: "10.0.0.1:7657")

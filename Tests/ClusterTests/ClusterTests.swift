@@ -59,7 +59,21 @@ struct ClusterTests {
         let range = try await raw.send(.GET, "/v1/chunks/1/\(key.fileId)", headers: [("Range", "bytes=100-199")])
         #expect(range.status == 206)
         #expect(Array(range.body.readableBytesView) == Array(bytes[100...199]))
+        // A body shorter than its Content-Length (the client gives up half-way) stores nothing.
+        let port0 = Int(servers[0].addr.split(separator: ":").last!)!
+        _ = ClusterHarness.sendRaw(
+            port: port0,
+            "PUT /v1/chunks/1/\(lease.start + 3) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + String(repeating: "a", count: 50))
+        let head = try await raw.send(.HEAD, "/v1/chunks/1/\(lease.start + 3)")
+        #expect(head.status == 404)
         #expect(try await ChunkServerClient(baseURL: servers[0].addr).list(group: 1).chunks.count == 1)
+
+        // The writes show up in the master's per-second throughput history of every member.
+        let sawWrites = await cluster.eventually(within: 5) {
+            guard let snapshot = try? await master.snapshot(historySeconds: 60) else { return false }
+            return snapshot.groups[0].members.allSatisfy { ($0.history?.writeBytesPerSec.max() ?? 0) > 0 }
+        }
+        #expect(sawWrites)
 
         // chunktool status --json carries the documented fields.
         let status = try cluster.chunktool(["status", "--json", "--master", masterURL])

@@ -54,8 +54,7 @@ public final class ChunkMaster: Sendable {
     }
 
     private var nowMs: Int64 {
-        let elapsed = clock.now - epoch
-        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        (clock.now - epoch).milliseconds
     }
 
     /// Takes a heartbeat and records what it changed.
@@ -66,17 +65,13 @@ public final class ChunkMaster: Sendable {
             return (changes, map.state(of: report.group))
         }
         await record(changes)
-        let interval = configuration.heartbeatInterval.components
-        return HeartbeatReply(
-            groupState: state, intervalMs: UInt64(interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000))
+        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
     }
 
     /// Marks silent servers down; run periodically.
     public func expireSilentServers() async {
         let now = nowMs
-        let down = configuration.downAfter.components
-        let downMs = down.seconds * 1000 + down.attoseconds / 1_000_000_000_000_000
-        let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: downMs) }
+        let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
         await record(changes)
     }
 

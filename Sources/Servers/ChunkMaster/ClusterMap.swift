@@ -37,6 +37,7 @@ public struct ClusterMap: Sendable {
         case statusChanged(id: String, group: UInt32, from: ServerStatus, to: ServerStatus)
         case addressChanged(id: String, group: UInt32, from: String, to: String)
         case groupState(group: UInt32, from: GroupState?, to: GroupState)
+        case errorsRose(id: String, group: UInt32, crcErrors: UInt64, ioErrors: UInt64)
     }
 
     /// Members by id.
@@ -69,6 +70,11 @@ public struct ClusterMap: Sendable {
             changes.append(.addressChanged(id: member.id, group: report.group, from: member.addr, to: report.addr))
         }
         let oldGroup = member.group
+        if let previous = member.report, report.uptimeMs > previous.uptimeMs,
+            report.crcErrors > previous.crcErrors || report.ioErrors > previous.ioErrors
+        {
+            changes.append(.errorsRose(id: member.id, group: report.group, crcErrors: report.crcErrors, ioErrors: report.ioErrors))
+        }
         if let previous = member.report, report.uptimeMs > previous.uptimeMs {
             let seconds = Double(report.uptimeMs - previous.uptimeMs) / 1000
             func rate(_ new: UInt64, _ old: UInt64) -> Double { new >= old ? Double(new - old) / seconds : 0 }
@@ -187,6 +193,8 @@ extension ClusterMap.Change {
             ("address-change", id, group, "server \(id) in group \(group) moved from \(from) to \(to)")
         case .groupState(let group, let from, let to):
             ("group-state", nil, group, "group \(group) is \(to.rawValue)" + (from.map { " (was \($0.rawValue))" } ?? ""))
+        case .errorsRose(let id, let group, let crc, let io):
+            ("disk-errors", id, group, "server \(id) in group \(group) reports errors: \(crc) CRC mismatches, \(io) disk errors since it started")
         }
     }
 }

@@ -15,14 +15,31 @@ public enum ChunkServer {
         try FileManager.default.createDirectory(atPath: configuration.store.directory, withIntermediateDirectories: true)
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now
-        let store = try VolumeChunkStore(configuration: configuration.store, logger: logger)
+        let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2))
+        // Opening the store may scan volumes for a while: say INIT meanwhile, so the master sees a
+        // server recovering rather than a silent one.
+        let initializing = Task {
+            let hello = HeartbeatReport.initializing(
+                serverId: serverId, group: configuration.group, addr: configuration.listen.description)
+            while !Task.isCancelled {
+                _ = try? await master.heartbeat(hello)
+                try? await Task.sleep(for: configuration.heartbeatInterval)
+            }
+        }
+        let store: VolumeChunkStore
+        do {
+            store = try VolumeChunkStore(configuration: configuration.store, logger: logger)
+            initializing.cancel()
+        } catch {
+            initializing.cancel()
+            throw error
+        }
         let r = store.recovery
         logger.notice(
             "store open: \(r.chunks) chunks in \(r.volumes) volumes, \(r.recordsScanned) records scanned, checkpoint \(r.usedCheckpoint ? "used" : "absent"), \(r.tornTails) torn tails dropped, \(r.corruptRecords) corrupt"
         )
         let counters = TrafficCounters()
         let advertised = Mutex(configuration.listen)
-        let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2))
 
         @Sendable func report() -> HeartbeatReport {
             let usage = store.usage()
@@ -39,7 +56,7 @@ public enum ChunkServer {
                 readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
                 readOps: counters.readOps.load(ordering: .relaxed), writeOps: counters.writeOps.load(ordering: .relaxed),
                 crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
-                uptimeMs: UInt64((ContinuousClock.now - started).components.seconds * 1000))
+                uptimeMs: UInt64((ContinuousClock.now - started).milliseconds))
         }
 
         let router = Router()

@@ -12,7 +12,7 @@ struct Speedy: AsyncParsableCommand {
         commandName: "speedy",
         abstract: "Speedy, a distributed chunk store for container images.",
         discussion: """
-            Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three
+            Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three \
             normally). For a whole cluster on this machine, `speedy up` starts them all.
             """,
         subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self]
@@ -67,8 +67,8 @@ struct ChunkServerCommand: AsyncParsableCommand {
         commandName: "chunkserver",
         abstract: "Run a chunkserver: store one group's chunks in preallocated volume files.",
         discussion: """
-            Chunks are appended to volume files of --volume-size under --data, each with a CRC-32C;
-            a write is acknowledged only once fsynced. Below --reserve free bytes the server turns
+            Chunks are appended to volume files of --volume-size under --data, each with a CRC-32C; \
+            a write is acknowledged only once fsynced. Below --reserve free bytes the server turns \
             read-only. Its id is kept in DATA/server-id.
             """
     )

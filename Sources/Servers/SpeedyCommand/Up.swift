@@ -9,9 +9,9 @@ struct Up: AsyncParsableCommand {
         commandName: "up",
         abstract: "Start a local cluster: a chunkmaster and GROUPS groups of REPLICAS chunkservers.",
         discussion: """
-            Every role runs as a child process on 127.0.0.1: the master on --master-port (8099),
-            chunkservers from --chunkserver-port (7657) upward. Data lives under --data, one
-            directory per role, so starting again on the same directory keeps everything.
+            Every role runs as a child process on 127.0.0.1: the master on --master-port (8099), \
+            chunkservers from --chunkserver-port (7657) upward. Data lives under --data, one \
+            directory per role, so starting again on the same directory keeps everything. \
             Ctrl-C or SIGTERM stops every child cleanly.
             """
     )

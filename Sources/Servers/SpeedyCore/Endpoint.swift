@@ -74,3 +74,10 @@ public enum WireJSON {
 public func currentTimeMillis() -> Int64 {
     Int64((Date().timeIntervalSince1970 * 1000).rounded())
 }
+
+extension Duration {
+    /// Whole milliseconds, for wire fields and timeouts.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -11,7 +11,7 @@ struct ChunkTool: AsyncParsableCommand {
         commandName: "chunktool",
         abstract: "Inspect and administer a Speedy cluster.",
         discussion: """
-            The master is --master URL, else $SPEEDY_MASTER, else http://127.0.0.1:8099.
+            The master is --master URL, else $SPEEDY_MASTER, else http://127.0.0.1:8099. \
             Exit status: 0 all fine, 1 problems found, 2 could not run.
             """,
         subcommands: [Status.self]

@@ -6,8 +6,8 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show every group, its state and its members' disks and traffic.",
         discussion: """
-            Exit status 0 when every group is healthy, 1 when any is degraded, read-only or down,
-            2 when the master cannot be asked. With --json, prints the master's cluster snapshot
+            Exit status 0 when every group is healthy, 1 when any is degraded, read-only or down, \
+            2 when the master cannot be asked. With --json, prints the master's cluster snapshot \
             (fields in docs/api.md).
             """
     )

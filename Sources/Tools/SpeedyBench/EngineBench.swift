@@ -11,10 +11,10 @@ struct EngineBench: AsyncParsableCommand {
         commandName: "engine",
         abstract: "Chunk writes (durable) and reads per second through the storage engine, next to dd.",
         discussion: """
-            Writes COUNT chunks of CHUNK bytes with CONCURRENCY writers through a VolumeChunkStore in
-            DIR (each acknowledged only after fsync), reads them all back with CRC checks, then runs
-            dd on the same directory: `dd bs=CHUNK oflag=dsync` (every write synced, the limit for
-            one writer) and `dd bs=CHUNK conv=fdatasync` (one sync at the end, the streaming limit).
+            Writes COUNT chunks of CHUNK bytes with CONCURRENCY writers through a VolumeChunkStore in \
+            DIR (each acknowledged only after fsync), reads them all back with CRC checks, then runs \
+            dd on the same directory: `dd bs=CHUNK oflag=dsync` (every write synced, the limit for \
+            one writer) and `dd bs=CHUNK conv=fdatasync` (one sync at the end, the streaming limit). \
             Reads come from the page cache unless --drop-caches is given and allowed.
             """
     )

@@ -66,6 +66,16 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
     }
 }
 
+extension HeartbeatReport {
+    /// The report of a server still opening its store: status `INIT`, no figures yet.
+    public static func initializing(serverId: String, group: UInt32, addr: String) -> HeartbeatReport {
+        HeartbeatReport(
+            serverId: serverId, group: group, addr: addr, status: .initializing, diskTotalBytes: 0, diskUsedBytes: 0,
+            diskFreeBytes: 0, chunkCount: 0, chunkBytes: 0, readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0,
+            crcErrors: 0, ioErrors: 0, pendingWrites: 0, uptimeMs: 0)
+    }
+}
+
 /// The master's answer to a heartbeat.
 public struct HeartbeatReply: Sendable, Codable, Equatable {
     /// The group state the master derived after this report.

@@ -1,0 +1,113 @@
+function __speedy_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __speedy_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __speedy_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __speedy_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __speedy_parse_tokens -S
+    set -l unparsed_tokens (__speedy_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'speedy'
+        __speedy_parse_subcommand 0 'h/help'
+        switch $unparsed_tokens[1]
+        case 'up'
+            __speedy_parse_subcommand 0 'data=' 'groups=' 'replicas=' 'master-port=' 'chunkserver-port=' 'volume-size=' 'reserve=' 'h/help'
+        case 'chunkmaster'
+            __speedy_parse_subcommand 0 'listen=' 'data=' 'down-after=' 'h/help'
+        case 'chunkserver'
+            __speedy_parse_subcommand 0 'master=' 'group=' 'listen=' 'data=' 'id=' 'volume-size=' 'max-chunk=' 'reserve=' 'capacity=' 'heartbeat-interval=' 'h/help'
+        case 'help'
+            __speedy_parse_subcommand -r 1 
+        end
+    end
+end
+
+function __speedy_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __speedy_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __speedy_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __speedy_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__speedy_tokens -p)
+    if test -z "$(__speedy_tokens -t)"
+        set -l index (count (__speedy_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'speedy' -f
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_positional "speedy" -eq 1' -fa 'up' -d 'Start a local cluster: a chunkmaster and GROUPS groups of REPLICAS chunkservers.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_positional "speedy" -eq 1' -fa 'chunkmaster' -d 'Run the chunkmaster: cluster map, heartbeats, file id leases, group health.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_positional "speedy" -eq 1' -fa 'chunkserver' -d 'Run a chunkserver: store one group\'s chunks in preallocated volume files.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_positional "speedy" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" data' -l 'data' -d 'Directory for all the cluster\'s data.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" groups' -l 'groups' -d 'Number of chunkserver groups.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" replicas' -l 'replicas' -d 'Chunkservers per group (every chunk is written to each).' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" master-port' -l 'master-port' -d 'Port of the chunkmaster.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" chunkserver-port' -l 'chunkserver-port' -d 'Port of the first chunkserver; the others follow.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" volume-size' -l 'volume-size' -d 'Size of each chunkserver\'s volume files.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" reserve' -l 'reserve' -d 'Free space each chunkserver keeps in reserve.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy up" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkmaster" listen' -l 'listen' -d 'Address to listen on, HOST:PORT.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkmaster" data' -l 'data' -d 'Directory for the master\'s database.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkmaster" down-after' -l 'down-after' -d 'Seconds without a heartbeat before a chunkserver counts as down.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkmaster" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" group' -l 'group' -d 'The group this chunkserver belongs to.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" listen' -l 'listen' -d 'Address to listen on, HOST:PORT.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" data' -l 'data' -d 'Data directory (volume files, index checkpoint, server id).' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" id' -l 'id' -d 'Server id to use (default: the one in DATA/server-id, made on first start).' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" volume-size' -l 'volume-size' -d 'Size of each preallocated volume file.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" max-chunk' -l 'max-chunk' -d 'Largest chunk accepted.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" reserve' -l 'reserve' -d 'Free space kept in reserve; below it the server is read-only.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" capacity' -l 'capacity' -d 'Cap on usable space (default: the filesystem\'s size).' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" heartbeat-interval' -l 'heartbeat-interval' -d 'Seconds between heartbeats.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy chunkserver" h help' -s 'h' -l 'help' -d 'Show help information.'
