@@ -64,7 +64,7 @@ final class ClusterHarness: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
         process.arguments = arguments
         let logPath = root + "/\(name).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -138,7 +138,7 @@ final class ClusterHarness: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let bytes = Array(request.utf8)
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        shutdown(fd, Int32(SHUT_WR))
+        Glibc.shutdown(fd, Int32(SHUT_WR))
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
