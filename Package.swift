@@ -32,7 +32,8 @@ let package = Package(
         .target(
             name: "CSpeedy",
             path: "Sources/Servers/CSpeedy",
-            cSettings: [.unsafeFlags(["-O2"])]
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("crypto")]
         ),
         .target(
             name: "SpeedyCore",
@@ -98,12 +99,38 @@ let package = Package(
             path: "Sources/Servers/ChunkMaster",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MetaServer",
+            dependencies: [
+                "SpeedyCore",
+                "ServerSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Sources/Servers/MetaServer",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ImageServer",
+            dependencies: [
+                "SpeedyCore",
+                "ServerSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Sources/Servers/ImageServer",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "SpeedyCommand",
             dependencies: [
                 "SpeedyCore",
                 "ChunkServer",
                 "ChunkMaster",
+                "MetaServer",
+                "ImageServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Servers/SpeedyCommand",

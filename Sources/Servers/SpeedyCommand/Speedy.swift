@@ -13,9 +13,10 @@ struct Speedy: AsyncParsableCommand {
         abstract: "Speedy, a distributed chunk store for container images.",
         discussion: """
             Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three \
-            normally). For a whole cluster on this machine, `speedy up` starts them all.
+            normally), metaserver, imageservers. For a whole cluster on this machine, `speedy up` \
+            starts them all.
             """,
-        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self]
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self]
     )
 }
 

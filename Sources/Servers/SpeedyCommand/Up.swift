@@ -7,10 +7,11 @@ import SpeedyCore
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Start a local cluster: a chunkmaster and GROUPS groups of REPLICAS chunkservers.",
+        abstract: "Start a local cluster: master, GROUPS groups of REPLICAS chunkservers, metaserver, imageserver.",
         discussion: """
             Every role runs as a child process on 127.0.0.1: the master on --master-port (8099), \
-            chunkservers from --chunkserver-port (7657) upward. Data lives under --data, one \
+            chunkservers from --chunkserver-port (7657) upward, the metaserver on --meta-port (8100) \
+            and the registry (imageserver) on --registry-port (6788). Data lives under --data, one \
             directory per role, so starting again on the same directory keeps everything. \
             Ctrl-C or SIGTERM stops every child cleanly.
             """
@@ -31,6 +32,12 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Port of the first chunkserver; the others follow.")
     var chunkserverPort = 7657
 
+    @Option(help: "Port of the metaserver.")
+    var metaPort = 8100
+
+    @Option(help: "Port of the imageserver (the registry clients push to).")
+    var registryPort = 6788
+
     @Option(help: "Size of each chunkserver's volume files.")
     var volumeSize = SizeArgument(bytes: 256 << 20)
 
@@ -40,7 +47,9 @@ struct Up: AsyncParsableCommand {
     func validate() throws {
         guard (1...64).contains(groups) else { throw ValidationError("--groups must be between 1 and 64") }
         guard (1...9).contains(replicas) else { throw ValidationError("--replicas must be between 1 and 9") }
-        guard (1...65535).contains(masterPort), (1...(65535 - groups * replicas)).contains(chunkserverPort) else {
+        guard [masterPort, metaPort, registryPort].allSatisfy({ (1...65535).contains($0) }),
+            (1...(65535 - groups * replicas)).contains(chunkserverPort)
+        else {
             throw ValidationError("ports must be between 1 and 65535")
         }
     }
@@ -74,10 +83,18 @@ struct Up: AsyncParsableCommand {
                 servers.append((id, "127.0.0.1:\(port)"))
             }
         }
+        let metaURL = "http://127.0.0.1:\(metaPort)"
+        try supervisor.start(name: "metaserver", arguments: ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
+        try supervisor.start(
+            name: "imageserver",
+            arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL])
         say("Speedy is up (data in \(root))")
+        say("  registry      http://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
         say("  chunkmaster   \(masterURL)")
+        say("  metaserver    \(metaURL)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
-        say("Try: SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
+        say("Try: skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")
+        say("     SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
         await supervisor.waitForStopSignal()
         say("stopping…")
         supervisor.stopAll()

@@ -17,4 +17,20 @@ int speedy_crc32c_is_hardware(void);
 /// Linux fallocate(2) (a GNU extension Swift's Glibc module does not export). Returns 0 or errno.
 int speedy_fallocate(int fd, int mode, off_t offset, off_t length);
 
+/// Bytes of a SHA-256 hashing state; the state is plain data, so an upload can save it between
+/// requests and any imageserver can continue hashing where another stopped.
+#define SPEEDY_SHA256_STATE_BYTES 112
+
+/// Starts a SHA-256 in `state` (SPEEDY_SHA256_STATE_BYTES bytes). Returns 1 on success.
+int speedy_sha256_init(void *state);
+
+/// Feeds `length` bytes into the hash. Returns 1 on success.
+int speedy_sha256_update(void *state, const void *bytes, size_t length);
+
+/// Writes the 32-byte digest of a copy of `state` (the state itself can continue). Returns 1 on success.
+int speedy_sha256_final(const void *state, unsigned char *out32);
+
+/// One-shot SHA-512 (manifests addressed by sha512 digests).
+void speedy_sha512(const void *bytes, size_t length, unsigned char *out64);
+
 #endif

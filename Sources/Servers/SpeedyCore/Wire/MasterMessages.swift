@@ -56,11 +56,14 @@ public struct ErrorBody: Sendable, Codable, Equatable {
     public var code: String
     /// A sentence for people.
     public var message: String
+    /// What the error is about, for programs: a digest, an id, an offset.
+    public var detail: String?
 
     /// Creates an error body.
-    public init(code: String, message: String) {
+    public init(code: String, message: String, detail: String? = nil) {
         self.code = code
         self.message = message
+        self.detail = detail
     }
 }
 

@@ -1,0 +1,167 @@
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// Cuts a streamed request body into chunks and writes them while it reads on: the body is never
+/// held whole, SHA-256 sees every byte once, and at most `inFlight` chunk writes run per upload.
+struct ChunkedUpload: Sendable {
+    let io: ChunkIO
+    let budget: MemoryBudget
+    let chunkSize: Int
+    let inFlight: Int
+
+    /// What a body became.
+    struct Outcome {
+        var chunks: [ChunkRef]
+        var bytes: UInt64
+        var hasher: SHA256Hasher
+    }
+
+    /// Reads `body` to its end. On any failure the chunks already written are discarded and the
+    /// error is rethrown, so nothing half-written is ever referenced.
+    func consume<Body: AsyncSequence>(_ body: Body, hasher start: SHA256Hasher) async throws -> Outcome where Body.Element == ByteBuffer {
+        var hasher = start
+        var total: UInt64 = 0
+        let chunkSize = self.chunkSize
+        let budget = self.budget
+        let io = self.io
+        return try await withThrowingTaskGroup(of: (Int, ChunkRef).self) { group in
+            var written: [Int: ChunkRef] = [:]
+            var next = 0
+            var running = 0
+            var buffer: ByteBuffer?
+
+            func submit(_ data: ByteBuffer, reserved: Int) async throws {
+                if running >= inFlight, let (i, ref) = try await group.next() {
+                    written[i] = ref
+                    running -= 1
+                }
+                let index = next
+                next += 1
+                running += 1
+                group.addTask {
+                    defer { budget.release(reserved) }
+                    do {
+                        return (index, try await io.write(data))
+                    } catch {
+                        throw error
+                    }
+                }
+            }
+
+            do {
+                for try await piece in body {
+                    var piece = piece
+                    hasher.update(piece)
+                    total += UInt64(piece.readableBytes)
+                    while piece.readableBytes > 0 {
+                        if buffer == nil {
+                            await budget.acquire(chunkSize)
+                            buffer = ByteBufferAllocator().buffer(capacity: chunkSize)
+                        }
+                        let take = min(piece.readableBytes, chunkSize - buffer!.readableBytes)
+                        buffer!.writeImmutableBuffer(piece.readSlice(length: take)!)
+                        if buffer!.readableBytes == chunkSize {
+                            let full = buffer!
+                            buffer = nil
+                            try await submit(full, reserved: chunkSize)
+                        }
+                    }
+                }
+                if let last = buffer {
+                    buffer = nil
+                    if last.readableBytes > 0 {
+                        try await submit(last, reserved: chunkSize)
+                    } else {
+                        budget.release(chunkSize)
+                    }
+                }
+                while let (i, ref) = try await group.next() { written[i] = ref }
+            } catch {
+                if buffer != nil { budget.release(chunkSize) }
+                group.cancelAll()
+                while true {
+                    do {
+                        guard let (i, ref) = try await group.next() else { break }
+                        written[i] = ref
+                    } catch {
+                        continue
+                    }
+                }
+                io.discard(Array(written.values))
+                throw error
+            }
+            return Outcome(chunks: (0..<next).map { written[$0]! }, bytes: total, hasher: hasher)
+        }
+    }
+}
+
+/// Streams a blob (or a byte range of it) chunk by chunk, fetching the next chunk while the
+/// current one is sent. Bytes that fail their CRC are never sent: another replica is read, and
+/// when none is good the response is cut short (so the client sees a failed transfer, not bad data).
+struct BlobStream: Sendable {
+    let io: ChunkIO
+    let budget: MemoryBudget
+
+    /// The part of one chunk a response needs.
+    struct Piece: Sendable {
+        var ref: ChunkRef
+        var start: Int
+        var length: Int
+    }
+
+    /// The pieces covering bytes `range` of a blob made of `chunks`.
+    static func pieces(of chunks: [ChunkRef], range: ClosedRange<UInt64>) -> [Piece] {
+        var pieces: [Piece] = []
+        var offset: UInt64 = 0
+        for ref in chunks {
+            let end = offset + UInt64(ref.length)
+            defer { offset = end }
+            guard end > range.lowerBound, offset <= range.upperBound else { continue }
+            let start = max(range.lowerBound, offset) - offset
+            let stop = min(range.upperBound + 1, end) - offset
+            pieces.append(Piece(ref: ref, start: Int(start), length: Int(stop - start)))
+        }
+        return pieces
+    }
+
+    func write(_ pieces: [Piece], to writer: inout any ResponseBodyWriter) async throws {
+        let io = self.io
+        let budget = self.budget
+        func fetch(_ piece: Piece) -> Task<Result<ByteBuffer, ChunkIOError>, Never> {
+            Task {
+                await budget.acquire(Int(piece.ref.length))
+                do throws(ChunkIOError) {
+                    return .success(try await io.read(piece.ref))
+                } catch {
+                    budget.release(Int(piece.ref.length))
+                    return .failure(error)
+                }
+            }
+        }
+        var pending = pieces.first.map(fetch)
+        var index = 0
+        // Whatever is fetched but not sent goes back to the budget, however this ends.
+        defer {
+            if let pending {
+                let length = Int(pieces[index].ref.length)
+                Task {
+                    if case .success = await pending.value { budget.release(length) }
+                }
+            }
+        }
+        while let current = pending {
+            let piece = pieces[index]
+            let result = await current.value
+            pending = nil
+            let data = try result.get()
+            if index + 1 < pieces.count { pending = fetch(pieces[index + 1]) }
+            defer { budget.release(Int(piece.ref.length)) }
+            index += 1
+            try await writer.write(data.getSlice(at: data.readerIndex + piece.start, length: piece.length)!)
+        }
+        try await writer.finish(nil)
+    }
+}

@@ -1,0 +1,82 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+extension RegistryAPI {
+    /// `GET|HEAD /v2/<name>/blobs/<digest>`, with Range.
+    func getBlob(_ request: Request, name: String, digest text: String, head: Bool) async throws -> Response {
+        let digest = try digest(text)
+        guard let blob = try await meta.blob(digest, in: name) else { throw OCIError.blobUnknown(digest.description) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.acceptRanges] = "bytes"
+        headers[.eTag] = "\"\(digest)\""
+        headers[Self.contentDigest] = digest.description
+        if head {
+            headers[.contentLength] = String(blob.size)
+            return Response(status: .ok, headers: headers)
+        }
+        var range: ClosedRange<UInt64> = 0...(blob.size == 0 ? 0 : blob.size - 1)
+        var status = HTTPResponse.Status.ok
+        if let header = request.headers[.range] {
+            switch ByteRangeRequest.resolve(header, length: blob.size) {
+            case .whole: break
+            case .partial(let part):
+                range = part
+                status = .partialContent
+                headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound)/\(blob.size)"
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(blob.size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            }
+        }
+        let length = blob.size == 0 ? 0 : Int(range.upperBound - range.lowerBound + 1)
+        let pieces = blob.size == 0 ? [] : BlobStream.pieces(of: blob.chunks, range: range)
+        let stream = self.stream
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, to: &writer) })
+    }
+
+    /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository.
+    func deleteBlob(name: String, digest text: String) async throws -> Response {
+        let digest = try digest(text)
+        do {
+            try await meta.unlinkBlob(digest, from: name)
+        } catch {
+            guard case .blobUnknown = error else { throw error }
+            throw OCIError.blobUnknown(digest.description)
+        }
+        return Response(status: .accepted, headers: [.contentLength: "0"])
+    }
+}
+
+/// A `Range: bytes=…` header against a blob of `length` bytes (single ranges, RFC 9110).
+enum ByteRangeRequest {
+    enum Outcome: Equatable {
+        case whole
+        case partial(ClosedRange<UInt64>)
+        case unsatisfiable
+    }
+
+    static func resolve(_ header: String, length: UInt64) -> Outcome {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6)
+        guard let dash = spec.firstIndex(of: "-") else { return .whole }
+        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
+        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        if first.isEmpty {
+            guard let suffix = UInt64(last), suffix > 0, length > 0 else { return .unsatisfiable }
+            return .partial((length - min(suffix, length))...(length - 1))
+        }
+        guard let start = UInt64(first) else { return .whole }
+        guard start < length else { return .unsatisfiable }
+        if last.isEmpty { return .partial(start...(length - 1)) }
+        guard let end = UInt64(last), end >= start else { return .whole }
+        return .partial(start...min(end, length - 1))
+    }
+}
+
+import Foundation

@@ -1,0 +1,117 @@
+import HTTPTypes
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// Why a chunk could not be written or read.
+enum ChunkIOError: Error, CustomStringConvertible {
+    /// No healthy group is left to write to.
+    case noWritableGroup(tried: [UInt32], lastError: String?)
+    /// Every member of the group failed to return a good copy.
+    case unreadable(ChunkRef, errors: [String])
+    /// The master could not lease file ids.
+    case noFileIds(String)
+
+    var description: String {
+        switch self {
+        case .noWritableGroup(let tried, let last):
+            "no writable group" + (tried.isEmpty ? "" : " (tried groups \(tried.map(String.init).joined(separator: ", ")): \(last ?? "failed"))")
+        case .unreadable(let ref, let errors):
+            "chunk \(ref.key) could not be read from any replica: \(errors.joined(separator: "; "))"
+        case .noFileIds(let reason): "cannot lease file ids from the master: \(reason)"
+        }
+    }
+}
+
+/// Writes a chunk to every member of a group and reads it back from any one, checking CRCs.
+struct ChunkIO: Sendable {
+    let view: ClusterView
+    let ids: FileIdPool
+    let http: HTTPClient
+    let attempts: Int
+    let logger: Logger
+
+    /// Writes `data` to every member of one healthy group; it counts only when all acknowledged it
+    /// durable with the right CRC. A failing group is left for another one, up to `attempts` groups.
+    func write(_ data: ByteBuffer) async throws(ChunkIOError) -> ChunkRef {
+        let crc = CRC32C.checksum(data)
+        var tried: [UInt32] = []
+        var lastError: String?
+        for _ in 0..<attempts {
+            guard let group = await view.pickGroup(excluding: Set(tried)) else { break }
+            tried.append(group.id)
+            let fileId: UInt64
+            do {
+                fileId = try await ids.next()
+            } catch {
+                throw .noFileIds("\(error)")
+            }
+            let key = ChunkKey(group: group.id, fileId: fileId)
+            let addrs = group.members.map(\.addr)
+            let http = self.http
+            let failures = await withTaskGroup(of: String?.self) { tasks in
+                for addr in addrs {
+                    tasks.addTask {
+                        do {
+                            let info = try await ChunkServerClient(baseURL: addr, http: http).put(key, data: data)
+                            return info.crc == crc && Int(info.length) == data.readableBytes ? nil : "\(addr) stored a different CRC"
+                        } catch {
+                            return "\(addr): \(error)"
+                        }
+                    }
+                }
+                return await tasks.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            }
+            if failures.isEmpty {
+                return ChunkRef(group: group.id, fileId: fileId, length: UInt32(data.readableBytes), crc: crc)
+            }
+            lastError = failures.joined(separator: "; ")
+            logger.warning("chunk \(key) not written to every member (\(lastError!)); trying another group")
+            // The copies that did land are garbage now: remove them, in the background.
+            Task.detached {
+                for addr in addrs { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
+            }
+        }
+        throw .noWritableGroup(tried: tried, lastError: lastError)
+    }
+
+    /// Reads a whole chunk from the least busy member whose copy passes the CRC, trying the others
+    /// when one fails.
+    func read(_ ref: ChunkRef) async throws(ChunkIOError) -> ByteBuffer {
+        var errors: [String] = []
+        for addr in await view.readers(of: ref.group) {
+            do {
+                let data = try await view.reading(from: addr) {
+                    try await ChunkServerClient(baseURL: addr, http: http).get(ref.key)
+                }
+                guard data.readableBytes == Int(ref.length), CRC32C.checksum(data) == ref.crc else {
+                    errors.append("\(addr): content does not match the blob's record")
+                    continue
+                }
+                return data
+            } catch {
+                errors.append("\(addr): \(error)")
+            }
+        }
+        if errors.isEmpty { errors.append("no member of group \(ref.group) is up") }
+        logger.error("chunk \(ref.key) unreadable: \(errors.joined(separator: "; "))")
+        throw .unreadable(ref, errors: errors)
+    }
+
+    /// Deletes chunks from every member of their groups, ignoring failures (garbage cleanup).
+    func discard(_ refs: [ChunkRef]) {
+        guard !refs.isEmpty else { return }
+        let view = self.view
+        let http = self.http
+        Task.detached {
+            guard let snapshot = await view.current() else { return }
+            for ref in refs {
+                for member in snapshot.groups.first(where: { $0.id == ref.group })?.members ?? [] {
+                    try? await ChunkServerClient(baseURL: member.addr, http: http).delete(ref.key)
+                }
+            }
+        }
+    }
+}

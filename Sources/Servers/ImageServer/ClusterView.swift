@@ -1,0 +1,116 @@
+import HTTPTypes
+import Logging
+import ServerSupport
+import SpeedyCore
+import Synchronization
+
+/// The imageserver's copy of the cluster map, refreshed from the master every second; picks the
+/// group for each new chunk and the member for each read.
+final class ClusterView: Sendable {
+    private struct State {
+        var snapshot: ClusterSnapshot?
+        /// Smooth weighted round-robin counters per group.
+        var current: [UInt32: Int64] = [:]
+        /// Reads in flight per member address, to send the next read to the least busy.
+        var readsInFlight: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let master: MasterClient
+    private let logger: Logger
+
+    init(master: MasterClient, logger: Logger) {
+        self.master = master
+        self.logger = logger
+    }
+
+    /// Fetches a new snapshot; keeps the old one when the master does not answer.
+    func refresh() async {
+        do {
+            let snapshot = try await master.snapshot()
+            state.withLock { $0.snapshot = snapshot }
+        } catch {
+            logger.warning("cluster map refresh failed, keeping the last one: \(error)")
+        }
+    }
+
+    /// The current snapshot, fetching one if none was had yet.
+    func current() async -> ClusterSnapshot? {
+        if let snapshot = state.withLock({ $0.snapshot }) { return snapshot }
+        await refresh()
+        return state.withLock { $0.snapshot }
+    }
+
+    /// A writable group by smooth weighted round-robin on free space (nginx's algorithm: the
+    /// fullest group still gets its share, but no two chunks in a row land on it unless it is the
+    /// only one). Nil when no healthy group is left outside `excluding`.
+    func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
+        guard await current() != nil else { return nil }
+        return state.withLock { s in
+            guard let snapshot = s.snapshot else { return nil }
+            let candidates = snapshot.groups.filter { $0.state.isWritable && !excluding.contains($0.id) && !$0.members.isEmpty }
+            guard !candidates.isEmpty else { return nil }
+            let weights = candidates.map { max(1, Int64($0.diskFreeBytes >> 20)) }
+            let total = weights.reduce(0, +)
+            var best = 0
+            for (i, group) in candidates.enumerated() {
+                s.current[group.id, default: 0] += weights[i]
+                if s.current[group.id]! > s.current[candidates[best].id]! { best = i }
+            }
+            s.current[candidates[best].id]! -= total
+            return candidates[best]
+        }
+    }
+
+    /// Addresses of `group`'s readable members, least busy first.
+    func readers(of group: UInt32) async -> [String] {
+        guard await current() != nil else { return [] }
+        return state.withLock { s in
+            guard let members = s.snapshot?.groups.first(where: { $0.id == group })?.members else { return [] }
+            return members.filter { $0.status.isReadable }
+                .sorted { (s.readsInFlight[$0.addr, default: 0], $0.readBytesPerSec) < (s.readsInFlight[$1.addr, default: 0], $1.readBytesPerSec) }
+                .map(\.addr)
+        }
+    }
+
+    /// Counts a read against `addr` while `body` runs.
+    func reading<T>(from addr: String, _ body: () async throws -> T) async rethrows -> T {
+        state.withLock { $0.readsInFlight[addr, default: 0] += 1 }
+        defer { state.withLock { $0.readsInFlight[addr, default: 0] -= 1 } }
+        return try await body()
+    }
+}
+
+/// File ids leased from the master in ranges, handed out one at a time; concurrent callers share
+/// one lease request when the range runs out.
+actor FileIdPool {
+    private let master: MasterClient
+    private let leaseSize: UInt64
+    private var ids: Range<UInt64> = 0..<0
+    private var refill: Task<Result<FileIdLease, ServiceError>, Never>?
+
+    init(master: MasterClient, leaseSize: UInt64) {
+        self.master = master
+        self.leaseSize = leaseSize
+    }
+
+    /// The next unused file id.
+    func next() async throws(ServiceError) -> UInt64 {
+        while true {
+            if let id = ids.popFirst() { return id }
+            if let pending = refill {
+                _ = await pending.value
+                continue
+            }
+            let master = self.master
+            let count = leaseSize
+            let task = Task { () -> Result<FileIdLease, ServiceError> in
+                do throws(ServiceError) { return .success(try await master.leaseFileIds(count: count)) } catch { return .failure(error) }
+            }
+            refill = task
+            let result = await task.value
+            refill = nil
+            ids = try result.get().range
+        }
+    }
+}

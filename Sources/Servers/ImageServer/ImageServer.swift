@@ -1,0 +1,41 @@
+import HTTPTypes
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// The imageserver role: a stateless OCI registry whose blobs are cut into chunks stored on
+/// chunkserver groups, and whose metadata lives in the metaserver.
+public enum ImageServer {
+    /// Serves until SIGINT or SIGTERM.
+    public static func run(_ configuration: ImageServerConfiguration) async throws {
+        let logger = makeLogger(label: "speedy.imageserver")
+        var httpConfiguration = HTTPClient.Configuration()
+        // Each upload talks to every member of a group at once; allow enough connections per host.
+        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+        httpConfiguration.timeout = .init(connect: .seconds(3), read: .seconds(60))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+
+        let master = MasterClient(baseURL: configuration.masterURL, http: http)
+        let view = ClusterView(master: master, logger: logger)
+        let io = ChunkIO(
+            view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), http: http,
+            attempts: configuration.writeAttempts, logger: logger)
+        let api = RegistryAPI(
+            meta: MetaClient(baseURL: configuration.metaURL, http: http), io: io,
+            budget: MemoryBudget(bytes: configuration.memoryBudget), configuration: configuration, logger: logger)
+        let router = Router()
+        api.register(on: router)
+        router.get("/health") { _, _ in "ok\n" }
+        let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
+        do {
+            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, services: [refresher], logger: logger)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try? await http.shutdown()
+    }
+}

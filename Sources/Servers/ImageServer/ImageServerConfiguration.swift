@@ -1,0 +1,46 @@
+import HTTPTypes
+import ServerSupport
+import SpeedyCore
+
+/// Everything `speedy imageserver` needs to run.
+public struct ImageServerConfiguration: Sendable {
+    /// Where the OCI Distribution API listens.
+    public var listen: HostPort
+    /// Base URL of the chunkmaster.
+    public var masterURL: String
+    /// Base URL of the metaserver.
+    public var metaURL: String
+    /// Layers are cut into chunks of this size (the last chunk of a request may be shorter).
+    public var chunkSize: Int
+    /// Chunk bytes held in memory at once across all requests; requests wait (and TCP pushes back
+    /// on clients) beyond it. Bounds resident memory whatever the concurrency.
+    public var memoryBudget: Int
+    /// Chunk writes one upload keeps in flight while it reads the next chunk.
+    public var writesInFlightPerUpload: Int
+    /// Largest manifest accepted.
+    public var maxManifestBytes: Int
+    /// How often the cluster map is refreshed from the master.
+    public var refreshInterval: Duration
+    /// File ids leased from the master at a time.
+    public var leaseSize: UInt64
+    /// Groups a chunk write is tried on before the upload fails.
+    public var writeAttempts: Int
+
+    /// Creates a configuration with the defaults.
+    public init(
+        listen: HostPort, masterURL: String, metaURL: String, chunkSize: Int = 4 << 20, memoryBudget: Int = 160 << 20,
+        writesInFlightPerUpload: Int = 2, maxManifestBytes: Int = 4 << 20, refreshInterval: Duration = .seconds(1),
+        leaseSize: UInt64 = 1000, writeAttempts: Int = 3
+    ) {
+        self.listen = listen
+        self.masterURL = masterURL
+        self.metaURL = metaURL
+        self.chunkSize = chunkSize
+        self.memoryBudget = memoryBudget
+        self.writesInFlightPerUpload = writesInFlightPerUpload
+        self.maxManifestBytes = maxManifestBytes
+        self.refreshInterval = refreshInterval
+        self.leaseSize = leaseSize
+        self.writeAttempts = writeAttempts
+    }
+}

@@ -1,0 +1,76 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+extension RegistryAPI {
+    private struct TagList: Encodable {
+        var name: String
+        var tags: [String]
+    }
+
+    private struct Catalog: Encodable {
+        var repositories: [String]
+    }
+
+    private struct Index: Encodable {
+        var schemaVersion = 2
+        var mediaType = ManifestParser.ociIndex
+        var manifests: [Descriptor]
+    }
+
+    /// Largest page served when the client gives no `n`.
+    static let defaultPage = 1000
+
+    /// `n` and `last` of a listing, or a 400.
+    private func paging(_ request: Request) throws -> (n: Int, last: String?) {
+        var n = Self.defaultPage
+        if let text = request.uri.queryParameters["n"] {
+            guard let value = Int(text), value >= 0 else {
+                throw OCIError(.badRequest, "PAGINATION_NUMBER_INVALID", "n must be a whole number, got '\(text)'")
+            }
+            n = min(value, 10_000)
+        }
+        return (n, request.uri.queryParameters["last"].map(String.init))
+    }
+
+    /// `GET /v2/<name>/tags/list?n=&last=`, in lexical order, with a `Link` to the next page.
+    func tags(_ request: Request, name: String) async throws -> Response {
+        let (n, last) = try paging(request)
+        if n == 0 {
+            guard try await meta.repositoryExists(name) else { throw OCIError.nameUnknown(name) }
+            return try JSONResponse.make(TagList(name: name, tags: []))
+        }
+        let page = try await meta.tags(in: name, after: last, limit: n)
+        var response = try JSONResponse.make(TagList(name: name, tags: page.names))
+        if page.more, let lastTag = page.names.last {
+            response.headers[Self.link] = "</v2/\(name)/tags/list?n=\(n)&last=\(QueryString.escape(lastTag))>; rel=\"next\""
+        }
+        return response
+    }
+
+    /// `GET /v2/_catalog?n=&last=`.
+    func catalog(_ request: Request) async throws -> Response {
+        let (n, last) = try paging(request)
+        if n == 0 { return try JSONResponse.make(Catalog(repositories: [])) }
+        let page = try await meta.repositories(after: last, limit: n)
+        var response = try JSONResponse.make(Catalog(repositories: page.names))
+        if page.more, let lastName = page.names.last {
+            response.headers[Self.link] = "</v2/_catalog?n=\(n)&last=\(QueryString.escape(lastName))>; rel=\"next\""
+        }
+        return response
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>?artifactType=`: an image index of the manifests whose
+    /// subject is `digest`; never a 404.
+    func referrers(_ request: Request, name: String, digest text: String) async throws -> Response {
+        let digest = try digest(text)
+        let filter = request.uri.queryParameters["artifactType"].map(String.init)
+        let manifests = try await meta.referrers(of: digest, in: name, artifactType: filter)
+        var response = try JSONResponse.make(Index(manifests: manifests))
+        response.headers[.contentType] = ManifestParser.ociIndex
+        if filter != nil { response.headers[Self.ociFiltersApplied] = "artifactType" }
+        return response
+    }
+}

@@ -1,0 +1,105 @@
+import HTTPTypes
+import Foundation
+import Hummingbird
+import ServerSupport
+import SpeedyCore
+
+/// An error answer of the OCI Distribution API: `{"errors": [{"code", "message", "detail"}]}`
+/// with one of the spec's codes.
+struct OCIError: HTTPResponseError, Sendable {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    let detail: String?
+    /// Extra headers (a 416 carries the upload's Range and Location).
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, detail: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+    }
+
+    private struct Body: Encodable {
+        struct Entry: Encodable {
+            var code: String
+            var message: String
+            var detail: String?
+        }
+        var errors: [Entry]
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try WireJSON.encoder().encode(Body(errors: [.init(code: code, message: message, detail: detail)]))
+        var fields = headers
+        fields[.contentType] = "application/json"
+        // A HEAD answer has no body: only the status tells.
+        let payload = request.method == .head ? ByteBuffer() : ByteBuffer(bytes: body)
+        return Response(status: status, headers: fields, body: .init(byteBuffer: payload))
+    }
+
+    static func nameInvalid(_ name: String) -> OCIError {
+        OCIError(.badRequest, "NAME_INVALID", "invalid repository name '\(name.prefix(300))'")
+    }
+    static func nameUnknown(_ name: String) -> OCIError { OCIError(.notFound, "NAME_UNKNOWN", "repository \(name) is not known") }
+    static func digestInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "DIGEST_INVALID", message) }
+    static func blobUnknown(_ digest: String) -> OCIError { OCIError(.notFound, "BLOB_UNKNOWN", "blob \(digest) is not known", detail: digest) }
+    static func manifestUnknown(_ reference: String) -> OCIError {
+        OCIError(.notFound, "MANIFEST_UNKNOWN", "manifest \(reference) is not known", detail: reference)
+    }
+    static func manifestInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "MANIFEST_INVALID", message) }
+    static func uploadUnknown(_ id: String) -> OCIError {
+        OCIError(.notFound, "BLOB_UPLOAD_UNKNOWN", "upload \(id) is not known", detail: id)
+    }
+    static func sizeInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "SIZE_INVALID", message) }
+    static func unsupported(_ message: String) -> OCIError { OCIError(.methodNotAllowed, "UNSUPPORTED", message) }
+
+    /// A storage-side failure: 507 when no group can take writes, 503 when a dependency is down.
+    static func storage(_ error: ChunkIOError) -> OCIError {
+        switch error {
+        case .noWritableGroup:
+            OCIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "UNSUPPORTED", "cannot store the blob now: \(error)")
+        case .unreadable:
+            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now: \(error)")
+        case .noFileIds:
+            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: \(error)")
+        }
+    }
+
+    /// A metadata failure seen by a handler that did not expect it.
+    static func metadata(_ error: MetadataError) -> OCIError {
+        switch error {
+        case .blobUnknown(let digest): .blobUnknown(digest.description)
+        case .manifestUnknown(let reference): .manifestUnknown(reference)
+        case .nameUnknown(let name): .nameUnknown(name)
+        case .uploadUnknown(let id): .uploadUnknown(id)
+        case .uploadOffsetMismatch(_, let actual):
+            OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "the upload is at offset \(actual)")
+        case .invalid(let message): OCIError(.badRequest, "UNSUPPORTED", message)
+        case .unavailable(let message): OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: \(message)")
+        }
+    }
+}
+
+/// Lets handlers write `try await meta.x()` and have metadata failures answered in OCI form.
+struct OCIErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as MetadataError {
+            response = try OCIError.metadata(error).response(from: request, context: context)
+        } catch let error as ChunkIOError {
+            response = try OCIError.storage(error).response(from: request, context: context)
+        } catch let error as OCIError {
+            response = try error.response(from: request, context: context)
+        }
+        response.headers[Self.apiVersion] = "registry/2.0"
+        return response
+    }
+
+    static let apiVersion = HTTPField.Name("Docker-Distribution-API-Version")!
+}

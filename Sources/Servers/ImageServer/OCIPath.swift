@@ -1,0 +1,61 @@
+/// What a path under `/v2/` asks for, parsed from its last components, since repository names
+/// have slashes of their own.
+enum OCIPath: Equatable {
+    case base
+    case catalog
+    case tags(name: String)
+    case manifest(name: String, reference: String)
+    case blob(name: String, digest: String)
+    case uploads(name: String)
+    case upload(name: String, id: String)
+    case referrers(name: String, digest: String)
+
+    /// Parses a request path; nil when it is not an API path.
+    init?(path: String) {
+        guard path.hasPrefix("/v2") else { return nil }
+        let rest = path.dropFirst(3)
+        if rest.isEmpty || rest == "/" {
+            self = .base
+            return
+        }
+        guard rest.hasPrefix("/") else { return nil }
+        var parts = rest.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts == ["_catalog"] {
+            self = .catalog
+            return
+        }
+        // A trailing slash (`/blobs/uploads/`) leaves an empty last part.
+        let trailingSlash = parts.last == ""
+        if trailingSlash { parts.removeLast() }
+        func name(dropping count: Int) -> String? {
+            guard parts.count > count else { return nil }
+            return parts.dropLast(count).joined(separator: "/")
+        }
+        let n = parts.count
+        if n >= 3, parts[n - 2] == "tags", parts[n - 1] == "list", let name = name(dropping: 2) {
+            self = .tags(name: name)
+        } else if n >= 3, parts[n - 2] == "blobs", parts[n - 1] == "uploads", let name = name(dropping: 2) {
+            self = .uploads(name: name)
+        } else if n >= 4, parts[n - 3] == "blobs", parts[n - 2] == "uploads", !trailingSlash, let name = name(dropping: 3) {
+            self = .upload(name: name, id: parts[n - 1])
+        } else if n >= 3, parts[n - 2] == "blobs", !trailingSlash, let name = name(dropping: 2) {
+            self = .blob(name: name, digest: parts[n - 1])
+        } else if n >= 3, parts[n - 2] == "manifests", !trailingSlash, let name = name(dropping: 2) {
+            self = .manifest(name: name, reference: parts[n - 1])
+        } else if n >= 3, parts[n - 2] == "referrers", !trailingSlash, let name = name(dropping: 2) {
+            self = .referrers(name: name, digest: parts[n - 1])
+        } else {
+            return nil
+        }
+    }
+
+    /// The repository the path names, if any.
+    var name: String? {
+        switch self {
+        case .base, .catalog: nil
+        case .tags(let name), .manifest(let name, _), .blob(let name, _), .uploads(let name), .upload(let name, _),
+            .referrers(let name, _):
+            name
+        }
+    }
+}

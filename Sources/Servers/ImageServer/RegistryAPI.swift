@@ -1,0 +1,84 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// The OCI Distribution API (v1.1) over Speedy's metadata and chunk stores.
+///
+/// Handlers are split by concern: blobs (BlobRoutes), uploads (UploadRoutes), manifests
+/// (ManifestRoutes), listings (ListingRoutes). This file parses the path and dispatches.
+struct RegistryAPI: Sendable {
+    let meta: any MetadataStore
+    let io: ChunkIO
+    let budget: MemoryBudget
+    let configuration: ImageServerConfiguration
+    let logger: Logger
+
+    var upload: ChunkedUpload {
+        ChunkedUpload(io: io, budget: budget, chunkSize: configuration.chunkSize, inFlight: configuration.writesInFlightPerUpload)
+    }
+    var stream: BlobStream { BlobStream(io: io, budget: budget) }
+
+    static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
+    static let uploadUUID = HTTPField.Name("Docker-Upload-UUID")!
+    static let ociSubject = HTTPField.Name("OCI-Subject")!
+    static let ociFiltersApplied = HTTPField.Name("OCI-Filters-Applied")!
+    static let link = HTTPField.Name("Link")!
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.middlewares.add(OCIErrorMiddleware())
+        for method: HTTPRequest.Method in [.get, .head, .post, .put, .patch, .delete] {
+            router.on("/v2", method: method) { request, context in try await dispatch(request, context) }
+            router.on("/v2/**", method: method) { request, context in try await dispatch(request, context) }
+        }
+    }
+
+    private func dispatch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let path = OCIPath(path: request.uri.path) else {
+            throw OCIError(.notFound, "NAME_UNKNOWN", "no such API endpoint: \(request.uri.path)")
+        }
+        if let name = path.name, !OCINames.isValidRepository(name) { throw OCIError.nameInvalid(name) }
+        switch (path, request.method) {
+        case (.base, .get), (.base, .head):
+            return try JSONResponse.make(Empty())
+        case (.catalog, .get):
+            return try await catalog(request)
+        case (.tags(let name), .get):
+            return try await tags(request, name: name)
+        case (.referrers(let name, let digest), .get):
+            return try await referrers(request, name: name, digest: digest)
+        case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
+            return try await getBlob(request, name: name, digest: digest, head: request.method == .head)
+        case (.blob(let name, let digest), .delete):
+            return try await deleteBlob(name: name, digest: digest)
+        case (.uploads(let name), .post):
+            return try await startUpload(request, name: name)
+        case (.upload(let name, let id), .patch):
+            return try await patchUpload(request, name: name, id: id)
+        case (.upload(let name, let id), .put):
+            return try await finishUpload(request, name: name, id: id)
+        case (.upload(let name, let id), .get):
+            return try await uploadStatus(name: name, id: id)
+        case (.upload(let name, let id), .delete):
+            return try await cancelUpload(name: name, id: id)
+        case (.manifest(let name, let reference), .get), (.manifest(let name, let reference), .head):
+            return try await getManifest(request, name: name, reference: reference, head: request.method == .head)
+        case (.manifest(let name, let reference), .put):
+            return try await putManifest(request, name: name, reference: reference)
+        case (.manifest(let name, let reference), .delete):
+            return try await deleteManifest(name: name, reference: reference)
+        default:
+            throw OCIError.unsupported("\(request.method) is not supported on \(request.uri.path)")
+        }
+    }
+
+    /// Parses a digest from a path or query, or answers DIGEST_INVALID.
+    func digest(_ text: String?) throws(OCIError) -> Digest {
+        guard let text, let digest = Digest(parsing: text) else {
+            throw OCIError.digestInvalid("'\(text ?? "")' is not a valid digest (sha256:<64 hex> or sha512:<128 hex>)")
+        }
+        return digest
+    }
+}

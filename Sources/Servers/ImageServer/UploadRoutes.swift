@@ -1,0 +1,170 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+extension RegistryAPI {
+    /// `POST /v2/<name>/blobs/uploads/`: a mount (`?mount=&from=`), a whole blob in one request
+    /// (`?digest=`), or a new upload session.
+    func startUpload(_ request: Request, name: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        if let mount = query["mount"] {
+            let digest = try digest(String(mount))
+            do {
+                _ = try await meta.mountBlob(digest, into: name, from: query["from"].map(String.init))
+                return blobCreated(name: name, digest: digest)
+            } catch {
+                // Not mountable: the spec says to answer with a new upload session instead.
+                guard case .blobUnknown = error else { throw error }
+            }
+        } else if let text = query["digest"] {
+            let digest = try uploadDigest(String(text))
+            let outcome = try await upload.consume(request.body, hasher: SHA256Hasher())
+            try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
+            return try await commit(name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, hasher: outcome.hasher)
+        }
+        let session = try await meta.createUpload(repository: name)
+        return uploadAccepted(name: name, session: session, status: .accepted)
+    }
+
+    /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends the body (optionally with Content-Range).
+    func patchUpload(_ request: Request, name: String, id: String) async throws -> Response {
+        let session = try await session(id, name: name)
+        let expected = try contentRange(request, session: session, name: name)
+        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
+        if let expected, outcome.bytes != expected {
+            io.discard(outcome.chunks)
+            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
+        }
+        try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
+        do {
+            let updated = try await meta.appendUpload(
+                id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: session.offset + outcome.bytes,
+                hashState: outcome.hasher.savedState)
+            return uploadAccepted(name: name, session: updated, status: .accepted)
+        } catch {
+            io.discard(outcome.chunks)
+            if case .uploadOffsetMismatch(_, let actual) = error { throw outOfOrder(name: name, id: id, offset: actual) }
+            throw error
+        }
+    }
+
+    /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: appends an optional last body, checks the digest
+    /// of the whole blob and makes it visible.
+    func finishUpload(_ request: Request, name: String, id: String) async throws -> Response {
+        let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
+        let session = try await session(id, name: name)
+        let expected = try contentRange(request, session: session, name: name)
+        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
+        if let expected, outcome.bytes != expected {
+            io.discard(outcome.chunks)
+            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
+        }
+        // Ending the session first makes this request its only finisher.
+        do {
+            try await meta.deleteUpload(id)
+        } catch {
+            io.discard(outcome.chunks)
+            throw error
+        }
+        return try await commit(
+            name: name, digest: digest, size: session.offset + outcome.bytes, chunks: session.chunks + outcome.chunks,
+            hasher: outcome.hasher)
+    }
+
+    /// `GET /v2/<name>/blobs/uploads/<id>`: where the upload stands.
+    func uploadStatus(name: String, id: String) async throws -> Response {
+        uploadAccepted(name: name, session: try await session(id, name: name), status: .noContent)
+    }
+
+    /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancels the upload and drops what it wrote.
+    func cancelUpload(name: String, id: String) async throws -> Response {
+        let session = try await session(id, name: name)
+        try await meta.deleteUpload(id)
+        io.discard(session.chunks)
+        return Response(status: .noContent)
+    }
+
+    // MARK: Helpers
+
+    /// Checks the digest and records the blob; a mismatch discards everything written.
+    private func commit(name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], hasher: SHA256Hasher) async throws -> Response {
+        let actual = hasher.finalize()
+        guard actual == digest else {
+            io.discard(chunks)
+            throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
+        }
+        let stored = try await meta.commitBlob(BlobRecord(digest: digest, size: size, chunks: chunks), repository: name)
+        // The same content was already stored: ours are duplicates.
+        let kept = Set(stored.chunks)
+        io.discard(chunks.filter { !kept.contains($0) })
+        return blobCreated(name: name, digest: digest)
+    }
+
+    private func session(_ id: String, name: String) async throws -> UploadSession {
+        guard let session = try await meta.upload(id), session.repository == name else { throw OCIError.uploadUnknown(id) }
+        return session
+    }
+
+    private func hasher(_ session: UploadSession) throws -> SHA256Hasher {
+        guard let hasher = SHA256Hasher(savedState: session.hashState) else {
+            throw OCIError(.internalServerError, "BLOB_UPLOAD_INVALID", "upload \(session.id) has a damaged hash state")
+        }
+        return hasher
+    }
+
+    /// Blob digests must be SHA-256: that is what uploads are hashed with.
+    private func uploadDigest(_ text: String?) throws -> Digest {
+        let digest = try digest(text)
+        guard digest.algorithm == .sha256 else { throw OCIError.digestInvalid("blob uploads must use sha256 digests") }
+        return digest
+    }
+
+    /// The byte count a Content-Range `a-b` promises, after checking it starts where the upload is.
+    private func contentRange(_ request: Request, session: UploadSession, name: String) throws -> UInt64? {
+        guard let header = request.headers[.contentRange] else { return nil }
+        let text = header.hasPrefix("bytes ") ? String(header.dropFirst(6)) : header
+        let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let start = UInt64(bounds[0]), let end = UInt64(bounds[1].split(separator: "/").first ?? ""), end >= start
+        else {
+            throw OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header)'")
+        }
+        guard start == session.offset else { throw outOfOrder(name: name, id: session.id, offset: session.offset) }
+        return end - start + 1
+    }
+
+    /// Content-Length is enforced by the HTTP layer too; this names the mismatch for the client.
+    private func checkLength(_ request: Request, received: UInt64, chunks: [ChunkRef]) throws {
+        if let declared = request.headers[.contentLength].flatMap({ UInt64($0) }), declared != received {
+            io.discard(chunks)
+            throw OCIError.sizeInvalid("Content-Length said \(declared) bytes, the body had \(received)")
+        }
+    }
+
+    private func outOfOrder(name: String, id: String, offset: UInt64) -> OCIError {
+        var error = OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "chunks must be sent in order: the upload is at byte \(offset)")
+        error.headers[.location] = "/v2/\(name)/blobs/uploads/\(id)"
+        error.headers[.range] = Self.rangeHeader(offset)
+        return error
+    }
+
+    static func rangeHeader(_ offset: UInt64) -> String { offset == 0 ? "0-0" : "0-\(offset - 1)" }
+
+    private func uploadAccepted(name: String, session: UploadSession, status: HTTPResponse.Status) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = "/v2/\(name)/blobs/uploads/\(session.id)"
+        headers[.range] = Self.rangeHeader(session.offset)
+        headers[Self.uploadUUID] = session.id
+        headers[.contentLength] = "0"
+        return Response(status: status, headers: headers)
+    }
+
+    func blobCreated(name: String, digest: Digest) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = "/v2/\(name)/blobs/\(digest)"
+        headers[Self.contentDigest] = digest.description
+        headers[.contentLength] = "0"
+        return Response(status: .created, headers: headers)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServerSupport
+import SpeedyCore
+
+/// Everything `speedy metaserver` needs to run.
+public struct MetaServerConfiguration: Sendable {
+    /// Where the HTTP API listens.
+    public var listen: HostPort
+    /// Directory for `meta.sqlite`.
+    public var dataDirectory: String
+
+    /// Creates a configuration.
+    public init(listen: HostPort, dataDirectory: String) {
+        self.listen = listen
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// The metaserver role: a ``SQLiteMetadataStore`` served over HTTP for imageservers (docs/api.md).
+public enum MetaServer {
+    /// Opens the database and serves until SIGINT or SIGTERM.
+    public static func run(_ configuration: MetaServerConfiguration) async throws {
+        let logger = makeLogger(label: "speedy.metaserver")
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
+        try await HTTPServer.run(role: "metaserver", router: router(store: store), listen: configuration.listen, logger: logger)
+    }
+
+    /// The HTTP API over any store (tests serve a store in-process with it).
+    public static func router(store: some MetadataStore) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(MetadataErrorMiddleware())
+
+        router.get("/v1/blobs/{digest}") { request, context in
+            try JSONResponse.make(try await store.blob(try digest(context), in: request.uri.queryParameters["repo"].map(String.init)))
+        }
+        router.post("/v1/blobs") { request, _ in
+            let record = try await request.decodeJSON(BlobRecord.self, limit: 64 << 20)
+            return try JSONResponse.make(try await store.commitBlob(record, repository: try repository(request)))
+        }
+        router.post("/v1/blobs/{digest}/mount") { request, context in
+            let from = request.uri.queryParameters["from"].map(String.init)
+            return try JSONResponse.make(try await store.mountBlob(try digest(context), into: try repository(request), from: from))
+        }
+        router.delete("/v1/blobs/{digest}") { request, context in
+            try await store.unlinkBlob(try digest(context), from: try repository(request))
+            return try JSONResponse.make(Empty())
+        }
+        router.put("/v1/manifests") { request, _ in
+            let record = try await request.decodeJSON(ManifestRecord.self, limit: 16 << 20)
+            try await store.putManifest(record, tag: request.uri.queryParameters["tag"].map(String.init))
+            return try JSONResponse.make(Empty())
+        }
+        router.get("/v1/manifests") { request, _ in
+            try JSONResponse.make(try await store.manifest(try parameter(request, "reference"), in: try repository(request)))
+        }
+        router.delete("/v1/manifests") { request, _ in
+            guard let digest = Digest(parsing: try parameter(request, "reference")) else {
+                throw MetadataError.invalid("reference must be a digest")
+            }
+            try await store.deleteManifest(digest, in: try repository(request))
+            return try JSONResponse.make(Empty())
+        }
+        router.delete("/v1/tags") { request, _ in
+            try await store.deleteTag(try parameter(request, "tag"), in: try repository(request))
+            return try JSONResponse.make(Empty())
+        }
+        router.get("/v1/tags") { request, _ in
+            let n = try request.queryInteger("n", as: Int.self) ?? 1000
+            let last = request.uri.queryParameters["last"].map(String.init)
+            return try JSONResponse.make(try await store.tags(in: try repository(request), after: last, limit: n))
+        }
+        router.get("/v1/repositories") { request, _ in
+            let n = try request.queryInteger("n", as: Int.self) ?? 1000
+            return try JSONResponse.make(try await store.repositories(after: request.uri.queryParameters["last"].map(String.init), limit: n))
+        }
+        router.get("/v1/repositories/exists") { request, _ in
+            try JSONResponse.make(MetaClient.Exists(exists: try await store.repositoryExists(try repository(request))))
+        }
+        router.get("/v1/referrers/{digest}") { request, context in
+            let type = request.uri.queryParameters["artifactType"].map(String.init)
+            return try JSONResponse.make(try await store.referrers(of: try digest(context), in: try repository(request), artifactType: type))
+        }
+        router.post("/v1/uploads") { request, _ in
+            try JSONResponse.make(try await store.createUpload(repository: try repository(request)))
+        }
+        router.get("/v1/uploads/{id}") { _, context in
+            try JSONResponse.make(try await store.upload(context.parameters.get("id") ?? ""))
+        }
+        router.post("/v1/uploads/{id}/append") { request, context in
+            let body = try await request.decodeJSON(MetaClient.AppendRequest.self, limit: 16 << 20)
+            return try JSONResponse.make(
+                try await store.appendUpload(
+                    context.parameters.get("id") ?? "", expectedOffset: body.expectedOffset, chunks: body.chunks,
+                    newOffset: body.newOffset, hashState: body.hashState))
+        }
+        router.delete("/v1/uploads/{id}") { _, context in
+            try await store.deleteUpload(context.parameters.get("id") ?? "")
+            return try JSONResponse.make(Empty())
+        }
+        router.get("/v1/health") { _, _ in "ok\n" }
+        return router
+    }
+
+    private static func parameter(_ request: Request, _ name: String) throws -> String {
+        guard let value = request.uri.queryParameters[Substring(name)], !value.isEmpty else {
+            throw MetadataError.invalid("query parameter '\(name)' is required")
+        }
+        return String(value)
+    }
+
+    private static func repository(_ request: Request) throws -> String {
+        let name = try parameter(request, "repo")
+        guard OCINames.isValidRepository(name) else { throw MetadataError.invalid("'\(name)' is not a valid repository name") }
+        return name
+    }
+
+    private static func digest(_ context: BasicRequestContext) throws -> Digest {
+        let text = context.parameters.get("digest") ?? ""
+        guard let digest = Digest(parsing: text) else { throw MetadataError.invalid("'\(text)' is not a digest") }
+        return digest
+    }
+}
+
+/// Answers every ``SpeedyCore/MetadataError`` with its status and wire body.
+struct MetadataErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as MetadataError {
+            let status: HTTPResponse.Status =
+                switch error {
+                case .blobUnknown, .manifestUnknown, .nameUnknown, .uploadUnknown: .notFound
+                case .uploadOffsetMismatch: .conflict
+                case .invalid: .badRequest
+                case .unavailable: .serviceUnavailable
+                }
+            return try JSONResponse.make(error.errorBody, status: status)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// ``MetadataStore`` over HTTP: how imageservers use the metaserver (API in docs/api.md).
+public struct MetaClient: MetadataStore {
+    /// The underlying JSON client.
+    public let service: ServiceClient
+
+    /// Creates a client for the metaserver at `baseURL`.
+    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(10)) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    }
+
+    /// The body of `POST /v1/uploads/{id}/append`.
+    public struct AppendRequest: Codable, Sendable {
+        public var expectedOffset: UInt64
+        public var chunks: [ChunkRef]
+        public var newOffset: UInt64
+        public var hashState: [UInt8]
+
+        public init(expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8]) {
+            self.expectedOffset = expectedOffset
+            self.chunks = chunks
+            self.newOffset = newOffset
+            self.hashState = hashState
+        }
+    }
+
+    /// The answer of `GET /v1/repositories/exists`.
+    public struct Exists: Codable, Sendable {
+        public var exists: Bool
+        public init(exists: Bool) { self.exists = exists }
+    }
+
+    /// Calls the metaserver; absent things come back as JSON `null`, hence the optional.
+    private func call<R: Decodable>(
+        _ method: HTTPMethod, _ path: String, query: [(String, String?)] = [], as type: R.Type,
+        body: (some Encodable)? = Optional<Int>.none
+    ) async throws(MetadataError) -> R {
+        do {
+            return try await service.json(method, path + QueryString.make(query), as: R.self, body: body)
+        } catch {
+            if case .status(_, _, let body?) = error, let mapped = MetadataError(body: body) { throw mapped }
+            throw .unavailable("\(error)")
+        }
+    }
+
+    public func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord? {
+        try await call(.GET, "/v1/blobs/\(digest)", query: [("repo", repository)], as: BlobRecord?.self)
+    }
+
+    public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
+        try await call(.POST, "/v1/blobs", query: [("repo", repository)], as: BlobRecord.self, body: record)
+    }
+
+    public func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord {
+        try await call(.POST, "/v1/blobs/\(digest)/mount", query: [("repo", repository), ("from", from)], as: BlobRecord.self)
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError) {
+        _ = try await call(.DELETE, "/v1/blobs/\(digest)", query: [("repo", repository)], as: Empty.self)
+    }
+
+    public func putManifest(_ record: ManifestRecord, tag: String?) async throws(MetadataError) {
+        _ = try await call(.PUT, "/v1/manifests", query: [("tag", tag)], as: Empty.self, body: record)
+    }
+
+    public func manifest(_ reference: String, in repository: String) async throws(MetadataError) -> ManifestRecord? {
+        try await call(.GET, "/v1/manifests", query: [("repo", repository), ("reference", reference)], as: ManifestRecord?.self)
+    }
+
+    public func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError) {
+        _ = try await call(.DELETE, "/v1/manifests", query: [("repo", repository), ("reference", digest.description)], as: Empty.self)
+    }
+
+    public func deleteTag(_ tag: String, in repository: String) async throws(MetadataError) {
+        _ = try await call(.DELETE, "/v1/tags", query: [("repo", repository), ("tag", tag)], as: Empty.self)
+    }
+
+    public func tags(in repository: String, after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
+        try await call(.GET, "/v1/tags", query: [("repo", repository), ("last", last), ("n", String(limit))], as: NamePage.self)
+    }
+
+    public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
+        try await call(.GET, "/v1/repositories", query: [("last", last), ("n", String(limit))], as: NamePage.self)
+    }
+
+    public func repositoryExists(_ repository: String) async throws(MetadataError) -> Bool {
+        try await call(.GET, "/v1/repositories/exists", query: [("repo", repository)], as: Exists.self).exists
+    }
+
+    public func referrers(of digest: Digest, in repository: String, artifactType: String?) async throws(MetadataError) -> [Descriptor] {
+        try await call(
+            .GET, "/v1/referrers/\(digest)", query: [("repo", repository), ("artifactType", artifactType)], as: [Descriptor].self)
+    }
+
+    public func createUpload(repository: String) async throws(MetadataError) -> UploadSession {
+        try await call(.POST, "/v1/uploads", query: [("repo", repository)], as: UploadSession.self)
+    }
+
+    public func upload(_ id: String) async throws(MetadataError) -> UploadSession? {
+        try await call(.GET, "/v1/uploads/\(QueryString.escape(id))", as: UploadSession?.self)
+    }
+
+    public func appendUpload(_ id: String, expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8])
+        async throws(MetadataError) -> UploadSession
+    {
+        let request = AppendRequest(expectedOffset: expectedOffset, chunks: chunks, newOffset: newOffset, hashState: hashState)
+        return try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/append", as: UploadSession.self, body: request)
+    }
+
+    public func deleteUpload(_ id: String) async throws(MetadataError) {
+        _ = try await call(.DELETE, "/v1/uploads/\(QueryString.escape(id))", as: Empty.self)
+    }
+}
+
+/// An empty JSON object, the answer of calls that return nothing.
+public struct Empty: Codable, Sendable {
+    public init() {}
+}
+
+/// Builds query strings with every reserved character escaped (`+` included, which some servers
+/// read as a space).
+public enum QueryString {
+    /// `?a=1&b=x%2Fy`, skipping nil values; empty when nothing is left.
+    public static func make(_ items: [(String, String?)]) -> String {
+        let parts = items.compactMap { name, value in value.map { "\(name)=\(escape($0))" } }
+        return parts.isEmpty ? "" : "?" + parts.joined(separator: "&")
+    }
+
+    /// Percent-escapes everything but unreserved characters (RFC 3986).
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(UnicodeScalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
+            }
+        }
+        return out
+    }
+}

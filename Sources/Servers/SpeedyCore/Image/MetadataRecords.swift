@@ -1,0 +1,135 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Where one piece of a blob lives: a chunk of a group, with its length and CRC.
+public struct ChunkRef: Sendable, Hashable, Codable {
+    /// The group holding every replica.
+    public var group: UInt32
+    /// The chunk's file id.
+    public var fileId: UInt64
+    /// Payload bytes.
+    public var length: UInt32
+    /// Payload CRC-32C.
+    public var crc: UInt32
+
+    /// Creates a reference.
+    public init(group: UInt32, fileId: UInt64, length: UInt32, crc: UInt32) {
+        self.group = group
+        self.fileId = fileId
+        self.length = length
+        self.crc = crc
+    }
+
+    /// The chunk's key on a chunkserver.
+    public var key: ChunkKey { ChunkKey(group: group, fileId: fileId) }
+}
+
+/// A stored blob: its digest, size and the chunks that hold its bytes, in order.
+public struct BlobRecord: Sendable, Equatable, Codable {
+    /// Content digest.
+    public var digest: Digest
+    /// Total bytes; the sum of the chunks' lengths.
+    public var size: UInt64
+    /// The chunks, in order. Lengths may differ (an upload's requests end where they end).
+    public var chunks: [ChunkRef]
+
+    /// Creates a record.
+    public init(digest: Digest, size: UInt64, chunks: [ChunkRef]) {
+        self.digest = digest
+        self.size = size
+        self.chunks = chunks
+    }
+}
+
+/// A manifest as stored: its exact bytes and what the registry needs without parsing them again.
+public struct ManifestRecord: Sendable, Equatable, Codable {
+    /// The repository it was pushed to.
+    public var repository: String
+    /// Digest of `content`.
+    public var digest: Digest
+    /// Its media type (from the body's `mediaType`, else the request's Content-Type).
+    public var mediaType: String
+    /// The exact bytes the client pushed.
+    public var content: [UInt8]
+    /// The manifest this one refers to (`subject`), for the referrers API.
+    public var subject: Digest?
+    /// `artifactType`, else the config's media type (image manifests), for the referrers API.
+    public var artifactType: String?
+    /// Top-level annotations, for the referrers API.
+    public var annotations: [String: String]?
+
+    /// Creates a record.
+    public init(
+        repository: String, digest: Digest, mediaType: String, content: [UInt8],
+        subject: Digest? = nil, artifactType: String? = nil, annotations: [String: String]? = nil
+    ) {
+        self.repository = repository
+        self.digest = digest
+        self.mediaType = mediaType
+        self.content = content
+        self.subject = subject
+        self.artifactType = artifactType
+        self.annotations = annotations
+    }
+}
+
+/// An OCI descriptor, as the referrers API lists them.
+public struct Descriptor: Sendable, Equatable, Codable {
+    public var mediaType: String
+    public var digest: Digest
+    public var size: Int64
+    public var artifactType: String?
+    public var annotations: [String: String]?
+
+    /// Creates a descriptor.
+    public init(mediaType: String, digest: Digest, size: Int64, artifactType: String? = nil, annotations: [String: String]? = nil) {
+        self.mediaType = mediaType
+        self.digest = digest
+        self.size = size
+        self.artifactType = artifactType
+        self.annotations = annotations
+    }
+}
+
+/// A blob upload in progress. Kept by the metaserver so any imageserver can continue it.
+public struct UploadSession: Sendable, Equatable, Codable {
+    /// The session id (a UUID), the last part of the upload URL.
+    public var id: String
+    /// The repository the blob is pushed to.
+    public var repository: String
+    /// Bytes received so far; the next request must start here.
+    public var offset: UInt64
+    /// Chunks written so far, in order.
+    public var chunks: [ChunkRef]
+    /// The SHA-256 state after `offset` bytes (see ``SHA256Hasher/savedState``).
+    public var hashState: [UInt8]
+    /// When the session began, in milliseconds since the epoch.
+    public var createdMs: Int64
+
+    /// Creates a session.
+    public init(id: String, repository: String, offset: UInt64, chunks: [ChunkRef], hashState: [UInt8], createdMs: Int64) {
+        self.id = id
+        self.repository = repository
+        self.offset = offset
+        self.chunks = chunks
+        self.hashState = hashState
+        self.createdMs = createdMs
+    }
+}
+
+/// One page of names (tags or repositories) in lexical order.
+public struct NamePage: Sendable, Equatable, Codable {
+    /// The names.
+    public var names: [String]
+    /// Whether more names follow the last one.
+    public var more: Bool
+
+    /// Creates a page.
+    public init(names: [String], more: Bool) {
+        self.names = names
+        self.more = more
+    }
+}

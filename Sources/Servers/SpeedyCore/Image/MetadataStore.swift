@@ -1,0 +1,146 @@
+/// Layers, manifests, tags and upload sessions: what the metaserver keeps and imageservers use.
+///
+/// One protocol with two implementations that pass the same conformance suite: the SQLite store
+/// inside the metaserver, and ``MetaClient``, which calls a metaserver over HTTP. Every failure is
+/// one case of ``MetadataError``.
+public protocol MetadataStore: Sendable {
+    // MARK: Blobs
+
+    /// The blob with `digest` if it is linked into `repository` (or anywhere, when nil).
+    func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord?
+
+    /// Records a fully written blob and links it into `repository`, atomically.
+    ///
+    /// - Returns: the record now stored: `record` itself, or the one already stored under the same
+    ///   digest (its chunks win; the caller may delete the chunks it wrote).
+    func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord
+
+    /// Links an existing blob into `repository` (cross-repository mount).
+    /// - Throws: `.blobUnknown` when no such blob is linked into `from` (or anywhere, when nil).
+    func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord
+
+    /// Unlinks a blob from `repository`. The chunks stay until garbage collection.
+    /// - Throws: `.blobUnknown` when it is not linked there.
+    func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError)
+
+    // MARK: Manifests and tags
+
+    /// Stores a manifest (immutable by digest) and, when `tag` is given, points the tag at it,
+    /// in one transaction (last writer wins for the tag).
+    func putManifest(_ record: ManifestRecord, tag: String?) async throws(MetadataError)
+
+    /// The manifest `reference` (a tag or a digest) names in `repository`.
+    func manifest(_ reference: String, in repository: String) async throws(MetadataError) -> ManifestRecord?
+
+    /// Deletes a manifest and every tag pointing at it.
+    /// - Throws: `.manifestUnknown`.
+    func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError)
+
+    /// Deletes a tag; the manifest stays.
+    /// - Throws: `.manifestUnknown` when there is no such tag.
+    func deleteTag(_ tag: String, in repository: String) async throws(MetadataError)
+
+    /// Tags of `repository` after `last`, in lexical order, at most `limit`.
+    /// - Throws: `.nameUnknown` when the repository does not exist.
+    func tags(in repository: String, after last: String?, limit: Int) async throws(MetadataError) -> NamePage
+
+    /// Repositories after `last`, in lexical order, at most `limit`.
+    func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage
+
+    /// Whether `repository` exists (has a blob, manifest or tag).
+    func repositoryExists(_ repository: String) async throws(MetadataError) -> Bool
+
+    /// Manifests in `repository` whose subject is `digest`, optionally of one artifact type.
+    func referrers(of digest: Digest, in repository: String, artifactType: String?) async throws(MetadataError) -> [Descriptor]
+
+    // MARK: Uploads
+
+    /// Starts an upload session.
+    func createUpload(repository: String) async throws(MetadataError) -> UploadSession
+
+    /// The session, or nil when unknown (finished, cancelled or never begun).
+    func upload(_ id: String) async throws(MetadataError) -> UploadSession?
+
+    /// Records that `chunks` were appended, moving the session from `expectedOffset` to `newOffset`.
+    /// - Throws: `.uploadUnknown`; `.uploadOffsetMismatch` when another request moved it first.
+    func appendUpload(_ id: String, expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8])
+        async throws(MetadataError) -> UploadSession
+
+    /// Ends a session (completed or cancelled).
+    /// - Throws: `.uploadUnknown`.
+    func deleteUpload(_ id: String) async throws(MetadataError)
+}
+
+/// Why a metadata operation failed.
+public enum MetadataError: Error, Sendable, Equatable, CustomStringConvertible {
+    case blobUnknown(Digest)
+    case manifestUnknown(String)
+    case nameUnknown(String)
+    case uploadUnknown(String)
+    /// The session is at `actual`, not where the request expected.
+    case uploadOffsetMismatch(id: String, actual: UInt64)
+    /// The request itself is malformed.
+    case invalid(String)
+    /// The store could not be reached or failed.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .blobUnknown(let digest): "blob \(digest) unknown"
+        case .manifestUnknown(let reference): "manifest \(reference) unknown"
+        case .nameUnknown(let name): "repository \(name) unknown"
+        case .uploadUnknown(let id): "upload \(id) unknown"
+        case .uploadOffsetMismatch(let id, let actual): "upload \(id) is at offset \(actual)"
+        case .invalid(let reason): "invalid request: \(reason)"
+        case .unavailable(let reason): "metadata store unavailable: \(reason)"
+        }
+    }
+
+    /// Stable code for the wire.
+    public var code: String {
+        switch self {
+        case .blobUnknown: "BLOB_UNKNOWN"
+        case .manifestUnknown: "MANIFEST_UNKNOWN"
+        case .nameUnknown: "NAME_UNKNOWN"
+        case .uploadUnknown: "BLOB_UPLOAD_UNKNOWN"
+        case .uploadOffsetMismatch: "UPLOAD_OFFSET_MISMATCH"
+        case .invalid: "BAD_REQUEST"
+        case .unavailable: "UNAVAILABLE"
+        }
+    }
+}
+
+extension MetadataError {
+    /// The wire form, with the structured part in `detail`.
+    public var errorBody: ErrorBody {
+        let detail: String? =
+            switch self {
+            case .blobUnknown(let digest): digest.description
+            case .manifestUnknown(let reference): reference
+            case .nameUnknown(let name): name
+            case .uploadUnknown(let id): id
+            case .uploadOffsetMismatch(let id, let actual): "\(id) \(actual)"
+            case .invalid, .unavailable: nil
+            }
+        return ErrorBody(code: code, message: description, detail: detail)
+    }
+
+    /// Rebuilds the error from its wire form; nil when the body is not one of these.
+    public init?(body: ErrorBody) {
+        let detail = body.detail ?? ""
+        switch body.code {
+        case "BLOB_UNKNOWN":
+            guard let digest = Digest(parsing: detail) else { return nil }
+            self = .blobUnknown(digest)
+        case "MANIFEST_UNKNOWN": self = .manifestUnknown(detail)
+        case "NAME_UNKNOWN": self = .nameUnknown(detail)
+        case "BLOB_UPLOAD_UNKNOWN": self = .uploadUnknown(detail)
+        case "UPLOAD_OFFSET_MISMATCH":
+            let parts = detail.split(separator: " ")
+            guard parts.count == 2, let actual = UInt64(parts[1]) else { return nil }
+            self = .uploadOffsetMismatch(id: String(parts[0]), actual: actual)
+        case "BAD_REQUEST": self = .invalid(body.message)
+        default: return nil
+        }
+    }
+}
