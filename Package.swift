@@ -168,6 +168,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MetaServerTests",
+            dependencies: ["MetaServer", "ServerSupport", "SpeedyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ImageServerTests",
+            dependencies: ["ImageServer", "SpeedyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ClusterTests",
             dependencies: [
                 "SpeedyCore",

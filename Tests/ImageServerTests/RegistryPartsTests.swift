@@ -1,0 +1,117 @@
+@testable import ImageServer
+import SpeedyCore
+import Testing
+
+@Suite("Registry building blocks")
+struct RegistryPartsTests {
+    @Test func pathsWithSlashesInNamesParse() {
+        #expect(OCIPath(path: "/v2/") == .base)
+        #expect(OCIPath(path: "/v2") == .base)
+        #expect(OCIPath(path: "/v2/_catalog") == .catalog)
+        #expect(OCIPath(path: "/v2/library/ubuntu/tags/list") == .tags(name: "library/ubuntu"))
+        #expect(OCIPath(path: "/v2/a/b/c/manifests/latest") == .manifest(name: "a/b/c", reference: "latest"))
+        #expect(OCIPath(path: "/v2/app/blobs/uploads/") == .uploads(name: "app"))
+        #expect(OCIPath(path: "/v2/app/blobs/uploads") == .uploads(name: "app"))
+        #expect(OCIPath(path: "/v2/app/blobs/uploads/1234") == .upload(name: "app", id: "1234"))
+        #expect(OCIPath(path: "/v2/x/blobs/y/blobs/sha256:ab") == .blob(name: "x/blobs/y", digest: "sha256:ab"))
+        #expect(OCIPath(path: "/v2/app/referrers/sha256:ab") == .referrers(name: "app", digest: "sha256:ab"))
+        #expect(OCIPath(path: "/v2/manifests/latest") == nil)
+        #expect(OCIPath(path: "/v3/app/manifests/latest") == nil)
+        #expect(OCIPath(path: "/v2/app/unknown/thing") == nil)
+    }
+
+    @Test func repositoryNamesAndTagsFollowTheSpec() {
+        for good in ["a", "library/ubuntu", "my-app", "my__app", "a.b/c_d/e--f", "x9/y8"] {
+            #expect(OCINames.isValidRepository(good), "\(good)")
+        }
+        for bad in ["", "Upper", "../etc", "a//b", "-a", "a-", "a___b", "a/", "/a", "a..b", String(repeating: "a", count: 256)] {
+            #expect(!OCINames.isValidRepository(bad), "\(bad)")
+        }
+        #expect(OCINames.isValidTag("latest"))
+        #expect(OCINames.isValidTag("_v1.2-rc"))
+        #expect(!OCINames.isValidTag(".hidden"))
+        #expect(!OCINames.isValidTag("a/b"))
+        #expect(!OCINames.isValidTag(String(repeating: "t", count: 129)))
+    }
+
+    @Test func digestsParseStrictly() {
+        let hex = String(repeating: "ab", count: 32)
+        #expect(Digest(parsing: "sha256:\(hex)")?.hex == hex)
+        #expect(Digest(parsing: "sha256:\(hex.uppercased())") == nil)
+        #expect(Digest(parsing: "sha256:abc") == nil)
+        #expect(Digest(parsing: "md5:\(hex)") == nil)
+        #expect(Digest(parsing: "sha512:" + String(repeating: "0", count: 128)) != nil)
+    }
+
+    @Test func sha256MatchesKnownValuesAndResumesFromSavedState() {
+        #expect(Digest.of(Array("abc".utf8)).hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Digest.of([]).hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        var first = SHA256Hasher()
+        first.update(Array("a".utf8))
+        guard var resumed = SHA256Hasher(savedState: first.savedState) else {
+            Issue.record("saved state did not restore")
+            return
+        }
+        resumed.update(Array("bc".utf8))
+        #expect(resumed.finalize().hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256Hasher(savedState: [1, 2, 3]) == nil)
+    }
+
+    @Test func rangesResolveAgainstTheBlobLength() {
+        #expect(ByteRangeRequest.resolve("bytes=0-9", length: 100) == .partial(0...9))
+        #expect(ByteRangeRequest.resolve("bytes=90-", length: 100) == .partial(90...99))
+        #expect(ByteRangeRequest.resolve("bytes=-10", length: 100) == .partial(90...99))
+        #expect(ByteRangeRequest.resolve("bytes=50-500", length: 100) == .partial(50...99))
+        #expect(ByteRangeRequest.resolve("bytes=100-", length: 100) == .unsatisfiable)
+        #expect(ByteRangeRequest.resolve("bytes=0-1,5-6", length: 100) == .whole)
+        #expect(ByteRangeRequest.resolve("items=0-1", length: 100) == .whole)
+    }
+
+    @Test func piecesCoverExactlyTheRequestedBytes() {
+        let chunks = [10, 10, 5].enumerated().map { ChunkRef(group: 1, fileId: UInt64($0.offset), length: UInt32($0.element), crc: 0) }
+        let whole = BlobStream.pieces(of: chunks, range: 0...24)
+        #expect(whole.map(\.length) == [10, 10, 5])
+        let middle = BlobStream.pieces(of: chunks, range: 8...21)
+        #expect(middle.map(\.ref.fileId) == [0, 1, 2])
+        #expect(middle.map(\.start) == [8, 0, 0])
+        #expect(middle.map(\.length) == [2, 10, 2])
+        #expect(BlobStream.pieces(of: chunks, range: 20...24).map(\.ref.fileId) == [2])
+    }
+
+    @Test func manifestsAreCheckedForShapeAndReferences() throws {
+        let config = "sha256:" + String(repeating: "1", count: 64)
+        let layer = "sha256:" + String(repeating: "2", count: 64)
+        let image = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config)","size":2},
+             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(layer)","size":9}],
+             "subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(layer)","size":9}}
+            """
+        let parsed = try ManifestParser.parse(Array(image.utf8), contentType: "application/vnd.oci.image.manifest.v1+json")
+        #expect(parsed.blobs.map(\.description) == [config, layer])
+        #expect(parsed.subject?.description == layer)
+        #expect(parsed.artifactType == "application/vnd.oci.image.config.v1+json")
+        #expect(throws: OCIError.self) { try ManifestParser.parse(Array("not json".utf8), contentType: nil) }
+        #expect(throws: OCIError.self) {
+            try ManifestParser.parse(Array(image.utf8), contentType: "application/vnd.docker.distribution.manifest.v2+json")
+        }
+        #expect(throws: OCIError.self) { try ManifestParser.parse(Array("{\"schemaVersion\":1}".utf8), contentType: "application/json") }
+        let index = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"\(layer)","size":3}]}
+            """
+        #expect(try ManifestParser.parse(Array(index.utf8), contentType: nil).manifests.map(\.description) == [layer])
+    }
+
+    @Test func memoryBudgetBlocksUntilReleased() async {
+        let budget = MemoryBudget(bytes: 10)
+        await budget.acquire(8)
+        let waiter = Task {
+            await budget.acquire(5)
+            return true
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        budget.release(8)
+        #expect(await waiter.value)
+        budget.release(5)
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import MetaServer
+import ServerSupport
+import SpeedyCore
+import Testing
+
+/// The contract of ``MetadataStore``, checked against the SQLite store itself and against
+/// ``MetaClient`` talking to a metaserver over HTTP: both must behave the same.
+@Suite("MetadataStore conformance")
+struct MetadataStoreConformanceTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case sqlite, http
+        var testDescription: String { rawValue }
+    }
+
+    func withStore(_ kind: Kind, _ body: (any MetadataStore) async throws -> Void) async throws {
+        let dir = NSTemporaryDirectory() + "speedy-meta-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteMetadataStore(path: dir + "/meta.sqlite")
+        switch kind {
+        case .sqlite:
+            try await body(store)
+        case .http:
+            let (stream, continuation) = AsyncStream<HostPort>.makeStream()
+            let server = Task {
+                try await HTTPServer.run(
+                    role: "metaserver", router: MetaServer.router(store: store), listen: HostPort(host: "127.0.0.1", port: 0),
+                    logger: Logger(label: "test")
+                ) { continuation.yield($0) }
+            }
+            var iterator = stream.makeAsyncIterator()
+            let bound = await iterator.next()!
+            try await body(MetaClient(baseURL: bound.httpURL))
+            server.cancel()
+            _ = await server.result
+        }
+    }
+
+    func digest(_ seed: String) -> Digest { Digest.of(Array(seed.utf8)) }
+
+    func blob(_ seed: String, chunks: Int = 2) -> BlobRecord {
+        let refs = (0..<chunks).map { ChunkRef(group: 1, fileId: UInt64(seed.count * 100 + $0), length: 10, crc: UInt32($0)) }
+        return BlobRecord(digest: digest(seed), size: UInt64(chunks * 10), chunks: refs)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func blobsAreVisibleOnlyWhereLinked(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let record = blob("layer")
+            #expect(try await store.commitBlob(record, repository: "a/app") == record)
+            #expect(try await store.blob(record.digest, in: "a/app") == record)
+            #expect(try await store.blob(record.digest, in: nil) == record)
+            #expect(try await store.blob(record.digest, in: "b/app") == nil)
+            #expect(try await store.blob(digest("other"), in: nil) == nil)
+            // Mounting links it into another repository.
+            #expect(try await store.mountBlob(record.digest, into: "b/app", from: "a/app") == record)
+            #expect(try await store.blob(record.digest, in: "b/app") == record)
+            await #expect(throws: MetadataError.blobUnknown(digest("other"))) {
+                try await store.mountBlob(digest("other"), into: "b/app", from: "a/app")
+            }
+            await #expect(throws: MetadataError.blobUnknown(record.digest)) {
+                try await store.mountBlob(record.digest, into: "c/app", from: "nowhere")
+            }
+            // Unlinking removes it from one repository only.
+            try await store.unlinkBlob(record.digest, from: "a/app")
+            #expect(try await store.blob(record.digest, in: "a/app") == nil)
+            #expect(try await store.blob(record.digest, in: "b/app") == record)
+            await #expect(throws: MetadataError.blobUnknown(record.digest)) { try await store.unlinkBlob(record.digest, from: "a/app") }
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func secondCommitOfTheSameContentKeepsTheFirstChunks(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let first = blob("same")
+            var second = first
+            second.chunks = second.chunks.map { var c = $0; c.fileId += 1000; return c }
+            _ = try await store.commitBlob(first, repository: "x")
+            #expect(try await store.commitBlob(second, repository: "y") == first)
+            #expect(try await store.blob(first.digest, in: "y") == first)
+            var wrongSize = blob("bad")
+            wrongSize.size = 999
+            await #expect(throws: MetadataError.self) { try await store.commitBlob(wrongSize, repository: "x") }
+        }
+    }
+
+    func manifest(_ repository: String, _ seed: String, subject: Digest? = nil, artifactType: String? = nil) -> ManifestRecord {
+        let content = Array("{\"seed\":\"\(seed)\"}".utf8)
+        return ManifestRecord(
+            repository: repository, digest: Digest.of(content), mediaType: "application/vnd.oci.image.manifest.v1+json",
+            content: content, subject: subject, artifactType: artifactType, annotations: subject == nil ? nil : ["k": seed])
+    }
+
+    @Test(arguments: Kind.allCases)
+    func manifestsByTagAndDigestAndDeletes(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let one = manifest("r", "one")
+            let two = manifest("r", "two")
+            try await store.putManifest(one, tag: "latest")
+            #expect(try await store.manifest("latest", in: "r") == one)
+            #expect(try await store.manifest(one.digest.description, in: "r") == one)
+            #expect(try await store.manifest("latest", in: "elsewhere") == nil)
+            // Last writer wins for a tag; the old manifest stays by digest.
+            try await store.putManifest(two, tag: "latest")
+            #expect(try await store.manifest("latest", in: "r")?.digest == two.digest)
+            #expect(try await store.manifest(one.digest.description, in: "r") == one)
+            try await store.putManifest(two, tag: "v2")
+            try await store.deleteTag("latest", in: "r")
+            #expect(try await store.manifest("latest", in: "r") == nil)
+            await #expect(throws: MetadataError.manifestUnknown("latest")) { try await store.deleteTag("latest", in: "r") }
+            // Deleting a manifest takes its tags with it.
+            try await store.deleteManifest(two.digest, in: "r")
+            #expect(try await store.manifest("v2", in: "r") == nil)
+            await #expect(throws: MetadataError.self) { try await store.deleteManifest(two.digest, in: "r") }
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func tagsAndRepositoriesPageInLexicalOrder(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let m = manifest("lib/app", "m")
+            for tag in ["b", "A", "c", "a", "B10", "b2"] { try await store.putManifest(m, tag: tag) }
+            var names: [String] = []
+            var last: String?
+            while true {
+                let page = try await store.tags(in: "lib/app", after: last, limit: 2)
+                names += page.names
+                last = page.names.last
+                if !page.more { break }
+            }
+            #expect(names == ["A", "a", "b", "B10", "b2", "c"])
+            await #expect(throws: MetadataError.nameUnknown("missing")) { try await store.tags(in: "missing", after: nil, limit: 10) }
+            try await store.putManifest(manifest("zeta", "z"), tag: "t")
+            _ = try await store.commitBlob(blob("b1"), repository: "alpha")
+            #expect(try await store.repositories(after: nil, limit: 2) == NamePage(names: ["alpha", "lib/app"], more: true))
+            #expect(try await store.repositories(after: "lib/app", limit: 2) == NamePage(names: ["zeta"], more: false))
+            #expect(try await store.repositoryExists("alpha"))
+            #expect(!(try await store.repositoryExists("beta")))
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func referrersListManifestsWithASubject(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let image = manifest("r", "image")
+            try await store.putManifest(image, tag: "latest")
+            let sbom = manifest("r", "sbom", subject: image.digest, artifactType: "application/sbom")
+            let sig = manifest("r", "sig", subject: image.digest, artifactType: "application/sig")
+            try await store.putManifest(sbom, tag: nil)
+            try await store.putManifest(sig, tag: nil)
+            let all = try await store.referrers(of: image.digest, in: "r", artifactType: nil)
+            #expect(Set(all.map(\.digest)) == [sbom.digest, sig.digest])
+            #expect(all.first { $0.digest == sbom.digest }?.annotations == ["k": "sbom"])
+            #expect(all.first { $0.digest == sbom.digest }?.size == Int64(sbom.content.count))
+            let filtered = try await store.referrers(of: image.digest, in: "r", artifactType: "application/sig")
+            #expect(filtered.map(\.digest) == [sig.digest])
+            #expect(try await store.referrers(of: image.digest, in: "other", artifactType: nil).isEmpty)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func uploadSessionsMoveOnlyForward(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let session = try await store.createUpload(repository: "r")
+            #expect(session.offset == 0)
+            #expect(try await store.upload(session.id) == session)
+            let chunk = ChunkRef(group: 1, fileId: 5, length: 100, crc: 7)
+            var hasher = SHA256Hasher()
+            hasher.update([1, 2, 3])
+            let moved = try await store.appendUpload(session.id, expectedOffset: 0, chunks: [chunk], newOffset: 100, hashState: hasher.savedState)
+            #expect(moved.offset == 100)
+            #expect(moved.chunks == [chunk])
+            #expect(try await store.upload(session.id)?.hashState == hasher.savedState)
+            // A request that lost the race sees where the upload really is.
+            await #expect(throws: MetadataError.uploadOffsetMismatch(id: session.id, actual: 100)) {
+                try await store.appendUpload(session.id, expectedOffset: 0, chunks: [chunk], newOffset: 100, hashState: [])
+            }
+            await #expect(throws: MetadataError.self) {
+                try await store.appendUpload(session.id, expectedOffset: 100, chunks: [chunk], newOffset: 150, hashState: [])
+            }
+            try await store.deleteUpload(session.id)
+            #expect(try await store.upload(session.id) == nil)
+            await #expect(throws: MetadataError.uploadUnknown(session.id)) { try await store.deleteUpload(session.id) }
+            await #expect(throws: MetadataError.uploadUnknown("nope")) {
+                try await store.appendUpload("nope", expectedOffset: 0, chunks: [], newOffset: 0, hashState: [])
+            }
+        }
+    }
+}
