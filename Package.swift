@@ -174,13 +174,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageServerTests",
-            dependencies: ["ImageServer", "SpeedyCore"],
+            dependencies: ["ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ClusterTests",
             dependencies: [
                 "SpeedyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

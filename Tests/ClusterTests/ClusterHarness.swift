@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import SpeedyCore
 import Testing
 
@@ -26,7 +27,10 @@ final class ClusterHarness: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        try? FileManager.default.removeItem(atPath: root)
+        // SPEEDY_KEEP_TEST_DATA=1 keeps the data and logs for a look after a failure.
+        if ProcessInfo.processInfo.environment["SPEEDY_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
     }
 
     static let binDirectory: String = {
@@ -94,6 +98,73 @@ final class ClusterHarness: @unchecked Sendable {
         return ("127.0.0.1:\(port)", process)
     }
 
+    /// A whole registry cluster: master, one group of three chunkservers, metaserver, imageserver.
+    struct Registry {
+        var masterURL: String
+        var registryURL: String
+        var hostPort: String
+        var chunkservers: [(name: String, addr: String, process: Process)]
+    }
+
+    func startRegistry() async throws -> Registry {
+        let (masterURL, _) = try startMaster()
+        var servers: [(String, String, Process)] = []
+        for i in 1...3 {
+            let (addr, process) = try startChunkserver(master: masterURL, group: 1, name: "cs\(i)")
+            servers.append(("cs\(i)", addr, process))
+        }
+        let metaPort = Self.freePort()
+        try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
+        let registryPort = Self.freePort()
+        try start(
+            "imageserver",
+            ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
+        let master = MasterClient(baseURL: masterURL)
+        let registryURL = "http://127.0.0.1:\(registryPort)"
+        let ready = await eventually(within: 30) {
+            guard (try? await master.snapshot())?.groups.first?.state == .healthy else { return false }
+            guard let reply = try? await ServiceClient(baseURL: registryURL).send(.GET, "/v2/") else { return false }
+            return reply.status == 200
+        }
+        guard ready else {
+            throw HarnessError("registry cluster did not come up:\n\(log("master"))\n\(log("imageserver"))")
+        }
+        return Registry(masterURL: masterURL, registryURL: registryURL, hostPort: "127.0.0.1:\(registryPort)", chunkservers: servers)
+    }
+
+    /// Runs a program to completion: exit status and its standard output and error together.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Makes an OCI image layout with umoci: one layer holding `bytes` random bytes and a text file.
+    func makeImage(named name: String, randomBytes bytes: Int) throws -> String {
+        let layout = root + "/\(name)-layout"
+        let bundle = root + "/\(name)-bundle"
+        for args in [["init", "--layout", layout], ["new", "--image", layout + ":latest"],
+                     ["unpack", "--rootless", "--image", layout + ":latest", bundle]] {
+            let result = try Self.run("/usr/bin/umoci", args)
+            guard result.status == 0 else { throw HarnessError("umoci \(args[0]) failed: \(result.output)") }
+        }
+        var random = SystemRandomNumberGenerator()
+        let data = Data((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &random) })
+        try data.write(to: URL(fileURLWithPath: bundle + "/rootfs/payload.bin"))
+        try Data("hello from \(name)\n".utf8).write(to: URL(fileURLWithPath: bundle + "/rootfs/hello.txt"))
+        let repack = try Self.run("/usr/bin/umoci", ["repack", "--image", layout + ":latest", bundle])
+        guard repack.status == 0 else { throw HarnessError("umoci repack failed: \(repack.output)") }
+        return layout
+    }
+
     /// Runs `chunktool ARGS` to completion: exit status and standard output.
     func chunktool(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()
@@ -153,4 +224,9 @@ final class ClusterHarness: @unchecked Sendable {
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: root + "/\(name).log", encoding: .utf8)) ?? "(no log)"
     }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

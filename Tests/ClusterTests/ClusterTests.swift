@@ -56,6 +56,7 @@ struct ClusterTests {
         #expect(String(buffer: wrongGroup.body).contains("GROUP_UNKNOWN"))
         let tooLarge = try await raw.send(.PUT, "/v1/chunks/1/\(lease.start + 2)", body: ByteBuffer(repeating: 1, count: (16 << 20) + 1))
         #expect(tooLarge.status == 413)
+        #expect(String(buffer: tooLarge.body).contains("CHUNK_TOO_LARGE"))
         let range = try await raw.send(.GET, "/v1/chunks/1/\(key.fileId)", headers: [("Range", "bytes=100-199")])
         #expect(range.status == 206)
         #expect(Array(range.body.readableBytesView) == Array(bytes[100...199]))

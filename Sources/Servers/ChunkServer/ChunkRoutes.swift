@@ -53,7 +53,7 @@ struct ChunkRoutes: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: maxChunkBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
         } catch {
             throw APIError.badRequest("request body ended early: \(error)")

@@ -43,10 +43,17 @@ final class ClusterView: Sendable {
 
     /// A writable group by smooth weighted round-robin on free space (nginx's algorithm: the
     /// fullest group still gets its share, but no two chunks in a row land on it unless it is the
-    /// only one). Nil when no healthy group is left outside `excluding`.
+    /// only one). Nil when no healthy group is left outside `excluding`, even after asking the
+    /// master again (the copy may be up to a refresh interval old).
     func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
         guard await current() != nil else { return nil }
-        return state.withLock { s in
+        if let group = pickCached(excluding: excluding) { return group }
+        await refresh()
+        return pickCached(excluding: excluding)
+    }
+
+    private func pickCached(excluding: Set<UInt32>) -> GroupSnapshot? {
+        state.withLock { s in
             guard let snapshot = s.snapshot else { return nil }
             let candidates = snapshot.groups.filter { $0.state.isWritable && !excluding.contains($0.id) && !$0.members.isEmpty }
             guard !candidates.isEmpty else { return nil }
@@ -65,7 +72,14 @@ final class ClusterView: Sendable {
     /// Addresses of `group`'s readable members, least busy first.
     func readers(of group: UInt32) async -> [String] {
         guard await current() != nil else { return [] }
-        return state.withLock { s in
+        let cached = readersCached(of: group)
+        if !cached.isEmpty { return cached }
+        await refresh()
+        return readersCached(of: group)
+    }
+
+    private func readersCached(of group: UInt32) -> [String] {
+        state.withLock { s in
             guard let members = s.snapshot?.groups.first(where: { $0.id == group })?.members else { return [] }
             return members.filter { $0.status.isReadable }
                 .sorted { (s.readsInFlight[$0.addr, default: 0], $0.readBytesPerSec) < (s.readsInFlight[$1.addr, default: 0], $1.readBytesPerSec) }
@@ -98,19 +112,24 @@ actor FileIdPool {
     func next() async throws(ServiceError) -> UInt64 {
         while true {
             if let id = ids.popFirst() { return id }
+            // Join the lease request under way, or start one.
+            let task: Task<Result<FileIdLease, ServiceError>, Never>
             if let pending = refill {
-                _ = await pending.value
-                continue
+                task = pending
+            } else {
+                let master = self.master
+                let count = leaseSize
+                task = Task {
+                    do throws(ServiceError) { return .success(try await master.leaseFileIds(count: count)) } catch { return .failure(error) }
+                }
+                refill = task
             }
-            let master = self.master
-            let count = leaseSize
-            let task = Task { () -> Result<FileIdLease, ServiceError> in
-                do throws(ServiceError) { return .success(try await master.leaseFileIds(count: count)) } catch { return .failure(error) }
-            }
-            refill = task
             let result = await task.value
-            refill = nil
-            ids = try result.get().range
+            // Whoever resumes first installs the new range; the others find it (or its remains).
+            if refill == task {
+                refill = nil
+                ids = try result.get().range
+            }
         }
     }
 }

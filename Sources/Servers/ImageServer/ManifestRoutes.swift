@@ -28,7 +28,7 @@ extension RegistryAPI {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             throw OCIError(.contentTooLarge, "MANIFEST_INVALID", "manifest is over the \(limit)-byte limit")
         }
         let content = Array(body.readableBytesView)

@@ -1,0 +1,36 @@
+import ChunkMaster
+import Foundation
+@testable import ImageServer
+import Logging
+import ServerSupport
+import SpeedyCore
+import Testing
+
+@Suite("File id pool")
+struct FileIdPoolTests {
+    /// Many chunk writes asking at once, across several lease refills, all get distinct ids.
+    @Test(.timeLimit(.minutes(1)))
+    func concurrentCallersShareLeasesAndNeverRepeatAnId() async throws {
+        let dir = NSTemporaryDirectory() + "speedy-pool-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let master = try ChunkMaster(
+            configuration: .init(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir), logger: Logger(label: "test"))
+        let (ports, feed) = AsyncStream<HostPort>.makeStream()
+        let server = Task {
+            try await HTTPServer.run(role: "chunkmaster", router: master.router(), listen: HostPort(host: "127.0.0.1", port: 0), logger: Logger(label: "test")) {
+                feed.yield($0)
+            }
+        }
+        var iterator = ports.makeAsyncIterator()
+        let bound = await iterator.next()!
+        let pool = FileIdPool(master: MasterClient(baseURL: bound.httpURL), leaseSize: 7)
+        let ids = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for _ in 0..<200 { group.addTask { try await pool.next() } }
+            return try await group.reduce(into: [UInt64]()) { $0.append($1) }
+        }
+        #expect(ids.count == 200)
+        #expect(Set(ids).count == 200)
+        server.cancel()
+        _ = await server.result
+    }
+}
