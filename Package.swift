@@ -151,6 +151,9 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "ChunkStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/SpeedyBench",

@@ -173,13 +173,13 @@ _speedy() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    up|chunkmaster|chunkserver|help)
+    up|chunkmaster|chunkserver|metaserver|imageserver|help)
         # Offer subcommand argument completions
         "_speedy_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver help' -- "${cur}"))
         ;;
     esac
 }
@@ -188,7 +188,7 @@ _speedy_up() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --volume-size --reserve)
+    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -206,6 +206,12 @@ _speedy_up() {
         return
         ;;
     '--chunkserver-port')
+        return
+        ;;
+    '--meta-port')
+        return
+        ;;
+    '--registry-port')
         return
         ;;
     '--volume-size')
@@ -275,6 +281,51 @@ _speedy_chunkserver() {
         return
         ;;
     '--heartbeat-interval')
+        return
+        ;;
+    esac
+}
+
+_speedy_metaserver() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--listen --data)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--listen')
+        return
+        ;;
+    '--data')
+        return
+        ;;
+    esac
+}
+
+_speedy_imageserver() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--listen')
+        return
+        ;;
+    '--master')
+        return
+        ;;
+    '--meta')
+        return
+        ;;
+    '--chunk-size')
+        return
+        ;;
+    '--memory-budget')
         return
         ;;
     esac

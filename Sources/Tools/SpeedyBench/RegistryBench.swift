@@ -1,0 +1,250 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpeedyCore
+
+/// Pushes and pulls blobs through the OCI Distribution API of any registry and checks every digest:
+/// the seed's table (concurrency 10/50/100, 16 MiB blobs), against Speedy or a reference registry.
+struct RegistryBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registry",
+        abstract: "Push and pull N blobs of S bytes with C concurrent clients through a registry's OCI API.",
+        discussion: """
+            Each push is what docker and skopeo do: POST an upload, PATCH the body, PUT with the digest. \
+            Each pull streams the blob back and verifies its SHA-256. Blobs are distinct random data \
+            (no deduplication helps). With --server-pid the peak resident memory of that process \
+            during the run is reported too.
+            """
+    )
+
+    @Option(help: "Registry base URL.")
+    var url = "http://127.0.0.1:6788"
+
+    @Option(help: "Repository to push to.")
+    var repository = "bench/blobs"
+
+    @Option(help: "Number of blobs.")
+    var count = 100
+
+    @Option(help: "Size of each blob.")
+    var size = "16M"
+
+    @Option(help: "Concurrent clients.")
+    var concurrency = 10
+
+    @Option(help: "PID of the registry process, to sample its resident memory.")
+    var serverPid: Int32?
+
+    @Option(help: "Seed for the blob contents (change it to push new blobs to the same registry).")
+    var seed: UInt64 = UInt64(Date().timeIntervalSince1970)
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    struct Result: Codable {
+        var url: String
+        var blobs: Int
+        var blobBytes: Int
+        var concurrency: Int
+        var pushMBps: Double
+        var pushP50Ms: Double
+        var pushP99Ms: Double
+        var pullMBps: Double
+        var pullP50Ms: Double
+        var pullP99Ms: Double
+        var serverPeakRSSBytes: Int?
+    }
+
+    func run() async throws {
+        guard let bytes = ByteSize.parse(size), bytes > 0 else { throw ValidationError("--size must be a size such as 16M") }
+        guard count > 0, concurrency > 0 else { throw ValidationError("--count and --concurrency must be positive") }
+        let blobSize = Int(bytes)
+        var config = HTTPClient.Configuration()
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency))
+        config.timeout = .init(connect: .seconds(5), read: .seconds(120))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        let base = MasterLocation.normalize(url)
+        let repository = self.repository
+        let seed = self.seed
+
+        if !json { print("speedy-bench registry: \(base), \(count) blobs of \(ByteSize.format(UInt64(blobSize))), concurrency \(concurrency)") }
+        let digests = (0..<count).map { BlobSource(seed: seed &+ UInt64($0), size: blobSize).digest() }
+        let sampler = serverPid.map { MemorySampler(pid: $0) }
+        let sampling = sampler.map { sampler in Task { await sampler.run() } }
+
+        let push = try await Phase.run(name: "push", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
+            try await Self.push(http: http, base: base, repository: repository, source: BlobSource(seed: seed &+ UInt64(i), size: blobSize), digest: digests[i])
+        }
+        let pull = try await Phase.run(name: "pull", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
+            try await Self.pull(http: http, base: base, repository: repository, digest: digests[i], size: blobSize)
+        }
+        sampling?.cancel()
+        let peak = await sampler?.peak
+        try await http.shutdown()
+
+        let result = Result(
+            url: base, blobs: count, blobBytes: blobSize, concurrency: concurrency,
+            pushMBps: push.megabytesPerSecond, pushP50Ms: push.percentile(0.5), pushP99Ms: push.percentile(0.99),
+            pullMBps: pull.megabytesPerSecond, pullP50Ms: pull.percentile(0.5), pullP99Ms: pull.percentile(0.99),
+            serverPeakRSSBytes: peak)
+        if json {
+            print(String(decoding: try WireJSON.encoder(pretty: true).encode(result), as: UTF8.self))
+        } else {
+            print(push.line + "  (\(count) digests accepted)")
+            print(pull.line + "  (\(count) digests verified)")
+            if let peak { print("server peak RSS     \(ByteSize.format(UInt64(peak)))") }
+        }
+    }
+
+    struct BenchError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func push(http: HTTPClient, base: String, repository: String, source: BlobSource, digest: Digest) async throws {
+        var start = HTTPClientRequest(url: "\(base)/v2/\(repository)/blobs/uploads/")
+        start.method = .POST
+        start.headers.add(name: "Content-Length", value: "0")
+        let started = try await http.execute(start, timeout: .seconds(60))
+        _ = try await started.body.collect(upTo: 1 << 20)
+        guard started.status == .accepted, let location = started.headers.first(name: "Location") else {
+            throw BenchError(description: "POST upload answered \(started.status)")
+        }
+        let absolute = location.hasPrefix("http") ? location : base + location
+        var patch = HTTPClientRequest(url: absolute)
+        patch.method = .PATCH
+        patch.headers.add(name: "Content-Type", value: "application/octet-stream")
+        patch.body = .stream(source.pieces(), length: .known(Int64(source.size)))
+        let patched = try await http.execute(patch, timeout: .seconds(300))
+        _ = try await patched.body.collect(upTo: 1 << 20)
+        guard patched.status == .accepted || patched.status == .noContent || patched.status == .created else {
+            throw BenchError(description: "PATCH answered \(patched.status)")
+        }
+        let next = patched.headers.first(name: "Location").map { $0.hasPrefix("http") ? $0 : base + $0 } ?? absolute
+        var put = HTTPClientRequest(url: next + (next.contains("?") ? "&" : "?") + "digest=\(digest)")
+        put.method = .PUT
+        put.headers.add(name: "Content-Length", value: "0")
+        let done = try await http.execute(put, timeout: .seconds(60))
+        let body = try await done.body.collect(upTo: 1 << 20)
+        guard done.status == .created else {
+            throw BenchError(description: "PUT answered \(done.status): \(String(buffer: body))")
+        }
+    }
+
+    static func pull(http: HTTPClient, base: String, repository: String, digest: Digest, size: Int) async throws {
+        let request = HTTPClientRequest(url: "\(base)/v2/\(repository)/blobs/\(digest)")
+        let response = try await http.execute(request, timeout: .seconds(300))
+        guard response.status == .ok else { throw BenchError(description: "GET \(digest) answered \(response.status)") }
+        var hasher = SHA256Hasher()
+        var received = 0
+        for try await piece in response.body {
+            hasher.update(piece)
+            received += piece.readableBytes
+        }
+        guard received == size, hasher.finalize() == digest else {
+            throw BenchError(description: "blob \(digest) came back wrong (\(received) bytes)")
+        }
+    }
+}
+
+/// A blob of `size` pseudo-random bytes from `seed`, made on the fly in 1 MiB pieces.
+struct BlobSource: Sendable {
+    let seed: UInt64
+    let size: Int
+    static let piece = 1 << 20
+
+    func piece(_ index: Int) -> ByteBuffer {
+        let count = min(Self.piece, size - index * Self.piece)
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+            let words = count / 8
+            let out = raw.bindMemory(to: UInt64.self)
+            for i in 0..<words {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                out[i] = z ^ (z >> 27)
+            }
+            for i in (words * 8)..<count { raw[i] = UInt8(truncatingIfNeeded: state >> (i % 8)) }
+            return count
+        }
+        return buffer
+    }
+
+    var pieceCount: Int { (size + Self.piece - 1) / Self.piece }
+
+    func digest() -> Digest {
+        var hasher = SHA256Hasher()
+        for i in 0..<pieceCount { hasher.update(piece(i)) }
+        return hasher.finalize()
+    }
+
+    /// The pieces, made one at a time as the upload asks for them.
+    func pieces() -> Pieces { Pieces(source: self) }
+
+    struct Pieces: AsyncSequence, Sendable {
+        let source: BlobSource
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let source: BlobSource
+            var index = 0
+
+            mutating func next() async -> ByteBuffer? {
+                guard index < source.pieceCount else { return nil }
+                defer { index += 1 }
+                return source.piece(index)
+            }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
+    }
+}
+
+/// Samples a process's resident memory (VmRSS) every 100 ms and keeps the peak.
+actor MemorySampler {
+    let pid: Int32
+    private(set) var peak: Int?
+
+    init(pid: Int32) { self.pid = pid }
+
+    func run() async {
+        while !Task.isCancelled {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            {
+                peak = max(peak ?? 0, kib * 1024)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+/// Runs `count` operations with `concurrency` in flight, timing each.
+enum Phase {
+    static func run(name: String, count: Int, concurrency: Int, bytesEach: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> PhaseResult {
+        let clock = ContinuousClock()
+        let (latencies, seconds) = try await timed {
+            try await withThrowingTaskGroup(of: [Double].self) { group in
+                for worker in 0..<min(concurrency, count) {
+                    group.addTask {
+                        var latencies: [Double] = []
+                        var i = worker
+                        while i < count {
+                            let start = clock.now
+                            try await body(i)
+                            let d = clock.now - start
+                            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                            i += concurrency
+                        }
+                        return latencies
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        return PhaseResult(name: name, operations: count, bytes: count * bytesEach, seconds: seconds, latenciesMs: latencies)
+    }
+}
