@@ -52,6 +52,7 @@ let package = Package(
             name: "ServerSupport",
             dependencies: [
                 "SpeedyCore",
+                "CSpeedy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

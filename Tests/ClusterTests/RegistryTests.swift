@@ -77,9 +77,13 @@ struct RegistryTests {
         let inspect = try ClusterHarness.run("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://\(registry.hostPort)/team/app:v1"])
         #expect(inspect.output.contains("\"v1\""))
 
-        // The layer is spread over chunks on every member of the group.
-        let snapshot = try await MasterClient(baseURL: registry.masterURL).snapshot()
-        #expect(snapshot.groups[0].members.allSatisfy { $0.chunkCount >= 4 })
+        // The layer (three chunks) and the config (one) are on every member of the group.
+        var counts: [UInt64] = []
+        let spread = await cluster.eventually(within: 5) {
+            counts = (try? await MasterClient(baseURL: registry.masterURL).snapshot())?.groups.first?.members.map(\.chunkCount) ?? []
+            return counts.count == 3 && counts.allSatisfy { $0 >= 4 }
+        }
+        #expect(spread, "chunk counts per member: \(counts)")
     }
 
     @Test func chunkedUploadsMountsTagsReferrersAndDeletes() async throws {

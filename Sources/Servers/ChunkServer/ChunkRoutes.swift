@@ -50,11 +50,17 @@ struct ChunkRoutes: Sendable {
             }
             expectedCRC = crc
         }
-        let body: ByteBuffer
+        // Reserve the declared length once, rather than growing (and copying) as bytes arrive.
+        var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
         do {
-            body = try await request.body.collect(upTo: maxChunkBytes)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
+            for try await piece in request.body {
+                guard body.readableBytes + piece.readableBytes <= maxChunkBytes else {
+                    throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
+                }
+                body.writeImmutableBuffer(piece)
+            }
+        } catch let error as APIError {
+            throw error
         } catch {
             throw APIError.badRequest("request body ended early: \(error)")
         }
@@ -91,8 +97,9 @@ struct ChunkRoutes: Sendable {
             throw Self.apiError(error)
         }
         counters.recordRead(bytes: data.readableBytes)
-        // The CRC header always describes the whole chunk, so a client can check a full read.
-        headers[Self.crcHeader] = CRCFormat.hex(CRC32C.checksum(data))
+        // The CRC header always describes the whole chunk, so a client can check a full read. The
+        // store checked the data against the indexed CRC, so that one is sent.
+        headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
         switch ByteRange.resolve(request.headers[.range], length: data.readableBytes) {
         case .whole:
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: data))

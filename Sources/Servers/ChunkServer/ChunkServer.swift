@@ -12,6 +12,7 @@ public enum ChunkServer {
     /// Opens the store, serves until SIGINT/SIGTERM, then saves the checkpoint and exits.
     public static func run(_ configuration: ChunkServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.chunkserver")
+        MemoryTuning.apply()
         try FileManager.default.createDirectory(atPath: configuration.store.directory, withIntermediateDirectories: true)
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now

@@ -55,7 +55,7 @@ struct ChunkIO: Sendable {
                 for addr in addrs {
                     tasks.addTask {
                         do {
-                            let info = try await ChunkServerClient(baseURL: addr, http: http).put(key, data: data)
+                            let info = try await ChunkServerClient(baseURL: addr, http: http).put(key, data: data, crc: crc)
                             return info.crc == crc && Int(info.length) == data.readableBytes ? nil : "\(addr) stored a different CRC"
                         } catch {
                             return "\(addr): \(error)"
@@ -83,10 +83,11 @@ struct ChunkIO: Sendable {
         var errors: [String] = []
         for addr in await view.readers(of: ref.group) {
             do {
-                let data = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, http: http).get(ref.key)
+                // The client checked the bytes against the server's CRC; that CRC must be the blob's.
+                let (data, crc) = try await view.reading(from: addr) {
+                    try await ChunkServerClient(baseURL: addr, http: http).getChecked(ref.key)
                 }
-                guard data.readableBytes == Int(ref.length), CRC32C.checksum(data) == ref.crc else {
+                guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     errors.append("\(addr): content does not match the blob's record")
                     continue
                 }

@@ -12,6 +12,7 @@ public enum ImageServer {
     /// Serves until SIGINT or SIGTERM.
     public static func run(_ configuration: ImageServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.imageserver")
+        MemoryTuning.apply()
         var httpConfiguration = HTTPClient.Configuration()
         // Each upload talks to every member of a group at once; allow enough connections per host.
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)

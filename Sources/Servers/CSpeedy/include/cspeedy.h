@@ -33,4 +33,7 @@ int speedy_sha256_final(const void *state, unsigned char *out32);
 /// One-shot SHA-512 (manifests addressed by sha512 digests).
 void speedy_sha512(const void *bytes, size_t length, unsigned char *out64);
 
+/// Fixes glibc's mmap threshold (so large buffers are unmapped when freed) and caps its arenas.
+void speedy_tune_malloc(int mmap_threshold, int arena_max);
+
 #endif

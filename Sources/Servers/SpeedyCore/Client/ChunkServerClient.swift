@@ -14,8 +14,10 @@ public struct ChunkServerClient: Sendable {
     }
 
     /// Stores a chunk; returns once every byte is durable on the chunkserver's disk.
-    public func put(_ key: ChunkKey, data: ByteBuffer) async throws(ServiceError) -> ChunkInfo {
-        let crc = CRC32C.checksum(data)
+    /// - Parameter crc: the data's CRC-32C when the caller has it already (it is sent for the
+    ///   server to check), else it is computed here.
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc known: UInt32? = nil) async throws(ServiceError) -> ChunkInfo {
+        let crc = known ?? CRC32C.checksum(data)
         let path = "/v1/chunks/\(key.group)/\(key.fileId)"
         let reply = try await service.send(.PUT, path, body: data, headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc))])
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
@@ -28,6 +30,11 @@ public struct ChunkServerClient: Sendable {
 
     /// Reads a whole chunk and checks its CRC against the one the server sent.
     public func get(_ key: ChunkKey) async throws(ServiceError) -> ByteBuffer {
+        try await getChecked(key).data
+    }
+
+    /// Reads a whole chunk; the returned CRC is the server's, and the data has been checked against it.
+    public func getChecked(_ key: ChunkKey) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
         let path = "/v1/chunks/\(key.group)/\(key.fileId)"
         let reply = try await service.send(.GET, path)
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
@@ -37,7 +44,7 @@ public struct ChunkServerClient: Sendable {
         guard CRC32C.checksum(reply.body) == crc else {
             throw .badResponse(url: service.baseURL + path, reason: "CRC mismatch in transit")
         }
-        return reply.body
+        return (reply.body, crc)
     }
 
     /// Deletes a chunk.

@@ -65,8 +65,18 @@ public struct ServiceClient: Sendable {
         }
         do {
             let response = try await http.execute(request, timeout: timeout)
-            let bytes = try await response.body.collect(upTo: limit)
+            // Reserve the announced length once, rather than growing (and copying) as bytes arrive.
+            let announced = response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
+            var bytes = ByteBufferAllocator().buffer(capacity: min(max(announced, 0), limit))
+            for try await piece in response.body {
+                guard bytes.readableBytes + piece.readableBytes <= limit else {
+                    throw ServiceError.badResponse(url: url, reason: "response over \(limit) bytes")
+                }
+                bytes.writeImmutableBuffer(piece)
+            }
             return (Int(response.status.code), response.headers, bytes)
+        } catch let error as ServiceError {
+            throw error
         } catch {
             throw .unreachable(url: url, reason: "\(error)")
         }
