@@ -28,7 +28,7 @@ public struct ImageServerConfiguration: Sendable {
 
     /// Creates a configuration with the defaults.
     public init(
-        listen: HostPort, masterURL: String, metaURL: String, chunkSize: Int = 4 << 20, memoryBudget: Int = 160 << 20,
+        listen: HostPort, masterURL: String, metaURL: String, chunkSize: Int = 4 << 20, memoryBudget: Int = 96 << 20,
         writesInFlightPerUpload: Int = 2, maxManifestBytes: Int = 4 << 20, refreshInterval: Duration = .seconds(1),
         leaseSize: UInt64 = 1000, writeAttempts: Int = 3
     ) {

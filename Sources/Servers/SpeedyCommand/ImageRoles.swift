@@ -45,7 +45,7 @@ struct ImageServerCommand: AsyncParsableCommand {
     var chunkSize = SizeArgument(bytes: 4 << 20)
 
     @Option(help: "Chunk bytes held in memory at once across all requests.")
-    var memoryBudget = SizeArgument(bytes: 160 << 20)
+    var memoryBudget = SizeArgument(bytes: 96 << 20)
 
     func validate() throws {
         guard chunkSize.bytes >= 64 << 10, chunkSize.bytes <= 16 << 20 else {
