@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "speedy", targets: ["SpeedyCommand"]),
         .executable(name: "chunktool", targets: ["ChunkTool"]),
         .executable(name: "speedy-bench", targets: ["SpeedyBench"]),
+        .executable(name: "speedy-console", targets: ["SpeedyConsole"]),
         .library(name: "ChunkStorage", targets: ["ChunkStorage"]),
     ],
     dependencies: [
@@ -137,6 +138,30 @@ let package = Package(
             path: "Sources/Servers/SpeedyCommand",
             swiftSettings: swiftSettings
         ),
+        // MARK: Console
+        .systemLibrary(
+            name: "CNcurses",
+            path: "Sources/Console/CNcurses",
+            providers: [.apt(["libncurses-dev"])]
+        ),
+        .target(
+            name: "ConsoleModel",
+            dependencies: ["SpeedyCore"],
+            path: "Sources/Console/ConsoleModel",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SpeedyConsole",
+            dependencies: [
+                "CNcurses",
+                "ConsoleModel",
+                "SpeedyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Console/SpeedyConsole",
+            swiftSettings: swiftSettings
+        ),
         // MARK: Tools
         .executableTarget(
             name: "ChunkTool",
@@ -179,6 +204,11 @@ let package = Package(
         .testTarget(
             name: "ImageServerTests",
             dependencies: ["ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsoleModelTests",
+            dependencies: ["ConsoleModel", "SpeedyCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

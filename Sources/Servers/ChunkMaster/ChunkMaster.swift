@@ -114,7 +114,11 @@ public final class ChunkMaster: Sendable {
         }
         router.get("/v1/cluster") { request, _ in
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
-            return try JSONResponse.make(self.snapshot(historySeconds: max(0, history)))
+            var snapshot = self.snapshot(historySeconds: max(0, history))
+            if let events = try request.queryInteger("events", as: Int.self), events > 0 {
+                snapshot.recentEvents = try self.database.latestEvents(limit: min(events, 1000))
+            }
+            return try JSONResponse.make(snapshot)
         }
         router.post("/v1/fileids") { request, _ in
             let count = try request.queryInteger("count", as: UInt64.self) ?? 1000

@@ -85,6 +85,17 @@ public final class MasterDatabase: Sendable {
         }
     }
 
+    /// The `limit` most recent events, newest first.
+    public func latestEvents(limit: Int) throws -> [ClusterEvent] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                ClusterEvent(
+                    id: row["id"], timeMs: row["time_ms"], kind: row["kind"], serverId: row["server_id"],
+                    group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
+            }
+        }
+    }
+
     /// The file id high-water mark: every id below it may have been handed out.
     public func fileIdHighWater() throws -> UInt64 {
         try queue.read { db in

@@ -24,10 +24,13 @@ public struct MasterClient: Sendable {
         try await service.json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)
     }
 
-    /// Fetches the cluster snapshot; `historySeconds` > 0 adds per-member throughput history.
-    public func snapshot(historySeconds: Int = 0) async throws(ServiceError) -> ClusterSnapshot {
-        let query = historySeconds > 0 ? "?history=\(historySeconds)" : ""
-        return try await service.json(.GET, "/v1/cluster\(query)", as: ClusterSnapshot.self)
+    /// Fetches the cluster snapshot; `historySeconds` > 0 adds per-member throughput history and
+    /// `events` > 0 the most recent events.
+    public func snapshot(historySeconds: Int = 0, events: Int = 0) async throws(ServiceError) -> ClusterSnapshot {
+        var query: [(String, String?)] = []
+        if historySeconds > 0 { query.append(("history", String(historySeconds))) }
+        if events > 0 { query.append(("events", String(events))) }
+        return try await service.json(.GET, "/v1/cluster" + QueryString.make(query), as: ClusterSnapshot.self)
     }
 
     /// Leases `count` file ids.

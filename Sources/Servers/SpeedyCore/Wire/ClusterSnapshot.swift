@@ -9,13 +9,17 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     public var groups: [GroupSnapshot]
     /// Sums over all groups and servers.
     public var totals: ClusterTotals
+    /// The most recent events, newest first; present when asked for (`?events=N`), so a
+    /// dashboard needs one request per refresh.
+    public var recentEvents: [ClusterEvent]?
 
     /// Creates a snapshot.
-    public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals) {
+    public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals, recentEvents: [ClusterEvent]? = nil) {
         self.master = master
         self.generatedAtMs = generatedAtMs
         self.groups = groups
         self.totals = totals
+        self.recentEvents = recentEvents
     }
 }
 

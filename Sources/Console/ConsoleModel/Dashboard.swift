@@ -1,0 +1,358 @@
+import SpeedyCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lays the console out for a terminal of a given size: header, group table, detail and event
+/// panes, footer, help overlay. A pure function of ``ConsoleState``.
+public struct Dashboard: Sendable {
+    public var glyphs: Glyphs
+
+    public init(glyphs: Glyphs) { self.glyphs = glyphs }
+
+    /// The screen, exactly `height` lines of `width` columns.
+    public func render(_ state: ConsoleState, width: Int, height: Int, nowMs: Int64) -> [ScreenLine] {
+        let width = max(width, 20)
+        var lines: [ScreenLine] = []
+        lines.append(titleLine(state, nowMs: nowMs))
+        lines += totalsLines(state)
+        lines.append(bannerLine(state, width: width, nowMs: nowMs))
+        let bottomHeight = max(7, (height - 6) / 3)
+        let tableHeight = max(1, height - lines.count - 1 - bottomHeight - 1)
+        lines += table(state, width: width, rows: tableHeight)
+        lines += bottomPanes(state, width: width, height: bottomHeight, nowMs: nowMs)
+        lines.append(footer(state))
+        lines = Array(lines.prefix(height))
+        while lines.count < height { lines.append(ScreenLine()) }
+        var fitted = lines.map { $0.fitted(to: width) }
+        if state.showHelp { overlayHelp(on: &fitted, width: width, height: height) }
+        return fitted
+    }
+
+    // MARK: Header
+
+    private func titleLine(_ state: ConsoleState, nowMs: Int64) -> ScreenLine {
+        var line = ScreenLine()
+        line.add(" Speedy ", .title)
+        line.add("  master \(state.master)")
+        if let updated = state.updatedAtMs {
+            line.add("   updated \(Self.clock(updated))")
+            if state.isStale { line.add(" (stale)", .degraded) }
+        } else {
+            line.add("   waiting for the master…", .dim)
+        }
+        line.add("   ? help  q quit", .dim)
+        return line
+    }
+
+    private func totalsLines(_ state: ConsoleState) -> [ScreenLine] {
+        var groups = ScreenLine()
+        var capacity = ScreenLine()
+        guard let t = state.snapshot?.totals else {
+            groups.add(" no data yet", .dim)
+            return [groups, capacity]
+        }
+        groups.add(" groups \(t.groups): ")
+        groups.add("\(t.groupsHealthy) healthy", t.groupsHealthy > 0 ? .healthy : .dim)
+        groups.add(", ")
+        groups.add("\(t.groupsDegraded) degraded", t.groupsDegraded > 0 ? .degraded : .dim)
+        if t.groupsReadOnly > 0 {
+            groups.add(", ")
+            groups.add("\(t.groupsReadOnly) read-only", .readOnly)
+        }
+        groups.add(", ")
+        groups.add("\(t.groupsDown) down", t.groupsDown > 0 ? .down : .dim)
+        groups.add(glyphs.separator)
+        groups.add("servers \(t.serversUp)/\(t.servers) up", t.serversDown > 0 ? .degraded : .normal)
+        let pct = t.diskTotalBytes > 0 ? Double(t.diskUsedBytes) / Double(t.diskTotalBytes) * 100 : 0
+        capacity.add(" capacity \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) used (\(ByteSize.formatDecimal(pct, places: 1))%)")
+        capacity.add(glyphs.separator)
+        capacity.add("read \(Self.rate(t.readBytesPerSec))  write \(Self.rate(t.writeBytesPerSec))")
+        return [groups, capacity]
+    }
+
+    private func bannerLine(_ state: ConsoleState, width: Int, nowMs: Int64) -> ScreenLine {
+        if let error = state.connectionError {
+            var line = ScreenLine()
+            let since = state.updatedAtMs.map { "showing data from \(Self.clock($0))" } ?? "no data yet"
+            line.add(" master unreachable: \(error) — \(since), retrying in \(state.retryInSeconds)s ", .banner)
+            return line
+        }
+        return ScreenLine([Span(String(repeating: glyphs.rule, count: width), .dim)])
+    }
+
+    // MARK: Group table
+
+    struct Columns {
+        var group = 4, state = 11, server = 8, status = 6, bar = 8, rate = 10, addr = 0, spark = 7
+    }
+
+    private func columns(width: Int) -> Columns {
+        var c = Columns()
+        // Fixed part: group, state, server, status, "[bar] 100.0%", read, write, with spaces.
+        let fixed = c.group + 1 + c.state + 1 + c.server + 1 + c.status + 1 + (c.bar + 9) + 1 + c.rate + 1 + c.rate + 1
+        var spare = width - fixed - c.spark
+        if spare >= 24 {
+            c.addr = 21
+            spare -= 22
+        }
+        if spare > 0 {
+            c.bar += spare / 3
+            c.server += spare / 6
+            spare -= spare / 3 + spare / 6
+        }
+        c.spark = max(3, width - (fixed + (c.addr > 0 ? c.addr + 1 : 0) + (c.bar - 8) + (c.server - 8)))
+        return c
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
+    }
+
+    private func padLeft(_ text: String, _ width: Int) -> String {
+        text.count >= width ? String(text.prefix(width)) : String(repeating: " ", count: width - text.count) + text
+    }
+
+    func stateStyle(_ state: GroupState) -> TextStyle {
+        switch state {
+        case .healthy: .healthy
+        case .degraded: .degraded
+        case .readOnly: .readOnly
+        case .down: .down
+        }
+    }
+
+    func glyph(_ state: GroupState) -> String {
+        switch state {
+        case .healthy: glyphs.healthy
+        case .degraded: glyphs.degraded
+        case .readOnly: glyphs.readOnly
+        case .down: glyphs.down
+        }
+    }
+
+    func statusStyle(_ status: ServerStatus) -> TextStyle {
+        switch status {
+        case .readWrite: .healthy
+        case .readOnly: .readOnly
+        case .initializing: .transferring
+        case .error, .down: .down
+        }
+    }
+
+    private func table(_ state: ConsoleState, width: Int, rows height: Int) -> [ScreenLine] {
+        let c = columns(width: width)
+        var header = ScreenLine()
+        var title = pad("GRP", c.group) + " " + pad("STATE", c.state) + " " + pad("SERVER", c.server) + " "
+        if c.addr > 0 { title += pad("ADDRESS", c.addr) + " " }
+        title += pad("STATUS", c.status) + " " + pad("DISK", c.bar + 9) + " " + padLeft("READ/s", c.rate) + " "
+            + padLeft("WRITE/s", c.rate) + " " + "LAST 60s"
+        header.add(title, .heading)
+        var lines = [header]
+        let rows = state.rows
+        if rows.isEmpty {
+            lines.append(ScreenLine([Span(state.snapshot == nil ? " waiting for the first snapshot…" : (state.filter.isEmpty ? " no chunkserver has reported yet" : " nothing matches the filter '\(state.filter)'"), .dim)]))
+            return lines + Array(repeating: ScreenLine(), count: max(0, height - 1))
+        }
+        // Keep the selection in view.
+        let selection = min(state.selection, rows.count - 1)
+        let top = max(0, min(selection - height + 1, rows.count - height))
+        for (index, row) in rows.enumerated().dropFirst(max(0, top)).prefix(height) {
+            var line = ScreenLine()
+            let selected = index == selection && state.focus == .groups
+            line.add(pad(row.firstOfGroup ? String(row.group.id) : "", c.group) + " ")
+            if row.firstOfGroup {
+                line.add(pad(glyph(row.group.state) + " " + row.group.state.rawValue, c.state), stateStyle(row.group.state))
+            } else {
+                line.add(pad("", c.state))
+            }
+            line.add(" ")
+            guard let m = row.member else {
+                line.add("(no members)", .dim)
+                lines.append(selected ? line.fitted(to: width, fill: .selected) : line)
+                continue
+            }
+            line.add(pad(m.id, c.server) + " ")
+            if c.addr > 0 { line.add(pad(m.addr, c.addr) + " ", .dim) }
+            line.add(pad(m.status.rawValue, c.status), statusStyle(m.status))
+            line.add(" ")
+            let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) : 0
+            let filled = min(c.bar, Int((fill * Double(c.bar)).rounded()))
+            line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: c.bar - filled) + "]",
+                fill > 0.9 ? .down : (fill > 0.75 ? .degraded : .accent))
+            line.add(padLeft(ByteSize.formatDecimal(fill * 100, places: 1) + "%", 7) + " ")
+            line.add(padLeft(Self.rate(m.readBytesPerSec), c.rate) + " " + padLeft(Self.rate(m.writeBytesPerSec), c.rate) + " ")
+            line.add(sparkline(m.history, width: c.spark), .accent)
+            lines.append(selected ? line.fitted(to: width, fill: .selected) : line)
+        }
+        while lines.count < height + 1 { lines.append(ScreenLine()) }
+        return lines
+    }
+
+    /// Read+write throughput per second, scaled to the busiest second shown.
+    func sparkline(_ history: ThroughputHistory?, width: Int) -> String {
+        guard let history, width > 0 else { return "" }
+        let totals = zip(history.readBytesPerSec, history.writeBytesPerSec).map { $0 + $1 }.suffix(width)
+        guard let peak = totals.max(), peak > 0 else {
+            return String(repeating: glyphs.spark[0], count: totals.count)
+        }
+        let levels = glyphs.spark.count - 1
+        return String(totals.map { glyphs.spark[min(levels, Int(($0 / peak * Double(levels)).rounded()))] })
+    }
+
+    // MARK: Detail and events
+
+    private func bottomPanes(_ state: ConsoleState, width: Int, height: Int, nowMs: Int64) -> [ScreenLine] {
+        let leftWidth = max(40, min(48, width / 2))
+        let left = detail(state, height: height)
+        let right = events(state, height: height)
+        return (0..<height).map { i in
+            var line = (i < left.count ? left[i] : ScreenLine()).fitted(to: leftWidth)
+            line.add(i == 0 ? String(glyphs.rule) : glyphs.separator.trimmingCharacters(in: " ") + " ", .dim)
+            line.spans += (i < right.count ? right[i] : ScreenLine()).spans
+            return line
+        }
+    }
+
+    private func detail(_ state: ConsoleState, height: Int) -> [ScreenLine] {
+        let rows = state.rows
+        var lines = [ScreenLine([Span(" Detail " + String(repeating: glyphs.rule, count: 36), .heading)])]
+        guard state.showDetail, !rows.isEmpty else {
+            lines.append(ScreenLine([Span(" Enter shows the selected server", .dim)]))
+            return lines
+        }
+        let row = rows[min(state.selection, rows.count - 1)]
+        var name = ScreenLine()
+        name.add(" group \(row.group.id) ")
+        name.add(glyph(row.group.state) + " " + row.group.state.rawValue, stateStyle(row.group.state))
+        lines.append(name)
+        guard let m = row.member else { return lines }
+        var status = ScreenLine()
+        status.add(" \(m.id) ")
+        status.add(m.status.rawValue, statusStyle(m.status))
+        status.add(" heartbeat " + (m.lastHeartbeatAgeMs < 0 ? "never" : "\(m.lastHeartbeatAgeMs) ms ago"))
+        lines.append(status)
+        lines.append(ScreenLine([Span(" addr    \(m.addr)")]))
+        let pct = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) * 100 : 0
+        lines.append(ScreenLine([Span(" disk    \(ByteSize.format(m.diskUsedBytes)) / \(ByteSize.format(m.diskTotalBytes)) (\(ByteSize.formatDecimal(pct, places: 1))%)")]))
+        lines.append(ScreenLine([Span(" free    \(ByteSize.format(m.diskFreeBytes))  chunks \(m.chunkCount)")]))
+        lines.append(ScreenLine([Span(" read    \(Self.rate(m.readBytesPerSec))  \(ByteSize.formatDecimal(m.readOpsPerSec, places: 1)) op/s")]))
+        lines.append(ScreenLine([Span(" write   \(Self.rate(m.writeBytesPerSec))  \(ByteSize.formatDecimal(m.writeOpsPerSec, places: 1)) op/s")]))
+        var errors = ScreenLine()
+        errors.add(" errors  ")
+        errors.add("crc \(m.crcErrors)  io \(m.ioErrors)", m.crcErrors + m.ioErrors > 0 ? .down : .normal)
+        errors.add("  pending \(m.pendingWrites)")
+        lines.append(errors)
+        lines.append(ScreenLine([Span(" uptime  \(Self.duration(ms: Int64(m.uptimeMs)))")]))
+        return Array(lines.prefix(height))
+    }
+
+    private func events(_ state: ConsoleState, height: Int) -> [ScreenLine] {
+        var lines = [ScreenLine([Span("Events" + (state.focus == .events ? " (↑↓ scroll)" : "") + " ", .heading)])]
+        let events = state.snapshot?.recentEvents ?? []
+        if events.isEmpty { lines.append(ScreenLine([Span("no events yet", .dim)])) }
+        for event in events.dropFirst(min(state.eventScroll, max(0, events.count - 1))).prefix(height - 1) {
+            var line = ScreenLine()
+            line.add(Self.clock(event.timeMs) + " ", .dim)
+            let style: TextStyle =
+                switch event.kind {
+                case "server-down", "disk-errors": .down
+                case "server-up", "server-joined": .healthy
+                case "group-state": event.message.contains("healthy") ? .healthy : .degraded
+                default: .normal
+                }
+            line.add(event.message, style)
+            lines.append(line)
+        }
+        return lines
+    }
+
+    private func footer(_ state: ConsoleState) -> ScreenLine {
+        var line = ScreenLine()
+        if state.editingFilter {
+            line.add(" filter: ", .heading)
+            line.add(state.filter + "_")
+            line.add("   Enter keep  Esc clear", .dim)
+        } else {
+            line.add(" ↑↓/jk move  Enter detail  Tab pane  / filter  ? help  q quit", .dim)
+            if !state.filter.isEmpty { line.add("   filter: \(state.filter) (Esc clears)", .accent) }
+        }
+        return line
+    }
+
+    // MARK: Help
+
+    static let helpText = [
+        "Speedy console: keys",
+        "",
+        "  ↑ ↓  j k     move between servers (or scroll events)",
+        "  PgUp PgDn    move ten at a time",
+        "  Enter        show or hide the selected server's detail",
+        "  Tab          switch between the group table and events",
+        "  /            filter by group, server id or address",
+        "  Esc          clear the filter",
+        "  ?            this help (any key closes it)",
+        "  q, Ctrl-C    quit",
+        "",
+        "States: healthy (all members RW), degraded (a member down,",
+        "read-only or failing), read-only (all RO), down (none up).",
+    ]
+
+    private func overlayHelp(on lines: inout [ScreenLine], width: Int, height: Int) {
+        let boxWidth = min(width - 2, 64)
+        let boxHeight = min(height - 2, Self.helpText.count + 2)
+        let left = max(0, (width - boxWidth) / 2)
+        let top = max(0, (height - boxHeight) / 2)
+        for i in 0..<boxHeight {
+            let text = i == 0 || i == boxHeight - 1 ? "" : (i - 1 < Self.helpText.count ? Self.helpText[i - 1] : "")
+            let row = top + i
+            guard row < lines.count else { break }
+            var line = ScreenLine()
+            let original = lines[row]
+            line.spans += original.fitted(to: left).spans
+            line.add(pad(" " + text, boxWidth), i == 1 ? .title : .selected)
+            // What lies right of the box stays as it was.
+            let rightStart = left + boxWidth
+            var used = 0
+            for span in original.spans {
+                let end = used + span.text.count
+                if end > rightStart {
+                    let skip = max(0, rightStart - used)
+                    line.add(String(span.text.dropFirst(skip)), span.style)
+                }
+                used = end
+            }
+            lines[row] = line.fitted(to: width)
+        }
+    }
+
+    // MARK: Formatting
+
+    static func rate(_ bytesPerSecond: Double) -> String { ByteSize.format(bytesPerSecond) + "/s" }
+
+    /// HH:MM:SS in local time.
+    static func clock(_ ms: Int64) -> String {
+        var seconds = time_t(ms / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
+
+    static func duration(ms: Int64) -> String {
+        let s = ms / 1000
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+        return "\(s / 3600)h\((s % 3600) / 60)m"
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import ConsoleModel
+import Foundation
+import NIOCore
+import SpeedyCore
+import Synchronization
+
+/// Set by SIGINT/SIGTERM; the draw loop sees it and restores the terminal before exiting.
+let stopRequested = Atomic<Bool>(false)
+
+/// `speedy-console`: a live dashboard of the cluster, like htop for Speedy.
+@main
+struct SpeedyConsole: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speedy-console",
+        abstract: "A live dashboard of group health, disk fill, throughput and events.",
+        discussion: """
+            Reads the master's cluster snapshot once a second (one request each time). Keys: arrows \
+            or j/k move, Enter shows the server's detail, Tab switches panes, / filters, ? helps, q \
+            quits. Set NO_COLOR for plain glyphs without colours.
+            """
+    )
+
+    @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
+    var master: String?
+
+    @Option(help: "Seconds between refreshes.")
+    var interval: Double = 1
+
+    func validate() throws {
+        guard interval >= 0.2 else { throw ValidationError("--interval must be at least 0.2 seconds") }
+    }
+
+    func run() throws {
+        let url = MasterLocation.resolve(flag: master)
+        let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        // A parent may have left these blocked or ignored; the console must always be able to quit
+        // and give the terminal back.
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&wanted, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGHUP) { _ in stopRequested.store(true, ordering: .relaxed) }
+
+        // A short timeout: an unreachable master should show as such within two seconds.
+        let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2)), interval: interval)
+        let polling = Task.detached { await poller.run() }
+        defer { polling.cancel() }
+
+        let terminal = try Terminal(allowColor: !noColor)
+        defer { terminal.close() }
+        let utf8 = (ProcessInfo.processInfo.environment["LC_ALL"] ?? ProcessInfo.processInfo.environment["LC_CTYPE"]
+            ?? ProcessInfo.processInfo.environment["LANG"] ?? "").uppercased().contains("UTF-8")
+        let dashboard = Dashboard(glyphs: terminal.colors && utf8 ? .unicode : .ascii)
+        var state = ConsoleState(master: url)
+        var seen = -1
+        var lastSecond: Int64 = -1
+        var dirty = true
+        while !stopRequested.load(ordering: .relaxed) {
+            if let event = terminal.readKey() {
+                switch event {
+                case .resize: dirty = true
+                case .key(let key):
+                    if !state.handle(key) { return }
+                    dirty = true
+                }
+            }
+            let latest = poller.latest()
+            if latest.version != seen {
+                seen = latest.version
+                if let snapshot = latest.snapshot {
+                    state.snapshot = snapshot
+                    state.updatedAtMs = latest.updatedAtMs
+                }
+                state.connectionError = latest.error
+                dirty = true
+            }
+            let now = currentTimeMillis()
+            if now / 1000 != lastSecond {
+                lastSecond = now / 1000
+                state.retryInSeconds = latest.retryAtMs.map { max(0, Int(($0 - now + 999) / 1000)) } ?? 0
+                dirty = dirty || latest.error != nil
+            }
+            if dirty {
+                let (width, height) = terminal.size
+                terminal.draw(dashboard.render(state, width: width, height: height, nowMs: now))
+                dirty = false
+            }
+        }
+    }
+}
+
+/// Fetches the snapshot in the background, backing off (1, 2, 4, 8 s) while the master is away.
+final class Poller: Sendable {
+    struct Latest: Sendable {
+        var version = 0
+        var snapshot: ClusterSnapshot?
+        var updatedAtMs: Int64?
+        var error: String?
+        var retryAtMs: Int64?
+    }
+
+    private let client: MasterClient
+    private let interval: Double
+    private let state = Mutex(Latest())
+
+    init(client: MasterClient, interval: Double) {
+        self.client = client
+        self.interval = interval
+    }
+
+    func latest() -> Latest { state.withLock { $0 } }
+
+    func run() async {
+        var failures = 0
+        while !Task.isCancelled {
+            var delay = interval
+            do {
+                let snapshot = try await client.snapshot(historySeconds: 60, events: 50)
+                failures = 0
+                state.withLock {
+                    $0.version += 1
+                    $0.snapshot = snapshot
+                    $0.updatedAtMs = currentTimeMillis()
+                    $0.error = nil
+                    $0.retryAtMs = nil
+                }
+            } catch {
+                failures += 1
+                delay = min(8, pow(2, Double(failures - 1)))
+                let reason: String =
+                    switch error {
+                    case .unreachable: "cannot connect"
+                    case .status(_, let code, _): "HTTP \(code)"
+                    case .badResponse: "unexpected answer"
+                    }
+                let retryAt = currentTimeMillis() + Int64(delay * 1000)
+                state.withLock {
+                    $0.version += 1
+                    $0.error = reason
+                    $0.retryAtMs = retryAt
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+        }
+    }
+}

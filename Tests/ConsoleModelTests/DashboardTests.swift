@@ -1,0 +1,115 @@
+import ConsoleModel
+import SpeedyCore
+import Testing
+
+func member(_ id: String, status: ServerStatus = .readWrite, used: UInt64 = 25, total: UInt64 = 100, write: Double = 0) -> MemberSnapshot {
+    MemberSnapshot(
+        id: id, addr: "127.0.0.1:\(7600 + id.count)", status: status, diskTotalBytes: total << 30, diskUsedBytes: used << 30,
+        diskFreeBytes: (total - used) << 30, chunkCount: 12, readBytesPerSec: 0, writeBytesPerSec: write, readOpsPerSec: 0,
+        writeOpsPerSec: write > 0 ? 1 : 0, lastHeartbeatAgeMs: 300, crcErrors: 0, ioErrors: 0, pendingWrites: 0, uptimeMs: 65_000,
+        history: ThroughputHistory(readBytesPerSec: [0, 0, 0, 0], writeBytesPerSec: [0, write / 2, write, 0]))
+}
+
+func snapshot(_ groups: [(UInt32, [MemberSnapshot])]) -> ClusterSnapshot {
+    let built = groups.map { id, members in
+        GroupSnapshot(
+            id: id, state: GroupState.derive(from: members.map(\.status)), members: members, diskTotalBytes: 100 << 30,
+            diskUsedBytes: 25 << 30, diskFreeBytes: 75 << 30, readBytesPerSec: 0, writeBytesPerSec: members.reduce(0) { $0 + $1.writeBytesPerSec })
+    }
+    return ClusterSnapshot(
+        master: "http://127.0.0.1:8099", generatedAtMs: 0, groups: built, totals: ClusterTotals(groups: built),
+        recentEvents: [ClusterEvent(id: 1, timeMs: 0, kind: "server-down", serverId: "b", group: 1, message: "server b in group 1 is down")])
+}
+
+@Suite("Console dashboard")
+struct DashboardTests {
+    func state(_ snap: ClusterSnapshot?) -> ConsoleState {
+        var state = ConsoleState(master: "http://127.0.0.1:8099")
+        state.snapshot = snap
+        state.updatedAtMs = 0
+        return state
+    }
+
+    func text(_ lines: [ScreenLine]) -> String { lines.map(\.text).joined(separator: "\n") }
+
+    @Test func fitsEightyByTwentyFourAndShowsEveryMember() {
+        let snap = snapshot([(1, [member("a", write: 4 * 1_048_576), member("b"), member("c")]), (2, [member("d", used: 95)])])
+        let lines = Dashboard(glyphs: .unicode).render(state(snap), width: 80, height: 24, nowMs: 0)
+        #expect(lines.count == 24)
+        #expect(lines.allSatisfy { $0.text.count == 80 })
+        let screen = text(lines)
+        for id in ["a", "b", "c", "d"] { #expect(screen.contains(" \(id) ")) }
+        #expect(screen.contains("● healthy"))
+        #expect(screen.contains("25.0%"))
+        #expect(screen.contains("95.0%"))
+        #expect(screen.contains("4.00 MiB/s"))
+        #expect(screen.contains("server b in group 1 is down"))
+        #expect(screen.contains("servers 4/4 up"))
+    }
+
+    @Test func degradedAndDownGroupsStandOut() {
+        let snap = snapshot([(1, [member("a"), member("b", status: .down), member("c")]), (2, [member("d", status: .down)])])
+        let lines = Dashboard(glyphs: .unicode).render(state(snap), width: 100, height: 30, nowMs: 0)
+        #expect(text(lines).contains("▲ degraded"))
+        #expect(text(lines).contains("✖ down"))
+        // The selected row is drawn reversed; the other group keeps its colour.
+        let down = lines.flatMap(\.spans).first { $0.text.contains("✖ down") }
+        #expect(down?.style == .down)
+    }
+
+    @Test func plainGlyphsWithoutColours() {
+        let snap = snapshot([(1, [member("a", write: 1000), member("b", status: .down)])])
+        let screen = text(Dashboard(glyphs: .ascii).render(state(snap), width: 80, height: 24, nowMs: 0))
+        #expect(screen.contains("! degraded"))
+        #expect(!screen.unicodeScalars.contains { $0.value > 127 && $0 != "…" && $0 != "—" && $0 != "↑" && $0 != "↓" })
+    }
+
+    @Test func staleDataIsMarkedWithABanner() {
+        var s = state(snapshot([(1, [member("a")])]))
+        s.connectionError = "cannot connect"
+        s.retryInSeconds = 4
+        let screen = text(Dashboard(glyphs: .unicode).render(s, width: 120, height: 24, nowMs: 0))
+        #expect(screen.contains("master unreachable: cannot connect"))
+        #expect(screen.contains("retrying in 4s"))
+        #expect(screen.contains("(stale)"))
+        #expect(screen.contains(" a "))
+    }
+
+    @Test func keysMoveSelectFilterAndQuit() {
+        var s = state(snapshot([(1, [member("a"), member("b")]), (2, [member("cc")])]))
+        do { let ok = s.handle(.down); #expect(ok) }
+        do { let ok = s.handle(.character("j")); #expect(ok) }
+        #expect(s.selection == 2)
+        do { let ok = s.handle(.down); #expect(ok) }
+        #expect(s.selection == 2)
+        do { let ok = s.handle(.character("k")); #expect(ok) }
+        #expect(s.selection == 1)
+        var screen = text(Dashboard(glyphs: .unicode).render(s, width: 80, height: 24, nowMs: 0))
+        #expect(screen.contains("b ") && screen.contains("127.0.0.1:7601"))
+        _ = s.handle(.slash)
+        for c in "cc" { _ = s.handle(.character(c)) }
+        _ = s.handle(.enter)
+        #expect(s.rows.map(\.member?.id) == ["cc"])
+        #expect(s.selection == 0)
+        screen = text(Dashboard(glyphs: .unicode).render(s, width: 80, height: 24, nowMs: 0))
+        #expect(screen.contains("filter: cc"))
+        _ = s.handle(.escape)
+        #expect(s.rows.count == 3)
+        _ = s.handle(.tab)
+        #expect(s.focus == .events)
+        _ = s.handle(.help)
+        #expect(text(Dashboard(glyphs: .unicode).render(s, width: 80, height: 24, nowMs: 0)).contains("Speedy console: keys"))
+        do { let ok = s.handle(.character("x")); #expect(ok) }
+        #expect(!s.showHelp)
+        do { let ok = s.handle(.quit); #expect(!ok) }
+    }
+
+    @Test func redrawsAtAnySizeWithoutOverflow() {
+        let s = state(snapshot([(1, [member("a"), member("b"), member("c")])]))
+        for (w, h) in [(80, 24), (132, 43), (60, 15), (200, 60)] {
+            let lines = Dashboard(glyphs: .unicode).render(s, width: w, height: h, nowMs: 0)
+            #expect(lines.count == h)
+            #expect(lines.allSatisfy { $0.text.count == max(w, 20) })
+        }
+    }
+}
