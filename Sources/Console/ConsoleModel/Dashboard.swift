@@ -205,7 +205,7 @@ public struct Dashboard: Sendable {
 
     private func bottomPanes(_ state: ConsoleState, width: Int, height: Int, nowMs: Int64) -> [ScreenLine] {
         let leftWidth = max(40, min(48, width / 2))
-        let left = detail(state, height: height)
+        let left = detail(state, height: height, width: leftWidth)
         let right = events(state, height: height)
         return (0..<height).map { i in
             var line = (i < left.count ? left[i] : ScreenLine()).fitted(to: leftWidth)
@@ -215,9 +215,9 @@ public struct Dashboard: Sendable {
         }
     }
 
-    private func detail(_ state: ConsoleState, height: Int) -> [ScreenLine] {
+    private func detail(_ state: ConsoleState, height: Int, width: Int) -> [ScreenLine] {
         let rows = state.rows
-        var lines = [ScreenLine([Span(" Detail " + String(repeating: glyphs.rule, count: 36), .heading)])]
+        var lines = [ScreenLine([Span(" Detail " + String(repeating: glyphs.rule, count: max(0, width - 8)), .heading)])]
         guard state.showDetail, !rows.isEmpty else {
             lines.append(ScreenLine([Span(" Enter shows the selected server", .dim)]))
             return lines
@@ -249,7 +249,7 @@ public struct Dashboard: Sendable {
     }
 
     private func events(_ state: ConsoleState, height: Int) -> [ScreenLine] {
-        var lines = [ScreenLine([Span("Events" + (state.focus == .events ? " (↑↓ scroll)" : "") + " ", .heading)])]
+        var lines = [ScreenLine([Span(" Events" + (state.focus == .events ? " (↑↓ scroll)" : "") + " ", .heading)])]
         let events = state.snapshot?.recentEvents ?? []
         if events.isEmpty { lines.append(ScreenLine([Span("no events yet", .dim)])) }
         for event in events.dropFirst(min(state.eventScroll, max(0, events.count - 1))).prefix(height - 1) {
