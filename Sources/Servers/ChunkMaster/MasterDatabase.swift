@@ -75,25 +75,22 @@ public final class MasterDatabase: Sendable {
     /// Events with id greater than `after`, oldest first.
     public func events(after: Int64, limit: Int) throws -> [ClusterEvent] {
         try queue.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit]
-            ).map { row in
-                ClusterEvent(
-                    id: row["id"], timeMs: row["time_ms"], kind: row["kind"], serverId: row["server_id"],
-                    group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit])
+                .map(Self.event(from:))
         }
     }
 
     /// The `limit` most recent events, newest first.
     public func latestEvents(limit: Int) throws -> [ClusterEvent] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
-                ClusterEvent(
-                    id: row["id"], timeMs: row["time_ms"], kind: row["kind"], serverId: row["server_id"],
-                    group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.event(from:))
         }
+    }
+
+    private static func event(from row: Row) -> ClusterEvent {
+        ClusterEvent(
+            id: row["id"], timeMs: row["time_ms"], kind: row["kind"], serverId: row["server_id"],
+            group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
     }
 
     /// The file id high-water mark: every id below it may have been handed out.

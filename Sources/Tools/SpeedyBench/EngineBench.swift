@@ -54,7 +54,7 @@ struct EngineBench: AsyncParsableCommand {
 
         print("speedy-bench engine: \(count) chunks of \(ByteSize.format(UInt64(chunk))), concurrency \(concurrency), dir \(dir)")
         print("CRC-32C: \(CRC32C.isHardwareAccelerated ? "SSE4.2 instruction" : "table")")
-        let write = try await phase("engine write+fsync", operations: count, chunk: chunk) { i in
+        let write = try await Phase.run(name: "engine write+fsync", count: count, concurrency: concurrency, bytesEach: chunk) { i in
             _ = try await store.put(ChunkKey(group: 1, fileId: UInt64(i + 1)), data: payloads[i % payloads.count], crc: nil)
         }
         let syncs = store.usage().syncCount
@@ -63,7 +63,7 @@ struct EngineBench: AsyncParsableCommand {
             let ok = (try? "3\n".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)) != nil
             print(ok ? "page cache dropped" : "could not drop the page cache; reads are from memory")
         }
-        let read = try await phase("engine read+crc", operations: count, chunk: chunk) { i in
+        let read = try await Phase.run(name: "engine read+crc", count: count, concurrency: concurrency, bytesEach: chunk) { i in
             let data = try await store.get(ChunkKey(group: 1, fileId: UInt64(i + 1)))
             precondition(data.readableBytes == chunk)
         }
@@ -78,31 +78,6 @@ struct EngineBench: AsyncParsableCommand {
                 try? FileManager.default.removeItem(atPath: work + "/dd.bin")
             }
         }
-    }
-
-    /// Runs `operations` calls of `body` with `concurrency` in flight, timing each.
-    private func phase(_ name: String, operations: Int, chunk: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> PhaseResult {
-        let clock = ContinuousClock()
-        let (latencies, seconds) = try await timed {
-            try await withThrowingTaskGroup(of: [Double].self) { group in
-                for worker in 0..<concurrency {
-                    group.addTask {
-                        var latencies: [Double] = []
-                        var i = worker
-                        while i < operations {
-                            let start = clock.now
-                            try await body(i)
-                            let d = clock.now - start
-                            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
-                            i += concurrency
-                        }
-                        return latencies
-                    }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
-            }
-        }
-        return PhaseResult(name: name, operations: operations, bytes: operations * chunk, seconds: seconds, latenciesMs: latencies)
     }
 
     /// Runs dd and returns its MB/s (decimal), or nil when dd fails.

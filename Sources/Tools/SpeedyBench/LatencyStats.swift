@@ -35,3 +35,30 @@ func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
     let elapsed = clock.now - start
     return (value, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
 }
+
+/// Runs `count` operations with `concurrency` in flight, timing each.
+enum Phase {
+    static func run(name: String, count: Int, concurrency: Int, bytesEach: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> PhaseResult {
+        let clock = ContinuousClock()
+        let (latencies, seconds) = try await timed {
+            try await withThrowingTaskGroup(of: [Double].self) { group in
+                for worker in 0..<min(concurrency, count) {
+                    group.addTask {
+                        var latencies: [Double] = []
+                        var i = worker
+                        while i < count {
+                            let start = clock.now
+                            try await body(i)
+                            let d = clock.now - start
+                            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                            i += concurrency
+                        }
+                        return latencies
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        return PhaseResult(name: name, operations: count, bytes: count * bytesEach, seconds: seconds, latenciesMs: latencies)
+    }
+}

@@ -222,29 +222,3 @@ actor MemorySampler {
     }
 }
 
-/// Runs `count` operations with `concurrency` in flight, timing each.
-enum Phase {
-    static func run(name: String, count: Int, concurrency: Int, bytesEach: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> PhaseResult {
-        let clock = ContinuousClock()
-        let (latencies, seconds) = try await timed {
-            try await withThrowingTaskGroup(of: [Double].self) { group in
-                for worker in 0..<min(concurrency, count) {
-                    group.addTask {
-                        var latencies: [Double] = []
-                        var i = worker
-                        while i < count {
-                            let start = clock.now
-                            try await body(i)
-                            let d = clock.now - start
-                            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
-                            i += concurrency
-                        }
-                        return latencies
-                    }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
-            }
-        }
-        return PhaseResult(name: name, operations: count, bytes: count * bytesEach, seconds: seconds, latenciesMs: latencies)
-    }
-}
