@@ -302,5 +302,16 @@ struct RegistryTests {
         let refused = try await client.send(.POST, "/v2/safe/app/blobs/uploads/?digest=\(Digest.of(other))", body: ByteBuffer(bytes: other))
         #expect(refused.status == 507)
         #expect(try await client.send(.HEAD, "/v2/safe/app/blobs/\(Digest.of(other))").status == 404)
+
+        // Many refused multi-chunk pushes must give back every byte of the memory budget they
+        // took (96 MiB, 4 MiB a chunk): afterwards reads still get buffers and complete.
+        let big = bytes(13_000_000, seed: 7)
+        for _ in 0..<30 {
+            _ = try? await client.send(.POST, "/v2/safe/app/blobs/uploads/?digest=\(Digest.of(big))", body: ByteBuffer(bytes: big))
+        }
+        let afterwards = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(20))
+            .send(.GET, "/v2/safe/app/blobs/\(digest)", limit: 32 << 20)
+        #expect(afterwards.status == 200)
+        #expect(Digest.of(Array(afterwards.body.readableBytesView)) == digest)
     }
 }

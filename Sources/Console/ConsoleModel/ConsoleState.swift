@@ -89,12 +89,12 @@ extension ConsoleState {
             return true
         }
         if showHelp {
-            if key == .quit { return false }
+            if key == .quit || key == .character("q") { return false }
             showHelp = false
             return true
         }
         switch key {
-        case .quit: return false
+        case .quit, .character("q"): return false
         case .help: showHelp = true
         case .tab: focus = focus == .groups ? .events : .groups
         case .slash:

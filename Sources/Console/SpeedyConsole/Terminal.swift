@@ -54,7 +54,6 @@ final class Terminal {
         case 27: return .key(.escape)
         case 47: return .key(.slash)
         case 63: return .key(.help)
-        case 113: return .key(.quit)
         case 32...126: return .key(.character(Character(UnicodeScalar(UInt8(code)))))
         default: return nil
         }

@@ -99,7 +99,10 @@ public final class VolumeChunkStore: ChunkStore {
             if outcome.tornTail {
                 logger.notice("volume \(id): torn write at \(outcome.end) dropped (it was never acknowledged)")
                 report.tornTails += 1
-                // Zero the torn bytes so the next recovery ends cleanly at this point.
+            }
+            // Writes resume at the end of the last volume. Whatever an unfinished batch left past it
+            // (even behind a zero header) is zeroed, so it can never be read back as records.
+            if outcome.tornTail || id == volumes.keys.max() {
                 try volume.zero(from: outcome.end, length: configuration.maxBatchBytes + configuration.maxChunkBytes + 4096)
             }
             report.recordsScanned += outcome.records
@@ -122,7 +125,13 @@ public final class VolumeChunkStore: ChunkStore {
         writer.start()
         readers.start()
         if report.recordsScanned > 0 || saved == nil {
-            try checkpoint()
+            do {
+                try checkpoint()
+            } catch {
+                try? writer.syncShutdownGracefully()
+                try? readers.syncShutdownGracefully()
+                throw error
+            }
         }
     }
 
@@ -348,14 +357,18 @@ public final class VolumeChunkStore: ChunkStore {
         // The index as this batch will leave it, for duplicates and deletes within the batch.
         var overlay: [ChunkKey: ChunkLocation?] = [:]
         var touched: Set<UInt32> = []
-        var (active, end, index, failing) = state.withLock { s in
-            (s.volumes[s.activeVolume]!, s.volumeEnds[s.activeVolume]!, s.index, s.failing)
+        var (active, end, failing) = state.withLock { s in
+            (s.volumes[s.activeVolume]!, s.volumeEnds[s.activeVolume]!, s.failing)
         }
+        // Where this batch leaves each volume it wrote to (a roll can touch two).
+        var ends: [UInt32: Int] = [:]
         var free = usage().freeBytes
 
+        // Looked up under the lock rather than from a copy: a copy of the index kept alive while
+        // the batch commits would make that commit copy the whole dictionary.
         func current(_ key: ChunkKey) -> ChunkLocation? {
             if let entry = overlay[key] { return entry }
-            return index[key]
+            return state.withLock { $0.index[key] }
         }
 
         for item in batch {
@@ -401,6 +414,7 @@ public final class VolumeChunkStore: ChunkStore {
                 overlay[key] = tombstone ? .some(nil) : location
                 touched.insert(active.id)
                 end += size
+                ends[active.id] = end
                 free -= min(free, UInt64(size))
                 results.append(.success(ChunkInfo(fileId: key.fileId, length: header.length, crc: crc)))
             } catch {
@@ -434,7 +448,7 @@ public final class VolumeChunkStore: ChunkStore {
             s.failing = s.failing || failing
             s.activeVolume = active.id
             s.volumes[active.id] = active
-            s.volumeEnds[active.id] = end
+            for (id, volumeEnd) in ends { s.volumeEnds[id] = volumeEnd }
             for change in staged {
                 switch change {
                 case .stored(let key, let location):
@@ -454,7 +468,8 @@ public final class VolumeChunkStore: ChunkStore {
         return results
     }
 
-    /// Seals `volume` (its remaining tail stays zero) and creates the next one.
+    /// Seals `volume` (its remaining tail stays zero) and creates the next one. The old volume is
+    /// synced with the rest of the batch, so a failed sync fails every write of the batch.
     private func rollVolume(after volume: VolumeFile) throws(ChunkStoreError) -> VolumeFile {
         let id = volume.id + 1
         let next = try VolumeFile(
@@ -464,7 +479,6 @@ public final class VolumeChunkStore: ChunkStore {
             s.volumes[id] = next
             s.volumeEnds[id] = 0
         }
-        try volume.sync()
         return next
     }
 

@@ -34,9 +34,17 @@ struct ChunkedUpload: Sendable {
             var buffer: ByteBuffer?
 
             func submit(_ data: ByteBuffer, reserved: Int) async throws {
-                if running >= inFlight, let (i, ref) = try await group.next() {
-                    written[i] = ref
-                    running -= 1
+                if running >= inFlight {
+                    do {
+                        if let (i, ref) = try await group.next() {
+                            written[i] = ref
+                            running -= 1
+                        }
+                    } catch {
+                        // This chunk never reached a task that would give its bytes back.
+                        budget.release(reserved)
+                        throw error
+                    }
                 }
                 let index = next
                 next += 1

@@ -44,9 +44,18 @@ extension RegistryAPI {
                 hashState: outcome.hasher.savedState)
             return uploadAccepted(name: name, session: updated, status: .accepted)
         } catch {
-            io.discard(outcome.chunks)
-            if case .uploadOffsetMismatch(_, let actual) = error { throw outOfOrder(name: name, id: id, offset: actual) }
-            throw error
+            switch error {
+            case .uploadOffsetMismatch(_, let actual):
+                io.discard(outcome.chunks)
+                throw outOfOrder(name: name, id: id, offset: actual)
+            case .unavailable:
+                // The append may have been committed before the answer was lost: keeping the
+                // chunks (garbage at worst) is safe, deleting them could break a blob.
+                throw error
+            default:
+                io.discard(outcome.chunks)
+                throw error
+            }
         }
     }
 
@@ -128,7 +137,7 @@ extension RegistryAPI {
         let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
         guard bounds.count == 2, let start = UInt64(bounds[0]), let end = UInt64(bounds[1].split(separator: "/").first ?? ""), end >= start
         else {
-            throw OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header)'")
+            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header)'")
         }
         guard start == session.offset else { throw outOfOrder(name: name, id: session.id, offset: session.offset) }
         return end - start + 1
