@@ -167,6 +167,7 @@ let package = Package(
             name: "ChunkTool",
             dependencies: [
                 "SpeedyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ChunkTool",

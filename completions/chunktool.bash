@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|help)
+    status|verify|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status verify help' -- "${cur}"))
         ;;
     esac
 }
@@ -194,6 +194,27 @@ _chunktool_status() {
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    esac
+}
+
+_chunktool_verify() {
+    repeating_flags=()
+    non_repeating_flags=(--listings-only --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --group --rate)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--group')
+        return
+        ;;
+    '--rate')
         return
         ;;
     esac

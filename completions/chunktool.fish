@@ -24,6 +24,8 @@ function __chunktool_parse_tokens -S
         switch $unparsed_tokens[1]
         case 'status'
             __chunktool_parse_subcommand 0 'master=' 'json' 'h/help'
+        case 'verify'
+            __chunktool_parse_subcommand 0 'master=' 'group=' 'rate=' 'listings-only' 'json' 'h/help'
         case 'help'
             __chunktool_parse_subcommand -r 1 
         end
@@ -81,7 +83,14 @@ end
 complete -c 'chunktool' -f
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'status' -d 'Show every group, its state and its members\' disks and traffic.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'verify' -d 'Compare a group\'s replicas and read every chunk to check its CRC.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool status" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool status" json' -l 'json' -d 'Print the cluster snapshot as JSON.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool status" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" group' -l 'group' -d 'The group to verify.' -rfka ''
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" rate' -l 'rate' -d 'Read at most this many MB/s per member (0: no limit), to spare a live cluster.' -rfka ''
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" listings-only' -l 'listings-only' -d 'Compare listings only; do not read the chunks.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" json' -l 'json' -d 'Print the report as JSON.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" h help' -s 'h' -l 'help' -d 'Show help information.'
