@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|verify|help)
+    status|verify|repair|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status verify help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status verify repair help' -- "${cur}"))
         ;;
     esac
 }
@@ -215,6 +215,24 @@ _chunktool_verify() {
         return
         ;;
     '--rate')
+        return
+        ;;
+    esac
+}
+
+_chunktool_repair() {
+    repeating_flags=()
+    non_repeating_flags=(--dry-run --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --group)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--group')
         return
         ;;
     esac

@@ -26,6 +26,8 @@ function __chunktool_parse_tokens -S
             __chunktool_parse_subcommand 0 'master=' 'json' 'h/help'
         case 'verify'
             __chunktool_parse_subcommand 0 'master=' 'group=' 'rate=' 'listings-only' 'json' 'h/help'
+        case 'repair'
+            __chunktool_parse_subcommand 0 'master=' 'group=' 'dry-run' 'json' 'h/help'
         case 'help'
             __chunktool_parse_subcommand -r 1 
         end
@@ -84,6 +86,7 @@ complete -c 'chunktool' -f
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'status' -d 'Show every group, its state and its members\' disks and traffic.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'verify' -d 'Compare a group\'s replicas and read every chunk to check its CRC.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'repair' -d 'Copy each missing or corrupt chunk of a group from a member whose copy verifies.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool status" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool status" json' -l 'json' -d 'Print the cluster snapshot as JSON.'
@@ -94,3 +97,8 @@ complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_op
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" listings-only' -l 'listings-only' -d 'Compare listings only; do not read the chunks.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" json' -l 'json' -d 'Print the report as JSON.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" group' -l 'group' -d 'The group to repair.' -rfka ''
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" dry-run' -l 'dry-run' -d 'Say what would be copied, and change nothing.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" json' -l 'json' -d 'Print the result as JSON.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -42,6 +42,30 @@ struct VerifyTests {
         #expect(members["cs2"]?["missing"] as? [Int] == [])
         #expect(report?["clean"] as? Bool == false)
         #expect(try cluster.chunktool(["verify", "--group", "9", "--master", masterURL]).status == 2)
+
+        // repair --dry-run says what it would copy and changes nothing.
+        let plan = try cluster.chunktool(["repair", "--group", "1", "--dry-run", "--master", masterURL])
+        #expect(plan.status == 1)
+        #expect(plan.output.contains("would copy chunk 2 (missing on cs1)"))
+        #expect(plan.output.contains("would copy chunk 3 (corrupt on cs2)"))
+        #expect(try cluster.chunktool(["verify", "--group", "1", "--master", masterURL]).status == 1)
+
+        // repair copies good copies over; verify then finds only the extra chunk (left for GC);
+        // a second repair has nothing to do.
+        let repaired = try cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
+        #expect(repaired.status == 0, "\(repaired.output)")
+        #expect(repaired.output.contains("copied chunk 2"))
+        #expect(repaired.output.contains("copied chunk 3"))
+        #expect(try await ChunkServerClient(baseURL: servers[1]).get(ChunkKey(group: 1, fileId: 3)) == ByteBuffer(repeating: 3, count: 4096))
+        #expect(try await ChunkServerClient(baseURL: servers[0]).get(ChunkKey(group: 1, fileId: 2)) == ByteBuffer(repeating: 2, count: 4096))
+        let again = try cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
+        #expect(again.status == 0)
+        #expect(again.output.contains("nothing to repair"))
+        let after = try cluster.chunktool(["verify", "--group", "1", "--json", "--master", masterURL])
+        let final = try JSONSerialization.jsonObject(with: Data(after.output.utf8)) as? [String: Any]
+        #expect(final?["missing"] as? Int == 0)
+        #expect(final?["corrupt"] as? Int == 0)
+        #expect(final?["extra"] as? Int == 1)
     }
 }
 

@@ -14,7 +14,7 @@ struct ChunkTool: AsyncParsableCommand {
             The master is --master URL, else $SPEEDY_MASTER, else http://127.0.0.1:8099. \
             Exit status: 0 all fine, 1 problems found, 2 could not run.
             """,
-        subcommands: [Status.self, Verify.self]
+        subcommands: [Status.self, Verify.self, Repair.self]
     )
 
     /// ArgumentParser's own usage errors exit 64; the contract says 2 for "could not run".

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import SpeedyCore
+
+struct Repair: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy each missing or corrupt chunk of a group from a member whose copy verifies.",
+        discussion: """
+            Runs verify, then for every chunk a member lacks or holds corrupt, reads a copy that \
+            passes its CRC from another member and writes it there (a corrupt copy is deleted first). \
+            Then verifies again. Running it twice does nothing the second time. Extra chunks (held by \
+            a minority of members) are left for garbage collection. Exit status 0 when the group \
+            verifies clean afterwards, 1 when problems remain, 2 when it could not run.
+            """
+    )
+
+    @OptionGroup var options: MasterOptions
+
+    @Option(help: "The group to repair.")
+    var group: UInt32
+
+    @Flag(help: "Say what would be copied, and change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    struct Copy: Codable {
+        var fileId: UInt64
+        var from: String
+        var to: String
+        var reason: String
+        var done: Bool
+        var error: String?
+    }
+
+    struct Result: Codable {
+        var group: UInt32
+        var dryRun: Bool
+        var copies: [Copy]
+        var after: VerifyReport?
+    }
+
+    func run() async throws {
+        let snapshot: ClusterSnapshot
+        do {
+            snapshot = try await options.client.snapshot()
+        } catch {
+            throw couldNotRun("\(error)")
+        }
+        guard let target = snapshot.groups.first(where: { $0.id == group }) else {
+            throw couldNotRun("group \(group) is not known to the master at \(options.url)")
+        }
+        let progress = Progress(enabled: false)
+        let before = try await GroupVerifier(group: target, rateBytesPerSecond: 0, readChunks: true, progress: progress).run()
+        var copies: [Copy] = []
+        for member in before.members where member.reachable {
+            let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
+            for (id, reason) in needs.sorted(by: { $0.0 < $1.0 }) {
+                // A source is any other reachable member that lists the chunk and did not fail its read.
+                guard let source = before.members.first(where: { other in
+                    other.id != member.id && other.reachable && !other.corrupt.contains(id) && !other.missing.contains(id) && !other.extra.contains(id)
+                }) else {
+                    copies.append(Copy(fileId: id, from: "-", to: member.id, reason: reason, done: false, error: "no member has a good copy"))
+                    continue
+                }
+                var copy = Copy(fileId: id, from: source.id, to: member.id, reason: reason, done: false)
+                if !dryRun {
+                    do {
+                        let key = ChunkKey(group: group, fileId: id)
+                        let data = try await ChunkServerClient(baseURL: source.addr).get(key)
+                        let destination = ChunkServerClient(baseURL: member.addr)
+                        if reason == "corrupt" { try await destination.delete(key) }
+                        _ = try await destination.put(key, data: data)
+                        copy.done = true
+                    } catch {
+                        copy.error = "\(error)"
+                    }
+                }
+                copies.append(copy)
+            }
+        }
+        let after = dryRun ? nil : try await GroupVerifier(group: target, rateBytesPerSecond: 0, readChunks: true, progress: progress).run()
+        let result = Result(group: group, dryRun: dryRun, copies: copies, after: after)
+        if json {
+            print(String(decoding: try WireJSON.encoder(pretty: true).encode(result), as: UTF8.self))
+        } else {
+            if copies.isEmpty { print("group \(group): nothing to repair") }
+            for copy in copies {
+                let state = dryRun ? "would copy" : (copy.done ? "copied" : "FAILED")
+                print("\(state) chunk \(copy.fileId) (\(copy.reason) on \(copy.to)) from \(copy.from)" + (copy.error.map { ": \($0)" } ?? ""))
+            }
+            if let after { print(after.text) }
+        }
+        let clean = dryRun ? copies.isEmpty && before.clean : (after?.missing == 0 && after?.corrupt == 0 && after?.members.allSatisfy(\.reachable) == true)
+        if !clean { throw ExitCode(1) }
+    }
+}
