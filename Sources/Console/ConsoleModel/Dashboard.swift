@@ -209,7 +209,7 @@ public struct Dashboard: Sendable {
         let right = events(state, height: height)
         return (0..<height).map { i in
             var line = (i < left.count ? left[i] : ScreenLine()).fitted(to: leftWidth)
-            line.add(i == 0 ? String(glyphs.rule) : glyphs.separator.trimmingCharacters(in: " ") + " ", .dim)
+            line.add(i == 0 ? String(glyphs.rule) : glyphs.separator.filter { $0 != " " } + " ", .dim)
             line.spans += (i < right.count ? right[i] : ScreenLine()).spans
             return line
         }
@@ -345,14 +345,5 @@ public struct Dashboard: Sendable {
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)m\(s % 60)s" }
         return "\(s / 3600)h\((s % 3600) / 60)m"
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s.removeFirst() }
-        while s.last == set { s.removeLast() }
-        return String(s)
     }
 }

@@ -31,13 +31,7 @@ extension RegistryAPI {
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends the body (optionally with Content-Range).
     func patchUpload(_ request: Request, name: String, id: String) async throws -> Response {
         let session = try await session(id, name: name)
-        let expected = try contentRange(request, session: session, name: name)
-        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
-        if let expected, outcome.bytes != expected {
-            io.discard(outcome.chunks)
-            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
-        }
-        try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
+        let outcome = try await receive(request, into: session, name: name)
         do {
             let updated = try await meta.appendUpload(
                 id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: session.offset + outcome.bytes,
@@ -64,12 +58,7 @@ extension RegistryAPI {
     func finishUpload(_ request: Request, name: String, id: String) async throws -> Response {
         let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
         let session = try await session(id, name: name)
-        let expected = try contentRange(request, session: session, name: name)
-        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
-        if let expected, outcome.bytes != expected {
-            io.discard(outcome.chunks)
-            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
-        }
+        let outcome = try await receive(request, into: session, name: name)
         // Ending the session first makes this request its only finisher.
         do {
             try await meta.deleteUpload(id)
@@ -96,6 +85,19 @@ extension RegistryAPI {
     }
 
     // MARK: Helpers
+
+    /// Reads a PATCH or PUT body into chunks, continuing the session's hash, after checking that
+    /// its Content-Range starts where the upload is and before checking that it was as long as said.
+    private func receive(_ request: Request, into session: UploadSession, name: String) async throws -> ChunkedUpload.Outcome {
+        let expected = try contentRange(request, session: session, name: name)
+        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
+        if let expected, outcome.bytes != expected {
+            io.discard(outcome.chunks)
+            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
+        }
+        try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
+        return outcome
+    }
 
     /// Checks the digest and records the blob; a mismatch discards everything written.
     private func commit(name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], hasher: SHA256Hasher) async throws -> Response {

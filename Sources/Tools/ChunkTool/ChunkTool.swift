@@ -46,6 +46,23 @@ struct MasterOptions: ParsableArguments {
 
     var url: String { MasterLocation.resolve(flag: master) }
     var client: MasterClient { MasterClient(baseURL: url) }
+
+    /// The cluster snapshot, or exit status 2 with the reason.
+    func snapshot() async throws -> ClusterSnapshot {
+        do {
+            return try await client.snapshot()
+        } catch {
+            throw couldNotRun("\(error)")
+        }
+    }
+
+    /// One group of the snapshot, or exit status 2 when the master does not know it.
+    func group(_ id: UInt32) async throws -> GroupSnapshot {
+        guard let group = try await snapshot().groups.first(where: { $0.id == id }) else {
+            throw couldNotRun("group \(id) is not known to the master at \(url)")
+        }
+        return group
+    }
 }
 
 /// Fails the command with exit status 2 and a message on standard error.

@@ -43,15 +43,7 @@ struct Repair: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let snapshot: ClusterSnapshot
-        do {
-            snapshot = try await options.client.snapshot()
-        } catch {
-            throw couldNotRun("\(error)")
-        }
-        guard let target = snapshot.groups.first(where: { $0.id == group }) else {
-            throw couldNotRun("group \(group) is not known to the master at \(options.url)")
-        }
+        let target = try await options.group(group)
         let progress = Progress(enabled: false)
         let before = try await GroupVerifier(group: target, rateBytesPerSecond: 0, readChunks: true, progress: progress).run()
         var copies: [Copy] = []

@@ -18,12 +18,7 @@ struct Status: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let snapshot: ClusterSnapshot
-        do {
-            snapshot = try await options.client.snapshot()
-        } catch {
-            throw couldNotRun("\(error)")
-        }
+        let snapshot = try await options.snapshot()
         if json {
             let data = try WireJSON.encoder(pretty: true).encode(snapshot)
             print(String(decoding: data, as: UTF8.self))

@@ -30,15 +30,7 @@ struct Verify: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let snapshot: ClusterSnapshot
-        do {
-            snapshot = try await options.client.snapshot()
-        } catch {
-            throw couldNotRun("\(error)")
-        }
-        guard let target = snapshot.groups.first(where: { $0.id == group }) else {
-            throw couldNotRun("group \(group) is not known to the master at \(options.url)")
-        }
+        let target = try await options.group(group)
         let progress = Progress(enabled: !json && isatty(STDERR_FILENO) == 1)
         let report = try await GroupVerifier(group: target, rateBytesPerSecond: rate * 1_000_000, readChunks: !listingsOnly, progress: progress).run()
         progress.finish()
