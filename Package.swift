@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "speedy", targets: ["SpeedyCommand"]),
         .executable(name: "chunktool", targets: ["ChunkTool"]),
+        .executable(name: "transfer", targets: ["Transfer"]),
         .executable(name: "speedy-bench", targets: ["SpeedyBench"]),
         .executable(name: "speedy-console", targets: ["SpeedyConsole"]),
         .library(name: "ChunkStorage", targets: ["ChunkStorage"]),
@@ -96,6 +97,7 @@ let package = Package(
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Servers/ChunkMaster",
@@ -163,14 +165,35 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Tools
+        .target(
+            name: "ToolSupport",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/ToolSupport",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ChunkTool",
             dependencies: [
                 "SpeedyCore",
+                "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ChunkTool",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Transfer",
+            dependencies: [
+                "SpeedyCore",
+                "ToolSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/Transfer",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -50,7 +50,7 @@ struct MasterPersistenceTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir)
         let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
-        for id in ["a", "bb", "ccc"] { _ = await master.heartbeat(report(id, group: 4)) }
+        for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
         #expect(master.snapshot().groups.first?.state == .healthy)
 
         let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))

@@ -188,4 +188,46 @@ struct MetadataStoreConformanceTests {
             }
         }
     }
+
+    @Test(arguments: Kind.allCases)
+    func chunkReferencesCoverBlobsAndUploadsInFileIdOrder(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.referencedGroups() == [])
+            // Blob chunks in groups 1 and 2, and an upload in progress with one chunk in group 3.
+            let refs: [ChunkRef] = (1...7).map { (n: Int) -> ChunkRef in
+                let group: UInt32 = n % 2 == 0 ? 2 : 1
+                return ChunkRef(group: group, fileId: UInt64(n * 10), length: 10, crc: UInt32(n))
+            }
+            let record = BlobRecord(digest: digest("big"), size: 70, chunks: refs)
+            _ = try await store.commitBlob(record, repository: "a/app")
+            let upload = try await store.createUpload(repository: "a/app")
+            _ = try await store.appendUpload(
+                upload.id, expectedOffset: 0, chunks: [ChunkRef(group: 1, fileId: 25, length: 5, crc: 9), ChunkRef(group: 3, fileId: 1, length: 5, crc: 8)],
+                newOffset: 10, hashState: upload.hashState)
+            #expect(try await store.referencedGroups() == [1, 2, 3])
+
+            // Group 1: blob chunks 10, 30, 50, 70 and the upload's 25, paged two blob chunks at a time.
+            var seen: [ChunkReference] = []
+            var after: UInt64 = 0
+            var pages = 0
+            while true {
+                let page = try await store.chunkReferences(group: 1, after: after, limit: 2)
+                seen += page.references
+                pages += 1
+                guard let next = page.nextAfter else { break }
+                after = next
+            }
+            #expect(seen.map(\.fileId) == [10, 25, 30, 50, 70])
+            #expect(pages == 3)
+            #expect(seen[1].owner == "upload:" + upload.id)
+            #expect(seen[0].owner == record.digest.description)
+            #expect(seen[0].crc == 1)
+            #expect(try await store.chunkReferences(group: 2, after: 0, limit: 100).references.map(\.fileId) == [20, 40, 60])
+            #expect(try await store.chunkReferences(group: 3, after: 0, limit: 100).references.map(\.owner) == ["upload:" + upload.id])
+            #expect(try await store.chunkReferences(group: 9, after: 0, limit: 100) == ChunkReferencePage(references: [], nextAfter: nil))
+            // A finished upload no longer refers to anything.
+            try await store.deleteUpload(upload.id)
+            #expect(try await store.referencedGroups() == [1, 2])
+        }
+    }
 }

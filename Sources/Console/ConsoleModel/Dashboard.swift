@@ -57,6 +57,10 @@ public struct Dashboard: Sendable {
         groups.add("\(t.groupsHealthy) healthy", t.groupsHealthy > 0 ? .healthy : .dim)
         groups.add(", ")
         groups.add("\(t.groupsDegraded) degraded", t.groupsDegraded > 0 ? .degraded : .dim)
+        if t.groupsRecovering > 0 {
+            groups.add(", ")
+            groups.add("\(t.groupsRecovering) recovering", .transferring)
+        }
         if t.groupsReadOnly > 0 {
             groups.add(", ")
             groups.add("\(t.groupsReadOnly) read-only", .readOnly)
@@ -117,6 +121,7 @@ public struct Dashboard: Sendable {
     func stateStyle(_ state: GroupState) -> TextStyle {
         switch state {
         case .healthy: .healthy
+        case .recovering: .transferring
         case .degraded: .degraded
         case .readOnly: .readOnly
         case .down: .down
@@ -126,6 +131,7 @@ public struct Dashboard: Sendable {
     func glyph(_ state: GroupState) -> String {
         switch state {
         case .healthy: glyphs.healthy
+        case .recovering: glyphs.recovering
         case .degraded: glyphs.degraded
         case .readOnly: glyphs.readOnly
         case .down: glyphs.down
@@ -136,8 +142,8 @@ public struct Dashboard: Sendable {
         switch status {
         case .readWrite: .healthy
         case .readOnly: .readOnly
-        case .initializing: .transferring
-        case .error, .down: .down
+        case .initializing, .transferring: .transferring
+        case .error, .down, .offline: .down
         }
     }
 
@@ -295,7 +301,8 @@ public struct Dashboard: Sendable {
         "  ?            this help (any key closes it)",
         "  q, Ctrl-C    quit",
         "",
-        "States: healthy (all members RW), degraded (a member down,",
+        "States: healthy (all members RW), recovering (a replacement",
+        "is being filled by transfer), degraded (a member down,",
         "read-only or failing), read-only (all RO), down (none up).",
     ]
 

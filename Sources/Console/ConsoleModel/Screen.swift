@@ -45,6 +45,7 @@ public struct ScreenLine: Sendable, Equatable {
 /// terminals without colours or UTF-8 (TERM=vt100, NO_COLOR).
 public struct Glyphs: Sendable {
     public var healthy: String
+    public var recovering: String
     public var degraded: String
     public var readOnly: String
     public var down: String
@@ -55,14 +56,15 @@ public struct Glyphs: Sendable {
     public var separator: String
 
     public static let unicode = Glyphs(
-        healthy: "●", degraded: "▲", readOnly: "■", down: "✖", barFull: "█", barEmpty: "░",
+        healthy: "●", recovering: "◐", degraded: "▲", readOnly: "■", down: "✖", barFull: "█", barEmpty: "░",
         spark: Array("▁▂▃▄▅▆▇█"), rule: "─", separator: " │ ")
     public static let ascii = Glyphs(
-        healthy: "+", degraded: "!", readOnly: "=", down: "x", barFull: "#", barEmpty: ".",
+        healthy: "+", recovering: "~", degraded: "!", readOnly: "=", down: "x", barFull: "#", barEmpty: ".",
         spark: Array("_.-:=+*#"), rule: "-", separator: " | ")
 
-    public init(healthy: String, degraded: String, readOnly: String, down: String, barFull: Character, barEmpty: Character, spark: [Character], rule: Character, separator: String) {
+    public init(healthy: String, recovering: String, degraded: String, readOnly: String, down: String, barFull: Character, barEmpty: Character, spark: [Character], rule: Character, separator: String) {
         self.healthy = healthy
+        self.recovering = recovering
         self.degraded = degraded
         self.readOnly = readOnly
         self.down = down

@@ -45,8 +45,9 @@ public final class ChunkMaster: Sendable {
         database = try MasterDatabase(path: configuration.dataDirectory + "/master.sqlite")
         allocator = try FileIdAllocator(database: database)
         var map = ClusterMap()
+        for group in try database.groups() { map.restore(group: group) }
         for server in try database.servers() {
-            map.restore(id: server.id, group: server.group, addr: server.addr)
+            map.restore(id: server.id, group: server.group, addr: server.addr, setStatus: server.setStatus, retired: server.retired)
         }
         self.map = Mutex(map)
         advertised = Mutex(configuration.listen)
@@ -58,14 +59,31 @@ public final class ChunkMaster: Sendable {
     }
 
     /// Takes a heartbeat and records what it changed.
-    public func heartbeat(_ report: HeartbeatReport) async -> HeartbeatReply {
+    /// - Throws: `.serverRetired` for a server removed from the cluster.
+    public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply {
         let now = nowMs
-        let (changes, state) = map.withLock { map in
+        let (changes, state) = try map.withLock { map throws(ClusterMap.AdminError) in
+            guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
             let changes = map.apply(report, nowMs: now)
             return (changes, map.state(of: report.group))
         }
         await record(changes)
         return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
+    }
+
+    /// Applies an administrative change to the map, records it, and returns the affected group.
+    public func administer(
+        group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
+    ) async throws(ClusterMap.AdminError) -> GroupSnapshot {
+        let changes = try map.withLock { map throws(ClusterMap.AdminError) in try change(&map) }
+        await record(changes)
+        guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .unknownGroup(group) }
+        return snapshot
+    }
+
+    /// The group `id` belongs to, when it is a member.
+    func groupOf(server id: String) -> UInt32? {
+        map.withLock { $0.members[id]?.group }
     }
 
     /// Marks silent servers down; run periodically.
@@ -92,6 +110,14 @@ public final class ChunkMaster: Sendable {
                     try await database.saveServer(id: id, group: group, addr: addr)
                 case .addressChanged(let id, let group, _, let to):
                     try await database.saveServer(id: id, group: group, addr: to)
+                case .serverAdded(let id, let group, let addr):
+                    try await database.saveServer(id: id, group: group, addr: addr)
+                case .groupAdded(let group):
+                    try await database.addGroup(group)
+                case .statusSet(let id, _, let to, _):
+                    try await database.setServerStatus(id, to)
+                case .serverRetired(let id, _):
+                    try await database.retireServer(id)
                 default:
                     break
                 }
@@ -110,7 +136,11 @@ public final class ChunkMaster: Sendable {
             guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
                 throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
             }
-            return try JSONResponse.make(await self.heartbeat(report))
+            do {
+                return try JSONResponse.make(try await self.heartbeat(report))
+            } catch let error as ClusterMap.AdminError {
+                throw error.apiError
+            }
         }
         router.get("/v1/cluster") { request, _ in
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
@@ -138,6 +168,7 @@ public final class ChunkMaster: Sendable {
             return try JSONResponse.make(EventPage(events: try self.database.events(after: after, limit: limit)))
         }
         router.get("/v1/health") { _, _ in "ok\n" }
+        AdminRoutes(master: self).register(on: router)
         return router
     }
 

@@ -25,8 +25,58 @@ public struct ClusterMap: Sendable {
         public var readHistory: [Double] = []
         public var writeHistory: [Double] = []
 
-        /// Status as shown to operators: the reported one while up, `DOWN` otherwise.
-        public var status: ServerStatus { isUp ? (report?.status ?? .initializing) : .down }
+        /// The operator's setting (`RO`, `OFFLINE`, `TRANSFERRING`), nil when none.
+        public var setStatus: ServerStatus?
+        /// Joined in this master's lifetime and not yet past its first report after `INIT`.
+        var isNewcomer = true
+
+        /// Status as shown to operators and imageservers: `OFFLINE` when set so; `DOWN` when
+        /// silent; else the reported one, with an operator's setting in place of a reported `RW`.
+        public var status: ServerStatus {
+            if setStatus == .offline { return .offline }
+            guard isUp else { return .down }
+            let reported = report?.status ?? .initializing
+            if let setStatus, reported == .readWrite { return setStatus }
+            return reported
+        }
+    }
+
+    /// Why an administrative change was refused.
+    public enum AdminError: Error, Sendable, Equatable, CustomStringConvertible {
+        case unknownServer(String)
+        case unknownGroup(UInt32)
+        case groupExists(UInt32)
+        case serverRetired(String)
+        case serverExists(String)
+        /// Only `RW`, `RO`, `OFFLINE` and `TRANSFERRING` can be set.
+        case notSettable(ServerStatus)
+        /// A server still serving cannot be removed; set it `OFFLINE` first.
+        case stillServing(String, ServerStatus)
+
+        public var description: String {
+            switch self {
+            case .unknownServer(let id): "no server \(id) is known to the master"
+            case .unknownGroup(let id): "no group \(id) is known to the master"
+            case .groupExists(let id): "group \(id) exists already"
+            case .serverRetired(let id): "server \(id) was removed from the cluster; start a new chunkserver with an empty data directory instead"
+            case .serverExists(let id): "server \(id) is registered already"
+            case .notSettable(let status): "status \(status.rawValue) cannot be set; use RW, RO, OFFLINE or TRANSFERRING"
+            case .stillServing(let id, let status): "server \(id) is \(status.rawValue); only a DOWN or OFFLINE server can be removed (set it OFFLINE first)"
+            }
+        }
+
+        /// Stable code for the wire.
+        public var code: String {
+            switch self {
+            case .unknownServer: "SERVER_UNKNOWN"
+            case .unknownGroup: "GROUP_UNKNOWN"
+            case .groupExists: "GROUP_EXISTS"
+            case .serverRetired: "SERVER_RETIRED"
+            case .serverExists: "SERVER_EXISTS"
+            case .notSettable: "STATUS_INVALID"
+            case .stillServing: "SERVER_SERVING"
+            }
+        }
     }
 
     /// Something that changed, for the event log.
@@ -38,21 +88,95 @@ public struct ClusterMap: Sendable {
         case addressChanged(id: String, group: UInt32, from: String, to: String)
         case groupState(group: UInt32, from: GroupState?, to: GroupState)
         case errorsRose(id: String, group: UInt32, crcErrors: UInt64, ioErrors: UInt64)
+        case groupAdded(group: UInt32)
+        case serverAdded(id: String, group: UInt32, addr: String)
+        /// An operator's setting (nil: cleared), or the master's own on a join; `why` says which.
+        case statusSet(id: String, group: UInt32, to: ServerStatus?, why: String)
+        case serverRetired(id: String, group: UInt32)
     }
 
     /// Members by id.
     public private(set) var members: [String: Member] = [:]
-    /// Last derived state per group.
+    /// Last derived state per group; every known group has one, members or not.
     public private(set) var groupStates: [UInt32: GroupState] = [:]
+    /// Servers removed from the cluster; their heartbeats are refused.
+    public private(set) var retired: Set<String> = []
 
     /// An empty map.
     public init() {}
 
     /// Adds servers remembered in the database; they count as down until they report.
-    public mutating func restore(id: String, group: UInt32, addr: String) {
-        members[id] = Member(id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false)
+    public mutating func restore(id: String, group: UInt32, addr: String, setStatus: ServerStatus? = nil, retired: Bool = false) {
+        if retired {
+            self.retired.insert(id)
+            return
+        }
+        members[id] = Member(id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false, setStatus: setStatus, isNewcomer: false)
         groupStates[group] = state(of: group)
     }
+
+    /// Adds a group remembered in the database.
+    public mutating func restore(group: UInt32) {
+        if groupStates[group] == nil { groupStates[group] = state(of: group) }
+    }
+
+    /// Whether `id` was removed from the cluster.
+    public func isRetired(_ id: String) -> Bool { retired.contains(id) }
+
+    // MARK: Administration
+
+    /// Creates an empty group.
+    public mutating func addGroup(_ id: UInt32) throws(AdminError) -> [Change] {
+        guard groupStates[id] == nil else { throw .groupExists(id) }
+        groupStates[id] = .down
+        return [.groupAdded(group: id)]
+    }
+
+    /// Registers a server ahead of its heartbeats. Without a `status`, the master decides at its
+    /// first report, as for a server that joins by heartbeat.
+    public mutating func register(_ registration: ServerRegistration) throws(AdminError) -> [Change] {
+        guard !retired.contains(registration.id) else { throw .serverRetired(registration.id) }
+        guard members[registration.id] == nil else { throw .serverExists(registration.id) }
+        if let status = registration.status, !StatusSetting.settable.contains(status) { throw .notSettable(status) }
+        var member = Member(id: registration.id, group: registration.group, addr: registration.addr, report: nil, lastSeenMs: nil, isUp: false)
+        var changes: [Change] = [.serverAdded(id: member.id, group: member.group, addr: member.addr)]
+        if let wanted = registration.status {
+            member.isNewcomer = false
+            if wanted != .readWrite {
+                member.setStatus = wanted
+                changes.append(.statusSet(id: member.id, group: member.group, to: wanted, why: "operator"))
+            }
+        }
+        members[member.id] = member
+        if groupStates[member.group] == nil { groupStates[member.group] = .down }
+        return changes + rederive(groups: [member.group])
+    }
+
+    /// Sets (or, with `RW`, clears) an operator's status for a server.
+    public mutating func setStatus(of id: String, to status: ServerStatus) throws(AdminError) -> [Change] {
+        guard let member = members[id] else { throw retired.contains(id) ? .serverRetired(id) : .unknownServer(id) }
+        guard StatusSetting.settable.contains(status) else { throw .notSettable(status) }
+        let setting: ServerStatus? = status == .readWrite ? nil : status
+        guard member.setStatus != setting else { return [] }
+        members[id]!.setStatus = setting
+        return [.statusSet(id: id, group: member.group, to: setting, why: "operator")] + rederive(groups: [member.group])
+    }
+
+    /// Removes a `DOWN` or `OFFLINE` server from the cluster for good.
+    public mutating func retire(_ id: String) throws(AdminError) -> [Change] {
+        guard let member = members[id] else { throw retired.contains(id) ? .serverRetired(id) : .unknownServer(id) }
+        guard member.status.isAbsent else { throw .stillServing(id, member.status) }
+        members[id] = nil
+        retired.insert(id)
+        return [.serverRetired(id: id, group: member.group)] + rederive(groups: [member.group])
+    }
+
+    /// Whether any member of `group` reported chunks.
+    private func groupHoldsChunks(_ group: UInt32) -> Bool {
+        members.values.contains { $0.group == group && ($0.report?.chunkCount ?? 0) > 0 }
+    }
+
+    // MARK: Heartbeats
 
     /// Takes a heartbeat that arrived at `nowMs` (monotonic milliseconds).
     public mutating func apply(_ report: HeartbeatReport, nowMs: Int64) -> [Change] {
@@ -61,10 +185,20 @@ public struct ClusterMap: Sendable {
             ?? Member(id: report.serverId, group: report.group, addr: report.addr, report: nil, lastSeenMs: nil, isUp: false)
         if members[report.serverId] == nil {
             changes.append(.serverJoined(id: report.serverId, group: report.group, addr: report.addr))
+        }
+        // An empty newcomer to a group with data must be filled before it may serve reads. One
+        // that holds chunks is a replica the master did not know (its database was lost, say).
+        if member.isNewcomer, report.status != .initializing {
+            member.isNewcomer = false
+            if member.setStatus == nil, report.chunkCount == 0, groupHoldsChunks(report.group) {
+                member.setStatus = .transferring
+                changes.append(.statusSet(id: member.id, group: report.group, to: .transferring, why: "it is empty and its group holds chunks"))
+            }
         } else if !member.isUp {
             changes.append(.serverUp(id: member.id, group: report.group))
-        } else if member.status != report.status {
-            changes.append(.statusChanged(id: member.id, group: report.group, from: member.status, to: report.status))
+        } else if let previous = member.report?.status, previous != report.status {
+            // The server's own report changed; an operator's setting is logged when it is set.
+            changes.append(.statusChanged(id: member.id, group: report.group, from: previous, to: report.status))
         }
         if member.addr != report.addr, members[report.serverId] != nil {
             changes.append(.addressChanged(id: member.id, group: report.group, from: member.addr, to: report.addr))
@@ -153,7 +287,7 @@ public struct ClusterMap: Sendable {
                 readOpsPerSec: member.readOpsPerSec, writeOpsPerSec: member.writeOpsPerSec,
                 lastHeartbeatAgeMs: member.lastSeenMs.map { nowMs - $0 } ?? -1,
                 crcErrors: r?.crcErrors ?? 0, ioErrors: r?.ioErrors ?? 0, pendingWrites: r?.pendingWrites ?? 0,
-                uptimeMs: r?.uptimeMs ?? 0)
+                uptimeMs: r?.uptimeMs ?? 0, setStatus: member.setStatus)
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),
@@ -195,6 +329,14 @@ extension ClusterMap.Change {
             ("group-state", nil, group, "group \(group) is \(to.rawValue)" + (from.map { " (was \($0.rawValue))" } ?? ""))
         case .errorsRose(let id, let group, let crc, let io):
             ("disk-errors", id, group, "server \(id) in group \(group) reports errors: \(crc) CRC mismatches, \(io) disk errors since it started")
+        case .groupAdded(let group):
+            ("group-added", nil, group, "group \(group) was created")
+        case .serverAdded(let id, let group, let addr):
+            ("server-added", id, group, "server \(id) at \(addr) was registered in group \(group)")
+        case .statusSet(let id, let group, let to, let why):
+            ("status-set", id, group, "server \(id) in group \(group) was set to \(to?.rawValue ?? "RW (its own report)") (\(why))")
+        case .serverRetired(let id, let group):
+            ("server-removed", id, group, "server \(id) was removed from group \(group)")
         }
     }
 }

@@ -36,15 +36,62 @@ public final class MasterDatabase: Sendable {
                 t.column("message", .text).notNull()
             }
         }
+        // v2: operators' status settings and removed servers.
+        migrator.registerMigration("v2") { db in
+            try db.alter(table: "servers") { t in
+                t.add(column: "set_status", .text)
+                t.add(column: "retired", .boolean).notNull().defaults(to: false)
+            }
+        }
         try migrator.migrate(queue)
     }
 
-    /// Every known server: (id, group, address).
-    public func servers() throws -> [(id: String, group: UInt32, addr: String)] {
+    /// A server as remembered.
+    public struct StoredServer: Sendable {
+        public var id: String
+        public var group: UInt32
+        public var addr: String
+        /// The operator's setting, nil when none.
+        public var setStatus: ServerStatus?
+        /// Removed from the cluster.
+        public var retired: Bool
+    }
+
+    /// Every known server, removed ones included.
+    public func servers() throws -> [StoredServer] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, group_id, addr FROM servers ORDER BY id").map {
-                (id: $0["id"], group: UInt32($0["group_id"] as Int64), addr: $0["addr"])
+            try Row.fetchAll(db, sql: "SELECT id, group_id, addr, set_status, retired FROM servers ORDER BY id").map {
+                StoredServer(
+                    id: $0["id"], group: UInt32($0["group_id"] as Int64), addr: $0["addr"],
+                    setStatus: ($0["set_status"] as String?).flatMap(ServerStatus.init(rawValue:)), retired: $0["retired"])
             }
+        }
+    }
+
+    /// Every known group id.
+    public func groups() throws -> [UInt32] {
+        try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups ORDER BY id").map { UInt32($0) } }
+    }
+
+    /// Records a new group.
+    public func addGroup(_ id: UInt32) async throws {
+        let now = currentTimeMillis()
+        try await queue.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(id), now])
+        }
+    }
+
+    /// Records an operator's setting for a server (nil clears it).
+    public func setServerStatus(_ id: String, _ status: ServerStatus?) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE servers SET set_status = ? WHERE id = ?", arguments: [status?.rawValue, id])
+        }
+    }
+
+    /// Marks a server removed; its heartbeats are refused from now on.
+    public func retireServer(_ id: String) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE servers SET retired = 1, set_status = NULL WHERE id = ?", arguments: [id])
         }
     }
 

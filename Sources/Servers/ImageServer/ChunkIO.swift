@@ -33,8 +33,10 @@ struct ChunkIO: Sendable {
     let attempts: Int
     let logger: Logger
 
-    /// Writes `data` to every member of one healthy group; it counts only when all acknowledged it
-    /// durable with the right CRC. A failing group is left for another one, up to `attempts` groups.
+    /// Writes `data` to every member of one writable group that takes writes (`RW`, and a
+    /// `TRANSFERRING` replacement, so it misses nothing written while it is filled); it counts
+    /// only when all acknowledged it durable with the right CRC. A failing group is left for
+    /// another one, up to `attempts` groups.
     func write(_ data: ByteBuffer) async throws(ChunkIOError) -> ChunkRef {
         let crc = CRC32C.checksum(data)
         var tried: [UInt32] = []
@@ -49,7 +51,7 @@ struct ChunkIO: Sendable {
                 throw .noFileIds("\(error)")
             }
             let key = ChunkKey(group: group.id, fileId: fileId)
-            let addrs = group.members.map(\.addr)
+            let addrs = group.members.filter(\.status.takesWrites).map(\.addr)
             let http = self.http
             let failures = await withTaskGroup(of: String?.self) { tasks in
                 for addr in addrs {

@@ -100,6 +100,17 @@ public enum MetaServer {
             try await store.deleteUpload(context.parameters.get("id") ?? "")
             return try JSONResponse.make(Empty())
         }
+        router.get("/v1/chunk-groups") { _, _ in
+            try JSONResponse.make(ReferencedGroups(groups: try await store.referencedGroups()))
+        }
+        router.get("/v1/chunk-groups/{group}") { request, context in
+            guard let group = context.parameters.get("group").flatMap(UInt32.init) else {
+                throw APIError.badRequest("the group must be a whole number")
+            }
+            let after = try request.queryInteger("after", as: UInt64.self) ?? 0
+            let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 1000, 1), 10000)
+            return try JSONResponse.make(try await store.chunkReferences(group: group, after: after, limit: limit))
+        }
         router.get("/v1/health") { _, _ in "ok\n" }
         return router
     }

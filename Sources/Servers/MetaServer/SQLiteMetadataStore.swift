@@ -330,4 +330,45 @@ public final class SQLiteMetadataStore: MetadataStore {
             }
         }
     }
+
+    // MARK: Chunk references
+
+    public func referencedGroups() async throws(MetadataError) -> [UInt32] {
+        try await run {
+            try await pool.read { db in
+                var groups = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM blob_chunks").map { UInt32($0) })
+                for upload in try Self.openUploads(db) { groups.formUnion(upload.chunks.map(\.group)) }
+                return groups.sorted()
+            }
+        }
+    }
+
+    public func chunkReferences(group: UInt32, after: UInt64, limit: Int) async throws(MetadataError) -> ChunkReferencePage {
+        let limit = max(1, limit)
+        return try await run {
+            try await pool.read { db in
+                var references = try Row.fetchAll(
+                    db,
+                    sql: "SELECT file_id, length, crc, digest FROM blob_chunks WHERE group_id = ? AND file_id > ? ORDER BY file_id LIMIT ?",
+                    arguments: [Int64(group), Int64(after), limit]
+                ).map {
+                    ChunkReference(fileId: UInt64($0["file_id"] as Int64), length: UInt32($0["length"] as Int64), crc: UInt32($0["crc"] as Int64), owner: $0["digest"])
+                }
+                let full = references.count == limit
+                let upTo = full ? references.last!.fileId : UInt64.max
+                // Uploads in progress are few; their chunks are referenced too, or fsck would call them garbage.
+                for upload in try Self.openUploads(db) {
+                    for chunk in upload.chunks where chunk.group == group && chunk.fileId > after && chunk.fileId <= upTo {
+                        references.append(ChunkReference(fileId: chunk.fileId, length: chunk.length, crc: chunk.crc, owner: "upload:" + upload.id))
+                    }
+                }
+                references.sort { $0.fileId < $1.fileId }
+                return ChunkReferencePage(references: references, nextAfter: full ? upTo : nil)
+            }
+        }
+    }
+
+    private static func openUploads(_ db: Database) throws -> [UploadSession] {
+        try String.fetchAll(db, sql: "SELECT id FROM uploads").compactMap { try loadUpload(db, $0) }
+    }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import SpeedyCore
+import ToolSupport
 
 struct Repair: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,8 +45,8 @@ struct Repair: AsyncParsableCommand {
 
     func run() async throws {
         let target = try await options.group(group)
-        let progress = Progress(enabled: false)
-        let before = try await GroupVerifier(group: target, rateBytesPerSecond: 0, readChunks: true, progress: progress).run()
+        let progress = ProgressBar(enabled: false)
+        let before = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: progress).run()
         var copies: [Copy] = []
         for member in before.members where member.reachable {
             let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
@@ -73,10 +74,10 @@ struct Repair: AsyncParsableCommand {
                 copies.append(copy)
             }
         }
-        let after = dryRun ? nil : try await GroupVerifier(group: target, rateBytesPerSecond: 0, readChunks: true, progress: progress).run()
+        let after = dryRun ? nil : try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: progress).run()
         let result = Result(group: group, dryRun: dryRun, copies: copies, after: after)
         if json {
-            print(String(decoding: try WireJSON.encoder(pretty: true).encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             if copies.isEmpty { print("group \(group): nothing to repair") }
             for copy in copies {
@@ -86,6 +87,6 @@ struct Repair: AsyncParsableCommand {
             if let after { print(after.text) }
         }
         let clean = dryRun ? copies.isEmpty && before.clean : (after?.missing == 0 && after?.corrupt == 0 && after?.members.allSatisfy(\.reachable) == true)
-        if !clean { throw ExitCode(1) }
+        if !clean { throw ToolExit.problems }
     }
 }

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import SpeedyCore
+import ToolSupport
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show every group, its state and its members' disks and traffic.",
         discussion: """
-            Exit status 0 when every group is healthy, 1 when any is degraded, read-only or down, \
-            2 when the master cannot be asked. With --json, prints the master's cluster snapshot \
+            Exit status 0 when every group is healthy, 1 when any is recovering, degraded, read-only \
+            or down, 2 when the master cannot be asked. With --json, prints the master's cluster snapshot \
             (fields in docs/api.md).
             """
     )
@@ -20,12 +21,11 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         let snapshot = try await options.snapshot()
         if json {
-            let data = try WireJSON.encoder(pretty: true).encode(snapshot)
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(snapshot)
         } else {
             print(StatusReport.render(snapshot))
         }
-        if snapshot.groups.contains(where: { $0.state != .healthy }) { throw ExitCode(1) }
+        if snapshot.groups.contains(where: { $0.state != .healthy }) { throw ToolExit.problems }
     }
 }
 
@@ -36,7 +36,7 @@ enum StatusReport {
         let fill = t.diskTotalBytes > 0 ? Double(t.diskUsedBytes) / Double(t.diskTotalBytes) * 100 : 0
         var lines = [
             "master \(snapshot.master)",
-            "groups \(t.groups): \(t.groupsHealthy) healthy, \(t.groupsDegraded) degraded, \(t.groupsReadOnly) read-only, \(t.groupsDown) down",
+            "groups \(t.groups): \(t.groupsHealthy) healthy, \(t.groupsRecovering) recovering, \(t.groupsDegraded) degraded, \(t.groupsReadOnly) read-only, \(t.groupsDown) down",
             "servers \(t.serversUp)/\(t.servers) up   disk \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) (\(ByteSize.formatDecimal(fill, places: 1))%)   read \(ByteSize.format(t.readBytesPerSec))/s   write \(ByteSize.format(t.writeBytesPerSec))/s",
             "",
         ]
@@ -54,11 +54,7 @@ enum StatusReport {
             }
         }
         if snapshot.groups.isEmpty { lines.append("no chunkservers have reported yet") }
-        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
-        for row in rows where !snapshot.groups.isEmpty {
-            lines.append(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
-                .trimmingTrailingSpaces())
-        }
+        if !snapshot.groups.isEmpty { lines.append(Table.render(rows)) }
         return lines.joined(separator: "\n")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import SpeedyCore
+import ToolSupport
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,15 +11,23 @@ struct Verify: AsyncParsableCommand {
             Lists the chunks of every member of the group, compares the listings, then reads every \
             chunk on every member (the chunkserver checks its CRC). A chunk a member lacks while most \
             members have it is missing there; one only a minority of members have is extra there; \
-            one whose read fails its CRC is corrupt. Exit status 0 when all replicas agree and read \
-            clean, 1 when problems were found, 2 when the check could not run.
+            one whose read fails its CRC is corrupt. Name the group (--group), one server (--server: \
+            its listing is compared with its group's, and only its chunks are read) or --all groups. \
+            Exit status 0 when all replicas agree and read clean, 1 when problems were found, 2 when \
+            the check could not run.
             """
     )
 
     @OptionGroup var options: MasterOptions
 
     @Option(help: "The group to verify.")
-    var group: UInt32
+    var group: UInt32?
+
+    @Option(help: "Verify only this server (by id) against the rest of its group.")
+    var server: String?
+
+    @Flag(help: "Verify every group.")
+    var all = false
 
     @Option(help: "Read at most this many MB/s per member (0: no limit), to spare a live cluster.")
     var rate: Double = 0
@@ -29,17 +38,47 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    func validate() throws {
+        guard [group != nil, server != nil, all].count(where: { $0 }) == 1 else {
+            throw ValidationError("name exactly one of --group G, --server ID or --all")
+        }
+        guard rate >= 0 else { throw ValidationError("--rate must not be negative") }
+    }
+
+    struct AllReport: Codable {
+        var groups: [VerifyReport]
+        var clean: Bool
+    }
+
     func run() async throws {
-        let target = try await options.group(group)
-        let progress = Progress(enabled: !json && isatty(STDERR_FILENO) == 1)
-        let report = try await GroupVerifier(group: target, rateBytesPerSecond: rate * 1_000_000, readChunks: !listingsOnly, progress: progress).run()
+        let snapshot = try await options.snapshot()
+        var targets: [(GroupSnapshot, String?)] = []
+        if let group {
+            guard let found = snapshot.groups.first(where: { $0.id == group }) else {
+                throw couldNotRun("group \(group) is not known to the master at \(options.url)")
+            }
+            targets = [(found, nil)]
+        } else if let server {
+            guard let found = snapshot.groups.first(where: { $0.members.contains { $0.id == server } }) else {
+                throw couldNotRun("server \(server) is not known to the master at \(options.url)")
+            }
+            targets = [(found, server)]
+        } else {
+            targets = snapshot.groups.map { ($0, nil) }
+        }
+        let progress = ProgressBar(enabled: !json)
+        var reports: [VerifyReport] = []
+        for (target, only) in targets {
+            reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress).run())
+        }
         progress.finish()
         if json {
-            print(String(decoding: try WireJSON.encoder(pretty: true).encode(report), as: UTF8.self))
+            if all { try printJSON(AllReport(groups: reports, clean: reports.allSatisfy(\.clean))) } else { try printJSON(reports[0]) }
         } else {
-            print(report.text)
+            if reports.isEmpty { print("no groups") }
+            print(reports.map(\.text).joined(separator: "\n"))
         }
-        if !report.clean { throw ExitCode(1) }
+        if !reports.allSatisfy(\.clean) { throw ToolExit.problems }
     }
 }
 
@@ -113,89 +152,88 @@ struct VerifyReport: Codable {
     }
 }
 
-/// Lists and reads every replica of a group.
+/// Lists and reads every replica of a group (or one member of it).
 struct GroupVerifier {
     let group: GroupSnapshot
-    let rateBytesPerSecond: Double
+    /// When set, only this member is read and reported; the others still vote on the listing.
+    var only: String? = nil
+    let megabytesPerSecond: Double
     let readChunks: Bool
-    let progress: Progress
+    let progress: ProgressBar
 
-    func run() async throws -> VerifyReport {
+    /// How long to wait before listing again to confirm a difference: on a live cluster a chunk
+    /// being written or deleted right now differs between members for a moment.
+    var recheckAfter: Duration = .seconds(1)
+
+    private func listAll() async -> [String: [UInt64: ChunkInfo]] {
         var listings: [String: [UInt64: ChunkInfo]] = [:]
-        var members: [VerifyReport.Member] = []
         for member in group.members {
-            let client = ChunkServerClient(baseURL: member.addr)
-            var chunks: [UInt64: ChunkInfo] = [:]
-            var after: UInt64 = 0
-            var reachable = true
-            do {
-                while true {
-                    let page = try await client.list(group: group.id, after: after, limit: 5000)
-                    for info in page.chunks { chunks[info.fileId] = info }
-                    guard let next = page.nextAfter else { break }
-                    after = next
-                }
-            } catch {
-                reachable = false
-            }
-            if reachable { listings[member.id] = chunks }
-            members.append(.init(id: member.id, addr: member.addr, reachable: reachable, chunks: chunks.count, missing: [], extra: [], corrupt: [], bytesRead: 0))
+            if let chunks = try? await ChunkServerClient(baseURL: member.addr).listAll(group: group.id) { listings[member.id] = chunks }
         }
-        // Majority rule over the reachable members.
-        let reachable = members.filter(\.reachable).count
+        return listings
+    }
+
+    /// Missing and extra chunks per member by majority over the members listed.
+    private static func compare(_ listings: [String: [UInt64: ChunkInfo]]) -> [String: (missing: Set<UInt64>, extra: Set<UInt64>)] {
         var holders: [UInt64: Int] = [:]
         for listing in listings.values { for id in listing.keys { holders[id, default: 0] += 1 } }
-        for i in members.indices where members[i].reachable {
-            let own = listings[members[i].id]!
-            for (id, count) in holders.sorted(by: { $0.key < $1.key }) {
-                let majority = count * 2 > reachable
-                if majority && own[id] == nil { members[i].missing.append(id) }
-                if !majority && own[id] != nil { members[i].extra.append(id) }
+        var result: [String: (missing: Set<UInt64>, extra: Set<UInt64>)] = [:]
+        for (member, own) in listings {
+            var entry: (missing: Set<UInt64>, extra: Set<UInt64>) = ([], [])
+            for (id, count) in holders {
+                let majority = count * 2 > listings.count
+                if majority && own[id] == nil { entry.missing.insert(id) }
+                if !majority && own[id] != nil { entry.extra.insert(id) }
+            }
+            result[member] = entry
+        }
+        return result
+    }
+
+    func run() async throws -> VerifyReport {
+        let listings = await listAll()
+        var differences = Self.compare(listings)
+        if differences.values.contains(where: { !$0.missing.isEmpty || !$0.extra.isEmpty }) {
+            // Only what is still different a moment later counts.
+            try await Task.sleep(for: recheckAfter)
+            let again = Self.compare(await listAll())
+            for (member, first) in differences {
+                let second = again[member] ?? first
+                differences[member] = (first.missing.intersection(second.missing), first.extra.intersection(second.extra))
             }
         }
+        var members: [VerifyReport.Member] = group.members.map { member in
+            let diff = differences[member.id]
+            return .init(
+                id: member.id, addr: member.addr, reachable: listings[member.id] != nil, chunks: listings[member.id]?.count ?? 0,
+                missing: diff?.missing.sorted() ?? [], extra: diff?.extra.sorted() ?? [], corrupt: [], bytesRead: 0)
+        }
+        let chunksChecked = listings.values.reduce(into: Set<UInt64>()) { $0.formUnion($1.keys) }.count
+        if let only { members = members.filter { $0.id == only } }
         if readChunks {
-            let total = listings.values.reduce(0) { $0 + $1.count }
+            let total = members.filter(\.reachable).reduce(0) { $0 + listings[$1.id]!.count }
             var done = 0
+            var bytes: UInt64 = 0
             for i in members.indices where members[i].reachable {
                 let client = ChunkServerClient(baseURL: members[i].addr)
-                let started = Date()
+                let limiter = RateLimiter(megabytesPerSecond: megabytesPerSecond)
                 for (id, info) in listings[members[i].id]!.sorted(by: { $0.key < $1.key }) {
                     do {
                         let data = try await client.get(ChunkKey(group: group.id, fileId: id))
                         if data.readableBytes != Int(info.length) || CRC32C.checksum(data) != info.crc { members[i].corrupt.append(id) }
+                    } catch let error where error.httpStatus == 404 {
+                        // Deleted since it was listed (garbage of a failed write): nothing to check.
                     } catch {
                         members[i].corrupt.append(id)
                     }
                     members[i].bytesRead += UInt64(info.length)
+                    bytes += UInt64(info.length)
                     done += 1
-                    progress.update(done: done, total: total, bytes: members[i].bytesRead, since: started)
-                    if rateBytesPerSecond > 0 {
-                        let ahead = Double(members[i].bytesRead) / rateBytesPerSecond - Date().timeIntervalSince(started)
-                        if ahead > 0 { try await Task.sleep(for: .milliseconds(Int64(ahead * 1000))) }
-                    }
+                    progress.update(done: done, total: total, bytes: bytes)
+                    try await limiter.wait(after: members[i].bytesRead)
                 }
             }
         }
-        return VerifyReport(group: group.id, members: members, chunksChecked: holders.count)
-    }
-}
-
-/// A one-line progress bar on standard error, when it is a terminal.
-final class Progress: @unchecked Sendable {
-    let enabled: Bool
-    init(enabled: Bool) { self.enabled = enabled }
-
-    func update(done: Int, total: Int, bytes: UInt64, since: Date) {
-        guard enabled, total > 0 else { return }
-        let width = 30
-        let filled = width * done / total
-        let seconds = max(0.001, Date().timeIntervalSince(since))
-        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total) chunks  "
-            + ByteSize.format(Double(bytes) / seconds) + "/s "
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+        return VerifyReport(group: group.id, members: members, chunksChecked: chunksChecked)
     }
 }

@@ -58,4 +58,21 @@ public struct ChunkServerClient: Sendable {
     public func list(group: UInt32, after: UInt64 = 0, limit: Int = 1000) async throws(ServiceError) -> ChunkListing {
         try await service.json(.GET, "/v1/chunks/\(group)?after=\(after)&limit=\(limit)", as: ChunkListing.self)
     }
+
+    /// Every chunk stored for `group`, by file id (all pages).
+    public func listAll(group: UInt32) async throws(ServiceError) -> [UInt64: ChunkInfo] {
+        var chunks: [UInt64: ChunkInfo] = [:]
+        var after: UInt64 = 0
+        while true {
+            let page = try await list(group: group, after: after, limit: 5000)
+            for info in page.chunks { chunks[info.fileId] = info }
+            guard let next = page.nextAfter else { return chunks }
+            after = next
+        }
+    }
+
+    /// The server's own heartbeat figures (`GET /v1/stats`): its id, group, status and counters.
+    public func stats() async throws(ServiceError) -> HeartbeatReport {
+        try await service.json(.GET, "/v1/stats", as: HeartbeatReport.self)
+    }
 }

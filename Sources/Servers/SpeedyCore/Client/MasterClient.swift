@@ -42,4 +42,26 @@ public struct MasterClient: Sendable {
     public func events(after: Int64 = 0, limit: Int = 100) async throws(ServiceError) -> [ClusterEvent] {
         try await service.json(.GET, "/v1/events?after=\(after)&limit=\(limit)", as: EventPage.self).events
     }
+
+    // MARK: Administration
+
+    /// Creates an empty group; returns it.
+    public func addGroup(_ id: UInt32) async throws(ServiceError) -> GroupSnapshot {
+        try await service.json(.POST, "/v1/groups", as: GroupSnapshot.self, body: GroupCreation(id: id))
+    }
+
+    /// Registers a chunkserver; returns its group.
+    public func addServer(_ registration: ServerRegistration) async throws(ServiceError) -> GroupSnapshot {
+        try await service.json(.POST, "/v1/servers", as: GroupSnapshot.self, body: registration)
+    }
+
+    /// Sets an operator's status for a server (`RW` clears it); returns its group.
+    public func setStatus(of id: String, to status: ServerStatus) async throws(ServiceError) -> GroupSnapshot {
+        try await service.json(.POST, "/v1/servers/\(QueryString.escape(id))/status", as: GroupSnapshot.self, body: StatusSetting(status: status))
+    }
+
+    /// Removes a `DOWN` or `OFFLINE` server from the cluster for good; returns its former group.
+    public func removeServer(_ id: String) async throws(ServiceError) -> GroupSnapshot {
+        try await service.json(.DELETE, "/v1/servers/\(QueryString.escape(id))", as: GroupSnapshot.self)
+    }
 }

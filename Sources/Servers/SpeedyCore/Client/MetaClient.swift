@@ -111,6 +111,14 @@ public struct MetaClient: MetadataStore {
         return try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/append", as: UploadSession.self, body: request)
     }
 
+    public func referencedGroups() async throws(MetadataError) -> [UInt32] {
+        try await call(.GET, "/v1/chunk-groups", as: ReferencedGroups.self).groups
+    }
+
+    public func chunkReferences(group: UInt32, after: UInt64, limit: Int) async throws(MetadataError) -> ChunkReferencePage {
+        try await call(.GET, "/v1/chunk-groups/\(group)", query: [("after", String(after)), ("limit", String(limit))], as: ChunkReferencePage.self)
+    }
+
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         _ = try await call(.DELETE, "/v1/uploads/\(QueryString.escape(id))", as: Empty.self)
     }

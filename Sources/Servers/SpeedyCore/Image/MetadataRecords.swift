@@ -133,3 +133,46 @@ public struct NamePage: Sendable, Equatable, Codable {
         self.more = more
     }
 }
+
+/// One chunk something in the metadata refers to: what `chunktool fsck` checks the chunkservers for.
+public struct ChunkReference: Sendable, Equatable, Codable {
+    /// The chunk's file id within the group asked about.
+    public var fileId: UInt64
+    /// Its length in bytes.
+    public var length: UInt32
+    /// Its CRC-32C.
+    public var crc: UInt32
+    /// What refers to it: a blob digest (`sha256:…`), or `upload:<id>` for an upload in progress.
+    public var owner: String
+
+    /// Creates a reference.
+    public init(fileId: UInt64, length: UInt32, crc: UInt32, owner: String) {
+        self.fileId = fileId
+        self.length = length
+        self.crc = crc
+        self.owner = owner
+    }
+}
+
+/// A page of ``ChunkReference``s in ascending file id order.
+public struct ChunkReferencePage: Sendable, Equatable, Codable {
+    /// The references.
+    public var references: [ChunkReference]
+    /// Pass as `after` for the next page; nil on the last page.
+    public var nextAfter: UInt64?
+
+    /// Creates a page.
+    public init(references: [ChunkReference], nextAfter: UInt64?) {
+        self.references = references
+        self.nextAfter = nextAfter
+    }
+}
+
+/// The groups any blob or upload refers to (`GET /v1/chunk-groups` on the metaserver).
+public struct ReferencedGroups: Sendable, Equatable, Codable {
+    /// Group ids, ascending.
+    public var groups: [UInt32]
+
+    /// Creates the list.
+    public init(groups: [UInt32]) { self.groups = groups }
+}

@@ -69,6 +69,16 @@ public protocol MetadataStore: Sendable {
     /// Ends a session (completed or cancelled).
     /// - Throws: `.uploadUnknown`.
     func deleteUpload(_ id: String) async throws(MetadataError)
+
+    // MARK: Chunk references (fsck)
+
+    /// Groups that any blob or upload in progress has chunks in, ascending.
+    func referencedGroups() async throws(MetadataError) -> [UInt32]
+
+    /// The chunks of `group` that blobs and uploads in progress refer to, with file ids above
+    /// `after`, in ascending file id order; a page holds at most `limit` blob references plus the
+    /// uploads' references in the same file id range.
+    func chunkReferences(group: UInt32, after: UInt64, limit: Int) async throws(MetadataError) -> ChunkReferencePage
 }
 
 /// Why a metadata operation failed.

@@ -65,8 +65,10 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var id: String
     /// `HOST:PORT` of its HTTP API.
     public var addr: String
-    /// Its state (`DOWN` when heartbeats stopped).
+    /// Its state (`DOWN` when heartbeats stopped; an operator's setting overrides a reported `RW`).
     public var status: ServerStatus
+    /// The operator's setting (`RO`, `OFFLINE`, `TRANSFERRING`), when one is in force.
+    public var setStatus: ServerStatus?
     /// Usable capacity.
     public var diskTotalBytes: UInt64
     /// Bytes used.
@@ -102,7 +104,7 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
         diskTotalBytes: UInt64, diskUsedBytes: UInt64, diskFreeBytes: UInt64, chunkCount: UInt64,
         readBytesPerSec: Double, writeBytesPerSec: Double, readOpsPerSec: Double, writeOpsPerSec: Double,
         lastHeartbeatAgeMs: Int64, crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64,
-        uptimeMs: UInt64, history: ThroughputHistory? = nil
+        uptimeMs: UInt64, history: ThroughputHistory? = nil, setStatus: ServerStatus? = nil
     ) {
         self.id = id
         self.addr = addr
@@ -121,6 +123,7 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
         self.pendingWrites = pendingWrites
         self.uptimeMs = uptimeMs
         self.history = history
+        self.setStatus = setStatus
     }
 }
 
@@ -144,6 +147,7 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
     public var groups: Int
     /// Groups per state.
     public var groupsHealthy: Int
+    public var groupsRecovering: Int
     public var groupsDegraded: Int
     public var groupsReadOnly: Int
     public var groupsDown: Int
@@ -162,6 +166,7 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
         let members = groups.flatMap(\.members)
         self.groups = groups.count
         self.groupsHealthy = groups.count { $0.state == .healthy }
+        self.groupsRecovering = groups.count { $0.state == .recovering }
         self.groupsDegraded = groups.count { $0.state == .degraded }
         self.groupsReadOnly = groups.count { $0.state == .readOnly }
         self.groupsDown = groups.count { $0.state == .down }

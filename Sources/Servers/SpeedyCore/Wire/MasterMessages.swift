@@ -87,3 +87,48 @@ public enum CRCFormat {
         return UInt32(text, radix: 16)
     }
 }
+
+/// Body of `POST /v1/groups`: creates an empty group that chunkservers can then join.
+public struct GroupCreation: Sendable, Codable, Equatable {
+    /// The new group's id.
+    public var id: UInt32
+
+    /// Creates the request.
+    public init(id: UInt32) { self.id = id }
+}
+
+/// Body of `POST /v1/servers`: registers a chunkserver with the master ahead of its heartbeats.
+public struct ServerRegistration: Sendable, Codable, Equatable {
+    /// The server's id (its data directory's `server-id` file; `GET /v1/stats` on it says it).
+    public var id: String
+    /// The group it serves.
+    public var group: UInt32
+    /// `HOST:PORT` of its HTTP API.
+    public var addr: String
+    /// `TRANSFERRING` to have it filled by `transfer` before it serves reads; nil lets the master
+    /// decide (`TRANSFERRING` when the group already holds chunks, else as reported).
+    public var status: ServerStatus?
+
+    /// Creates the request.
+    public init(id: String, group: UInt32, addr: String, status: ServerStatus? = nil) {
+        self.id = id
+        self.group = group
+        self.addr = addr
+        self.status = status
+    }
+}
+
+/// Body of `POST /v1/servers/{id}/status`: an operator's setting for one server.
+///
+/// `RW` clears any setting (the server's own report counts again); `RO`, `OFFLINE` and
+/// `TRANSFERRING` override a reported `RW` until changed.
+public struct StatusSetting: Sendable, Codable, Equatable {
+    /// One of `RW`, `RO`, `OFFLINE`, `TRANSFERRING`.
+    public var status: ServerStatus
+
+    /// Creates the request.
+    public init(status: ServerStatus) { self.status = status }
+
+    /// The statuses an operator may set.
+    public static let settable: [ServerStatus] = [.readWrite, .readOnly, .offline, .transferring]
+}

@@ -1,0 +1,67 @@
+import Hummingbird
+import HTTPTypes
+import ServerSupport
+import SpeedyCore
+import Synchronization
+
+/// The administrative part of the master's API (docs/api.md): groups and servers as operators
+/// change them. Every change lands in the event log.
+struct AdminRoutes: Sendable {
+    let master: ChunkMaster
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/groups") { request, _ in
+            let body = try await request.decodeJSON(GroupCreation.self)
+            return try JSONResponse.make(try await admin(group: body.id) { map throws(ClusterMap.AdminError) in try map.addGroup(body.id) }, status: .created)
+        }
+        router.post("/v1/servers") { request, _ in
+            let body = try await request.decodeJSON(ServerRegistration.self)
+            guard !body.id.isEmpty, HostPort(parsing: body.addr) != nil else {
+                throw APIError.badRequest("a server needs an id and an address HOST:PORT")
+            }
+            return try JSONResponse.make(try await admin(group: body.group) { map throws(ClusterMap.AdminError) in try map.register(body) }, status: .created)
+        }
+        router.post("/v1/servers/{id}/status") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            let body = try await request.decodeJSON(StatusSetting.self)
+            let group = try groupOf(id)
+            return try JSONResponse.make(try await admin(group: group) { map throws(ClusterMap.AdminError) in try map.setStatus(of: id, to: body.status) })
+        }
+        router.delete("/v1/servers/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let group = try groupOf(id)
+            return try JSONResponse.make(try await admin(group: group) { map throws(ClusterMap.AdminError) in try map.retire(id) })
+        }
+    }
+
+    private func groupOf(_ id: String) throws -> UInt32 {
+        guard let group = master.groupOf(server: id) else {
+            let retired = master.map.withLock { $0.isRetired(id) }
+            throw (retired ? ClusterMap.AdminError.serverRetired(id) : .unknownServer(id)).apiError
+        }
+        return group
+    }
+
+    private func admin(
+        group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
+    ) async throws -> GroupSnapshot {
+        do {
+            return try await master.administer(group: group, change)
+        } catch {
+            throw error.apiError
+        }
+    }
+}
+
+extension ClusterMap.AdminError {
+    /// The HTTP answer: 404 for unknown names, 409 for conflicts, 400 for bad values.
+    var apiError: APIError {
+        let status: HTTPResponse.Status =
+            switch self {
+            case .unknownServer, .unknownGroup: .notFound
+            case .groupExists, .serverRetired, .serverExists, .stillServing: .conflict
+            case .notSettable: .badRequest
+            }
+        return APIError(status, code: code, description)
+    }
+}

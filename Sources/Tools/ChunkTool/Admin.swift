@@ -1,0 +1,256 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import SpeedyCore
+import ToolSupport
+
+/// `chunktool group list|add`.
+struct GroupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "group",
+        abstract: "List groups, or create one.",
+        subcommands: [List.self, Add.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List every group: state, members, free space and chunks.",
+            discussion: "Exit status 0 when the list was printed (chunktool status judges health), 2 when the master cannot be asked."
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Flag(help: "Print the groups as JSON (the master's group snapshots).")
+        var json = false
+
+        func run() async throws {
+            let groups = try await options.snapshot().groups
+            if json { return try printJSON(groups) }
+            var rows = [["GROUP", "STATE", "MEMBERS", "RW", "FREE", "CHUNKS"]]
+            for g in groups {
+                rows.append([
+                    String(g.id), g.state.rawValue, String(g.members.count), String(g.members.count { $0.status == .readWrite }),
+                    ByteSize.format(g.diskFreeBytes), String(g.members.map(\.chunkCount).max() ?? 0),
+                ])
+            }
+            print(groups.isEmpty ? "no groups" : Table.render(rows))
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an empty group; chunkservers started with --group G then join it.",
+            discussion: "Recorded in the master's event log. Exit status 0 when created, 2 when refused (the group exists) or the master cannot be asked."
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Argument(help: "The new group's id.")
+        var group: UInt32
+
+        @Flag(help: "Print the new group as JSON.")
+        var json = false
+
+        func run() async throws {
+            let created: GroupSnapshot
+            do {
+                created = try await options.client.addGroup(group)
+            } catch {
+                throw couldNotRun(reason(error))
+            }
+            if json { return try printJSON(created) }
+            print("group \(created.id) created (\(created.state.rawValue), no members yet)")
+        }
+    }
+}
+
+/// `chunktool server list|add|remove|set-status`.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "List, register, remove chunkservers or set their status.",
+        subcommands: [List.self, Add.self, Remove.self, SetStatus.self]
+    )
+
+    /// One row of `server list --json`.
+    struct Row: Codable {
+        var id: String
+        var group: UInt32
+        var addr: String
+        var status: ServerStatus
+        var setStatus: ServerStatus?
+        var chunks: UInt64
+        var diskFreeBytes: UInt64
+        var lastHeartbeatAgeMs: Int64
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List chunkservers with their group, status, chunks and last heartbeat.",
+            discussion: "Exit status 0 when the list was printed, 2 when the master cannot be asked."
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Option(help: "Only this group's servers.")
+        var group: UInt32?
+
+        @Flag(help: "Print the servers as JSON.")
+        var json = false
+
+        func run() async throws {
+            let rows = try await options.snapshot().groups.filter { group == nil || $0.id == group }.flatMap { g in
+                g.members.map {
+                    Row(id: $0.id, group: g.id, addr: $0.addr, status: $0.status, setStatus: $0.setStatus, chunks: $0.chunkCount,
+                        diskFreeBytes: $0.diskFreeBytes, lastHeartbeatAgeMs: $0.lastHeartbeatAgeMs)
+                }
+            }
+            if json { return try printJSON(rows) }
+            var table = [["SERVER", "GROUP", "ADDRESS", "STATUS", "SET BY OPERATOR", "CHUNKS", "FREE", "HEARTBEAT"]]
+            for r in rows {
+                table.append([
+                    r.id, String(r.group), r.addr, r.status.rawValue, r.setStatus?.rawValue ?? "-", String(r.chunks),
+                    ByteSize.format(r.diskFreeBytes), r.lastHeartbeatAgeMs < 0 ? "never" : "\(r.lastHeartbeatAgeMs) ms ago",
+                ])
+            }
+            print(rows.isEmpty ? "no servers" : Table.render(table))
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a running chunkserver with the master.",
+            discussion: """
+                Asks the chunkserver at HOST:PORT for its id and group, then registers it. Chunkservers \
+                also join by their first heartbeat; registering first lets a script put a replacement \
+                in TRANSFERRING before it serves anything. Without --status, a server joining a group \
+                that already holds chunks becomes TRANSFERRING. Exit status 0 when registered (or \
+                registered already in that group), 2 otherwise.
+                """
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Argument(help: "The chunkserver's HOST:PORT.")
+        var addr: String
+
+        @Option(help: "The group it must serve (checked against the chunkserver's own).")
+        var group: UInt32
+
+        @Option(help: "RW or TRANSFERRING (default: decided by the master).", transform: { try SetStatus.parse($0) })
+        var status: ServerStatus?
+
+        @Flag(help: "Print the group as JSON.")
+        var json = false
+
+        func run() async throws {
+            guard HostPort(parsing: addr) != nil else { throw couldNotRun("'\(addr)' is not HOST:PORT") }
+            let stats: HeartbeatReport
+            do {
+                stats = try await ChunkServerClient(baseURL: addr, timeout: .seconds(5)).stats()
+            } catch {
+                throw couldNotRun("cannot ask the chunkserver at \(addr) for its id: \(reason(error))")
+            }
+            guard stats.group == group else {
+                throw couldNotRun("the chunkserver at \(addr) serves group \(stats.group), not \(group); restart it with --group \(group)")
+            }
+            let result: GroupSnapshot
+            do {
+                result = try await options.client.addServer(ServerRegistration(id: stats.serverId, group: group, addr: addr, status: status))
+            } catch {
+                // Registered already (its heartbeat may have come first): fine when it is in this group.
+                guard case .status(_, 409, let body?) = error, body.code == "SERVER_EXISTS",
+                    let known = try await options.group(group).members.first(where: { $0.id == stats.serverId })
+                else { throw couldNotRun(reason(error)) }
+                if json { return try printJSON(try await options.group(group)) }
+                print("server \(known.id) at \(known.addr) is already in group \(group) (\(known.status.rawValue))")
+                return
+            }
+            if json { return try printJSON(result) }
+            let member = result.members.first { $0.id == stats.serverId }
+            print("server \(stats.serverId) at \(addr) registered in group \(group) (\(member?.status.rawValue ?? "?"))")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a DOWN or OFFLINE server from the cluster for good.",
+            discussion: """
+                Its heartbeats are refused afterwards; its chunks are not touched. A server still \
+                serving must be set OFFLINE first. Exit status 0 when removed, 2 when refused.
+                """
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Argument(help: "The server's id.")
+        var server: String
+
+        @Flag(help: "Print its former group as JSON.")
+        var json = false
+
+        func run() async throws {
+            let result: GroupSnapshot
+            do {
+                result = try await options.client.removeServer(server)
+            } catch {
+                throw couldNotRun(reason(error))
+            }
+            if json { return try printJSON(result) }
+            print("server \(server) removed from group \(result.id) (now \(result.state.rawValue))")
+        }
+    }
+
+    struct SetStatus: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-status",
+            abstract: "Set a server RW, RO or OFFLINE (or TRANSFERRING) by operator's order.",
+            discussion: """
+                rw clears the operator's setting, so the server's own report counts again; ro stops \
+                writes to it (and so to its group); offline takes it out of reads and writes; \
+                transferring makes it take writes but serve no reads until filled. The master keeps \
+                the setting across restarts and logs it. Exit status 0 when set, 2 when refused.
+                """
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Argument(help: "The server's id.")
+        var server: String
+
+        @Argument(help: "rw, ro, offline or transferring.", transform: { try SetStatus.parse($0) })
+        var status: ServerStatus
+
+        @Flag(help: "Print its group as JSON.")
+        var json = false
+
+        static func parse(_ text: String) throws -> ServerStatus {
+            guard let status = ServerStatus(rawValue: text.uppercased()), StatusSetting.settable.contains(status) else {
+                throw ValidationError("status must be rw, ro, offline or transferring, not '\(text)'")
+            }
+            return status
+        }
+
+        func run() async throws {
+            let result: GroupSnapshot
+            do {
+                result = try await options.client.setStatus(of: server, to: status)
+            } catch {
+                throw couldNotRun(reason(error))
+            }
+            if json { return try printJSON(result) }
+            let member = result.members.first { $0.id == server }
+            print("server \(server) in group \(result.id) is \(member?.status.rawValue ?? status.rawValue); group \(result.state.rawValue)")
+        }
+    }
+}
+
+/// Aligned text columns.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
+        return rows.map { row in
+            zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ").trimmingTrailingSpaces()
+        }.joined(separator: "\n")
+    }
+}

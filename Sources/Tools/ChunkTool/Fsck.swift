@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import SpeedyCore
+import ToolSupport
+
+struct Fsck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cross-check the metaserver against the chunkservers: lost data and garbage.",
+        discussion: """
+            For every chunk a blob (or an upload in progress) refers to, looks for a readable member \
+            of its group whose listing has it with the recorded length and CRC; with --deep it also \
+            reads the chunk until one copy passes its CRC. A blob with a chunk that has no good copy \
+            anywhere is LOST: reported loudly, exit status 1. Chunks no blob or upload refers to are \
+            reported as garbage candidates (a chunk written in the last moments may belong to an \
+            upload that has not recorded it yet). Chunks missing from only some members are counted \
+            as under-replicated (chunktool repair fixes them). Exit status 0 when nothing is lost, \
+            1 when data is lost, 2 when fsck could not run.
+            """
+    )
+
+    @OptionGroup var options: MasterOptions
+
+    @Option(help: "Base URL of the metaserver (default: $SPEEDY_META, else http://127.0.0.1:8100).")
+    var meta: String?
+
+    @Flag(help: "Read every referenced chunk (until one copy verifies), not just the listings.")
+    var deep = false
+
+    @Option(help: "With --deep, read at most this many MB/s (0: no limit).")
+    var rate: Double = 0
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    struct LostChunk: Codable {
+        var group: UInt32
+        var fileId: UInt64
+        var owner: String
+        var why: String
+    }
+
+    struct GroupResult: Codable {
+        var group: UInt32
+        var referenced: Int
+        var stored: Int
+        var underReplicated: Int
+        var lost: Int
+        var garbage: [UInt64]
+    }
+
+    struct Report: Codable {
+        var groups: [GroupResult]
+        var lostChunks: [LostChunk]
+        /// Blob digests (or `upload:<id>`) with at least one lost chunk.
+        var lostBlobs: [String]
+        var garbageChunks: Int
+        var clean: Bool
+    }
+
+    var metaURL: String {
+        MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100")
+    }
+
+    func run() async throws {
+        let snapshot = try await options.snapshot()
+        let store = MetaClient(baseURL: metaURL)
+        let referencedGroups: [UInt32]
+        do {
+            referencedGroups = try await store.referencedGroups()
+        } catch {
+            throw couldNotRun("cannot ask the metaserver at \(metaURL): \(error)")
+        }
+        let groupIds = Set(referencedGroups).union(snapshot.groups.map(\.id)).sorted()
+        let progress = ProgressBar(enabled: !json)
+        let limiter = RateLimiter(megabytesPerSecond: rate)
+        var bytesRead: UInt64 = 0
+        var results: [GroupResult] = []
+        var lost: [LostChunk] = []
+        for id in groupIds {
+            var references: [ChunkReference] = []
+            var after: UInt64 = 0
+            do {
+                while true {
+                    let page = try await store.chunkReferences(group: id, after: after, limit: 5000)
+                    references += page.references
+                    guard let next = page.nextAfter else { break }
+                    after = next
+                }
+            } catch {
+                throw couldNotRun("cannot read group \(id)'s chunk references from the metaserver: \(error)")
+            }
+            let readable = snapshot.groups.first { $0.id == id }?.members.filter(\.status.isReadable) ?? []
+            var listings: [(addr: String, chunks: [UInt64: ChunkInfo])] = []
+            for member in readable {
+                guard let chunks = try? await ChunkServerClient(baseURL: member.addr).listAll(group: id) else { continue }
+                listings.append((member.addr, chunks))
+            }
+            var result = GroupResult(group: id, referenced: references.count, stored: 0, underReplicated: 0, lost: 0, garbage: [])
+            for (n, reference) in references.enumerated() {
+                let holders = listings.filter { $0.chunks[reference.fileId].map { $0.crc == reference.crc && $0.length == reference.length } ?? false }
+                if holders.count < max(1, readable.count) { result.underReplicated += 1 }
+                var why: String? = holders.isEmpty ? (listings.isEmpty ? "no member of group \(id) is readable" : "no member holds it with its recorded CRC") : nil
+                if why == nil, deep {
+                    why = "every copy fails its CRC"
+                    for holder in holders {
+                        guard let (data, crc) = try? await ChunkServerClient(baseURL: holder.addr).getChecked(ChunkKey(group: id, fileId: reference.fileId)) else { continue }
+                        bytesRead += UInt64(data.readableBytes)
+                        if crc == reference.crc, data.readableBytes == Int(reference.length) {
+                            why = nil
+                            break
+                        }
+                    }
+                    try await limiter.wait(after: bytesRead)
+                }
+                if let why {
+                    result.lost += 1
+                    lost.append(LostChunk(group: id, fileId: reference.fileId, owner: reference.owner, why: why))
+                }
+                progress.update(done: n + 1, total: references.count, bytes: bytesRead, label: "group \(id) chunks")
+            }
+            let referencedIds = Set(references.map(\.fileId))
+            let stored = listings.reduce(into: Set<UInt64>()) { $0.formUnion($1.chunks.keys) }
+            result.stored = stored.count
+            result.garbage = stored.subtracting(referencedIds).sorted()
+            results.append(result)
+        }
+        progress.finish()
+        let lostBlobs = Array(Set(lost.map(\.owner))).sorted()
+        let report = Report(
+            groups: results, lostChunks: lost, lostBlobs: lostBlobs, garbageChunks: results.reduce(0) { $0 + $1.garbage.count }, clean: lost.isEmpty)
+        if json {
+            try printJSON(report)
+        } else {
+            for r in results {
+                print("group \(r.group): \(r.referenced) chunks referenced, \(r.stored) stored, \(r.underReplicated) under-replicated, \(r.lost) lost, \(r.garbage.count) garbage" + (r.garbage.isEmpty ? "" : " (\(VerifyReport.list(r.garbage)))"))
+            }
+            if results.isEmpty { print("no groups and no blobs") }
+            print(lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s) have chunks with no good copy anywhere")
+        }
+        if !lost.isEmpty {
+            for blob in lostBlobs {
+                let chunks = lost.filter { $0.owner == blob }
+                FileHandle.standardError.write(Data("LOST: \(blob): \(chunks.map { "chunk \($0.group)/\($0.fileId) (\($0.why))" }.joined(separator: ", "))\n".utf8))
+            }
+            throw ToolExit.problems
+        }
+    }
+}

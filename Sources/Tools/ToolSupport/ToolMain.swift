@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import SpeedyCore
+
+/// The exit codes every Speedy tool keeps, which scripts rely on.
+public enum ToolExit {
+    /// All fine.
+    public static let fine = ExitCode(0)
+    /// The command ran and found problems.
+    public static let problems = ExitCode(1)
+    /// The command could not run (bad usage, unreachable master, refused request).
+    public static let couldNotRun = ExitCode(2)
+
+    /// Runs a root command with the contract's exit codes: ArgumentParser's own usage errors
+    /// (which would exit 64) exit 2.
+    public static func main<Root: AsyncParsableCommand>(_ root: Root.Type) async {
+        do {
+            var command = try Root.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = Root.exitCode(for: error)
+            if code.rawValue == 0 { Root.exit(withError: error) }
+            FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(code.rawValue == 1 ? 1 : 2)
+        }
+    }
+}
+
+/// Fails the command with exit status 2 and `message` on standard error.
+public func couldNotRun(_ message: String) -> ExitCode {
+    let tool = (CommandLine.arguments.first ?? "speedy").split(separator: "/").last.map(String.init) ?? "speedy"
+    FileHandle.standardError.write(Data((tool + ": " + message + "\n").utf8))
+    return ToolExit.couldNotRun
+}
+
+/// The part of a service error a person needs: the server's own message when it sent one.
+public func reason(_ error: ServiceError) -> String {
+    if case .status(_, _, let body?) = error { return body.message }
+    return error.description
+}
+
+/// Prints `value` as pretty JSON on standard output.
+public func printJSON(_ value: some Encodable) throws {
+    print(String(decoding: try WireJSON.encoder(pretty: true).encode(value), as: UTF8.self))
+}
+
+/// Options every command that talks to the master shares.
+public struct MasterOptions: ParsableArguments {
+    @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
+    public var master: String?
+
+    public init() {}
+
+    /// The master's URL after flag, environment and default.
+    public var url: String { MasterLocation.resolve(flag: master) }
+    /// A client for it.
+    public var client: MasterClient { MasterClient(baseURL: url) }
+
+    /// The cluster snapshot, or exit status 2 with the reason.
+    public func snapshot() async throws -> ClusterSnapshot {
+        do {
+            return try await client.snapshot()
+        } catch {
+            throw couldNotRun("\(error)")
+        }
+    }
+
+    /// One group of the snapshot, or exit status 2 when the master does not know it.
+    public func group(_ id: UInt32) async throws -> GroupSnapshot {
+        guard let group = try await snapshot().groups.first(where: { $0.id == id }) else {
+            throw couldNotRun("group \(id) is not known to the master at \(url)")
+        }
+        return group
+    }
+}

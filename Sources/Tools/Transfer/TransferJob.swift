@@ -1,0 +1,252 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import SpeedyCore
+import Synchronization
+import ToolSupport
+
+/// What a transfer did; `--json` prints it.
+struct TransferReport: Codable {
+    var group: UInt32
+    var to: String
+    var toId: String
+    var from: String
+    var passes: Int
+    var chunksCopied: Int
+    var bytesCopied: UInt64
+    var chunksAlreadyThere: Int
+    var seconds: Double
+    var megabytesPerSecond: Double
+    /// Chunks that could not be copied, with the reason.
+    var failures: [String]
+    /// Source chunks the new member's listing lacks (or holds with another CRC) at the end.
+    var unverified: [UInt64]
+    var retired: [String]
+    var markedReadWrite: Bool
+    var complete: Bool
+
+    var text: String {
+        var lines = [
+            "group \(group): copied \(chunksCopied) chunks (\(ByteSize.format(bytesCopied))) from \(from) to \(toId) at \(to) in \(passes) pass(es), "
+                + "\(chunksAlreadyThere) already there; \(String(format: "%.1f", seconds)) s, \(String(format: "%.1f", megabytesPerSecond)) MB/s"
+        ]
+        for failure in failures.prefix(20) { lines.append("  FAILED: \(failure)") }
+        if !unverified.isEmpty { lines.append("  verification: \(unverified.count) chunk(s) of the source missing or different on \(toId)") }
+        if complete {
+            lines.append("verified: \(toId) holds every chunk of \(from)")
+            if !retired.isEmpty { lines.append("removed \(retired.joined(separator: ", ")) from group \(group)") }
+            lines.append("\(toId) is RW")
+        } else {
+            lines.append("not complete: \(toId) stays TRANSFERRING; run transfer again to resume")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One transfer, from preparation to the master's final change.
+struct TransferJob {
+    let command: Transfer
+    let master: MasterClient
+    var destination: MemberSnapshot
+    var source: MemberSnapshot
+    /// When the destination was last seen becoming TRANSFERRING.
+    let transferringSince: ContinuousClock.Instant
+
+    /// Finds the new member and a source, and sets the new member TRANSFERRING.
+    static func prepare(_ command: Transfer) async throws -> TransferJob {
+        let master = command.options.client
+        let deadline = ContinuousClock.now + .milliseconds(Int64(command.wait * 1000))
+        var group = try await command.options.group(command.group)
+        // The new chunkserver joins by its first heartbeat; give it time.
+        while group.members.first(where: { $0.addr == command.to && $0.status != .down && $0.status != .initializing }) == nil {
+            guard ContinuousClock.now < deadline else {
+                throw couldNotRun(
+                    "no running chunkserver at \(command.to) is in group \(command.group); start it with: speedy chunkserver --group \(command.group) --listen \(command.to) --data DIR --master \(command.options.url)")
+            }
+            try await Task.sleep(for: .milliseconds(250))
+            group = try await command.options.group(command.group)
+        }
+        var destination = group.members.first { $0.addr == command.to }!
+        if destination.status != .transferring {
+            do {
+                group = try await master.setStatus(of: destination.id, to: .transferring)
+            } catch {
+                throw couldNotRun("cannot set \(destination.id) TRANSFERRING: \(reason(error))")
+            }
+            destination = group.members.first { $0.id == destination.id } ?? destination
+        }
+        let candidates = group.members.filter { $0.id != destination.id && $0.status.isReadable }
+        let source: MemberSnapshot
+        if let from = command.from {
+            guard let chosen = group.members.first(where: { $0.id == from }) else {
+                throw couldNotRun("server \(from) is not a member of group \(command.group)")
+            }
+            guard chosen.status.isReadable, chosen.id != destination.id else {
+                throw couldNotRun("server \(from) is \(chosen.status.rawValue); copy from an RW or RO member")
+            }
+            source = chosen
+        } else {
+            guard let best = candidates.min(by: { ($0.status == .readWrite ? 0 : 1, $0.readBytesPerSec) < ($1.status == .readWrite ? 0 : 1, $1.readBytesPerSec) }) else {
+                throw couldNotRun("group \(command.group) has no readable member to copy from")
+            }
+            source = best
+        }
+        return TransferJob(command: command, master: master, destination: destination, source: source, transferringSince: .now)
+    }
+
+    func run() async throws -> TransferReport {
+        let started = ContinuousClock.now
+        let groupId = command.group
+        let master = self.master
+        let sourceClient = ChunkServerClient(baseURL: source.addr)
+        let destinationClient = ChunkServerClient(baseURL: destination.addr)
+        var report = TransferReport(
+            group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
+            chunksAlreadyThere: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], markedReadWrite: false, complete: false)
+        let progress = ProgressBar(enabled: !command.json)
+        let limiter = RateLimiter(megabytesPerSecond: command.rate)
+        let counters = CopyCounters()
+        var sourceListing: [UInt64: ChunkInfo] = [:]
+        var destinationListing: [UInt64: ChunkInfo] = [:]
+        while report.passes < 50 {
+            report.passes += 1
+            do {
+                sourceListing = try await sourceClient.listAll(group: command.group)
+                destinationListing = try await destinationClient.listAll(group: command.group)
+            } catch {
+                throw couldNotRun("cannot list chunks: \(reason(error))")
+            }
+            let todo = sourceListing.values.filter { info in destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true }
+                .sorted { $0.fileId < $1.fileId }
+            if report.passes == 1 { report.chunksAlreadyThere = sourceListing.count - todo.count }
+            if todo.isEmpty {
+                // Writes from imageservers that had not yet seen the new member are over once
+                // every imageserver refreshed its map: only then is an empty pass the last one.
+                if ContinuousClock.now - transferringSince >= .milliseconds(Int64(command.settle * 1000)) { break }
+                try await Task.sleep(for: .milliseconds(500))
+                continue
+            }
+            let totalBytes = todo.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+            counters.startPass()
+            let passStart = counters.copied.load(ordering: .relaxed)
+            let present = destinationListing
+            let failures = await withTaskGroup(of: [String].self) { workers in
+                for _ in 0..<command.concurrency {
+                    workers.addTask {
+                        var failures: [String] = []
+                        while true {
+                            let index = counters.next.add(1, ordering: .relaxed).oldValue
+                            guard index < todo.count else { return failures }
+                            let info = todo[index]
+                            do {
+                                try await Self.copy(ChunkKey(group: groupId, fileId: info.fileId), master: master, info: info, from: sourceClient, to: destinationClient, replacing: present[info.fileId] != nil)
+                                let total = counters.copied.add(UInt64(info.length), ordering: .relaxed).newValue
+                                try? await limiter.wait(after: total)
+                            } catch {
+                                failures.append("chunk \(info.fileId): \(error)")
+                            }
+                            let finished = counters.done.add(1, ordering: .relaxed).newValue
+                            progress.update(done: finished, total: todo.count, bytes: counters.copied.load(ordering: .relaxed) - passStart, totalBytes: totalBytes)
+                        }
+                    }
+                }
+                return await workers.reduce(into: [String]()) { $0 += $1 }
+            }
+            progress.finish()
+            report.chunksCopied += todo.count - failures.count
+            if !failures.isEmpty {
+                report.failures = failures
+                break
+            }
+        }
+        report.bytesCopied = counters.copied.load(ordering: .relaxed)
+        // Final verification: the two listings, chunk for chunk.
+        do {
+            sourceListing = try await sourceClient.listAll(group: command.group)
+            destinationListing = try await destinationClient.listAll(group: command.group)
+        } catch {
+            throw couldNotRun("cannot list chunks for the final verification: \(reason(error))")
+        }
+        report.unverified = sourceListing.values.filter { info in
+            destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
+        }.map(\.fileId).sorted()
+        let elapsed = ContinuousClock.now - started
+        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.megabytesPerSecond = report.seconds > 0 ? Double(report.bytesCopied) / 1e6 / report.seconds : 0
+        guard report.failures.isEmpty, report.unverified.isEmpty else { return report }
+
+        // Retire the dead member first, so the group stays writable (recovering, then healthy).
+        let group = try await command.options.group(command.group)
+        let dead = group.members.filter { $0.status.isAbsent && $0.id != destination.id }
+        var retire: [String] = []
+        if let replaces = command.replaces {
+            retire = [replaces]
+        } else if dead.count == 1 {
+            retire = [dead[0].id]
+        } else if dead.count > 1, !command.json {
+            print("note: \(dead.count) members are DOWN or OFFLINE (\(dead.map(\.id).joined(separator: ", "))); remove the replaced one with chunktool server remove, or pass --replaces")
+        }
+        for id in retire {
+            do {
+                _ = try await master.removeServer(id)
+                report.retired.append(id)
+            } catch {
+                throw couldNotRun("the copy is verified, but removing \(id) failed: \(reason(error))")
+            }
+        }
+        do {
+            _ = try await master.setStatus(of: destination.id, to: .readWrite)
+            report.markedReadWrite = true
+        } catch {
+            throw couldNotRun("the copy is verified, but marking \(destination.id) RW failed: \(reason(error))")
+        }
+        report.complete = true
+        return report
+    }
+
+    /// Copies one chunk, reading it from another readable member when the source's copy fails.
+    private static func copy(_ key: ChunkKey, master: MasterClient, info: ChunkInfo, from source: ChunkServerClient, to destination: ChunkServerClient, replacing: Bool) async throws {
+        var data: ByteBuffer?
+        var errors: [String] = []
+        do {
+            let (bytes, crc) = try await source.getChecked(key)
+            if crc == info.crc, bytes.readableBytes == Int(info.length) { data = bytes } else { errors.append("source copy differs from its listing") }
+        } catch {
+            errors.append("\(error)")
+        }
+        if data == nil {
+            // The source's copy is bad: any other readable member with a copy that verifies will do.
+            let members = (try? await master.snapshot())?.groups.first { $0.id == key.group }?.members ?? []
+            for member in members where member.status.isReadable && MasterLocation.normalize(member.addr) != source.service.baseURL {
+                guard let (bytes, crc) = try? await ChunkServerClient(baseURL: member.addr).getChecked(key),
+                    crc == info.crc, bytes.readableBytes == Int(info.length)
+                else { continue }
+                data = bytes
+                break
+            }
+        }
+        guard let data else { throw TransferError(description: errors.joined(separator: "; ")) }
+        if replacing { try? await destination.delete(key) }
+        let stored = try await destination.put(key, data: data, crc: info.crc)
+        guard stored.crc == info.crc else { throw TransferError(description: "destination stored CRC \(CRCFormat.hex(stored.crc))") }
+    }
+}
+
+/// Shared by the copy workers of a pass.
+final class CopyCounters: Sendable {
+    /// Index of the next chunk to take.
+    let next = Atomic<Int>(0)
+    /// Chunks finished this pass.
+    let done = Atomic<Int>(0)
+    /// Bytes copied in all passes.
+    let copied = Atomic<UInt64>(0)
+
+    func startPass() {
+        next.store(0, ordering: .relaxed)
+        done.store(0, ordering: .relaxed)
+    }
+}
+
+struct TransferError: Error, CustomStringConvertible {
+    let description: String
+}

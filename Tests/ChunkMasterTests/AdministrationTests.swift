@@ -1,0 +1,106 @@
+import ChunkMaster
+import Foundation
+import Logging
+import SpeedyCore
+import Testing
+
+func emptyReport(_ id: String, group: UInt32 = 1) -> HeartbeatReport {
+    var r = report(id, group: group)
+    r.chunkCount = 0
+    r.chunkBytes = 0
+    return r
+}
+
+@Suite("Cluster administration")
+struct AdministrationTests {
+    @Test func aTransferringReplacementKeepsAGroupWritable() {
+        #expect(GroupState.derive(from: [.readWrite, .down, .readWrite, .transferring]) == .recovering)
+        #expect(GroupState.derive(from: [.readWrite, .offline, .readWrite, .transferring]) == .recovering)
+        #expect(GroupState.derive(from: [.readWrite, .readWrite, .readWrite, .transferring]) == .recovering)
+        #expect(GroupState.recovering.isWritable)
+        // Two members gone and one replacement: not enough copies.
+        #expect(GroupState.derive(from: [.readWrite, .down, .down, .transferring]) == .degraded)
+        // Any present member that would miss writes makes the group unwritable.
+        #expect(GroupState.derive(from: [.readOnly, .down, .readWrite, .transferring]) == .degraded)
+        #expect(GroupState.derive(from: [.readWrite, .down, .error, .transferring]) == .degraded)
+        #expect(GroupState.derive(from: [.readWrite, .offline, .readWrite]) == .degraded)
+        // Nothing readable: down, whatever is transferring.
+        #expect(GroupState.derive(from: [.down, .transferring]) == .down)
+        #expect(!ServerStatus.transferring.isReadable)
+        #expect(ServerStatus.transferring.takesWrites)
+    }
+
+    @Test func anEmptyNewcomerToAGroupWithDataJoinsTransferring() {
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
+        #expect(map.state(of: 1) == .healthy)
+        // A replica with chunks that the master did not know joins as it reports.
+        _ = map.apply(report("known"), nowMs: 5)
+        #expect(map.members["known"]?.status == .readWrite)
+        // An empty one is filled first.
+        let changes = map.apply(emptyReport("new"), nowMs: 10)
+        #expect(changes.contains(.statusSet(id: "new", group: 1, to: .transferring, why: "it is empty and its group holds chunks")))
+        #expect(changes.contains(.groupState(group: 1, from: .healthy, to: .recovering)))
+        #expect(map.members["new"]?.status == .transferring)
+        #expect(map.members["new"]?.setStatus == .transferring)
+        // Its later heartbeats change nothing and log nothing.
+        #expect(map.apply(emptyReport("new"), nowMs: 20).isEmpty)
+        // An empty newcomer to an empty group is an ordinary member.
+        #expect(map.apply(emptyReport("x", group: 2), nowMs: 30).contains(.groupState(group: 2, from: nil, to: .healthy)))
+        #expect(map.members["x"]?.status == .readWrite)
+    }
+
+    @Test func operatorsSetStatusesAndRemoveOnlyAbsentServers() throws {
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
+        #expect(try map.setStatus(of: "a", to: .readOnly).contains(.groupState(group: 1, from: .healthy, to: .degraded)))
+        #expect(map.members["a"]?.status == .readOnly)
+        #expect(try map.setStatus(of: "a", to: .readOnly).isEmpty)
+        _ = try map.setStatus(of: "a", to: .readWrite)
+        #expect(map.members["a"]?.status == .readWrite)
+        #expect(map.state(of: 1) == .healthy)
+        #expect(throws: ClusterMap.AdminError.notSettable(.down)) { try map.setStatus(of: "a", to: .down) }
+        #expect(throws: ClusterMap.AdminError.unknownServer("zz")) { try map.setStatus(of: "zz", to: .offline) }
+        #expect(throws: ClusterMap.AdminError.stillServing("bb", .readWrite)) { try map.retire("bb") }
+
+        _ = try map.setStatus(of: "bb", to: .offline)
+        #expect(map.members["bb"]?.status == .offline)
+        #expect(map.state(of: 1) == .degraded)
+        let removed = try map.retire("bb")
+        #expect(removed.first == .serverRetired(id: "bb", group: 1))
+        #expect(map.state(of: 1) == .healthy)
+        #expect(map.isRetired("bb"))
+        #expect(throws: ClusterMap.AdminError.serverRetired("bb")) { try map.register(ServerRegistration(id: "bb", group: 1, addr: "127.0.0.1:1")) }
+
+        #expect(try map.addGroup(9) == [.groupAdded(group: 9)])
+        #expect(throws: ClusterMap.AdminError.groupExists(9)) { try map.addGroup(9) }
+        #expect(map.snapshot(master: "m", nowMs: 0, wallClockMs: 0).groups.map(\.id) == [1, 9])
+        _ = try map.register(ServerRegistration(id: "r", group: 9, addr: "127.0.0.1:2", status: .transferring))
+        #expect(map.members["r"]?.setStatus == .transferring)
+        #expect(map.members["r"]?.status == .down)
+    }
+
+    @Test func settingsAndRemovalsSurviveAMasterRestart() async throws {
+        let dir = NSTemporaryDirectory() + "speedy-admin-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir)
+        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
+        _ = try await master.heartbeat(emptyReport("new", group: 4))
+        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.setStatus(of: "ccc", to: .offline) }
+        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.retire("ccc") }
+        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.setStatus(of: "a", to: .readOnly) }
+        _ = try await master.administer(group: 8) { map throws(ClusterMap.AdminError) in try map.addGroup(8) }
+
+        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let groups = restarted.snapshot().groups
+        #expect(groups.map(\.id) == [4, 8])
+        #expect(groups[0].members.map(\.id) == ["a", "bb", "new"])
+        #expect(groups[0].members.map(\.setStatus) == [.readOnly, nil, .transferring])
+        await #expect(throws: ClusterMap.AdminError.serverRetired("ccc")) { _ = try await restarted.heartbeat(report("ccc", group: 4)) }
+        let kinds = try MasterDatabase(path: dir + "/master.sqlite").events(after: 0, limit: 100).map(\.kind)
+        #expect(kinds.contains("status-set"))
+        #expect(kinds.contains("server-removed"))
+        #expect(kinds.contains("group-added"))
+    }
+}
