@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|verify|repair|help)
+    status|group|server|verify|repair|fsck|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status verify repair help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status group server verify repair fsck help' -- "${cur}"))
         ;;
     esac
 }
@@ -199,11 +199,87 @@ _chunktool_status() {
     esac
 }
 
-_chunktool_verify() {
+_chunktool_group() {
     repeating_flags=()
-    non_repeating_flags=(--listings-only --json -h --help)
+    non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --rate)
+    non_repeating_options=()
+    __chunktool_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    list|add)
+        # Offer subcommand argument completions
+        "_chunktool_group_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'list add' -- "${cur}"))
+        ;;
+    esac
+}
+
+_chunktool_group_list() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    esac
+}
+
+_chunktool_group_add() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    esac
+}
+
+_chunktool_server() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __chunktool_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    list|add|remove|set-status)
+        # Offer subcommand argument completions
+        "_chunktool_server_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'list add remove set-status' -- "${cur}"))
+        ;;
+    esac
+}
+
+_chunktool_server_list() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --group)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
@@ -212,6 +288,78 @@ _chunktool_verify() {
         return
         ;;
     '--group')
+        return
+        ;;
+    esac
+}
+
+_chunktool_server_add() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --group --status)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--group')
+        return
+        ;;
+    '--status')
+        return
+        ;;
+    esac
+}
+
+_chunktool_server_remove() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    esac
+}
+
+_chunktool_server_set-status() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master)
+    __chunktool_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    esac
+}
+
+_chunktool_verify() {
+    repeating_flags=()
+    non_repeating_flags=(--all --listings-only --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --group --server --rate)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--group')
+        return
+        ;;
+    '--server')
         return
         ;;
     '--rate')
@@ -233,6 +381,27 @@ _chunktool_repair() {
         return
         ;;
     '--group')
+        return
+        ;;
+    esac
+}
+
+_chunktool_fsck() {
+    repeating_flags=()
+    non_repeating_flags=(--deep --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --meta --rate)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--meta')
+        return
+        ;;
+    '--rate')
         return
         ;;
     esac

@@ -98,20 +98,25 @@ final class ClusterHarness: @unchecked Sendable {
         return ("127.0.0.1:\(port)", process)
     }
 
-    /// A whole registry cluster: master, one group of three chunkservers, metaserver, imageserver.
+    /// A whole registry cluster: master, groups of three chunkservers, metaserver, imageserver.
     struct Registry {
         var masterURL: String
+        var metaURL: String
         var registryURL: String
         var hostPort: String
+        /// Group 1's are cs1, cs2, cs3; group G's (G > 1) are gG-cs1, gG-cs2, gG-cs3.
         var chunkservers: [(name: String, addr: String, process: Process)]
     }
 
-    func startRegistry() async throws -> Registry {
+    func startRegistry(groups: Int = 1) async throws -> Registry {
         let (masterURL, _) = try startMaster()
         var servers: [(String, String, Process)] = []
-        for i in 1...3 {
-            let (addr, process) = try startChunkserver(master: masterURL, group: 1, name: "cs\(i)")
-            servers.append(("cs\(i)", addr, process))
+        for group in 1...groups {
+            for i in 1...3 {
+                let name = group == 1 ? "cs\(i)" : "g\(group)-cs\(i)"
+                let (addr, process) = try startChunkserver(master: masterURL, group: UInt32(group), name: name)
+                servers.append((name, addr, process))
+            }
         }
         let metaPort = Self.freePort()
         try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
@@ -122,14 +127,16 @@ final class ClusterHarness: @unchecked Sendable {
         let master = MasterClient(baseURL: masterURL)
         let registryURL = "http://127.0.0.1:\(registryPort)"
         let ready = await eventually(within: 30) {
-            guard (try? await master.snapshot())?.groups.first?.state == .healthy else { return false }
+            guard let snapshot = try? await master.snapshot(), snapshot.groups.count == groups,
+                snapshot.groups.allSatisfy({ $0.state == .healthy })
+            else { return false }
             guard let reply = try? await ServiceClient(baseURL: registryURL).send(.GET, "/v2/") else { return false }
             return reply.status == 200
         }
         guard ready else {
             throw HarnessError("registry cluster did not come up:\n\(log("master"))\n\(log("imageserver"))")
         }
-        return Registry(masterURL: masterURL, registryURL: registryURL, hostPort: "127.0.0.1:\(registryPort)", chunkservers: servers)
+        return Registry(masterURL: masterURL, metaURL: "http://127.0.0.1:\(metaPort)", registryURL: registryURL, hostPort: "127.0.0.1:\(registryPort)", chunkservers: servers)
     }
 
     /// Runs a program to completion: exit status and its standard output and error together.
@@ -138,7 +145,7 @@ final class ClusterHarness: @unchecked Sendable {
     /// its server) would hold a pipe open and the read would never end. posix_spawn and waitpid
     /// rather than Foundation's Process, whose exit monitoring is not reliable from test threads.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let path = NSTemporaryDirectory() + "speedy-run-" + UUID().uuidString
         defer { unlink(path) }
         var actions = posix_spawn_file_actions_t()
@@ -158,13 +165,27 @@ final class ClusterHarness: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else { throw HarnessError("cannot start \(executable): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let data = FileManager.default.contents(atPath: path) ?? Data()
         let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exited, String(decoding: data, as: UTF8.self))
+    }
+
+    /// ``run(_:_:environment:)`` on a thread of its own, so a long program does not hold one of
+    /// the few threads the test's concurrent work runs on.
+    static func runDetached(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try run(executable, arguments, environment: environment) })
+            }
+        }
     }
 
     /// Makes an OCI image layout with umoci: one layer holding `bytes` random bytes and a text file.

@@ -7,7 +7,7 @@ import Testing
 struct CompletionsTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    static let files: [(tool: String, shell: String, file: String)] = ["speedy", "chunktool", "speedy-console"].flatMap { tool in
+    static let files: [(tool: String, shell: String, file: String)] = ["speedy", "chunktool", "transfer", "speedy-console"].flatMap { tool in
         [(tool, "bash", "\(tool).bash"), (tool, "zsh", "_\(tool)"), (tool, "fish", "\(tool).fish")]
     }
 

@@ -71,9 +71,18 @@ struct ChunkIO: Sendable {
             }
             lastError = failures.joined(separator: "; ")
             logger.warning("chunk \(key) not written to every member (\(lastError!)); trying another group")
-            // The copies that did land are garbage now: remove them, in the background.
+            // The copies that did land are garbage now: remove them, in the background, from the
+            // members written and any that joined since (a transfer may have copied the chunk
+            // to its new member meanwhile), and once more a little later to catch a copy that
+            // was in flight. The key is never used again, so a late delete cannot hit live data.
+            let view = self.view
+            let groupId = group.id
             Task.detached {
-                for addr in addrs { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
+                for pass in 0..<2 {
+                    if pass > 0 { try? await Task.sleep(for: .seconds(5)) }
+                    let current = await view.current()?.groups.first { $0.id == groupId }?.members.map(\.addr) ?? []
+                    for addr in Set(addrs + current) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
+                }
             }
         }
         throw .noWritableGroup(tried: tried, lastError: lastError)
