@@ -57,6 +57,17 @@ struct DashboardTests {
         #expect(down?.style == .down)
     }
 
+    @Test func aGroupBeingRecoveredShowsItsReplacement() {
+        let snap = snapshot([(1, [member("a"), member("b", status: .down), member("c"), member("new", status: .transferring)]), (2, [member("d")])])
+        let lines = Dashboard(glyphs: .unicode).render(state(snap), width: 100, height: 30, nowMs: 0)
+        let screen = text(lines)
+        #expect(screen.contains("◐ recovering"))
+        #expect(screen.contains("1 recovering"))
+        #expect(lines.flatMap(\.spans).contains { $0.text.hasPrefix("XFER") && $0.style == .transferring })
+        let ascii = text(Dashboard(glyphs: .ascii).render(state(snap), width: 100, height: 30, nowMs: 0))
+        #expect(ascii.contains("~ recovering"))
+    }
+
     @Test func plainGlyphsWithoutColours() {
         let snap = snapshot([(1, [member("a", write: 1000), member("b", status: .down)])])
         let screen = text(Dashboard(glyphs: .ascii).render(state(snap), width: 80, height: 24, nowMs: 0))

@@ -89,7 +89,7 @@ public struct Dashboard: Sendable {
     // MARK: Group table
 
     struct Columns {
-        var group = 4, state = 11, server = 8, status = 6, bar = 8, rate = 10, addr = 0, spark = 7
+        var group = 4, state = 12, server = 8, status = 6, bar = 8, rate = 10, addr = 0, spark = 7
     }
 
     private func columns(width: Int) -> Columns {
@@ -138,6 +138,15 @@ public struct Dashboard: Sendable {
         }
     }
 
+    /// The status as the narrow column shows it.
+    func statusLabel(_ status: ServerStatus) -> String {
+        switch status {
+        case .transferring: "XFER"
+        case .offline: "OFF"
+        default: status.rawValue
+        }
+    }
+
     func statusStyle(_ status: ServerStatus) -> TextStyle {
         switch status {
         case .readWrite: .healthy
@@ -181,7 +190,7 @@ public struct Dashboard: Sendable {
             }
             line.add(pad(m.id, c.server) + " ")
             if c.addr > 0 { line.add(pad(m.addr, c.addr) + " ", .dim) }
-            line.add(pad(m.status.rawValue, c.status), statusStyle(m.status))
+            line.add(pad(statusLabel(m.status), c.status), statusStyle(m.status))
             line.add(" ")
             let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) : 0
             let filled = min(c.bar, Int((fill * Double(c.bar)).rounded()))
@@ -304,6 +313,8 @@ public struct Dashboard: Sendable {
         "States: healthy (all members RW), recovering (a replacement",
         "is being filled by transfer), degraded (a member down,",
         "read-only or failing), read-only (all RO), down (none up).",
+        "Servers: RW, RO, ERR, INIT, DOWN, OFF (set offline by an",
+        "operator), XFER (a replacement being filled by transfer).",
     ]
 
     private func overlayHelp(on lines: inout [ScreenLine], width: Int, height: Int) {
