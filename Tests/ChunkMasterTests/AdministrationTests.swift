@@ -50,6 +50,23 @@ struct AdministrationTests {
         #expect(map.members["x"]?.status == .readWrite)
     }
 
+    @Test func aReplacementFencesTheDeadMemberSoItCannotComeBackStale() {
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
+        _ = map.apply(report("a"), nowMs: 5000)
+        _ = map.apply(report("bb"), nowMs: 5000)
+        _ = map.expire(nowMs: 5000, downAfterMs: 3000)
+        #expect(map.members["ccc"]?.status == .down)
+        #expect(map.state(of: 1) == .degraded)
+        let changes = map.apply(emptyReport("new"), nowMs: 5001)
+        #expect(changes.contains(.statusSet(id: "ccc", group: 1, to: .offline, why: "fenced: new is replacing it")))
+        #expect(map.state(of: 1) == .recovering)
+        // The dead member returns, having missed every write since: it stays out.
+        _ = map.apply(report("ccc", uptimeMs: 10), nowMs: 6000)
+        #expect(map.members["ccc"]?.status == .offline)
+        #expect(map.state(of: 1) == .recovering)
+    }
+
     @Test func operatorsSetStatusesAndRemoveOnlyAbsentServers() throws {
         var map = ClusterMap()
         for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
@@ -87,10 +104,10 @@ struct AdministrationTests {
         let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
         _ = try await master.heartbeat(emptyReport("new", group: 4))
-        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.setStatus(of: "ccc", to: .offline) }
-        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.retire("ccc") }
-        _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.setStatus(of: "a", to: .readOnly) }
-        _ = try await master.administer(group: 8) { map throws(ClusterMap.AdminError) in try map.addGroup(8) }
+        _ = try await master.administer(group: 4) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.setStatus(of: "ccc", to: .offline) }
+        _ = try await master.administer(group: 4) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.retire("ccc") }
+        _ = try await master.administer(group: 4) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.setStatus(of: "a", to: .readOnly) }
+        _ = try await master.administer(group: 8) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.addGroup(8) }
 
         let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         let groups = restarted.snapshot().groups

@@ -40,7 +40,10 @@ struct ConsoleTests {
         for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)")) }
         _ = try cluster.startChunkserver(master: masterURL, group: 2, name: "solo")
         let master = MasterClient(baseURL: masterURL)
-        #expect(await cluster.eventually(within: 20) { (try? await master.snapshot())?.totals.serversUp == 4 })
+        #expect(await cluster.eventually(within: 20) {
+            guard let snapshot = try? await master.snapshot() else { return false }
+            return snapshot.totals.serversUp == 4 && snapshot.groups.allSatisfy { $0.state == .healthy }
+        })
         // Steady traffic while the console watches, so there are throughput figures to show.
         let addrs = servers.map(\.addr)
         let traffic = Task {

@@ -94,15 +94,27 @@ struct RecoveryTests {
             (try? await master.snapshot())?.groups.first { $0.id == 1 }?.members.first { $0.id == victim.name }?.status == .down
         })
 
-        // The replacement, empty, in group 1; then the script does the rest.
-        let replacement = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs2-new")
+        // The replacement, empty, in group 1, on the dead server's address (a new disk in the same
+        // host); then the script does the rest. The copy is slowed so the load keeps writing to
+        // group 1 while the replacement is TRANSFERRING.
+        let victimPort = Int(victim.addr.split(separator: ":").last!)!
+        let replacement = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs2-new", port: victimPort)
         let script = Self.repositoryRoot + "/docs/examples/replace-chunkserver.sh"
         let result = try await ClusterHarness.runDetached(
             "/bin/bash", [script, "1", replacement.addr],
-            environment: ["SPEEDY_MASTER": registry.masterURL, "PATH": ClusterHarness.binDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")])
+            environment: [
+                "SPEEDY_MASTER": registry.masterURL, "TRANSFER_RATE": "8",
+                "PATH": ClusterHarness.binDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+            ])
+        print(result.output)
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("\"clean\":true"), "\(result.output)")
         #expect(result.output.contains("removed \(victim.name)"), "\(result.output)")
+        let summaryLine = result.output.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+        let summary = try JSONSerialization.jsonObject(with: Data(summaryLine.utf8)) as? [String: Any]
+        #expect(summary?["clean"] as? Bool == true, "\(result.output)")
+        #expect(summary?["newMember"] as? String == "cs2-new")
+        // Chunks acknowledged while the replacement was being filled reached it directly.
+        #expect((summary?["writtenByImageservers"] as? Int ?? 0) > 0, "\(result.output)")
 
         // A little more load on the repaired group, then after: a few more pushes.
         try await Task.sleep(for: .seconds(2))

@@ -48,7 +48,11 @@ struct AdminRoutes: Sendable {
         do {
             return try await master.administer(group: group, change)
         } catch {
-            throw error.apiError
+            switch error {
+            case .refused(let refusal): throw refusal.apiError
+            case .notSaved(let reason):
+                throw APIError(.serviceUnavailable, code: "NOT_SAVED", "the change could not be saved in the master's database, so it was not made: \(reason)")
+            }
         }
     }
 }

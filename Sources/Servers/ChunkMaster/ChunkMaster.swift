@@ -71,13 +71,40 @@ public final class ChunkMaster: Sendable {
         return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
     }
 
-    /// Applies an administrative change to the map, records it, and returns the affected group.
+    /// Why an administrative change did not happen.
+    public enum AdministrationError: Error, Sendable {
+        /// The map refused it.
+        case refused(ClusterMap.AdminError)
+        /// It could not be saved, so it was not made: an operator's change must survive a restart.
+        case notSaved(String)
+    }
+
+    /// Applies an administrative change: tried on a copy of the map, saved, then made on the
+    /// live map and logged. Returns the affected group.
     public func administer(
         group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
-    ) async throws(ClusterMap.AdminError) -> GroupSnapshot {
-        let changes = try map.withLock { map throws(ClusterMap.AdminError) in try change(&map) }
-        await record(changes)
-        guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .unknownGroup(group) }
+    ) async throws(AdministrationError) -> GroupSnapshot {
+        var trial = map.withLock { $0 }
+        let planned: [ClusterMap.Change]
+        do {
+            planned = try change(&trial)
+        } catch {
+            throw .refused(error)
+        }
+        do {
+            for change in planned { try await save(change) }
+        } catch {
+            logger.error("administrative change not saved, so not made: \(error)")
+            throw .notSaved("\(error)")
+        }
+        let applied: [ClusterMap.Change]
+        do {
+            applied = try map.withLock { map throws(ClusterMap.AdminError) in try change(&map) }
+        } catch {
+            throw .refused(error)
+        }
+        await record(applied)
+        guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
         return snapshot
     }
 
@@ -100,27 +127,32 @@ public final class ChunkMaster: Sendable {
         return map.withLock { $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds) }
     }
 
+    /// Writes the durable part of a change (servers, groups, settings) to the database.
+    private func save(_ change: ClusterMap.Change) async throws {
+        switch change {
+        case .serverJoined(let id, let group, let addr), .serverAdded(let id, let group, let addr):
+            try await database.saveServer(id: id, group: group, addr: addr)
+        case .addressChanged(let id, let group, _, let to):
+            try await database.saveServer(id: id, group: group, addr: to)
+        case .groupAdded(let group):
+            try await database.addGroup(group)
+        case .statusSet(let id, _, let to, _):
+            try await database.setServerStatus(id, to)
+        case .serverRetired(let id, _):
+            try await database.retireServer(id)
+        default:
+            break
+        }
+    }
+
+    /// Saves changes and logs them as events; a database failure is logged, not thrown, since
+    /// heartbeats must go on (the next restart then forgets that change).
     private func record(_ changes: [ClusterMap.Change]) async {
         for change in changes {
             let event = change.event
             logger.notice("\(event.message)")
             do {
-                switch change {
-                case .serverJoined(let id, let group, let addr):
-                    try await database.saveServer(id: id, group: group, addr: addr)
-                case .addressChanged(let id, let group, _, let to):
-                    try await database.saveServer(id: id, group: group, addr: to)
-                case .serverAdded(let id, let group, let addr):
-                    try await database.saveServer(id: id, group: group, addr: addr)
-                case .groupAdded(let group):
-                    try await database.addGroup(group)
-                case .statusSet(let id, _, let to, _):
-                    try await database.setServerStatus(id, to)
-                case .serverRetired(let id, _):
-                    try await database.retireServer(id)
-                default:
-                    break
-                }
+                try await save(change)
                 try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message)
             } catch {
                 logger.error("cannot record '\(event.message)' in the database: \(error)")

@@ -27,7 +27,9 @@ public struct ClusterMap: Sendable {
 
         /// The operator's setting (`RO`, `OFFLINE`, `TRANSFERRING`), nil when none.
         public var setStatus: ServerStatus?
-        /// Joined in this master's lifetime and not yet past its first report after `INIT`.
+        /// Joined in this master's lifetime and not yet past its first report after `INIT`. Not
+        /// saved: after a master restart every remembered server counts as known (a server
+        /// registered but not yet reporting then joins as it reports; set it TRANSFERRING by hand).
         var isNewcomer = true
 
         /// Status as shown to operators and imageservers: `OFFLINE` when set so; `DOWN` when
@@ -148,6 +150,7 @@ public struct ClusterMap: Sendable {
             }
         }
         members[member.id] = member
+        if member.setStatus == .transferring { changes += fenceAbsentMembers(of: member.group, replacedBy: member.id) }
         if groupStates[member.group] == nil { groupStates[member.group] = .down }
         return changes + rederive(groups: [member.group])
     }
@@ -159,7 +162,9 @@ public struct ClusterMap: Sendable {
         let setting: ServerStatus? = status == .readWrite ? nil : status
         guard member.setStatus != setting else { return [] }
         members[id]!.setStatus = setting
-        return [.statusSet(id: id, group: member.group, to: setting, why: "operator")] + rederive(groups: [member.group])
+        var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
+        if setting == .transferring { changes += fenceAbsentMembers(of: member.group, replacedBy: id) }
+        return changes + rederive(groups: [member.group])
     }
 
     /// Removes a `DOWN` or `OFFLINE` server from the cluster for good.
@@ -169,6 +174,18 @@ public struct ClusterMap: Sendable {
         members[id] = nil
         retired.insert(id)
         return [.serverRetired(id: id, group: member.group)] + rederive(groups: [member.group])
+    }
+
+    /// Sets every `DOWN` member of `group` `OFFLINE` when a replacement starts taking its writes:
+    /// one that comes back has missed those writes and must not serve again as if it had not
+    /// (it stays `OFFLINE` until an operator says otherwise, or `transfer` retires it).
+    private mutating func fenceAbsentMembers(of group: UInt32, replacedBy replacement: String) -> [Change] {
+        var changes: [Change] = []
+        for (id, member) in members.sorted(by: { $0.key < $1.key }) where member.group == group && id != replacement && member.status == .down {
+            members[id]!.setStatus = .offline
+            changes.append(.statusSet(id: id, group: group, to: .offline, why: "fenced: \(replacement) is replacing it"))
+        }
+        return changes
     }
 
     /// Whether any member of `group` reported chunks.
@@ -193,6 +210,7 @@ public struct ClusterMap: Sendable {
             if member.setStatus == nil, report.chunkCount == 0, groupHoldsChunks(report.group) {
                 member.setStatus = .transferring
                 changes.append(.statusSet(id: member.id, group: report.group, to: .transferring, why: "it is empty and its group holds chunks"))
+                changes += fenceAbsentMembers(of: report.group, replacedBy: member.id)
             }
         } else if !member.isUp {
             changes.append(.serverUp(id: member.id, group: report.group))

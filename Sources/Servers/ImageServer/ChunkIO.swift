@@ -71,19 +71,8 @@ struct ChunkIO: Sendable {
             }
             lastError = failures.joined(separator: "; ")
             logger.warning("chunk \(key) not written to every member (\(lastError!)); trying another group")
-            // The copies that did land are garbage now: remove them, in the background, from the
-            // members written and any that joined since (a transfer may have copied the chunk
-            // to its new member meanwhile), and once more a little later to catch a copy that
-            // was in flight. The key is never used again, so a late delete cannot hit live data.
-            let view = self.view
-            let groupId = group.id
-            Task.detached {
-                for pass in 0..<2 {
-                    if pass > 0 { try? await Task.sleep(for: .seconds(5)) }
-                    let current = await view.current()?.groups.first { $0.id == groupId }?.members.map(\.addr) ?? []
-                    for addr in Set(addrs + current) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
-                }
-            }
+            // The copies that did land are garbage now.
+            removeGarbage([key], alsoFrom: addrs)
         }
         throw .noWritableGroup(tried: tried, lastError: lastError)
     }
@@ -114,14 +103,23 @@ struct ChunkIO: Sendable {
 
     /// Deletes chunks from every member of their groups, ignoring failures (garbage cleanup).
     func discard(_ refs: [ChunkRef]) {
-        guard !refs.isEmpty else { return }
+        removeGarbage(refs.map(\.key), alsoFrom: [])
+    }
+
+    /// Deletes `keys` in the background from the members of their groups and from `addrs`, and
+    /// once more a little later: a transfer may have copied a chunk to its new member meanwhile.
+    /// Keys are never used again, so a late delete cannot hit live data.
+    private func removeGarbage(_ keys: [ChunkKey], alsoFrom addrs: [String]) {
+        guard !keys.isEmpty else { return }
         let view = self.view
         let http = self.http
         Task.detached {
-            guard let snapshot = await view.current() else { return }
-            for ref in refs {
-                for member in snapshot.groups.first(where: { $0.id == ref.group })?.members ?? [] {
-                    try? await ChunkServerClient(baseURL: member.addr, http: http).delete(ref.key)
+            for pass in 0..<2 {
+                if pass > 0 { try? await Task.sleep(for: .seconds(5)) }
+                let groups = await view.current()?.groups ?? []
+                for key in keys {
+                    let members = groups.first { $0.id == key.group }?.members.map(\.addr) ?? []
+                    for addr in Set(addrs + members) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
                 }
             }
         }

@@ -9,6 +9,8 @@ import Synchronization
 final class ClusterView: Sendable {
     private struct State {
         var snapshot: ClusterSnapshot?
+        /// When `snapshot` came from the master.
+        var fetchedAt: ContinuousClock.Instant = .now
         /// Smooth weighted round-robin counters per group.
         var current: [UInt32: Int64] = [:]
         /// Reads in flight per member address, to send the next read to the least busy.
@@ -28,7 +30,11 @@ final class ClusterView: Sendable {
     func refresh() async {
         do {
             let snapshot = try await master.snapshot()
-            state.withLock { $0.snapshot = snapshot }
+            let now = ContinuousClock.now
+            state.withLock {
+                $0.snapshot = snapshot
+                $0.fetchedAt = now
+            }
         } catch {
             logger.warning("cluster map refresh failed, keeping the last one: \(error)")
         }
@@ -40,6 +46,11 @@ final class ClusterView: Sendable {
         await refresh()
         return state.withLock { $0.snapshot }
     }
+
+    /// The oldest map new chunks may be placed by. A group's members change (a replacement joins
+    /// and must get every new chunk; a dead member is fenced), so an imageserver cut off from the
+    /// master stops writing after this; `transfer --settle` waits longer than it.
+    static let maxMapAgeForWrites: Duration = .seconds(5)
 
     /// A writable group by smooth weighted round-robin on free space (nginx's algorithm: the
     /// fullest group still gets its share, but no two chunks in a row land on it unless it is the
@@ -53,8 +64,9 @@ final class ClusterView: Sendable {
     }
 
     private func pickCached(excluding: Set<UInt32>) -> GroupSnapshot? {
-        state.withLock { s in
-            guard let snapshot = s.snapshot else { return nil }
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            guard let snapshot = s.snapshot, now - s.fetchedAt <= Self.maxMapAgeForWrites else { return nil }
             let candidates = snapshot.groups.filter { $0.state.isWritable && !excluding.contains($0.id) && !$0.members.isEmpty }
             guard !candidates.isEmpty else { return nil }
             let weights = candidates.map { max(1, Int64($0.diskFreeBytes >> 20)) }

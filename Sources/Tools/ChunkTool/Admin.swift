@@ -137,11 +137,21 @@ struct ServerCommand: AsyncParsableCommand {
         @Option(help: "The group it must serve (checked against the chunkserver's own).")
         var group: UInt32
 
-        @Option(help: "RW or TRANSFERRING (default: decided by the master).", transform: { try SetStatus.parse($0) })
+        @Option(help: "rw or transferring (default: decided by the master: transferring when the server is empty and its group holds chunks).", transform: { text in
+            let status = try SetStatus.parse(text)
+            guard status == .readWrite || status == .transferring else { throw ValidationError("a new server starts rw or transferring") }
+            return status
+        })
         var status: ServerStatus?
 
-        @Flag(help: "Print the group as JSON.")
+        @Flag(help: "Print the server id and its group as JSON.")
         var json = false
+
+        /// What `server add --json` prints.
+        struct Added: Codable {
+            var serverId: String
+            var group: GroupSnapshot
+        }
 
         func run() async throws {
             guard HostPort(parsing: addr) != nil else { throw couldNotRun("'\(addr)' is not HOST:PORT") }
@@ -154,21 +164,28 @@ struct ServerCommand: AsyncParsableCommand {
             guard stats.group == group else {
                 throw couldNotRun("the chunkserver at \(addr) serves group \(stats.group), not \(group); restart it with --group \(group)")
             }
-            let result: GroupSnapshot
+            var result: GroupSnapshot
             do {
                 result = try await options.client.addServer(ServerRegistration(id: stats.serverId, group: group, addr: addr, status: status))
             } catch {
-                // Registered already (its heartbeat may have come first): fine when it is in this group.
+                // Registered already (its heartbeat may have come first): fine when it is in this
+                // group; the status asked for is then set.
                 guard case .status(_, 409, let body?) = error, body.code == "SERVER_EXISTS",
-                    let known = try await options.group(group).members.first(where: { $0.id == stats.serverId })
+                    try await options.group(group).members.contains(where: { $0.id == stats.serverId })
                 else { throw couldNotRun(reason(error)) }
-                if json { return try printJSON(try await options.group(group)) }
-                print("server \(known.id) at \(known.addr) is already in group \(group) (\(known.status.rawValue))")
-                return
+                if let status {
+                    do {
+                        result = try await options.client.setStatus(of: stats.serverId, to: status)
+                    } catch {
+                        throw couldNotRun(reason(error))
+                    }
+                } else {
+                    result = try await options.group(group)
+                }
             }
-            if json { return try printJSON(result) }
+            if json { return try printJSON(Added(serverId: stats.serverId, group: result)) }
             let member = result.members.first { $0.id == stats.serverId }
-            print("server \(stats.serverId) at \(addr) registered in group \(group) (\(member?.status.rawValue ?? "?"))")
+            print("server \(stats.serverId) at \(addr) is in group \(group) (\(member?.status.rawValue ?? "?"))")
         }
     }
 

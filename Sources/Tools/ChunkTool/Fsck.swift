@@ -12,10 +12,12 @@ struct Fsck: AsyncParsableCommand {
             of its group whose listing has it with the recorded length and CRC; with --deep it also \
             reads the chunk until one copy passes its CRC. A blob with a chunk that has no good copy \
             anywhere is LOST: reported loudly, exit status 1. Chunks no blob or upload refers to are \
-            reported as garbage candidates (a chunk written in the last moments may belong to an \
-            upload that has not recorded it yet). Chunks missing from only some members are counted \
+            reported as garbage candidates: confirm with a second fsck later before deleting \
+            anything, since a chunk of an upload still streaming is recorded only after its write \
+            is acknowledged. Chunks missing from only some members are counted \
             as under-replicated (chunktool repair fixes them). Exit status 0 when nothing is lost, \
-            1 when data is lost, 2 when fsck could not run.
+            1 when data is lost, 2 when fsck could not run (a readable member that cannot be listed \
+            included).
             """
     )
 
@@ -58,6 +60,22 @@ struct Fsck: AsyncParsableCommand {
         var clean: Bool
     }
 
+    /// Every chunk reference of `group`, all pages.
+    func references(in group: UInt32, from store: MetaClient) async throws -> [ChunkReference] {
+        var references: [ChunkReference] = []
+        var after: UInt64 = 0
+        do {
+            while true {
+                let page = try await store.chunkReferences(group: group, after: after, limit: 5000)
+                references += page.references
+                guard let next = page.nextAfter else { return references }
+                after = next
+            }
+        } catch {
+            throw couldNotRun("cannot read group \(group)'s chunk references from the metaserver: \(error)")
+        }
+    }
+
     var metaURL: String {
         MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100")
     }
@@ -78,24 +96,23 @@ struct Fsck: AsyncParsableCommand {
         var results: [GroupResult] = []
         var lost: [LostChunk] = []
         for id in groupIds {
-            var references: [ChunkReference] = []
-            var after: UInt64 = 0
-            do {
-                while true {
-                    let page = try await store.chunkReferences(group: id, after: after, limit: 5000)
-                    references += page.references
-                    guard let next = page.nextAfter else { break }
-                    after = next
-                }
-            } catch {
-                throw couldNotRun("cannot read group \(id)'s chunk references from the metaserver: \(error)")
-            }
+            // References before and after the listings: a chunk counts as lost only if it was
+            // referenced before it was listed missing and still is after (an upload cancelled
+            // meanwhile is no loss); as garbage only if referenced in neither (a chunk written
+            // and recorded during the scan is no garbage).
+            let before = try await references(in: id, from: store)
             let readable = snapshot.groups.first { $0.id == id }?.members.filter(\.status.isReadable) ?? []
             var listings: [(addr: String, chunks: [UInt64: ChunkInfo])] = []
             for member in readable {
-                guard let chunks = try? await ChunkServerClient(baseURL: member.addr).listAll(group: id) else { continue }
-                listings.append((member.addr, chunks))
+                do {
+                    listings.append((member.addr, try await ChunkServerClient(baseURL: member.addr).listAll(group: id)))
+                } catch {
+                    throw couldNotRun("cannot list group \(id)'s chunks on \(member.id) at \(member.addr): \(reason(error))")
+                }
             }
+            let after = try await references(in: id, from: store)
+            let stillReferenced = Set(after.map { "\($0.fileId) \($0.owner)" })
+            let references = before.filter { stillReferenced.contains("\($0.fileId) \($0.owner)") }
             var result = GroupResult(group: id, referenced: references.count, stored: 0, underReplicated: 0, lost: 0, garbage: [])
             for (n, reference) in references.enumerated() {
                 let holders = listings.filter { $0.chunks[reference.fileId].map { $0.crc == reference.crc && $0.length == reference.length } ?? false }
@@ -119,7 +136,7 @@ struct Fsck: AsyncParsableCommand {
                 }
                 progress.update(done: n + 1, total: references.count, bytes: bytesRead, label: "group \(id) chunks")
             }
-            let referencedIds = Set(references.map(\.fileId))
+            let referencedIds = Set((before + after).map(\.fileId))
             let stored = listings.reduce(into: Set<UInt64>()) { $0.formUnion($1.chunks.keys) }
             result.stored = stored.count
             result.garbage = stored.subtracting(referencedIds).sorted()

@@ -15,6 +15,9 @@ struct TransferReport: Codable {
     var chunksCopied: Int
     var bytesCopied: UInt64
     var chunksAlreadyThere: Int
+    /// Chunks the new member holds at the end that transfer did not copy: imageservers wrote them
+    /// there while it was TRANSFERRING.
+    var chunksWrittenByImageservers: Int
     var seconds: Double
     var megabytesPerSecond: Double
     /// Chunks that could not be copied, with the reason.
@@ -28,7 +31,8 @@ struct TransferReport: Codable {
     var text: String {
         var lines = [
             "group \(group): copied \(chunksCopied) chunks (\(ByteSize.format(bytesCopied))) from \(from) to \(toId) at \(to) in \(passes) pass(es), "
-                + "\(chunksAlreadyThere) already there; \(String(format: "%.1f", seconds)) s, \(String(format: "%.1f", megabytesPerSecond)) MB/s"
+                + "\(chunksAlreadyThere) already there, \(chunksWrittenByImageservers) written by imageservers meanwhile; "
+                + "\(String(format: "%.1f", seconds)) s, \(String(format: "%.1f", megabytesPerSecond)) MB/s"
         ]
         for failure in failures.prefix(20) { lines.append("  FAILED: \(failure)") }
         if !unverified.isEmpty { lines.append("  verification: \(unverified.count) chunk(s) of the source missing or different on \(toId)") }
@@ -56,17 +60,27 @@ struct TransferJob {
     static func prepare(_ command: Transfer) async throws -> TransferJob {
         let master = command.options.client
         let deadline = ContinuousClock.now + .milliseconds(Int64(command.wait * 1000))
+        // By id, not address: a replacement may take over the dead server's address.
+        let newId: String
+        do {
+            let stats = try await ChunkServerClient(baseURL: command.to, timeout: .seconds(5)).stats()
+            newId = stats.serverId
+            guard stats.group == command.group else {
+                throw couldNotRun("the chunkserver at \(command.to) serves group \(stats.group), not \(command.group)")
+            }
+        } catch let error as ServiceError {
+            throw couldNotRun("cannot ask the chunkserver at \(command.to) for its id: \(reason(error)); start it with: speedy chunkserver --group \(command.group) --listen \(command.to) --data DIR --master \(command.options.url)")
+        }
         var group = try await command.options.group(command.group)
         // The new chunkserver joins by its first heartbeat; give it time.
-        while group.members.first(where: { $0.addr == command.to && $0.status != .down && $0.status != .initializing }) == nil {
+        while group.members.first(where: { $0.id == newId && $0.status != .down && $0.status != .initializing }) == nil {
             guard ContinuousClock.now < deadline else {
-                throw couldNotRun(
-                    "no running chunkserver at \(command.to) is in group \(command.group); start it with: speedy chunkserver --group \(command.group) --listen \(command.to) --data DIR --master \(command.options.url)")
+                throw couldNotRun("chunkserver \(newId) at \(command.to) has not joined group \(command.group) at \(command.options.url)")
             }
             try await Task.sleep(for: .milliseconds(250))
             group = try await command.options.group(command.group)
         }
-        var destination = group.members.first { $0.addr == command.to }!
+        var destination = group.members.first { $0.id == newId }!
         if destination.status != .transferring {
             do {
                 group = try await master.setStatus(of: destination.id, to: .transferring)
@@ -102,23 +116,24 @@ struct TransferJob {
         let destinationClient = ChunkServerClient(baseURL: destination.addr)
         var report = TransferReport(
             group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
-            chunksAlreadyThere: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], markedReadWrite: false, complete: false)
+            chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], markedReadWrite: false, complete: false)
         let progress = ProgressBar(enabled: !command.json)
         let limiter = RateLimiter(megabytesPerSecond: command.rate)
         let counters = CopyCounters()
         var sourceListing: [UInt64: ChunkInfo] = [:]
         var destinationListing: [UInt64: ChunkInfo] = [:]
-        while report.passes < 50 {
-            report.passes += 1
+        var copiedIds: Set<UInt64> = []
+        while true {
             do {
                 sourceListing = try await sourceClient.listAll(group: command.group)
                 destinationListing = try await destinationClient.listAll(group: command.group)
             } catch {
                 throw couldNotRun("cannot list chunks: \(reason(error))")
             }
-            let todo = sourceListing.values.filter { info in destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true }
-                .sorted { $0.fileId < $1.fileId }
-            if report.passes == 1 { report.chunksAlreadyThere = sourceListing.count - todo.count }
+            let todo = sourceListing.values.filter { info in
+                destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
+            }.sorted { $0.fileId < $1.fileId }
+            if report.passes == 0 { report.chunksAlreadyThere = sourceListing.count - todo.count }
             if todo.isEmpty {
                 // Writes from imageservers that had not yet seen the new member are over once
                 // every imageserver refreshed its map: only then is an empty pass the last one.
@@ -126,39 +141,49 @@ struct TransferJob {
                 try await Task.sleep(for: .milliseconds(500))
                 continue
             }
+            guard report.passes < 50 else {
+                report.failures.append("the source keeps gaining chunks faster than they are copied (50 passes); run transfer again, or with a higher --rate")
+                break
+            }
+            report.passes += 1
             let totalBytes = todo.reduce(UInt64(0)) { $0 + UInt64($1.length) }
             counters.startPass()
             let passStart = counters.copied.load(ordering: .relaxed)
             let present = destinationListing
-            let failures = await withTaskGroup(of: [String].self) { workers in
+            let outcomes = await withTaskGroup(of: [(UInt64, String?)].self) { workers in
                 for _ in 0..<command.concurrency {
                     workers.addTask {
-                        var failures: [String] = []
+                        var outcomes: [(UInt64, String?)] = []
                         while true {
                             let index = counters.next.add(1, ordering: .relaxed).oldValue
-                            guard index < todo.count else { return failures }
+                            guard index < todo.count else { return outcomes }
                             let info = todo[index]
                             do {
-                                try await Self.copy(ChunkKey(group: groupId, fileId: info.fileId), master: master, info: info, from: sourceClient, to: destinationClient, replacing: present[info.fileId] != nil)
-                                let total = counters.copied.add(UInt64(info.length), ordering: .relaxed).newValue
-                                try? await limiter.wait(after: total)
+                                let key = ChunkKey(group: groupId, fileId: info.fileId)
+                                if try await Self.copy(key, master: master, info: info, from: sourceClient, to: destinationClient, replacing: present[info.fileId] != nil) {
+                                    let total = counters.copied.add(UInt64(info.length), ordering: .relaxed).newValue
+                                    try? await limiter.wait(after: total)
+                                    outcomes.append((info.fileId, nil))
+                                }
                             } catch {
-                                failures.append("chunk \(info.fileId): \(error)")
+                                outcomes.append((info.fileId, "chunk \(info.fileId): \(error)"))
                             }
                             let finished = counters.done.add(1, ordering: .relaxed).newValue
                             progress.update(done: finished, total: todo.count, bytes: counters.copied.load(ordering: .relaxed) - passStart, totalBytes: totalBytes)
                         }
                     }
                 }
-                return await workers.reduce(into: [String]()) { $0 += $1 }
+                return await workers.reduce(into: [(UInt64, String?)]()) { $0 += $1 }
             }
             progress.finish()
-            report.chunksCopied += todo.count - failures.count
+            for (id, failure) in outcomes where failure == nil { copiedIds.insert(id) }
+            let failures = outcomes.compactMap(\.1)
             if !failures.isEmpty {
                 report.failures = failures
                 break
             }
         }
+        report.chunksCopied = copiedIds.count
         report.bytesCopied = counters.copied.load(ordering: .relaxed)
         // Final verification: the two listings, chunk for chunk.
         do {
@@ -170,27 +195,35 @@ struct TransferJob {
         report.unverified = sourceListing.values.filter { info in
             destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
         }.map(\.fileId).sorted()
+        report.chunksWrittenByImageservers = max(0, Set(destinationListing.keys).subtracting(copiedIds).count - report.chunksAlreadyThere)
         let elapsed = ContinuousClock.now - started
         report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         report.megabytesPerSecond = report.seconds > 0 ? Double(report.bytesCopied) / 1e6 / report.seconds : 0
         guard report.failures.isEmpty, report.unverified.isEmpty else { return report }
 
         // Retire the dead member first, so the group stays writable (recovering, then healthy).
+        // Only an OFFLINE one by default: the master fenced the dead member so when the
+        // replacement began; a member merely DOWN now may be rebooting and is not ours to remove.
         let group = try await command.options.group(command.group)
-        let dead = group.members.filter { $0.status.isAbsent && $0.id != destination.id }
+        let offline = group.members.filter { $0.status == .offline && $0.id != destination.id }
         var retire: [String] = []
         if let replaces = command.replaces {
             retire = [replaces]
-        } else if dead.count == 1 {
-            retire = [dead[0].id]
-        } else if dead.count > 1, !command.json {
-            print("note: \(dead.count) members are DOWN or OFFLINE (\(dead.map(\.id).joined(separator: ", "))); remove the replaced one with chunktool server remove, or pass --replaces")
+        } else if offline.count == 1 {
+            retire = [offline[0].id]
+        } else if !offline.isEmpty, !command.json {
+            print("note: \(offline.count) members are OFFLINE (\(offline.map(\.id).joined(separator: ", "))); remove the replaced one with chunktool server remove, or pass --replaces")
         }
         for id in retire {
             do {
                 _ = try await master.removeServer(id)
                 report.retired.append(id)
             } catch {
+                // Removed by an earlier run that stopped before its end: done already.
+                if case .status(_, 409, let body?) = error, body.code == "SERVER_RETIRED" {
+                    report.retired.append(id)
+                    continue
+                }
                 throw couldNotRun("the copy is verified, but removing \(id) failed: \(reason(error))")
             }
         }
@@ -205,30 +238,45 @@ struct TransferJob {
     }
 
     /// Copies one chunk, reading it from another readable member when the source's copy fails.
-    private static func copy(_ key: ChunkKey, master: MasterClient, info: ChunkInfo, from source: ChunkServerClient, to destination: ChunkServerClient, replacing: Bool) async throws {
+    /// Returns false when the chunk is gone everywhere since it was listed (garbage of a failed
+    /// write, deleted meanwhile): nothing to copy.
+    private static func copy(
+        _ key: ChunkKey, master: MasterClient, info: ChunkInfo, from source: ChunkServerClient, to destination: ChunkServerClient, replacing: Bool
+    ) async throws -> Bool {
         var data: ByteBuffer?
         var errors: [String] = []
+        var asked = 1
+        var vanished = 0
         do {
             let (bytes, crc) = try await source.getChecked(key)
             if crc == info.crc, bytes.readableBytes == Int(info.length) { data = bytes } else { errors.append("source copy differs from its listing") }
         } catch {
+            if error.httpStatus == 404 { vanished += 1 }
             errors.append("\(error)")
         }
         if data == nil {
-            // The source's copy is bad: any other readable member with a copy that verifies will do.
+            // The source's copy is bad or gone: any other readable member with a copy that verifies will do.
             let members = (try? await master.snapshot())?.groups.first { $0.id == key.group }?.members ?? []
             for member in members where member.status.isReadable && MasterLocation.normalize(member.addr) != source.service.baseURL {
-                guard let (bytes, crc) = try? await ChunkServerClient(baseURL: member.addr).getChecked(key),
-                    crc == info.crc, bytes.readableBytes == Int(info.length)
-                else { continue }
-                data = bytes
-                break
+                asked += 1
+                do {
+                    let (bytes, crc) = try await ChunkServerClient(baseURL: member.addr).getChecked(key)
+                    guard crc == info.crc, bytes.readableBytes == Int(info.length) else { continue }
+                    data = bytes
+                    break
+                } catch {
+                    if error.httpStatus == 404 { vanished += 1 }
+                }
             }
         }
-        guard let data else { throw TransferError(description: errors.joined(separator: "; ")) }
+        guard let data else {
+            if vanished == asked { return false }
+            throw TransferError(description: errors.joined(separator: "; "))
+        }
         if replacing { try? await destination.delete(key) }
         let stored = try await destination.put(key, data: data, crc: info.crc)
         guard stored.crc == info.crc else { throw TransferError(description: "destination stored CRC \(CRCFormat.hex(stored.crc))") }
+        return true
     }
 }
 

@@ -147,11 +147,12 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
     public var groups: Int
     /// Groups per state.
     public var groupsHealthy: Int
+    /// Groups being refilled (`recovering`): writable, a replacement not yet full.
     public var groupsRecovering: Int
     public var groupsDegraded: Int
     public var groupsReadOnly: Int
     public var groupsDown: Int
-    /// Servers known, up (readable) and down.
+    /// Servers known, up (heartbeating and not set offline) and not.
     public var servers: Int
     public var serversUp: Int
     public var serversDown: Int
@@ -171,7 +172,7 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
         self.groupsReadOnly = groups.count { $0.state == .readOnly }
         self.groupsDown = groups.count { $0.state == .down }
         self.servers = members.count
-        self.serversUp = members.count { $0.status.isReadable }
+        self.serversUp = members.count { !$0.status.isAbsent }
         self.serversDown = members.count - self.serversUp
         self.diskTotalBytes = members.reduce(0) { $0 + $1.diskTotalBytes }
         self.diskUsedBytes = members.reduce(0) { $0 + $1.diskUsedBytes }
