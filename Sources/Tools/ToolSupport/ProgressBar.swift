@@ -32,7 +32,8 @@ public final class ProgressBar: @unchecked Sendable {
                 let left = Int(seconds / fraction - seconds)
                 line += String(format: "  ETA %d:%02d", left / 60, left % 60)
             }
-            FileHandle.standardError.write(Data((line + "   ").utf8))
+            // Erase what a longer earlier line left behind.
+            FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
         }
     }
 
