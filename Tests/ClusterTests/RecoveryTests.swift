@@ -152,6 +152,71 @@ struct RecoveryTests {
         print("recovery under load: \(pushed.count) blobs acknowledged, \(refused) pushes refused, \(pulls) pulls, \(listings.1.count) chunks on the replacement")
     }
 
+    @Test func anInterruptedTransferResumesAndAdministrationAnswersClearly() async throws {
+        let cluster = ClusterHarness()
+        defer { cluster.shutdown() }
+        let registry = try await cluster.startRegistry()
+        let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
+        let master = MasterClient(baseURL: registry.masterURL)
+        var digests: [Digest] = []
+        for n in 20..<28 { digests.append(try #require(await push(client, n))) }  // 16 chunks
+
+        // Administration through chunktool: clear refusals (exit 2), changes in the event log.
+        let m = ["--master", registry.masterURL]
+        #expect(try cluster.chunktool(["group", "add", "5"] + m).status == 0)
+        #expect(try cluster.chunktool(["group", "add", "5"] + m).status == 2)
+        #expect(try cluster.chunktool(["server", "set-status", "cs1", "bogus"] + m).status == 2)
+        #expect(try cluster.chunktool(["server", "remove", "cs1"] + m).status == 2)
+        #expect(try cluster.chunktool(["server", "set-status", "nobody", "ro"] + m).status == 2)
+        let groups = try cluster.chunktool(["group", "list", "--json"] + m)
+        #expect(groups.status == 0)
+        let listed = try JSONSerialization.jsonObject(with: Data(groups.output.utf8)) as? [[String: Any]]
+        #expect(listed?.compactMap { $0["id"] as? Int } == [1, 5])
+        #expect(try cluster.chunktool(["server", "set-status", "cs3", "ro"] + m).status == 0)
+        #expect(try await master.snapshot().groups[0].state == .degraded)
+        #expect(try cluster.chunktool(["server", "set-status", "cs3", "rw"] + m).status == 0)
+        #expect(try await master.snapshot().groups[0].state == .healthy)
+        let kinds = try await master.events(limit: 1000).map(\.kind)
+        #expect(kinds.filter { $0 == "status-set" }.count == 2)
+        #expect(kinds.contains("group-added"))
+
+        // cs3 dies; a replacement is filled slowly, and the first transfer is killed midway.
+        let victim = registry.chunkservers[2]
+        kill(victim.process.processIdentifier, SIGKILL)
+        victim.process.waitUntilExit()
+        #expect(await cluster.eventually(within: 10) { (try? await master.snapshot())?.groups[0].state == .degraded })
+        let replacement = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs3-new")
+        #expect(await cluster.eventually(within: 20) {
+            (try? await master.snapshot())?.groups[0].members.first { $0.id == "cs3-new" }?.status == .transferring
+        })
+        // The master fenced the dead member when its replacement appeared.
+        #expect(try await master.snapshot().groups[0].members.first { $0.id == "cs3" }?.status == .offline)
+        let transfer = ClusterHarness.binDirectory + "/transfer"
+        let args = ["--group", "1", "--to", replacement.addr, "--master", registry.masterURL, "--json", "--concurrency", "1"]
+        let first = Task { try await ClusterHarness.runDetached(transfer, args + ["--rate", "8"]) }
+        #expect(await cluster.eventually(within: 30) {
+            ((try? await ChunkServerClient(baseURL: replacement.addr).listAll(group: 1))?.count ?? 0) >= 4
+        })
+        _ = try? ClusterHarness.run("/usr/bin/pkill", ["-KILL", "-f", "transfer --group 1 --to \(replacement.addr)"])
+        _ = try await first.value
+        let partial = try await ChunkServerClient(baseURL: replacement.addr).listAll(group: 1).count
+        #expect(partial < 16, "the first transfer should have been stopped midway")
+        #expect(try await master.snapshot().groups[0].members.first { $0.id == "cs3-new" }?.status == .transferring)
+
+        // Run again: it resumes (what is there is not copied again), verifies and finishes.
+        let second = try await ClusterHarness.runDetached(transfer, args)
+        #expect(second.status == 0, "\(second.output)")
+        let report = try JSONSerialization.jsonObject(with: Data(second.output.utf8)) as? [String: Any]
+        #expect(report?["chunksAlreadyThere"] as? Int == partial)
+        #expect(report?["chunksCopied"] as? Int == 16 - partial)
+        #expect(report?["retired"] as? [String] == ["cs3"])
+        #expect(report?["complete"] as? Bool == true)
+        let verify = try cluster.chunktool(["verify", "--server", "cs3-new", "--json"] + m)
+        #expect(verify.status == 0, "\(verify.output)")
+        #expect(try await master.snapshot().groups[0].state == .healthy)
+        for digest in digests { #expect(await pull(client, digest) == nil) }
+    }
+
     @Test func corruptBytesAreServedFromAnotherReplicaThenRepaired() async throws {
         let cluster = ClusterHarness()
         defer { cluster.shutdown() }
