@@ -81,7 +81,7 @@ complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_opti
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" group' -l 'group' -d 'The group to fill.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" to' -l 'to' -d 'HOST:PORT of the new chunkserver.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" from' -l 'from' -d 'Server id of the member to copy from (default: the least busy RW member).' -rfka ''
-complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" replaces' -l 'replaces' -d 'Server id of the dead member to remove at the end (default: the group\'s only OFFLINE member).' -rfka ''
+complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" replaces' -l 'replaces' -d 'Server id of the dead member to remove at the end (default: the one fenced for this replacement, if still silent).' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" rate' -l 'rate' -d 'Copy at most this many MB/s (0: no limit).' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" concurrency' -l 'concurrency' -d 'Chunks copied at once.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" wait' -l 'wait' -d 'Seconds to wait for the new chunkserver to join the group.' -rfka ''

@@ -59,12 +59,35 @@ struct AdministrationTests {
         #expect(map.members["ccc"]?.status == .down)
         #expect(map.state(of: 1) == .degraded)
         let changes = map.apply(emptyReport("new"), nowMs: 5001)
-        #expect(changes.contains(.statusSet(id: "ccc", group: 1, to: .offline, why: "fenced: new is replacing it")))
+        #expect(changes.contains(.fenced(id: "ccc", group: 1, by: "new")))
+        #expect(map.members["ccc"]?.fencedBy == "new")
         #expect(map.state(of: 1) == .recovering)
         // The dead member returns, having missed every write since: it stays out.
         _ = map.apply(report("ccc", uptimeMs: 10), nowMs: 6000)
         #expect(map.members["ccc"]?.status == .offline)
         #expect(map.state(of: 1) == .recovering)
+    }
+
+    @Test func fencingSparesMembersNotYetSeenAndCatchesOnesLostLater() throws {
+        // After a master restart, remembered members look down until they report: not fenced.
+        var restarted = ClusterMap()
+        for id in ["a", "bb"] { restarted.restore(id: id, group: 1, addr: "127.0.0.1:1") }
+        let registered = try restarted.register(ServerRegistration(id: "new", group: 1, addr: "127.0.0.1:2", status: .transferring))
+        #expect(!registered.contains { if case .fenced = $0 { true } else { false } })
+        #expect(restarted.members["a"]?.setStatus == nil)
+
+        // A member lost after the replacement began is fenced for it when it goes down.
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
+        _ = map.apply(emptyReport("new"), nowMs: 10)
+        #expect(map.members["new"]?.status == .transferring)
+        for id in ["a", "bb", "new"] { _ = map.apply(report(id, uptimeMs: 5000), nowMs: 5000) }
+        let changes = map.expire(nowMs: 5000, downAfterMs: 3000)
+        #expect(changes.contains(.fenced(id: "ccc", group: 1, by: "new")))
+        #expect(map.members["ccc"]?.status == .offline)
+        // An operator's word clears the fence.
+        _ = try map.setStatus(of: "ccc", to: .readWrite)
+        #expect(map.members["ccc"]?.fencedBy == nil)
     }
 
     @Test func operatorsSetStatusesAndRemoveOnlyAbsentServers() throws {

@@ -9,7 +9,8 @@
 # The master is $SPEEDY_MASTER (default http://127.0.0.1:8099). TRANSFER_RATE (MB/s, default 0:
 # no limit) spares a busy cluster. Exit status: 0 the group is whole and verifies clean; 1 the
 # transfer or the verification found problems (run the script again: transfer resumes); 2 it could
-# not run (bad arguments, several failed members, master or chunkserver unreachable).
+# not run (bad arguments, master or chunkserver unreachable). The dead member it replaces is the
+# one the master fences OFFLINE when the replacement starts taking the group's writes.
 set -euo pipefail
 
 group=${1:?usage: replace-chunkserver.sh GROUP NEW_HOST:PORT}
@@ -17,38 +18,36 @@ new_addr=${2:?usage: replace-chunkserver.sh GROUP NEW_HOST:PORT}
 rate=${TRANSFER_RATE:-0}
 log() { printf '%s replace-chunkserver: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# 1. Register the new chunkserver as TRANSFERRING (it may have joined by heartbeat already): from
-#    now on it takes every new write of the group, and the master fences the DOWN member OFFLINE.
-added=$(chunktool server add "$new_addr" --group "$group" --status transferring --json) || exit 2
+# 1. Register the new chunkserver (it may have joined by heartbeat already) and find its id.
+added=$(chunktool server add "$new_addr" --group "$group" --json) || exit 2
 new_id=$(jq -r '.serverId' <<<"$added")
-log "$new_id at $new_addr is TRANSFERRING in group $group"
+new_status=$(jq -r --arg id "$new_id" '.group.members[] | select(.id == $id) | .status' <<<"$added")
+transfer_json=null
 
-# 2. Which member does it replace? The group's DOWN or OFFLINE member. None left means an earlier
-#    run removed it already and stopped before the end: carry on, transfer resumes.
-dead=$(jq -r --arg new "$new_id" \
-  '.group.members[] | select((.status == "DOWN" or .status == "OFFLINE") and .id != $new) | .id' <<<"$added")
-count=$(grep -c . <<<"$dead" || true)
-replaces=()
-case "$count" in
-  0) log "no DOWN or OFFLINE member left in group $group; resuming" ;;
-  1) replaces=(--replaces "$dead")
-     # Fence it (the master did when the replacement began; saying it again is harmless).
-     chunktool server set-status "$dead" offline --json >/dev/null || exit 2
-     log "replacing $dead (OFFLINE)" ;;
-  *) log "group $group has $count DOWN or OFFLINE members (${dead//$'\n'/ }); replace them one at a time with --replaces"
-     exit 2 ;;
-esac
+if [ "$new_status" = "RW" ]; then
+  # An earlier run got as far as the end of the transfer; only the verification is left.
+  log "$new_id at $new_addr is RW already; verifying"
+else
+  # 2. Make it TRANSFERRING: from now on it takes every new write of the group, and the master
+  #    fences the group's dead member OFFLINE for it (so it cannot come back stale).
+  if [ "$new_status" != "TRANSFERRING" ]; then
+    chunktool server set-status "$new_id" transferring --json >/dev/null || exit 2
+  fi
+  fenced=$(chunktool server list --group "$group" --json | jq -r --arg id "$new_id" '[.[] | select(.fencedBy == $id) | .id] | join(" ")')
+  log "$new_id at $new_addr is TRANSFERRING in group $group; fenced for it: ${fenced:-none}"
 
-# 3. Fill it from a healthy member, verify the copy, retire the dead member, mark the new one RW.
-#    Exit 1 means chunks could not be copied or verified: run the script again to resume.
-rc=0
-transfer_json=$(transfer --group "$group" --to "$new_addr" "${replaces[@]}" --rate "$rate" --json) || rc=$?
-if [ "$rc" -ne 0 ] || ! jq -e '.complete' <<<"$transfer_json" >/dev/null 2>&1; then
-  log "transfer did not complete (exit $rc); run this script again to resume"
-  [ -n "$transfer_json" ] && printf '%s\n' "$transfer_json"
-  exit $(( rc == 0 ? 1 : rc ))
+  # 3. Fill it from a healthy member, verify the copy, retire the member fenced for it, mark
+  #    it RW. Exit 1 means chunks could not be copied or verified: run the script again.
+  rc=0
+  transfer_json=$(transfer --group "$group" --to "$new_addr" --rate "$rate" --json) || rc=$?
+  if [ "$rc" -ne 0 ] || ! jq -e '.complete' <<<"$transfer_json" >/dev/null 2>&1; then
+    log "transfer did not complete (exit $rc); run this script again to resume"
+    [ -n "$transfer_json" ] && printf '%s\n' "$transfer_json"
+    exit $(( rc == 0 ? 1 : rc ))
+  fi
+  log "transfer: $(jq -r '"\(.chunksCopied) chunks copied (\(.bytesCopied) bytes) in \(.seconds | floor) s, \(.chunksWrittenByImageservers) written by imageservers meanwhile; removed \(.retired | join(",")); \(.toId) is RW"' <<<"$transfer_json")"
+  jq -r '.notes[]' <<<"$transfer_json" | while read -r note; do log "note: $note"; done
 fi
-log "transfer: $(jq -r '"\(.chunksCopied) chunks copied (\(.bytesCopied) bytes) in \(.seconds | floor) s, \(.chunksWrittenByImageservers) written by imageservers meanwhile; removed \(.retired | join(",")); \(.toId) is RW"' <<<"$transfer_json")"
 
 # 4. Verify the whole group: every replica lists the same chunks and every chunk reads clean.
 #    On a busy cluster a chunk being written can differ for a moment, so try a few times.

@@ -47,7 +47,9 @@ public final class ChunkMaster: Sendable {
         var map = ClusterMap()
         for group in try database.groups() { map.restore(group: group) }
         for server in try database.servers() {
-            map.restore(id: server.id, group: server.group, addr: server.addr, setStatus: server.setStatus, retired: server.retired)
+            map.restore(
+                id: server.id, group: server.group, addr: server.addr, setStatus: server.setStatus, fencedBy: server.fencedBy,
+                retired: server.retired)
         }
         self.map = Mutex(map)
         advertised = Mutex(configuration.listen)
@@ -79,31 +81,38 @@ public final class ChunkMaster: Sendable {
         case notSaved(String)
     }
 
-    /// Applies an administrative change: tried on a copy of the map, saved, then made on the
-    /// live map and logged. Returns the affected group.
+    /// Applies an administrative change: made on a copy of the map, saved in one transaction,
+    /// then installed, all under the map's lock, so no heartbeat can come between the change
+    /// saved and the change made (an operator's change is rare; the lock is held for one SQLite
+    /// transaction). Returns the affected group.
     public func administer(
         group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> GroupSnapshot {
-        var trial = map.withLock { $0 }
-        let planned: [ClusterMap.Change]
-        do {
-            planned = try change(&trial)
-        } catch {
-            throw .refused(error)
+        let database = self.database
+        let result: Result<[ClusterMap.Change], AdministrationError> = map.withLock { map in
+            var updated = map
+            let changes: [ClusterMap.Change]
+            do throws(ClusterMap.AdminError) {
+                changes = try change(&updated)
+            } catch {
+                return .failure(.refused(error))
+            }
+            do {
+                try database.saveNow(changes)
+            } catch {
+                return .failure(.notSaved("\(error)"))
+            }
+            map = updated
+            return .success(changes)
         }
-        do {
-            for change in planned { try await save(change) }
-        } catch {
-            logger.error("administrative change not saved, so not made: \(error)")
-            throw .notSaved("\(error)")
+        let changes: [ClusterMap.Change]
+        switch result {
+        case .success(let made): changes = made
+        case .failure(let error):
+            if case .notSaved(let reason) = error { logger.error("administrative change not saved, so not made: \(reason)") }
+            throw error
         }
-        let applied: [ClusterMap.Change]
-        do {
-            applied = try map.withLock { map throws(ClusterMap.AdminError) in try change(&map) }
-        } catch {
-            throw .refused(error)
-        }
-        await record(applied)
+        await record(changes)
         guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
         return snapshot
     }
@@ -127,24 +136,6 @@ public final class ChunkMaster: Sendable {
         return map.withLock { $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds) }
     }
 
-    /// Writes the durable part of a change (servers, groups, settings) to the database.
-    private func save(_ change: ClusterMap.Change) async throws {
-        switch change {
-        case .serverJoined(let id, let group, let addr), .serverAdded(let id, let group, let addr):
-            try await database.saveServer(id: id, group: group, addr: addr)
-        case .addressChanged(let id, let group, _, let to):
-            try await database.saveServer(id: id, group: group, addr: to)
-        case .groupAdded(let group):
-            try await database.addGroup(group)
-        case .statusSet(let id, _, let to, _):
-            try await database.setServerStatus(id, to)
-        case .serverRetired(let id, _):
-            try await database.retireServer(id)
-        default:
-            break
-        }
-    }
-
     /// Saves changes and logs them as events; a database failure is logged, not thrown, since
     /// heartbeats must go on (the next restart then forgets that change).
     private func record(_ changes: [ClusterMap.Change]) async {
@@ -152,7 +143,7 @@ public final class ChunkMaster: Sendable {
             let event = change.event
             logger.notice("\(event.message)")
             do {
-                try await save(change)
+                try await database.save([change])
                 try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message)
             } catch {
                 logger.error("cannot record '\(event.message)' in the database: \(error)")

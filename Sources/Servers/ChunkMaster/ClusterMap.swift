@@ -27,6 +27,9 @@ public struct ClusterMap: Sendable {
 
         /// The operator's setting (`RO`, `OFFLINE`, `TRANSFERRING`), nil when none.
         public var setStatus: ServerStatus?
+        /// The replacement this (dead) member was fenced `OFFLINE` for; `transfer` into that
+        /// replacement retires it.
+        public var fencedBy: String?
         /// Joined in this master's lifetime and not yet past its first report after `INIT`. Not
         /// saved: after a master restart every remembered server counts as known (a server
         /// registered but not yet reporting then joins as it reports; set it TRANSFERRING by hand).
@@ -95,6 +98,8 @@ public struct ClusterMap: Sendable {
         /// An operator's setting (nil: cleared), or the master's own on a join; `why` says which.
         case statusSet(id: String, group: UInt32, to: ServerStatus?, why: String)
         case serverRetired(id: String, group: UInt32)
+        /// A dead member set `OFFLINE` because `by` began taking its writes.
+        case fenced(id: String, group: UInt32, by: String)
     }
 
     /// Members by id.
@@ -108,12 +113,15 @@ public struct ClusterMap: Sendable {
     public init() {}
 
     /// Adds servers remembered in the database; they count as down until they report.
-    public mutating func restore(id: String, group: UInt32, addr: String, setStatus: ServerStatus? = nil, retired: Bool = false) {
+    public mutating func restore(
+        id: String, group: UInt32, addr: String, setStatus: ServerStatus? = nil, fencedBy: String? = nil, retired: Bool = false
+    ) {
         if retired {
             self.retired.insert(id)
             return
         }
-        members[id] = Member(id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false, setStatus: setStatus, isNewcomer: false)
+        members[id] = Member(
+            id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false, setStatus: setStatus, fencedBy: fencedBy, isNewcomer: false)
         groupStates[group] = state(of: group)
     }
 
@@ -160,8 +168,9 @@ public struct ClusterMap: Sendable {
         guard let member = members[id] else { throw retired.contains(id) ? .serverRetired(id) : .unknownServer(id) }
         guard StatusSetting.settable.contains(status) else { throw .notSettable(status) }
         let setting: ServerStatus? = status == .readWrite ? nil : status
-        guard member.setStatus != setting else { return [] }
+        guard member.setStatus != setting || member.fencedBy != nil else { return [] }
         members[id]!.setStatus = setting
+        members[id]!.fencedBy = nil
         var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
         if setting == .transferring { changes += fenceAbsentMembers(of: member.group, replacedBy: id) }
         return changes + rederive(groups: [member.group])
@@ -176,14 +185,18 @@ public struct ClusterMap: Sendable {
         return [.serverRetired(id: id, group: member.group)] + rederive(groups: [member.group])
     }
 
-    /// Sets every `DOWN` member of `group` `OFFLINE` when a replacement starts taking its writes:
+    /// Sets the `DOWN` members of `group` `OFFLINE` when a replacement starts taking their writes:
     /// one that comes back has missed those writes and must not serve again as if it had not
-    /// (it stays `OFFLINE` until an operator says otherwise, or `transfer` retires it).
+    /// (it stays `OFFLINE` until an operator says otherwise, or `transfer` into `replacement`
+    /// retires it). Only members this master saw and then lost are fenced: right after a master
+    /// restart every remembered member looks down until it reports.
     private mutating func fenceAbsentMembers(of group: UInt32, replacedBy replacement: String) -> [Change] {
         var changes: [Change] = []
-        for (id, member) in members.sorted(by: { $0.key < $1.key }) where member.group == group && id != replacement && member.status == .down {
+        for (id, member) in members.sorted(by: { $0.key < $1.key })
+        where member.group == group && id != replacement && member.status == .down && member.lastSeenMs != nil {
             members[id]!.setStatus = .offline
-            changes.append(.statusSet(id: id, group: group, to: .offline, why: "fenced: \(replacement) is replacing it"))
+            members[id]!.fencedBy = replacement
+            changes.append(.fenced(id: id, group: group, by: replacement))
         }
         return changes
     }
@@ -270,6 +283,12 @@ public struct ClusterMap: Sendable {
                 groups.insert(member.group)
             }
         }
+        // A member lost while its group already has a replacement coming is fenced for it too.
+        for group in groups.sorted() {
+            if let replacement = members.values.filter({ $0.group == group && $0.setStatus == .transferring }).map(\.id).min() {
+                changes += fenceAbsentMembers(of: group, replacedBy: replacement)
+            }
+        }
         return changes + rederive(groups: groups)
     }
 
@@ -305,7 +324,7 @@ public struct ClusterMap: Sendable {
                 readOpsPerSec: member.readOpsPerSec, writeOpsPerSec: member.writeOpsPerSec,
                 lastHeartbeatAgeMs: member.lastSeenMs.map { nowMs - $0 } ?? -1,
                 crcErrors: r?.crcErrors ?? 0, ioErrors: r?.ioErrors ?? 0, pendingWrites: r?.pendingWrites ?? 0,
-                uptimeMs: r?.uptimeMs ?? 0, setStatus: member.setStatus)
+                uptimeMs: r?.uptimeMs ?? 0, setStatus: member.setStatus, fencedBy: member.fencedBy)
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),
@@ -355,6 +374,8 @@ extension ClusterMap.Change {
             ("status-set", id, group, "server \(id) in group \(group) was set to \(to?.rawValue ?? "RW (its own report)") (\(why))")
         case .serverRetired(let id, let group):
             ("server-removed", id, group, "server \(id) was removed from group \(group)")
+        case .fenced(let id, let group, let by):
+            ("server-fenced", id, group, "server \(id) in group \(group) was set to OFFLINE: \(by) is replacing it, so it has missed writes")
         }
     }
 }

@@ -43,6 +43,10 @@ public final class MasterDatabase: Sendable {
                 t.add(column: "retired", .boolean).notNull().defaults(to: false)
             }
         }
+        // v3: which replacement a fenced member was set OFFLINE for.
+        migrator.registerMigration("v3") { db in
+            try db.alter(table: "servers") { t in t.add(column: "fenced_by", .text) }
+        }
         try migrator.migrate(queue)
     }
 
@@ -53,6 +57,8 @@ public final class MasterDatabase: Sendable {
         public var addr: String
         /// The operator's setting, nil when none.
         public var setStatus: ServerStatus?
+        /// The replacement it was fenced for, if any.
+        public var fencedBy: String?
         /// Removed from the cluster.
         public var retired: Bool
     }
@@ -60,10 +66,11 @@ public final class MasterDatabase: Sendable {
     /// Every known server, removed ones included.
     public func servers() throws -> [StoredServer] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, group_id, addr, set_status, retired FROM servers ORDER BY id").map {
+            try Row.fetchAll(db, sql: "SELECT id, group_id, addr, set_status, fenced_by, retired FROM servers ORDER BY id").map {
                 StoredServer(
                     id: $0["id"], group: UInt32($0["group_id"] as Int64), addr: $0["addr"],
-                    setStatus: ($0["set_status"] as String?).flatMap(ServerStatus.init(rawValue:)), retired: $0["retired"])
+                    setStatus: ($0["set_status"] as String?).flatMap(ServerStatus.init(rawValue:)), fencedBy: $0["fenced_by"],
+                    retired: $0["retired"])
             }
         }
     }
@@ -73,32 +80,20 @@ public final class MasterDatabase: Sendable {
         try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups ORDER BY id").map { UInt32($0) } }
     }
 
-    /// Records a new group.
-    public func addGroup(_ id: UInt32) async throws {
+    /// Writes the durable part of `changes` (servers, groups, settings) in one transaction,
+    /// before returning: for an operator's change, which must be saved before it is made.
+    public func saveNow(_ changes: [ClusterMap.Change]) throws {
+        try queue.write { db in try Self.apply(changes, db) }
+    }
+
+    /// The same, without blocking the caller's thread: for changes heartbeats bring.
+    public func save(_ changes: [ClusterMap.Change]) async throws {
+        try await queue.write { db in try Self.apply(changes, db) }
+    }
+
+    private static func apply(_ changes: [ClusterMap.Change], _ db: Database) throws {
         let now = currentTimeMillis()
-        try await queue.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(id), now])
-        }
-    }
-
-    /// Records an operator's setting for a server (nil clears it).
-    public func setServerStatus(_ id: String, _ status: ServerStatus?) async throws {
-        try await queue.write { db in
-            try db.execute(sql: "UPDATE servers SET set_status = ? WHERE id = ?", arguments: [status?.rawValue, id])
-        }
-    }
-
-    /// Marks a server removed; its heartbeats are refused from now on.
-    public func retireServer(_ id: String) async throws {
-        try await queue.write { db in
-            try db.execute(sql: "UPDATE servers SET retired = 1, set_status = NULL WHERE id = ?", arguments: [id])
-        }
-    }
-
-    /// Records a server (and its group) or its new group and address.
-    public func saveServer(id: String, group: UInt32, addr: String) async throws {
-        let now = currentTimeMillis()
-        try await queue.write { db in
+        func saveServer(_ id: String, _ group: UInt32, _ addr: String) throws {
             try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(group), now])
             try db.execute(
                 sql: """
@@ -106,6 +101,24 @@ public final class MasterDatabase: Sendable {
                     ON CONFLICT(id) DO UPDATE SET group_id = excluded.group_id, addr = excluded.addr
                     """,
                 arguments: [id, Int64(group), addr, now])
+        }
+        for change in changes {
+            switch change {
+            case .serverJoined(let id, let group, let addr), .serverAdded(let id, let group, let addr):
+                try saveServer(id, group, addr)
+            case .addressChanged(let id, let group, _, let to):
+                try saveServer(id, group, to)
+            case .groupAdded(let group):
+                try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(group), now])
+            case .statusSet(let id, _, let to, _):
+                try db.execute(sql: "UPDATE servers SET set_status = ?, fenced_by = NULL WHERE id = ?", arguments: [to?.rawValue, id])
+            case .fenced(let id, _, let by):
+                try db.execute(sql: "UPDATE servers SET set_status = 'OFFLINE', fenced_by = ? WHERE id = ?", arguments: [by, id])
+            case .serverRetired(let id, _):
+                try db.execute(sql: "UPDATE servers SET retired = 1, set_status = NULL, fenced_by = NULL WHERE id = ?", arguments: [id])
+            case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose:
+                break
+            }
         }
     }
 

@@ -51,7 +51,12 @@ struct ChunkIO: Sendable {
                 throw .noFileIds("\(error)")
             }
             let key = ChunkKey(group: group.id, fileId: fileId)
-            let addrs = group.members.filter(\.status.takesWrites).map(\.addr)
+            // Leasing ids may have taken a while: write to the members the map names now.
+            guard let current = view.writableGroup(group.id) else {
+                lastError = "group \(group.id) is no longer writable, or the cluster map is older than \(ClusterView.maxMapAgeForWrites)"
+                continue
+            }
+            let addrs = current.members.filter(\.status.takesWrites).map(\.addr)
             let http = self.http
             let failures = await withTaskGroup(of: String?.self) { tasks in
                 for addr in addrs {

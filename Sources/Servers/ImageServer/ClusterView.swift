@@ -15,6 +15,8 @@ final class ClusterView: Sendable {
         var current: [UInt32: Int64] = [:]
         /// Reads in flight per member address, to send the next read to the least busy.
         var readsInFlight: [String: Int] = [:]
+        /// The refresh under way, which concurrent callers join rather than each asking the master.
+        var refreshing: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -26,17 +28,40 @@ final class ClusterView: Sendable {
         self.logger = logger
     }
 
-    /// Fetches a new snapshot; keeps the old one when the master does not answer.
+    /// Fetches a new snapshot; keeps the old one when the master does not answer. Callers that
+    /// arrive while a refresh is under way wait for that one.
     func refresh() async {
+        let task = state.withLock { s -> Task<Void, Never> in
+            if let running = s.refreshing { return running }
+            let task = Task { await self.fetch() }
+            s.refreshing = task
+            return task
+        }
+        await task.value
+        state.withLock { if $0.refreshing == task { $0.refreshing = nil } }
+    }
+
+    private func fetch() async {
+        // The map is as old as the moment it was asked for, not the moment it arrived.
+        let asked = ContinuousClock.now
         do {
             let snapshot = try await master.snapshot()
-            let now = ContinuousClock.now
             state.withLock {
                 $0.snapshot = snapshot
-                $0.fetchedAt = now
+                $0.fetchedAt = asked
             }
         } catch {
             logger.warning("cluster map refresh failed, keeping the last one: \(error)")
+        }
+    }
+
+    /// Group `id` as the map says now, if the map is fresh enough to place chunks by (see
+    /// ``maxMapAgeForWrites``) and the group is writable.
+    func writableGroup(_ id: UInt32) -> GroupSnapshot? {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            guard now - s.fetchedAt <= Self.maxMapAgeForWrites else { return nil }
+            return s.snapshot?.groups.first { $0.id == id && $0.state.isWritable }
         }
     }
 

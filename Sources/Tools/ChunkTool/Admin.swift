@@ -79,6 +79,8 @@ struct ServerCommand: AsyncParsableCommand {
         var addr: String
         var status: ServerStatus
         var setStatus: ServerStatus?
+        /// For a member fenced OFFLINE: the replacement it was fenced for.
+        var fencedBy: String?
         var chunks: UInt64
         var diskFreeBytes: UInt64
         var lastHeartbeatAgeMs: Int64
@@ -101,7 +103,7 @@ struct ServerCommand: AsyncParsableCommand {
         func run() async throws {
             let rows = try await options.snapshot().groups.filter { group == nil || $0.id == group }.flatMap { g in
                 g.members.map {
-                    Row(id: $0.id, group: g.id, addr: $0.addr, status: $0.status, setStatus: $0.setStatus, chunks: $0.chunkCount,
+                    Row(id: $0.id, group: g.id, addr: $0.addr, status: $0.status, setStatus: $0.setStatus, fencedBy: $0.fencedBy, chunks: $0.chunkCount,
                         diskFreeBytes: $0.diskFreeBytes, lastHeartbeatAgeMs: $0.lastHeartbeatAgeMs)
                 }
             }
@@ -109,7 +111,7 @@ struct ServerCommand: AsyncParsableCommand {
             var table = [["SERVER", "GROUP", "ADDRESS", "STATUS", "SET BY OPERATOR", "CHUNKS", "FREE", "HEARTBEAT"]]
             for r in rows {
                 table.append([
-                    r.id, String(r.group), r.addr, r.status.rawValue, r.setStatus?.rawValue ?? "-", String(r.chunks),
+                    r.id, String(r.group), r.addr, r.status.rawValue, (r.setStatus?.rawValue ?? "-") + (r.fencedBy.map { " (fenced for \($0))" } ?? ""), String(r.chunks),
                     ByteSize.format(r.diskFreeBytes), r.lastHeartbeatAgeMs < 0 ? "never" : "\(r.lastHeartbeatAgeMs) ms ago",
                 ])
             }

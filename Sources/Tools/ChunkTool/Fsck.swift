@@ -111,8 +111,9 @@ struct Fsck: AsyncParsableCommand {
                 }
             }
             let after = try await references(in: id, from: store)
-            let stillReferenced = Set(after.map { "\($0.fileId) \($0.owner)" })
-            let references = before.filter { stillReferenced.contains("\($0.fileId) \($0.owner)") }
+            // By chunk, not owner: an upload that completes meanwhile hands its chunks to a blob.
+            let stillReferenced = Set(after.map { "\($0.fileId) \($0.crc) \($0.length)" })
+            let references = before.filter { stillReferenced.contains("\($0.fileId) \($0.crc) \($0.length)") }
             var result = GroupResult(group: id, referenced: references.count, stored: 0, underReplicated: 0, lost: 0, garbage: [])
             for (n, reference) in references.enumerated() {
                 let holders = listings.filter { $0.chunks[reference.fileId].map { $0.crc == reference.crc && $0.length == reference.length } ?? false }

@@ -23,9 +23,9 @@ struct Transfer: AsyncParsableCommand {
             that raced with step 1 are copied too;
               4. verifies that the new member's listing holds every chunk of the source with the \
             same length and CRC;
-              5. removes the dead member it replaces (--replaces, else the group's only OFFLINE \
-            member: the master fences a DOWN member OFFLINE when its replacement starts) and has \
-            the master mark the new one RW.
+              5. removes the dead member it replaces (--replaces, else the member the master \
+            fenced OFFLINE for this replacement when it began, if it is still silent) and has the \
+            master mark the new one RW.
             Exit status 0 when the new member is RW, 1 when chunks could not be copied or verified \
             (it stays TRANSFERRING; run transfer again), 2 when it could not run.
             """
@@ -42,7 +42,7 @@ struct Transfer: AsyncParsableCommand {
     @Option(help: "Server id of the member to copy from (default: the least busy RW member).")
     var from: String?
 
-    @Option(help: "Server id of the dead member to remove at the end (default: the group's only OFFLINE member).")
+    @Option(help: "Server id of the dead member to remove at the end (default: the one fenced for this replacement, if still silent).")
     var replaces: String?
 
     @Option(help: "Copy at most this many MB/s (0: no limit).")

@@ -25,6 +25,8 @@ struct TransferReport: Codable {
     /// Source chunks the new member's listing lacks (or holds with another CRC) at the end.
     var unverified: [UInt64]
     var retired: [String]
+    /// What an operator should know or do next.
+    var notes: [String]
     var markedReadWrite: Bool
     var complete: Bool
 
@@ -40,6 +42,7 @@ struct TransferReport: Codable {
             lines.append("verified: \(toId) holds every chunk of \(from)")
             if !retired.isEmpty { lines.append("removed \(retired.joined(separator: ", ")) from group \(group)") }
             lines.append("\(toId) is RW")
+            for note in notes { lines.append("note: \(note)") }
         } else {
             lines.append("not complete: \(toId) stays TRANSFERRING; run transfer again to resume")
         }
@@ -116,13 +119,14 @@ struct TransferJob {
         let destinationClient = ChunkServerClient(baseURL: destination.addr)
         var report = TransferReport(
             group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
-            chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], markedReadWrite: false, complete: false)
+            chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], notes: [], markedReadWrite: false, complete: false)
         let progress = ProgressBar(enabled: !command.json)
         let limiter = RateLimiter(megabytesPerSecond: command.rate)
         let counters = CopyCounters()
         var sourceListing: [UInt64: ChunkInfo] = [:]
         var destinationListing: [UInt64: ChunkInfo] = [:]
         var copiedIds: Set<UInt64> = []
+        var listedOnce = false
         while true {
             do {
                 sourceListing = try await sourceClient.listAll(group: command.group)
@@ -133,7 +137,10 @@ struct TransferJob {
             let todo = sourceListing.values.filter { info in
                 destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
             }.sorted { $0.fileId < $1.fileId }
-            if report.passes == 0 { report.chunksAlreadyThere = sourceListing.count - todo.count }
+            if !listedOnce {
+                report.chunksAlreadyThere = sourceListing.count - todo.count
+                listedOnce = true
+            }
             if todo.isEmpty {
                 // Writes from imageservers that had not yet seen the new member are over once
                 // every imageserver refreshed its map: only then is an empty pass the last one.
@@ -202,17 +209,22 @@ struct TransferJob {
         guard report.failures.isEmpty, report.unverified.isEmpty else { return report }
 
         // Retire the dead member first, so the group stays writable (recovering, then healthy).
-        // Only an OFFLINE one by default: the master fenced the dead member so when the
-        // replacement began; a member merely DOWN now may be rebooting and is not ours to remove.
+        // By default the one member the master fenced for this replacement, if it is still
+        // silent: one that came back (a reboot) keeps its data and needs a repair instead, and
+        // when several were fenced an operator chooses (--replaces).
         let group = try await command.options.group(command.group)
-        let offline = group.members.filter { $0.status == .offline && $0.id != destination.id }
+        let fenced = group.members.filter { $0.fencedBy == destination.id && $0.status == .offline }
+        let silent = fenced.filter { $0.lastHeartbeatAgeMs < 0 || $0.lastHeartbeatAgeMs > 5000 }
         var retire: [String] = []
         if let replaces = command.replaces {
             retire = [replaces]
-        } else if offline.count == 1 {
-            retire = [offline[0].id]
-        } else if !offline.isEmpty, !command.json {
-            print("note: \(offline.count) members are OFFLINE (\(offline.map(\.id).joined(separator: ", "))); remove the replaced one with chunktool server remove, or pass --replaces")
+        } else if silent.count == 1 {
+            retire = [silent[0].id]
+        } else if silent.count > 1 {
+            report.notes.append("\(silent.count) members were fenced for \(destination.id) (\(silent.map(\.id).joined(separator: ", "))); remove the one it replaces with chunktool server remove, or run transfer with --replaces")
+        }
+        for member in fenced where !silent.contains(where: { $0.id == member.id }) {
+            report.notes.append("\(member.id) was fenced OFFLINE for \(destination.id) but is running again: it missed writes; run chunktool repair --group \(command.group), then chunktool server set-status \(member.id) rw")
         }
         for id in retire {
             do {

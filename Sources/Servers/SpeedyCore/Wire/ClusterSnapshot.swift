@@ -69,6 +69,8 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var status: ServerStatus
     /// The operator's setting (`RO`, `OFFLINE`, `TRANSFERRING`), when one is in force.
     public var setStatus: ServerStatus?
+    /// For a dead member fenced `OFFLINE`: the id of the replacement it was fenced for.
+    public var fencedBy: String?
     /// Usable capacity.
     public var diskTotalBytes: UInt64
     /// Bytes used.
@@ -104,7 +106,7 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
         diskTotalBytes: UInt64, diskUsedBytes: UInt64, diskFreeBytes: UInt64, chunkCount: UInt64,
         readBytesPerSec: Double, writeBytesPerSec: Double, readOpsPerSec: Double, writeOpsPerSec: Double,
         lastHeartbeatAgeMs: Int64, crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64,
-        uptimeMs: UInt64, history: ThroughputHistory? = nil, setStatus: ServerStatus? = nil
+        uptimeMs: UInt64, history: ThroughputHistory? = nil, setStatus: ServerStatus? = nil, fencedBy: String? = nil
     ) {
         self.id = id
         self.addr = addr
@@ -124,6 +126,7 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
         self.uptimeMs = uptimeMs
         self.history = history
         self.setStatus = setStatus
+        self.fencedBy = fencedBy
     }
 }
 
