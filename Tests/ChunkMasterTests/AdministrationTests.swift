@@ -85,9 +85,48 @@ struct AdministrationTests {
         let changes = map.expire(nowMs: 5000, downAfterMs: 3000)
         #expect(changes.contains(.fenced(id: "ccc", group: 1, by: "new")))
         #expect(map.members["ccc"]?.status == .offline)
-        // An operator's word clears the fence.
+        // While it stays down an operator's "rw" does not let it back: it is fenced again.
+        _ = try map.setStatus(of: "ccc", to: .readWrite)
+        #expect(map.members["ccc"]?.status == .offline)
+        // Once it is back (repaired), the operator's word clears the fence.
+        _ = map.apply(report("ccc", uptimeMs: 10), nowMs: 6000)
+        #expect(map.members["ccc"]?.status == .offline)
         _ = try map.setStatus(of: "ccc", to: .readWrite)
         #expect(map.members["ccc"]?.fencedBy == nil)
+        #expect(map.members["ccc"]?.status == .readWrite)
+    }
+
+    @Test func aSecondMemberLostDuringARecoveryIsNotFenced() {
+        // ccc is dead and fenced; new is being filled; then bb drops out for a while. The group is
+        // no longer writable, so bb misses nothing and must not be fenced.
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { _ = map.apply(report(id), nowMs: 0) }
+        for id in ["a", "bb"] { _ = map.apply(report(id, uptimeMs: 5000), nowMs: 5000) }
+        _ = map.expire(nowMs: 5000, downAfterMs: 3000)
+        _ = map.apply(emptyReport("new"), nowMs: 5001)
+        #expect(map.members["ccc"]?.fencedBy == "new")
+        _ = map.apply(report("a", uptimeMs: 9000), nowMs: 9000)
+        _ = map.apply(report("new", uptimeMs: 9000), nowMs: 9000)
+        let changes = map.expire(nowMs: 9000, downAfterMs: 3000)
+        #expect(changes.contains(.serverDown(id: "bb", group: 1, silentMs: 4000)))
+        #expect(map.members["bb"]?.status == .down)
+        #expect(map.members["bb"]?.fencedBy == nil)
+        #expect(map.state(of: 1) == .degraded)
+    }
+
+    @Test func membersNeverSeenByThisMasterAreFencedOnceItHasRunPastTheTimeout() throws {
+        var map = ClusterMap()
+        for id in ["a", "bb", "ccc"] { map.restore(id: id, group: 1, addr: "127.0.0.1:1") }
+        _ = map.apply(report("a"), nowMs: 100)
+        _ = map.apply(report("bb"), nowMs: 100)
+        _ = map.apply(emptyReport("new"), nowMs: 200)
+        #expect(map.state(of: 1) == .recovering)
+        #expect(map.members["ccc"]?.status == .down)  // not fenced yet: it may just be slow to report
+        _ = map.apply(report("a", uptimeMs: 4000), nowMs: 3100)
+        _ = map.apply(report("bb", uptimeMs: 4000), nowMs: 3100)
+        _ = map.apply(report("new", uptimeMs: 4000), nowMs: 3100)
+        let changes = map.expire(nowMs: 3100, downAfterMs: 3000)
+        #expect(changes.contains(.fenced(id: "ccc", group: 1, by: "new")))
     }
 
     @Test func operatorsSetStatusesAndRemoveOnlyAbsentServers() throws {

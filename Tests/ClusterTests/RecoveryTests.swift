@@ -116,6 +116,13 @@ struct RecoveryTests {
         // Chunks acknowledged while the replacement was being filled reached it directly.
         #expect((summary?["writtenByImageservers"] as? Int ?? 0) > 0, "\(result.output)")
 
+        // Running the script again (a pager retrying, say) finds the work done and only verifies.
+        let again = try await ClusterHarness.runDetached(
+            "/bin/bash", [script, "1", replacement.addr],
+            environment: ["SPEEDY_MASTER": registry.masterURL, "PATH": ClusterHarness.binDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")])
+        #expect(again.status == 0, "\(again.output)")
+        #expect(again.output.contains("is RW already; verifying"), "\(again.output)")
+
         // A little more load on the repaired group, then after: a few more pushes.
         try await Task.sleep(for: .seconds(2))
         await log.stop()

@@ -67,6 +67,7 @@ public final class ChunkMaster: Sendable {
         let (changes, state) = try map.withLock { map throws(ClusterMap.AdminError) in
             guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
             let changes = map.apply(report, nowMs: now)
+            saveInOrder(changes)
             return (changes, map.state(of: report.group))
         }
         await record(changes)
@@ -125,7 +126,11 @@ public final class ChunkMaster: Sendable {
     /// Marks silent servers down; run periodically.
     public func expireSilentServers() async {
         let now = nowMs
-        let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
+        let changes = map.withLock { map in
+            let changes = map.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds)
+            saveInOrder(changes)
+            return changes
+        }
         await record(changes)
     }
 
@@ -138,12 +143,25 @@ public final class ChunkMaster: Sendable {
 
     /// Saves changes and logs them as events; a database failure is logged, not thrown, since
     /// heartbeats must go on (the next restart then forgets that change).
+    /// Saves the durable part of changes just made, while the map's lock is still held, so the
+    /// database sees every change in the order the map did (a fence, then an operator's word
+    /// against it, say). Only changes that touch servers or groups cost a transaction; a plain
+    /// heartbeat writes nothing. A failure is logged, not thrown: heartbeats must go on.
+    private func saveInOrder(_ changes: [ClusterMap.Change]) {
+        guard changes.contains(where: \.isDurable) else { return }
+        do {
+            try database.saveNow(changes)
+        } catch {
+            logger.error("cannot save cluster changes in the database (a master restart would forget them): \(error)")
+        }
+    }
+
+    /// Logs changes and appends them to the event log (they were saved already).
     private func record(_ changes: [ClusterMap.Change]) async {
         for change in changes {
             let event = change.event
             logger.notice("\(event.message)")
             do {
-                try await database.save([change])
                 try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message)
             } catch {
                 logger.error("cannot record '\(event.message)' in the database: \(error)")

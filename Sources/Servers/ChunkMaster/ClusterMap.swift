@@ -108,6 +108,9 @@ public struct ClusterMap: Sendable {
     public private(set) var groupStates: [UInt32: GroupState] = [:]
     /// Servers removed from the cluster; their heartbeats are refused.
     public private(set) var retired: Set<String> = []
+    /// Whether the master has run longer than the down timeout, so a remembered member that has
+    /// not reported yet is really silent.
+    public private(set) var startupGraceOver = false
 
     /// An empty map.
     public init() {}
@@ -158,7 +161,7 @@ public struct ClusterMap: Sendable {
             }
         }
         members[member.id] = member
-        if member.setStatus == .transferring { changes += fenceAbsentMembers(of: member.group, replacedBy: member.id) }
+        changes += fenceMissedWrites(in: member.group)
         if groupStates[member.group] == nil { groupStates[member.group] = .down }
         return changes + rederive(groups: [member.group])
     }
@@ -172,7 +175,7 @@ public struct ClusterMap: Sendable {
         members[id]!.setStatus = setting
         members[id]!.fencedBy = nil
         var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
-        if setting == .transferring { changes += fenceAbsentMembers(of: member.group, replacedBy: id) }
+        changes += fenceMissedWrites(in: member.group)
         return changes + rederive(groups: [member.group])
     }
 
@@ -185,15 +188,22 @@ public struct ClusterMap: Sendable {
         return [.serverRetired(id: id, group: member.group)] + rederive(groups: [member.group])
     }
 
-    /// Sets the `DOWN` members of `group` `OFFLINE` when a replacement starts taking their writes:
-    /// one that comes back has missed those writes and must not serve again as if it had not
-    /// (it stays `OFFLINE` until an operator says otherwise, or `transfer` into `replacement`
-    /// retires it). Only members this master saw and then lost are fenced: right after a master
-    /// restart every remembered member looks down until it reports.
-    private mutating func fenceAbsentMembers(of group: UInt32, replacedBy replacement: String) -> [Change] {
+    /// While `group` is `recovering` (writable, a replacement standing in for its absent
+    /// members), its `DOWN` members miss every write: set them `OFFLINE`, fenced for the
+    /// replacement, so one that comes back cannot serve as if it had not (it stays `OFFLINE` until
+    /// an operator says otherwise, or `transfer` into the replacement retires it). A group that
+    /// is not writable misses nothing, so nothing is fenced then. Right after a master restart
+    /// every remembered member looks down until it reports: members this master never saw are
+    /// fenced only once it has run longer than the down timeout.
+    private mutating func fenceMissedWrites(in group: UInt32) -> [Change] {
+        guard state(of: group) == .recovering,
+            let replacement = members.values.filter({ $0.group == group && $0.status == .transferring }).map(\.id).min()
+        else { return [] }
         var changes: [Change] = []
         for (id, member) in members.sorted(by: { $0.key < $1.key })
-        where member.group == group && id != replacement && member.status == .down && member.lastSeenMs != nil {
+        where member.group == group && member.status == .down && member.setStatus != .transferring
+            && (member.lastSeenMs != nil || startupGraceOver)
+        {
             members[id]!.setStatus = .offline
             members[id]!.fencedBy = replacement
             changes.append(.fenced(id: id, group: group, by: replacement))
@@ -223,7 +233,6 @@ public struct ClusterMap: Sendable {
             if member.setStatus == nil, report.chunkCount == 0, groupHoldsChunks(report.group) {
                 member.setStatus = .transferring
                 changes.append(.statusSet(id: member.id, group: report.group, to: .transferring, why: "it is empty and its group holds chunks"))
-                changes += fenceAbsentMembers(of: report.group, replacedBy: member.id)
             }
         } else if !member.isUp {
             changes.append(.serverUp(id: member.id, group: report.group))
@@ -263,6 +272,7 @@ public struct ClusterMap: Sendable {
         member.lastSeenMs = nowMs
         member.isUp = true
         members[member.id] = member
+        changes += fenceMissedWrites(in: report.group)
         changes += rederive(groups: Set([oldGroup, report.group]))
         return changes
     }
@@ -283,12 +293,12 @@ public struct ClusterMap: Sendable {
                 groups.insert(member.group)
             }
         }
-        // A member lost while its group already has a replacement coming is fenced for it too.
-        for group in groups.sorted() {
-            if let replacement = members.values.filter({ $0.group == group && $0.setStatus == .transferring }).map(\.id).min() {
-                changes += fenceAbsentMembers(of: group, replacedBy: replacement)
-            }
+        // Members lost while their group is being recovered miss its writes from now on.
+        if !startupGraceOver, nowMs > downAfterMs {
+            startupGraceOver = true
+            groups.formUnion(groupStates.keys)
         }
+        for group in groups.sorted() { changes += fenceMissedWrites(in: group) }
         return changes + rederive(groups: groups)
     }
 
@@ -349,6 +359,15 @@ public struct ClusterMap: Sendable {
 }
 
 extension ClusterMap.Change {
+    /// Whether the change alters what the master's database keeps (servers, groups, settings),
+    /// not just the live picture.
+    public var isDurable: Bool {
+        switch self {
+        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .statusSet, .fenced, .serverRetired: true
+        case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose: false
+        }
+    }
+
     /// The event-log form: kind, server, group and a sentence.
     public var event: (kind: String, serverId: String?, group: UInt32?, message: String) {
         switch self {

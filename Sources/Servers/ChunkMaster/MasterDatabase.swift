@@ -80,15 +80,11 @@ public final class MasterDatabase: Sendable {
         try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups ORDER BY id").map { UInt32($0) } }
     }
 
-    /// Writes the durable part of `changes` (servers, groups, settings) in one transaction,
-    /// before returning: for an operator's change, which must be saved before it is made.
+    /// Writes the durable part of `changes` (servers, groups, settings) in one transaction before
+    /// returning. The master calls it holding its map's lock, so the database sees changes in
+    /// the order the map made them.
     public func saveNow(_ changes: [ClusterMap.Change]) throws {
         try queue.write { db in try Self.apply(changes, db) }
-    }
-
-    /// The same, without blocking the caller's thread: for changes heartbeats bring.
-    public func save(_ changes: [ClusterMap.Change]) async throws {
-        try await queue.write { db in try Self.apply(changes, db) }
     }
 
     private static func apply(_ changes: [ClusterMap.Change], _ db: Database) throws {

@@ -213,8 +213,14 @@ struct TransferJob {
         // silent: one that came back (a reboot) keeps its data and needs a repair instead, and
         // when several were fenced an operator chooses (--replaces).
         let group = try await command.options.group(command.group)
+        func isSilent(_ m: MemberSnapshot) -> Bool { m.lastHeartbeatAgeMs < 0 || m.lastHeartbeatAgeMs > 5000 }
         let fenced = group.members.filter { $0.fencedBy == destination.id && $0.status == .offline }
-        let silent = fenced.filter { $0.lastHeartbeatAgeMs < 0 || $0.lastHeartbeatAgeMs > 5000 }
+        var silent = fenced.filter(isSilent)
+        if fenced.isEmpty {
+            // Nothing fenced for it (a member lost before this master ever saw it, say): the
+            // group's one silent absent member not fenced for another replacement.
+            silent = group.members.filter { $0.id != destination.id && $0.status.isAbsent && $0.fencedBy == nil && isSilent($0) }
+        }
         var retire: [String] = []
         if let replaces = command.replaces {
             retire = [replaces]
