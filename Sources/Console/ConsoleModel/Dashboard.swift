@@ -55,12 +55,12 @@ public struct Dashboard: Sendable {
         }
         groups.add(" groups \(t.groups): ")
         groups.add("\(t.groupsHealthy) healthy", t.groupsHealthy > 0 ? .healthy : .dim)
-        groups.add(", ")
-        groups.add("\(t.groupsDegraded) degraded", t.groupsDegraded > 0 ? .degraded : .dim)
         if t.groupsRecovering > 0 {
             groups.add(", ")
             groups.add("\(t.groupsRecovering) recovering", .transferring)
         }
+        groups.add(", ")
+        groups.add("\(t.groupsDegraded) degraded", t.groupsDegraded > 0 ? .degraded : .dim)
         if t.groupsReadOnly > 0 {
             groups.add(", ")
             groups.add("\(t.groupsReadOnly) read-only", .readOnly)
