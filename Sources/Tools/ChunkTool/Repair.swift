@@ -45,8 +45,9 @@ struct Repair: AsyncParsableCommand {
 
     func run() async throws {
         let target = try await options.group(group)
-        let progress = ProgressBar(enabled: false)
-        let before = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: progress).run()
+        let checking = ProgressBar(enabled: !json)
+        let before = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking).run()
+        checking.finish()
         var copies: [Copy] = []
         for member in before.members where member.reachable {
             let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
@@ -74,7 +75,12 @@ struct Repair: AsyncParsableCommand {
                 copies.append(copy)
             }
         }
-        let after = dryRun ? nil : try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: progress).run()
+        var after: VerifyReport?
+        if !dryRun {
+            let rechecking = ProgressBar(enabled: !json)
+            after = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking).run()
+            rechecking.finish()
+        }
         let result = Result(group: group, dryRun: dryRun, copies: copies, after: after)
         if json {
             try printJSON(result)
