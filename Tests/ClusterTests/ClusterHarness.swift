@@ -43,6 +43,30 @@ final class ClusterHarness: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/speedy") } ?? candidates[1]
     }()
 
+    /// The first of `count` consecutive TCP ports that were free a moment ago, below the
+    /// kernel's ephemeral range: the ports other tests' servers get (`freePort`) and the ones
+    /// client connections use all come from that range, so a run of ports there could be taken
+    /// by the time it is bound (`speedy up` binds its chunkservers' ports one after another).
+    static func freePortRun(count: Int) -> Int {
+        while true {
+            let base = Int.random(in: 20_000..<(30_000 - count))
+            if (base..<(base + count)).allSatisfy(isFree) { return base }
+        }
+    }
+
+    private static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        } == 0
+    }
+
     /// A TCP port that was free a moment ago.
     static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -128,12 +128,14 @@ struct ClusterTests {
     @Test func speedyUpStartsAClusterKeepsDataAndStopsCleanly() async throws {
         let cluster = ClusterHarness()
         defer { cluster.shutdown() }
-        let masterPort = ClusterHarness.freePort()
-        let firstPort = ClusterHarness.freePort()
+        // The master's port, six chunkservers' in a row, the metaserver's and the registry's.
+        let masterPort = ClusterHarness.freePortRun(count: 9)
+        let firstPort = masterPort + 1
         let masterURL = "http://127.0.0.1:\(masterPort)"
         let args = [
             "up", "--data", cluster.root + "/cluster", "--groups", "2", "--replicas", "3",
-            "--master-port", String(masterPort), "--chunkserver-port", String(firstPort), "--volume-size", "64M", "--reserve", "0",
+            "--master-port", String(masterPort), "--chunkserver-port", String(firstPort), "--meta-port", String(masterPort + 7),
+            "--registry-port", String(masterPort + 8), "--volume-size", "64M", "--reserve", "0",
         ]
         var up = try cluster.start("up", args)
         let master = MasterClient(baseURL: masterURL)
@@ -158,7 +160,7 @@ struct ClusterTests {
         }
 
         up = try cluster.start("up", args)
-        #expect(await cluster.eventually(within: 30, allHealthy))
+        #expect(await cluster.eventually(within: 60, allHealthy), "speedy up log after the restart:\n\(cluster.log("up"))")
         #expect(String(buffer: try await member.get(key)) == "kept across restarts")
         kill(up.processIdentifier, SIGTERM)
         up.waitUntilExit()
