@@ -295,3 +295,8 @@ struct HarnessError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Every suite that starts a cluster of real processes is nested here, so the suites run one
+/// after another: on two cores, clusters started side by side starve each other's heartbeats and
+/// timeouts, and tests would measure the machine's load rather than Speedy.
+@Suite(.serialized) struct ProcessSuites {}

@@ -7,114 +7,116 @@ import Testing
 import Glibc
 #endif
 
-/// The real `speedy-console` in a real terminal (tmux), watching a real cluster, read back the
-/// way a person would see it.
-@Suite("Console in tmux", .serialized)
-struct ConsoleTests {
-    /// A tmux server of its own (its own socket), so the test touches no other session.
-    struct Tmux {
-        let socket = "speedy-test-\(UUID().uuidString.prefix(8))"
-        let session = "console"
+extension ProcessSuites {
+    /// The real `speedy-console` in a real terminal (tmux), watching a real cluster, read back the
+    /// way a person would see it.
+    @Suite("Console in tmux", .serialized)
+    struct ConsoleTests {
+        /// A tmux server of its own (its own socket), so the test touches no other session.
+        struct Tmux {
+            let socket = "speedy-test-\(UUID().uuidString.prefix(8))"
+            let session = "console"
 
-        @discardableResult
-        func run(_ arguments: [String]) throws -> String {
-            try ClusterHarness.run("/usr/bin/tmux", ["-L", socket] + arguments).output
+            @discardableResult
+            func run(_ arguments: [String]) throws -> String {
+                try ClusterHarness.run("/usr/bin/tmux", ["-L", socket] + arguments).output
+            }
+
+            func screen() -> String { (try? run(["capture-pane", "-p", "-t", session])) ?? "" }
+            func keys(_ keys: String...) throws { try run(["send-keys", "-t", session] + keys) }
+            func display(_ format: String) -> String {
+                ((try? run(["display-message", "-p", "-t", session, format])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            }
         }
 
-        func screen() -> String { (try? run(["capture-pane", "-p", "-t", session])) ?? "" }
-        func keys(_ keys: String...) throws { try run(["send-keys", "-t", session] + keys) }
-        func display(_ format: String) -> String {
-            ((try? run(["display-message", "-p", "-t", session, format])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-    }
-
-    @Test func consoleShowsTheClusterFollowsAFailureAndQuitsCleanly() async throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (.ci/run installs it)")
-            return
-        }
-        let cluster = ClusterHarness()
-        defer { cluster.shutdown() }
-        let (masterURL, _) = try cluster.startMaster()
-        var servers: [(addr: String, process: Process)] = []
-        for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)")) }
-        _ = try cluster.startChunkserver(master: masterURL, group: 2, name: "solo")
-        let master = MasterClient(baseURL: masterURL)
-        #expect(await cluster.eventually(within: 20) {
-            guard let snapshot = try? await master.snapshot() else { return false }
-            return snapshot.totals.serversUp == 4 && snapshot.groups.allSatisfy { $0.state == .healthy }
-        })
-        // Steady traffic while the console watches, so there are throughput figures to show.
-        let addrs = servers.map(\.addr)
-        // Continuous (each member written in parallel, no pause), so nearly every heartbeat
-        // interval has writes in it even when other tests load the machine; bounded in count.
-        let traffic = Task {
-            for id in 1...1500 as ClosedRange<UInt64> where !Task.isCancelled {
-                await withTaskGroup(of: Void.self) { puts in
-                    for addr in addrs {
-                        puts.addTask { _ = try? await ChunkServerClient(baseURL: addr).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: 7, count: 1 << 18)) }
+        @Test func consoleShowsTheClusterFollowsAFailureAndQuitsCleanly() async throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+                Issue.record("tmux is not installed (.ci/run installs it)")
+                return
+            }
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (masterURL, _) = try cluster.startMaster()
+            var servers: [(addr: String, process: Process)] = []
+            for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)")) }
+            _ = try cluster.startChunkserver(master: masterURL, group: 2, name: "solo")
+            let master = MasterClient(baseURL: masterURL)
+            #expect(await cluster.eventually(within: 20) {
+                guard let snapshot = try? await master.snapshot() else { return false }
+                return snapshot.totals.serversUp == 4 && snapshot.groups.allSatisfy { $0.state == .healthy }
+            })
+            // Steady traffic while the console watches, so there are throughput figures to show.
+            let addrs = servers.map(\.addr)
+            // Continuous (each member written in parallel, no pause), so nearly every heartbeat
+            // interval has writes in it even when other tests load the machine; bounded in count.
+            let traffic = Task {
+                for id in 1...1500 as ClosedRange<UInt64> where !Task.isCancelled {
+                    await withTaskGroup(of: Void.self) { puts in
+                        for addr in addrs {
+                            puts.addTask { _ = try? await ChunkServerClient(baseURL: addr).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: 7, count: 1 << 18)) }
+                        }
                     }
                 }
             }
+            defer { traffic.cancel() }
+
+            let tmux = Tmux()
+            defer { _ = try? tmux.run(["kill-server"]) }
+            try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "-e", "LANG=C.UTF-8", "-e", "NO_COLOR=", "bash --norc --noprofile"])
+            try tmux.keys("\(ClusterHarness.binDirectory)/speedy-console --master \(masterURL)", "Enter")
+
+            let shown = await cluster.eventually(within: 15) {
+                let s = tmux.screen()
+                return s.contains("● healthy") && ["cs1", "cs2", "cs3", "solo"].allSatisfy(s.contains) && s.contains("%")
+                    && (s.contains("MiB/s") || s.contains("KiB/s"))
+            }
+            #expect(shown, "screen:\n\(tmux.screen())")
+            #expect(tmux.display("#{alternate_on}") == "1")
+            #expect(tmux.screen().contains("servers 4/4 up"))
+
+            // A member dies: within a few seconds its group shows degraded and it shows DOWN.
+            kill(servers[1].process.processIdentifier, SIGKILL)
+            let degraded = await cluster.eventually(within: 10) {
+                let s = tmux.screen()
+                return s.contains("▲ degraded") && s.contains("DOWN") && s.contains("servers 3/4 up")
+            }
+            #expect(degraded, "screen:\n\(tmux.screen())")
+
+            // The help overlay, then any key closes it.
+            try tmux.keys("?")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("Speedy console: keys") })
+            try tmux.keys("x")
+            #expect(await cluster.eventually(within: 3) { !tmux.screen().contains("Speedy console: keys") })
+
+            // q gives back a clean shell: alternate screen off, bash in front, and it still echoes.
+            try tmux.keys("q")
+            let back = await cluster.eventually(within: 5) { tmux.display("#{alternate_on}") == "0" && tmux.display("#{pane_current_command}") == "bash" }
+            #expect(back)
+            try tmux.keys("echo clean-$((40+2))", "Enter")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("clean-42") })
         }
-        defer { traffic.cancel() }
 
-        let tmux = Tmux()
-        defer { _ = try? tmux.run(["kill-server"]) }
-        try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "-e", "LANG=C.UTF-8", "-e", "NO_COLOR=", "bash --norc --noprofile"])
-        try tmux.keys("\(ClusterHarness.binDirectory)/speedy-console --master \(masterURL)", "Enter")
-
-        let shown = await cluster.eventually(within: 15) {
-            let s = tmux.screen()
-            return s.contains("● healthy") && ["cs1", "cs2", "cs3", "solo"].allSatisfy(s.contains) && s.contains("%")
-                && (s.contains("MiB/s") || s.contains("KiB/s"))
+        @Test func consoleSurvivesAnUnreachableMasterAndCtrlC() async throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+                Issue.record("tmux is not installed (.ci/run installs it)")
+                return
+            }
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let tmux = Tmux()
+            defer { _ = try? tmux.run(["kill-server"]) }
+            try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "80", "-y", "24", "-e", "TERM=vt100", "-e", "NO_COLOR=1", "bash --norc --noprofile"])
+            let port = ClusterHarness.freePort()
+            try tmux.keys("TERM=vt100 NO_COLOR=1 \(ClusterHarness.binDirectory)/speedy-console --master http://127.0.0.1:\(port)", "Enter")
+            let banner = await cluster.eventually(within: 10) { tmux.screen().contains("master unreachable") }
+            #expect(banner, "screen:\n\(tmux.screen())")
+            // Plain glyphs only on a vt100 without colours.
+            #expect(!tmux.screen().contains("─"))
+            try tmux.keys("C-c")
+            let back = await cluster.eventually(within: 5) { tmux.display("#{pane_current_command}") == "bash" }
+            #expect(back)
+            try tmux.keys("echo still-$((1+1))", "Enter")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("still-2") })
         }
-        #expect(shown, "screen:\n\(tmux.screen())")
-        #expect(tmux.display("#{alternate_on}") == "1")
-        #expect(tmux.screen().contains("servers 4/4 up"))
-
-        // A member dies: within a few seconds its group shows degraded and it shows DOWN.
-        kill(servers[1].process.processIdentifier, SIGKILL)
-        let degraded = await cluster.eventually(within: 10) {
-            let s = tmux.screen()
-            return s.contains("▲ degraded") && s.contains("DOWN") && s.contains("servers 3/4 up")
-        }
-        #expect(degraded, "screen:\n\(tmux.screen())")
-
-        // The help overlay, then any key closes it.
-        try tmux.keys("?")
-        #expect(await cluster.eventually(within: 3) { tmux.screen().contains("Speedy console: keys") })
-        try tmux.keys("x")
-        #expect(await cluster.eventually(within: 3) { !tmux.screen().contains("Speedy console: keys") })
-
-        // q gives back a clean shell: alternate screen off, bash in front, and it still echoes.
-        try tmux.keys("q")
-        let back = await cluster.eventually(within: 5) { tmux.display("#{alternate_on}") == "0" && tmux.display("#{pane_current_command}") == "bash" }
-        #expect(back)
-        try tmux.keys("echo clean-$((40+2))", "Enter")
-        #expect(await cluster.eventually(within: 3) { tmux.screen().contains("clean-42") })
-    }
-
-    @Test func consoleSurvivesAnUnreachableMasterAndCtrlC() async throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (.ci/run installs it)")
-            return
-        }
-        let cluster = ClusterHarness()
-        defer { cluster.shutdown() }
-        let tmux = Tmux()
-        defer { _ = try? tmux.run(["kill-server"]) }
-        try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "80", "-y", "24", "-e", "TERM=vt100", "-e", "NO_COLOR=1", "bash --norc --noprofile"])
-        let port = ClusterHarness.freePort()
-        try tmux.keys("TERM=vt100 NO_COLOR=1 \(ClusterHarness.binDirectory)/speedy-console --master http://127.0.0.1:\(port)", "Enter")
-        let banner = await cluster.eventually(within: 10) { tmux.screen().contains("master unreachable") }
-        #expect(banner, "screen:\n\(tmux.screen())")
-        // Plain glyphs only on a vt100 without colours.
-        #expect(!tmux.screen().contains("─"))
-        try tmux.keys("C-c")
-        let back = await cluster.eventually(within: 5) { tmux.display("#{pane_current_command}") == "bash" }
-        #expect(back)
-        try tmux.keys("echo still-$((1+1))", "Enter")
-        #expect(await cluster.eventually(within: 3) { tmux.screen().contains("still-2") })
     }
 }
