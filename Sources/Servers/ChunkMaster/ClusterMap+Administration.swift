@@ -1,0 +1,122 @@
+import SpeedyCore
+
+/// What operators change through the master: groups, server registration and removal, statuses,
+/// and the fencing of members that miss writes while their group is being recovered.
+extension ClusterMap {
+    /// Why an administrative change was refused.
+    public enum AdminError: Error, Sendable, Equatable, CustomStringConvertible {
+        case unknownServer(String)
+        case unknownGroup(UInt32)
+        case groupExists(UInt32)
+        case serverRetired(String)
+        case serverExists(String)
+        /// Only `RW`, `RO`, `OFFLINE` and `TRANSFERRING` can be set.
+        case notSettable(ServerStatus)
+        /// A server still serving cannot be removed; set it `OFFLINE` first.
+        case stillServing(String, ServerStatus)
+
+        public var description: String {
+            switch self {
+            case .unknownServer(let id): "no server \(id) is known to the master"
+            case .unknownGroup(let id): "no group \(id) is known to the master"
+            case .groupExists(let id): "group \(id) exists already"
+            case .serverRetired(let id): "server \(id) was removed from the cluster; start a new chunkserver with an empty data directory instead"
+            case .serverExists(let id): "server \(id) is registered already"
+            case .notSettable(let status): "status \(status.rawValue) cannot be set; use RW, RO, OFFLINE or TRANSFERRING"
+            case .stillServing(let id, let status): "server \(id) is \(status.rawValue); only a DOWN or OFFLINE server can be removed (set it OFFLINE first)"
+            }
+        }
+
+        /// Stable code for the wire.
+        public var code: String {
+            switch self {
+            case .unknownServer: "SERVER_UNKNOWN"
+            case .unknownGroup: "GROUP_UNKNOWN"
+            case .groupExists: "GROUP_EXISTS"
+            case .serverRetired: "SERVER_RETIRED"
+            case .serverExists: "SERVER_EXISTS"
+            case .notSettable: "STATUS_INVALID"
+            case .stillServing: "SERVER_SERVING"
+            }
+        }
+    }
+
+
+    /// Creates an empty group.
+    public mutating func addGroup(_ id: UInt32) throws(AdminError) -> [Change] {
+        guard groupStates[id] == nil else { throw .groupExists(id) }
+        groupStates[id] = .down
+        return [.groupAdded(group: id)]
+    }
+
+    /// Registers a server ahead of its heartbeats. Without a `status`, the master decides at its
+    /// first report, as for a server that joins by heartbeat.
+    public mutating func register(_ registration: ServerRegistration) throws(AdminError) -> [Change] {
+        guard !retired.contains(registration.id) else { throw .serverRetired(registration.id) }
+        guard members[registration.id] == nil else { throw .serverExists(registration.id) }
+        if let status = registration.status, !StatusSetting.settable.contains(status) { throw .notSettable(status) }
+        var member = Member(id: registration.id, group: registration.group, addr: registration.addr, report: nil, lastSeenMs: nil, isUp: false)
+        var changes: [Change] = [.serverAdded(id: member.id, group: member.group, addr: member.addr)]
+        if let wanted = registration.status {
+            member.isNewcomer = false
+            if wanted != .readWrite {
+                member.setStatus = wanted
+                changes.append(.statusSet(id: member.id, group: member.group, to: wanted, why: "operator"))
+            }
+        }
+        members[member.id] = member
+        changes += fenceMissedWrites(in: member.group)
+        if groupStates[member.group] == nil { groupStates[member.group] = .down }
+        return changes + rederive(groups: [member.group])
+    }
+
+    /// Sets (or, with `RW`, clears) an operator's status for a server.
+    public mutating func setStatus(of id: String, to status: ServerStatus) throws(AdminError) -> [Change] {
+        guard let member = members[id] else { throw retired.contains(id) ? .serverRetired(id) : .unknownServer(id) }
+        guard StatusSetting.settable.contains(status) else { throw .notSettable(status) }
+        let setting: ServerStatus? = status == .readWrite ? nil : status
+        guard member.setStatus != setting || member.fencedBy != nil else { return [] }
+        members[id]!.setStatus = setting
+        members[id]!.fencedBy = nil
+        var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
+        changes += fenceMissedWrites(in: member.group)
+        return changes + rederive(groups: [member.group])
+    }
+
+    /// Removes a `DOWN` or `OFFLINE` server from the cluster for good.
+    public mutating func retire(_ id: String) throws(AdminError) -> [Change] {
+        guard let member = members[id] else { throw retired.contains(id) ? .serverRetired(id) : .unknownServer(id) }
+        guard member.status.isAbsent else { throw .stillServing(id, member.status) }
+        members[id] = nil
+        retired.insert(id)
+        return [.serverRetired(id: id, group: member.group)] + rederive(groups: [member.group])
+    }
+
+    /// While `group` is `recovering` (writable, a replacement standing in for its absent
+    /// members), its `DOWN` members miss every write: set them `OFFLINE`, fenced for the
+    /// replacement, so one that comes back cannot serve as if it had not (it stays `OFFLINE` until
+    /// an operator says otherwise, or `transfer` into the replacement retires it). A group that
+    /// is not writable misses nothing, so nothing is fenced then. Right after a master restart
+    /// every remembered member looks down until it reports: members this master never saw are
+    /// fenced only once it has run longer than the down timeout.
+    mutating func fenceMissedWrites(in group: UInt32) -> [Change] {
+        guard state(of: group) == .recovering,
+            let replacement = members.values.filter({ $0.group == group && $0.status == .transferring }).map(\.id).min()
+        else { return [] }
+        var changes: [Change] = []
+        for (id, member) in members.sorted(by: { $0.key < $1.key })
+        where member.group == group && member.status == .down && member.setStatus != .transferring
+            && (member.lastSeenMs != nil || startupGraceOver)
+        {
+            members[id]!.setStatus = .offline
+            members[id]!.fencedBy = replacement
+            changes.append(.fenced(id: id, group: group, by: replacement))
+        }
+        return changes
+    }
+
+    /// Whether any member of `group` reported chunks.
+    func groupHoldsChunks(_ group: UInt32) -> Bool {
+        members.values.contains { $0.group == group && ($0.report?.chunkCount ?? 0) > 0 }
+    }
+}
