@@ -65,7 +65,6 @@ extension ClusterMap {
             }
         }
         members[member.id] = member
-        changes += fenceMissedWrites(in: member.group)
         if groupStates[member.group] == nil { groupStates[member.group] = .down }
         return changes + rederive(groups: [member.group])
     }
@@ -79,7 +78,6 @@ extension ClusterMap {
         members[id]!.setStatus = setting
         members[id]!.fencedBy = nil
         var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
-        changes += fenceMissedWrites(in: member.group)
         return changes + rederive(groups: [member.group])
     }
 
@@ -99,8 +97,11 @@ extension ClusterMap {
     /// is not writable misses nothing, so nothing is fenced then. Right after a master restart
     /// every remembered member looks down until it reports: members this master never saw are
     /// fenced only once it has run longer than the down timeout.
-    mutating func fenceMissedWrites(in group: UInt32) -> [Change] {
-        guard state(of: group) == .recovering,
+    ///
+    /// Called for every group whose state is derived again, with that state: every change that
+    /// can make a group recovering, or lose a member of one, goes through ``rederive(groups:)``.
+    mutating func fenceMissedWrites(in group: UInt32, state: GroupState) -> [Change] {
+        guard state == .recovering,
             let replacement = members.values.filter({ $0.group == group && $0.status == .transferring }).map(\.id).min()
         else { return [] }
         var changes: [Change] = []

@@ -154,7 +154,6 @@ public struct ClusterMap: Sendable {
         member.lastSeenMs = nowMs
         member.isUp = true
         members[member.id] = member
-        changes += fenceMissedWrites(in: report.group)
         changes += rederive(groups: Set([oldGroup, report.group]))
         return changes
     }
@@ -175,12 +174,12 @@ public struct ClusterMap: Sendable {
                 groups.insert(member.group)
             }
         }
-        // Members lost while their group is being recovered miss its writes from now on.
+        // Past the down timeout, remembered members that never reported count as lost: derive
+        // every group again, so a recovering one fences them.
         if !startupGraceOver, nowMs > downAfterMs {
             startupGraceOver = true
             groups.formUnion(groupStates.keys)
         }
-        for group in groups.sorted() { changes += fenceMissedWrites(in: group) }
         return changes + rederive(groups: groups)
     }
 
@@ -189,10 +188,13 @@ public struct ClusterMap: Sendable {
         GroupState.derive(from: members.values.filter { $0.group == group }.map(\.status))
     }
 
+    /// Derives the state of `groups` again, fencing the members a recovering group leaves
+    /// behind (fencing turns `DOWN` into `OFFLINE`, which leaves the state as it is).
     mutating func rederive(groups: Set<UInt32>) -> [Change] {
         var changes: [Change] = []
         for group in groups.sorted() {
             let new = state(of: group)
+            changes += fenceMissedWrites(in: group, state: new)
             let old = groupStates[group]
             if old != new {
                 groupStates[group] = new
