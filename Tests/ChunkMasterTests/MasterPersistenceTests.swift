@@ -1,3 +1,4 @@
+import ServerSupport
 import ChunkMaster
 import Foundation
 import Logging
@@ -48,7 +49,7 @@ struct MasterPersistenceTests {
     @Test func masterRemembersServersAndEventsAcrossRestart() async throws {
         let dir = tempPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir)
+        let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
         let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
         #expect(master.snapshot().groups.first?.state == .healthy)

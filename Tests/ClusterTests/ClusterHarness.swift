@@ -19,6 +19,24 @@ final class ClusterHarness: @unchecked Sendable {
     init() {
         root = NSTemporaryDirectory() + "speedy-cluster-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        _ = Self.secretFile
+    }
+
+    /// The cluster secret of every cluster this test process starts: every role and tool gets it
+    /// through `SPEEDY_CLUSTER_SECRET_FILE`, and the test's own clients send it.
+    static let secretFile: String = {
+        let path = NSTemporaryDirectory() + "speedy-test-secret-" + UUID().uuidString
+        let secret = ClusterSecret.generate()
+        try! SecretFile.write(secret.value + "\n", to: path)
+        try! ClusterTransport.configure(secret: secret)
+        return path
+    }()
+
+    /// The environment every process of a test cluster starts with.
+    static var clusterEnvironment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SPEEDY_CLUSTER_SECRET_FILE"] = secretFile
+        return environment
     }
 
     /// Stops every process this harness started (by its own PID) and removes the data.
@@ -94,6 +112,7 @@ final class ClusterHarness: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
         process.arguments = arguments
+        process.environment = Self.clusterEnvironment
         let logPath = root + "/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -192,7 +211,7 @@ final class ClusterHarness: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
-        var merged = ProcessInfo.processInfo.environment
+        var merged = clusterEnvironment
         merged.merge(environment) { $1 }
         let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
@@ -238,7 +257,7 @@ final class ClusterHarness: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/chunktool")
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
+        var env = Self.clusterEnvironment
         env.merge(environment) { $1 }
         process.environment = env
         let out = Pipe()
@@ -283,6 +302,32 @@ final class ClusterHarness: @unchecked Sendable {
             reply += buffer[0..<n]
         }
         return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// The process listening on TCP `port` on loopback (from /proc: the socket's inode in
+    /// /proc/net/tcp, then the process holding a descriptor to it), for killing a child of
+    /// `speedy up`, whose PIDs the test does not know.
+    static func pid(listeningOn port: Int) -> pid_t? {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        let local = String(format: "0100007F:%04X", port)
+        // Columns: sl local_address rem_address st ... inode; state 0A is LISTEN.
+        var found: String?
+        for line in table.split(separator: "\n").dropFirst() {
+            let columns = line.split(separator: " ").map(String.init)
+            if columns.count > 9, columns[1] == local, columns[3] == "0A" {
+                found = columns[9]
+                break
+            }
+        }
+        guard let inode = found else { return nil }
+        let target = "socket:[\(inode)]"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(entry)/fd") else { continue }
+            for fd in fds where (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/fd/\(fd)")) == target {
+                return pid
+            }
+        }
+        return nil
     }
 
     /// The log a process wrote, for failure messages.

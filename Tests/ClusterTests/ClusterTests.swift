@@ -139,7 +139,14 @@ extension ProcessSuites {
                 "--registry-port", String(masterPort + 8), "--volume-size", "64M", "--reserve", "0",
             ]
             var up = try cluster.start("up", args)
-            let master = MasterClient(baseURL: masterURL)
+            // `speedy up` makes its own secret, readable by its owner only, and the internal
+            // APIs refuse requests without it.
+            let secretPath = cluster.root + "/cluster/cluster-secret"
+            #expect(await cluster.eventually(within: 10) { FileManager.default.fileExists(atPath: secretPath) })
+            let secret = try ClusterSecret.load(path: secretPath)
+            let mode = try FileManager.default.attributesOfItem(atPath: secretPath)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let master = MasterClient(baseURL: masterURL, secret: secret)
             func allHealthy() async -> Bool {
                 guard let snapshot = try? await master.snapshot() else { return false }
                 return snapshot.groups.count == 2 && snapshot.groups.allSatisfy { $0.state == .healthy && $0.members.count == 3 }
@@ -147,10 +154,19 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 30, allHealthy), "speedy up log:\n\(cluster.log("up"))")
             #expect(cluster.log("up").contains("chunkmaster   \(masterURL)"))
 
+            let anonymous = try await ServiceClient(baseURL: masterURL, secret: nil).send(.GET, "/v1/cluster")
+            #expect(anonymous.status == 401)
+
             // Group 2's first member is the fourth port.
             let key = ChunkKey(group: 2, fileId: 77)
-            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)")
+            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)", secret: secret)
             _ = try await member.put(key, data: ByteBuffer(string: "kept across restarts"))
+
+            // A role that dies is restarted by `speedy up`, which says so.
+            let memberPID = try #require(ClusterHarness.pid(listeningOn: firstPort + 3))
+            kill(memberPID, SIGKILL)
+            #expect(await cluster.eventually(within: 20) { cluster.log("up").contains("g2-cs1 restarted") }, "\(cluster.log("up"))")
+            #expect(await cluster.eventually(within: 20) { (try? await member.get(key)).map { String(buffer: $0) } == "kept across restarts" })
 
             kill(up.processIdentifier, SIGTERM)
             up.waitUntilExit()

@@ -14,7 +14,7 @@ struct FileIdPoolTests {
         let dir = NSTemporaryDirectory() + "speedy-pool-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let master = try ChunkMaster(
-            configuration: .init(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir), logger: Logger(label: "test"))
+            configuration: .init(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure), logger: Logger(label: "test"))
         let (ports, feed) = AsyncStream<HostPort>.makeStream()
         let server = Task {
             try await HTTPServer.run(role: "chunkmaster", router: master.router(), listen: HostPort(host: "127.0.0.1", port: 0), logger: Logger(label: "test")) {

@@ -26,7 +26,7 @@ struct MetadataStoreConformanceTests {
             let (stream, continuation) = AsyncStream<HostPort>.makeStream()
             let server = Task {
                 try await HTTPServer.run(
-                    role: "metaserver", router: MetaServer.router(store: store), listen: HostPort(host: "127.0.0.1", port: 0),
+                    role: "metaserver", router: MetaServer.router(store: store, security: .insecure), listen: HostPort(host: "127.0.0.1", port: 0),
                     logger: Logger(label: "test")
                 ) { continuation.yield($0) }
             }

@@ -3,6 +3,7 @@ import ConsoleModel
 import Foundation
 import NIOCore
 import SpeedyCore
+import ToolSupport
 import Synchronization
 
 /// Set by SIGINT/SIGTERM; the draw loop sees it and restores the terminal before exiting.
@@ -21,8 +22,7 @@ struct SpeedyConsole: ParsableCommand {
             """
     )
 
-    @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
-    var master: String?
+    @OptionGroup var options: MasterOptions
 
     @Option(help: "Seconds between refreshes.")
     var interval: Double = 1
@@ -32,7 +32,7 @@ struct SpeedyConsole: ParsableCommand {
     }
 
     func run() throws {
-        let url = MasterLocation.resolve(flag: master)
+        let url = options.url
         let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         // A parent may have left these blocked or ignored; the console must always be able to quit
         // and give the terminal back.

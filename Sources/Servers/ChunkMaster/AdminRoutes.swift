@@ -9,7 +9,7 @@ import Synchronization
 struct AdminRoutes: Sendable {
     let master: ChunkMaster
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<SpeedyRequestContext>) {
         router.post("/v1/groups") { request, _ in
             let body = try await request.decodeJSON(GroupCreation.self)
             return try JSONResponse.make(try await admin(group: body.id) { map throws(ClusterMap.AdminError) in try map.addGroup(body.id) }, status: .created)

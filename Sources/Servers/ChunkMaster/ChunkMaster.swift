@@ -15,13 +15,19 @@ public struct ChunkMasterConfiguration: Sendable {
     public var downAfter: Duration
     /// The heartbeat interval chunkservers are told to keep.
     public var heartbeatInterval: Duration
+    /// The cluster secret and TLS.
+    public var security: RoleSecurity
 
     /// Creates a configuration.
-    public init(listen: HostPort, dataDirectory: String, downAfter: Duration = .seconds(3), heartbeatInterval: Duration = .seconds(1)) {
+    public init(
+        listen: HostPort, dataDirectory: String, downAfter: Duration = .seconds(3), heartbeatInterval: Duration = .seconds(1),
+        security: RoleSecurity
+    ) {
         self.listen = listen
         self.dataDirectory = dataDirectory
         self.downAfter = downAfter
         self.heartbeatInterval = heartbeatInterval
+        self.security = security
     }
 }
 
@@ -170,8 +176,9 @@ public final class ChunkMaster: Sendable {
     }
 
     /// The HTTP API.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<SpeedyRequestContext> {
+        let router = Router(context: SpeedyRequestContext.self)
+        configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
         router.post("/v1/heartbeat") { request, _ in
             let report = try await request.decodeJSON(HeartbeatReport.self)
             guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
@@ -217,7 +224,8 @@ public final class ChunkMaster: Sendable {
     public func run() async throws {
         let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
         try await HTTPServer.run(
-            role: "chunkmaster", router: router(), listen: configuration.listen, services: [expiry], logger: logger
+            role: "chunkmaster", router: router(), listen: configuration.listen, transport: configuration.security.transport,
+            services: [expiry], logger: logger
         ) { bound in
             self.advertised.withLock { $0 = bound }
         }

@@ -16,7 +16,7 @@ struct ChunkRoutes: Sendable {
 
     static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<SpeedyRequestContext>) {
         router.put("/v1/chunks/{group}/{fileId}") { request, context in try await put(request, context) }
         router.get("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: false) }
         router.head("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: true) }
@@ -26,7 +26,7 @@ struct ChunkRoutes: Sendable {
         router.get("/v1/health") { _, _ in "ok\n" }
     }
 
-    private func key(_ context: BasicRequestContext) throws -> ChunkKey {
+    private func key(_ context: SpeedyRequestContext) throws -> ChunkKey {
         let groupText = context.parameters.get("group") ?? ""
         guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
         guard requested == group else {
@@ -37,7 +37,7 @@ struct ChunkRoutes: Sendable {
         return ChunkKey(group: group, fileId: fileId)
     }
 
-    private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func put(_ request: Request, _ context: SpeedyRequestContext) async throws -> Response {
         let key = try key(context)
         let declared = request.headers[.contentLength].flatMap { Int($0) }
         if let declared, declared > maxChunkBytes {
@@ -79,7 +79,7 @@ struct ChunkRoutes: Sendable {
         return response
     }
 
-    private func get(_ request: Request, _ context: BasicRequestContext, head: Bool) async throws -> Response {
+    private func get(_ request: Request, _ context: SpeedyRequestContext, head: Bool) async throws -> Response {
         let key = try key(context)
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
@@ -113,7 +113,7 @@ struct ChunkRoutes: Sendable {
         }
     }
 
-    private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func delete(_ request: Request, _ context: SpeedyRequestContext) async throws -> Response {
         let key = try key(context)
         do {
             try await store.delete(key)
@@ -123,7 +123,7 @@ struct ChunkRoutes: Sendable {
         return Response(status: .noContent)
     }
 
-    private func list(_ request: Request, _ context: BasicRequestContext) throws -> Response {
+    private func list(_ request: Request, _ context: SpeedyRequestContext) throws -> Response {
         let groupText = context.parameters.get("group") ?? ""
         guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
         guard requested == group else {

@@ -21,7 +21,7 @@ public enum ChunkServer {
         // server recovering rather than a silent one.
         let initializing = Task {
             let hello = HeartbeatReport.initializing(
-                serverId: serverId, group: configuration.group, addr: configuration.listen.description)
+                serverId: serverId, group: configuration.group, addr: (configuration.advertise ?? configuration.listen).description)
             while !Task.isCancelled {
                 _ = try? await master.heartbeat(hello)
                 try? await Task.sleep(for: configuration.heartbeatInterval)
@@ -40,7 +40,7 @@ public enum ChunkServer {
             "store open: \(r.chunks) chunks in \(r.volumes) volumes, \(r.recordsScanned) records scanned, checkpoint \(r.usedCheckpoint ? "used" : "absent"), \(r.tornTails) torn tails dropped, \(r.corruptRecords) corrupt"
         )
         let counters = TrafficCounters()
-        let advertised = Mutex(configuration.listen)
+        let advertised = Mutex(configuration.advertise ?? configuration.listen)
 
         @Sendable func report() -> HeartbeatReport {
             let usage = store.usage()
@@ -60,7 +60,8 @@ public enum ChunkServer {
                 uptimeMs: UInt64((ContinuousClock.now - started).milliseconds))
         }
 
-        let router = Router()
+        let router = Router(context: SpeedyRequestContext.self)
+        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger)
         ChunkRoutes(
             store: store, group: configuration.group, counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes
@@ -81,10 +82,10 @@ public enum ChunkServer {
         }
         do {
             try await HTTPServer.run(
-                role: "chunkserver", router: router, listen: configuration.listen,
+                role: "chunkserver", router: router, listen: configuration.listen, transport: configuration.security.transport,
                 services: [heartbeat, checkpointer], logger: logger
             ) { bound in
-                advertised.withLock { $0 = bound }
+                advertised.withLock { $0 = configuration.advertise ?? bound }
                 listening.withLock { $0 = true }
             }
         } catch {

@@ -1,4 +1,5 @@
 import ChunkStorage
+import ServerSupport
 import SpeedyCore
 
 /// Everything `speedy chunkserver` needs to run.
@@ -17,13 +18,19 @@ public struct ChunkServerConfiguration: Sendable {
     public var checkpointInterval: Duration
     /// The storage engine's settings (its directory is the data directory).
     public var store: VolumeStoreConfiguration
+    /// The cluster secret and TLS.
+    public var security: RoleSecurity
+    /// The address told to the master, when it differs from `listen` (a wildcard or NAT).
+    public var advertise: HostPort?
 
     /// Creates a configuration.
     public init(
         listen: HostPort, masterURL: String, group: UInt32, serverId: String? = nil,
         heartbeatInterval: Duration = .seconds(1), checkpointInterval: Duration = .seconds(30),
-        store: VolumeStoreConfiguration
+        store: VolumeStoreConfiguration, security: RoleSecurity, advertise: HostPort? = nil
     ) {
+        self.security = security
+        self.advertise = advertise
         self.listen = listen
         self.masterURL = masterURL
         self.group = group

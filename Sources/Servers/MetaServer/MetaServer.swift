@@ -10,11 +10,14 @@ public struct MetaServerConfiguration: Sendable {
     public var listen: HostPort
     /// Directory for `meta.sqlite`.
     public var dataDirectory: String
+    /// The cluster secret and TLS.
+    public var security: RoleSecurity
 
     /// Creates a configuration.
-    public init(listen: HostPort, dataDirectory: String) {
+    public init(listen: HostPort, dataDirectory: String, security: RoleSecurity) {
         self.listen = listen
         self.dataDirectory = dataDirectory
+        self.security = security
     }
 }
 
@@ -25,12 +28,17 @@ public enum MetaServer {
         let logger = makeLogger(label: "speedy.metaserver")
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
-        try await HTTPServer.run(role: "metaserver", router: router(store: store), listen: configuration.listen, logger: logger)
+        try await HTTPServer.run(
+            role: "metaserver", router: router(store: store, security: configuration.security, logger: logger),
+            listen: configuration.listen, transport: configuration.security.transport, logger: logger)
     }
 
-    /// The HTTP API over any store (tests serve a store in-process with it).
-    public static func router(store: some MetadataStore) -> Router<BasicRequestContext> {
-        let router = Router()
+    /// The HTTP API over any store (tests serve a store in-process with it), behind the cluster secret.
+    public static func router(
+        store: some MetadataStore, security: RoleSecurity, logger: Logger = Logger(label: "speedy.metaserver")
+    ) -> Router<SpeedyRequestContext> {
+        let router = Router(context: SpeedyRequestContext.self)
+        security.guardRoutes(router, role: "metaserver", logger: logger)
         router.middlewares.add(MetadataErrorMiddleware())
 
         router.get("/v1/blobs/{digest}") { request, context in
@@ -128,7 +136,7 @@ public enum MetaServer {
         return name
     }
 
-    private static func digest(_ context: BasicRequestContext) throws -> Digest {
+    private static func digest(_ context: SpeedyRequestContext) throws -> Digest {
         let text = context.parameters.get("digest") ?? ""
         guard let digest = Digest(parsing: text) else { throw MetadataError.invalid("'\(text)' is not a digest") }
         return digest
@@ -137,7 +145,7 @@ public enum MetaServer {
 
 /// Answers every ``SpeedyCore/MetadataError`` with its status and wire body.
 struct MetadataErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = SpeedyRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

@@ -1,6 +1,9 @@
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import SpeedyCore
 import UnixSignals
@@ -8,25 +11,27 @@ import UnixSignals
 /// Runs a role's HTTP API with its background services until SIGINT or SIGTERM, then shuts
 /// everything down in order (the HTTP server first, so no request is cut mid-way).
 public enum HTTPServer {
-    /// Starts `router` on `listen` next to `services`.
+    /// Starts `router` on `listen` next to `services`, over TLS when `transport` has a certificate.
     ///
     /// - Parameter onListening: called with the bound address once the socket is listening
     ///   (with port 0 the system picks the port, and this is how the role learns it).
-    public static func run(
+    public static func run<Context: RequestContext>(
         role: String,
-        router: Router<BasicRequestContext>,
+        router: Router<Context>,
         listen: HostPort,
+        transport: ServerTransport = ServerTransport(),
         services: [any Service] = [],
         logger: Logger,
         onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }
-    ) async throws {
+    ) async throws where Context.Source == ApplicationRequestContextSource {
         let app = Application(
             router: router,
+            server: try transport.serverBuilder(),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "speedy-\(role)"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? listen.port
                 let bound = HostPort(host: listen.host, port: port)
-                logger.notice("speedy \(role) listening on \(bound)")
+                logger.notice("speedy \(role) listening on \(bound)\(transport.tls == nil ? "" : " (TLS)")")
                 await onListening(bound)
             },
             logger: logger
@@ -39,6 +44,41 @@ public enum HTTPServer {
         configuration.maximumGracefulShutdownDuration = .seconds(10)
         let group = ServiceGroup(configuration: configuration)
         try await group.run()
+    }
+}
+
+/// How a role's HTTP server meets its clients: TLS or not, and how long an idle keep-alive
+/// connection may stay open.
+public struct ServerTransport: Sendable {
+    /// PEM files of the certificate chain and its private key.
+    public struct TLSFiles: Sendable, Equatable {
+        public var certificate: String
+        public var key: String
+        public init(certificate: String, key: String) {
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
+    /// Serve HTTPS with these files; nil serves plain HTTP.
+    public var tls: TLSFiles?
+    /// A connection with no request in progress for this long is closed (so idle sockets cannot
+    /// pile up); a slow request body is bounded separately, by the role.
+    public var idleTimeout: Duration
+
+    /// Creates a transport; the defaults serve plain HTTP and close connections idle for 60 s.
+    public init(tls: TLSFiles? = nil, idleTimeout: Duration = .seconds(60)) {
+        self.tls = tls
+        self.idleTimeout = idleTimeout
+    }
+
+    func serverBuilder() throws -> HTTPServerBuilder {
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout.milliseconds) * 1_000_000)))
+        guard let tls else { return http1 }
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
+        let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        return try .tls(http1, tlsConfiguration: configuration)
     }
 }
 

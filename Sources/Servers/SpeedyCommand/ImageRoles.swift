@@ -17,8 +17,11 @@ struct MetaServerCommand: AsyncParsableCommand {
     @Option(help: "Directory for the metaserver's database.")
     var data = "./speedy-data/meta"
 
+    @OptionGroup var security: RoleSecurityOptions
+
     func run() async throws {
-        try await MetaServer.run(.init(listen: listen, dataDirectory: data))
+        let security = try security.resolve(role: "metaserver", masterURL: nil)
+        try await MetaServer.run(.init(listen: listen, dataDirectory: data, security: security))
     }
 }
 
@@ -47,6 +50,8 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: "Chunk bytes held in memory at once across all requests.")
     var memoryBudget = SizeArgument(bytes: 96 << 20)
 
+    @OptionGroup var security: RoleSecurityOptions
+
     func validate() throws {
         guard chunkSize.bytes >= 64 << 10, chunkSize.bytes <= 16 << 20 else {
             throw ValidationError("--chunk-size must be between 64 KiB and 16 MiB (the chunkservers' default limit)")
@@ -55,9 +60,12 @@ struct ImageServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await ImageServer.run(
-            .init(
-                listen: listen, masterURL: MasterLocation.resolve(flag: master), metaURL: MasterLocation.normalize(meta),
-                chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes)))
+        let masterURL = MasterLocation.resolve(flag: master)
+        let security = try security.resolve(role: "imageserver", masterURL: masterURL)
+        var configuration = ImageServerConfiguration(
+            listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta),
+            chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))
+        configuration.transport = security.transport
+        try await ImageServer.run(configuration)
     }
 }

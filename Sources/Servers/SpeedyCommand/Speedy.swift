@@ -51,13 +51,17 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat before a chunkserver counts as down.")
     var downAfter: Double = 3
 
+    @OptionGroup var security: RoleSecurityOptions
+
     func validate() throws {
-        guard downAfter > 0 else { throw ValidationError("--down-after must be greater than 0") }
+        guard downAfter > 0, downAfter < 86_400 else { throw ValidationError("--down-after must be between 0 and 86400 seconds") }
     }
 
     func run() async throws {
+        let security = try security.resolve(role: "chunkmaster", masterURL: nil)
         let master = try ChunkMaster(
-            configuration: .init(listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000))),
+            configuration: .init(
+                listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security),
             logger: makeLogger(label: "speedy.chunkmaster"))
         try await master.run()
     }
@@ -83,6 +87,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = HostPort(host: "127.0.0.1", port: 7657)
 
+    @Option(help: "Address the master and clients reach this server at, HOST:PORT (default: --listen; needed when listening on 0.0.0.0).")
+    var advertise: HostPort?
+
     @Option(help: "Data directory (volume files, index checkpoint, server id).")
     var data: String
 
@@ -104,22 +111,32 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats.")
     var heartbeatInterval: Double = 1
 
+    @OptionGroup var security: RoleSecurityOptions
+
     func validate() throws {
         guard maxChunk.bytes > 0, maxChunk.bytes <= UInt64(UInt32.max) else { throw ValidationError("--max-chunk must be between 1 byte and 4 GiB") }
         guard volumeSize.bytes >= UInt64(RecordFormatLimits.minimumVolume(maxChunk: Int(maxChunk.bytes))) else {
             throw ValidationError("--volume-size must hold at least one chunk of --max-chunk (\(ByteSize.format(maxChunk.bytes)))")
         }
-        guard heartbeatInterval > 0 else { throw ValidationError("--heartbeat-interval must be greater than 0") }
+        guard heartbeatInterval > 0, heartbeatInterval < 3600 else {
+            throw ValidationError("--heartbeat-interval must be between 0 and 3600 seconds")
+        }
+        if let advertise, advertise.port == 0 || ["0.0.0.0", "::"].contains(advertise.host) {
+            throw ValidationError("--advertise must be an address others can reach, with a port")
+        }
     }
 
     func run() async throws {
+        let masterURL = MasterLocation.resolve(flag: master)
+        let security = try security.resolve(role: "chunkserver", masterURL: masterURL)
         let store = VolumeStoreConfiguration(
             directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
             reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)
         try await ChunkServer.run(
             .init(
-                listen: listen, masterURL: MasterLocation.resolve(flag: master), group: group, serverId: id,
-                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store))
+                listen: listen, masterURL: masterURL, group: group, serverId: id,
+                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store, security: security,
+                advertise: advertise))
     }
 }
 

@@ -13,6 +13,9 @@ struct Up: AsyncParsableCommand {
             chunkservers from --chunkserver-port (7657) upward, the metaserver on --meta-port (8100) \
             and the registry (imageserver) on --registry-port (6788). Data lives under --data, one \
             directory per role, so starting again on the same directory keeps everything. \
+            The internal APIs ask for the cluster secret in DATA/cluster-secret (made on first start, \
+            mode 0600); chunktool, transfer and speedy-console run from the same directory find it \
+            there. A role that exits unexpectedly is restarted, with a growing pause between tries. \
             Ctrl-C or SIGTERM stops every child cleanly.
             """
     )
@@ -58,7 +61,15 @@ struct Up: AsyncParsableCommand {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let root = URL(fileURLWithPath: data).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let supervisor = Supervisor(executable: executable)
+        let secretPath = root + "/cluster-secret"
+        let secret: ClusterSecret
+        do {
+            secret = try ClusterSecret.loadOrCreate(path: secretPath)
+        } catch {
+            throw ValidationError("cannot set up the cluster secret: \(error)")
+        }
+        try ClusterTransport.configure(secret: secret)
+        let supervisor = Supervisor(executable: executable, commonArguments: ["--cluster-secret-file", secretPath])
         let masterURL = "http://127.0.0.1:\(masterPort)"
 
         try supervisor.start(
@@ -93,6 +104,7 @@ struct Up: AsyncParsableCommand {
         say("  chunkmaster   \(masterURL)")
         say("  metaserver    \(metaURL)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
+        say("  cluster secret \(secretPath)   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
         say("Try: skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")
         say("     SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
         await supervisor.waitForStopSignal()
@@ -110,29 +122,83 @@ struct Up: AsyncParsableCommand {
     }
 }
 
-/// Starts and stops the child processes of `speedy up`.
+/// Starts, restarts and stops the child processes of `speedy up`.
+///
+/// A child that exits while the cluster is not stopping is started again after a pause that
+/// doubles with each quick failure (1 s up to 30 s) and resets once a child has run for a minute,
+/// so a role that crashes is back in seconds and one that cannot start does not spin.
 final class Supervisor: @unchecked Sendable {
+    private struct Child {
+        var name: String
+        var arguments: [String]
+        var process: Process
+        var startedAt: Date
+        var backoff: Double
+    }
+
     private let executable: String
+    private let commonArguments: [String]
     private let lock = NSLock()
-    private var children: [(name: String, process: Process)] = []
+    private var children: [Child] = []
     private var stopping = false
     private var signalSources: [any DispatchSourceSignal] = []
 
-    init(executable: String) { self.executable = executable }
+    static let firstBackoff = 1.0
+    static let maximumBackoff = 30.0
+    /// A child that ran this long before exiting is restarted after the first pause again.
+    static let stableAfter = 60.0
+
+    /// - Parameter commonArguments: appended to every child's arguments (the secret file).
+    init(executable: String, commonArguments: [String] = []) {
+        self.executable = executable
+        self.commonArguments = commonArguments
+    }
 
     func start(name: String, arguments: [String]) throws {
+        let process = try launch(name: name, arguments: arguments)
+        lock.withLock {
+            children.append(Child(name: name, arguments: arguments, process: process, startedAt: Date(), backoff: Self.firstBackoff))
+        }
+    }
+
+    private func launch(name: String, arguments: [String]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.terminationHandler = { [weak self] process in
-            guard let self else { return }
-            let stopping = self.lock.withLock { self.stopping }
-            if !stopping {
-                say("speedy up: \(name) exited (status \(process.terminationStatus)); the rest keep running")
-            }
-        }
+        process.arguments = arguments + commonArguments
+        process.terminationHandler = { [weak self] process in self?.exited(name: name, status: process.terminationStatus) }
         try process.run()
-        lock.withLock { children.append((name, process)) }
+        return process
+    }
+
+    /// Called when a child exits: unless the cluster is stopping, restart it after its pause.
+    private func exited(name: String, status: Int32) {
+        let pause: Double? = lock.withLock {
+            guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return nil }
+            if Date().timeIntervalSince(children[index].startedAt) >= Self.stableAfter { children[index].backoff = Self.firstBackoff }
+            let pause = children[index].backoff
+            children[index].backoff = min(pause * 2, Self.maximumBackoff)
+            return pause
+        }
+        guard let pause else { return }
+        say("speedy up: \(name) exited unexpectedly (status \(status)); restarting it in \(Int(pause)) s")
+        DispatchQueue.global().asyncAfter(deadline: .now() + pause) { [weak self] in self?.restart(name: name) }
+    }
+
+    private func restart(name: String) {
+        guard let arguments = lock.withLock({ stopping ? nil : children.first(where: { $0.name == name })?.arguments }) else { return }
+        do {
+            let process = try launch(name: name, arguments: arguments)
+            let stillWanted = lock.withLock {
+                guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return false }
+                children[index].process = process
+                children[index].startedAt = Date()
+                return true
+            }
+            // Stopping began while it was launching: it must not outlive the cluster.
+            if !stillWanted { kill(process.processIdentifier, SIGTERM) } else { say("speedy up: \(name) restarted (pid \(process.processIdentifier))") }
+        } catch {
+            say("speedy up: cannot restart \(name): \(error)")
+        }
     }
 
     /// Returns on SIGINT or SIGTERM.

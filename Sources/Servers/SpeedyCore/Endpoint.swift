@@ -31,7 +31,7 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// `http://HOST:PORT`.
-    public var httpURL: String { "http://\(description)" }
+    public var httpURL: String { "\(ClusterTransport.internalScheme)://\(description)" }
 }
 
 /// Where client commands find the chunkmaster: `--master`, else `SPEEDY_MASTER`, else the default.
@@ -49,9 +49,10 @@ public enum MasterLocation {
         return normalize(raw)
     }
 
-    /// Turns `host:port` into `http://host:port` and drops trailing slashes.
+    /// Turns `host:port` into `http://host:port` (`https://` when the cluster speaks TLS, see
+    /// ``ClusterTransport``) and drops trailing slashes.
     public static func normalize(_ raw: String) -> String {
-        var url = raw.contains("://") ? raw : "http://\(raw)"
+        var url = raw.contains("://") ? raw : "\(ClusterTransport.internalScheme)://\(raw)"
         while url.hasSuffix("/") { url.removeLast() }
         return url
     }

@@ -41,8 +41,19 @@ public func couldNotRun(_ message: String) -> ExitCode {
 
 /// The part of a service error a person needs: the server's own message when it sent one.
 public func reason(_ error: ServiceError) -> String {
+    if error.httpStatus == 401 { return explain(error) }
     if case .status(_, _, let body?) = error { return body.message }
     return error.description
+}
+
+/// A service error with what to do about it, for the ones a person can fix (a missing secret).
+public func explain(_ error: ServiceError) -> String {
+    guard error.httpStatus == 401 else { return error.description }
+    let hint =
+        ClusterTransport.secret == nil
+        ? "no cluster secret was given: use --cluster-secret-file, SPEEDY_CLUSTER_SECRET_FILE, or run from the directory holding speedy up's speedy-data/"
+        : "the cluster secret given is not this cluster's"
+    return "\(error.description) (\(hint))"
 }
 
 /// Prints `value` as pretty JSON on standard output.
@@ -55,7 +66,14 @@ public struct MasterOptions: ParsableArguments {
     @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
     public var master: String?
 
+    @OptionGroup public var cluster: ClusterOptions
+
     public init() {}
+
+    /// Sets up the secret and TLS before any client is made (ArgumentParser calls this after parsing).
+    public func validate() throws {
+        try cluster.configure(masterURL: url)
+    }
 
     /// The master's URL after flag, environment and default.
     public var url: String { MasterLocation.resolve(flag: master) }
@@ -67,7 +85,7 @@ public struct MasterOptions: ParsableArguments {
         do {
             return try await client.snapshot()
         } catch {
-            throw couldNotRun("\(error)")
+            throw couldNotRun(explain(error))
         }
     }
 

@@ -9,8 +9,8 @@ public struct ChunkServerClient: Sendable {
     public let service: ServiceClient
 
     /// Creates a client for the chunkserver at `baseURL` (`http://host:port` or `host:port`).
-    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(30), secret: ClusterSecret? = ClusterTransport.secret) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
     }
 
     /// Stores a chunk; returns once every byte is durable on the chunkserver's disk.

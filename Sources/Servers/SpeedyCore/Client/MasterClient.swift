@@ -9,8 +9,8 @@ public struct MasterClient: Sendable {
     public let service: ServiceClient
 
     /// Creates a client for the master at `baseURL`.
-    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(5)) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(5), secret: ClusterSecret? = ClusterTransport.secret) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
     }
 
     /// Whether the master answers its health check.

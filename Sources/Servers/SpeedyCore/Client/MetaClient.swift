@@ -9,8 +9,8 @@ public struct MetaClient: MetadataStore {
     public let service: ServiceClient
 
     /// Creates a client for the metaserver at `baseURL`.
-    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(10)) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout)
+    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10), secret: ClusterSecret? = ClusterTransport.secret) {
+        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
     }
 
     /// The body of `POST /v1/uploads/{id}/append`.

@@ -43,12 +43,18 @@ public struct ServiceClient: Sendable {
     public let http: HTTPClient
     /// Per-request timeout.
     public let timeout: TimeAmount
+    /// The cluster secret sent with every request (internal APIs refuse requests without it).
+    public let secret: ClusterSecret?
 
-    /// Creates a client for one peer.
-    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(10)) {
+    /// Creates a client for one peer; by default with the process's ``ClusterTransport`` settings.
+    public init(
+        baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10),
+        secret: ClusterSecret? = ClusterTransport.secret
+    ) {
         self.baseURL = MasterLocation.normalize(baseURL)
         self.http = http
         self.timeout = timeout
+        self.secret = secret
     }
 
     /// Sends a request and returns status, headers and the whole body (bounded by `limit`).
@@ -59,6 +65,7 @@ public struct ServiceClient: Sendable {
         let url = baseURL + path
         var request = HTTPClientRequest(url: url)
         request.method = method
+        if let secret { request.headers.add(name: "Authorization", value: secret.authorization) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.body = .bytes(body)

@@ -1,0 +1,33 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import SpeedyCore
+
+/// Refuses every request to an internal API that does not carry the cluster secret, with 401
+/// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health` stays open so load
+/// balancers and supervisors can probe without the secret; it says nothing but "ok".
+public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
+    let secret: ClusterSecret
+    let logger: Logger
+
+    /// The paths answered without the secret.
+    public static var openPaths: Set<String> { ["/v1/health"] }
+
+    /// Guards a router with `secret`.
+    public init(secret: ClusterSecret, logger: Logger) {
+        self.secret = secret
+        self.logger = logger
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if Self.openPaths.contains(request.uri.path) || secret.isCarried(by: request.headers[.authorization]) {
+            return try await next(request, context)
+        }
+        let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"
+        logger.warning("refused \(request.method) \(request.uri.path) from \(context.clientAddress): \(why)")
+        var response = try APIError(.unauthorized, code: "UNAUTHORIZED", "this API needs the cluster secret (Authorization: Bearer)")
+            .response(from: request, context: context)
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"speedy-cluster\""
+        return response
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import ServerSupport
+import SpeedyCore
+import ToolSupport
+
+/// The options every internal role shares: the cluster secret its API demands (and sends to its
+/// peers), TLS for its port, and the CA it trusts for its peers'.
+struct RoleSecurityOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "File holding the cluster secret every internal API asks for (default: $SPEEDY_CLUSTER_SECRET_FILE). `speedy up` makes one in its data directory.",
+            valueName: "path"))
+    var clusterSecretFile: String?
+
+    @Flag(help: "Run without a cluster secret: anyone who can reach the port can change the cluster. For experiments only.")
+    var insecure = false
+
+    @Option(help: ArgumentHelp("PEM certificate chain: serve this role's API over TLS.", valueName: "path"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "path"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("PEM file of a private CA to trust for the cluster's TLS peers.", valueName: "path"))
+    var ca: String?
+
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        if insecure, clusterSecretFile != nil { throw ValidationError("--insecure and --cluster-secret-file exclude each other") }
+    }
+
+    /// The secret file after the flag and the environment.
+    var secretPath: String? {
+        clusterSecretFile ?? ProcessInfo.processInfo.environment["SPEEDY_CLUSTER_SECRET_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Loads the secret (refusing to go on without one unless --insecure), sets up how this process
+    /// calls its peers, and returns how its own port is protected.
+    /// - Parameter masterURL: the master this role talks to; `https://` there means the whole
+    ///   cluster speaks TLS.
+    func resolve(role: String, masterURL: String?) throws -> RoleSecurity {
+        var secret: ClusterSecret?
+        if let path = secretPath {
+            do {
+                secret = try ClusterSecret.load(path: path)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        } else if !insecure {
+            throw ValidationError(
+                "the \(role) needs the cluster secret: pass --cluster-secret-file FILE (or set SPEEDY_CLUSTER_SECRET_FILE); make one with `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE`, or pass --insecure to run unprotected"
+            )
+        }
+        let tls = tlsCert.map { ServerTransport.TLSFiles(certificate: $0, key: tlsKey ?? "") }
+        let internalTLS = masterURL.map { $0.hasPrefix("https://") } ?? (tls != nil)
+        do {
+            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: internalTLS)
+        } catch {
+            throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
+        }
+        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls))
+    }
+}

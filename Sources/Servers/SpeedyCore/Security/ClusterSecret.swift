@@ -1,0 +1,113 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared secret every internal API (chunkserver, chunkmaster, metaserver) asks for, sent as
+/// `Authorization: Bearer <secret>`. It never appears in a log line or an error message:
+/// `description` is redacted.
+public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
+    /// The secret itself.
+    public let value: String
+
+    /// Why a secret file could not be used.
+    public enum LoadError: Error, Sendable, CustomStringConvertible {
+        /// The file could not be read.
+        case unreadable(path: String, reason: String)
+        /// The file holds fewer than ``minimumLength`` characters, or characters a header cannot carry.
+        case weak(path: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let reason): "cannot read the cluster secret file \(path): \(reason)"
+            case .weak(let path):
+                "the cluster secret in \(path) must be at least \(ClusterSecret.minimumLength) printable characters without spaces"
+            }
+        }
+    }
+
+    /// Shorter secrets are refused: a guessable secret protects nothing.
+    public static let minimumLength = 16
+
+    /// Wraps a secret; nil when it is too short or not a valid header token.
+    public init?(_ value: String) {
+        guard value.count >= Self.minimumLength, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        self.value = value
+    }
+
+    /// Reads a secret file (surrounding white space is ignored).
+    public static func load(path: String) throws(LoadError) -> ClusterSecret {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .unreadable(path: path, reason: "\(error.localizedDescription)")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let secret = ClusterSecret(text) else { throw .weak(path: path) }
+        return secret
+    }
+
+    /// 32 random bytes as hex, from the system's cryptographic generator.
+    public static func generate() -> ClusterSecret {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return ClusterSecret(bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined())!
+    }
+
+    /// Reads the secret at `path`, or makes one and writes it there with mode 0600 when the file
+    /// does not exist yet (what `speedy up` does on first start).
+    public static func loadOrCreate(path: String) throws -> ClusterSecret {
+        if FileManager.default.fileExists(atPath: path) { return try load(path: path) }
+        let secret = generate()
+        try SecretFile.write(secret.value + "\n", to: path)
+        return secret
+    }
+
+    /// `Bearer <secret>`, the `Authorization` header value.
+    public var authorization: String { "Bearer " + value }
+
+    /// Whether `header` (an `Authorization` value) carries this secret; compared in constant time.
+    public func isCarried(by header: String?) -> Bool {
+        guard let header, header.hasPrefix("Bearer ") else { return false }
+        return ConstantTime.equal(Array(header.utf8.dropFirst(7)), Array(value.utf8))
+    }
+
+    public var description: String { "ClusterSecret(redacted)" }
+}
+
+/// Writes files that hold secrets: created with mode 0600 before any byte is written, renamed
+/// into place so a reader never sees half a secret.
+public enum SecretFile {
+    /// Writes `text` to `path` readable by the owner only.
+    public static func write(_ text: String, to path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary]) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+}
+
+/// Comparison whose time does not depend on where two byte strings differ.
+public enum ConstantTime {
+    /// Whether `a` and `b` are equal; their lengths are not secret.
+    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in a.indices { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,0 +1,63 @@
+import AsyncHTTPClient
+import NIOSSL
+import Synchronization
+
+/// How this process talks to the cluster's internal APIs: the secret it sends and the private CA
+/// it trusts for `https://` peers. Set once at start-up (by a role or a tool from its flags);
+/// every ``ServiceClient`` made afterwards uses it unless told otherwise.
+public enum ClusterTransport {
+    private struct Settings {
+        var secret: ClusterSecret?
+        var caFile: String?
+        var internalTLS = false
+        var http: HTTPClient?
+    }
+
+    private static let settings = Mutex(Settings())
+
+    /// Sets the secret sent to internal APIs and the CA file trusted for TLS (nil: the system's
+    /// roots). With `internalTLS`, peers named by a bare `HOST:PORT` (chunkservers in the cluster
+    /// map) are called over `https://`.
+    public static func configure(secret: ClusterSecret?, caFile: String? = nil, internalTLS: Bool = false) throws {
+        if let caFile {
+            // Fail at start-up, with the path, rather than on the first request.
+            _ = try NIOSSLCertificate.fromPEMFile(caFile)
+        }
+        settings.withLock {
+            $0.secret = secret
+            $0.internalTLS = internalTLS
+            if $0.caFile != caFile { $0.http = nil }
+            $0.caFile = caFile
+        }
+    }
+
+    /// `https` when the cluster's internal APIs speak TLS, else `http`.
+    public static var internalScheme: String { settings.withLock { $0.internalTLS } ? "https" : "http" }
+
+    /// The secret sent to internal APIs, if any.
+    public static var secret: ClusterSecret? { settings.withLock { $0.secret } }
+
+    /// The process's shared HTTP client: `HTTPClient.shared`, or one that also trusts the CA.
+    public static var http: HTTPClient {
+        settings.withLock { state in
+            guard let caFile = state.caFile else { return HTTPClient.shared }
+            if let client = state.http { return client }
+            var configuration = HTTPClient.Configuration()
+            applyTLS(to: &configuration, caFile: caFile)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            state.http = client
+            return client
+        }
+    }
+
+    /// Makes `configuration` trust the configured CA (no change without one).
+    public static func applyTLS(to configuration: inout HTTPClient.Configuration) {
+        if let caFile = settings.withLock({ $0.caFile }) { applyTLS(to: &configuration, caFile: caFile) }
+    }
+
+    private static func applyTLS(to configuration: inout HTTPClient.Configuration, caFile: String) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(caFile)
+        configuration.tlsConfiguration = tls
+    }
+}

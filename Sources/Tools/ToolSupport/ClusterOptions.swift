@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import SpeedyCore
+
+/// How a client command reaches the cluster's internal APIs: the secret file and the private CA.
+/// Parsing them configures ``SpeedyCore/ClusterTransport`` for the whole process.
+public struct ClusterOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "File holding the cluster secret (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists).",
+            valueName: "path"))
+    public var clusterSecretFile: String?
+
+    @Option(help: ArgumentHelp("PEM file of the private CA that signed the cluster's TLS certificates.", valueName: "path"))
+    public var ca: String?
+
+    public init() {}
+
+    /// Where `speedy up` keeps the secret of a cluster started in the current directory.
+    public static let localSecretPath = "./speedy-data/cluster-secret"
+
+    /// The secret file after flag, environment and `speedy up`'s default.
+    public static func secretPath(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let flag { return flag }
+        if let path = environment["SPEEDY_CLUSTER_SECRET_FILE"], !path.isEmpty { return path }
+        return FileManager.default.fileExists(atPath: localSecretPath) ? localSecretPath : nil
+    }
+
+    /// Loads the secret (when one is found) and sets up the process's cluster transport.
+    public func configure(masterURL: String? = nil) throws {
+        var secret: ClusterSecret?
+        if let path = Self.secretPath(flag: clusterSecretFile) {
+            do {
+                secret = try ClusterSecret.load(path: path)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+        do {
+            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: masterURL?.hasPrefix("https://") ?? false)
+        } catch {
+            throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
+        }
+    }
+
+    public func validate() throws {
+        // MasterOptions configures with the master's URL (it decides the scheme); alone, configure here.
+    }
+}
