@@ -102,16 +102,106 @@ struct RegistryPartsTests {
         #expect(try ManifestParser.parse(Array(index.utf8), contentType: nil).manifests.map(\.description) == [layer])
     }
 
-    @Test func memoryBudgetBlocksUntilReleased() async {
-        let budget = MemoryBudget(bytes: 10)
-        await budget.acquire(8)
+    @Test func memoryBudgetBlocksUntilReleased() async throws {
+        let budget = MemoryBudget(bytes: 10, perClient: 10)
+        try await budget.acquire(8, client: "a")
         let waiter = Task {
-            await budget.acquire(5)
+            try await budget.acquire(5, client: "b")
             return true
         }
         try? await Task.sleep(for: .milliseconds(50))
-        budget.release(8)
-        #expect(await waiter.value)
-        budget.release(5)
+        budget.release(8, client: "a")
+        #expect(try await waiter.value)
+        budget.release(5, client: "b")
+        #expect(budget.available == 10)
+    }
+
+    /// A request that cannot get its bytes in time is refused rather than left waiting forever,
+    /// and gets nothing.
+    @Test func memoryBudgetWaitsAtMostItsLimit() async throws {
+        let budget = MemoryBudget(bytes: 10, perClient: 10, waitLimit: .milliseconds(200))
+        try await budget.acquire(10, client: "a")
+        let started = ContinuousClock.now
+        await #expect(throws: BudgetExhausted.self) { try await budget.acquire(1, client: "b") }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        budget.release(10, client: "a")
+        #expect(budget.available == 10)
+    }
+
+    /// One client at its share waits, and others still get through.
+    @Test func memoryBudgetCapsEachClient() async throws {
+        let budget = MemoryBudget(bytes: 100, perClient: 40, waitLimit: .milliseconds(300))
+        try await budget.acquire(40, client: "greedy")
+        await #expect(throws: BudgetExhausted.self) { try await budget.acquire(1, client: "greedy") }
+        try await budget.acquire(40, client: "other")
+        #expect(budget.available == 20)
+        // A waiter held back by its own cap does not hold up a later client that fits.
+        let capped = Task { try await budget.acquire(10, client: "greedy") }
+        try? await Task.sleep(for: .milliseconds(20))
+        try await budget.acquire(10, client: "third")
+        budget.release(40, client: "greedy")
+        try await capped.value
+        #expect(budget.available == 40)
+    }
+
+    /// A reservation gives its bytes back once, whether released or dropped.
+    @Test func budgetReservationsReturnTheirBytesOnce() async throws {
+        let budget = MemoryBudget(bytes: 10, perClient: 10)
+        var reservation: BudgetReservation? = try await budget.reserve(6, client: "a")
+        reservation?.release()
+        reservation?.release()
+        #expect(budget.available == 10)
+        reservation = try await budget.reserve(6, client: "a")
+        #expect(budget.available == 4)
+        reservation = nil
+        #expect(budget.available == 10)
+    }
+
+    @Test func contentRangesParseWithoutOverflow() {
+        #expect(UploadContentRange(parsing: "0-99")?.length == 100)
+        #expect(UploadContentRange(parsing: "bytes 100-199/1000")?.length == 100)
+        #expect(UploadContentRange(parsing: "bytes=5-5/*")?.start == 5)
+        // The request that killed the registry: the count does not fit in 64 bits.
+        let huge = UploadContentRange(parsing: "0-18446744073709551615")
+        #expect(huge != nil && huge?.length == nil)
+        #expect(UploadContentRange(parsing: "1-18446744073709551615")?.length == UInt64.max)
+        for bad in ["", "-", "5-", "-5", "9-8", "+1-2", "1-+2", " 1-2", "1-2-3", "0-18446744073709551616", "a-b", "1-2/x", "1-2/"] {
+            #expect(UploadContentRange(parsing: bad) == nil, "\(bad)")
+        }
+    }
+
+    /// Random and mutated headers never trap, and whatever parses is consistent.
+    @Test func contentRangeParserSurvivesFuzzing() {
+        var generator = SeededGenerator(seed: 0x5eed)
+        let alphabet = Array("0123456789-/ bytes=*+".utf8)
+        let seeds = ["0-18446744073709551615", "bytes 0-99/100", "18446744073709551615-18446744073709551615"]
+        for round in 0..<20_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = Array(seeds[round % seeds.count].utf8)
+                for _ in 0..<Int.random(in: 1...4, using: &generator) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &generator)] = alphabet.randomElement(using: &generator)!
+                }
+            } else {
+                bytes = (0..<Int.random(in: 0...45, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            }
+            if let range = UploadContentRange(parsing: String(decoding: bytes, as: UTF8.self)) {
+                #expect(range.end >= range.start)
+                if let length = range.length { #expect(length == range.end - range.start + 1) }
+            }
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a fuzz failure is reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

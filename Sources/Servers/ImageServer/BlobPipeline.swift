@@ -6,11 +6,20 @@ import SpeedyCore
 
 /// Cuts a streamed request body into chunks and writes them while it reads on: the body is never
 /// held whole, SHA-256 sees every byte once, and at most `inFlight` chunk writes run per upload.
+///
+/// A chunk buffer takes its bytes from the budget as they arrive: a first slice with the first
+/// byte, the rest of the chunk once the slice is full. A client that sends one byte and stalls
+/// holds a slice, not a chunk, until the idle watchdog drops it.
 struct ChunkedUpload: Sendable {
     let io: ChunkIO
     let budget: MemoryBudget
     let chunkSize: Int
     let inFlight: Int
+    /// Whose budget share the buffers count against.
+    let client: String
+
+    /// Budget taken with a chunk's first byte.
+    static let firstSlice = 256 << 10
 
     /// What a body became.
     struct Outcome {
@@ -25,7 +34,9 @@ struct ChunkedUpload: Sendable {
         var hasher = start
         var total: UInt64 = 0
         let chunkSize = self.chunkSize
+        let firstSlice = min(Self.firstSlice, chunkSize)
         let budget = self.budget
+        let client = self.client
         let io = self.io
         return try await withThrowingTaskGroup(of: (Int, ChunkRef).self) { group in
             var written: [Int: ChunkRef] = [:]
@@ -42,7 +53,7 @@ struct ChunkedUpload: Sendable {
                         }
                     } catch {
                         // This chunk never reached a task that would give its bytes back.
-                        budget.release(reserved)
+                        budget.release(reserved, client: client)
                         throw error
                     }
                 }
@@ -50,7 +61,7 @@ struct ChunkedUpload: Sendable {
                 next += 1
                 running += 1
                 group.addTask {
-                    defer { budget.release(reserved) }
+                    defer { budget.release(reserved, client: client) }
                     do {
                         return (index, try await io.write(data))
                     } catch {
@@ -59,6 +70,7 @@ struct ChunkedUpload: Sendable {
                 }
             }
 
+            var reserved = 0
             do {
                 for try await piece in body {
                     var piece = piece
@@ -66,29 +78,34 @@ struct ChunkedUpload: Sendable {
                     total += UInt64(piece.readableBytes)
                     while piece.readableBytes > 0 {
                         if buffer == nil {
-                            await budget.acquire(chunkSize)
+                            try await budget.acquire(firstSlice, client: client)
+                            reserved = firstSlice
                             buffer = ByteBufferAllocator().buffer(capacity: chunkSize)
                         }
                         let take = min(piece.readableBytes, chunkSize - buffer!.readableBytes)
+                        if buffer!.readableBytes + take > reserved {
+                            try await budget.acquire(chunkSize - reserved, client: client)
+                            reserved = chunkSize
+                        }
                         buffer!.writeImmutableBuffer(piece.readSlice(length: take)!)
                         if buffer!.readableBytes == chunkSize {
                             let full = buffer!
                             buffer = nil
-                            try await submit(full, reserved: chunkSize)
+                            try await submit(full, reserved: reserved)
                         }
                     }
                 }
                 if let last = buffer {
                     buffer = nil
                     if last.readableBytes > 0 {
-                        try await submit(last, reserved: chunkSize)
+                        try await submit(last, reserved: reserved)
                     } else {
-                        budget.release(chunkSize)
+                        budget.release(reserved, client: client)
                     }
                 }
                 while let (i, ref) = try await group.next() { written[i] = ref }
             } catch {
-                if buffer != nil { budget.release(chunkSize) }
+                if buffer != nil { budget.release(reserved, client: client) }
                 group.cancelAll()
                 while true {
                     do {
@@ -112,6 +129,8 @@ struct ChunkedUpload: Sendable {
 struct BlobStream: Sendable {
     let io: ChunkIO
     let budget: MemoryBudget
+    /// Whose budget share the fetched chunks count against.
+    let client: String
 
     /// The part of one chunk a response needs.
     struct Piece: Sendable {
@@ -135,38 +154,39 @@ struct BlobStream: Sendable {
         return pieces
     }
 
-    func write(_ pieces: [Piece], to writer: inout any ResponseBodyWriter) async throws {
+    /// Sends `pieces`; `first` holds the budget for the first piece when the handler took it
+    /// before answering (so that a busy imageserver says 503 rather than cutting a 200 short).
+    func write(_ pieces: [Piece], first: BudgetReservation?, to writer: inout any ResponseBodyWriter) async throws {
         let io = self.io
         let budget = self.budget
-        func fetch(_ piece: Piece) -> Task<Result<ByteBuffer, ChunkIOError>, Never> {
+        let client = self.client
+        func fetch(_ piece: Piece, _ reservation: BudgetReservation?) -> Task<(ByteBuffer, BudgetReservation), any Error> {
             Task {
-                await budget.acquire(Int(piece.ref.length))
-                do throws(ChunkIOError) {
-                    return .success(try await io.read(piece.ref))
+                let held: BudgetReservation
+                if let reservation { held = reservation } else { held = try await budget.reserve(Int(piece.ref.length), client: client) }
+                do {
+                    return (try await io.read(piece.ref), held)
                 } catch {
-                    budget.release(Int(piece.ref.length))
-                    return .failure(error)
+                    held.release()
+                    throw error
                 }
             }
         }
-        var pending = pieces.first.map(fetch)
+        var pending = pieces.first.map { fetch($0, first) }
         var index = 0
         // Whatever is fetched but not sent goes back to the budget, however this ends.
         defer {
             if let pending {
-                let length = Int(pieces[index].ref.length)
-                Task {
-                    if case .success = await pending.value { budget.release(length) }
-                }
+                pending.cancel()
+                Task { (try? await pending.value)?.1.release() }
             }
         }
         while let current = pending {
             let piece = pieces[index]
-            let result = await current.value
             pending = nil
-            let data = try result.get()
-            if index + 1 < pieces.count { pending = fetch(pieces[index + 1]) }
-            defer { budget.release(Int(piece.ref.length)) }
+            let (data, held) = try await current.value
+            defer { held.release() }
+            if index + 1 < pieces.count { pending = fetch(pieces[index + 1], nil) }
             index += 1
             try await writer.write(data.getSlice(at: data.readerIndex + piece.start, length: piece.length)!)
         }

@@ -6,7 +6,7 @@ import SpeedyCore
 
 extension RegistryAPI {
     /// `GET|HEAD /v2/<name>/blobs/<digest>`, with Range.
-    func getBlob(_ request: Request, name: String, digest text: String, head: Bool) async throws -> Response {
+    func getBlob(_ request: Request, _ context: RegistryRequestContext, name: String, digest text: String, head: Bool) async throws -> Response {
         let digest = try digest(text)
         guard let blob = try await meta.blob(digest, in: name) else { throw OCIError.blobUnknown(digest.description) }
         var headers = HTTPFields()
@@ -34,10 +34,15 @@ extension RegistryAPI {
         }
         let length = blob.size == 0 ? 0 : Int(range.upperBound - range.lowerBound + 1)
         let pieces = blob.size == 0 ? [] : BlobStream.pieces(of: blob.chunks, range: range)
-        let stream = self.stream
+        let stream = stream(context)
+        // The first chunk's buffer is taken before answering: a busy imageserver says 503 here
+        // rather than cutting a 200 short.
+        var reservation: BudgetReservation?
+        if let piece = pieces.first { reservation = try await budget.reserve(Int(piece.ref.length), client: context.client) }
+        let first = reservation
         return Response(
             status: status, headers: headers,
-            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, to: &writer) })
+            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: first, to: &writer) })
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository.

@@ -17,6 +17,7 @@ public enum ImageServer {
         // Each upload talks to every member of a group at once; allow enough connections per host.
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
         httpConfiguration.timeout = .init(connect: .seconds(3), read: .seconds(60))
+        ClusterTransport.applyTLS(to: &httpConfiguration)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
 
         let master = MasterClient(baseURL: configuration.masterURL, http: http)
@@ -26,13 +27,17 @@ public enum ImageServer {
             attempts: configuration.writeAttempts, logger: logger)
         let api = RegistryAPI(
             meta: MetaClient(baseURL: configuration.metaURL, http: http), io: io,
-            budget: MemoryBudget(bytes: configuration.memoryBudget), configuration: configuration, logger: logger)
-        let router = Router()
+            budget: MemoryBudget(
+                bytes: configuration.memoryBudget, perClient: configuration.memoryPerClient, waitLimit: configuration.memoryWaitLimit),
+            configuration: configuration, logger: logger)
+        let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
+        let router = Router(context: RegistryRequestContext.self)
+        router.middlewares.add(IdleWatchdogMiddleware(watchdog: watchdog))
         api.register(on: router)
         router.get("/health") { _, _ in "ok\n" }
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
         do {
-            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, services: [refresher], logger: logger)
+            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog], logger: logger)
         } catch {
             try? await http.shutdown()
             throw error

@@ -25,6 +25,15 @@ public struct ImageServerConfiguration: Sendable {
     public var leaseSize: UInt64
     /// Groups a chunk write is tried on before the upload fails.
     public var writeAttempts: Int
+    /// TLS and connection limits of the registry port.
+    public var transport = ServerTransport()
+    /// A request whose client sends or takes nothing for this long is cut off and its buffers
+    /// given back.
+    public var clientIdleLimit: Duration = .seconds(30)
+    /// Budget bytes one client (address or user) may hold at once; nil is half the budget.
+    public var memoryPerClient: Int?
+    /// How long a request waits for budget before it is answered 503.
+    public var memoryWaitLimit: Duration = .seconds(10)
 
     /// Creates a configuration with the defaults.
     public init(

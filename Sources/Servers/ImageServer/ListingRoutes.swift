@@ -22,15 +22,18 @@ extension RegistryAPI {
 
     /// Largest page served when the client gives no `n`.
     static let defaultPage = 1000
+    /// Largest page served whatever `n` asks for.
+    static let largestPage = 10_000
 
     /// `n` and `last` of a listing, or a 400.
     private func paging(_ request: Request) throws -> (n: Int, last: String?) {
         var n = Self.defaultPage
         if let text = request.uri.queryParameters["n"] {
-            guard let value = Int(text), value >= 0 else {
-                throw OCIError(.badRequest, "PAGINATION_NUMBER_INVALID", "n must be a whole number, got '\(text)'")
+            // Digits only; any count above the largest page is that page (no overflow either way).
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw OCIError(.badRequest, "UNSUPPORTED", "n must be a whole number, got '\(text.prefix(50))'")
             }
-            n = min(value, 10_000)
+            n = text.count > 6 ? Self.largestPage : min(Int(text)!, Self.largestPage)
         }
         return (n, request.uri.queryParameters["last"].map(String.init))
     }

@@ -55,6 +55,14 @@ struct OCIError: HTTPResponseError, Sendable {
     static func sizeInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "SIZE_INVALID", message) }
     static func unsupported(_ message: String) -> OCIError { OCIError(.methodNotAllowed, "UNSUPPORTED", message) }
 
+    /// No memory for the request's buffers within the wait limit: come back shortly.
+    static func busy(_ error: BudgetExhausted) -> OCIError {
+        var answer = OCIError(
+            .serviceUnavailable, "TOOMANYREQUESTS", "the registry is at its memory limit; no buffer came free within \(error.waited); retry shortly")
+        answer.headers[.retryAfter] = "2"
+        return answer
+    }
+
     /// A storage-side failure: 507 when no group can take writes, 503 when a dependency is down.
     static func storage(_ error: ChunkIOError) -> OCIError {
         switch error {
@@ -84,7 +92,7 @@ struct OCIError: HTTPResponseError, Sendable {
 
 /// Lets handlers write `try await meta.x()` and have metadata failures answered in OCI form.
 struct OCIErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = RegistryRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
@@ -96,6 +104,8 @@ struct OCIErrorMiddleware: RouterMiddleware {
             response = try OCIError.storage(error).response(from: request, context: context)
         } catch let error as OCIError {
             response = try error.response(from: request, context: context)
+        } catch let error as BudgetExhausted {
+            response = try OCIError.busy(error).response(from: request, context: context)
         }
         response.headers[Self.apiVersion] = "registry/2.0"
         return response

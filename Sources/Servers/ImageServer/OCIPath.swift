@@ -10,6 +10,17 @@ enum OCIPath: Equatable {
     case upload(name: String, id: String)
     case referrers(name: String, digest: String)
 
+    /// The methods the API answers on this path, as an `Allow` header value.
+    var allowedMethods: String {
+        switch self {
+        case .base, .catalog, .tags, .referrers: "GET, HEAD, OPTIONS"
+        case .manifest: "GET, HEAD, PUT, DELETE, OPTIONS"
+        case .blob: "GET, HEAD, DELETE, OPTIONS"
+        case .uploads: "POST, OPTIONS"
+        case .upload: "GET, PATCH, PUT, DELETE, OPTIONS"
+        }
+    }
+
     /// Parses a request path; nil when it is not an API path.
     init?(path: String) {
         guard path.hasPrefix("/v2") else { return nil }

@@ -16,10 +16,15 @@ struct RegistryAPI: Sendable {
     let configuration: ImageServerConfiguration
     let logger: Logger
 
-    var upload: ChunkedUpload {
-        ChunkedUpload(io: io, budget: budget, chunkSize: configuration.chunkSize, inFlight: configuration.writesInFlightPerUpload)
+    /// The body reader of an upload by the request's client.
+    func upload(_ context: RegistryRequestContext) -> ChunkedUpload {
+        ChunkedUpload(
+            io: io, budget: budget, chunkSize: configuration.chunkSize, inFlight: configuration.writesInFlightPerUpload,
+            client: context.client)
     }
-    var stream: BlobStream { BlobStream(io: io, budget: budget) }
+
+    /// The blob sender of a download by the request's client.
+    func stream(_ context: RegistryRequestContext) -> BlobStream { BlobStream(io: io, budget: budget, client: context.client) }
 
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let uploadUUID = HTTPField.Name("Docker-Upload-UUID")!
@@ -27,15 +32,15 @@ struct RegistryAPI: Sendable {
     static let ociFiltersApplied = HTTPField.Name("OCI-Filters-Applied")!
     static let link = HTTPField.Name("Link")!
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<RegistryRequestContext>) {
         router.middlewares.add(OCIErrorMiddleware())
-        for method: HTTPRequest.Method in [.get, .head, .post, .put, .patch, .delete] {
+        for method: HTTPRequest.Method in [.get, .head, .post, .put, .patch, .delete, .options] {
             router.on("/v2", method: method) { request, context in try await dispatch(request, context) }
             router.on("/v2/**", method: method) { request, context in try await dispatch(request, context) }
         }
     }
 
-    private func dispatch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func dispatch(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         guard let path = OCIPath(path: request.uri.path) else {
             throw OCIError(.notFound, "NAME_UNKNOWN", "no such API endpoint: \(request.uri.path)")
         }
@@ -50,15 +55,15 @@ struct RegistryAPI: Sendable {
         case (.referrers(let name, let digest), .get):
             return try await referrers(request, name: name, digest: digest)
         case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
-            return try await getBlob(request, name: name, digest: digest, head: request.method == .head)
+            return try await getBlob(request, context, name: name, digest: digest, head: request.method == .head)
         case (.blob(let name, let digest), .delete):
             return try await deleteBlob(name: name, digest: digest)
         case (.uploads(let name), .post):
-            return try await startUpload(request, name: name)
+            return try await startUpload(request, context, name: name)
         case (.upload(let name, let id), .patch):
-            return try await patchUpload(request, name: name, id: id)
+            return try await patchUpload(request, context, name: name, id: id)
         case (.upload(let name, let id), .put):
-            return try await finishUpload(request, name: name, id: id)
+            return try await finishUpload(request, context, name: name, id: id)
         case (.upload(let name, let id), .get):
             return try await uploadStatus(name: name, id: id)
         case (.upload(let name, let id), .delete):
@@ -69,8 +74,12 @@ struct RegistryAPI: Sendable {
             return try await putManifest(request, name: name, reference: reference)
         case (.manifest(let name, let reference), .delete):
             return try await deleteManifest(name: name, reference: reference)
+        case (_, .options):
+            return Response(status: .noContent, headers: [.allow: path.allowedMethods, .contentLength: "0"])
         default:
-            throw OCIError.unsupported("\(request.method) is not supported on \(request.uri.path)")
+            var error = OCIError.unsupported("\(request.method) is not supported on \(request.uri.path)")
+            error.headers[.allow] = path.allowedMethods
+            throw error
         }
     }
 

@@ -7,7 +7,7 @@ import SpeedyCore
 extension RegistryAPI {
     /// `POST /v2/<name>/blobs/uploads/`: a mount (`?mount=&from=`), a whole blob in one request
     /// (`?digest=`), or a new upload session.
-    func startUpload(_ request: Request, name: String) async throws -> Response {
+    func startUpload(_ request: Request, _ context: RegistryRequestContext, name: String) async throws -> Response {
         let query = request.uri.queryParameters
         if let mount = query["mount"] {
             let digest = try digest(String(mount))
@@ -20,7 +20,7 @@ extension RegistryAPI {
             }
         } else if let text = query["digest"] {
             let digest = try uploadDigest(String(text))
-            let outcome = try await upload.consume(request.body, hasher: SHA256Hasher())
+            let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher())
             try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
             return try await commit(name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, hasher: outcome.hasher)
         }
@@ -29,12 +29,13 @@ extension RegistryAPI {
     }
 
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends the body (optionally with Content-Range).
-    func patchUpload(_ request: Request, name: String, id: String) async throws -> Response {
+    func patchUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let session = try await session(id, name: name)
-        let outcome = try await receive(request, into: session, name: name)
+        let outcome = try await receive(request, context, into: session, name: name)
+        let newOffset = try end(of: session, after: outcome)
         do {
             let updated = try await meta.appendUpload(
-                id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: session.offset + outcome.bytes,
+                id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: newOffset,
                 hashState: outcome.hasher.savedState)
             return uploadAccepted(name: name, session: updated, status: .accepted)
         } catch {
@@ -55,10 +56,11 @@ extension RegistryAPI {
 
     /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: appends an optional last body, checks the digest
     /// of the whole blob and makes it visible.
-    func finishUpload(_ request: Request, name: String, id: String) async throws -> Response {
+    func finishUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
         let session = try await session(id, name: name)
-        let outcome = try await receive(request, into: session, name: name)
+        let outcome = try await receive(request, context, into: session, name: name)
+        let size = try end(of: session, after: outcome)
         // Ending the session first makes this request its only finisher.
         do {
             try await meta.deleteUpload(id)
@@ -67,7 +69,7 @@ extension RegistryAPI {
             throw error
         }
         return try await commit(
-            name: name, digest: digest, size: session.offset + outcome.bytes, chunks: session.chunks + outcome.chunks,
+            name: name, digest: digest, size: size, chunks: session.chunks + outcome.chunks,
             hasher: outcome.hasher)
     }
 
@@ -88,15 +90,25 @@ extension RegistryAPI {
 
     /// Reads a PATCH or PUT body into chunks, continuing the session's hash, after checking that
     /// its Content-Range starts where the upload is and before checking that it was as long as said.
-    private func receive(_ request: Request, into session: UploadSession, name: String) async throws -> ChunkedUpload.Outcome {
+    private func receive(_ request: Request, _ context: RegistryRequestContext, into session: UploadSession, name: String) async throws -> ChunkedUpload.Outcome {
         let expected = try contentRange(request, session: session, name: name)
-        let outcome = try await upload.consume(request.body, hasher: try hasher(session))
+        let outcome = try await upload(context).consume(request.body, hasher: try hasher(session))
         if let expected, outcome.bytes != expected {
             io.discard(outcome.chunks)
             throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
         }
         try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
         return outcome
+    }
+
+    /// Where the upload stands once `outcome` is appended (checked: a sum that overflows is refused).
+    private func end(of session: UploadSession, after outcome: ChunkedUpload.Outcome) throws -> UInt64 {
+        let (end, overflow) = session.offset.addingReportingOverflow(outcome.bytes)
+        guard !overflow else {
+            io.discard(outcome.chunks)
+            throw OCIError.sizeInvalid("the upload would be larger than a blob can be")
+        }
+        return end
     }
 
     /// Checks the digest and records the blob; a mismatch discards everything written.
@@ -135,14 +147,14 @@ extension RegistryAPI {
     /// The byte count a Content-Range `a-b` promises, after checking it starts where the upload is.
     private func contentRange(_ request: Request, session: UploadSession, name: String) throws -> UInt64? {
         guard let header = request.headers[.contentRange] else { return nil }
-        let text = header.hasPrefix("bytes ") ? String(header.dropFirst(6)) : header
-        let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard bounds.count == 2, let start = UInt64(bounds[0]), let end = UInt64(bounds[1].split(separator: "/").first ?? ""), end >= start
-        else {
-            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header)'")
+        guard let range = UploadContentRange(parsing: header) else {
+            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header.prefix(100))'")
         }
-        guard start == session.offset else { throw outOfOrder(name: name, id: session.id, offset: session.offset) }
-        return end - start + 1
+        guard range.start == session.offset else { throw outOfOrder(name: name, id: session.id, offset: session.offset) }
+        guard let length = range.length else {
+            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range \(range.start)-\(range.end) covers more bytes than a blob can hold")
+        }
+        return length
     }
 
     /// Content-Length is enforced by the HTTP layer too; this names the mismatch for the client.

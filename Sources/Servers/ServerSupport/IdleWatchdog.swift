@@ -1,0 +1,190 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A request context that knows its connection, so a stalled request can be cut off.
+public protocol ChannelRequestContext: RemoteAddressRequestContext {
+    /// The connection the request came on.
+    var channel: any Channel { get }
+}
+
+/// When a request last made progress, as seen by its body reader and its response writer.
+///
+/// A request is *waiting on its client* while it reads a body piece that has not arrived or
+/// writes a piece the client does not take; only that waiting counts as idle, so a request
+/// slow on Speedy's side (a metadata call, a chunk read) is never mistaken for a stalled client.
+public final class ProgressMark: Sendable {
+    private struct State {
+        var waitingSince: ContinuousClock.Instant?
+        var expired = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates a mark for one request.
+    public init() {}
+
+    /// The request starts waiting for its client.
+    public func beginWait() { state.withLock { $0.waitingSince = .now } }
+
+    /// The client delivered (or took) a piece.
+    public func endWait() { state.withLock { $0.waitingSince = nil } }
+
+    /// Whether the watchdog cut the request off.
+    public var expired: Bool { state.withLock { $0.expired } }
+
+    /// Marks the request expired if it has waited on its client for `limit` or longer.
+    func expire(ifWaitingLongerThan limit: Duration, now: ContinuousClock.Instant) -> Bool {
+        state.withLock {
+            guard !$0.expired, let since = $0.waitingSince, now - since >= limit else { return false }
+            $0.expired = true
+            return true
+        }
+    }
+}
+
+/// A request body or response cut off because its client stopped sending or reading.
+public struct ClientIdleTimeout: Error, Sendable, CustomStringConvertible {
+    /// How long the client was silent.
+    public let limit: Duration
+    public var description: String { "the client sent or took nothing for \(limit)" }
+}
+
+/// Closes the connection of any request whose client has sent (or taken) nothing for `limit`:
+/// a body that stops arriving, or a download nobody reads, must not hold a buffer forever.
+/// One loop watches every request of the server, at a quarter of the limit.
+public final class IdleWatchdog: Service, Sendable {
+    private struct Entry {
+        var mark: ProgressMark
+        var channel: any Channel
+        var what: String
+    }
+
+    /// How long a client may be silent mid-request.
+    public let limit: Duration
+    private let logger: Logger
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    /// Creates a watchdog; add it to the role's services so its loop runs.
+    public init(limit: Duration, logger: Logger) {
+        self.limit = limit
+        self.logger = logger
+    }
+
+    /// Starts watching a request (`what` names it in the log line if it is cut off).
+    public func watch(_ mark: ProgressMark, channel: any Channel, what: String) {
+        entries.withLock { $0[ObjectIdentifier(mark)] = Entry(mark: mark, channel: channel, what: what) }
+    }
+
+    /// Stops watching a request.
+    public func unwatch(_ mark: ProgressMark) {
+        _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(mark)) }
+    }
+
+    /// Requests watched now (for tests).
+    public var watching: Int { entries.withLock { $0.count } }
+
+    /// One pass: cut off the stalled, forget the closed.
+    func sweep(now: ContinuousClock.Instant = .now) {
+        let stalled = entries.withLock { entries -> [Entry] in
+            var stalled: [Entry] = []
+            for (key, entry) in entries {
+                if entry.mark.expire(ifWaitingLongerThan: limit, now: now) {
+                    stalled.append(entry)
+                    entries[key] = nil
+                } else if !entry.channel.isActive {
+                    entries[key] = nil
+                }
+            }
+            return stalled
+        }
+        for entry in stalled {
+            logger.warning("closing the connection of \(entry.what): the client sent or took nothing for \(limit)")
+            entry.channel.close(promise: nil)
+        }
+    }
+
+    public func run() async throws {
+        let interval = max(limit / 4, .milliseconds(50))
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            sweep()
+        }
+    }
+}
+
+/// Puts every request under an ``IdleWatchdog``: its body is read, and its response written,
+/// through wrappers that mark when the request waits on its client.
+public struct IdleWatchdogMiddleware<Context: ChannelRequestContext>: RouterMiddleware {
+    let watchdog: IdleWatchdog
+
+    /// Watches requests with `watchdog`.
+    public init(watchdog: IdleWatchdog) { self.watchdog = watchdog }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let mark = ProgressMark()
+        watchdog.watch(mark, channel: context.channel, what: "\(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress)")
+        var request = request
+        request.body = RequestBody(asyncSequence: WatchedRequestBody(base: request.body, mark: mark, limit: watchdog.limit))
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            watchdog.unwatch(mark)
+            throw error
+        }
+        let body = response.body
+        let watchdog = self.watchdog
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            defer { watchdog.unwatch(mark) }
+            try await body.write(WatchedResponseBodyWriter(base: writer, mark: mark))
+        }
+        return response
+    }
+}
+
+/// A request body whose reads are marked; a body that ends because the watchdog closed the
+/// connection throws instead of looking complete.
+struct WatchedRequestBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let base: RequestBody
+    let mark: ProgressMark
+    let limit: Duration
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: RequestBody.AsyncIterator
+        let mark: ProgressMark
+        let limit: Duration
+
+        mutating func next() async throws -> ByteBuffer? {
+            mark.beginWait()
+            defer { mark.endWait() }
+            let piece = try await base.next()
+            if mark.expired { throw ClientIdleTimeout(limit: limit) }
+            return piece
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), mark: mark, limit: limit) }
+}
+
+/// A response writer whose writes are marked.
+struct WatchedResponseBodyWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let mark: ProgressMark
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        mark.beginWait()
+        defer { mark.endWait() }
+        try await base.write(buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        mark.beginWait()
+        defer { mark.endWait() }
+        try await base.finish(trailingHeaders)
+    }
+}
