@@ -188,12 +188,18 @@ _chunktool_status() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master)
+    non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac
@@ -226,12 +232,18 @@ _chunktool_group_list() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master)
+    non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac
@@ -241,12 +253,18 @@ _chunktool_group_add() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master)
+    non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac
@@ -279,12 +297,18 @@ _chunktool_server_list() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group)
+    non_repeating_options=(--master --cluster-secret-file --ca --group)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--group')
@@ -297,12 +321,18 @@ _chunktool_server_add() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --status)
+    non_repeating_options=(--master --cluster-secret-file --ca --group --status)
     __chunktool_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--group')
@@ -318,12 +348,18 @@ _chunktool_server_remove() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master)
+    non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac
@@ -333,12 +369,18 @@ _chunktool_server_set-status() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master)
+    non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 2
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac
@@ -348,12 +390,18 @@ _chunktool_verify() {
     repeating_flags=()
     non_repeating_flags=(--all --listings-only --json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --server --rate)
+    non_repeating_options=(--master --cluster-secret-file --ca --group --server --rate)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--group')
@@ -372,12 +420,18 @@ _chunktool_repair() {
     repeating_flags=()
     non_repeating_flags=(--dry-run --json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group)
+    non_repeating_options=(--master --cluster-secret-file --ca --group)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--group')
@@ -390,12 +444,18 @@ _chunktool_fsck() {
     repeating_flags=()
     non_repeating_flags=(--deep --json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --meta --rate)
+    non_repeating_options=(--master --cluster-secret-file --ca --meta --rate)
     __chunktool_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--meta')

@@ -165,12 +165,18 @@ _speedy-console() {
     local -a repeating_flags=()
     local -a non_repeating_flags=(-h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--master --interval)
+    local -a non_repeating_options=(--master --cluster-secret-file --ca --interval)
     __speedy-console_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--interval')

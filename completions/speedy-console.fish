@@ -20,7 +20,7 @@ function __speedy-console_parse_tokens -S
     set -l unparsed_tokens (__speedy-console_tokens -pc)
     switch $unparsed_tokens[1]
     case 'speedy-console'
-        __speedy-console_parse_subcommand 0 'master=' 'interval=' 'h/help'
+        __speedy-console_parse_subcommand 0 'master=' 'cluster-secret-file=' 'ca=' 'interval=' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __speedy-console_parse_subcommand -r 1 
@@ -78,6 +78,8 @@ end
 
 complete -c 'speedy-console' -f
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
+complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" cluster-secret-file' -l 'cluster-secret-file' -d 'File holding the cluster secret (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists).' -rfka ''
+complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" ca' -l 'ca' -d 'PEM file of the private CA that signed the cluster\'s TLS certificates.' -rfka ''
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" interval' -l 'interval' -d 'Seconds between refreshes.' -rfka ''
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_positional "speedy-console" -eq 1' -fa 'help' -d 'Show subcommand help information.'

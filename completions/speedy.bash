@@ -225,9 +225,9 @@ _speedy_up() {
 
 _speedy_chunkmaster() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --down-after)
+    non_repeating_options=(--listen --data --down-after --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -241,14 +241,26 @@ _speedy_chunkmaster() {
     '--down-after')
         return
         ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--tls-cert')
+        return
+        ;;
+    '--tls-key')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
     esac
 }
 
 _speedy_chunkserver() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval)
+    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -260,6 +272,9 @@ _speedy_chunkserver() {
         return
         ;;
     '--listen')
+        return
+        ;;
+    '--advertise')
         return
         ;;
     '--data')
@@ -283,14 +298,26 @@ _speedy_chunkserver() {
     '--heartbeat-interval')
         return
         ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--tls-cert')
+        return
+        ;;
+    '--tls-key')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
     esac
 }
 
 _speedy_metaserver() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data)
+    non_repeating_options=(--listen --data --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -301,14 +328,26 @@ _speedy_metaserver() {
     '--data')
         return
         ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--tls-cert')
+        return
+        ;;
+    '--tls-key')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
     esac
 }
 
 _speedy_imageserver() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -326,6 +365,18 @@ _speedy_imageserver() {
         return
         ;;
     '--memory-budget')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--tls-cert')
+        return
+        ;;
+    '--tls-key')
+        return
+        ;;
+    '--ca')
         return
         ;;
     esac

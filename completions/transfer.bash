@@ -165,12 +165,18 @@ _transfer() {
     local -a repeating_flags=()
     local -a non_repeating_flags=(--json -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--master --group --to --from --replaces --rate --concurrency --wait --settle)
+    local -a non_repeating_options=(--master --cluster-secret-file --ca --group --to --from --replaces --rate --concurrency --wait --settle)
     __transfer_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
         return
         ;;
     '--group')

@@ -20,7 +20,7 @@ function __transfer_parse_tokens -S
     set -l unparsed_tokens (__transfer_tokens -pc)
     switch $unparsed_tokens[1]
     case 'transfer'
-        __transfer_parse_subcommand 0 'master=' 'group=' 'to=' 'from=' 'replaces=' 'rate=' 'concurrency=' 'wait=' 'settle=' 'json' 'h/help'
+        __transfer_parse_subcommand 0 'master=' 'cluster-secret-file=' 'ca=' 'group=' 'to=' 'from=' 'replaces=' 'rate=' 'concurrency=' 'wait=' 'settle=' 'json' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __transfer_parse_subcommand -r 1 
@@ -78,6 +78,8 @@ end
 
 complete -c 'transfer' -f
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
+complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" cluster-secret-file' -l 'cluster-secret-file' -d 'File holding the cluster secret (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists).' -rfka ''
+complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" ca' -l 'ca' -d 'PEM file of the private CA that signed the cluster\'s TLS certificates.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" group' -l 'group' -d 'The group to fill.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" to' -l 'to' -d 'HOST:PORT of the new chunkserver.' -rfka ''
 complete -c 'transfer' -n '__transfer_should_offer_completions_for_flags_or_options "transfer" from' -l 'from' -d 'Server id of the member to copy from (default: the least busy RW member).' -rfka ''
