@@ -154,7 +154,8 @@ final class ClusterHarness: @unchecked Sendable {
         var chunkservers: [(name: String, addr: String, process: Process)]
     }
 
-    func startRegistry(groups: Int = 1) async throws -> Registry {
+    /// - Parameter imageserverArguments: extra flags for the imageserver (limits, timeouts).
+    func startRegistry(groups: Int = 1, imageserverArguments: [String] = []) async throws -> Registry {
         let (masterURL, _) = try startMaster()
         var servers: [(String, String, Process)] = []
         for group in 1...groups {
@@ -169,7 +170,8 @@ final class ClusterHarness: @unchecked Sendable {
         let registryPort = Self.freePort()
         try start(
             "imageserver",
-            ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
+            ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
+                + imageserverArguments)
         let master = MasterClient(baseURL: masterURL)
         let registryURL = "http://127.0.0.1:\(registryPort)"
         let ready = await eventually(within: 30) {
@@ -302,6 +304,33 @@ final class ClusterHarness: @unchecked Sendable {
             reply += buffer[0..<n]
         }
         return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// Opens a connection to `port` on loopback, sends `bytes` and leaves it open: a client that
+    /// started a request and went silent. Returns the socket (close it when done).
+    static func openStalled(port: Int, _ bytes: String) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = loopback(port: port)
+        let connected = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        let data = Array(bytes.utf8)
+        _ = data.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        return fd
+    }
+
+    /// Whether the peer has closed `fd` (a read sees end of file or a reset), without waiting.
+    static func peerClosed(_ fd: Int32) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 { continue }  // an error answer before the close
+            return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+        }
     }
 
     /// The process listening on TCP `port` on loopback (from /proc: the socket's inode in

@@ -50,6 +50,15 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: "Chunk bytes held in memory at once across all requests.")
     var memoryBudget = SizeArgument(bytes: 96 << 20)
 
+    @Option(help: ArgumentHelp("Budget bytes one client (address, or user once logged in) may hold at once (default: half the budget).", valueName: "size"))
+    var memoryPerClient: SizeArgument?
+
+    @Option(help: ArgumentHelp("Seconds a request waits for budget before it is answered 503 with Retry-After.", valueName: "seconds"))
+    var memoryWait = 10.0
+
+    @Option(help: ArgumentHelp("Seconds a client may send or take nothing mid-request before its connection is closed and its buffers freed.", valueName: "seconds"))
+    var clientIdleTimeout = 30.0
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -57,6 +66,13 @@ struct ImageServerCommand: AsyncParsableCommand {
             throw ValidationError("--chunk-size must be between 64 KiB and 16 MiB (the chunkservers' default limit)")
         }
         guard memoryBudget.bytes >= 2 * chunkSize.bytes else { throw ValidationError("--memory-budget must hold at least two chunks") }
+        if let share = memoryPerClient, share.bytes < chunkSize.bytes || share.bytes > memoryBudget.bytes {
+            throw ValidationError("--memory-per-client must hold at least one chunk and at most the whole --memory-budget")
+        }
+        guard memoryWait > 0, memoryWait <= 3600 else { throw ValidationError("--memory-wait must be between 0 and 3600 seconds") }
+        guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
+            throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
+        }
     }
 
     func run() async throws {
@@ -66,6 +82,9 @@ struct ImageServerCommand: AsyncParsableCommand {
             listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta),
             chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))
         configuration.transport = security.transport
+        configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }
+        configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))
+        configuration.clientIdleLimit = .milliseconds(Int64(clientIdleTimeout * 1000))
         try await ImageServer.run(configuration)
     }
 }

@@ -1,0 +1,206 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpeedyCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ProcessSuites {
+    /// What an attacker or a careless client can do with nothing but HTTP: every finding of the
+    /// "safe on a shared network" review, replayed against real processes.
+    @Suite("Hostile clients", .serialized)
+    struct HostileClientTests {
+        /// The registry as an anonymous client sees it (no cluster secret).
+        func anonymous(_ registry: ClusterHarness.Registry) -> ServiceClient {
+            ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), secret: nil)
+        }
+
+        func port(_ registry: ClusterHarness.Registry) -> Int { Int(registry.hostPort.split(separator: ":")[1])! }
+
+        func errorCode(_ body: ByteBuffer) -> String? {
+            guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                let errors = json["errors"] as? [[String: Any]]
+            else { return nil }
+            return errors.first?["code"] as? String
+        }
+
+        /// `0-18446744073709551615` used to trap the imageserver (`end - start + 1`); now it is a
+        /// 400 and the registry keeps serving. The other malformed numbers get the spec's codes.
+        @Test func overflowingNumbersAreRefusedAndTheRegistryKeepsServing() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = anonymous(registry)
+            let start = try await client.send(.POST, "/v2/hostile/blobs/uploads/")
+            #expect(start.status == 202)
+            let location = try #require(start.headers.first(name: "Location"))
+            for range in ["0-18446744073709551615", "bytes 0-18446744073709551615/*"] {
+                let reply = try await client.send(.PATCH, location, body: ByteBuffer(string: "x"), headers: [("Content-Range", range)])
+                #expect(reply.status == 400, "\(range): \(String(buffer: reply.body))")
+                #expect(errorCode(reply.body) == "BLOB_UPLOAD_INVALID")
+            }
+            // Not where the upload is: 416 with the upload's Range, whatever the size of the numbers.
+            let far = try await client.send(
+                .PATCH, location, body: ByteBuffer(string: "x"), headers: [("Content-Range", "18446744073709551615-18446744073709551615")])
+            #expect(far.status == 416)
+            #expect(far.headers.first(name: "Range") == "0-0")
+            for junk in ["99999999999999999999999-1", "-1-5", "a-b", "5"] {
+                let reply = try await client.send(.PATCH, location, body: ByteBuffer(string: "x"), headers: [("Content-Range", junk)])
+                #expect(reply.status == 400, "\(junk)")
+            }
+            // Listings: a huge n is capped, a bad one is a spec error code.
+            #expect(try await client.send(.GET, "/v2/_catalog?n=99999999999999999999999999").status == 200)
+            let negative = try await client.send(.GET, "/v2/_catalog?n=-1")
+            #expect(negative.status == 400)
+            #expect(errorCode(negative.body) == "UNSUPPORTED")
+            // OPTIONS says what a path takes instead of an empty 404.
+            let options = try await client.send(.OPTIONS, location)
+            #expect(options.status == 204)
+            #expect(options.headers.first(name: "Allow")?.contains("PATCH") == true)
+
+            #expect(try await client.send(.GET, "/v2/").status == 200)
+            let status = try await client.send(.GET, location)
+            #expect(status.status == 204)
+            #expect(status.headers.first(name: "Range") == "0-0")
+        }
+
+        /// 30 uploads that send one byte and go silent used to take a whole chunk buffer each and
+        /// stall every other push and pull (24 were enough). Now another client pushes and pulls
+        /// while they hang, and the idle watchdog closes them and returns what they held.
+        @Test func stalledUploadsDoNotStallOtherClients() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(imageserverArguments: ["--client-idle-timeout", "15"])
+            let client = anonymous(registry)
+            var stalled: [Int32] = []
+            var locations: [String] = []
+            defer { stalled.forEach { close($0) } }
+            for _ in 0..<30 {
+                let start = try await client.send(.POST, "/v2/stall/blobs/uploads/")
+                let location = try #require(start.headers.first(name: "Location"))
+                locations.append(location)
+                let request = "PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 4194304\r\n\r\nx"
+                stalled.append(try #require(ClusterHarness.openStalled(port: port(registry), request)))
+            }
+            try await Task.sleep(for: .milliseconds(500))
+
+            // 10 MB in three chunks, pushed and pulled back while the 30 hang.
+            let data = (0..<10_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 12)) }
+            let digest = Digest.of(data)
+            let push = try await client.send(.POST, "/v2/busy/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
+            #expect(push.status == 201, "\(String(buffer: push.body))")
+            let pull = try await client.send(.GET, "/v2/busy/blobs/\(digest)")
+            #expect(pull.status == 200)
+            #expect(Array(pull.body.readableBytesView) == data)
+            // They were all still hanging: the push and pull did not wait for them.
+            #expect(stalled.filter { ClusterHarness.peerClosed($0) }.isEmpty)
+
+            // The watchdog cuts every one off, and none of their single bytes was recorded.
+            #expect(await cluster.eventually(within: 45) { stalled.allSatisfy { ClusterHarness.peerClosed($0) } })
+            #expect(cluster.log("imageserver").contains("sent or took nothing"))
+            for location in locations.prefix(3) {
+                let status = try await client.send(.GET, location)
+                #expect(status.headers.first(name: "Range") == "0-0")
+            }
+            // The memory they held is back: a second 10 MB push goes through.
+            let again = data.map { $0 ^ 0x5a }
+            #expect(try await client.send(.POST, "/v2/busy/blobs/uploads/?digest=\(Digest.of(again))", body: ByteBuffer(bytes: again)).status == 201)
+        }
+
+        /// The routes of every internal role, read from their sources (so a new route cannot be
+        /// missed): each refuses a request without the secret or with a wrong one.
+        static func internalRoutes() throws -> [(role: String, method: HTTPMethod, path: String)] {
+            let pattern = try NSRegularExpression(pattern: #"router\.(get|post|put|delete|patch|head)\("([^"]+)""#)
+            var routes: [(String, HTTPMethod, String)] = []
+            for role in ["ChunkMaster", "ChunkServer", "MetaServer"] {
+                let directory = CompletionsTests.root + "/Sources/Servers/" + role
+                for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".swift") {
+                    let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+                    for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                        let method = String(text[Range(match.range(at: 1), in: text)!]).uppercased()
+                        var path = String(text[Range(match.range(at: 2), in: text)!])
+                        for (parameter, value) in [("{group}", "1"), ("{fileId}", "4242"), ("{id}", "x"), ("{digest}", "sha256:" + String(repeating: "0", count: 64))] {
+                            path = path.replacingOccurrences(of: parameter, with: value)
+                        }
+                        routes.append((role, HTTPMethod(rawValue: method), path))
+                    }
+                }
+            }
+            return routes
+        }
+
+        @Test func everyInternalRouteRefusesRequestsWithoutTheSecret() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let bases = ["ChunkMaster": registry.masterURL, "ChunkServer": "http://" + registry.chunkservers[0].addr, "MetaServer": registry.metaURL]
+            let routes = try Self.internalRoutes()
+            #expect(routes.count >= 30, "found only \(routes.count) routes: is the scan still matching the sources?")
+            let wrong = ClusterSecret("not-the-cluster-secret-at-all")!
+            for (role, method, path) in routes {
+                let base = bases[role]!
+                let withSecret = try await ServiceClient(baseURL: base).send(method, path)
+                if path == "/v1/health" {
+                    #expect(try await ServiceClient(baseURL: base, secret: nil).send(method, path).status == 200)
+                    continue
+                }
+                for secret in [nil, wrong] {
+                    let reply = try await ServiceClient(baseURL: base, secret: secret).send(method, path)
+                    #expect(reply.status == 401, "\(role) \(method) \(path) without the secret answered \(reply.status)")
+                    #expect(reply.headers.first(name: "WWW-Authenticate") != nil)
+                }
+                // With the secret the route is reached (whatever it makes of an empty request).
+                #expect(withSecret.status != 401, "\(role) \(method) \(path) refused the secret")
+            }
+            // Refusals are logged, and the secret is in no log.
+            let secret = try ClusterSecret.load(path: ClusterHarness.secretFile).value
+            for name in ["master", "cs1", "meta", "imageserver"] {
+                #expect(!cluster.log(name).contains(secret), "\(name)'s log holds the secret")
+            }
+            #expect(cluster.log("meta").contains("refused"))
+        }
+
+        /// The attacks of the review, each refused without the secret: a chunk rewritten on a
+        /// chunkserver, a group created and a server set OFFLINE on the master, a blob record
+        /// pointed at other chunks on the metaserver.
+        @Test func writesWithoutTheSecretChangeNothing() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = anonymous(registry)
+            let data = Array("the real layer".utf8)
+            let digest = Digest.of(data)
+            #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data)).status == 201)
+            let record = try #require(try await MetaClient(baseURL: registry.metaURL).blob(digest, in: "app"))
+            let chunk = try #require(record.chunks.first)
+            let key = ChunkKey(group: chunk.group, fileId: chunk.fileId)
+
+            let attacker = { (base: String) in ServiceClient(baseURL: base, secret: nil) }
+            let chunkPath = "/v1/chunks/\(chunk.group)/\(chunk.fileId)"
+            #expect(try await attacker("http://" + registry.chunkservers[0].addr).send(.DELETE, chunkPath).status == 401)
+            #expect(try await attacker("http://" + registry.chunkservers[0].addr).send(.PUT, chunkPath, body: ByteBuffer(string: "evil")).status == 401)
+            #expect(String(buffer: try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).get(key)) == "the real layer")
+
+            let before = try await MasterClient(baseURL: registry.masterURL).snapshot()
+            let group = try JSONSerialization.data(withJSONObject: ["id": 99])
+            #expect(try await attacker(registry.masterURL).send(.POST, "/v1/groups", body: ByteBuffer(bytes: group)).status == 401)
+            let offline = try JSONSerialization.data(withJSONObject: ["status": "OFFLINE"])
+            #expect(try await attacker(registry.masterURL).send(.POST, "/v1/servers/cs1/status", body: ByteBuffer(bytes: offline)).status == 401)
+            #expect(try await attacker(registry.masterURL).send(.DELETE, "/v1/servers/cs2").status == 401)
+            let after = try await MasterClient(baseURL: registry.masterURL).snapshot()
+            #expect(after.groups.map(\.id) == before.groups.map(\.id))
+            #expect(after.groups.flatMap(\.members).map(\.status) == before.groups.flatMap(\.members).map(\.status))
+
+            var forged = record
+            forged.chunks = [ChunkRef(group: chunk.group, fileId: chunk.fileId + 1000, length: chunk.length, crc: chunk.crc)]
+            let body = ByteBuffer(bytes: try WireJSON.encoder().encode(forged))
+            #expect(try await attacker(registry.metaURL).send(.POST, "/v1/blobs?repo=app", body: body).status == 401)
+            let pulled = try await client.send(.GET, "/v2/app/blobs/\(digest)")
+            #expect(pulled.status == 200)
+            #expect(String(buffer: pulled.body) == "the real layer")
+        }
+    }
+}
