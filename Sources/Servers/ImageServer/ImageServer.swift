@@ -4,6 +4,8 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServerSupport
+import ServiceLifecycle
+import UnixSignals
 import SpeedyCore
 
 /// The imageserver role: a stateless OCI registry whose blobs are cut into chunks stored on
@@ -30,18 +32,41 @@ public enum ImageServer {
             budget: MemoryBudget(
                 bytes: configuration.memoryBudget, perClient: configuration.memoryPerClient, waitLimit: configuration.memoryWaitLimit),
             configuration: configuration, logger: logger)
+        let auth = try await RegistryAuth.load(configuration.auth, logger: logger)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
+        // Outermost first: errors in OCI form, the rate limit, credentials, then the watchdog.
         let router = Router(context: RegistryRequestContext.self)
+        router.middlewares.add(OCIErrorMiddleware())
+        if configuration.requestsPerSecond > 0 {
+            router.middlewares.add(
+                RateLimitMiddleware(limiter: RateLimiter(rate: configuration.requestsPerSecond, burst: 2 * configuration.requestsPerSecond)))
+        }
+        router.middlewares.add(RegistryAuthMiddleware(auth: auth, logger: logger, tls: configuration.transport.tls != nil))
         router.middlewares.add(IdleWatchdogMiddleware(watchdog: watchdog))
         api.register(on: router)
+        if configuration.auth.enabled {
+            TokenRoute(auth: auth, logger: logger).register(on: router)
+            logger.notice("logins required by the access rules; token endpoint at /token (service \"\(configuration.auth.service)\")")
+        }
         router.get("/health") { _, _ in "ok\n" }
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
         do {
-            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog], logger: logger)
+            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth)], logger: logger)
         } catch {
             try? await http.shutdown()
             throw error
         }
         try? await http.shutdown()
+    }
+}
+
+/// Re-reads the registry's users and access rules on SIGHUP.
+struct ReloadOnHangup: Service {
+    let auth: RegistryAuth
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            auth.reload()
+        }
     }
 }

@@ -34,6 +34,10 @@ public struct ImageServerConfiguration: Sendable {
     public var memoryPerClient: Int?
     /// How long a request waits for budget before it is answered 503.
     public var memoryWaitLimit: Duration = .seconds(10)
+    /// Logins, permissions and tokens.
+    public var auth = RegistryAuthConfiguration()
+    /// Requests a second one client address may make (bursts of twice that); 0 turns it off.
+    public var requestsPerSecond: Double = 200
 
     /// Creates a configuration with the defaults.
     public init(

@@ -22,6 +22,8 @@ extension RegistryAPI {
 
     /// Largest page served when the client gives no `n`.
     static let defaultPage = 1000
+    /// Store pages read for one filtered catalog request.
+    static let catalogPagesScanned = 20
     /// Largest page served whatever `n` asks for.
     static let largestPage = 10_000
 
@@ -54,13 +56,27 @@ extension RegistryAPI {
     }
 
     /// `GET /v2/_catalog?n=&last=`.
-    func catalog(_ request: Request) async throws -> Response {
+    func catalog(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         let (n, last) = try paging(request)
         if n == 0 { return try JSONResponse.make(Catalog(repositories: [])) }
-        let page = try await meta.repositories(after: last, limit: n)
-        var response = try JSONResponse.make(Catalog(repositories: page.names))
-        if page.more, let lastName = page.names.last {
-            response.headers[Self.link] = "</v2/_catalog?n=\(n)&last=\(QueryString.escape(lastName))>; rel=\"next\""
+        // Only what the caller may pull; pages of the store are read until n names pass the
+        // filter, at most `catalogPagesScanned` of them per request (the Link goes on from there).
+        var names: [String] = []
+        var cursor = last
+        var more = false
+        for _ in 0..<Self.catalogPagesScanned {
+            let page = try await meta.repositories(after: cursor, limit: n)
+            for name in page.names {
+                cursor = name
+                if context.access.lists(name) { names.append(name) }
+                if names.count == n { break }
+            }
+            more = page.more || cursor != page.names.last
+            if names.count == n || !page.more { break }
+        }
+        var response = try JSONResponse.make(Catalog(repositories: names))
+        if more, let cursor {
+            response.headers[Self.link] = "</v2/_catalog?n=\(n)&last=\(QueryString.escape(cursor))>; rel=\"next\""
         }
         return response
     }

@@ -33,7 +33,6 @@ struct RegistryAPI: Sendable {
     static let link = HTTPField.Name("Link")!
 
     func register(on router: Router<RegistryRequestContext>) {
-        router.middlewares.add(OCIErrorMiddleware())
         for method: HTTPRequest.Method in [.get, .head, .post, .put, .patch, .delete, .options] {
             router.on("/v2", method: method) { request, context in try await dispatch(request, context) }
             router.on("/v2/**", method: method) { request, context in try await dispatch(request, context) }
@@ -49,7 +48,7 @@ struct RegistryAPI: Sendable {
         case (.base, .get), (.base, .head):
             return try JSONResponse.make(Empty())
         case (.catalog, .get):
-            return try await catalog(request)
+            return try await catalog(request, context)
         case (.tags(let name), .get):
             return try await tags(request, name: name)
         case (.referrers(let name, let digest), .get):

@@ -10,8 +10,11 @@ public struct RegistryRequestContext: RequestContext, ChannelRequestContext {
     public let remoteAddress: SocketAddress?
     /// The connection the request came on.
     public let channel: any Channel
+    /// What the request's credentials allow (everything when the registry has no logins).
+    var access = RegistryAccess.open
+
     /// The user the request's credentials name; nil for anonymous requests.
-    public var user: String?
+    public var user: String? { access.identity.user }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -22,4 +25,26 @@ public struct RegistryRequestContext: RequestContext, ChannelRequestContext {
     /// Whose share of the memory budget and of the rate limits a request counts against: the
     /// user when logged in (one user from many addresses is still one client), else the address.
     var client: String { user.map { "user:" + $0 } ?? clientAddress }
+}
+
+/// The checked identity of a request and what it may do.
+struct RegistryAccess: Sendable {
+    let auth: RegistryAuth?
+    let identity: RegistryIdentity
+
+    /// No logins: everyone may do everything.
+    static let open = RegistryAccess(auth: nil, identity: .anonymous)
+
+    /// Whether `repository` appears in the caller's catalog: the policy lets the caller pull it
+    /// (a token's own scopes do not matter here; catalog tokens name no repository).
+    func lists(_ repository: String) -> Bool {
+        guard let auth else { return true }
+        return auth.policyActions(for: identity.user, on: repository).contains(.pull)
+    }
+
+    /// Whether the request may do `action` on `repository`.
+    func may(_ action: RegistryAction, on repository: String) -> Bool {
+        guard let auth else { return true }
+        return auth.allows(identity, action, on: repository)
+    }
 }

@@ -11,9 +11,14 @@ extension RegistryAPI {
         let query = request.uri.queryParameters
         if let mount = query["mount"] {
             let digest = try digest(String(mount))
+            let from = query["from"].map(String.init)
+            // With logins, a blob is mounted only from a repository the caller may pull.
+            let mayMount = context.access.auth == nil || (from.map { context.access.may(.pull, on: $0) } ?? false)
             do {
-                _ = try await meta.mountBlob(digest, into: name, from: query["from"].map(String.init))
-                return blobCreated(name: name, digest: digest)
+                if mayMount {
+                    _ = try await meta.mountBlob(digest, into: name, from: from)
+                    return blobCreated(name: name, digest: digest)
+                }
             } catch {
                 // Not mountable: the spec says to answer with a new upload session instead.
                 guard case .blobUnknown = error else { throw error }

@@ -31,7 +31,11 @@ struct ImageServerCommand: AsyncParsableCommand {
         abstract: "Run an imageserver: the OCI Distribution API that docker, podman and skopeo push to and pull from.",
         discussion: """
             Stateless: blobs are cut into --chunk-size chunks written to every member of a chunkserver \
-            group; metadata goes to the metaserver. Run as many as you like side by side.
+            group; metadata goes to the metaserver. Run as many as you like side by side. \
+            Without --htpasswd or --access anyone may push and pull; with them, clients log in \
+            (docker/podman/skopeo login) through the token endpoint this imageserver serves at \
+            /token, and the access file says who may pull, push and delete where. It needs the \
+            cluster secret (--cluster-secret-file) to reach the internal APIs.
             """
     )
 
@@ -59,6 +63,24 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a client may send or take nothing mid-request before its connection is closed and its buffers freed.", valueName: "seconds"))
     var clientIdleTimeout = 30.0
 
+    @Option(help: ArgumentHelp("htpasswd file of the registry's users (bcrypt: `htpasswd -B`); turns logins on. SIGHUP re-reads it.", valueName: "path"))
+    var htpasswd: String?
+
+    @Option(help: ArgumentHelp("Access file: lines `WHO PATTERN ACTIONS` (see docs/security.md); turns logins on. SIGHUP re-reads it.", valueName: "path"))
+    var access: String?
+
+    @Option(help: ArgumentHelp("File with the key registry tokens are signed with; give every imageserver of a cluster the same one.", valueName: "path"))
+    var tokenKeyFile: String?
+
+    @Option(help: ArgumentHelp("URL of the token endpoint sent in challenges (default: /token on the host the client used).", valueName: "url"))
+    var tokenRealm: String?
+
+    @Option(help: ArgumentHelp("Seconds an issued token is good for.", valueName: "seconds"))
+    var tokenLifetime = 300
+
+    @Option(help: ArgumentHelp("Requests a second one client address may make, bursts of twice that (0: no limit).", valueName: "n"))
+    var rateLimit = 200.0
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -70,6 +92,8 @@ struct ImageServerCommand: AsyncParsableCommand {
             throw ValidationError("--memory-per-client must hold at least one chunk and at most the whole --memory-budget")
         }
         guard memoryWait > 0, memoryWait <= 3600 else { throw ValidationError("--memory-wait must be between 0 and 3600 seconds") }
+        guard (10...86400).contains(tokenLifetime) else { throw ValidationError("--token-lifetime must be between 10 and 86400 seconds") }
+        guard rateLimit >= 0, rateLimit <= 1_000_000 else { throw ValidationError("--rate-limit must be between 0 and 1000000") }
         guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
         }
@@ -85,6 +109,10 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }
         configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))
         configuration.clientIdleLimit = .milliseconds(Int64(clientIdleTimeout * 1000))
+        configuration.requestsPerSecond = rateLimit
+        configuration.auth = RegistryAuthConfiguration(htpasswdPath: htpasswd, accessPath: access, tokenKeyPath: tokenKeyFile)
+        configuration.auth.realm = tokenRealm
+        configuration.auth.tokenLifetime = .seconds(tokenLifetime)
         try await ImageServer.run(configuration)
     }
 }

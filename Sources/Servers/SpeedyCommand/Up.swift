@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import ImageServer
+import ServerSupport
 import SpeedyCore
 
 /// `speedy up`: a whole cluster on this machine, as child processes on loopback.
@@ -46,6 +48,12 @@ struct Up: AsyncParsableCommand {
 
     @Option(help: "Free space each chunkserver keeps in reserve.")
     var reserve = SizeArgument(bytes: 256 << 20)
+
+    @Flag(help: "Require logins on the registry: makes the user admin with a generated password (printed, and kept in DATA/admin-password); anonymous users get nothing.")
+    var auth = false
+
+    @Flag(help: "Serve the registry over HTTPS with a CA made for this cluster (DATA/tls/ca.crt; skopeo --dest-cert-dir DATA/tls).")
+    var tls = false
 
     func validate() throws {
         guard (1...64).contains(groups) else { throw ValidationError("--groups must be between 1 and 64") }
@@ -96,20 +104,55 @@ struct Up: AsyncParsableCommand {
         }
         let metaURL = "http://127.0.0.1:\(metaPort)"
         try supervisor.start(name: "metaserver", arguments: ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
+        let access = try registryAccess(root: root)
         try supervisor.start(
             name: "imageserver",
-            arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL])
+            arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
+        let scheme = tls ? "https" : "http"
         say("Speedy is up (data in \(root))")
-        say("  registry      http://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
+        say("  registry      \(scheme)://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
+        for line in access.notes { say(line) }
         say("  chunkmaster   \(masterURL)")
         say("  metaserver    \(metaURL)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
         say("  cluster secret \(secretPath)   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
-        say("Try: skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")
+        let tlsFlag = tls ? "--dest-cert-dir \(root)/tls" : "--dest-tls-verify=false"
+        let credentials = auth ? " --dest-creds admin:$(cat \(root)/admin-password)" : ""
+        say("Try: skopeo copy \(tlsFlag)\(credentials) docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")
         say("     SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
         await supervisor.waitForStopSignal()
         say("stopping…")
         supervisor.stopAll()
+    }
+
+    /// The imageserver's login and TLS flags for --auth and --tls, making on first start what
+    /// they need under `root` (kept on later starts, so the password and the CA stay the same).
+    private func registryAccess(root: String) throws -> (arguments: [String], notes: [String]) {
+        var arguments: [String] = []
+        var notes: [String] = []
+        if auth {
+            let passwordFile = root + "/admin-password"
+            let htpasswd = root + "/htpasswd"
+            let accessFile = root + "/access"
+            if !FileManager.default.fileExists(atPath: htpasswd) {
+                let password = ClusterSecret.generate().value.prefix(24)
+                try SecretFile.write(password + "\n", to: passwordFile)
+                try SecretFile.write(UserFile.line(user: "admin", password: String(password)) + "\n", to: htpasswd)
+            }
+            if !FileManager.default.fileExists(atPath: accessFile) {
+                try SecretFile.write("# who  repositories  actions   (see docs/security.md)\nadmin  **  pull,push,delete\n", to: accessFile)
+            }
+            _ = try ClusterSecret.loadOrCreate(path: root + "/token-key")
+            arguments += ["--htpasswd", htpasswd, "--access", accessFile, "--token-key-file", root + "/token-key"]
+            let password = (try? String(contentsOfFile: passwordFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            notes.append("  login         admin / \(password ?? "(see \(passwordFile))")   (kept in \(passwordFile); anonymous users get nothing)")
+        }
+        if tls {
+            let files = try LocalCertificateAuthority.make(publicDirectory: root + "/tls", privateDirectory: root + "/tls-private")
+            arguments += ["--tls-cert", files.serverCertificate, "--tls-key", files.serverKey]
+            notes.append("  TLS CA        \(files.caCertificate)   (skopeo --dest-cert-dir \(root)/tls, curl --cacert \(files.caCertificate))")
+        }
+        return (arguments, notes)
     }
 
     private func waitForHealth(url: String) async -> Bool {

@@ -1,0 +1,181 @@
+import Foundation
+import JWTKit
+import Logging
+import Synchronization
+
+/// Where the registry's logins and permissions come from.
+public struct RegistryAuthConfiguration: Sendable {
+    /// htpasswd file of users (bcrypt); nil: no logins.
+    public var htpasswdPath: String?
+    /// Access file (``AccessPolicy``); nil: logged-in users may do everything, anonymous nothing
+    /// (or, without users either, everyone everything).
+    public var accessPath: String?
+    /// File holding the key tokens are signed with; every imageserver of a cluster must share it.
+    /// nil: a random key of this process (its tokens are good at this imageserver only).
+    public var tokenKeyPath: String?
+    /// The service name in challenges and tokens.
+    public var service = "speedy"
+    /// The token endpoint's URL in challenges; nil: `/token` on the host the client asked for.
+    public var realm: String?
+    /// How long an issued token is good for.
+    public var tokenLifetime: Duration = .seconds(300)
+
+    /// Creates settings; with no files the registry is open to everyone (today's quick start).
+    public init(htpasswdPath: String? = nil, accessPath: String? = nil, tokenKeyPath: String? = nil) {
+        self.htpasswdPath = htpasswdPath
+        self.accessPath = accessPath
+        self.tokenKeyPath = tokenKeyPath
+    }
+
+    /// Whether requests are checked at all.
+    public var enabled: Bool { htpasswdPath != nil || accessPath != nil }
+}
+
+/// Who a request is, after its credentials were checked.
+enum RegistryIdentity: Sendable {
+    case anonymous
+    /// Basic credentials that checked out.
+    case user(String)
+    /// A bearer token we issued.
+    case token(RegistryClaims)
+
+    /// The user name, if logged in.
+    var user: String? {
+        switch self {
+        case .anonymous: nil
+        case .user(let name): name
+        case .token(let claims): claims.sub?.value
+        }
+    }
+}
+
+/// The registry's logins and permissions: the user file, the access policy and the token key,
+/// re-read on SIGHUP (``reload()``) without a restart.
+final class RegistryAuth: Sendable {
+    let configuration: RegistryAuthConfiguration
+    let issuer: TokenIssuer
+    private let policy: Mutex<AccessPolicy>
+    private let passwords: PasswordChecker
+    private let logger: Logger
+
+    /// Why the auth files could not be used.
+    struct LoadError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private init(configuration: RegistryAuthConfiguration, issuer: TokenIssuer, policy: AccessPolicy, users: UserFile, logger: Logger) {
+        self.configuration = configuration
+        self.issuer = issuer
+        self.policy = Mutex(policy)
+        passwords = PasswordChecker(users: users)
+        self.logger = logger
+    }
+
+    /// Reads the files named by `configuration`.
+    static func load(_ configuration: RegistryAuthConfiguration, logger: Logger) async throws -> RegistryAuth {
+        let (policy, users) = try readFiles(configuration)
+        let key: [UInt8]
+        if let path = configuration.tokenKeyPath {
+            let secret: ClusterSecretText
+            do {
+                secret = try ClusterSecretText(path: path)
+            } catch {
+                throw LoadError(description: "cannot use the token key file \(path): \(error)")
+            }
+            key = secret.bytes
+        } else {
+            key = (0..<32).map { _ in UInt8.random(in: 0...255) }
+            if configuration.enabled {
+                logger.notice("no --token-key-file: tokens are signed with a key of this process and are good at this imageserver only")
+            }
+        }
+        let issuer = await TokenIssuer(key: key, service: configuration.service, lifetime: configuration.tokenLifetime)
+        return RegistryAuth(configuration: configuration, issuer: issuer, policy: policy, users: users, logger: logger)
+    }
+
+    private static func readFiles(_ configuration: RegistryAuthConfiguration) throws -> (AccessPolicy, UserFile) {
+        func read(_ path: String, _ what: String) throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw LoadError(description: "cannot read the \(what) file \(path): \(error.localizedDescription)")
+            }
+        }
+        var users = try UserFile(parsing: "")
+        if let path = configuration.htpasswdPath {
+            do {
+                users = try UserFile(parsing: try read(path, "htpasswd"))
+            } catch let error as UserFile.ParseError {
+                throw LoadError(description: "\(path): \(error)")
+            }
+        }
+        var policy = configuration.htpasswdPath == nil ? AccessPolicy.openToAll : AccessPolicy.usersOnly
+        if let path = configuration.accessPath {
+            do {
+                policy = try AccessPolicy(parsing: try read(path, "access"))
+            } catch let error as AccessPolicy.ParseError {
+                throw LoadError(description: "\(path): \(error)")
+            }
+        }
+        return (policy, users)
+    }
+
+    /// Re-reads the user and access files; on any error keeps what it had and says why.
+    func reload() {
+        do {
+            let (policy, users) = try Self.readFiles(configuration)
+            self.policy.withLock { $0 = policy }
+            passwords.replace(users)
+            logger.notice("re-read the registry's users (\(users.users.count)) and access rules (\(policy.rules.count))")
+        } catch {
+            logger.error("kept the previous users and access rules: \(error)")
+        }
+    }
+
+    /// Checks an `Authorization` header: nil when it carries credentials that do not check out
+    /// (a wrong password, a forged or expired token).
+    func identify(_ header: String?) async -> RegistryIdentity? {
+        guard let header, configuration.enabled else { return .anonymous }
+        if header.hasPrefix("Bearer ") {
+            return await issuer.check(String(header.dropFirst(7))).map { .token($0) }
+        }
+        if header.hasPrefix("Basic ") {
+            guard let (user, password) = Self.basicCredentials(header) else { return nil }
+            return await passwords.check(user: user, password: password) ? .user(user) : nil
+        }
+        return nil
+    }
+
+    /// User and password of a `Basic` header, or nil if it is malformed.
+    static func basicCredentials(_ header: String) -> (String, String)? {
+        guard header.utf8.count <= 4096, let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        else { return nil }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    /// What the policy gives `user` on `repository`.
+    func policyActions(for user: String?, on repository: String) -> Set<RegistryAction> {
+        guard configuration.enabled else { return Set(RegistryAction.allCases) }
+        return policy.withLock { $0.actions(for: user, on: repository) }
+    }
+
+    /// Whether `identity` may do `action` on `repository`: the policy must allow it, and a token
+    /// must also carry it (so a SIGHUP that takes a right away takes it from tokens too).
+    func allows(_ identity: RegistryIdentity, _ action: RegistryAction, on repository: String) -> Bool {
+        guard policyActions(for: identity.user, on: repository).contains(action) else { return false }
+        if case .token(let claims) = identity { return claims.actions(on: repository).contains(action) }
+        return true
+    }
+}
+
+/// The bytes of a key file (white space around them ignored), at least 16 of them.
+struct ClusterSecretText {
+    let bytes: [UInt8]
+
+    init(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.utf8.count >= 16 else { throw RegistryAuth.LoadError(description: "the key must be at least 16 characters") }
+        bytes = Array(text.utf8)
+    }
+}
