@@ -249,7 +249,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageServerTests",
-            dependencies: ["ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore"],
+            dependencies: [
+                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

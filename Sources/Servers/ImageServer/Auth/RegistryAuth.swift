@@ -169,13 +169,15 @@ final class RegistryAuth: Sendable {
     }
 }
 
-/// The bytes of a key file (white space around them ignored), at least 16 of them.
+/// The bytes of a key file (white space around them ignored), at least 32 of them.
 struct ClusterSecretText {
     let bytes: [UInt8]
 
     init(path: String) throws {
         let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.utf8.count >= 16 else { throw RegistryAuth.LoadError(description: "the key must be at least 16 characters") }
+        guard text.utf8.count >= 32 else {
+            throw RegistryAuth.LoadError(description: "the key must be at least 32 characters (`head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'` makes one)")
+        }
         bytes = Array(text.utf8)
     }
 }

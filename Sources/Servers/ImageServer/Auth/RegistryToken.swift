@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 
@@ -38,9 +39,10 @@ struct TokenIssuer: Sendable {
     /// How long a token is good for.
     let lifetime: Duration
 
+    /// - Parameter key: the shared key's bytes; its SHA-256 signs (HS256 wants 32 bytes exactly).
     init(key: [UInt8], service: String, lifetime: Duration) async {
         keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
+        await keys.add(hmac: HMACKey(key: SymmetricKey(data: SHA256.hash(data: key))), digestAlgorithm: .sha256)
         self.service = service
         self.lifetime = lifetime
     }
