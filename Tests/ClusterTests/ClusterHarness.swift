@@ -178,8 +178,9 @@ final class ClusterHarness: @unchecked Sendable {
             guard let snapshot = try? await master.snapshot(), snapshot.groups.count == groups,
                 snapshot.groups.allSatisfy({ $0.state == .healthy })
             else { return false }
-            guard let reply = try? await ServiceClient(baseURL: registryURL).send(.GET, "/v2/") else { return false }
-            return reply.status == 200
+            // 401 is a registry up with logins on.
+            guard let reply = try? await ServiceClient(baseURL: registryURL, secret: nil).send(.GET, "/v2/") else { return false }
+            return reply.status == 200 || reply.status == 401
         }
         guard ready else {
             throw HarnessError("registry cluster did not come up:\n\(log("master"))\n\(log("imageserver"))")
