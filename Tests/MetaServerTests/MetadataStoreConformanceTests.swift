@@ -163,7 +163,7 @@ struct MetadataStoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func uploadSessionsMoveOnlyForward(kind: Kind) async throws {
         try await withStore(kind) { store in
-            let session = try await store.createUpload(repository: "r")
+            let session = try await store.createUpload(repository: "r", client: "c", limits: .unlimited)
             #expect(session.offset == 0)
             #expect(try await store.upload(session.id) == session)
             let chunk = ChunkRef(group: 1, fileId: 5, length: 100, crc: 7)
@@ -200,7 +200,7 @@ struct MetadataStoreConformanceTests {
             }
             let record = BlobRecord(digest: digest("big"), size: 70, chunks: refs)
             _ = try await store.commitBlob(record, repository: "a/app")
-            let upload = try await store.createUpload(repository: "a/app")
+            let upload = try await store.createUpload(repository: "a/app", client: "c", limits: .unlimited)
             _ = try await store.appendUpload(
                 upload.id, expectedOffset: 0, chunks: [ChunkRef(group: 1, fileId: 25, length: 5, crc: 9), ChunkRef(group: 3, fileId: 1, length: 5, crc: 8)],
                 newOffset: 10, hashState: upload.hashState)
@@ -228,6 +228,172 @@ struct MetadataStoreConformanceTests {
             // A finished upload no longer refers to anything.
             try await store.deleteUpload(upload.id)
             #expect(try await store.referencedGroups() == [1, 2])
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func uploadCapsCountOpenSessionsPerRepositoryAndPerClient(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let limits = UploadLimits(perRepository: 2, perClient: 3)
+            let first = try await store.createUpload(repository: "r1", client: "c1", limits: limits)
+            _ = try await store.createUpload(repository: "r1", client: "c2", limits: limits)
+            await #expect(throws: MetadataError.tooManyUploads("repository r1 has 2 open uploads (the limit is 2)")) {
+                try await store.createUpload(repository: "r1", client: "c3", limits: limits)
+            }
+            // c1 fills its own cap across other repositories; another client is not held back by it.
+            _ = try await store.createUpload(repository: "r2", client: "c1", limits: limits)
+            _ = try await store.createUpload(repository: "r3", client: "c1", limits: limits)
+            await #expect(throws: MetadataError.tooManyUploads("client c1 has 3 open uploads (the limit is 3)")) {
+                try await store.createUpload(repository: "r4", client: "c1", limits: limits)
+            }
+            _ = try await store.createUpload(repository: "r4", client: "c2", limits: limits)
+            // Only open sessions count: ending one makes room in the repository and for the client.
+            try await store.deleteUpload(first.id)
+            _ = try await store.createUpload(repository: "r1", client: "c1", limits: limits)
+            // Unlimited ignores both counts; a zero cap admits nothing; a negative one is refused.
+            for _ in 0..<3 { _ = try await store.createUpload(repository: "r1", client: "c1", limits: .unlimited) }
+            await #expect(throws: MetadataError.self) {
+                try await store.createUpload(repository: "empty", client: "new", limits: UploadLimits(perRepository: 0, perClient: 5))
+            }
+            await #expect(throws: MetadataError.self) {
+                try await store.createUpload(repository: "r9", client: "c9", limits: UploadLimits(perRepository: -1, perClient: 5))
+            }
+            #expect(try await store.expireUploads(idleSinceMs: .max, limit: 100).count == 8)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func concurrentUploadStartsNeverOvershootACap(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let limits = UploadLimits(perRepository: 3, perClient: 100)
+            // Each start answers nil when it got a session, else its error.
+            let outcomes = await withTaskGroup(of: MetadataError?.self) { group in
+                for n in 0..<10 {
+                    group.addTask {
+                        do throws(MetadataError) {
+                            _ = try await store.createUpload(repository: "burst", client: "c\(n)", limits: limits)
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    }
+                }
+                return await group.reduce(into: [MetadataError?]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == nil }.count == 3)
+            #expect(outcomes.compactMap { $0 }.allSatisfy { if case .tooManyUploads = $0 { true } else { false } })
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func expiryTakesSessionsIdleSinceTheCutoffWithTheirChunks(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let chunk = ChunkRef(group: 4, fileId: 40, length: 10, crc: 1)
+            let idle = try await store.createUpload(repository: "r", client: "c", limits: .unlimited)
+            let idleMoved = try await store.appendUpload(idle.id, expectedOffset: 0, chunks: [chunk], newOffset: 10, hashState: idle.hashState)
+            let touched = try await store.createUpload(repository: "r", client: "c", limits: .unlimited)
+            try await Task.sleep(for: .milliseconds(5))
+            let cutoff = currentTimeMillis()
+            try await Task.sleep(for: .milliseconds(5))
+            // Created before the cutoff but appended to after it: not idle.
+            _ = try await store.appendUpload(touched.id, expectedOffset: 0, chunks: [], newOffset: 0, hashState: touched.hashState)
+            let fresh = try await store.createUpload(repository: "r", client: "c", limits: .unlimited)
+
+            #expect(try await store.expireUploads(idleSinceMs: cutoff, limit: 10) == [idleMoved])
+            #expect(try await store.upload(idle.id) == nil)
+            await #expect(throws: MetadataError.uploadUnknown(idle.id)) {
+                try await store.appendUpload(idle.id, expectedOffset: 10, chunks: [], newOffset: 10, hashState: [])
+            }
+            #expect(try await store.expireUploads(idleSinceMs: cutoff, limit: 10) == [])
+            #expect(try await store.expireUploads(idleSinceMs: .max, limit: 0) == [])
+            // At most `limit` at a time, least recently touched first.
+            #expect(try await store.expireUploads(idleSinceMs: .max, limit: 1).map(\.id) == [touched.id])
+            #expect(try await store.upload(fresh.id) == fresh)
+            #expect(try await store.expireUploads(idleSinceMs: .max, limit: 1).map(\.id) == [fresh.id])
+            #expect(try await store.referencedGroups() == [])
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func concurrentExpiriesNeverReturnTheSameSession(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            var ids: Set<String> = []
+            for _ in 0..<20 { ids.insert(try await store.createUpload(repository: "r", client: "c", limits: .unlimited).id) }
+            async let one = store.expireUploads(idleSinceMs: .max, limit: 100)
+            async let two = store.expireUploads(idleSinceMs: .max, limit: 100)
+            async let three = store.expireUploads(idleSinceMs: .max, limit: 7)
+            let batches = [try await one, try await two, try await three].map { $0.map(\.id) }
+            #expect(batches.map(\.count).reduce(0, +) == 20)
+            #expect(Set(batches.joined()) == ids)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func repairSwapsChunksOnlyWhileTheyAreTheStaleOnes(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let original = blob("layer")
+            _ = try await store.commitBlob(original, repository: "a")
+            // New chunks cut differently (5 + 5 + 10 bytes) in another group.
+            let repaired = BlobRecord(
+                digest: original.digest, size: 20,
+                chunks: [5, 5, 10].enumerated().map { ChunkRef(group: 2, fileId: UInt64(900 + $0), length: $1, crc: 7) })
+            #expect(try await store.repairBlob(repaired, replacing: original.chunks, repository: "b") == repaired)
+            #expect(try await store.blob(original.digest, in: "a") == repaired)
+            #expect(try await store.blob(original.digest, in: "b") == repaired)
+            // The old chunk rows are gone, not just shadowed.
+            #expect(try await store.chunkReferences(group: 1, after: 0, limit: 100).references == [])
+            #expect(try await store.chunkReferences(group: 2, after: 0, limit: 100).references.map(\.fileId) == [900, 901, 902])
+
+            // A second repairer that read the original chunks lost the race: nothing changes.
+            var late = original
+            late.chunks = late.chunks.map { var c = $0; c.fileId += 5000; return c }
+            #expect(try await store.repairBlob(late, replacing: original.chunks, repository: "c") == repaired)
+            #expect(try await store.blob(original.digest, in: nil) == repaired)
+            #expect(try await store.blob(original.digest, in: "c") == nil)
+
+            // No stored record: the repair commits it.
+            let missing = blob("missing")
+            #expect(try await store.repairBlob(missing, replacing: [], repository: "d") == missing)
+            #expect(try await store.blob(missing.digest, in: "d") == missing)
+
+            var wrongSize = late
+            wrongSize.size = 21
+            await #expect(throws: MetadataError.self) { try await store.repairBlob(wrongSize, replacing: repaired.chunks, repository: "a") }
+            #expect(try await store.blob(original.digest, in: nil) == repaired)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func blobPagesWalkEveryBlobInDigestOrder(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.blobs(after: nil, limit: 10) == BlobPage(blobs: [], nextAfter: nil))
+            // Distinct chunks per blob, so a page that mixed up whose chunks are whose would show.
+            let records = (1...7).map { n in
+                var record = blob("blob-\(n)", chunks: n % 3 + 1)
+                record.chunks = record.chunks.map { var c = $0; c.fileId += UInt64(n * 1000); return c }
+                return record
+            }
+            for (n, record) in records.enumerated() { _ = try await store.commitBlob(record, repository: n % 2 == 0 ? "even" : "odd") }
+            // Unlinked blobs keep their chunks until garbage collection, so fsck still sees them.
+            try await store.unlinkBlob(records[0].digest, from: "even")
+
+            var seen: [BlobRecord] = []
+            var sizes: [Int] = []
+            var after: String?
+            while true {
+                let page = try await store.blobs(after: after, limit: 3)
+                seen += page.blobs
+                sizes.append(page.blobs.count)
+                guard let next = page.nextAfter else { break }
+                #expect(next == page.blobs.last?.digest.description)
+                after = next
+            }
+            #expect(sizes == [3, 3, 1])
+            #expect(seen == records.sorted { $0.digest.description < $1.digest.description })
+            // A limit below one still returns one blob; nothing follows the last digest.
+            let smallest = seen[0].digest.description
+            #expect(try await store.blobs(after: nil, limit: 0) == BlobPage(blobs: [seen[0]], nextAfter: smallest))
+            #expect(try await store.blobs(after: seen[6].digest.description, limit: 3) == BlobPage(blobs: [], nextAfter: nil))
         }
     }
 }

@@ -56,6 +56,14 @@ public enum MetaServer {
             try await store.unlinkBlob(try digest(context), from: try repository(request))
             return try JSONResponse.make(Empty())
         }
+        router.post("/v1/blobs/repair") { request, _ in
+            let body = try await request.decodeJSON(MetaClient.RepairRequest.self, limit: 64 << 20)
+            return try JSONResponse.make(try await store.repairBlob(body.record, replacing: body.stale, repository: try repository(request)))
+        }
+        router.get("/v1/blobs") { request, _ in
+            let limit = try request.queryInteger("limit", as: Int.self) ?? 1000
+            return try JSONResponse.make(try await store.blobs(after: request.uri.queryParameters["after"].map(String.init), limit: limit))
+        }
         router.put("/v1/manifests") { request, _ in
             let record = try await request.decodeJSON(ManifestRecord.self, limit: 16 << 20)
             try await store.putManifest(record, tag: request.uri.queryParameters["tag"].map(String.init))
@@ -92,7 +100,15 @@ public enum MetaServer {
             return try JSONResponse.make(try await store.referrers(of: try digest(context), in: try repository(request), artifactType: type))
         }
         router.post("/v1/uploads") { request, _ in
-            try JSONResponse.make(try await store.createUpload(repository: try repository(request)))
+            let client = request.uri.queryParameters["client"].map(String.init) ?? ""
+            return try JSONResponse.make(try await store.createUpload(repository: try repository(request), client: client, limits: try uploadLimits(request)))
+        }
+        router.post("/v1/uploads/expire") { request, _ in
+            guard let before = try request.queryInteger("before", as: Int64.self) else {
+                throw MetadataError.invalid("query parameter 'before' is required")
+            }
+            let limit = try request.queryInteger("limit", as: Int.self) ?? 1000
+            return try JSONResponse.make(try await store.expireUploads(idleSinceMs: before, limit: limit))
         }
         router.get("/v1/uploads/{id}") { _, context in
             try JSONResponse.make(try await store.upload(context.parameters.get("id") ?? ""))
@@ -136,6 +152,13 @@ public enum MetaServer {
         return name
     }
 
+    /// `perRepository` and `perClient`; an absent one is unlimited.
+    private static func uploadLimits(_ request: Request) throws -> UploadLimits {
+        UploadLimits(
+            perRepository: try request.queryInteger("perRepository", as: Int.self) ?? UploadLimits.unlimited.perRepository,
+            perClient: try request.queryInteger("perClient", as: Int.self) ?? UploadLimits.unlimited.perClient)
+    }
+
     private static func digest(_ context: SpeedyRequestContext) throws -> Digest {
         let text = context.parameters.get("digest") ?? ""
         guard let digest = Digest(parsing: text) else { throw MetadataError.invalid("'\(text)' is not a digest") }
@@ -157,6 +180,7 @@ struct MetadataErrorMiddleware: RouterMiddleware {
                 case .uploadOffsetMismatch: .conflict
                 case .invalid: .badRequest
                 case .unavailable: .serviceUnavailable
+                case .tooManyUploads: .tooManyRequests
                 }
             return try JSONResponse.make(error.errorBody, status: status)
         }

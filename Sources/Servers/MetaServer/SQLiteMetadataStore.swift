@@ -39,6 +39,18 @@ public final class SQLiteMetadataStore: MetadataStore {
                         hash_state BLOB NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
                     """)
         }
+        // Upload caps count sessions by repository and by client, and expiry scans by age:
+        // indexes keep those cheap however many sessions are open. Sessions from before v2 have
+        // no known client ('').
+        migrator.registerMigration("v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';
+                    CREATE INDEX uploads_by_repository ON uploads(repository);
+                    CREATE INDEX uploads_by_client ON uploads(client);
+                    CREATE INDEX uploads_by_updated ON uploads(updated_ms);
+                    """)
+        }
         try migrator.migrate(pool)
     }
 
@@ -63,8 +75,14 @@ public final class SQLiteMetadataStore: MetadataStore {
         else { return nil }
         let chunks = try Row.fetchAll(
             db, sql: "SELECT group_id, file_id, length, crc FROM blob_chunks WHERE digest = ? ORDER BY seq", arguments: [digest]
-        ).map { ChunkRef(group: UInt32($0["group_id"] as Int64), fileId: UInt64($0["file_id"] as Int64), length: UInt32($0["length"] as Int64), crc: UInt32($0["crc"] as Int64)) }
+        ).map(chunk)
         return BlobRecord(digest: parsed, size: UInt64(row["size"] as Int64), chunks: chunks)
+    }
+
+    private static func chunk(_ row: Row) -> ChunkRef {
+        ChunkRef(
+            group: UInt32(row["group_id"] as Int64), fileId: UInt64(row["file_id"] as Int64), length: UInt32(row["length"] as Int64),
+            crc: UInt32(row["crc"] as Int64))
     }
 
     // MARK: Blobs
@@ -84,9 +102,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
-        guard record.size == record.chunks.reduce(0, { $0 + UInt64($1.length) }) else {
-            throw .invalid("blob size \(record.size) is not the sum of its chunks")
-        }
+        try Self.checkSize(record)
         return try await run {
             try await pool.write { db in
                 try Self.ensureRepository(db, repository)
@@ -98,15 +114,82 @@ public final class SQLiteMetadataStore: MetadataStore {
                     try db.execute(
                         sql: "INSERT INTO blobs (digest, size, created_ms) VALUES (?, ?, ?)",
                         arguments: [key, Int64(record.size), currentTimeMillis()])
-                    for (seq, chunk) in record.chunks.enumerated() {
-                        try db.execute(
-                            sql: "INSERT INTO blob_chunks (digest, seq, group_id, file_id, length, crc) VALUES (?, ?, ?, ?, ?, ?)",
-                            arguments: [key, seq, Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc)])
-                    }
+                    try Self.insertChunks(db, record)
                     stored = record
                 }
-                try db.execute(sql: "INSERT OR IGNORE INTO repository_blobs (repository, digest) VALUES (?, ?)", arguments: [repository, key])
+                try Self.link(db, key, into: repository)
                 return stored
+            }
+        }
+    }
+
+    private static func checkSize(_ record: BlobRecord) throws(MetadataError) {
+        guard record.size == record.chunks.reduce(0, { $0 + UInt64($1.length) }) else {
+            throw .invalid("blob size \(record.size) is not the sum of its chunks")
+        }
+    }
+
+    private static func insertChunks(_ db: Database, _ record: BlobRecord) throws {
+        for (seq, chunk) in record.chunks.enumerated() {
+            try db.execute(
+                sql: "INSERT INTO blob_chunks (digest, seq, group_id, file_id, length, crc) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [record.digest.description, seq, Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc)])
+        }
+    }
+
+    private static func link(_ db: Database, _ digest: String, into repository: String) throws {
+        try db.execute(sql: "INSERT OR IGNORE INTO repository_blobs (repository, digest) VALUES (?, ?)", arguments: [repository, digest])
+    }
+
+    public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
+        try Self.checkSize(record)
+        return try await run {
+            try await pool.write { db in
+                let key = record.digest.description
+                guard let existing = try Self.loadBlob(db, key) else {
+                    try db.execute(
+                        sql: "INSERT INTO blobs (digest, size, created_ms) VALUES (?, ?, ?)",
+                        arguments: [key, Int64(record.size), currentTimeMillis()])
+                    try Self.insertChunks(db, record)
+                    try Self.ensureRepository(db, repository)
+                    try Self.link(db, key, into: repository)
+                    return record
+                }
+                // Someone else replaced the chunks since the caller read them: theirs stand.
+                guard existing.chunks == stale else { return existing }
+                try db.execute(sql: "UPDATE blobs SET size = ? WHERE digest = ?", arguments: [Int64(record.size), key])
+                try db.execute(sql: "DELETE FROM blob_chunks WHERE digest = ?", arguments: [key])
+                try Self.insertChunks(db, record)
+                try Self.ensureRepository(db, repository)
+                try Self.link(db, key, into: repository)
+                return record
+            }
+        }
+    }
+
+    public func blobs(after: String?, limit: Int) async throws(MetadataError) -> BlobPage {
+        let limit = min(max(limit, 1), 5000)
+        return try await run {
+            try await pool.read { db in
+                let sizes = try Row.fetchAll(
+                    db, sql: "SELECT digest, size FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?", arguments: [after ?? "", limit])
+                guard let lastRow = sizes.last else { return BlobPage(blobs: [], nextAfter: nil) }
+                let last: String = lastRow["digest"]
+                // One range scan for the whole page's chunks rather than a query per blob.
+                var chunks: [String: [ChunkRef]] = [:]
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT digest, group_id, file_id, length, crc FROM blob_chunks WHERE digest > ? AND digest <= ? ORDER BY digest, seq",
+                    arguments: [after ?? "", last])
+                {
+                    chunks[row["digest"], default: []].append(Self.chunk(row))
+                }
+                let blobs = sizes.compactMap { row -> BlobRecord? in
+                    let key: String = row["digest"]
+                    guard let digest = Digest(parsing: key) else { return nil }
+                    return BlobRecord(digest: digest, size: UInt64(row["size"] as Int64), chunks: chunks[key] ?? [])
+                }
+                return BlobPage(blobs: blobs, nextAfter: sizes.count == limit ? last : nil)
             }
         }
     }
@@ -123,7 +206,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     arguments: from == nil ? [key] : [key, from!]) ?? false
                 guard source, let record = try Self.loadBlob(db, key) else { throw MetadataError.blobUnknown(digest) }
                 try Self.ensureRepository(db, repository)
-                try db.execute(sql: "INSERT OR IGNORE INTO repository_blobs (repository, digest) VALUES (?, ?)", arguments: [repository, key])
+                try Self.link(db, key, into: repository)
                 return record
             }
         }
@@ -274,18 +357,32 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Uploads
 
-    public func createUpload(repository: String) async throws(MetadataError) -> UploadSession {
+    public func createUpload(repository: String, client: String, limits: UploadLimits) async throws(MetadataError) -> UploadSession {
+        guard limits.perRepository >= 0, limits.perClient >= 0 else { throw .invalid("upload limits must not be negative") }
         let session = UploadSession(
             id: UUID().uuidString.lowercased(), repository: repository, offset: 0, chunks: [],
             hashState: SHA256Hasher().savedState, createdMs: currentTimeMillis())
         try await run {
             try await pool.write { db in
+                // Counted in the insert's transaction: the single writer makes check-then-insert atomic.
+                try Self.checkCap(db, column: "repository", value: repository, cap: limits.perRepository, what: "repository \(repository)")
+                try Self.checkCap(db, column: "client", value: client, cap: limits.perClient, what: "client \(client)")
                 try db.execute(
-                    sql: "INSERT INTO uploads (id, repository, offset, chunks, hash_state, created_ms, updated_ms) VALUES (?, ?, 0, '[]', ?, ?, ?)",
-                    arguments: [session.id, repository, Data(session.hashState), session.createdMs, session.createdMs])
+                    sql: """
+                        INSERT INTO uploads (id, repository, client, offset, chunks, hash_state, created_ms, updated_ms)
+                        VALUES (?, ?, ?, 0, '[]', ?, ?, ?)
+                        """,
+                    arguments: [session.id, repository, client, Data(session.hashState), session.createdMs, session.createdMs])
             }
         }
         return session
+    }
+
+    /// Throws `.tooManyUploads` when the sessions whose `column` is `value` already number `cap`.
+    private static func checkCap(_ db: Database, column: String, value: String, cap: Int, what: String) throws {
+        guard cap < Int.max else { return }  // unlimited: skip the count
+        let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM uploads WHERE \(column) = ?", arguments: [value]) ?? 0
+        if open >= cap { throw MetadataError.tooManyUploads("\(what) has \(open) open uploads (the limit is \(cap))") }
     }
 
     private static func loadUpload(_ db: Database, _ id: String) throws -> UploadSession? {
@@ -327,6 +424,22 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
                 if db.changesCount == 0 { throw MetadataError.uploadUnknown(id) }
+            }
+        }
+    }
+
+    public func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession] {
+        guard limit > 0 else { return [] }
+        return try await run {
+            // Reading and deleting in one write transaction hands each session to one caller only.
+            try await pool.write { db in
+                let ids = try String.fetchAll(
+                    db, sql: "SELECT id FROM uploads WHERE updated_ms < ? ORDER BY updated_ms, id LIMIT ?", arguments: [cutoff, limit])
+                let sessions = try ids.compactMap { try Self.loadUpload(db, $0) }
+                for session in sessions {
+                    try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [session.id])
+                }
+                return sessions
             }
         }
     }

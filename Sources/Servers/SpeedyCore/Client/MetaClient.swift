@@ -28,6 +28,19 @@ public struct MetaClient: MetadataStore {
         }
     }
 
+    /// The body of `POST /v1/blobs/repair`.
+    public struct RepairRequest: Codable, Sendable {
+        /// The blob with its new chunks.
+        public var record: BlobRecord
+        /// The chunks the caller found bad; the swap happens only if they are still the stored ones.
+        public var stale: [ChunkRef]
+
+        public init(record: BlobRecord, stale: [ChunkRef]) {
+            self.record = record
+            self.stale = stale
+        }
+    }
+
     /// The answer of `GET /v1/repositories/exists`.
     public struct Exists: Codable, Sendable {
         public var exists: Bool
@@ -53,6 +66,15 @@ public struct MetaClient: MetadataStore {
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
         try await call(.POST, "/v1/blobs", query: [("repo", repository)], as: BlobRecord.self, body: record)
+    }
+
+    public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
+        try await call(
+            .POST, "/v1/blobs/repair", query: [("repo", repository)], as: BlobRecord.self, body: RepairRequest(record: record, stale: stale))
+    }
+
+    public func blobs(after: String?, limit: Int) async throws(MetadataError) -> BlobPage {
+        try await call(.GET, "/v1/blobs", query: [("after", after), ("limit", String(limit))], as: BlobPage.self)
     }
 
     public func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord {
@@ -96,8 +118,13 @@ public struct MetaClient: MetadataStore {
             .GET, "/v1/referrers/\(digest)", query: [("repo", repository), ("artifactType", artifactType)], as: [Descriptor].self)
     }
 
-    public func createUpload(repository: String) async throws(MetadataError) -> UploadSession {
-        try await call(.POST, "/v1/uploads", query: [("repo", repository)], as: UploadSession.self)
+    public func createUpload(repository: String, client: String, limits: UploadLimits) async throws(MetadataError) -> UploadSession {
+        // An absent cap is unlimited on the server: leave unlimited ones out.
+        func cap(_ value: Int) -> String? { value == .max ? nil : String(value) }
+        return try await call(
+            .POST, "/v1/uploads",
+            query: [("repo", repository), ("client", client), ("perRepository", cap(limits.perRepository)), ("perClient", cap(limits.perClient))],
+            as: UploadSession.self)
     }
 
     public func upload(_ id: String) async throws(MetadataError) -> UploadSession? {
@@ -121,6 +148,10 @@ public struct MetaClient: MetadataStore {
 
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         _ = try await call(.DELETE, "/v1/uploads/\(QueryString.escape(id))", as: Empty.self)
+    }
+
+    public func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession] {
+        try await call(.POST, "/v1/uploads/expire", query: [("before", String(cutoff)), ("limit", String(limit))], as: [UploadSession].self)
     }
 }
 

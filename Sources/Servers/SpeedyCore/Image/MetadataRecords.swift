@@ -176,3 +176,35 @@ public struct ReferencedGroups: Sendable, Equatable, Codable {
     /// Creates the list.
     public init(groups: [UInt32]) { self.groups = groups }
 }
+
+/// How many upload sessions may be open at once, per repository and per client; what keeps one
+/// careless or hostile client from filling the metaserver with sessions it never finishes.
+public struct UploadLimits: Sendable, Equatable, Codable {
+    /// Open sessions one repository may have.
+    public var perRepository: Int
+    /// Open sessions one client (an address, or `user:<name>`) may have.
+    public var perClient: Int
+
+    /// No caps.
+    public static let unlimited = UploadLimits(perRepository: .max, perClient: .max)
+
+    /// Creates limits.
+    public init(perRepository: Int, perClient: Int) {
+        self.perRepository = perRepository
+        self.perClient = perClient
+    }
+}
+
+/// A page of blob records in ascending digest order (`chunktool fsck --deep` walks them all).
+public struct BlobPage: Sendable, Equatable, Codable {
+    /// The records, with their chunks.
+    public var blobs: [BlobRecord]
+    /// Pass as `after` for the next page; nil on the last page.
+    public var nextAfter: String?
+
+    /// Creates a page.
+    public init(blobs: [BlobRecord], nextAfter: String?) {
+        self.blobs = blobs
+        self.nextAfter = nextAfter
+    }
+}

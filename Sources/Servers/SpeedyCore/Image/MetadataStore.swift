@@ -23,6 +23,24 @@ public protocol MetadataStore: Sendable {
     /// - Throws: `.blobUnknown` when it is not linked there.
     func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError)
 
+    /// Replaces the chunks of a blob whose old chunks went bad (`chunktool` rewrote its bytes),
+    /// as a compare-and-swap on the chunk list, in one transaction:
+    /// - the stored record for `record.digest` has exactly the chunks `stale`: its size and chunks
+    ///   become `record`'s, and the blob is linked into `repository`;
+    /// - the stored record has other chunks (someone repaired or replaced it first): nothing
+    ///   changes, not even the link, and the stored record is returned so the caller can delete
+    ///   the chunks it wrote;
+    /// - there is no stored record: `record` is committed as ``commitBlob(_:repository:)`` would.
+    ///
+    /// - Returns: the record now stored (`record` unless the swap lost).
+    /// - Throws: `.invalid` when `record.size` is not the sum of its chunks' lengths.
+    func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord
+
+    /// Every stored blob (linked anywhere or nowhere) whose digest text sorts after `after`, in
+    /// ascending digest text order, with its chunks; at most `limit` (clamped to 1...5000).
+    /// `nextAfter` is the last digest when the page is full, nil otherwise.
+    func blobs(after: String?, limit: Int) async throws(MetadataError) -> BlobPage
+
     // MARK: Manifests and tags
 
     /// Stores a manifest (immutable by digest) and, when `tag` is given, points the tag at it,
@@ -55,8 +73,14 @@ public protocol MetadataStore: Sendable {
 
     // MARK: Uploads
 
-    /// Starts an upload session.
-    func createUpload(repository: String) async throws(MetadataError) -> UploadSession
+    /// Starts an upload session for `client` (an address, or `user:<name>`).
+    ///
+    /// The open sessions of `repository` and of `client` are counted in the same transaction as
+    /// the insert, so concurrent calls cannot overshoot a cap.
+    /// - Throws: `.tooManyUploads` when one more session would take `repository` above
+    ///   `limits.perRepository` or `client` above `limits.perClient`; `.invalid` when a limit is
+    ///   negative.
+    func createUpload(repository: String, client: String, limits: UploadLimits) async throws(MetadataError) -> UploadSession
 
     /// The session, or nil when unknown (finished, cancelled or never begun).
     func upload(_ id: String) async throws(MetadataError) -> UploadSession?
@@ -69,6 +93,13 @@ public protocol MetadataStore: Sendable {
     /// Ends a session (completed or cancelled).
     /// - Throws: `.uploadUnknown`.
     func deleteUpload(_ id: String) async throws(MetadataError)
+
+    /// Ends up to `limit` sessions last created or appended to before `cutoff` (milliseconds since
+    /// the epoch), least recently touched first, and returns them with their chunks so the caller
+    /// can delete those. Atomic: two callers never both get the same session, and a session
+    /// appended to concurrently is either expired before the append (which then fails with
+    /// `.uploadUnknown`) or not at all.
+    func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession]
 
     // MARK: Chunk references (fsck)
 
@@ -93,6 +124,8 @@ public enum MetadataError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(String)
     /// The store could not be reached or failed.
     case unavailable(String)
+    /// A cap of ``UploadLimits`` is reached; the message says which.
+    case tooManyUploads(String)
 
     public var description: String {
         switch self {
@@ -103,6 +136,7 @@ public enum MetadataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .uploadOffsetMismatch(let id, let actual): "upload \(id) is at offset \(actual)"
         case .invalid(let reason): "invalid request: \(reason)"
         case .unavailable(let reason): "metadata store unavailable: \(reason)"
+        case .tooManyUploads(let reason): "too many uploads: \(reason)"
         }
     }
 
@@ -116,6 +150,7 @@ public enum MetadataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .uploadOffsetMismatch: "UPLOAD_OFFSET_MISMATCH"
         case .invalid: "BAD_REQUEST"
         case .unavailable: "UNAVAILABLE"
+        case .tooManyUploads: "TOO_MANY_UPLOADS"
         }
     }
 }
@@ -130,6 +165,7 @@ extension MetadataError {
             case .nameUnknown(let name): name
             case .uploadUnknown(let id): id
             case .uploadOffsetMismatch(let id, let actual): "\(id) \(actual)"
+            case .tooManyUploads(let reason): reason
             case .invalid, .unavailable: nil
             }
         return ErrorBody(code: code, message: description, detail: detail)
@@ -150,6 +186,7 @@ extension MetadataError {
             guard parts.count == 2, let actual = UInt64(parts[1]) else { return nil }
             self = .uploadOffsetMismatch(id: String(parts[0]), actual: actual)
         case "BAD_REQUEST": self = .invalid(body.message)
+        case "TOO_MANY_UPLOADS": self = .tooManyUploads(detail)
         default: return nil
         }
     }
