@@ -33,6 +33,7 @@ public enum ImageServer {
                 bytes: configuration.memoryBudget, perClient: configuration.memoryPerClient, waitLimit: configuration.memoryWaitLimit),
             configuration: configuration, logger: logger)
         let auth = try await RegistryAuth.load(configuration.auth, logger: logger)
+        let expiry = UploadExpiry(meta: api.meta, io: io, expiry: configuration.uploadExpiry, logger: logger)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
         // Outermost first: errors in OCI form, the rate limit, credentials, then the watchdog.
         let router = Router(context: RegistryRequestContext.self)
@@ -51,7 +52,7 @@ public enum ImageServer {
         router.get("/health") { _, _ in "ok\n" }
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
         do {
-            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth)], logger: logger)
+            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task], logger: logger)
         } catch {
             try? await http.shutdown()
             throw error

@@ -38,6 +38,11 @@ public struct ImageServerConfiguration: Sendable {
     public var auth = RegistryAuthConfiguration()
     /// Requests a second one client address may make (bursts of twice that); 0 turns it off.
     public var requestsPerSecond: Double = 200
+    /// Upload sessions open at once per repository and per client (address or user); a push past
+    /// a cap is answered 429 until sessions finish or expire.
+    public var uploadLimits = UploadLimits(perRepository: 1000, perClient: 100)
+    /// An upload session without a request for this long is ended and its chunks deleted.
+    public var uploadExpiry: Duration = .seconds(24 * 3600)
 
     /// Creates a configuration with the defaults.
     public init(

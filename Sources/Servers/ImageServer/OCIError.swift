@@ -86,7 +86,15 @@ struct OCIError: HTTPResponseError, Sendable {
             OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "the upload is at offset \(actual)")
         case .invalid(let message): OCIError(.badRequest, "UNSUPPORTED", message)
         case .unavailable(let message): OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: \(message)")
+        case .tooManyUploads(let message): tooManyUploads(message)
         }
+    }
+
+    /// An upload cap is reached: sessions finish or expire within minutes, so come back later.
+    private static func tooManyUploads(_ message: String) -> OCIError {
+        var error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", message)
+        error.headers[.retryAfter] = "60"
+        return error
     }
 }
 

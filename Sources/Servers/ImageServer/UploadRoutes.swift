@@ -27,9 +27,9 @@ extension RegistryAPI {
             let digest = try uploadDigest(String(text))
             let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher())
             try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
-            return try await commit(name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, hasher: outcome.hasher)
+            return try await commit(name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, hasher: outcome.hasher, client: context.client)
         }
-        let session = try await meta.createUpload(repository: name)
+        let session = try await meta.createUpload(repository: name, client: context.client, limits: configuration.uploadLimits)
         return uploadAccepted(name: name, session: session, status: .accepted)
     }
 
@@ -75,7 +75,7 @@ extension RegistryAPI {
         }
         return try await commit(
             name: name, digest: digest, size: size, chunks: session.chunks + outcome.chunks,
-            hasher: outcome.hasher)
+            hasher: outcome.hasher, client: context.client)
     }
 
     /// `GET /v2/<name>/blobs/uploads/<id>`: where the upload stands.
@@ -117,16 +117,16 @@ extension RegistryAPI {
     }
 
     /// Checks the digest and records the blob; a mismatch discards everything written.
-    private func commit(name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], hasher: SHA256Hasher) async throws -> Response {
+    private func commit(name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], hasher: SHA256Hasher, client: String) async throws -> Response {
         let actual = hasher.finalize()
         guard actual == digest else {
             io.discard(chunks)
             throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
         }
-        let stored = try await meta.commitBlob(BlobRecord(digest: digest, size: size, chunks: chunks), repository: name)
-        // The same content was already stored: ours are duplicates.
-        let kept = Set(stored.chunks)
-        io.discard(chunks.filter { !kept.contains($0) })
+        let ours = BlobRecord(digest: digest, size: size, chunks: chunks)
+        let stored = try await meta.commitBlob(ours, repository: name)
+        // The same digest was stored before: keep that record only if its bytes really have it.
+        try await settle(stored, ours: ours, repository: name, client: client)
         return blobCreated(name: name, digest: digest)
     }
 

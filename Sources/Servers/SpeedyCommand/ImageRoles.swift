@@ -81,6 +81,15 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Requests a second one client address may make, bursts of twice that (0: no limit).", valueName: "n"))
     var rateLimit = 200.0
 
+    @Option(help: ArgumentHelp("Hours an upload session may go without a request before it is ended and its chunks deleted.", valueName: "hours"))
+    var uploadExpiry = 24.0
+
+    @Option(help: ArgumentHelp("Upload sessions open at once per repository.", valueName: "n"))
+    var uploadsPerRepository = 1000
+
+    @Option(help: ArgumentHelp("Upload sessions open at once per client (address, or user once logged in).", valueName: "n"))
+    var uploadsPerClient = 100
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -93,6 +102,10 @@ struct ImageServerCommand: AsyncParsableCommand {
         }
         guard memoryWait > 0, memoryWait <= 3600 else { throw ValidationError("--memory-wait must be between 0 and 3600 seconds") }
         guard (10...86400).contains(tokenLifetime) else { throw ValidationError("--token-lifetime must be between 10 and 86400 seconds") }
+        guard uploadExpiry >= 0.0002, uploadExpiry <= 24 * 365 else { throw ValidationError("--upload-expiry must be between 0.0002 and 8760 hours") }
+        guard uploadsPerRepository >= 1, uploadsPerClient >= 1 else {
+            throw ValidationError("--uploads-per-repository and --uploads-per-client must be at least 1")
+        }
         guard rateLimit >= 0, rateLimit <= 1_000_000 else { throw ValidationError("--rate-limit must be between 0 and 1000000") }
         guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
@@ -110,6 +123,8 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))
         configuration.clientIdleLimit = .milliseconds(Int64(clientIdleTimeout * 1000))
         configuration.requestsPerSecond = rateLimit
+        configuration.uploadExpiry = .milliseconds(Int64(uploadExpiry * 3_600_000))
+        configuration.uploadLimits = UploadLimits(perRepository: uploadsPerRepository, perClient: uploadsPerClient)
         configuration.auth = RegistryAuthConfiguration(htpasswdPath: htpasswd, accessPath: access, tokenKeyPath: tokenKeyFile)
         configuration.auth.realm = tokenRealm
         configuration.auth.tokenLifetime = .seconds(tokenLifetime)
