@@ -10,7 +10,9 @@ struct Fsck: AsyncParsableCommand {
         discussion: """
             For every chunk a blob (or an upload in progress) refers to, looks for a readable member \
             of its group whose listing has it with the recorded length and CRC; with --deep it also \
-            reads the chunk until one copy passes its CRC. A blob with a chunk that has no good copy \
+            reads the chunk until one copy passes its CRC, then recomputes every blob's SHA-256 from \
+            its chunks (a blob whose bytes do not have its digest is reported as a DIGEST MISMATCH). \
+            A blob with a chunk that has no good copy \
             anywhere is LOST: reported loudly, exit status 1. Chunks no blob or upload refers to are \
             reported as garbage candidates: confirm with a second fsck later before deleting \
             anything, since a chunk of an upload still streaming is recorded only after its write \
@@ -57,6 +59,9 @@ struct Fsck: AsyncParsableCommand {
         /// Blob digests (or `upload:<id>`) with at least one lost chunk.
         var lostBlobs: [String]
         var garbageChunks: Int
+        /// With --deep: blobs whose SHA-256 was recomputed, and those that do not match.
+        var blobsHashed: Int?
+        var digestMismatches: [BlobDigestCheck.Mismatch]
         var clean: Bool
     }
 
@@ -143,10 +148,19 @@ struct Fsck: AsyncParsableCommand {
             result.garbage = stored.subtracting(referencedIds).sorted()
             results.append(result)
         }
+        var hashed: Int?
+        var mismatches: [BlobDigestCheck.Mismatch] = []
+        if deep {
+            (hashed, mismatches) = try await BlobDigestCheck(store: store, snapshot: snapshot).run { done, bytes in
+                progress.update(done: done, total: done, bytes: bytesRead + bytes, label: "blob digests")
+                try await limiter.wait(after: bytesRead + bytes)
+            }
+        }
         progress.finish()
         let lostBlobs = Array(Set(lost.map(\.owner))).sorted()
         let report = Report(
-            groups: results, lostChunks: lost, lostBlobs: lostBlobs, garbageChunks: results.reduce(0) { $0 + $1.garbage.count }, clean: lost.isEmpty)
+            groups: results, lostChunks: lost, lostBlobs: lostBlobs, garbageChunks: results.reduce(0) { $0 + $1.garbage.count },
+            blobsHashed: hashed, digestMismatches: mismatches, clean: lost.isEmpty && mismatches.isEmpty)
         if json {
             try printJSON(report)
         } else {
@@ -155,7 +169,14 @@ struct Fsck: AsyncParsableCommand {
             }
             if results.isEmpty { print("no groups and no blobs") }
             print(lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s) have chunks with no good copy anywhere")
+            if let hashed {
+                print(mismatches.isEmpty ? "\(hashed) blob digest(s) recomputed: all match" : "DIGEST MISMATCH: \(mismatches.count) of \(hashed) blob(s)")
+            }
         }
+        for mismatch in mismatches {
+            FileHandle.standardError.write(Data("DIGEST MISMATCH: \(mismatch.digest): \(mismatch.why)\n".utf8))
+        }
+        if !mismatches.isEmpty && lost.isEmpty { throw ToolExit.problems }
         if !lost.isEmpty {
             for blob in lostBlobs {
                 let chunks = lost.filter { $0.owner == blob }
