@@ -202,5 +202,79 @@ extension ProcessSuites {
             #expect(pulled.status == 200)
             #expect(String(buffer: pulled.body) == "the real layer")
         }
+
+        /// A blob record rewritten by someone holding the secret (a bug, a stolen secret) to point
+        /// at other bytes: `fsck --deep` finds the mismatch, and a verified push of the real
+        /// content repairs the record instead of deferring to it.
+        @Test func aRecordThatLiesIsFoundAndRepairedByAVerifiedPush() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = anonymous(registry)
+            let real = Array(repeating: UInt8(ascii: "r"), count: 300_000)
+            let other = Array(repeating: UInt8(ascii: "o"), count: 300_000)
+            let digest = Digest.of(real)
+            #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: real)).status == 201)
+            #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(Digest.of(other))", body: ByteBuffer(bytes: other)).status == 201)
+            let meta = MetaClient(baseURL: registry.metaURL)
+            let honest = try #require(try await meta.blob(digest, in: "app"))
+            let otherRecord = try #require(try await meta.blob(Digest.of(other), in: "app"))
+            let lie = BlobRecord(digest: digest, size: otherRecord.size, chunks: otherRecord.chunks)
+            #expect(try await meta.repairBlob(lie, replacing: honest.chunks, repository: "app").chunks == otherRecord.chunks)
+
+            let fsck = try cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
+            #expect(fsck.status == 1, "\(fsck.output)")
+            #expect(fsck.output.contains(digest.description) && fsck.output.contains("digestMismatches"), "\(fsck.output)")
+
+            // The real content pushed again (verified on the way in) replaces the lying record.
+            #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: real)).status == 201)
+            let pulled = try await client.send(.GET, "/v2/app/blobs/\(digest)")
+            #expect(Array(pulled.body.readableBytesView) == real)
+            #expect(cluster.log("imageserver").contains("does not hold its bytes"))
+            let clean = try cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL])
+            #expect(clean.status == 0, "\(clean.output)")
+            #expect(clean.output.contains("all match"))
+
+            // An honest duplicate push keeps the stored record (no churn).
+            let before = try #require(try await meta.blob(digest, in: "app"))
+            #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: real)).status == 201)
+            #expect(try await meta.blob(digest, in: "app")?.chunks == before.chunks)
+        }
+
+        /// Abandoned upload sessions used to live forever (2000 opened were all still there);
+        /// now they expire and their chunks go, and a client cannot open more than its cap.
+        @Test func uploadSessionsExpireAndAreCapped() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            // Expire after 3.6 s idle; at most 5 open per client.
+            let registry = try await cluster.startRegistry(imageserverArguments: ["--upload-expiry", "0.001", "--uploads-per-client", "5"])
+            let client = anonymous(registry)
+            var locations: [String] = []
+            for _ in 0..<5 {
+                let start = try await client.send(.POST, "/v2/cap/blobs/uploads/")
+                #expect(start.status == 202)
+                locations.append(try #require(start.headers.first(name: "Location")))
+            }
+            let over = try await client.send(.POST, "/v2/cap/blobs/uploads/")
+            #expect(over.status == 429)
+            #expect(errorCode(over.body) == "TOOMANYREQUESTS")
+            #expect(over.headers.first(name: "Retry-After") != nil)
+
+            // One session has a chunk written; abandoned, it expires and the chunk is deleted.
+            let patch = try await client.send(.PATCH, locations[0], body: ByteBuffer(repeating: 7, count: 100_000))
+            #expect(patch.status == 202)
+            let session = try #require(try await MetaClient(baseURL: registry.metaURL).upload(String(locations[0].split(separator: "/").last!)))
+            let chunk = try #require(session.chunks.first)
+            let member = ChunkServerClient(baseURL: registry.chunkservers[0].addr)
+            #expect((try? await member.get(ChunkKey(group: chunk.group, fileId: chunk.fileId))) != nil)
+            let expired = await cluster.eventually(within: 30) {
+                (try? await client.send(.GET, locations[0]))?.status == 404
+            }
+            #expect(expired, "\(cluster.log("imageserver"))")
+            #expect(await cluster.eventually(within: 10) { (try? await member.get(ChunkKey(group: chunk.group, fileId: chunk.fileId))) == nil })
+            #expect(cluster.log("imageserver").contains("ended 5 upload session(s)"))
+            // Their slots are free again.
+            #expect(try await client.send(.POST, "/v2/cap/blobs/uploads/").status == 202)
+        }
     }
 }

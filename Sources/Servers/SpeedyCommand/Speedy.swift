@@ -16,7 +16,7 @@ struct Speedy: AsyncParsableCommand {
             normally), metaserver, imageservers. For a whole cluster on this machine, `speedy up` \
             starts them all.
             """,
-        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, Htpasswd.self]
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, Htpasswd.self, Certificates.self]
     )
 }
 
