@@ -173,20 +173,20 @@ _speedy() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    up|chunkmaster|chunkserver|metaserver|imageserver|help)
+    up|chunkmaster|chunkserver|metaserver|imageserver|htpasswd|certificates|help)
         # Offer subcommand argument completions
         "_speedy_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver htpasswd certificates help' -- "${cur}"))
         ;;
     esac
 }
 
 _speedy_up() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--auth --tls -h --help)
     repeating_options=()
     non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve)
     __speedy_offer_flags_options 0
@@ -347,7 +347,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -367,6 +367,42 @@ _speedy_imageserver() {
     '--memory-budget')
         return
         ;;
+    '--memory-per-client')
+        return
+        ;;
+    '--memory-wait')
+        return
+        ;;
+    '--client-idle-timeout')
+        return
+        ;;
+    '--htpasswd')
+        return
+        ;;
+    '--access')
+        return
+        ;;
+    '--token-key-file')
+        return
+        ;;
+    '--token-realm')
+        return
+        ;;
+    '--token-lifetime')
+        return
+        ;;
+    '--rate-limit')
+        return
+        ;;
+    '--upload-expiry')
+        return
+        ;;
+    '--uploads-per-repository')
+        return
+        ;;
+    '--uploads-per-client')
+        return
+        ;;
     '--cluster-secret-file')
         return
         ;;
@@ -377,6 +413,39 @@ _speedy_imageserver() {
         return
         ;;
     '--ca')
+        return
+        ;;
+    esac
+}
+
+_speedy_htpasswd() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--cost)
+    __speedy_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--cost')
+        return
+        ;;
+    esac
+}
+
+_speedy_certificates() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=(--host)
+    non_repeating_options=(--out)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--out')
+        return
+        ;;
+    '--host')
         return
         ;;
     esac
