@@ -29,15 +29,17 @@ extension RegistryAPI {
 
     /// `n` and `last` of a listing, or a 400.
     private func paging(_ request: Request) throws -> (n: Int, last: String?) {
-        var n = Self.defaultPage
-        if let text = request.uri.queryParameters["n"] {
-            // Digits only; any count above the largest page is that page (no overflow either way).
-            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                throw OCIError(.badRequest, "UNSUPPORTED", "n must be a whole number, got '\(text.prefix(50))'")
-            }
-            n = text.count > 6 ? Self.largestPage : min(Int(text)!, Self.largestPage)
+        (try Self.pageSize(request.uri.queryParameters["n"]), request.uri.queryParameters["last"].map(String.init))
+    }
+
+    /// The page size `n` asks for: digits only; any count above the largest page is that page
+    /// (no overflow either way); absent is the default page.
+    static func pageSize(_ text: Substring?) throws(OCIError) -> Int {
+        guard let text else { return defaultPage }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw OCIError(.badRequest, "UNSUPPORTED", "n must be a whole number, got '\(text.prefix(50))'")
         }
-        return (n, request.uri.queryParameters["last"].map(String.init))
+        return text.count > 6 ? largestPage : min(Int(text)!, largestPage)
     }
 
     /// `GET /v2/<name>/tags/list?n=&last=`, in lexical order, with a `Link` to the next page.
