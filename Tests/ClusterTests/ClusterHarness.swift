@@ -338,7 +338,9 @@ final class ClusterHarness: @unchecked Sendable {
     /// /proc/net/tcp, then the process holding a descriptor to it), for killing a child of
     /// `speedy up`, whose PIDs the test does not know.
     static func pid(listeningOn port: Int) -> pid_t? {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        // /proc files say they are empty: read to the end rather than by the size they report.
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return nil }
+        let table = String(decoding: data, as: UTF8.self)
         let local = String(format: "0100007F:%04X", port)
         // Columns: sl local_address rem_address st ... inode; state 0A is LISTEN.
         var found: String?

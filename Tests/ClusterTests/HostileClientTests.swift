@@ -56,6 +56,9 @@ extension ProcessSuites {
             let negative = try await client.send(.GET, "/v2/_catalog?n=-1")
             #expect(negative.status == 400)
             #expect(errorCode(negative.body) == "UNSUPPORTED")
+            // Past the last name: an empty page and no Link pointing back at itself.
+            let past = try await client.send(.GET, "/v2/_catalog?last=zzzz")
+            #expect(past.status == 200 && past.headers.first(name: "Link") == nil)
             // OPTIONS says what a path takes instead of an empty 404.
             let options = try await client.send(.OPTIONS, location)
             #expect(options.status == 204)
@@ -100,7 +103,7 @@ extension ProcessSuites {
 
             // The watchdog cuts every one off, and none of their single bytes was recorded.
             #expect(await cluster.eventually(within: 45) { stalled.allSatisfy { ClusterHarness.peerClosed($0) } })
-            #expect(cluster.log("imageserver").contains("sent or took nothing"))
+            #expect(cluster.log("imageserver").contains("sent or took next to nothing"))
             for location in locations.prefix(3) {
                 let status = try await client.send(.GET, location)
                 #expect(status.headers.first(name: "Range") == "0-0")
@@ -108,6 +111,47 @@ extension ProcessSuites {
             // The memory they held is back: a second 10 MB push goes through.
             let again = data.map { $0 ^ 0x5a }
             #expect(try await client.send(.POST, "/v2/busy/blobs/uploads/?digest=\(Digest.of(again))", body: ByteBuffer(bytes: again)).status == 201)
+        }
+
+        /// A role without a secret refuses to start and says how to give one; `--insecure` starts
+        /// it, saying loudly that it is unprotected. A tool without the secret is refused (exit 2)
+        /// and told why.
+        @Test func rolesRefuseToStartWithoutASecret() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let unset = ["SPEEDY_CLUSTER_SECRET_FILE": ""]
+            let speedy = ClusterHarness.binDirectory + "/speedy"
+            let listen = { "127.0.0.1:\(ClusterHarness.freePort())" }
+            let roles = [
+                ["chunkmaster", "--listen", listen(), "--data", cluster.root + "/cm"],
+                ["metaserver", "--listen", listen(), "--data", cluster.root + "/meta"],
+                ["chunkserver", "--group", "1", "--master", "http://127.0.0.1:1", "--listen", listen(), "--data", cluster.root + "/cs"],
+                ["imageserver", "--listen", listen()],
+            ]
+            for arguments in roles {
+                let refused = try ClusterHarness.run(speedy, arguments, environment: unset)
+                #expect(refused.status != 0, "\(arguments[0]): \(refused.output)")
+                #expect(refused.output.contains("needs the cluster secret"), "\(arguments[0]): \(refused.output)")
+            }
+            let short = cluster.root + "/short-secret"
+            try "too-short".write(toFile: short, atomically: true, encoding: .utf8)
+            let weak = try ClusterHarness.run(speedy, ["metaserver", "--cluster-secret-file", short, "--data", cluster.root + "/m"], environment: unset)
+            #expect(weak.status != 0)
+            #expect(weak.output.contains("at least 16"))
+
+            let port = ClusterHarness.freePort()
+            let insecure = try cluster.start("insecure-master", ["chunkmaster", "--insecure", "--listen", "127.0.0.1:\(port)", "--data", cluster.root + "/im"])
+            let up = await cluster.eventually(within: 20) { cluster.log("insecure-master").contains("listening") }
+            #expect(up)
+            #expect(cluster.log("insecure-master").contains("INSECURE"))
+            #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil).send(.GET, "/v1/cluster").status == 200)
+            kill(insecure.processIdentifier, SIGTERM)
+
+            let registry = try await cluster.startRegistry()
+            let tool = try ClusterHarness.run(
+                ClusterHarness.binDirectory + "/chunktool", ["status", "--master", registry.masterURL], environment: unset)
+            #expect(tool.status == 2)
+            #expect(tool.output.contains("no cluster secret was given"), "\(tool.output)")
         }
 
         /// The routes of every internal role, read from their sources (so a new route cannot be
@@ -180,9 +224,16 @@ extension ProcessSuites {
 
             let attacker = { (base: String) in ServiceClient(baseURL: base, secret: nil) }
             let chunkPath = "/v1/chunks/\(chunk.group)/\(chunk.fileId)"
-            #expect(try await attacker("http://" + registry.chunkservers[0].addr).send(.DELETE, chunkPath).status == 401)
-            #expect(try await attacker("http://" + registry.chunkservers[0].addr).send(.PUT, chunkPath, body: ByteBuffer(string: "evil")).status == 401)
-            #expect(String(buffer: try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).get(key)) == "the real layer")
+            // A member holding the chunk (the imageserver's map may not have had all three yet).
+            var holder: String?
+            for server in registry.chunkservers where (try? await ChunkServerClient(baseURL: server.addr).get(key)) != nil {
+                holder = server.addr
+                break
+            }
+            let addr = try #require(holder)
+            #expect(try await attacker("http://" + addr).send(.DELETE, chunkPath).status == 401)
+            #expect(try await attacker("http://" + addr).send(.PUT, chunkPath, body: ByteBuffer(string: "evil")).status == 401)
+            #expect(String(buffer: try await ChunkServerClient(baseURL: addr).get(key)) == "the real layer")
 
             let before = try await MasterClient(baseURL: registry.masterURL).snapshot()
             let group = try JSONSerialization.data(withJSONObject: ["id": 99])

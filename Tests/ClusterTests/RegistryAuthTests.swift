@@ -123,12 +123,17 @@ extension ProcessSuites {
             let base = ClusterHarness.freePortRun(count: 6)
             let data = cluster.root + "/up"
             let registryPort = base + 5
-            _ = try cluster.start(
+            let up = try cluster.start(
                 "up",
                 [
                     "up", "--data", data, "--groups", "1", "--replicas", "3", "--master-port", String(base), "--chunkserver-port", String(base + 1),
                     "--meta-port", String(base + 4), "--registry-port", String(registryPort), "--volume-size", "64M", "--reserve", "0", "--auth", "--tls",
                 ])
+            // SIGTERM, so `speedy up` stops its children (a SIGKILL would leave them running).
+            defer {
+                kill(up.processIdentifier, SIGTERM)
+                up.waitUntilExit()
+            }
             let host = "127.0.0.1:\(registryPort)"
             let ready = await cluster.eventually(within: 40) {
                 guard let probe = try? ClusterHarness.run(

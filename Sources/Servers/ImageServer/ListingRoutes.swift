@@ -73,7 +73,8 @@ extension RegistryAPI {
                 if context.access.lists(name) { names.append(name) }
                 if names.count == n { break }
             }
-            more = page.more || cursor != page.names.last
+            // More follow if the store said so, or if this page stopped before its last name.
+            more = page.more || (page.names.last.map { $0 != cursor } ?? false)
             if names.count == n || !page.more { break }
         }
         var response = try JSONResponse.make(Catalog(repositories: names))

@@ -20,6 +20,10 @@ final class MemoryBudget: Sendable {
         var held: [String: Int] = [:]
         var waiters: [Waiter] = []
         var nextWaiter: UInt64 = 0
+        /// Waits decided on but not queued yet, and those of them that timed out or were
+        /// cancelled meanwhile (they end as soon as they would be queued).
+        var expecting: Set<UInt64> = []
+        var abandoned: Set<UInt64> = []
 
         /// Grants waiters in arrival order; one kept waiting only by its own client's cap does
         /// not hold up the others, one waiting for the shared pool does (no starvation of big asks).
@@ -74,6 +78,7 @@ final class MemoryBudget: Sendable {
                 return (0, true)
             }
             s.nextWaiter += 1
+            s.expecting.insert(s.nextWaiter)
             return (s.nextWaiter, false)
         }
         if granted { return }
@@ -85,10 +90,13 @@ final class MemoryBudget: Sendable {
         defer { timer.cancel() }
         let ok = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let woken = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+                let (woken, gaveUp) = state.withLock { s -> ([CheckedContinuation<Bool, Never>], Bool) in
+                    if s.abandoned.remove(id) != nil { return ([], true) }
+                    s.expecting.remove(id)
                     s.waiters.append(Waiter(id: id, bytes: bytes, client: client, continuation: continuation))
-                    return s.grantReady(perClient: perClient)
+                    return (s.grantReady(perClient: perClient), false)
                 }
+                if gaveUp { continuation.resume(returning: false) }
                 for continuation in woken { continuation.resume(returning: true) }
             }
         } onCancel: {
@@ -119,7 +127,11 @@ final class MemoryBudget: Sendable {
     /// Ends waiter `id`'s wait without its bytes (timed out or cancelled), if it still waits.
     private func giveUp(_ id: UInt64) {
         let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            guard let index = s.waiters.firstIndex(where: { $0.id == id }) else {
+                // Not queued yet: the wait ends as soon as it would start. (Granted: nothing to do.)
+                if s.expecting.remove(id) != nil { s.abandoned.insert(id) }
+                return nil
+            }
             return s.waiters.remove(at: index).continuation
         }
         waiter?.resume(returning: false)

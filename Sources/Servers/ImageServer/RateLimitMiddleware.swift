@@ -14,7 +14,12 @@ final class RateLimiter: Sendable {
 
     let rate: Double
     let burst: Double
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private struct Table {
+        var buckets: [String: Bucket] = [:]
+        var pruned: ContinuousClock.Instant = .now
+    }
+
+    private let table = Mutex(Table())
 
     init(rate: Double, burst: Double) {
         self.rate = rate
@@ -23,17 +28,19 @@ final class RateLimiter: Sendable {
 
     /// Takes one token for `client`; nil when allowed, else the seconds until one is free.
     func take(_ client: String, now: ContinuousClock.Instant = .now) -> Int? {
-        buckets.withLock { buckets in
-            // Forget full buckets now and then, so the table does not grow with every address seen.
-            if buckets.count > 50_000 {
-                buckets = buckets.filter { now - $0.value.updated < .seconds(burst / rate) }
+        table.withLock { table in
+            // Full buckets are forgotten once a second at most, so the table does not grow with
+            // every address seen (a full bucket and a missing one behave the same).
+            if table.buckets.count > 10_000, now - table.pruned > .seconds(1) {
+                table.pruned = now
+                table.buckets = table.buckets.filter { now - $0.value.updated < .seconds(burst / rate) }
             }
-            var bucket = buckets[client] ?? Bucket(tokens: burst, updated: now)
+            var bucket = table.buckets[client] ?? Bucket(tokens: burst, updated: now)
             let elapsed = now - bucket.updated
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             bucket.tokens = min(burst, bucket.tokens + seconds * rate)
             bucket.updated = now
-            defer { buckets[client] = bucket }
+            defer { table.buckets[client] = bucket }
             guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up))) }
             bucket.tokens -= 1
             return nil
@@ -46,7 +53,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let wait = limiter.take(context.clientAddress) {
+        if let wait = limiter.take(context.clientNetwork) {
             var error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", "more than \(limiter.rate) requests a second from \(context.clientAddress); retry in \(wait) s")
             error.headers[.retryAfter] = String(wait)
             throw error

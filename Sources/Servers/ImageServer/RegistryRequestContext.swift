@@ -24,7 +24,7 @@ public struct RegistryRequestContext: RequestContext, ChannelRequestContext {
 
     /// Whose share of the memory budget and of the rate limits a request counts against: the
     /// user when logged in (one user from many addresses is still one client), else the address.
-    var client: String { user.map { "user:" + $0 } ?? clientAddress }
+    var client: String { user.map { "user:" + $0 } ?? clientNetwork }
 }
 
 /// The checked identity of a request and what it may do.

@@ -6,13 +6,19 @@ extension RegistryAPI {
     /// Whether the blob `record` describes really has `digest`: its chunks are read (each
     /// checked against its CRC, from any replica) and hashed. A chunk no replica can give back
     /// counts as a mismatch: the caller holds a verified copy and replacing is always safe.
-    func storedBlobHolds(_ record: BlobRecord, digest: Digest, client: String) async -> Bool {
+    /// - Returns: nil when the check could not be made now (no memory for it): keep the record.
+    func storedBlobHolds(_ record: BlobRecord, digest: Digest, client: String) async -> Bool? {
         var hasher = SHA256Hasher()
         var size: UInt64 = 0
         for ref in record.chunks {
+            let reservation: BudgetReservation
             do {
-                let reservation = try await budget.reserve(Int(ref.length), client: client)
-                defer { reservation.release() }
+                reservation = try await budget.reserve(Int(ref.length), client: client)
+            } catch {
+                return nil
+            }
+            defer { reservation.release() }
+            do {
                 let data = try await io.read(ref)
                 hasher.update(data)
                 size += UInt64(data.readableBytes)
@@ -30,7 +36,7 @@ extension RegistryAPI {
     /// chunks are not referenced.
     func settle(_ stored: BlobRecord, ours: BlobRecord, repository: String, client: String) async throws {
         guard stored.chunks != ours.chunks else { return }
-        if await storedBlobHolds(stored, digest: ours.digest, client: client) {
+        if await storedBlobHolds(stored, digest: ours.digest, client: client) ?? true {
             io.discard(ours.chunks.filter { !Set(stored.chunks).contains($0) })
             return
         }

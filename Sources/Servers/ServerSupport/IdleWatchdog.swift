@@ -11,16 +11,27 @@ public protocol ChannelRequestContext: RemoteAddressRequestContext {
     var channel: any Channel { get }
 }
 
-/// When a request last made progress, as seen by its body reader and its response writer.
+/// How much a request has waited on its client since it last made progress, as seen by its body
+/// reader and its response writer.
 ///
 /// A request is *waiting on its client* while it reads a body piece that has not arrived or
-/// writes a piece the client does not take; only that waiting counts as idle, so a request
-/// slow on Speedy's side (a metadata call, a chunk read) is never mistaken for a stalled client.
+/// writes a piece the client does not take; only that waiting counts, so a request slow on
+/// Speedy's side (a metadata call, a chunk read) is never mistaken for a stalled client.
+/// *Progress* is ``progressBytes`` moved (or the body's end): a client that drips a byte now and
+/// then to keep a buffer is as idle as one that sends nothing.
 public final class ProgressMark: Sendable {
     private struct State {
+        /// Waiting time since the last progress, not counting the wait in course.
+        var waited: Duration = .zero
+        /// When the wait in course began.
         var waitingSince: ContinuousClock.Instant?
+        /// Bytes moved since the last progress.
+        var bytes = 0
         var expired = false
     }
+
+    /// Bytes that count as progress.
+    public static let progressBytes = 16 << 10
 
     private let state = Mutex(State())
 
@@ -30,16 +41,27 @@ public final class ProgressMark: Sendable {
     /// The request starts waiting for its client.
     public func beginWait() { state.withLock { $0.waitingSince = .now } }
 
-    /// The client delivered (or took) a piece.
-    public func endWait() { state.withLock { $0.waitingSince = nil } }
+    /// The client delivered (or took) `bytes`; `finished` when the body or response is complete.
+    public func endWait(bytes: Int, finished: Bool = false) {
+        state.withLock {
+            if let since = $0.waitingSince { $0.waited += .now - since }
+            $0.waitingSince = nil
+            $0.bytes += bytes
+            if finished || $0.bytes >= Self.progressBytes {
+                $0.bytes = 0
+                $0.waited = .zero
+            }
+        }
+    }
 
     /// Whether the watchdog cut the request off.
     public var expired: Bool { state.withLock { $0.expired } }
 
-    /// Marks the request expired if it has waited on its client for `limit` or longer.
+    /// Marks the request expired if it has waited on its client for `limit` or longer without
+    /// progress.
     func expire(ifWaitingLongerThan limit: Duration, now: ContinuousClock.Instant) -> Bool {
         state.withLock {
-            guard !$0.expired, let since = $0.waitingSince, now - since >= limit else { return false }
+            guard !$0.expired, let since = $0.waitingSince, $0.waited + (now - since) >= limit else { return false }
             $0.expired = true
             return true
         }
@@ -50,11 +72,12 @@ public final class ProgressMark: Sendable {
 public struct ClientIdleTimeout: Error, Sendable, CustomStringConvertible {
     /// How long the client was silent.
     public let limit: Duration
-    public var description: String { "the client sent or took nothing for \(limit)" }
+    public var description: String { "the client sent or took next to nothing (under 16 KiB) in \(limit)" }
 }
 
-/// Closes the connection of any request whose client has sent (or taken) nothing for `limit`:
-/// a body that stops arriving, or a download nobody reads, must not hold a buffer forever.
+/// Closes the connection of any request whose client has sent (or taken) less than
+/// ``ProgressMark/progressBytes`` in `limit` of waiting on it: a body that stops arriving (or
+/// drips), or a download nobody reads, must not hold a buffer forever.
 /// One loop watches every request of the server, at a quarter of the limit.
 public final class IdleWatchdog: Service, Sendable {
     private struct Entry {
@@ -102,7 +125,7 @@ public final class IdleWatchdog: Service, Sendable {
             return stalled
         }
         for entry in stalled {
-            logger.warning("closing the connection of \(entry.what): the client sent or took nothing for \(limit)")
+            logger.warning("closing the connection of \(entry.what): the client sent or took next to nothing (under 16 KiB) in \(limit)")
             entry.channel.close(promise: nil)
         }
     }
@@ -161,8 +184,14 @@ struct WatchedRequestBody: AsyncSequence, Sendable {
 
         mutating func next() async throws -> ByteBuffer? {
             mark.beginWait()
-            defer { mark.endWait() }
-            let piece = try await base.next()
+            var piece: ByteBuffer?
+            do {
+                piece = try await base.next()
+            } catch {
+                mark.endWait(bytes: 0)
+                throw error
+            }
+            mark.endWait(bytes: piece?.readableBytes ?? 0, finished: piece == nil)
             if mark.expired { throw ClientIdleTimeout(limit: limit) }
             return piece
         }
@@ -176,15 +205,23 @@ struct WatchedResponseBodyWriter: ResponseBodyWriter {
     var base: any ResponseBodyWriter
     let mark: ProgressMark
 
+    /// Pieces written at once: a big buffer goes out in slices, so a slow but steady reader
+    /// shows progress between them rather than one long silence.
+    static let slice = 256 << 10
+
     mutating func write(_ buffer: ByteBuffer) async throws {
-        mark.beginWait()
-        defer { mark.endWait() }
-        try await base.write(buffer)
+        var buffer = buffer
+        while buffer.readableBytes > 0 {
+            let piece = buffer.readSlice(length: min(buffer.readableBytes, Self.slice))!
+            mark.beginWait()
+            defer { mark.endWait(bytes: piece.readableBytes) }
+            try await base.write(piece)
+        }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
         mark.beginWait()
-        defer { mark.endWait() }
+        defer { mark.endWait(bytes: 0, finished: true) }
         try await base.finish(trailingHeaders)
     }
 }

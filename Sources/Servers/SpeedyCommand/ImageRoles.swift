@@ -20,7 +20,7 @@ struct MetaServerCommand: AsyncParsableCommand {
     @OptionGroup var security: RoleSecurityOptions
 
     func run() async throws {
-        let security = try security.resolve(role: "metaserver", masterURL: nil)
+        let security = try security.resolve(role: "metaserver")
         try await MetaServer.run(.init(listen: listen, dataDirectory: data, security: security))
     }
 }
@@ -100,7 +100,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         if let share = memoryPerClient, share.bytes < chunkSize.bytes || share.bytes > memoryBudget.bytes {
             throw ValidationError("--memory-per-client must hold at least one chunk and at most the whole --memory-budget")
         }
-        guard memoryWait > 0, memoryWait <= 3600 else { throw ValidationError("--memory-wait must be between 0 and 3600 seconds") }
+        guard memoryWait >= 0.001, memoryWait <= 3600 else { throw ValidationError("--memory-wait must be between 0.001 and 3600 seconds") }
         guard (10...86400).contains(tokenLifetime) else { throw ValidationError("--token-lifetime must be between 10 and 86400 seconds") }
         guard uploadExpiry >= 0.0002, uploadExpiry <= 24 * 365 else { throw ValidationError("--upload-expiry must be between 0.0002 and 8760 hours") }
         guard uploadsPerRepository >= 1, uploadsPerClient >= 1 else {
@@ -113,8 +113,9 @@ struct ImageServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let security = try security.resolve(role: "imageserver", talksToMaster: true, masterFlag: master)
+        // Resolved after the transport is set, so a bare host:port gets the cluster's scheme.
         let masterURL = MasterLocation.resolve(flag: master)
-        let security = try security.resolve(role: "imageserver", masterURL: masterURL)
         var configuration = ImageServerConfiguration(
             listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta),
             chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))

@@ -37,11 +37,14 @@ struct RoleSecurityOptions: ParsableArguments {
 
     /// Loads the secret (refusing to go on without one unless --insecure), sets up how this process
     /// calls its peers, and returns how its own port is protected.
-    /// - Parameter masterURL: the master this role talks to; `https://` there means the whole
-    ///   cluster speaks TLS.
-    func resolve(role: String, masterURL: String?) throws -> RoleSecurity {
+    /// - Parameters:
+    ///   - talksToMaster: whether the role calls a master (then `masterFlag` says where).
+    ///   - masterFlag: the role's `--master` as given; `https://` there means the whole cluster
+    ///     speaks TLS, and so does a bare `host:port` when this role has a certificate or a CA.
+    func resolve(role: String, talksToMaster: Bool = false, masterFlag: String? = nil) throws -> RoleSecurity {
         var secret: ClusterSecret?
-        if let path = secretPath {
+        // --insecure, given on the command line, wins over a secret file named in the environment.
+        if !insecure, let path = secretPath {
             do {
                 secret = try ClusterSecret.load(path: path)
             } catch {
@@ -53,7 +56,8 @@ struct RoleSecurityOptions: ParsableArguments {
             )
         }
         let tls = tlsCert.map { ServerTransport.TLSFiles(certificate: $0, key: tlsKey ?? "") }
-        let internalTLS = masterURL.map { $0.hasPrefix("https://") } ?? (tls != nil)
+        let internalTLS =
+            talksToMaster ? MasterLocation.speaksTLS(flag: masterFlag, assumeTLS: tls != nil || ca != nil) : (tls != nil)
         do {
             try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: internalTLS)
         } catch {

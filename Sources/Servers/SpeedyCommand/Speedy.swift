@@ -58,7 +58,7 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let security = try security.resolve(role: "chunkmaster", masterURL: nil)
+        let security = try security.resolve(role: "chunkmaster")
         let master = try ChunkMaster(
             configuration: .init(
                 listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security),
@@ -127,8 +127,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let security = try security.resolve(role: "chunkserver", talksToMaster: true, masterFlag: master)
+        // Resolved after the transport is set, so a bare host:port gets the cluster's scheme.
         let masterURL = MasterLocation.resolve(flag: master)
-        let security = try security.resolve(role: "chunkserver", masterURL: masterURL)
         let store = VolumeStoreConfiguration(
             directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
             reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)

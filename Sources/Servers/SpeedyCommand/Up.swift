@@ -134,18 +134,21 @@ struct Up: AsyncParsableCommand {
             let passwordFile = root + "/admin-password"
             let htpasswd = root + "/htpasswd"
             let accessFile = root + "/access"
+            var created: String?
             if !FileManager.default.fileExists(atPath: htpasswd) {
-                let password = ClusterSecret.generate().value.prefix(24)
+                let password = String(ClusterSecret.generate().value.prefix(24))
                 try SecretFile.write(password + "\n", to: passwordFile)
-                try SecretFile.write(UserFile.line(user: "admin", password: String(password)) + "\n", to: htpasswd)
+                try SecretFile.write(UserFile.line(user: "admin", password: password) + "\n", to: htpasswd)
+                created = password
             }
             if !FileManager.default.fileExists(atPath: accessFile) {
                 try SecretFile.write("# who  repositories  actions   (see docs/security.md)\nadmin  **  pull,push,delete\n", to: accessFile)
             }
             _ = try ClusterSecret.loadOrCreate(path: root + "/token-key")
             arguments += ["--htpasswd", htpasswd, "--access", accessFile, "--token-key-file", root + "/token-key"]
-            let password = (try? String(contentsOfFile: passwordFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            notes.append("  login         admin / \(password ?? "(see \(passwordFile))")   (kept in \(passwordFile); anonymous users get nothing)")
+            // The password is printed when it is made; later starts say where it is.
+            let shown = created.map { "admin / \($0)" } ?? "admin"
+            notes.append("  login         \(shown)   (password in \(passwordFile); anonymous users get nothing)")
         }
         if tls {
             let files = try LocalCertificateAuthority.make(publicDirectory: root + "/tls", privateDirectory: root + "/tls-private")
@@ -198,18 +201,19 @@ final class Supervisor: @unchecked Sendable {
     }
 
     func start(name: String, arguments: [String]) throws {
-        let process = try launch(name: name, arguments: arguments)
+        let process = prepare(name: name, arguments: arguments)
+        // Recorded before it runs: a child that dies at once must still be found and restarted.
         lock.withLock {
             children.append(Child(name: name, arguments: arguments, process: process, startedAt: Date(), backoff: Self.firstBackoff))
         }
+        try process.run()
     }
 
-    private func launch(name: String, arguments: [String]) throws -> Process {
+    private func prepare(name: String, arguments: [String]) -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments + commonArguments
         process.terminationHandler = { [weak self] process in self?.exited(name: name, status: process.terminationStatus) }
-        try process.run()
         return process
     }
 
@@ -229,16 +233,18 @@ final class Supervisor: @unchecked Sendable {
 
     private func restart(name: String) {
         guard let arguments = lock.withLock({ stopping ? nil : children.first(where: { $0.name == name })?.arguments }) else { return }
+        let process = prepare(name: name, arguments: arguments)
+        let wanted = lock.withLock {
+            guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return false }
+            children[index].process = process
+            children[index].startedAt = Date()
+            return true
+        }
+        // Stopping began meanwhile: it must not outlive the cluster.
+        guard wanted else { return }
         do {
-            let process = try launch(name: name, arguments: arguments)
-            let stillWanted = lock.withLock {
-                guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return false }
-                children[index].process = process
-                children[index].startedAt = Date()
-                return true
-            }
-            // Stopping began while it was launching: it must not outlive the cluster.
-            if !stillWanted { kill(process.processIdentifier, SIGTERM) } else { say("speedy up: \(name) restarted (pid \(process.processIdentifier))") }
+            try process.run()
+            say("speedy up: \(name) restarted (pid \(process.processIdentifier))")
         } catch {
             say("speedy up: cannot restart \(name): \(error)")
         }

@@ -49,6 +49,17 @@ public enum MasterLocation {
         return normalize(raw)
     }
 
+    /// Whether the master named by the flag (else the environment, else the default) is
+    /// reached over TLS: `https://` says yes, `http://` no, and a bare `host:port` is `assumeTLS`
+    /// (a process given a CA or a certificate expects a TLS cluster, and must not send the
+    /// secret in the clear).
+    public static func speaksTLS(flag: String?, assumeTLS: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        let raw = flag ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultURL
+        if raw.hasPrefix("https://") { return true }
+        if raw.contains("://") { return false }
+        return assumeTLS
+    }
+
     /// Turns `host:port` into `http://host:port` (`https://` when the cluster speaks TLS, see
     /// ``ClusterTransport``) and drops trailing slashes.
     public static func normalize(_ raw: String) -> String {

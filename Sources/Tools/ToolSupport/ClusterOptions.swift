@@ -27,7 +27,8 @@ public struct ClusterOptions: ParsableArguments {
     }
 
     /// Loads the secret (when one is found) and sets up the process's cluster transport.
-    public func configure(masterURL: String? = nil) throws {
+    /// - Parameter internalTLS: whether the cluster's internal APIs speak TLS.
+    public func configure(internalTLS: Bool = false) throws {
         var secret: ClusterSecret?
         if let path = Self.secretPath(flag: clusterSecretFile) {
             do {
@@ -37,7 +38,7 @@ public struct ClusterOptions: ParsableArguments {
             }
         }
         do {
-            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: masterURL?.hasPrefix("https://") ?? false)
+            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: internalTLS)
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }

@@ -72,7 +72,7 @@ public struct MasterOptions: ParsableArguments {
 
     /// Sets up the secret and TLS before any client is made (ArgumentParser calls this after parsing).
     public func validate() throws {
-        try cluster.configure(masterURL: url)
+        try cluster.configure(internalTLS: MasterLocation.speaksTLS(flag: master, assumeTLS: cluster.ca != nil))
     }
 
     /// The master's URL after flag, environment and default.

@@ -133,6 +133,8 @@ public struct RepositoryPattern: Sendable, Equatable {
             }
         }
         if !literal.isEmpty { pieces.append(.literal(literal)) }
+        // Matching backtracks per wildcard: a handful is all a rule needs, and bounds the work.
+        guard pieces.filter({ $0 == .segment || $0 == .any }).count <= 8 else { return nil }
         self.pieces = pieces
     }
 

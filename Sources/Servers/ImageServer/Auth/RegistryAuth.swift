@@ -164,7 +164,11 @@ final class RegistryAuth: Sendable {
     /// must also carry it (so a SIGHUP that takes a right away takes it from tokens too).
     func allows(_ identity: RegistryIdentity, _ action: RegistryAction, on repository: String) -> Bool {
         guard policyActions(for: identity.user, on: repository).contains(action) else { return false }
-        if case .token(let claims) = identity { return claims.actions(on: repository).contains(action) }
+        if case .token(let claims) = identity {
+            // A user removed from the file (and SIGHUP) loses what their tokens still say.
+            if let user = claims.sub?.value, configuration.htpasswdPath != nil, !passwords.knows(user) { return false }
+            return claims.actions(on: repository).contains(action)
+        }
         return true
     }
 }

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import ServerSupport
+import SpeedyCore
 
 /// Checks every `/v2` request's credentials against ``RegistryAuth`` before it reaches a route:
 /// no or bad credentials where some are needed get 401 with the Bearer challenge clients
@@ -36,7 +37,11 @@ struct RegistryAuthMiddleware: RouterMiddleware {
         switch path {
         case .base: return .login
         case .catalog: return .filtered
-        default: return path.name.map { .action(action, repository: $0) } ?? .none
+        default:
+            // An invalid name is answered NAME_INVALID by the router before any route runs (and
+            // is never matched against the access patterns).
+            guard let name = path.name, OCINames.isValidRepository(name) else { return .none }
+            return .action(action, repository: name)
         }
     }
 

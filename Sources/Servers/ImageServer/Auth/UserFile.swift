@@ -47,17 +47,28 @@ public struct UserFile: Sendable {
 }
 
 /// Checks passwords against a ``UserFile``. bcrypt is slow on purpose, so checks run on NIO's
-/// thread pool (never on the request's executor), and a password that checked out is remembered
-/// for a while, keyed by a SHA-256 of user and password (the password itself is never kept).
+/// thread pool (never on the request's executor), at most ``maximumChecks`` at once (more fail
+/// at once: a flood of guesses cannot queue work without bound); a password that checked out is
+/// remembered for a while, and one that did not for a few seconds, keyed by a SHA-256 of user
+/// and password (the password itself is never kept). An unknown user costs a bcrypt too, so the
+/// answer's time does not tell which user names exist.
 final class PasswordChecker: Sendable {
     private struct Remembered {
         var users: UserFile
         var verified: [SHA256Digest: ContinuousClock.Instant] = [:]
+        var refused: [SHA256Digest: ContinuousClock.Instant] = [:]
+        var running = 0
     }
 
     private let state: Mutex<Remembered>
     /// How long a checked password is trusted without bcrypt.
     let remember: Duration
+    /// How long a wrong password is answered without bcrypt.
+    let rememberRefusal: Duration = .seconds(5)
+    /// bcrypt checks running at once.
+    static let maximumChecks = 8
+    /// Compared against when the user does not exist (cost 10, like `speedy htpasswd`).
+    private static let decoy = Bcrypt.hash("speedy-decoy-password", cost: 10)
 
     init(users: UserFile, remember: Duration = .seconds(300)) {
         state = Mutex(Remembered(users: users))
@@ -65,27 +76,40 @@ final class PasswordChecker: Sendable {
     }
 
     /// Swaps in a re-read user file and forgets every remembered password.
-    func replace(_ users: UserFile) { state.withLock { $0 = Remembered(users: users) } }
+    func replace(_ users: UserFile) { state.withLock { $0 = Remembered(users: users, running: $0.running) } }
+
+    /// Whether `user` is in the file.
+    func knows(_ user: String) -> Bool { state.withLock { $0.users.hashes[user] != nil } }
 
     /// Whether `password` is `user`'s.
     func check(user: String, password: String) async -> Bool {
         let key = SHA256.hash(data: Array("\(user)\u{0}\(password)".utf8))
         let now = ContinuousClock.now
-        let (hash, known) = state.withLock { s -> (String?, Bool) in
-            if let until = s.verified[key], until > now { return (s.users.hashes[user], true) }
-            return (s.users.hashes[user], false)
+        enum Next { case known(Bool), check(String?), busy }
+        let next = state.withLock { s -> Next in
+            if let until = s.verified[key], until > now { return .known(s.users.hashes[user] != nil) }
+            if let until = s.refused[key], until > now { return .known(false) }
+            guard s.running < Self.maximumChecks else { return .busy }
+            s.running += 1
+            return .check(s.users.hashes[user])
         }
-        guard let hash else { return false }
-        if known { return true }
-        let ok = (try? await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }) ?? false
-        if ok {
-            state.withLock { s in
-                // A bounded memory: drop the expired, and everything if that is not enough.
-                if s.verified.count >= 10_000 { s.verified = s.verified.filter { $0.value > now } }
-                if s.verified.count >= 10_000 { s.verified.removeAll() }
-                // Only if the file was not swapped meanwhile (the hash is still this user's).
-                if s.users.hashes[user] == hash { s.verified[key] = now + remember }
+        let hash: String?
+        switch next {
+        case .known(let answer): return answer
+        case .busy: return false
+        case .check(let stored): hash = stored
+        }
+        let ok = (try? await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash ?? Self.decoy) && hash != nil }) ?? false
+        state.withLock { s in
+            s.running -= 1
+            // A bounded memory: drop the expired, and everything if that is not enough.
+            for table in [\Remembered.verified, \Remembered.refused] where s[keyPath: table].count >= 10_000 {
+                s[keyPath: table] = s[keyPath: table].filter { $0.value > now }
+                if s[keyPath: table].count >= 10_000 { s[keyPath: table].removeAll() }
             }
+            // Only if the file was not swapped meanwhile (the hash is still this user's).
+            guard s.users.hashes[user] == hash else { return }
+            if ok { s.verified[key] = now + remember } else { s.refused[key] = now + rememberRefusal }
         }
         return ok
     }
