@@ -144,6 +144,9 @@ public final class IdleWatchdog: Service, Sendable {
 public struct IdleWatchdogMiddleware<Context: ChannelRequestContext>: RouterMiddleware {
     let watchdog: IdleWatchdog
 
+    /// Responses this small are not watched.
+    static var smallResponse: Int { 64 << 10 }
+
     /// Watches requests with `watchdog`.
     public init(watchdog: IdleWatchdog) { self.watchdog = watchdog }
 
@@ -160,6 +163,12 @@ public struct IdleWatchdogMiddleware<Context: ChannelRequestContext>: RouterMidd
             throw error
         }
         let body = response.body
+        // A small answer goes out in one write that the socket buffers take whole: nothing to
+        // watch, and left as it is Hummingbird writes head and body together.
+        if let length = body.contentLength, length <= Self.smallResponse {
+            watchdog.unwatch(mark)
+            return response
+        }
         let watchdog = self.watchdog
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
             defer { watchdog.unwatch(mark) }
