@@ -184,6 +184,22 @@ extension ProcessSuites {
                 #expect(good.status == 0, "\(good.output)")
                 let bad = try ClusterHarness.run("/usr/bin/podman", ["login", "--cert-dir", certs, "-u", "admin", "-p", "nope", host], environment: env)
                 #expect(bad.status != 0)
+                // podman pushes and pulls with its stored login (its own storage, in the test's directory).
+                // podman wants a run root under 50 characters.
+                let runRoot = "/tmp/spd-podman-" + UUID().uuidString.prefix(8)
+                defer { try? FileManager.default.removeItem(atPath: runRoot) }
+                let storage = ["--storage-driver", "vfs", "--root", cluster.root + "/podman-root", "--runroot", runRoot]
+                let podman = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/podman", storage + arguments, environment: env) }
+                let pulledFirst = try podman(["pull", "--cert-dir", certs, "\(host)/team/app:v1"])
+                #expect(pulledFirst.status == 0, "\(pulledFirst.output)")
+                let image = pulledFirst.output.split(separator: "\n").last.map(String.init) ?? "?"
+                let pushed = try podman(["push", "--cert-dir", certs, "\(host)/team/app:v1", "\(host)/podman/app:v1"])
+                #expect(pushed.status == 0, "\(pushed.output)")
+                _ = try podman(["rmi", "-a", "-f"])
+                let pulledBack = try podman(["pull", "--cert-dir", certs, "\(host)/podman/app:v1"])
+                #expect(pulledBack.status == 0, "\(pulledBack.output)")
+                #expect(pulledBack.output.contains(image), "\(pulledBack.output)")
+                _ = try podman(["rmi", "-a", "-f"])
             }
 
             // A pull-only user, added while the registry runs.
