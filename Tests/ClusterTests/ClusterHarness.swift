@@ -42,7 +42,14 @@ final class ClusterHarness: @unchecked Sendable {
     /// Stops every process this harness started (by its own PID) and removes the data.
     func shutdown() {
         for process in lock.withLock({ processes }) where process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            // `speedy up` stops its children on SIGTERM; a SIGKILL would leave them running
+            // (a test that failed half-way has not stopped it itself).
+            if process.arguments?.first == "up" {
+                kill(process.processIdentifier, SIGTERM)
+                let deadline = Date().addingTimeInterval(15)
+                while process.isRunning && Date() < deadline { usleep(50_000) }
+            }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
         // SPEEDY_KEEP_TEST_DATA=1 keeps the data and logs for a look after a failure.
