@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import SpeedyCore
 import Testing
@@ -373,6 +374,14 @@ final class ClusterHarness: @unchecked Sendable {
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: root + "/\(name).log", encoding: .utf8)) ?? "(no log)"
     }
+}
+
+/// The `code` of the first error in an OCI error body (`{"errors": [{"code", …}]}`).
+func errorCode(_ body: ByteBuffer) -> String? {
+    guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+        let errors = json["errors"] as? [[String: Any]]
+    else { return nil }
+    return errors.first?["code"] as? String
 }
 
 struct HarnessError: Error, CustomStringConvertible {

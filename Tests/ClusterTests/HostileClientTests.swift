@@ -20,13 +20,6 @@ extension ProcessSuites {
 
         func port(_ registry: ClusterHarness.Registry) -> Int { Int(registry.hostPort.split(separator: ":")[1])! }
 
-        func errorCode(_ body: ByteBuffer) -> String? {
-            guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                let errors = json["errors"] as? [[String: Any]]
-            else { return nil }
-            return errors.first?["code"] as? String
-        }
-
         /// `0-18446744073709551615` used to trap the imageserver (`end - start + 1`); now it is a
         /// 400 and the registry keeps serving. The other malformed numbers get the spec's codes.
         @Test func overflowingNumbersAreRefusedAndTheRegistryKeepsServing() async throws {

@@ -12,13 +12,6 @@ extension ProcessSuites {
     /// Logins, permissions, tokens and TLS on the registry, with skopeo, podman and raw HTTP.
     @Suite("Registry logins and TLS", .serialized)
     struct RegistryAuthTests {
-        func errorCode(_ body: ByteBuffer) -> String? {
-            guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                let errors = json["errors"] as? [[String: Any]]
-            else { return nil }
-            return errors.first?["code"] as? String
-        }
-
         /// An htpasswd line made by `speedy htpasswd`, the password piped in.
         func htpasswdLine(user: String, password: String) throws -> String {
             let made = try ClusterHarness.run(

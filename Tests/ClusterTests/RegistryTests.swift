@@ -45,13 +45,6 @@ extension ProcessSuites {
             return [UInt8](try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
         }
 
-        func errorCode(_ body: ByteBuffer) -> String? {
-            guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                let errors = json["errors"] as? [[String: Any]]
-            else { return nil }
-            return errors.first?["code"] as? String
-        }
-
         @Test func skopeoCopiesAnImageInAndOutWithIdenticalDigests() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
