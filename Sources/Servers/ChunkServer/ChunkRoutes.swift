@@ -15,6 +15,9 @@ struct ChunkRoutes: Sendable {
     let maxChunkBytes: Int
 
     static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
+    static let chainHeader = HTTPField.Name(SpeedyHeader.chain)!
+    static let replicasHeader = HTTPField.Name(SpeedyHeader.replicas)!
+    static let timeoutHeader = HTTPField.Name(SpeedyHeader.timeoutMs)!
 
     func register(on router: Router<SpeedyRequestContext>) {
         router.put("/v1/chunks/{group}/{fileId}") { request, context in try await put(request, context) }
@@ -37,26 +40,78 @@ struct ChunkRoutes: Sendable {
         return ChunkKey(group: group, fileId: fileId)
     }
 
+    /// Stores a chunk and, when the request names a chain, streams it on to the next member as it
+    /// arrives; answers 201 only when this copy and every copy after it are durable with the
+    /// right CRC. When the rest of the chain fails, this copy is dropped too (502 CHAIN_FAILED).
     private func put(_ request: Request, _ context: SpeedyRequestContext) async throws -> Response {
         let key = try key(context)
+        let declared = try declaredLength(request)
+        let expectedCRC = try declaredCRC(request)
+        let forward = try chainForward(request, key: key, length: declared, crc: expectedCRC)
+        let info: ChunkInfo
+        do {
+            let body = try await receive(request.body, declared: declared, forwardingTo: forward)
+            info = try await store(key, body, crc: expectedCRC)
+        } catch {
+            forward?.abandon()
+            throw error
+        }
+        var replicas = 1
+        if let forward {
+            do {
+                try await forward.finish(crc: info.crc, length: Int(info.length))
+            } catch {
+                try? await store.delete(key)
+                throw APIError(.badGateway, code: "CHAIN_FAILED", "chunk \(key) did not reach every member after this one: \(error)")
+            }
+            replicas += forward.tail.count
+        }
+        var response = try JSONResponse.make(info, status: .created)
+        response.headers[Self.crcHeader] = CRCFormat.hex(info.crc)
+        response.headers[Self.replicasHeader] = String(replicas)
+        return response
+    }
+
+    private func declaredLength(_ request: Request) throws -> Int? {
         let declared = request.headers[.contentLength].flatMap { Int($0) }
         if let declared, declared > maxChunkBytes {
             throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk of \(declared) bytes is over the \(maxChunkBytes)-byte limit")
         }
-        var expectedCRC: UInt32?
-        if let text = request.headers[Self.crcHeader] {
-            guard let crc = CRCFormat.parse(text) else {
-                throw APIError.badRequest("\(SpeedyHeader.crc32c) must be 1 to 8 hex digits, got '\(text)'")
-            }
-            expectedCRC = crc
+        return declared
+    }
+
+    private func declaredCRC(_ request: Request) throws -> UInt32? {
+        guard let text = request.headers[Self.crcHeader] else { return nil }
+        guard let crc = CRCFormat.parse(text) else {
+            throw APIError.badRequest("\(SpeedyHeader.crc32c) must be 1 to 8 hex digits, got '\(text)'")
         }
+        return crc
+    }
+
+    /// The forward to the next member when the request names a chain.
+    private func chainForward(_ request: Request, key: ChunkKey, length: Int?, crc: UInt32?) throws -> ChainForward? {
+        guard let text = request.headers[Self.chainHeader] else { return nil }
+        guard let tail = ReplicationChain.parseTail(text) else {
+            throw APIError.badRequest("\(SpeedyHeader.chain) must be up to \(ReplicationChain.maxMembers) distinct HOST:PORTs separated by commas")
+        }
+        guard !tail.isEmpty else { return nil }
+        guard let length, let crc else {
+            throw APIError.badRequest("a chained PUT needs Content-Length and \(SpeedyHeader.crc32c), for the members after this one to check")
+        }
+        let callerTimeout = request.headers[Self.timeoutHeader].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil }
+        return ChainForward(key, length: length, crc: crc, tail: tail, timeout: ChainForward.timeout(callerTimeoutMs: callerTimeout))
+    }
+
+    /// Reads the whole body into one buffer of the declared size, handing each piece on as it comes.
+    private func receive(_ pieces: RequestBody, declared: Int?, forwardingTo forward: ChainForward?) async throws -> ByteBuffer {
         // Reserve the declared length once, rather than growing (and copying) as bytes arrive.
         var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
         do {
-            for try await piece in request.body {
+            for try await piece in pieces {
                 guard body.readableBytes + piece.readableBytes <= maxChunkBytes else {
                     throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
                 }
+                forward?.send(piece)
                 body.writeImmutableBuffer(piece)
             }
         } catch let error as APIError {
@@ -67,16 +122,18 @@ struct ChunkRoutes: Sendable {
         if let declared, declared != body.readableBytes {
             throw APIError.badRequest("body has \(body.readableBytes) bytes but Content-Length said \(declared)")
         }
+        return body
+    }
+
+    private func store(_ key: ChunkKey, _ body: ByteBuffer, crc: UInt32?) async throws -> ChunkInfo {
         let info: ChunkInfo
         do {
-            info = try await store.put(key, data: body, crc: expectedCRC)
+            info = try await store.put(key, data: body, crc: crc)
         } catch {
             throw Self.apiError(error)
         }
         counters.recordWrite(bytes: body.readableBytes)
-        var response = try JSONResponse.make(info, status: .created)
-        response.headers[Self.crcHeader] = CRCFormat.hex(info.crc)
-        return response
+        return info
     }
 
     private func get(_ request: Request, _ context: SpeedyRequestContext, head: Bool) async throws -> Response {

@@ -34,9 +34,10 @@ struct ChunkIO: Sendable {
     let logger: Logger
 
     /// Writes `data` to every member of one writable group that takes writes (`RW`, and a
-    /// `TRANSFERRING` replacement, so it misses nothing written while it is filled); it counts
-    /// only when all acknowledged it durable with the right CRC. A failing group is left for
-    /// another one, up to `attempts` groups.
+    /// `TRANSFERRING` replacement, so it misses nothing written while it is filled). The chunk is
+    /// sent once, to the head of the group's chain, which passes it on (``ReplicationChain``); it
+    /// counts only when the head reports every member durable with the right CRC. A failing group
+    /// is left for another one, up to `attempts` groups.
     func write(_ data: ByteBuffer) async throws(ChunkIOError) -> ChunkRef {
         let crc = CRC32C.checksum(data)
         var tried: [UInt32] = []
@@ -56,30 +57,31 @@ struct ChunkIO: Sendable {
                 lastError = "group \(group.id) is no longer writable, or the cluster map is older than \(ClusterView.maxMapAgeForWrites)"
                 continue
             }
-            let addrs = current.members.filter(\.status.takesWrites).map(\.addr)
-            let http = self.http
-            let failures = await withTaskGroup(of: String?.self) { tasks in
-                for addr in addrs {
-                    tasks.addTask {
-                        do {
-                            let info = try await ChunkServerClient(baseURL: addr, http: http).put(key, data: data, crc: crc)
-                            return info.crc == crc && Int(info.length) == data.readableBytes ? nil : "\(addr) stored a different CRC"
-                        } catch {
-                            return "\(addr): \(error)"
-                        }
-                    }
-                }
-                return await tasks.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            let chain = ReplicationChain.rotated(current.members.filter(\.status.takesWrites).map(\.addr), by: fileId)
+            if let failure = await writeChain(key, data, crc: crc, chain: chain) {
+                lastError = failure
+                logger.warning("chunk \(key) not written to every member (\(failure)); trying another group")
+                // The copies that did land are garbage now.
+                removeGarbage([key], alsoFrom: chain.members)
+                continue
             }
-            if failures.isEmpty {
-                return ChunkRef(group: group.id, fileId: fileId, length: UInt32(data.readableBytes), crc: crc)
-            }
-            lastError = failures.joined(separator: "; ")
-            logger.warning("chunk \(key) not written to every member (\(lastError!)); trying another group")
-            // The copies that did land are garbage now.
-            removeGarbage([key], alsoFrom: addrs)
+            return ChunkRef(group: group.id, fileId: fileId, length: UInt32(data.readableBytes), crc: crc)
         }
         throw .noWritableGroup(tried: tried, lastError: lastError)
+    }
+
+    /// Sends the chunk to the chain's head; nil when every member holds it, else why not.
+    private func writeChain(_ key: ChunkKey, _ data: ByteBuffer, crc: UInt32, chain: ReplicationChain) async -> String? {
+        guard let head = chain.members.first else { return "group \(key.group) has no member taking writes" }
+        do {
+            let (info, replicas) = try await ChunkServerClient(baseURL: head, http: http)
+                .put(key, data: data, crc: crc, onTo: Array(chain.members.dropFirst()))
+            guard info.crc == crc, Int(info.length) == data.readableBytes else { return "\(head) stored a different CRC" }
+            guard replicas == chain.members.count else { return "\(head) reported \(replicas) of \(chain.members.count) copies" }
+            return nil
+        } catch {
+            return "\(head): \(error)"
+        }
     }
 
     /// Reads a whole chunk from the least busy member whose copy passes the CRC, trying the others

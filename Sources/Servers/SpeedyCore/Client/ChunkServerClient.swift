@@ -17,15 +17,51 @@ public struct ChunkServerClient: Sendable {
     /// - Parameter crc: the data's CRC-32C when the caller has it already (it is sent for the
     ///   server to check), else it is computed here.
     public func put(_ key: ChunkKey, data: ByteBuffer, crc known: UInt32? = nil) async throws(ServiceError) -> ChunkInfo {
-        let crc = known ?? CRC32C.checksum(data)
-        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
-        let reply = try await service.send(.PUT, path, body: data, headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc))])
-        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
-        do {
-            return try WireJSON.decoder().decode(ChunkInfo.self, from: reply.body)
-        } catch {
-            throw .badResponse(url: service.baseURL + path, reason: "\(error)")
+        try await put(key, data: data, crc: known ?? CRC32C.checksum(data), onTo: []).info
+    }
+
+    /// Stores a chunk on this chunkserver and, through it, on every member of `tail` in turn
+    /// (see ``ReplicationChain``); returns the head's record and how many members reported the
+    /// chunk durable with `crc`.
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32, onTo tail: [String]) async throws(ServiceError) -> (info: ChunkInfo, replicas: Int) {
+        let path = Self.path(key)
+        let reply = try await service.send(.PUT, path, body: data, headers: putHeaders(crc: crc, tail: tail))
+        return try Self.decodePut(reply, url: service.baseURL + path)
+    }
+
+    /// Like ``put(_:data:crc:onTo:)`` with the body streamed from `body` as it arrives (how a
+    /// chain member passes a chunk on before it has all of it). A `body` that ends short of
+    /// `length` fails the request, and the receiver drops what it got.
+    public func put<Body: AsyncSequence & Sendable>(
+        _ key: ChunkKey, streaming body: Body, length: Int, crc: UInt32, onTo tail: [String]
+    ) async throws(ServiceError) -> (info: ChunkInfo, replicas: Int) where Body.Element == ByteBuffer {
+        let path = Self.path(key)
+        let reply = try await service.send(.PUT, path, streaming: body, length: length, headers: putHeaders(crc: crc, tail: tail))
+        return try Self.decodePut(reply, url: service.baseURL + path)
+    }
+
+    private static func path(_ key: ChunkKey) -> String { "/v1/chunks/\(key.group)/\(key.fileId)" }
+
+    private func putHeaders(crc: UInt32, tail: [String]) -> [(String, String)] {
+        var headers = [(SpeedyHeader.crc32c, CRCFormat.hex(crc))]
+        if !tail.isEmpty {
+            headers.append((SpeedyHeader.chain, tail.joined(separator: ",")))
+            headers.append((SpeedyHeader.timeoutMs, String(service.timeout.nanoseconds / 1_000_000)))
         }
+        return headers
+    }
+
+    private static func decodePut(_ reply: (status: Int, headers: HTTPHeaders, body: ByteBuffer), url: String) throws(ServiceError) -> (info: ChunkInfo, replicas: Int) {
+        try ServiceClient.check(reply.status, reply.body, url: url)
+        let info: ChunkInfo
+        do {
+            info = try WireJSON.decoder().decode(ChunkInfo.self, from: reply.body)
+        } catch {
+            throw .badResponse(url: url, reason: "\(error)")
+        }
+        // A chunkserver that predates chains stores only its own copy and sends no count.
+        let replicas = reply.headers.first(name: SpeedyHeader.replicas).map { Int($0) ?? 0 } ?? 1
+        return (info, replicas)
     }
 
     /// Reads a whole chunk and checks its CRC against the one the server sent.

@@ -62,14 +62,32 @@ public struct ServiceClient: Sendable {
         _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil,
         headers: [(String, String)] = [], limit: Int = 64 << 20
     ) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
-        let url = baseURL + path
-        var request = HTTPClientRequest(url: url)
+        var request = makeRequest(method, path, headers: headers)
+        if let body { request.body = .bytes(body) }
+        return try await execute(request, limit: limit)
+    }
+
+    /// Sends a request whose body of `length` bytes is streamed from `body` as it is produced.
+    /// If `body` ends before `length` bytes, the request fails and the peer sees a body cut short.
+    public func send<Body: AsyncSequence & Sendable>(
+        _ method: HTTPMethod, _ path: String, streaming body: Body, length: Int,
+        headers: [(String, String)] = [], limit: Int = 64 << 20
+    ) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) where Body.Element == ByteBuffer {
+        var request = makeRequest(method, path, headers: headers)
+        request.body = .stream(body, length: .known(Int64(length)))
+        return try await execute(request, limit: limit)
+    }
+
+    private func makeRequest(_ method: HTTPMethod, _ path: String, headers: [(String, String)]) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let secret { request.headers.add(name: "Authorization", value: secret.authorization) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            request.body = .bytes(body)
-        }
+        return request
+    }
+
+    private func execute(_ request: HTTPClientRequest, limit: Int) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
+        let url = request.url
         do {
             let response = try await http.execute(request, timeout: timeout)
             // Reserve the announced length once, rather than growing (and copying) as bytes arrive.

@@ -71,6 +71,14 @@ public struct ErrorBody: Sendable, Codable, Equatable {
 public enum SpeedyHeader {
     /// CRC-32C of a chunk payload, as 8 lower-case hex digits.
     public static let crc32c = "X-Speedy-Crc32c"
+    /// On a chunk PUT: the members after this one in the write chain, which this chunkserver
+    /// streams the chunk on to (see ``ReplicationChain``).
+    public static let chain = "X-Speedy-Chain"
+    /// On a chunk PUT's answer: how many members, this one included, hold the chunk durable.
+    public static let replicas = "X-Speedy-Replicas"
+    /// On a chained chunk PUT: milliseconds the sender waits for the answer. A member gives the
+    /// next one less, so an answer (a failure included) always comes back before its caller gives up.
+    public static let timeoutMs = "X-Speedy-Timeout-Ms"
 }
 
 /// Formats and parses the 8-hex-digit CRC form used in headers and listings.
