@@ -114,12 +114,18 @@ final class ClusterHarness: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    /// Starts `speedy ARGS`, its output going to ROOT/NAME.log.
+    /// Starts `speedy ARGS`, its output going to ROOT/NAME.log; on a host of a ``NetworkLab``
+    /// when one is given (the process's PID is still the role's own).
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) throws -> Process {
+    func start(_ name: String, _ arguments: [String], on host: NetworkLab.Host? = nil) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
-        process.arguments = arguments
+        if let host {
+            process.executableURL = URL(fileURLWithPath: NetworkLab.ip)
+            process.arguments = ["netns", "exec", host.namespace, Self.binDirectory + "/speedy"] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
+            process.arguments = arguments
+        }
         process.environment = Self.clusterEnvironment
         let logPath = root + "/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)

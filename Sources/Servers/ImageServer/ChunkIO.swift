@@ -30,6 +30,9 @@ struct ChunkIO: Sendable {
     let view: ClusterView
     let ids: FileIdPool
     let http: HTTPClient
+    /// The client chunk reads go through: one that gives up on a member silent for a few
+    /// seconds (a cut link hangs rather than resets), so the read moves on to another member.
+    let readHTTP: HTTPClient
     let attempts: Int
     let logger: Logger
 
@@ -92,7 +95,7 @@ struct ChunkIO: Sendable {
             do {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
                 let (data, crc) = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, http: http).getChecked(ref.key)
+                    try await ChunkServerClient(baseURL: addr, http: readHTTP).getChecked(ref.key)
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     errors.append("\(addr): content does not match the blob's record")

@@ -124,6 +124,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
         if let advertise, advertise.port == 0 || ["0.0.0.0", "::"].contains(advertise.host) {
             throw ValidationError("--advertise must be an address others can reach, with a port")
         }
+        if advertise == nil, ["0.0.0.0", "::"].contains(listen.host) {
+            throw ValidationError("listening on \(listen.host) needs --advertise HOST:PORT: the address the master, imageservers and the other members reach this server at")
+        }
     }
 
     func run() async throws {

@@ -1,3 +1,4 @@
+import Foundation
 import SpeedyCore
 
 /// Throughput and latency percentiles of one benchmark phase.
@@ -7,6 +8,9 @@ struct PhaseResult {
     let bytes: Int
     let seconds: Double
     let latenciesMs: [Double]
+    /// Wall-clock start and end (seconds since 1970), to add up phases run on several hosts.
+    var startedAt: Double = 0
+    var endedAt: Double = 0
 
     var megabytesPerSecond: Double { Double(bytes) / 1_000_000 / seconds }
 
@@ -40,6 +44,7 @@ func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
 enum Phase {
     static func run(name: String, count: Int, concurrency: Int, bytesEach: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> PhaseResult {
         let clock = ContinuousClock()
+        let startedAt = Date().timeIntervalSince1970
         let (latencies, seconds) = try await timed {
             try await withThrowingTaskGroup(of: [Double].self) { group in
                 for worker in 0..<min(concurrency, count) {
@@ -59,6 +64,8 @@ enum Phase {
                 return try await group.reduce(into: []) { $0 += $1 }
             }
         }
-        return PhaseResult(name: name, operations: count, bytes: count * bytesEach, seconds: seconds, latenciesMs: latencies)
+        return PhaseResult(
+            name: name, operations: count, bytes: count * bytesEach, seconds: seconds, latenciesMs: latencies,
+            startedAt: startedAt, endedAt: Date().timeIntervalSince1970)
     }
 }

@@ -22,6 +22,17 @@ struct RegistryBench: AsyncParsableCommand {
     @Option(help: "Registry base URL.")
     var url = "http://127.0.0.1:6788"
 
+    @Option(help: ArgumentHelp("Registry to pull through (default: --url); another imageserver of the same cluster, say.", valueName: "url"))
+    var pullUrl: String?
+
+    /// Which phases to run.
+    enum Phases: String, ExpressibleByArgument, CaseIterable {
+        case push, pull, both
+    }
+
+    @Option(help: "Phases to run: push, pull (blobs pushed before with the same --seed, --count and --size) or both.")
+    var phase: Phases = .both
+
     @Option(help: "Repository to push to.")
     var repository = "bench/blobs"
 
@@ -55,6 +66,14 @@ struct RegistryBench: AsyncParsableCommand {
         var pullP50Ms: Double
         var pullP99Ms: Double
         var serverPeakRSSBytes: Int?
+        /// Wall-clock bounds of each phase and every operation's latency, so that runs from
+        /// several client hosts at once can be added up (`Tests/Lab/lab-bench`).
+        var pushStartedAt: Double?
+        var pushEndedAt: Double?
+        var pullStartedAt: Double?
+        var pullEndedAt: Double?
+        var pushLatenciesMs: [Double]?
+        var pullLatenciesMs: [Double]?
     }
 
     func run() async throws {
@@ -74,26 +93,37 @@ struct RegistryBench: AsyncParsableCommand {
         let sampler = serverPid.map { MemorySampler(pid: $0) }
         let sampling = sampler.map { sampler in Task { await sampler.run() } }
 
-        let push = try await Phase.run(name: "push", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
-            try await Self.push(http: http, base: base, repository: repository, source: BlobSource(seed: seed &+ UInt64(i), size: blobSize), digest: digests[i])
+        let pullBase = pullUrl.map(MasterLocation.normalize) ?? base
+        var push: PhaseResult?
+        if phase != .pull {
+            push = try await Phase.run(name: "push", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
+                try await Self.push(http: http, base: base, repository: repository, source: BlobSource(seed: seed &+ UInt64(i), size: blobSize), digest: digests[i])
+            }
         }
-        let pull = try await Phase.run(name: "pull", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
-            try await Self.pull(http: http, base: base, repository: repository, digest: digests[i], size: blobSize)
+        var pull: PhaseResult?
+        if phase != .push {
+            pull = try await Phase.run(name: "pull", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
+                try await Self.pull(http: http, base: pullBase, repository: repository, digest: digests[i], size: blobSize)
+            }
         }
         sampling?.cancel()
         let peak = await sampler?.peak
         try await http.shutdown()
+        report(push: push, pull: pull, peak: peak, base: base, blobSize: blobSize)
+    }
 
-        let result = Result(
-            url: base, blobs: count, blobBytes: blobSize, concurrency: concurrency,
-            pushMBps: push.megabytesPerSecond, pushP50Ms: push.percentile(0.5), pushP99Ms: push.percentile(0.99),
-            pullMBps: pull.megabytesPerSecond, pullP50Ms: pull.percentile(0.5), pullP99Ms: pull.percentile(0.99),
-            serverPeakRSSBytes: peak)
+    private func report(push: PhaseResult?, pull: PhaseResult?, peak: Int?, base: String, blobSize: Int) {
         if json {
-            print(String(decoding: try WireJSON.encoder(pretty: true).encode(result), as: UTF8.self))
+            let result = Result(
+                url: base, blobs: count, blobBytes: blobSize, concurrency: concurrency,
+                pushMBps: push?.megabytesPerSecond ?? 0, pushP50Ms: push?.percentile(0.5) ?? 0, pushP99Ms: push?.percentile(0.99) ?? 0,
+                pullMBps: pull?.megabytesPerSecond ?? 0, pullP50Ms: pull?.percentile(0.5) ?? 0, pullP99Ms: pull?.percentile(0.99) ?? 0,
+                serverPeakRSSBytes: peak, pushStartedAt: push?.startedAt, pushEndedAt: push?.endedAt,
+                pullStartedAt: pull?.startedAt, pullEndedAt: pull?.endedAt, pushLatenciesMs: push?.latenciesMs, pullLatenciesMs: pull?.latenciesMs)
+            print(String(decoding: (try? WireJSON.encoder(pretty: true).encode(result)) ?? Data(), as: UTF8.self))
         } else {
-            print(push.line + "  (\(count) digests accepted)")
-            print(pull.line + "  (\(count) digests verified)")
+            if let push { print(push.line + "  (\(count) digests accepted)") }
+            if let pull { print(pull.line + "  (\(count) digests verified)") }
             if let peak { print("server peak RSS     \(ByteSize.format(UInt64(peak)))") }
         }
     }
