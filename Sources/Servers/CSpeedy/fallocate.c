@@ -12,3 +12,11 @@ int speedy_fallocate(int fd, int mode, off_t offset, off_t length) {
     return EOPNOTSUPP;
 #endif
 }
+
+int speedy_o_direct(void) {
+#ifdef O_DIRECT
+    return O_DIRECT;
+#else
+    return 0;
+#endif
+}

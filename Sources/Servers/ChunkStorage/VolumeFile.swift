@@ -1,5 +1,6 @@
 import CSpeedy
 import SpeedyCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,9 @@ public final class VolumeFile: Sendable {
     /// Size the file was preallocated to; records never cross it.
     public let size: Int
     private let fd: Int32
+    /// The same file opened with O_DIRECT for the block-aligned middle of large writes, or -1
+    /// where the filesystem refuses it (tmpfs). See ``write(_:at:)``.
+    private let directFD: Mutex<Int32>
 
     /// The file name for volume `id`: `volume-000001.dat`.
     public static func fileName(id: UInt32) -> String {
@@ -43,6 +47,7 @@ public final class VolumeFile: Sendable {
             throw .io(operation: "fstat \(path)", errno: e)
         }
         self.fd = fd
+        self.directFD = Mutex(Self.openDirect(path))
         self.id = id
         self.path = path
         self.size = Int(st.st_size)
@@ -65,28 +70,112 @@ public final class VolumeFile: Sendable {
             throw .io(operation: "fsync \(path)", errno: e)
         }
         self.fd = fd
+        self.directFD = Mutex(Self.openDirect(path))
         self.id = id
         self.path = path
         self.size = size
         try Self.syncDirectory(containing: path)
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        let direct = directFD.withLock { $0 }
+        if direct >= 0 { close(direct) }
+    }
+
+    private static func openDirect(_ path: String) -> Int32 {
+        open(path, O_WRONLY | O_CLOEXEC | speedy_o_direct())
+    }
+
+    /// Block size the O_DIRECT part of a write is aligned to (offset, length and memory).
+    static let directAlignment = 4096
+    /// Writes shorter than this go through the page cache whole.
+    static let directMinimum = 64 << 10
 
     /// Writes all of `buffers` contiguously at `offset`.
+    ///
+    /// A buffered write costs this machine's kernel about 3.7 CPU seconds per GB (copying into the
+    /// page cache, then writing it back), an O_DIRECT one about 0.1. So the block-aligned middle of
+    /// a large write is copied into an aligned buffer and written with O_DIRECT; the unaligned head
+    /// and tail, and small writes, go through the page cache. The ranges never share a page, and
+    /// the caller's fdatasync covers both kinds.
     public func write(_ buffers: [UnsafeRawBufferPointer], at offset: Int) throws(ChunkStoreError) {
-        var position = offset
-        for buffer in buffers where buffer.count > 0 {
+        let total = buffers.reduce(0) { $0 + $1.count }
+        let a = Self.directAlignment
+        let directStart = (offset + a - 1) / a * a - offset
+        let directEnd = (offset + total) / a * a - offset
+        guard directEnd - directStart >= Self.directMinimum, directFD.withLock({ $0 }) >= 0 else {
+            try writeBuffered(buffers, range: 0..<total, at: offset)
+            return
+        }
+        try writeBuffered(buffers, range: 0..<directStart, at: offset)
+        do {
+            try writeDirect(buffers, range: directStart..<directEnd, at: offset)
+        } catch let error {
+            guard case .io(_, let code) = error, code == EINVAL else { throw error }
+            // The filesystem took the open but not the write: use the page cache from now on.
+            directFD.withLock {
+                if $0 >= 0 { close($0) }
+                $0 = -1
+            }
+            try writeBuffered(buffers, range: directStart..<directEnd, at: offset)
+        }
+        try writeBuffered(buffers, range: directEnd..<total, at: offset)
+    }
+
+    /// Writes bytes `range` of the concatenation of `buffers` at `base + range.lowerBound`.
+    private func writeBuffered(_ buffers: [UnsafeRawBufferPointer], range: Range<Int>, at base: Int) throws(ChunkStoreError) {
+        try Self.forEachSegment(of: buffers, in: range) { (segment, position) throws(ChunkStoreError) in
             var done = 0
-            while done < buffer.count {
-                let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(position + done))
+            while done < segment.count {
+                let n = pwrite(fd, segment.baseAddress! + done, segment.count - done, off_t(base + position + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw .io(operation: "pwrite \(path)", errno: errno)
                 }
                 done += n
             }
+        }
+    }
+
+    /// Writes bytes `range` (block-aligned in the file) with O_DIRECT, through an aligned buffer.
+    private func writeDirect(_ buffers: [UnsafeRawBufferPointer], range: Range<Int>, at base: Int) throws(ChunkStoreError) {
+        try DirectWriteBuffer.shared.withBuffer { (staging) throws(ChunkStoreError) in
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(range.upperBound, start + staging.count)
+                try Self.forEachSegment(of: buffers, in: start..<end) { (segment, position) throws(ChunkStoreError) in
+                    (staging.baseAddress! + (position - start)).copyMemory(from: segment.baseAddress!, byteCount: segment.count)
+                }
+                var done = 0
+                while done < end - start {
+                    let fd = directFD.withLock { $0 }
+                    let n = pwrite(fd, staging.baseAddress! + done, end - start - done, off_t(base + start + done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw .io(operation: "pwrite (O_DIRECT) \(path)", errno: errno)
+                    }
+                    // A short direct write ends on a block boundary; the rest follows.
+                    done += n
+                }
+                start = end
+            }
+        }
+    }
+
+    /// Calls `body` with each contiguous piece of bytes `range` of the concatenation of
+    /// `buffers`, and the piece's position in that concatenation.
+    private static func forEachSegment(
+        of buffers: [UnsafeRawBufferPointer], in range: Range<Int>, _ body: (UnsafeRawBufferPointer, Int) throws(ChunkStoreError) -> Void
+    ) throws(ChunkStoreError) {
+        var position = 0
+        for buffer in buffers {
+            let lower = max(range.lowerBound, position), upper = min(range.upperBound, position + buffer.count)
+            if lower < upper {
+                try body(UnsafeRawBufferPointer(rebasing: buffer[(lower - position)..<(upper - position)]), lower)
+            }
             position += buffer.count
+            if position >= range.upperBound { break }
         }
     }
 
@@ -139,5 +228,34 @@ public final class VolumeFile: Sendable {
         guard dfd >= 0 else { throw .io(operation: "open \(dir)", errno: errno) }
         defer { close(dfd) }
         guard fsync(dfd) == 0 else { throw .io(operation: "fsync \(dir)", errno: errno) }
+    }
+}
+
+/// The aligned buffer O_DIRECT writes go through: one per process, as a chunkserver's writes
+/// come from its single flush thread; allocated once, so its pages are not faulted in again for
+/// every write.
+final class DirectWriteBuffer: Sendable {
+    static let shared = DirectWriteBuffer(size: 1 << 20)
+
+    private struct Storage: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    private let storage: Mutex<Storage>
+    private let size: Int
+
+    private init(size: Int) {
+        var pointer: UnsafeMutableRawPointer?
+        precondition(posix_memalign(&pointer, VolumeFile.directAlignment, size) == 0, "cannot allocate the O_DIRECT buffer")
+        self.storage = Mutex(Storage(pointer: pointer!))
+        self.size = size
+    }
+
+    /// Runs `body` with the buffer, one caller at a time.
+    func withBuffer<E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+        let size = self.size
+        try storage.withLock { (storage: inout Storage) throws(E) in
+            try body(UnsafeMutableRawBufferPointer(start: storage.pointer, count: size))
+        }
     }
 }

@@ -147,9 +147,9 @@ struct RegistryBench: AsyncParsableCommand {
         patch.headers.add(name: "Content-Type", value: "application/octet-stream")
         patch.body = .stream(source.pieces(), length: .known(Int64(source.size)))
         let patched = try await http.execute(patch, timeout: .seconds(300))
-        _ = try await patched.body.collect(upTo: 1 << 20)
+        let answer = try await patched.body.collect(upTo: 1 << 20)
         guard patched.status == .accepted || patched.status == .noContent || patched.status == .created else {
-            throw BenchError(description: "PATCH answered \(patched.status)")
+            throw BenchError(description: "PATCH answered \(patched.status): \(String(buffer: answer))")
         }
         let next = patched.headers.first(name: "Location").map { $0.hasPrefix("http") ? $0 : base + $0 } ?? absolute
         var put = HTTPClientRequest(url: next + (next.contains("?") ? "&" : "?") + "digest=\(digest)")

@@ -17,6 +17,9 @@ int speedy_crc32c_is_hardware(void);
 /// Linux fallocate(2) (a GNU extension Swift's Glibc module does not export). Returns 0 or errno.
 int speedy_fallocate(int fd, int mode, off_t offset, off_t length);
 
+/// The O_DIRECT open flag (a GNU extension Swift's Glibc module does not export); 0 where there is none.
+int speedy_o_direct(void);
+
 /// Bytes of a SHA-256 hashing state; the state is plain data, so an upload can save it between
 /// requests and any imageserver can continue hashing where another stopped.
 #define SPEEDY_SHA256_STATE_BYTES 112
