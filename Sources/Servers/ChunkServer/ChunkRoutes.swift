@@ -105,7 +105,7 @@ struct ChunkRoutes: Sendable {
     /// Reads the whole body into one buffer of the declared size, handing each piece on as it comes.
     private func receive(_ pieces: RequestBody, declared: Int?, forwardingTo forward: ChainForward?) async throws -> ByteBuffer {
         // Reserve the declared length once, rather than growing (and copying) as bytes arrive.
-        var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        var body = ChunkBufferPool.allocator.buffer(capacity: declared ?? 0)
         do {
             for try await piece in pieces {
                 guard body.readableBytes + piece.readableBytes <= maxChunkBytes else {

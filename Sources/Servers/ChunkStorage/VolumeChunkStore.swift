@@ -500,7 +500,7 @@ public final class VolumeChunkStore: ChunkStore {
 
     private static func readRecord(key: ChunkKey, location: ChunkLocation, volume: VolumeFile) -> Result<ByteBuffer, ChunkStoreError> {
         let total = RecordHeader.size + Int(location.length)
-        var buffer = ByteBufferAllocator().buffer(capacity: total)
+        var buffer = ChunkBufferPool.allocator.buffer(capacity: total)
         var failure: ChunkStoreError?
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { b in
             do throws(ChunkStoreError) {

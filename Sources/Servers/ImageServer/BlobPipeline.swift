@@ -80,7 +80,7 @@ struct ChunkedUpload: Sendable {
                         if buffer == nil {
                             try await budget.acquire(firstSlice, client: client)
                             reserved = firstSlice
-                            buffer = ByteBufferAllocator().buffer(capacity: chunkSize)
+                            buffer = ChunkBufferPool.allocator.buffer(capacity: chunkSize)
                         }
                         let take = min(piece.readableBytes, chunkSize - buffer!.readableBytes)
                         if buffer!.readableBytes + take > reserved {

@@ -39,4 +39,15 @@ void speedy_sha512(const void *bytes, size_t length, unsigned char *out64);
 /// Fixes glibc's mmap threshold (so large buffers are unmapped when freed) and caps its arenas.
 void speedy_tune_malloc(int mmap_threshold, int arena_max);
 
+/// The chunk buffer pool's allocator functions (buffer_pool.c): large blocks are kept for reuse
+/// up to a limit, so their pages stay mapped.
+void *speedy_pool_alloc(size_t size);
+void *speedy_pool_realloc(void *pointer, size_t old_size, size_t new_size);
+void speedy_pool_free(void *_Nonnull pointer);
+void speedy_pool_copy(void *_Nonnull destination, const void *_Nonnull source, size_t count);
+/// Bytes of free blocks the pool may keep.
+void speedy_pool_set_limit(size_t bytes);
+/// Bytes of free blocks the pool keeps now.
+size_t speedy_pool_pooled_bytes(void);
+
 #endif

@@ -92,7 +92,7 @@ public struct ServiceClient: Sendable {
             let response = try await http.execute(request, timeout: timeout)
             // Reserve the announced length once, rather than growing (and copying) as bytes arrive.
             let announced = response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
-            var bytes = ByteBufferAllocator().buffer(capacity: min(max(announced, 0), limit))
+            var bytes = ChunkBufferPool.allocator.buffer(capacity: min(max(announced, 0), limit))
             for try await piece in response.body {
                 guard bytes.readableBytes + piece.readableBytes <= limit else {
                     throw ServiceError.badResponse(url: url, reason: "response over \(limit) bytes")
