@@ -157,6 +157,7 @@ let package = Package(
                 "ServerSupport",
                 "ToolSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/Servers/SpeedyCommand",
             swiftSettings: swiftSettings
