@@ -80,12 +80,16 @@ struct ChunkedUpload: Sendable {
                         if buffer == nil {
                             try await budget.acquire(firstSlice, client: client)
                             reserved = firstSlice
-                            buffer = ChunkBufferPool.allocator.buffer(capacity: chunkSize)
+                            // Only the first slice is allocated now: a pooled block of a whole
+                            // chunk is resident at once, and a stalled client must hold no more
+                            // memory than its budget says.
+                            buffer = ChunkBufferPool.allocator.buffer(capacity: firstSlice)
                         }
                         let take = min(piece.readableBytes, chunkSize - buffer!.readableBytes)
                         if buffer!.readableBytes + take > reserved {
                             try await budget.acquire(chunkSize - reserved, client: client)
                             reserved = chunkSize
+                            buffer!.reserveCapacity(chunkSize)
                         }
                         buffer!.writeImmutableBuffer(piece.readSlice(length: take)!)
                         if buffer!.readableBytes == chunkSize {
