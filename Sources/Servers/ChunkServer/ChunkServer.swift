@@ -13,6 +13,8 @@ public enum ChunkServer {
     public static func run(_ configuration: ChunkServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.chunkserver")
         MemoryTuning.apply()
+        // Enough idle chunk buffers for a few dozen transfers at once to reuse mapped pages.
+        ChunkBufferPool.setLimit(128 << 20)
         try FileManager.default.createDirectory(atPath: configuration.store.directory, withIntermediateDirectories: true)
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now

@@ -15,6 +15,9 @@ public enum ImageServer {
     public static func run(_ configuration: ImageServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.imageserver")
         MemoryTuning.apply()
+        // Buffers in use never exceed the budget, so idle ones up to the budget add nothing to
+        // the peak: what one burst mapped, the next reuses.
+        ChunkBufferPool.setLimit(configuration.memoryBudget)
         // Before the HTTP client exists: a file that cannot be read ends the start with its error.
         let auth = try await RegistryAuth.load(configuration.auth, logger: logger)
         let http = makeClusterClient(readTimeout: .seconds(60))
