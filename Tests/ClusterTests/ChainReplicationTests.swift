@@ -84,6 +84,13 @@ extension ProcessSuites {
             #expect(whole.replicas == 3)
             #expect(await held(1_000_001) == [true, true, true])
 
+            // Cleaning up a failed write names the CRC it wrote: other bytes under the key stay.
+            let stored = ChunkKey(group: 1, fileId: 1_000_001)
+            await #expect(throws: ServiceError.self) { try await ChunkServerClient(baseURL: cs2).delete(stored, ifCRC: crc ^ 1) }
+            #expect(await held(1_000_001) == [true, true, true])
+            try await ChunkServerClient(baseURL: cs2).delete(stored, ifCRC: crc)
+            #expect(await held(1_000_001) == [true, false, true])
+
             // The last member cannot be reached: both members before it drop their copies.
             let unreachable = "127.0.0.1:\(ClusterHarness.freePort())"
             await #expect(throws: ServiceError.self) {

@@ -170,8 +170,17 @@ struct ChunkRoutes: Sendable {
         }
     }
 
+    /// Deletes a chunk; with `?crc=`, only if the stored chunk has that CRC (`412 CRC_DIFFERS`
+    /// otherwise), so that cleaning up a failed write can never delete another chunk under the
+    /// same key.
     private func delete(_ request: Request, _ context: SpeedyRequestContext) async throws -> Response {
         let key = try key(context)
+        if let text = request.uri.queryParameters["crc"] {
+            guard let crc = CRCFormat.parse(String(text)) else { throw APIError.badRequest("crc must be 1 to 8 hex digits, got '\(text)'") }
+            if let stored = store.info(key), stored.crc != crc {
+                throw APIError(.preconditionFailed, code: "CRC_DIFFERS", "chunk \(key) holds other bytes (CRC \(CRCFormat.hex(stored.crc))); not deleted")
+            }
+        }
         do {
             try await store.delete(key)
         } catch {

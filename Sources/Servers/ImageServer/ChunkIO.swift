@@ -65,7 +65,7 @@ struct ChunkIO: Sendable {
                 lastError = failure
                 logger.warning("chunk \(key) not written to every member (\(failure)); trying another group")
                 // The copies that did land are garbage now.
-                removeGarbage([key], alsoFrom: chain.members)
+                removeGarbage([(key, crc)], alsoFrom: chain.members)
                 continue
             }
             return ChunkRef(group: group.id, fileId: fileId, length: UInt32(data.readableBytes), crc: crc)
@@ -113,23 +113,24 @@ struct ChunkIO: Sendable {
 
     /// Deletes chunks from every member of their groups, ignoring failures (garbage cleanup).
     func discard(_ refs: [ChunkRef]) {
-        removeGarbage(refs.map(\.key), alsoFrom: [])
+        removeGarbage(refs.map { ($0.key, $0.crc) }, alsoFrom: [])
     }
 
-    /// Deletes `keys` in the background from the members of their groups and from `addrs`, and
+    /// Deletes `chunks` in the background from the members of their groups and from `addrs`, and
     /// once more a little later: a transfer may have copied a chunk to its new member meanwhile.
-    /// Keys are never used again, so a late delete cannot hit live data.
-    private func removeGarbage(_ keys: [ChunkKey], alsoFrom addrs: [String]) {
-        guard !keys.isEmpty else { return }
+    /// Each delete names the CRC of the bytes written, so a member holding other bytes under the
+    /// key (file ids handed out twice by a master restored from an old database) keeps them.
+    private func removeGarbage(_ chunks: [(key: ChunkKey, crc: UInt32)], alsoFrom addrs: [String]) {
+        guard !chunks.isEmpty else { return }
         let view = self.view
         let http = self.http
         Task.detached {
             for pass in 0..<2 {
                 if pass > 0 { try? await Task.sleep(for: .seconds(5)) }
                 let groups = await view.current()?.groups ?? []
-                for key in keys {
+                for (key, crc) in chunks {
                     let members = groups.first { $0.id == key.group }?.members.map(\.addr) ?? []
-                    for addr in Set(addrs + members) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key) }
+                    for addr in Set(addrs + members) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key, ifCRC: crc) }
                 }
             }
         }

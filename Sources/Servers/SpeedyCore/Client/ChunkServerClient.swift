@@ -83,9 +83,9 @@ public struct ChunkServerClient: Sendable {
         return (reply.body, crc)
     }
 
-    /// Deletes a chunk.
-    public func delete(_ key: ChunkKey) async throws(ServiceError) {
-        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
+    /// Deletes a chunk; with `ifCRC`, only if the stored chunk has that CRC (else `412`).
+    public func delete(_ key: ChunkKey, ifCRC crc: UInt32? = nil) async throws(ServiceError) {
+        let path = "/v1/chunks/\(key.group)/\(key.fileId)" + (crc.map { "?crc=\(CRCFormat.hex($0))" } ?? "")
         let reply = try await service.send(.DELETE, path)
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
     }
