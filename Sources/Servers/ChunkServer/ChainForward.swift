@@ -34,7 +34,7 @@ struct ChainForward: Sendable {
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
         self.pieces = continuation
         self.tail = tail
-        let next = ChunkServerClient(baseURL: tail[0], timeout: timeout)
+        let next = ChunkServerClient(baseURL: tail[0], http: ClusterTransport.peerHTTP, timeout: timeout)
         let rest = Array(tail.dropFirst())
         request = Task { try await next.put(key, streaming: stream, length: length, crc: crc, onTo: rest) }
     }

@@ -12,6 +12,7 @@ public enum ClusterTransport {
         var caFile: String?
         var internalTLS = false
         var http: HTTPClient?
+        var peerHTTP: HTTPClient?
     }
 
     private static let settings = Mutex(Settings())
@@ -27,7 +28,10 @@ public enum ClusterTransport {
         settings.withLock {
             $0.secret = secret
             $0.internalTLS = internalTLS
-            if $0.caFile != caFile { $0.http = nil }
+            if $0.caFile != caFile {
+                $0.http = nil
+                $0.peerHTTP = nil
+            }
             $0.caFile = caFile
         }
     }
@@ -38,22 +42,37 @@ public enum ClusterTransport {
     /// The secret sent to internal APIs, if any.
     public static var secret: ClusterSecret? { settings.withLock { $0.secret } }
 
-    /// The process's shared HTTP client for cluster peers (trusting the CA when one is set).
-    ///
-    /// Unlike `HTTPClient.shared` it does not retry a refused connection until the request's
-    /// deadline: a peer that refuses is down, and the caller (a chain, a read) should try another
-    /// member now rather than in 30 s. It also keeps more connections per peer, since an
-    /// imageserver under load has dozens of chunk transfers in flight to each chunkserver.
+    /// The process's shared HTTP client: `HTTPClient.shared`, or one that also trusts the CA.
+    /// A refused connection is retried until the request's deadline, so a tool started next to
+    /// a server that is still coming up waits for it.
     public static var http: HTTPClient {
         settings.withLock { state in
+            guard let caFile = state.caFile else { return HTTPClient.shared }
             if let client = state.http { return client }
+            var configuration = HTTPClient.Configuration()
+            applyTLS(to: &configuration, caFile: caFile)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            state.http = client
+            return client
+        }
+    }
+
+    /// The HTTP client for the data path between chunkservers (a chain's next member).
+    ///
+    /// Unlike ``http`` it does not retry a refused connection until the request's deadline: a
+    /// member that refuses is down, and the chunk should fail now so the imageserver writes it to
+    /// another group. It also keeps more connections per peer, as a member passes on dozens of
+    /// chunks at once under load.
+    public static var peerHTTP: HTTPClient {
+        settings.withLock { state in
+            if let client = state.peerHTTP { return client }
             var configuration = HTTPClient.Configuration()
             configuration.timeout.connect = .seconds(3)
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
             if let caFile = state.caFile { applyTLS(to: &configuration, caFile: caFile) }
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            state.http = client
+            state.peerHTTP = client
             return client
         }
     }
