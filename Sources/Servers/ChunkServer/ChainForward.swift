@@ -10,7 +10,7 @@ struct ChainForward: Sendable {
         let description: String
     }
 
-    private let pieces: AsyncStream<ByteBuffer>.Continuation
+    private let pieces: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
     private let request: Task<(info: ChunkInfo, replicas: Int), any Error>
     /// Members after this one.
     let tail: [String]
@@ -31,7 +31,7 @@ struct ChainForward: Sendable {
     /// ``send(_:)`` hands on. The pieces wait in memory until sent, at most one chunk of them.
     init(_ key: ChunkKey, length: Int, crc: UInt32, tail: [String], timeout: TimeAmount) {
         precondition(!tail.isEmpty)
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         self.pieces = continuation
         self.tail = tail
         let next = ChunkServerClient(baseURL: tail[0], http: ClusterTransport.peerHTTP, timeout: timeout)
@@ -44,10 +44,11 @@ struct ChainForward: Sendable {
         pieces.yield(piece)
     }
 
-    /// Stops passing the chunk on: the next member sees a body cut short and drops what it got.
+    /// Stops passing the chunk on: the body fails rather than ends, even when every byte was
+    /// handed on already, so the next member sees a request cut short and drops what it got.
     func abandon() {
-        pieces.finish()
         request.cancel()
+        pieces.finish(throwing: CancellationError())
     }
 
     /// Waits for the next member's answer once every piece was sent; it must report the chunk

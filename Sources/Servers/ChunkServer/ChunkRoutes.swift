@@ -48,6 +48,8 @@ struct ChunkRoutes: Sendable {
         let declared = try declaredLength(request)
         let expectedCRC = try declaredCRC(request)
         let forward = try chainForward(request, key: key, length: declared, crc: expectedCRC)
+        // A retry finds its chunk stored already; a failed chain must not delete that copy.
+        let storedBefore = store.info(key) != nil
         let info: ChunkInfo
         do {
             let body = try await receive(request.body, declared: declared, forwardingTo: forward)
@@ -61,7 +63,7 @@ struct ChunkRoutes: Sendable {
             do {
                 try await forward.finish(crc: info.crc, length: Int(info.length))
             } catch {
-                try? await store.delete(key)
+                if !storedBefore { try? await store.delete(key) }
                 throw APIError(.badGateway, code: "CHAIN_FAILED", "chunk \(key) did not reach every member after this one: \(error)")
             }
             replicas += forward.tail.count

@@ -2,6 +2,7 @@ import ChunkStorage
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 import ServerSupport
 import SpeedyCore
 import Synchronization
@@ -31,7 +32,11 @@ public enum ChunkServer {
         }
         let store: VolumeChunkStore
         do {
-            store = try VolumeChunkStore(configuration: configuration.store, logger: logger)
+            // Off the event loops, which run this role's tasks: the scan may take minutes, and
+            // the INIT heartbeats above must go on meanwhile.
+            store = try await NIOThreadPool.singleton.runIfActive {
+                try VolumeChunkStore(configuration: configuration.store, logger: logger)
+            }
             initializing.cancel()
         } catch {
             initializing.cancel()
@@ -80,7 +85,8 @@ public enum ChunkServer {
         }
         let checkpointer = PeriodicTask(name: "checkpoint", interval: configuration.checkpointInterval) {
             guard store.needsCheckpoint else { return }
-            do { try store.checkpoint() } catch { logger.error("index checkpoint failed: \(error)") }
+            // Encoding and syncing a large index blocks: not on an event loop.
+            do { try await NIOThreadPool.singleton.runIfActive { try store.checkpoint() } } catch { logger.error("index checkpoint failed: \(error)") }
         }
         do {
             try await HTTPServer.run(

@@ -472,6 +472,9 @@ public final class VolumeChunkStore: ChunkStore {
     /// synced with the rest of the batch, so a failed sync fails every write of the batch.
     private func rollVolume(after volume: VolumeFile) throws(ChunkStoreError) -> VolumeFile {
         let id = volume.id + 1
+        // Every record of the old volume is written (writes are synchronous): it needs no
+        // O_DIRECT descriptor any more.
+        volume.endDirectWrites()
         let next = try VolumeFile(
             creatingAt: configuration.directory + "/" + VolumeFile.fileName(id: id), id: id, size: configuration.volumeSize)
         // Publish it before its records are synced so reads after the batch can find it.
@@ -499,26 +502,33 @@ public final class VolumeChunkStore: ChunkStore {
     // MARK: Reading
 
     private static func readRecord(key: ChunkKey, location: ChunkLocation, volume: VolumeFile) -> Result<ByteBuffer, ChunkStoreError> {
-        let total = RecordHeader.size + Int(location.length)
-        var buffer = ChunkBufferPool.allocator.buffer(capacity: total)
+        let length = Int(location.length)
+        // Header and payload in two reads: one buffer for both would be 4 MiB + 32 bytes, which
+        // ByteBuffer rounds up to 8 MiB.
+        var header = [UInt8](repeating: 0, count: RecordHeader.size)
+        var buffer = ChunkBufferPool.allocator.buffer(capacity: length)
         var failure: ChunkStoreError?
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { b in
+        let headerRead = header.withUnsafeMutableBytes { h in
+            Result { () throws(ChunkStoreError) in try volume.read(into: h, at: Int(location.offset)) }
+        }
+        if case .failure(let error) = headerRead { return .failure(error) }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { b in
             do throws(ChunkStoreError) {
-                try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<total]), at: Int(location.offset))
-                return total
+                try volume.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<length]), at: Int(location.offset) + RecordHeader.size)
+                return length
             } catch {
                 failure = error
                 return 0
             }
         }
         if let failure { return .failure(failure) }
-        let decoded = buffer.withUnsafeReadableBytes { RecordHeader.decode($0) }
+        let decoded = header.withUnsafeBytes { RecordHeader.decode($0) }
         guard case .header(let header) = decoded, header.key == key, header.length == location.length, !header.isTombstone else {
             return .failure(.corrupt(key, expected: location.crc, actual: 0))
         }
-        buffer.moveReaderIndex(forwardBy: RecordHeader.size)
         let actual = CRC32C.checksum(buffer)
         guard actual == location.crc else { return .failure(.corrupt(key, expected: location.crc, actual: actual)) }
         return .success(buffer)
     }
 }
+

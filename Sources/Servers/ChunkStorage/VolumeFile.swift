@@ -20,9 +20,11 @@ public final class VolumeFile: Sendable {
     /// Size the file was preallocated to; records never cross it.
     public let size: Int
     private let fd: Int32
-    /// The same file opened with O_DIRECT for the block-aligned middle of large writes, or -1
-    /// where the filesystem refuses it (tmpfs). See ``write(_:at:)``.
-    private let directFD: Mutex<Int32>
+    /// The same file opened with O_DIRECT for the block-aligned middle of large writes: opened at
+    /// the first such write (so sealed volumes hold one descriptor, not two), -1 where the
+    /// filesystem refuses it (tmpfs). See ``write(_:at:)``.
+    private let directFD = Mutex<Int32>(VolumeFile.notOpened)
+    private static let notOpened: Int32 = -2
 
     /// The file name for volume `id`: `volume-000001.dat`.
     public static func fileName(id: UInt32) -> String {
@@ -47,7 +49,6 @@ public final class VolumeFile: Sendable {
             throw .io(operation: "fstat \(path)", errno: e)
         }
         self.fd = fd
-        self.directFD = Mutex(Self.openDirect(path))
         self.id = id
         self.path = path
         self.size = Int(st.st_size)
@@ -70,7 +71,6 @@ public final class VolumeFile: Sendable {
             throw .io(operation: "fsync \(path)", errno: e)
         }
         self.fd = fd
-        self.directFD = Mutex(Self.openDirect(path))
         self.id = id
         self.path = path
         self.size = size
@@ -83,8 +83,20 @@ public final class VolumeFile: Sendable {
         if direct >= 0 { close(direct) }
     }
 
-    private static func openDirect(_ path: String) -> Int32 {
-        open(path, O_WRONLY | O_CLOEXEC | speedy_o_direct())
+    /// The O_DIRECT descriptor, opened now if it was not yet; -1 when there is none.
+    private func directDescriptor() -> Int32 {
+        directFD.withLock { fd in
+            if fd == Self.notOpened { fd = max(-1, open(path, O_WRONLY | O_CLOEXEC | speedy_o_direct())) }
+            return fd
+        }
+    }
+
+    /// Closes the O_DIRECT descriptor of a volume that takes no more writes (it is sealed).
+    public func endDirectWrites() {
+        directFD.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = Self.notOpened
+        }
     }
 
     /// Block size the O_DIRECT part of a write is aligned to (offset, length and memory).
@@ -104,7 +116,7 @@ public final class VolumeFile: Sendable {
         let a = Self.directAlignment
         let directStart = (offset + a - 1) / a * a - offset
         let directEnd = (offset + total) / a * a - offset
-        guard directEnd - directStart >= Self.directMinimum, directFD.withLock({ $0 }) >= 0 else {
+        guard directEnd - directStart >= Self.directMinimum, directDescriptor() >= 0 else {
             try writeBuffered(buffers, range: 0..<total, at: offset)
             return
         }

@@ -61,15 +61,18 @@ public enum ClusterTransport {
     ///
     /// Unlike ``http`` it does not retry a refused connection until the request's deadline: a
     /// member that refuses is down, and the chunk should fail now so the imageserver writes it to
-    /// another group. It also keeps more connections per peer, as a member passes on dozens of
-    /// chunks at once under load.
+    /// another group. Nor does it cap connections per peer at a few, which chains could deadlock on.
     public static var peerHTTP: HTTPClient {
         settings.withLock { state in
             if let client = state.peerHTTP { return client }
             var configuration = HTTPClient.Configuration()
             configuration.timeout.connect = .seconds(3)
             configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+            // Far above what one peer's requests need: with the head rotating, forwards that wait
+            // on the next member and forwards that end the chain share each pair's pool, and a cap
+            // they fill could leave three members each waiting on the next. The requests a
+            // chunkserver accepts bound the connections.
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 4096
             if let caFile = state.caFile { applyTLS(to: &configuration, caFile: caFile) }
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             state.peerHTTP = client
