@@ -95,6 +95,29 @@ struct RequestParserFuzzTests {
         }
     }
 
+    /// `X-Speedy-Chain`: what parses is at most ``ReplicationChain/maxMembers`` distinct
+    /// `HOST:PORT`s with a real port and no URL syntax in the host, and formats back the same.
+    @Test func replicationChains() {
+        let seeds = ["10.0.0.1:7657", "a:1,b:2,c:3", "[::1]:7657,10.0.0.2:7658", "", "h:0", "a:1,a:1", "x:1,y:2,", "u@h:1", "h/1:2", "h?x:1", "h#:2"]
+        for input in Self.inputs(seeds, seed: 9) {
+            guard let tail = ReplicationChain.parseTail(input) else { continue }
+            #expect(tail.count <= ReplicationChain.maxMembers, "\(input)")
+            #expect(Set(tail).count == tail.count, "\(input)")
+            for member in tail {
+                let address = HostPort(parsing: member)
+                #expect(address != nil && address!.port > 0 && address!.port <= 65535, "\(input)")
+                #expect(!member.contains(where: { "/@?#, ".contains($0) }), "\(input)")
+            }
+            #expect(ReplicationChain.parseTail(tail.joined(separator: ",")) == tail, "\(input)")
+        }
+        // Rotation: every member heads in turn, and the order is kept.
+        let members = ["a:1", "b:2", "c:3"]
+        #expect((0..<6).map { ReplicationChain.rotated(members, by: UInt64($0)).members.first! } == ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3"])
+        #expect(ReplicationChain.rotated(members, by: 4).members == ["b:2", "c:3", "a:1"])
+        #expect(ReplicationChain.rotated(members, by: UInt64.max).members.count == 3)
+        #expect(ReplicationChain.rotated([], by: 7).members.isEmpty)
+    }
+
     @Test func manifests() {
         let layer = "sha256:" + String(repeating: "1", count: 64)
         let seeds = [

@@ -9,6 +9,8 @@ public struct ReplicationChain: Sendable, Hashable {
     /// The longest chain a header may name: groups are normally 3, a replacement makes 4.
     public static let maxMembers = 8
 
+    private static let hostBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:".utf8)
+
     /// Member addresses (`HOST:PORT`), head first.
     public let members: [String]
 
@@ -36,8 +38,10 @@ public struct ReplicationChain: Sendable, Hashable {
         if parts == [""] { return [] }
         guard parts.count <= maxMembers, Set(parts).count == parts.count else { return nil }
         for part in parts {
+            // Host names and IPv4/IPv6 literals only: nothing that could make the URL built from
+            // it point at another host or port (`/`, `@`, `?`, `#`).
             guard let address = HostPort(parsing: part), address.port > 0, !address.host.isEmpty,
-                address.host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "@") })
+                address.host.utf8.allSatisfy({ Self.hostBytes.contains($0) })
             else { return nil }
         }
         return parts
