@@ -227,7 +227,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --down-after --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -239,6 +239,9 @@ _speedy_chunkmaster() {
         return
         ;;
     '--down-after')
+        return
+        ;;
+    '--advertise')
         return
         ;;
     '--cluster-secret-file')

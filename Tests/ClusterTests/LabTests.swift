@@ -23,7 +23,10 @@ struct LabCluster {
         let m = lab["m"].address
         let masterURL = "http://\(m):8099"
         do {
-            try harness.start("master", ["chunkmaster", "--listen", "\(m):8099", "--data", harness.root + "/master", "--down-after", "1.5"], on: lab["m"])
+            // On every address, telling clients the one they reach it at.
+            try harness.start(
+                "master", ["chunkmaster", "--listen", "0.0.0.0:8099", "--advertise", "\(m):8099", "--data", harness.root + "/master", "--down-after", "1.5"],
+                on: lab["m"])
             try harness.start("meta", ["metaserver", "--listen", "\(m):8100", "--data", harness.root + "/meta"], on: lab["m"])
             for host in chunkHosts {
                 // Listening on every address, so the one the others reach it at is advertised.
@@ -107,6 +110,7 @@ extension ProcessSuites {
             #expect(blobs(out).isSubset(of: blobs(layout)))
             // Both groups took chunks: the layer was spread over the cluster, not one host.
             let snapshot = try await cluster.status()
+            #expect(snapshot.master == cluster.masterURL, "the master calls itself \(snapshot.master)")
             #expect(snapshot.groups.allSatisfy { $0.members.allSatisfy { $0.chunkCount > 0 } })
         }
 

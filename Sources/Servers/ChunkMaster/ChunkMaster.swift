@@ -17,13 +17,16 @@ public struct ChunkMasterConfiguration: Sendable {
     public var heartbeatInterval: Duration
     /// The cluster secret and TLS.
     public var security: RoleSecurity
+    /// The address clients reach the master at, shown in the cluster snapshot (default: `listen`).
+    public var advertise: HostPort?
 
     /// Creates a configuration.
     public init(
         listen: HostPort, dataDirectory: String, downAfter: Duration = .seconds(3), heartbeatInterval: Duration = .seconds(1),
-        security: RoleSecurity
+        security: RoleSecurity, advertise: HostPort? = nil
     ) {
         self.listen = listen
+        self.advertise = advertise
         self.dataDirectory = dataDirectory
         self.downAfter = downAfter
         self.heartbeatInterval = heartbeatInterval
@@ -58,7 +61,7 @@ public final class ChunkMaster: Sendable {
                 retired: server.retired)
         }
         self.map = Mutex(map)
-        advertised = Mutex(configuration.listen)
+        advertised = Mutex(configuration.advertise ?? configuration.listen)
         epoch = clock.now
     }
 
@@ -227,7 +230,7 @@ public final class ChunkMaster: Sendable {
             role: "chunkmaster", router: router(), listen: configuration.listen, transport: configuration.security.transport,
             services: [expiry], logger: logger
         ) { bound in
-            self.advertised.withLock { $0 = bound }
+            self.advertised.withLock { $0 = self.configuration.advertise ?? bound }
         }
     }
 }

@@ -74,17 +74,24 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat before a chunkserver counts as down.")
     var downAfter: Double = 3
 
+    @Option(help: "Address clients reach this master at, HOST:PORT, shown in `chunktool status` and the console (default: --listen).")
+    var advertise: HostPort?
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
         guard downAfter > 0, downAfter < 86_400 else { throw ValidationError("--down-after must be between 0 and 86400 seconds") }
+        if let advertise, advertise.port == 0 || ["0.0.0.0", "::"].contains(advertise.host) {
+            throw ValidationError("--advertise must be an address others can reach, with a port")
+        }
     }
 
     func run() async throws {
         let security = try security.resolve(role: "chunkmaster")
         let master = try ChunkMaster(
             configuration: .init(
-                listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security),
+                listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
+                advertise: advertise),
             logger: makeLogger(label: "speedy.chunkmaster"))
         try await master.run()
     }
