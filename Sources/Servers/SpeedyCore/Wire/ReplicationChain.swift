@@ -27,9 +27,6 @@ public struct ReplicationChain: Sendable, Hashable {
         return ReplicationChain(Array(members[start...] + members[..<start]))
     }
 
-    /// The header value naming the members after the head (empty when the head is the last).
-    public var tailHeader: String { members.dropFirst().joined(separator: ",") }
-
     /// Parses a ``SpeedyHeader/chain`` value: at most ``maxMembers`` `HOST:PORT`s with a real
     /// port, no repeats. Nil for anything else; an empty value is an empty chain.
     public static func parseTail(_ header: String) -> [String]? {
