@@ -1,4 +1,5 @@
 import Foundation
+import GarbageCollection
 import Hummingbird
 import Logging
 import ServerSupport
@@ -12,6 +13,25 @@ public struct MetaServerConfiguration: Sendable {
     public var dataDirectory: String
     /// The cluster secret and TLS.
     public var security: RoleSecurity
+    /// Background garbage collection; nil when it is run only by hand (`chunktool gc`).
+    public var collection: CollectionSchedule?
+
+    /// When and how the metaserver collects garbage itself.
+    public struct CollectionSchedule: Sendable {
+        /// Time between the end of one collection and the start of the next.
+        public var interval: Duration
+        /// The chunkmaster, for the cluster map.
+        public var masterURL: String
+        /// Grace periods and whether to compact.
+        public var options: GarbageCollectionOptions
+
+        /// Creates a schedule.
+        public init(interval: Duration, masterURL: String, options: GarbageCollectionOptions) {
+            self.interval = interval
+            self.masterURL = masterURL
+            self.options = options
+        }
+    }
 
     /// Creates a configuration.
     public init(listen: HostPort, dataDirectory: String, security: RoleSecurity) {
@@ -28,9 +48,21 @@ public enum MetaServer {
         let logger = makeLogger(label: "speedy.metaserver")
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
+        var services: [PeriodicTask] = []
+        if let schedule = configuration.collection {
+            let collector = GarbageCollector(meta: store, master: MasterClient(baseURL: schedule.masterURL), logger: logger)
+            services.append(
+                PeriodicTask(name: "garbage collection", interval: schedule.interval) {
+                    do {
+                        _ = try await collector.run(schedule.options)
+                    } catch {
+                        logger.warning("garbage collection could not run: \(error)")
+                    }
+                })
+        }
         try await HTTPServer.run(
             role: "metaserver", router: router(store: store, security: configuration.security, logger: logger),
-            listen: configuration.listen, transport: configuration.security.transport, logger: logger)
+            listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger)
     }
 
     /// The HTTP API over any store (tests serve a store in-process with it), behind the cluster secret.
@@ -119,6 +151,31 @@ public enum MetaServer {
                 try await store.appendUpload(
                     context.parameters.get("id") ?? "", expectedOffset: body.expectedOffset, chunks: body.chunks,
                     newOffset: body.newOffset, hashState: body.hashState))
+        }
+        router.post("/v1/uploads/{id}/hold") { request, context in
+            let chunks = try await request.decodeJSON([ChunkRef].self, limit: 16 << 20)
+            try await store.holdChunks(chunks, upload: context.parameters.get("id") ?? "")
+            return try JSONResponse.make(Empty())
+        }
+        router.post("/v1/uploads/{id}/complete") { request, context in
+            let blob = try await request.decodeJSON(BlobRecord.self, limit: 64 << 20)
+            return try JSONResponse.make(
+                try await store.completeUpload(context.parameters.get("id") ?? "", blob: blob, repository: try repository(request)))
+        }
+        router.post("/v1/gc/sweep") { request, _ in
+            guard let grace = try request.queryInteger("graceMs", as: Int64.self) else {
+                throw MetadataError.invalid("query parameter 'graceMs' is required")
+            }
+            let limit = try request.queryInteger("limit", as: Int.self) ?? 1000
+            let dryRun = request.uri.queryParameters["dryRun"] == "true"
+            return try JSONResponse.make(try await store.sweep(graceMs: grace, limit: limit, dryRun: dryRun))
+        }
+        router.get("/v1/gc/chunks") { request, _ in
+            try JSONResponse.make(try await store.chunkDeletions(limit: try request.queryInteger("limit", as: Int.self) ?? 1000))
+        }
+        router.post("/v1/gc/chunks/forget") { request, _ in
+            try await store.forgetChunkDeletions(try await request.decodeJSON([ChunkKey].self, limit: 16 << 20))
+            return try JSONResponse.make(Empty())
         }
         router.delete("/v1/uploads/{id}") { _, context in
             try await store.deleteUpload(context.parameters.get("id") ?? "")

@@ -5,7 +5,7 @@ import SpeedyCore
 /// The metaserver's ``SpeedyCore/MetadataStore``: SQLite through GRDB, in WAL mode so reads run
 /// beside the single writer. Schema in docs/metadata.md.
 public final class SQLiteMetadataStore: MetadataStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens or creates the database at `path` and migrates it.
     public init(path: String) throws {
@@ -51,11 +51,55 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX uploads_by_updated ON uploads(updated_ms);
                     """)
         }
+        // Garbage collection (docs/gc.md): what each manifest refers to, when each blob and
+        // manifest was last referenced, chunks held by requests still streaming, and the durable
+        // queue of chunks whose blobs were swept.
+        migrator.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE blobs ADD COLUMN ref_ms INTEGER NOT NULL DEFAULT 0;
+                    UPDATE blobs SET ref_ms = created_ms;
+                    CREATE INDEX blobs_by_ref ON blobs(ref_ms);
+                    ALTER TABLE manifests ADD COLUMN ref_ms INTEGER NOT NULL DEFAULT 0;
+                    UPDATE manifests SET ref_ms = created_ms;
+                    CREATE INDEX tags_by_digest ON tags(repository, digest);
+                    CREATE TABLE manifest_refs (
+                        repository TEXT NOT NULL, manifest TEXT NOT NULL, kind INTEGER NOT NULL, target TEXT NOT NULL,
+                        PRIMARY KEY (repository, manifest, kind, target));
+                    CREATE INDEX manifest_refs_by_target ON manifest_refs(target, kind, repository);
+                    CREATE TABLE held_chunks (
+                        upload_id TEXT NOT NULL, group_id INTEGER NOT NULL, file_id INTEGER NOT NULL, length INTEGER NOT NULL,
+                        crc INTEGER NOT NULL, PRIMARY KEY (upload_id, group_id, file_id));
+                    CREATE INDEX held_chunks_by_chunk ON held_chunks(group_id, file_id);
+                    CREATE TABLE chunk_deletions (
+                        group_id INTEGER NOT NULL, file_id INTEGER NOT NULL, length INTEGER NOT NULL, crc INTEGER NOT NULL,
+                        queued_ms INTEGER NOT NULL, PRIMARY KEY (group_id, file_id));
+                    """)
+            // Manifests stored before v3: every descriptor they name counts as referenced, which
+            // can only keep more, never less.
+            for row in try Row.fetchAll(db, sql: "SELECT repository, digest, content FROM manifests") {
+                let references = ManifestReferences.everyDescriptor(in: [UInt8](row["content"] as Data))
+                try Self.insertReferences(db, repository: row["repository"], manifest: row["digest"], references)
+            }
+        }
         try migrator.migrate(pool)
     }
 
+    /// `manifest_refs.kind` of a blob (config or layer) and of a manifest (an index entry).
+    static let blobReference = 0
+    static let manifestReference = 1
+
+    static func insertReferences(_ db: Database, repository: String, manifest: String, _ references: ManifestReferences) throws {
+        let targets = references.blobs.map { (blobReference, $0) } + references.manifests.map { (manifestReference, $0) }
+        for (kind, target) in targets {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO manifest_refs (repository, manifest, kind, target) VALUES (?, ?, ?, ?)",
+                arguments: [repository, manifest, kind, target.description])
+        }
+    }
+
     /// Runs a GRDB call, turning its errors into ``MetadataError``.
-    private func run<T>(_ body: () async throws -> T) async throws(MetadataError) -> T {
+    func run<T>(_ body: () async throws -> T) async throws(MetadataError) -> T {
         do {
             return try await body()
         } catch let error as MetadataError {
@@ -65,11 +109,11 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    private static func ensureRepository(_ db: Database, _ name: String) throws {
+    static func ensureRepository(_ db: Database, _ name: String) throws {
         try db.execute(sql: "INSERT OR IGNORE INTO repositories (name, created_ms) VALUES (?, ?)", arguments: [name, currentTimeMillis()])
     }
 
-    private static func loadBlob(_ db: Database, _ digest: String) throws -> BlobRecord? {
+    static func loadBlob(_ db: Database, _ digest: String) throws -> BlobRecord? {
         guard let row = try Row.fetchOne(db, sql: "SELECT size FROM blobs WHERE digest = ?", arguments: [digest]),
             let parsed = Digest(parsing: digest)
         else { return nil }
@@ -79,7 +123,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         return BlobRecord(digest: parsed, size: UInt64(row["size"] as Int64), chunks: chunks)
     }
 
-    private static func chunk(_ row: Row) -> ChunkRef {
+    static func chunk(_ row: Row) -> ChunkRef {
         ChunkRef(
             group: UInt32(row["group_id"] as Int64), fileId: UInt64(row["file_id"] as Int64), length: UInt32(row["length"] as Int64),
             crc: UInt32(row["crc"] as Int64))
@@ -107,23 +151,33 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.write { db in
                 try Self.ensureRepository(db, repository)
                 let key = record.digest.description
-                let stored: BlobRecord
-                if let existing = try Self.loadBlob(db, key) {
-                    stored = existing
-                } else {
-                    try db.execute(
-                        sql: "INSERT INTO blobs (digest, size, created_ms) VALUES (?, ?, ?)",
-                        arguments: [key, Int64(record.size), currentTimeMillis()])
-                    try Self.insertChunks(db, record)
-                    stored = record
-                }
+                let stored = try Self.storeBlob(db, record)
                 try Self.link(db, key, into: repository)
                 return stored
             }
         }
     }
 
-    private static func checkSize(_ record: BlobRecord) throws(MetadataError) {
+    /// Inserts `record` unless its digest is stored; either way the blob counts as referenced now.
+    static func storeBlob(_ db: Database, _ record: BlobRecord) throws -> BlobRecord {
+        let key = record.digest.description
+        if let existing = try loadBlob(db, key) {
+            try touchBlob(db, key)
+            return existing
+        }
+        let now = currentTimeMillis()
+        try db.execute(
+            sql: "INSERT INTO blobs (digest, size, created_ms, ref_ms) VALUES (?, ?, ?, ?)", arguments: [key, Int64(record.size), now, now])
+        try insertChunks(db, record)
+        return record
+    }
+
+    /// Moves the blob's garbage collection fence to now: whatever just referenced it is safe.
+    private static func touchBlob(_ db: Database, _ digest: String) throws {
+        try db.execute(sql: "UPDATE blobs SET ref_ms = ? WHERE digest = ?", arguments: [currentTimeMillis(), digest])
+    }
+
+    static func checkSize(_ record: BlobRecord) throws(MetadataError) {
         guard record.size == record.chunks.reduce(0, { $0 + UInt64($1.length) }) else {
             throw .invalid("blob size \(record.size) is not the sum of its chunks")
         }
@@ -137,7 +191,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    private static func link(_ db: Database, _ digest: String, into repository: String) throws {
+    static func link(_ db: Database, _ digest: String, into repository: String) throws {
         try db.execute(sql: "INSERT OR IGNORE INTO repository_blobs (repository, digest) VALUES (?, ?)", arguments: [repository, digest])
     }
 
@@ -147,17 +201,14 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.write { db in
                 let key = record.digest.description
                 guard let existing = try Self.loadBlob(db, key) else {
-                    try db.execute(
-                        sql: "INSERT INTO blobs (digest, size, created_ms) VALUES (?, ?, ?)",
-                        arguments: [key, Int64(record.size), currentTimeMillis()])
-                    try Self.insertChunks(db, record)
+                    _ = try Self.storeBlob(db, record)
                     try Self.ensureRepository(db, repository)
                     try Self.link(db, key, into: repository)
                     return record
                 }
                 // Someone else replaced the chunks since the caller read them: theirs stand.
                 guard existing.chunks == stale else { return existing }
-                try db.execute(sql: "UPDATE blobs SET size = ? WHERE digest = ?", arguments: [Int64(record.size), key])
+                try db.execute(sql: "UPDATE blobs SET size = ?, ref_ms = ? WHERE digest = ?", arguments: [Int64(record.size), currentTimeMillis(), key])
                 try db.execute(sql: "DELETE FROM blob_chunks WHERE digest = ?", arguments: [key])
                 try Self.insertChunks(db, record)
                 try Self.ensureRepository(db, repository)
@@ -207,6 +258,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 guard source, let record = try Self.loadBlob(db, key) else { throw MetadataError.blobUnknown(digest) }
                 try Self.ensureRepository(db, repository)
                 try Self.link(db, key, into: repository)
+                try Self.touchBlob(db, key)
                 return record
             }
         }
@@ -228,26 +280,51 @@ public final class SQLiteMetadataStore: MetadataStore {
         let annotations = try? record.annotations.map { String(decoding: try WireJSON.encoder().encode($0), as: UTF8.self) }
         try await run {
             try await pool.write { db in
+                let digest = record.digest.description
+                // Checked in the transaction that stores the manifest: a blob or manifest swept
+                // since the imageserver looked makes the push fail instead of dangle.
+                if let checked = record.references {
+                    try Self.requireReferences(db, checked, in: record.repository)
+                }
                 try Self.ensureRepository(db, record.repository)
+                let now = currentTimeMillis()
                 try db.execute(
                     sql: """
-                        INSERT OR IGNORE INTO manifests
-                            (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO manifests
+                            (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms, ref_ms)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(repository, digest) DO UPDATE SET ref_ms = excluded.ref_ms
                         """,
                     arguments: [
-                        record.repository, record.digest.description, record.mediaType, Data(record.content),
-                        record.subject?.description, record.artifactType, annotations ?? nil, currentTimeMillis(),
+                        record.repository, digest, record.mediaType, Data(record.content),
+                        record.subject?.description, record.artifactType, annotations ?? nil, now, now,
                     ])
+                let references = record.references ?? ManifestReferences.everyDescriptor(in: record.content)
+                try Self.insertReferences(db, repository: record.repository, manifest: digest, references)
+                for blob in references.blobs { try Self.touchBlob(db, blob.description) }
                 if let tag {
                     try db.execute(
                         sql: """
                             INSERT INTO tags (repository, tag, digest, updated_ms) VALUES (?, ?, ?, ?)
                             ON CONFLICT(repository, tag) DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms
                             """,
-                        arguments: [record.repository, tag, record.digest.description, currentTimeMillis()])
+                        arguments: [record.repository, tag, digest, now])
                 }
             }
+        }
+    }
+
+    /// Throws `.blobUnknown` or `.manifestUnknown` for the first reference not stored in `repository`.
+    private static func requireReferences(_ db: Database, _ references: ManifestReferences, in repository: String) throws {
+        for blob in references.blobs {
+            let linked = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM repository_blobs WHERE repository = ? AND digest = ?", arguments: [repository, blob.description])
+            if linked != true { throw MetadataError.blobUnknown(blob) }
+        }
+        for manifest in references.manifests {
+            let stored = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", arguments: [repository, manifest.description])
+            if stored != true { throw MetadataError.manifestUnknown(manifest.description) }
         }
     }
 
@@ -282,7 +359,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await run {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND digest = ?", arguments: [repository, digest.description])
-                try db.execute(sql: "DELETE FROM manifests WHERE repository = ? AND digest = ?", arguments: [repository, digest.description])
+                try Self.removeManifest(db, repository: repository, digest: digest.description)
                 if db.changesCount == 0 { throw MetadataError.manifestUnknown(digest.description) }
             }
         }
@@ -385,7 +462,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         if open >= cap { throw MetadataError.tooManyUploads("\(what) has \(open) open uploads (the limit is \(cap))") }
     }
 
-    private static func loadUpload(_ db: Database, _ id: String) throws -> UploadSession? {
+    static func loadUpload(_ db: Database, _ id: String) throws -> UploadSession? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM uploads WHERE id = ?", arguments: [id]) else { return nil }
         let chunks = try WireJSON.decoder().decode([ChunkRef].self, from: Data((row["chunks"] as String).utf8))
         return UploadSession(
@@ -414,6 +491,12 @@ public final class SQLiteMetadataStore: MetadataStore {
                 try db.execute(
                     sql: "UPDATE uploads SET offset = ?, chunks = ?, hash_state = ?, updated_ms = ? WHERE id = ?",
                     arguments: [Int64(newOffset), encoded, Data(hashState), currentTimeMillis(), id])
+                // Appended chunks are the session's own now; a hold on them is no longer needed.
+                for chunk in chunks {
+                    try db.execute(
+                        sql: "DELETE FROM held_chunks WHERE upload_id = ? AND group_id = ? AND file_id = ?",
+                        arguments: [id, Int64(chunk.group), Int64(chunk.fileId)])
+                }
                 return session
             }
         }
@@ -424,6 +507,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
                 if db.changesCount == 0 { throw MetadataError.uploadUnknown(id) }
+                try db.execute(sql: "DELETE FROM held_chunks WHERE upload_id = ?", arguments: [id])
             }
         }
     }
@@ -435,9 +519,12 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.write { db in
                 let ids = try String.fetchAll(
                     db, sql: "SELECT id FROM uploads WHERE updated_ms < ? ORDER BY updated_ms, id LIMIT ?", arguments: [cutoff, limit])
-                let sessions = try ids.compactMap { try Self.loadUpload(db, $0) }
-                for session in sessions {
-                    try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [session.id])
+                var sessions = try ids.compactMap { try Self.loadUpload(db, $0) }
+                for i in sessions.indices {
+                    // Chunks held by a request that never appended them are the caller's to delete too.
+                    sessions[i].chunks += try Self.heldChunks(db, upload: sessions[i].id)
+                    try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [sessions[i].id])
+                    try db.execute(sql: "DELETE FROM held_chunks WHERE upload_id = ?", arguments: [sessions[i].id])
                 }
                 return sessions
             }
@@ -451,6 +538,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             try await pool.read { db in
                 var groups = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM blob_chunks").map { UInt32($0) })
                 for upload in try Self.openUploads(db) { groups.formUnion(upload.chunks.map(\.group)) }
+                groups.formUnion(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM held_chunks").map { UInt32($0) })
                 return groups.sorted()
             }
         }
@@ -474,6 +562,16 @@ public final class SQLiteMetadataStore: MetadataStore {
                     for chunk in upload.chunks where chunk.group == group && chunk.fileId > after && chunk.fileId <= upTo {
                         references.append(ChunkReference(fileId: chunk.fileId, length: chunk.length, crc: chunk.crc, owner: "upload:" + upload.id))
                     }
+                }
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT upload_id, file_id, length, crc FROM held_chunks WHERE group_id = ? AND file_id > ? AND file_id <= ?",
+                    arguments: [Int64(group), Int64(after), Int64(bitPattern: min(upTo, UInt64(Int64.max)))])
+                {
+                    references.append(
+                        ChunkReference(
+                            fileId: UInt64(row["file_id"] as Int64), length: UInt32(row["length"] as Int64), crc: UInt32(row["crc"] as Int64),
+                            owner: "held:" + (row["upload_id"] as String)))
                 }
                 references.sort { $0.fileId < $1.fileId }
                 return ChunkReferencePage(references: references, nextAfter: full ? upTo : nil)

@@ -146,6 +146,28 @@ public struct MetaClient: MetadataStore {
         try await call(.GET, "/v1/chunk-groups/\(group)", query: [("after", String(after)), ("limit", String(limit))], as: ChunkReferencePage.self)
     }
 
+    public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
+        _ = try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/hold", as: Empty.self, body: chunks)
+    }
+
+    public func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
+        try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/complete", query: [("repo", repository)], as: BlobRecord.self, body: blob)
+    }
+
+    public func sweep(graceMs: Int64, limit: Int, dryRun: Bool) async throws(MetadataError) -> MetadataSweep {
+        try await call(
+            .POST, "/v1/gc/sweep", query: [("graceMs", String(graceMs)), ("limit", String(limit)), ("dryRun", dryRun ? "true" : nil)],
+            as: MetadataSweep.self)
+    }
+
+    public func chunkDeletions(limit: Int) async throws(MetadataError) -> [ChunkRef] {
+        try await call(.GET, "/v1/gc/chunks", query: [("limit", String(limit))], as: [ChunkRef].self)
+    }
+
+    public func forgetChunkDeletions(_ chunks: [ChunkKey]) async throws(MetadataError) {
+        _ = try await call(.POST, "/v1/gc/chunks/forget", as: Empty.self, body: chunks)
+    }
+
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         _ = try await call(.DELETE, "/v1/uploads/\(QueryString.escape(id))", as: Empty.self)
     }

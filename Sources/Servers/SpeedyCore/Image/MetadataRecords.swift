@@ -60,11 +60,16 @@ public struct ManifestRecord: Sendable, Equatable, Codable {
     public var artifactType: String?
     /// Top-level annotations, for the referrers API.
     public var annotations: [String: String]?
+    /// What the manifest refers to, as the imageserver checked it. When given, the store checks
+    /// again, in the transaction that stores the manifest, that each still exists, so garbage
+    /// collection can never delete one between the check and the store (docs/gc.md).
+    public var references: ManifestReferences?
 
     /// Creates a record.
     public init(
         repository: String, digest: Digest, mediaType: String, content: [UInt8],
-        subject: Digest? = nil, artifactType: String? = nil, annotations: [String: String]? = nil
+        subject: Digest? = nil, artifactType: String? = nil, annotations: [String: String]? = nil,
+        references: ManifestReferences? = nil
     ) {
         self.repository = repository
         self.digest = digest
@@ -73,6 +78,21 @@ public struct ManifestRecord: Sendable, Equatable, Codable {
         self.subject = subject
         self.artifactType = artifactType
         self.annotations = annotations
+        self.references = references
+    }
+}
+
+/// The blobs and manifests one manifest refers to: the edges garbage collection follows.
+public struct ManifestReferences: Sendable, Equatable, Codable {
+    /// Config and layers (foreign layers with URLs excluded).
+    public var blobs: [Digest]
+    /// An index's entries.
+    public var manifests: [Digest]
+
+    /// Creates a reference list.
+    public init(blobs: [Digest], manifests: [Digest]) {
+        self.blobs = blobs
+        self.manifests = manifests
     }
 }
 

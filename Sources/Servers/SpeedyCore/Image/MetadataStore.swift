@@ -101,12 +101,48 @@ public protocol MetadataStore: Sendable {
     /// `.uploadUnknown`) or not at all.
     func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession]
 
-    // MARK: Chunk references (fsck)
+    /// Records that `chunks`, written by a request still streaming into upload `id`, belong to
+    /// that session until the request appends them or the session ends, and marks the session as
+    /// touched now (so it does not expire while its request runs). Garbage collection treats held
+    /// chunks as referenced (docs/gc.md).
+    /// - Throws: `.uploadUnknown`.
+    func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError)
+
+    /// Ends upload `id` and records `blob` (as ``commitBlob(_:repository:)`` does) in one
+    /// transaction, so there is no instant at which the chunks belong to neither.
+    /// - Returns: the record now stored.
+    /// - Throws: `.uploadUnknown` when the session is gone (another request finished it);
+    ///   `.invalid` when `blob.size` is not the sum of its chunks.
+    func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord
+
+    // MARK: Garbage collection (docs/gc.md)
+
+    /// Deletes garbage, in one transaction that re-checks every condition, so a reference written
+    /// concurrently either comes first (and keeps its target) or finds its target gone (and fails):
+    /// - manifests with no tag, no index in their repository listing them, and no subject still
+    ///   stored (a referrer lives as long as its subject), last stored more than `graceMs` ago;
+    /// - then blobs no manifest in any repository refers to, last committed, mounted or referenced
+    ///   more than `graceMs` ago. Their chunks go to the durable deletion queue in the same
+    ///   transaction.
+    /// Deleting an index can make its entries garbage in the same call. At most `limit` (clamped
+    /// to 1...100000) things are deleted; call again while a full sweep comes back. With `dryRun`,
+    /// the transaction is rolled back: the result says what would go.
+    func sweep(graceMs: Int64, limit: Int, dryRun: Bool) async throws(MetadataError) -> MetadataSweep
+
+    /// Up to `limit` chunks whose blobs were swept, oldest first: the collector deletes them from
+    /// the chunkservers, then forgets them.
+    func chunkDeletions(limit: Int) async throws(MetadataError) -> [ChunkRef]
+
+    /// Removes chunks from the deletion queue once every replica is gone.
+    func forgetChunkDeletions(_ chunks: [ChunkKey]) async throws(MetadataError)
+
+    // MARK: Chunk references (fsck, garbage collection)
 
     /// Groups that any blob or upload in progress has chunks in, ascending.
     func referencedGroups() async throws(MetadataError) -> [UInt32]
 
-    /// The chunks of `group` that blobs and uploads in progress refer to, with file ids above
+    /// The chunks of `group` that blobs, uploads in progress and their held chunks refer to, with
+    /// file ids above
     /// `after`, in ascending file id order; a page holds at most `limit` blob references plus the
     /// uploads' references in the same file id range.
     func chunkReferences(group: UInt32, after: UInt64, limit: Int) async throws(MetadataError) -> ChunkReferencePage
