@@ -29,8 +29,10 @@ struct ChunkedUpload: Sendable {
     }
 
     /// Reads `body` to its end. On any failure the chunks already written are discarded and the
-    /// error is rethrown, so nothing half-written is ever referenced.
-    func consume<Body: AsyncSequence>(_ body: Body, hasher start: SHA256Hasher) async throws -> Outcome where Body.Element == ByteBuffer {
+    /// error is rethrown, so nothing half-written is ever referenced. `holder` keeps the chunks
+    /// written so far referenced while the body streams on.
+    func consume<Body: AsyncSequence>(_ body: Body, hasher start: SHA256Hasher, holder: ChunkHolder? = nil) async throws -> Outcome
+    where Body.Element == ByteBuffer {
         var hasher = start
         var total: UInt64 = 0
         let chunkSize = self.chunkSize
@@ -40,7 +42,13 @@ struct ChunkedUpload: Sendable {
         let io = self.io
         return try await withThrowingTaskGroup(of: (Int, ChunkRef).self) { group in
             var written: [Int: ChunkRef] = [:]
+            var started: [Int: ContinuousClock.Instant] = [:]
             var next = 0
+
+            func finished(_ index: Int, _ ref: ChunkRef) async {
+                written[index] = ref
+                await holder?.written(ref, started: started[index] ?? .now)
+            }
             var running = 0
             var buffer: ByteBuffer?
 
@@ -48,7 +56,7 @@ struct ChunkedUpload: Sendable {
                 if running >= inFlight {
                     do {
                         if let (i, ref) = try await group.next() {
-                            written[i] = ref
+                            await finished(i, ref)
                             running -= 1
                         }
                     } catch {
@@ -58,6 +66,7 @@ struct ChunkedUpload: Sendable {
                     }
                 }
                 let index = next
+                started[index] = .now
                 next += 1
                 running += 1
                 group.addTask {
@@ -73,6 +82,7 @@ struct ChunkedUpload: Sendable {
             var reserved = 0
             do {
                 for try await piece in body {
+                    try await holder?.holdIfDue()
                     var piece = piece
                     hasher.update(piece)
                     total += UInt64(piece.readableBytes)
@@ -107,7 +117,7 @@ struct ChunkedUpload: Sendable {
                         budget.release(reserved, client: client)
                     }
                 }
-                while let (i, ref) = try await group.next() { written[i] = ref }
+                while let (i, ref) = try await group.next() { await finished(i, ref) }
             } catch {
                 if buffer != nil { budget.release(reserved, client: client) }
                 group.cancelAll()

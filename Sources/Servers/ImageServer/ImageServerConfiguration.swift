@@ -43,6 +43,12 @@ public struct ImageServerConfiguration: Sendable {
     public var uploadLimits = UploadLimits(perRepository: 1000, perClient: 100)
     /// An upload session without a request for this long is ended and its chunks deleted.
     public var uploadExpiry: Duration = .seconds(24 * 3600)
+    /// A request that is still streaming records the chunks it has written in its upload session
+    /// this often, so garbage collection sees them as referenced (docs/gc.md).
+    public var holdInterval: Duration = .seconds(5)
+    /// A chunk not recorded within this long of its write is never referenced by this request: the
+    /// request fails instead. Garbage collection's chunk grace period must be longer.
+    public var holdDeadline: Duration = .seconds(60)
 
     /// Creates a configuration with the defaults.
     public init(

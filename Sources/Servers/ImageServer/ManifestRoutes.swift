@@ -54,8 +54,16 @@ extension RegistryAPI {
         }
         let record = ManifestRecord(
             repository: name, digest: digest, mediaType: parsed.mediaType, content: content, subject: parsed.subject,
-            artifactType: parsed.artifactType, annotations: parsed.annotations)
-        try await meta.putManifest(record, tag: tag)
+            artifactType: parsed.artifactType, annotations: parsed.annotations,
+            references: ManifestReferences(blobs: parsed.blobs, manifests: parsed.manifests))
+        do {
+            try await meta.putManifest(record, tag: tag)
+        } catch .blobUnknown(let gone) {
+            // Swept by garbage collection since the checks above.
+            throw OCIError(.badRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest references blob \(gone), which is not in \(name)", detail: gone.description)
+        } catch .manifestUnknown(let gone) {
+            throw OCIError(.badRequest, "MANIFEST_BLOB_UNKNOWN", "the index references manifest \(gone), which is not in \(name)", detail: gone)
+        }
         var headers = HTTPFields()
         headers[.location] = "/v2/\(name)/manifests/\(digest)"
         headers[Self.contentDigest] = digest.description

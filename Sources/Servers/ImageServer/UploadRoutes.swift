@@ -25,9 +25,15 @@ extension RegistryAPI {
             }
         } else if let text = query["digest"] {
             let digest = try uploadDigest(String(text))
-            let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher())
+            // No session yet: one is opened only if the body streams long enough to need a hold.
+            let meta = self.meta
+            let limits = configuration.uploadLimits
+            let holder = chunkHolder(.lazy { try await meta.createUpload(repository: name, client: context.client, limits: limits).id })
+            let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
             try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
-            return try await commit(name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, hasher: outcome.hasher, client: context.client)
+            return try await commit(
+                name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, written: outcome.chunks, hasher: outcome.hasher,
+                client: context.client, holder: holder)
         }
         let session = try await meta.createUpload(repository: name, client: context.client, limits: configuration.uploadLimits)
         return uploadAccepted(name: name, session: session, status: .accepted)
@@ -36,8 +42,15 @@ extension RegistryAPI {
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends the body (optionally with Content-Range).
     func patchUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let session = try await session(id, name: name)
-        let outcome = try await receive(request, context, into: session, name: name)
+        let holder = chunkHolder(.known(id))
+        let outcome = try await receive(request, context, into: session, name: name, holder: holder)
         let newOffset = try end(of: session, after: outcome)
+        do {
+            try await holder.checkDeadline()
+        } catch {
+            io.discard(outcome.chunks)
+            throw error
+        }
         do {
             let updated = try await meta.appendUpload(
                 id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: newOffset,
@@ -64,18 +77,12 @@ extension RegistryAPI {
     func finishUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
         let session = try await session(id, name: name)
-        let outcome = try await receive(request, context, into: session, name: name)
+        let holder = chunkHolder(.known(id))
+        let outcome = try await receive(request, context, into: session, name: name, holder: holder)
         let size = try end(of: session, after: outcome)
-        // Ending the session first makes this request its only finisher.
-        do {
-            try await meta.deleteUpload(id)
-        } catch {
-            io.discard(outcome.chunks)
-            throw error
-        }
         return try await commit(
-            name: name, digest: digest, size: size, chunks: session.chunks + outcome.chunks,
-            hasher: outcome.hasher, client: context.client)
+            name: name, digest: digest, size: size, chunks: session.chunks + outcome.chunks, written: outcome.chunks,
+            hasher: outcome.hasher, client: context.client, holder: holder)
     }
 
     /// `GET /v2/<name>/blobs/uploads/<id>`: where the upload stands.
@@ -95,9 +102,11 @@ extension RegistryAPI {
 
     /// Reads a PATCH or PUT body into chunks, continuing the session's hash, after checking that
     /// its Content-Range starts where the upload is and before checking that it was as long as said.
-    private func receive(_ request: Request, _ context: RegistryRequestContext, into session: UploadSession, name: String) async throws -> ChunkedUpload.Outcome {
+    private func receive(
+        _ request: Request, _ context: RegistryRequestContext, into session: UploadSession, name: String, holder: ChunkHolder
+    ) async throws -> ChunkedUpload.Outcome {
         let expected = try contentRange(request, session: session, name: name)
-        let outcome = try await upload(context).consume(request.body, hasher: try hasher(session))
+        let outcome = try await upload(context).consume(request.body, hasher: try hasher(session), holder: holder)
         if let expected, outcome.bytes != expected {
             io.discard(outcome.chunks)
             throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
@@ -116,18 +125,56 @@ extension RegistryAPI {
         return end
     }
 
-    /// Checks the digest and records the blob; a mismatch discards everything written.
-    private func commit(name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], hasher: SHA256Hasher, client: String) async throws -> Response {
+    /// A holder for the chunks one request writes.
+    private func chunkHolder(_ session: ChunkHolder.Session) -> ChunkHolder {
+        ChunkHolder(meta: meta, session: session, interval: configuration.holdInterval, deadline: configuration.holdDeadline)
+    }
+
+    /// Checks the digest and records the blob, ending the upload session (if any) in the same
+    /// transaction. `chunks` are the whole blob's, `written` those this request wrote: what it
+    /// drops when the session turns out to be finished by another request.
+    private func commit(
+        name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], written: [ChunkRef], hasher: SHA256Hasher, client: String,
+        holder: ChunkHolder
+    ) async throws -> Response {
+        let session = await holder.sessionId
         let actual = hasher.finalize()
         guard actual == digest else {
-            io.discard(chunks)
+            // The upload fails as a whole: its session ends and everything it wrote goes.
+            let ended = await endSession(session)
+            io.discard(ended ? chunks : written)
             throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
         }
         let ours = BlobRecord(digest: digest, size: size, chunks: chunks)
-        let stored = try await meta.commitBlob(ours, repository: name)
+        let stored: BlobRecord
+        do {
+            try await holder.checkDeadline()
+            if let session {
+                stored = try await meta.completeUpload(session, blob: ours, repository: name)
+            } else {
+                stored = try await meta.commitBlob(ours, repository: name)
+            }
+        } catch MetadataError.unavailable(let reason) {
+            // The commit may have happened before the answer was lost: garbage at worst.
+            throw MetadataError.unavailable(reason)
+        } catch {
+            io.discard(written)
+            throw error
+        }
         // The same digest was stored before: keep that record only if its bytes really have it.
         try await settle(stored, ours: ours, repository: name, client: client)
         return blobCreated(name: name, digest: digest)
+    }
+
+    /// Ends a session after a failed finish; false when it was already gone (another request owns it).
+    private func endSession(_ id: String?) async -> Bool {
+        guard let id else { return true }
+        do {
+            try await meta.deleteUpload(id)
+            return true
+        } catch {
+            return false
+        }
     }
 
     private func session(_ id: String, name: String) async throws -> UploadSession {

@@ -1,0 +1,74 @@
+import SpeedyCore
+
+/// Keeps the chunks a request has written referenced in the metadata while the request still
+/// streams, so garbage collection never takes them for the leftovers of a failed write.
+///
+/// Every chunk is held in its upload session (``MetadataStore/holdChunks(_:upload:)``) within
+/// `interval` of being written, and no hold or commit is made for a chunk whose write began more
+/// than `deadline` ago: past it, the collector may already count the chunk as garbage, so the
+/// request fails instead (docs/gc.md has the argument). A request without a session (a whole blob
+/// in one POST) opens one the first time it must hold something.
+actor ChunkHolder {
+    /// Where a request's session comes from.
+    enum Session: Sendable {
+        /// The upload session the request belongs to.
+        case known(String)
+        /// None yet: `open` creates one when the first hold is due.
+        case lazy(open: @Sendable () async throws -> String)
+    }
+
+    /// Why a request's chunks can no longer be kept.
+    struct DeadlinePassed: Error, CustomStringConvertible {
+        var deadline: Duration
+        var description: String { "a chunk of this request was written more than \(deadline) ago and never recorded; the request is refused" }
+    }
+
+    private let meta: any MetadataStore
+    private let interval: Duration
+    private let deadline: Duration
+    private var session: Session
+    private var unheld: [(ref: ChunkRef, started: ContinuousClock.Instant)] = []
+
+    /// Creates a holder for one request.
+    init(meta: any MetadataStore, session: Session, interval: Duration, deadline: Duration) {
+        self.meta = meta
+        self.session = session
+        self.interval = interval
+        self.deadline = deadline
+    }
+
+    /// The session id, if the request has one (or had to open one).
+    var sessionId: String? {
+        if case .known(let id) = session { return id }
+        return nil
+    }
+
+    /// Notes a chunk written; its write began at `started`.
+    func written(_ ref: ChunkRef, started: ContinuousClock.Instant) {
+        unheld.append((ref, started))
+    }
+
+    /// Holds the chunks written so far once the oldest has waited `interval`.
+    func holdIfDue() async throws {
+        guard let oldest = unheld.map(\.started).min(), ContinuousClock.now - oldest >= interval else { return }
+        try checkDeadline()
+        let id: String
+        switch session {
+        case .known(let known): id = known
+        case .lazy(let open):
+            id = try await open()
+            session = .known(id)
+        }
+        let refs = unheld.map(\.ref)
+        try await meta.holdChunks(refs, upload: id)
+        unheld.removeAll { held in refs.contains(held.ref) }
+    }
+
+    /// Throws when a chunk not yet held began its write more than `deadline` ago: call it right
+    /// before the commit that references the chunks.
+    func checkDeadline() throws {
+        if let oldest = unheld.map(\.started).min(), ContinuousClock.now - oldest >= deadline {
+            throw DeadlinePassed(deadline: deadline)
+        }
+    }
+}
