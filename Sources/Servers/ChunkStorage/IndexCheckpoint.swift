@@ -10,11 +10,14 @@ import Musl
 ///
 /// Layout (little-endian), documented in docs/storage-format.md:
 /// ```
-/// "SPIX" | version u32 = 1 | volume count u32 | entry count u64
+/// "SPIX" | version u32 = 2 | volume count u32 | entry count u64
 /// per volume: id u32 | scanned end u64           (records before `end` are in the entries)
-/// per entry:  group u32 | file id u64 | volume u32 | offset u64 | length u32 | crc u32
+/// per entry:  group u32 | file id u64 | volume u32 | offset u64 | length u32 | crc u32 | stored ms i64
 /// CRC-32C u32 of everything before it
 /// ```
+/// Version 1 entries have no stored time; they are read as stored at load time. The volume list
+/// names every volume the store had: a volume file with a lower id that it does not name was
+/// compacted away and only its removal was cut short (docs/storage-format.md).
 /// Written to a temporary file, fsynced and renamed over the old one, so a crash leaves either
 /// the old or the new checkpoint, never half of one. A missing or damaged checkpoint only costs
 /// a full scan.
@@ -25,8 +28,8 @@ public struct IndexCheckpoint: Sendable, Equatable {
     public var entries: [ChunkKey: ChunkLocation]
 
     static let magic: [UInt8] = Array("SPIX".utf8)
-    static let version: UInt32 = 1
-    static let entrySize = 32
+    static let version: UInt32 = 2
+    static func entrySize(version: UInt32) -> Int { version == 1 ? 32 : 40 }
 
     /// Creates a checkpoint.
     public init(volumeEnds: [UInt32: UInt64], entries: [ChunkKey: ChunkLocation]) {
@@ -37,7 +40,7 @@ public struct IndexCheckpoint: Sendable, Equatable {
     /// Serializes the checkpoint.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(20 + volumeEnds.count * 12 + entries.count * Self.entrySize + 4)
+        out.reserveCapacity(20 + volumeEnds.count * 12 + entries.count * Self.entrySize(version: Self.version) + 4)
         out += Self.magic
         out.appendLE(Self.version)
         out.appendLE(UInt32(volumeEnds.count))
@@ -53,6 +56,7 @@ public struct IndexCheckpoint: Sendable, Equatable {
             out.appendLE(loc.offset)
             out.appendLE(loc.length)
             out.appendLE(loc.crc)
+            out.appendLE(loc.storedMs)
         }
         out.appendLE(CRC32C.checksum(out))
         return out
@@ -66,10 +70,13 @@ public struct IndexCheckpoint: Sendable, Equatable {
         reader.position = bytes.count - 4
         guard reader.u32() == CRC32C.checksum(Array(body)) else { return nil }
         reader.position = 4
-        guard reader.u32() == Self.version else { return nil }
+        let version = reader.u32()
+        guard version == 1 || version == Self.version else { return nil }
         let volumeCount = Int(reader.u32())
         let entryCount = Int(reader.u64())
-        guard 20 + volumeCount * 12 + entryCount * Self.entrySize + 4 == bytes.count else { return nil }
+        let (size, overflow) = entryCount.multipliedReportingOverflow(by: Self.entrySize(version: version))
+        guard !overflow, volumeCount < 1 << 24, 20 + volumeCount * 12 + size + 4 == bytes.count else { return nil }
+        let loadedMs = currentTimeMillis()
         var ends: [UInt32: UInt64] = [:]
         for _ in 0..<volumeCount {
             let id = reader.u32()
@@ -79,7 +86,9 @@ public struct IndexCheckpoint: Sendable, Equatable {
         entries.reserveCapacity(entryCount)
         for _ in 0..<entryCount {
             let key = ChunkKey(group: reader.u32(), fileId: reader.u64())
-            entries[key] = ChunkLocation(volume: reader.u32(), offset: reader.u64(), length: reader.u32(), crc: reader.u32())
+            var location = ChunkLocation(volume: reader.u32(), offset: reader.u64(), length: reader.u32(), crc: reader.u32(), storedMs: loadedMs)
+            if version >= 2 { location.storedMs = min(loadedMs, Int64(bitPattern: reader.u64())) }
+            entries[key] = location
         }
         self.init(volumeEnds: ends, entries: entries)
     }

@@ -7,6 +7,7 @@ import Synchronization
 public final class MemoryChunkStore: ChunkStore {
     private struct State {
         var chunks: [ChunkKey: ByteBuffer] = [:]
+        var stored: [ChunkKey: Int64] = [:]
         var closed = false
     }
 
@@ -29,6 +30,7 @@ public final class MemoryChunkStore: ChunkStore {
                 return
             }
             s.chunks[key] = data
+            s.stored[key] = currentTimeMillis()
         }
         return info
     }
@@ -51,6 +53,7 @@ public final class MemoryChunkStore: ChunkStore {
         try state.withLock { (s) throws(ChunkStoreError) in
             if s.closed { throw .closed }
             guard s.chunks.removeValue(forKey: key) != nil else { throw .notFound(key) }
+            s.stored[key] = nil
         }
     }
 
@@ -62,6 +65,8 @@ public final class MemoryChunkStore: ChunkStore {
                 .map { ChunkInfo(fileId: $0.key.fileId, length: UInt32($0.value.readableBytes), crc: CRC32C.checksum($0.value)) }
         }
     }
+
+    public func storedMs(_ key: ChunkKey) -> Int64? { state.withLock { $0.stored[key] } }
 
     public func usage() -> StorageUsage {
         state.withLock { s in

@@ -23,27 +23,34 @@ public final class VolumeChunkStore: ChunkStore {
     /// What opening the store found.
     public let recovery: RecoveryReport
 
-    private let state: Mutex<State>
+    let state: Mutex<State>
+    private let checkpointTurn = Mutex(0)
     private let writer: NIOThreadPool
-    private let readers: NIOThreadPool
-    private let logger: Logger
+    let readers: NIOThreadPool
+    let logger: Logger
     private var checkpointPath: String { configuration.directory + "/index.checkpoint" }
 
-    private enum Operation: Sendable {
+    enum Operation: Sendable {
         case put(ChunkKey, ByteBuffer, crc: UInt32)
         case delete(ChunkKey)
+        /// Compaction: append a copy of the record at `from`, if the chunk is still there.
+        case relocate(ChunkKey, from: ChunkLocation, ByteBuffer)
+        /// Compaction: append a copy of a tombstone, if the chunk is still deleted.
+        case tombstone(ChunkKey)
     }
 
-    private struct Pending: Sendable {
+    struct Pending: Sendable {
         var operation: Operation
         var continuation: CheckedContinuation<Result<ChunkInfo, ChunkStoreError>, Never>
         var bytes: Int {
-            if case .put(_, let data, _) = operation { return data.readableBytes }
-            return 0
+            switch operation {
+            case .put(_, let data, _), .relocate(_, _, let data): data.readableBytes
+            case .delete, .tombstone: 0
+            }
         }
     }
 
-    private struct State: Sendable {
+    struct State: Sendable {
         var index: [ChunkKey: ChunkLocation]
         var volumes: [UInt32: VolumeFile]
         /// Durable end of each volume's records.
@@ -61,6 +68,14 @@ public final class VolumeChunkStore: ChunkStore {
         var changesSinceCheckpoint = 0
         /// Sorted file ids per group, rebuilt on the first listing after a change.
         var sortedIds: [UInt32: [UInt64]] = [:]
+        /// Bytes of live records (header and padding included) per volume: the rest of what a
+        /// volume has written is reclaimable by compaction.
+        var liveRecordBytes: [UInt32: Int] = [:]
+        /// Whether a compaction runs (one at a time).
+        var compacting = false
+        /// Volumes compacted away since the store opened, and the bytes of volume files removed.
+        var compactions: UInt64 = 0
+        var reclaimedBytes: UInt64 = 0
     }
 
     /// Opens (or creates) the store in `configuration.directory`, recovering from the checkpoint
@@ -76,6 +91,9 @@ public final class VolumeChunkStore: ChunkStore {
             volumes[id] = try VolumeFile(openingAt: dir + "/" + VolumeFile.fileName(id: id), id: id)
         }
         let saved = IndexCheckpoint.load(from: dir + "/index.checkpoint")
+        if let saved {
+            try Self.finishRemovals(&volumes, checkpoint: saved, logger: logger)
+        }
         var index = saved?.entries ?? [:]
         var ends: [UInt32: Int] = [:]
         var report = RecoveryReport(
@@ -114,10 +132,17 @@ public final class VolumeChunkStore: ChunkStore {
             volumes[1] = volume
             ends[1] = 0
         }
+        // An entry naming a volume that is gone was moved by a compaction whose copy the scan found.
+        let dangling = index.filter { volumes[$0.value.volume] == nil }
+        if !dangling.isEmpty {
+            logger.error("\(dangling.count) index entries name removed volumes and no copy was found; they are dropped")
+            for key in dangling.keys { index[key] = nil }
+        }
         report.chunks = index.count
         self.recovery = report
         var state = State(index: index, volumes: volumes, volumeEnds: ends, activeVolume: volumes.keys.max()!)
         state.liveBytes = index.values.reduce(0) { $0 + UInt64($1.length) }
+        for location in index.values { state.liveRecordBytes[location.volume, default: 0] += location.recordSize }
         state.changesSinceCheckpoint = report.recordsScanned
         self.state = Mutex(state)
         self.writer = NIOThreadPool(numberOfThreads: 1)
@@ -195,6 +220,8 @@ public final class VolumeChunkStore: ChunkStore {
         }
         return try result.get()
     }
+
+    public func storedMs(_ key: ChunkKey) -> Int64? { state.withLock { $0.index[key]?.storedMs } }
 
     public func info(_ key: ChunkKey) -> ChunkInfo? {
         state.withLock { s in
@@ -282,11 +309,15 @@ public final class VolumeChunkStore: ChunkStore {
     /// Saves the index so the next open reads only what comes after now. Blocking; cheap to call
     /// when nothing changed.
     public func checkpoint() throws(ChunkStoreError) {
-        let (ends, index, changes) = state.withLock { s in
-            (s.volumeEnds, s.index, s.changesSinceCheckpoint)
+        // One save at a time, each from a snapshot taken inside the turn: a slower save of an
+        // older snapshot must never land after a newer one (compaction depends on it).
+        try checkpointTurn.withLock { (_) throws(ChunkStoreError) in
+            let (ends, index, changes) = state.withLock { s in
+                (s.volumeEnds, s.index, s.changesSinceCheckpoint)
+            }
+            try IndexCheckpoint(volumeEnds: ends.mapValues { UInt64($0) }, entries: index).save(to: checkpointPath)
+            state.withLock { $0.changesSinceCheckpoint -= changes }
         }
-        try IndexCheckpoint(volumeEnds: ends.mapValues { UInt64($0) }, entries: index).save(to: checkpointPath)
-        state.withLock { $0.changesSinceCheckpoint -= changes }
     }
 
     // MARK: Writing
@@ -301,7 +332,7 @@ public final class VolumeChunkStore: ChunkStore {
         }
     }
 
-    private func enqueue(_ operation: Operation) async -> Result<ChunkInfo, ChunkStoreError> {
+    func enqueue(_ operation: Operation) async -> Result<ChunkInfo, ChunkStoreError> {
         await withCheckedContinuation { continuation in
             let start: Bool = state.withLock { s in
                 if s.closed {
@@ -349,6 +380,7 @@ public final class VolumeChunkStore: ChunkStore {
     private enum Staged {
         case stored(ChunkKey, ChunkLocation)
         case removed(ChunkKey)
+        case moved(ChunkKey, from: ChunkLocation, to: ChunkLocation)
     }
 
     private func writeBatch(_ batch: [Pending]) -> [Result<ChunkInfo, ChunkStoreError>] {
@@ -391,14 +423,32 @@ public final class VolumeChunkStore: ChunkStore {
                     continue
                 }
                 (key, payload, crc, tombstone) = (k, ByteBuffer(), 0, true)
+            case .relocate(let k, let from, let data):
+                // Deleted or rewritten since compaction read it: the copy would be stale.
+                guard current(k) == from else {
+                    results.append(.success(ChunkInfo(fileId: k.fileId, length: from.length, crc: from.crc)))
+                    continue
+                }
+                (key, payload, crc, tombstone) = (k, data, from.crc, false)
+            case .tombstone(let k):
+                // Stored again since: a copied tombstone after the new record would delete it on a rescan.
+                guard current(k) == nil else {
+                    results.append(.success(ChunkInfo(fileId: k.fileId, length: 0, crc: 0)))
+                    continue
+                }
+                (key, payload, crc, tombstone) = (k, ByteBuffer(), 0, true)
             }
+            let relocating: ChunkLocation? = if case .relocate(_, let from, _) = item.operation { from } else { nil }
+            let copiedTombstone = if case .tombstone = item.operation { true } else { false }
             if failing {
                 results.append(.failure(.readOnly(reason: "a disk write failed; an operator must check this disk")))
                 continue
             }
             let size = RecordHeader.recordSize(payloadLength: payload.readableBytes)
             // The reserve is headroom: a write may dip into it, after which the store is read-only.
-            if !tombstone && (free < configuration.reserveBytes || free < UInt64(size)) {
+            // Compaction may use it: its copies are what gives space back.
+            let reserve = relocating == nil ? configuration.reserveBytes : 0
+            if !tombstone && (free < reserve || free < UInt64(size)) {
                 results.append(.failure(.readOnly(reason: "free space \(free) bytes is under the \(configuration.reserveBytes)-byte reserve")))
                 continue
             }
@@ -409,9 +459,15 @@ public final class VolumeChunkStore: ChunkStore {
                 }
                 let header = RecordHeader(key: key, length: UInt32(payload.readableBytes), payloadCRC: crc, tombstone: tombstone)
                 try Self.writeRecord(header, payload: payload, to: active, at: end)
-                let location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc)
-                staged.append(tombstone ? .removed(key) : .stored(key, location))
-                overlay[key] = tombstone ? .some(nil) : location
+                var location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc)
+                if let from = relocating {
+                    location.storedMs = from.storedMs
+                    staged.append(.moved(key, from: from, to: location))
+                    overlay[key] = location
+                } else if !copiedTombstone {
+                    staged.append(tombstone ? .removed(key) : .stored(key, location))
+                    overlay[key] = tombstone ? .some(nil) : location
+                }
                 touched.insert(active.id)
                 end += size
                 ends[active.id] = end
@@ -454,10 +510,19 @@ public final class VolumeChunkStore: ChunkStore {
                 case .stored(let key, let location):
                     s.index[key] = location
                     s.liveBytes += UInt64(location.length)
+                    s.liveRecordBytes[location.volume, default: 0] += location.recordSize
                     s.sortedIds[key.group] = nil
                 case .removed(let key):
-                    if let old = s.index.removeValue(forKey: key) { s.liveBytes -= UInt64(old.length) }
+                    if let old = s.index.removeValue(forKey: key) {
+                        s.liveBytes -= UInt64(old.length)
+                        s.liveRecordBytes[old.volume, default: 0] -= old.recordSize
+                    }
                     s.sortedIds[key.group] = nil
+                case .moved(let key, let from, let to):
+                    // The writer is the only one changing the index, so `from` is still current.
+                    s.index[key] = to
+                    s.liveRecordBytes[from.volume, default: 0] -= from.recordSize
+                    s.liveRecordBytes[to.volume, default: 0] += to.recordSize
                 }
             }
             s.changesSinceCheckpoint += staged.count
@@ -501,7 +566,7 @@ public final class VolumeChunkStore: ChunkStore {
 
     // MARK: Reading
 
-    private static func readRecord(key: ChunkKey, location: ChunkLocation, volume: VolumeFile) -> Result<ByteBuffer, ChunkStoreError> {
+    static func readRecord(key: ChunkKey, location: ChunkLocation, volume: VolumeFile) -> Result<ByteBuffer, ChunkStoreError> {
         let length = Int(location.length)
         // Header and payload in two reads: one buffer for both would be 4 MiB + 32 bytes, which
         // ByteBuffer rounds up to 8 MiB.
