@@ -121,11 +121,22 @@ let package = Package(
             name: "MetaServer",
             dependencies: [
                 "SpeedyCore",
+                "GarbageCollection",
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Sources/Servers/MetaServer",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "GarbageCollection",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Servers/GarbageCollection",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -202,8 +213,10 @@ let package = Package(
             name: "ChunkTool",
             dependencies: [
                 "SpeedyCore",
+                "GarbageCollection",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ChunkTool",

@@ -218,6 +218,18 @@ public final class ChunkMaster: Sendable {
             let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 100, 1), 1000)
             return try JSONResponse.make(EventPage(events: try self.database.events(after: after, limit: limit)))
         }
+        router.post("/v1/events") { request, _ in
+            let report = try await request.decodeJSON(EventReport.self, limit: 16 << 10)
+            guard EventReport.kinds.contains(report.kind) else {
+                throw APIError.badRequest("event kind must be one of \(EventReport.kinds.sorted().joined(separator: ", "))")
+            }
+            guard !report.message.isEmpty, report.message.count <= EventReport.maxMessage, report.serverId.map({ $0.count <= 200 }) ?? true else {
+                throw APIError.badRequest("an event needs a message of at most \(EventReport.maxMessage) characters")
+            }
+            self.logger.notice("\(report.message)")
+            try await self.database.recordEvent(kind: report.kind, serverId: report.serverId, group: report.group, message: report.message)
+            return try JSONResponse.make(Empty())
+        }
         router.get("/v1/health") { _, _ in "ok\n" }
         AdminRoutes(master: self).register(on: router)
         return router

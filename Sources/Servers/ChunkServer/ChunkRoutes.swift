@@ -202,7 +202,13 @@ struct ChunkRoutes: Sendable {
         guard limit > 0 else { throw APIError.badRequest("limit must be at least 1") }
         let chunks = store.list(group: group, after: after, limit: limit)
         let next = chunks.count == limit ? chunks.last?.fileId : nil
-        return try JSONResponse.make(ChunkListing(group: group, chunks: chunks, nextAfter: next))
+        var ages: [Int64]?
+        if request.uri.queryParameters["ages"] == "true" {
+            let now = currentTimeMillis()
+            // A chunk deleted since the listing is as young as can be: it is no candidate for anything.
+            ages = chunks.map { info in max(0, now - (store.storedMs(ChunkKey(group: group, fileId: info.fileId)) ?? now)) }
+        }
+        return try JSONResponse.make(ChunkListing(group: group, chunks: chunks, nextAfter: next, agesMs: ages))
     }
 
     /// Maps each store failure to its status and code.

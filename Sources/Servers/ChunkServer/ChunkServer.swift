@@ -64,7 +64,9 @@ public enum ChunkServer {
                 readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
                 readOps: counters.readOps.load(ordering: .relaxed), writeOps: counters.writeOps.load(ordering: .relaxed),
                 crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
-                uptimeMs: UInt64((ContinuousClock.now - started).milliseconds))
+                uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
+                reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
+                reclaimedBytes: store.compactionTotals.bytes)
         }
 
         let router = Router(context: SpeedyRequestContext.self)
@@ -73,6 +75,10 @@ public enum ChunkServer {
             store: store, group: configuration.group, counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes
         ).register(on: router)
+        let compactor = Compactor(
+            store: store, master: master, serverId: serverId, group: configuration.group,
+            threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
+        compactor.register(on: router)
 
         let listening = Mutex(false)
         let heartbeat = PeriodicTask(name: "heartbeat", interval: configuration.heartbeatInterval) {
@@ -88,10 +94,14 @@ public enum ChunkServer {
             // Encoding and syncing a large index blocks: not on an event loop.
             do { try await NIOThreadPool.singleton.runIfActive { try store.checkpoint() } } catch { logger.error("index checkpoint failed: \(error)") }
         }
+        var services: [PeriodicTask] = [heartbeat, checkpointer]
+        if let interval = configuration.compactInterval {
+            services.append(PeriodicTask(name: "compaction", interval: interval) { _ = await compactor.run(threshold: nil) })
+        }
         do {
             try await HTTPServer.run(
                 role: "chunkserver", router: router, listen: configuration.listen, transport: configuration.security.transport,
-                services: [heartbeat, checkpointer], logger: logger
+                services: services, logger: logger
             ) { bound in
                 advertised.withLock { $0 = configuration.advertise ?? bound }
                 listening.withLock { $0 = true }

@@ -22,6 +22,12 @@ public struct ChunkServerConfiguration: Sendable {
     public var security: RoleSecurity
     /// The address told to the master, when it differs from `listen` (a wildcard or NAT).
     public var advertise: HostPort?
+    /// A sealed volume whose live records fill less than this fraction of it is compacted.
+    public var compactThreshold: Double = 0.5
+    /// Bytes per second a compaction copies at most (0: no limit), so pulls keep their speed.
+    public var compactRate: Int = 32 << 20
+    /// How often volumes are checked for compaction (nil: only when asked, `POST /v1/compact`).
+    public var compactInterval: Duration? = .seconds(60)
 
     /// Creates a configuration.
     public init(

@@ -1,8 +1,10 @@
 import ArgumentParser
+import GarbageCollection
 import ImageServer
 import MetaServer
 import ServerSupport
 import SpeedyCore
+import ToolSupport
 
 struct MetaServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,11 +19,32 @@ struct MetaServerCommand: AsyncParsableCommand {
     @Option(help: "Directory for the metaserver's database.")
     var data = "./speedy-data/meta"
 
+    @Option(help: "Collect garbage this often in the background, e.g. 6h (0: never; `chunktool gc` runs it by hand).")
+    var gcEvery = DurationArgument(.zero)
+
+    @Option(help: "Keep manifests and blobs referenced more recently than this.")
+    var gcGrace = DurationArgument(.seconds(3600))
+
+    @Option(help: "Delete unreferenced chunks only once held this long; more than the imageservers' --hold-deadline (default: --gc-grace, at least 10m).")
+    var gcChunkGrace: DurationArgument?
+
+    @Flag(help: "After each background collection, have the chunkservers compact their volumes.")
+    var gcCompact = false
+
+    @Option(help: "Base URL of the chunkmaster, for background collection (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
+    var master: String?
+
     @OptionGroup var security: RoleSecurityOptions
 
     func run() async throws {
-        let security = try security.resolve(role: "metaserver")
-        try await MetaServer.run(.init(listen: listen, dataDirectory: data, security: security))
+        let security = try security.resolve(role: "metaserver", talksToMaster: gcEvery.duration > .zero, masterFlag: master)
+        var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
+        if gcEvery.duration > .zero {
+            configuration.collection = .init(
+                interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master),
+                options: GarbageCollectionOptions(grace: gcGrace.duration, chunkGrace: gcChunkGrace?.duration, compact: gcCompact))
+        }
+        try await MetaServer.run(configuration)
     }
 }
 
@@ -84,6 +107,12 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Hours an upload session may go without a request before it is ended and its chunks deleted.", valueName: "hours"))
     var uploadExpiry = 24.0
 
+    @Option(
+        help: ArgumentHelp(
+            "A pushed chunk not recorded in the metadata within this long fails its push; garbage collection's --chunk-grace must be longer (e.g. 60s).",
+            valueName: "duration"))
+    var holdDeadline = DurationArgument(.seconds(60))
+
     @Option(help: ArgumentHelp("Upload sessions open at once per repository.", valueName: "n"))
     var uploadsPerRepository = 1000
 
@@ -106,6 +135,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         guard uploadsPerRepository >= 1, uploadsPerClient >= 1 else {
             throw ValidationError("--uploads-per-repository and --uploads-per-client must be at least 1")
         }
+        guard holdDeadline.duration >= .milliseconds(500) else { throw ValidationError("--hold-deadline must be at least 500ms") }
         guard rateLimit >= 0, rateLimit <= 1_000_000 else { throw ValidationError("--rate-limit must be between 0 and 1000000") }
         guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
@@ -125,6 +155,9 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.clientIdleLimit = .milliseconds(Int64(clientIdleTimeout * 1000))
         configuration.requestsPerSecond = rateLimit
         configuration.uploadExpiry = .milliseconds(Int64(uploadExpiry * 3_600_000))
+        // Holds come often enough that several fit in the deadline.
+        configuration.holdDeadline = holdDeadline.duration
+        configuration.holdInterval = min(.seconds(5), holdDeadline.duration / 4)
         configuration.uploadLimits = UploadLimits(perRepository: uploadsPerRepository, perClient: uploadsPerClient)
         configuration.auth = RegistryAuthConfiguration(htpasswdPath: htpasswd, accessPath: access, tokenKeyPath: tokenKeyFile)
         configuration.auth.realm = tokenRealm

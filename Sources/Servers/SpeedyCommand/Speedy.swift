@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import ServerSupport
 import SpeedyCore
+import ToolSupport
 
 /// Starts `speedy`. The roles on the data path run their tasks on NIO's event loops rather than
 /// on a second pool of threads: a chunk's bytes then go from socket to handler and on without a
@@ -141,6 +142,15 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats.")
     var heartbeatInterval: Double = 1
 
+    @Option(help: "Compact a sealed volume once its live chunks fill less than this fraction of it.")
+    var compactThreshold = 0.5
+
+    @Option(help: "Bytes per second a compaction copies at most, so pulls keep their speed (0: no limit).")
+    var compactRate = SizeArgument(bytes: 32 << 20)
+
+    @Option(help: "How often to look for volumes to compact (0: only when asked, by `chunktool gc --compact`).")
+    var compactEvery = DurationArgument(.seconds(60))
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -154,6 +164,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
         if let advertise, advertise.port == 0 || ["0.0.0.0", "::"].contains(advertise.host) {
             throw ValidationError("--advertise must be an address others can reach, with a port")
         }
+        guard compactThreshold.isFinite, (0...1).contains(compactThreshold) else {
+            throw ValidationError("--compact-threshold must be a fraction between 0 and 1")
+        }
         if advertise == nil, ["0.0.0.0", "::"].contains(listen.host) {
             throw ValidationError("listening on \(listen.host) needs --advertise HOST:PORT: the address the master, imageservers and the other members reach this server at")
         }
@@ -166,11 +179,14 @@ struct ChunkServerCommand: AsyncParsableCommand {
         let store = VolumeStoreConfiguration(
             directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
             reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)
-        try await ChunkServer.run(
-            .init(
-                listen: listen, masterURL: masterURL, group: group, serverId: id,
-                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store, security: security,
-                advertise: advertise))
+        var configuration = ChunkServerConfiguration(
+            listen: listen, masterURL: masterURL, group: group, serverId: id,
+            heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store, security: security,
+            advertise: advertise)
+        configuration.compactThreshold = compactThreshold
+        configuration.compactRate = Int(min(compactRate.bytes, UInt64(Int.max)))
+        configuration.compactInterval = compactEvery.duration == .zero ? nil : compactEvery.duration
+        try await ChunkServer.run(configuration)
     }
 }
 

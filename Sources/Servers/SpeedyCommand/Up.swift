@@ -4,6 +4,7 @@ import Foundation
 import ImageServer
 import ServerSupport
 import SpeedyCore
+import ToolSupport
 
 /// `speedy up`: a whole cluster on this machine, as child processes on loopback.
 struct Up: AsyncParsableCommand {
@@ -48,6 +49,9 @@ struct Up: AsyncParsableCommand {
 
     @Option(help: "Free space each chunkserver keeps in reserve.")
     var reserve = SizeArgument(bytes: 256 << 20)
+
+    @Option(help: "Collect garbage in the background this often (e.g. 1h), compacting volumes after; off unless given (`chunktool gc` runs it by hand).")
+    var gcEvery: DurationArgument?
 
     @Flag(help: "Require logins on the registry: makes the user admin with a generated password (printed, and kept in DATA/admin-password); anonymous users get nothing.")
     var auth = false
@@ -103,7 +107,11 @@ struct Up: AsyncParsableCommand {
             }
         }
         let metaURL = "http://127.0.0.1:\(metaPort)"
-        try supervisor.start(name: "metaserver", arguments: ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
+        var metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"]
+        if let gcEvery {
+            metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--master", "127.0.0.1:\(masterPort)", "--gc-compact"]
+        }
+        try supervisor.start(name: "metaserver", arguments: metaArguments)
         let access = try registryAccess(root: root)
         try supervisor.start(
             name: "imageserver",

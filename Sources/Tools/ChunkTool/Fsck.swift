@@ -136,7 +136,8 @@ struct Fsck: AsyncParsableCommand {
                     }
                     try await limiter.wait(after: bytesRead)
                 }
-                if let why {
+                // A request that failed deletes the chunks it held: missing, they are no loss.
+                if let why, !reference.owner.hasPrefix("held:") {
                     result.lost += 1
                     lost.append(LostChunk(group: id, fileId: reference.fileId, owner: reference.owner, why: why))
                 }

@@ -107,6 +107,30 @@ public struct ChunkServerClient: Sendable {
         }
     }
 
+    /// Every chunk stored for `group` with how long ago this server stored it, in milliseconds.
+    public func listAllWithAges(group: UInt32) async throws(ServiceError) -> [(info: ChunkInfo, ageMs: Int64)] {
+        var chunks: [(info: ChunkInfo, ageMs: Int64)] = []
+        var after: UInt64 = 0
+        while true {
+            let page = try await service.json(.GET, "/v1/chunks/\(group)?after=\(after)&limit=5000&ages=true", as: ChunkListing.self)
+            // A server too old to tell ages makes every chunk look new: nothing is collected.
+            let ages = page.agesMs ?? []
+            for (i, info) in page.chunks.enumerated() { chunks.append((info, i < ages.count ? ages[i] : 0)) }
+            guard let next = page.nextAfter else { return chunks }
+            after = next
+        }
+    }
+
+    /// Compacts the server's sealed volumes under `threshold` (its own when nil) now; answers when done.
+    public func compact(threshold: Double? = nil) async throws(ServiceError) -> VolumesReport {
+        try await service.json(.POST, "/v1/compact" + (threshold.map { "?threshold=\($0)" } ?? ""), as: VolumesReport.self)
+    }
+
+    /// The server's volumes: size, live bytes, reclaimable bytes.
+    public func volumes() async throws(ServiceError) -> VolumesReport {
+        try await service.json(.GET, "/v1/volumes", as: VolumesReport.self)
+    }
+
     /// The server's own heartbeat figures (`GET /v1/stats`): its id, group, status and counters.
     public func stats() async throws(ServiceError) -> HeartbeatReport {
         try await service.json(.GET, "/v1/stats", as: HeartbeatReport.self)

@@ -46,11 +46,15 @@ public struct ChunkListing: Sendable, Codable {
     public var chunks: [ChunkInfo]
     /// Pass as `after` to get the next page; nil on the last page.
     public var nextAfter: UInt64?
+    /// With `?ages=true`: how long ago each chunk was stored on this server, in milliseconds, in
+    /// the order of `chunks` (never more than the truth; garbage collection's clock).
+    public var agesMs: [Int64]?
 
     /// Creates a listing page.
-    public init(group: UInt32, chunks: [ChunkInfo], nextAfter: UInt64?) {
+    public init(group: UInt32, chunks: [ChunkInfo], nextAfter: UInt64?, agesMs: [Int64]? = nil) {
         self.group = group
         self.chunks = chunks
         self.nextAfter = nextAfter
+        self.agesMs = agesMs
     }
 }

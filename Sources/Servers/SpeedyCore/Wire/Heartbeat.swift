@@ -37,6 +37,10 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
     public var pendingWrites: UInt64
     /// Milliseconds since the chunkserver process started.
     public var uptimeMs: UInt64
+    /// Bytes of deleted chunks and tombstones still in volume files: what compaction can give back.
+    public var reclaimableBytes: UInt64?
+    /// Bytes of volume files compaction removed since the process started.
+    public var reclaimedBytes: UInt64?
 
     /// Creates a report.
     public init(
@@ -44,8 +48,11 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
         diskTotalBytes: UInt64, diskUsedBytes: UInt64, diskFreeBytes: UInt64,
         chunkCount: UInt64, chunkBytes: UInt64,
         readBytes: UInt64, writeBytes: UInt64, readOps: UInt64, writeOps: UInt64,
-        crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64, uptimeMs: UInt64
+        crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64, uptimeMs: UInt64,
+        reclaimableBytes: UInt64? = nil, reclaimedBytes: UInt64? = nil
     ) {
+        self.reclaimableBytes = reclaimableBytes
+        self.reclaimedBytes = reclaimedBytes
         self.serverId = serverId
         self.group = group
         self.addr = addr

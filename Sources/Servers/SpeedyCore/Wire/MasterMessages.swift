@@ -140,3 +140,29 @@ public struct StatusSetting: Sendable, Codable, Equatable {
     /// The statuses an operator may set.
     public static let settable: [ServerStatus] = [.readWrite, .readOnly, .offline, .transferring]
 }
+
+/// An event another role reports for the master's event log (`POST /v1/events`): what garbage
+/// collection freed, a volume compacted.
+public struct EventReport: Sendable, Codable, Equatable {
+    /// Kinds other roles may report.
+    public static let kinds: Set<String> = ["gc", "volume-compacted"]
+    /// Longest message kept.
+    public static let maxMessage = 1000
+
+    /// One of ``kinds``.
+    public var kind: String
+    /// The server concerned, if any.
+    public var serverId: String?
+    /// The group concerned, if any.
+    public var group: UInt32?
+    /// A sentence for people.
+    public var message: String
+
+    /// Creates a report.
+    public init(kind: String, serverId: String? = nil, group: UInt32? = nil, message: String) {
+        self.kind = kind
+        self.serverId = serverId
+        self.group = group
+        self.message = message
+    }
+}
