@@ -279,6 +279,8 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "SpeedyCore",
+                "GarbageCollection",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -146,7 +146,9 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Starts a chunkserver of `group` on a free port; returns its address and process.
-    func startChunkserver(master: String, group: UInt32, name: String, port: Int? = nil) throws -> (addr: String, process: Process) {
+    func startChunkserver(
+        master: String, group: UInt32, name: String, port: Int? = nil, arguments: [String] = []
+    ) throws -> (addr: String, process: Process) {
         let port = port ?? Self.freePort()
         let process = try start(
             name,
@@ -154,7 +156,7 @@ final class ClusterHarness: @unchecked Sendable {
                 "chunkserver", "--master", master, "--group", String(group), "--listen", "127.0.0.1:\(port)",
                 "--data", root + "/\(name)", "--id", name, "--volume-size", "64M", "--reserve", "0",
                 "--heartbeat-interval", "0.25",
-            ])
+            ] + arguments)
         return ("127.0.0.1:\(port)", process)
     }
 
@@ -169,13 +171,14 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// - Parameter imageserverArguments: extra flags for the imageserver (limits, timeouts).
-    func startRegistry(groups: Int = 1, imageserverArguments: [String] = []) async throws -> Registry {
+    /// - Parameter chunkserverArguments: extra flags for every chunkserver.
+    func startRegistry(groups: Int = 1, imageserverArguments: [String] = [], chunkserverArguments: [String] = []) async throws -> Registry {
         let (masterURL, _) = try startMaster()
         var servers: [(String, String, Process)] = []
         for group in 1...groups {
             for i in 1...3 {
                 let name = group == 1 ? "cs\(i)" : "g\(group)-cs\(i)"
-                let (addr, process) = try startChunkserver(master: masterURL, group: UInt32(group), name: name)
+                let (addr, process) = try startChunkserver(master: masterURL, group: UInt32(group), name: name, arguments: chunkserverArguments)
                 servers.append((name, addr, process))
             }
         }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import SpeedyCore
 
 /// Keeps the chunks a request has written referenced in the metadata while the request still
@@ -17,11 +18,6 @@ actor ChunkHolder {
         case lazy(open: @Sendable () async throws -> String)
     }
 
-    /// Why a request's chunks can no longer be kept.
-    struct DeadlinePassed: Error, CustomStringConvertible {
-        var deadline: Duration
-        var description: String { "a chunk of this request was written more than \(deadline) ago and never recorded; the request is refused" }
-    }
 
     private let meta: any MetadataStore
     private let interval: Duration
@@ -66,9 +62,14 @@ actor ChunkHolder {
 
     /// Throws when a chunk not yet held began its write more than `deadline` ago: call it right
     /// before the commit that references the chunks.
-    func checkDeadline() throws {
+    func checkDeadline() throws(OCIError) {
         if let oldest = unheld.map(\.started).min(), ContinuousClock.now - oldest >= deadline {
-            throw DeadlinePassed(deadline: deadline)
+            // The metaserver was too slow to record the chunks in time: the push must be retried.
+            var error = OCIError(
+                .serviceUnavailable, "UNAVAILABLE",
+                "a chunk of this upload could not be recorded within \(deadline) of its write (the metaserver is slow); retry the push")
+            error.headers[.retryAfter] = "5"
+            throw error
         }
     }
 }
