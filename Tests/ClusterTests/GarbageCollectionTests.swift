@@ -98,6 +98,17 @@ extension ProcessSuites {
             let (newStatus, _) = try await pushImage(client, "gc/app", tag: "new", config: Array("{\"new\":1}".utf8), layers: [shared, onlyNew])
             #expect(oldStatus == 201 && newStatus == 201)
 
+            // Identical content pushed again, whole, to another repository: linked, not written again.
+            let chunksFirst = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count
+            #expect(try await push(client, "gc/other", shared) == 201)
+            #expect(try await client.send(.HEAD, "/v2/gc/other/blobs/\(Digest.of(shared))").status == 200)
+            var liar = shared
+            liar[0] ^= 1
+            let lie = try await client.send(.POST, "/v2/gc/liar/blobs/uploads/?digest=\(Digest.of(shared))", body: ByteBuffer(bytes: liar))
+            #expect(lie.status == 400, "a body that is not the digest's must not be linked")
+            #expect(try await client.send(.HEAD, "/v2/gc/liar/blobs/\(Digest.of(shared))").status == 404)
+            #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count == chunksFirst)
+
             // A write that failed half-way: a chunk on every member that no metadata names.
             let master = MasterClient(baseURL: registry.masterURL)
             let lease = try await master.leaseFileIds(count: 1)

@@ -25,6 +25,7 @@ extension RegistryAPI {
             }
         } else if let text = query["digest"] {
             let digest = try uploadDigest(String(text))
+            if let linked = try await linkStored(request, name: name, digest: digest, session: nil) { return linked }
             // No session yet: one is opened only if the body streams long enough to need a hold.
             let meta = self.meta
             let limits = configuration.uploadLimits
@@ -77,6 +78,11 @@ extension RegistryAPI {
     func finishUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
         let session = try await session(id, name: name)
+        if session.offset == 0, request.headers[.contentRange] == nil,
+            let linked = try await linkStored(request, name: name, digest: digest, session: id)
+        {
+            return linked
+        }
         let holder = chunkHolder(.known(id))
         let outcome = try await receive(request, context, into: session, name: name, holder: holder)
         let size = try end(of: session, after: outcome)
@@ -123,6 +129,42 @@ extension RegistryAPI {
             throw OCIError.sizeInvalid("the upload would be larger than a blob can be")
         }
         return end
+    }
+
+    /// Stores identical content once: when the whole blob comes in this request and the
+    /// metaserver already has its digest, the body is only hashed, never written, and the stored
+    /// blob is linked into `name` once the body proves to have that digest (linking on the digest
+    /// alone would hand a blob to anyone who knows its digest). Nil when the digest is not stored.
+    private func linkStored(_ request: Request, name: String, digest: Digest, session: String?) async throws -> Response? {
+        guard try await meta.blob(digest, in: nil) != nil else { return nil }
+        var hasher = SHA256Hasher()
+        var received: UInt64 = 0
+        for try await piece in request.body {
+            hasher.update(piece)
+            received += UInt64(piece.readableBytes)
+        }
+        try checkLength(request, received: received, chunks: [])
+        let actual = hasher.finalize()
+        guard actual == digest else {
+            if let session { _ = await endSession(session) }
+            throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
+        }
+        if let session {
+            do {
+                try await meta.deleteUpload(session)
+            } catch .uploadUnknown {
+                throw OCIError.uploadUnknown(session)
+            }
+        }
+        do {
+            _ = try await meta.mountBlob(digest, into: name, from: nil)
+        } catch .blobUnknown {
+            // Collected between the check and the link: the bytes are gone with the body.
+            var error = OCIError(.serviceUnavailable, "UNAVAILABLE", "blob \(digest) was deleted while it was being pushed; push it again")
+            error.headers[.retryAfter] = "1"
+            throw error
+        }
+        return blobCreated(name: name, digest: digest)
     }
 
     /// A holder for the chunks one request writes.
