@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Servers/GarbageCollection",

@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|group|server|verify|repair|fsck|help)
+    status|group|server|verify|repair|fsck|gc|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status group server verify repair fsck help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc help' -- "${cur}"))
         ;;
     esac
 }
@@ -462,6 +462,39 @@ _chunktool_fsck() {
         return
         ;;
     '--rate')
+        return
+        ;;
+    esac
+}
+
+_chunktool_gc() {
+    repeating_flags=()
+    non_repeating_flags=(--dry-run --compact --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca --meta --grace --chunk-grace --upload-expiry)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--meta')
+        return
+        ;;
+    '--grace')
+        return
+        ;;
+    '--chunk-grace')
+        return
+        ;;
+    '--upload-expiry')
         return
         ;;
     esac

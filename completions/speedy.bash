@@ -188,7 +188,7 @@ _speedy_up() {
     repeating_flags=()
     non_repeating_flags=(--auth --tls -h --help)
     repeating_options=()
-    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve)
+    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve --compact-every --gc-every)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -218,6 +218,12 @@ _speedy_up() {
         return
         ;;
     '--reserve')
+        return
+        ;;
+    '--compact-every')
+        return
+        ;;
+    '--gc-every')
         return
         ;;
     esac
@@ -263,7 +269,7 @@ _speedy_chunkserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -301,6 +307,15 @@ _speedy_chunkserver() {
     '--heartbeat-interval')
         return
         ;;
+    '--compact-threshold')
+        return
+        ;;
+    '--compact-rate')
+        return
+        ;;
+    '--compact-every')
+        return
+        ;;
     '--cluster-secret-file')
         return
         ;;
@@ -318,9 +333,9 @@ _speedy_chunkserver() {
 
 _speedy_metaserver() {
     repeating_flags=()
-    non_repeating_flags=(--insecure -h --help)
+    non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --gc-every --gc-grace --gc-chunk-grace --master --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -329,6 +344,18 @@ _speedy_metaserver() {
         return
         ;;
     '--data')
+        return
+        ;;
+    '--gc-every')
+        return
+        ;;
+    '--gc-grace')
+        return
+        ;;
+    '--gc-chunk-grace')
+        return
+        ;;
+    '--master')
         return
         ;;
     '--cluster-secret-file')
@@ -350,7 +377,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -398,6 +425,9 @@ _speedy_imageserver() {
         return
         ;;
     '--upload-expiry')
+        return
+        ;;
+    '--hold-deadline')
         return
         ;;
     '--uploads-per-repository')

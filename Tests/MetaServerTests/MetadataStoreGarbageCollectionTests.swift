@@ -77,18 +77,28 @@ extension MetadataStoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func everyReferenceMovesTheFenceAndAManifestNeedsItsBlobsInItsTransaction(kind: Kind) async throws {
         try await withStore(kind) { store in
-            let layer = blob("layer")
+            // Both blobs were last referenced now; then only `layer` is, by a mount, a second later.
+            // The sweep's grace falls halfway between, so only the untouched one is old enough.
+            let layer = blob("layer"), idle = blob("idle")
             _ = try await store.commitBlob(layer, repository: "a")
-            try await Task.sleep(for: .milliseconds(400))
-            // Mounted just now: not garbage for a grace period shorter than the wait above.
+            _ = try await store.commitBlob(idle, repository: "a")
+            func sweepBetween(touched: ContinuousClock.Instant) async throws -> [BlobRecord] {
+                let grace = (ContinuousClock.now - touched) + .milliseconds(500)
+                return try await store.sweep(graceMs: Int64(grace / .milliseconds(1)), limit: 10, dryRun: false).blobs
+            }
+            try await Task.sleep(for: .seconds(1))
+            var touched = ContinuousClock.now
             _ = try await store.mountBlob(layer.digest, into: "b", from: "a")
-            #expect(try await store.sweep(graceMs: 200, limit: 10, dryRun: false).blobs == [])
-            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await sweepBetween(touched: touched) == [idle])
             // Pushed again (the chunks of the second push lose): the fence moves again.
+            let other = blob("other-idle")
+            _ = try await store.commitBlob(other, repository: "a")
+            try await Task.sleep(for: .seconds(1))
+            touched = ContinuousClock.now
             #expect(try await store.commitBlob(blob("layer", chunks: 1), repository: "c") == layer)
-            #expect(try await store.sweep(graceMs: 200, limit: 10, dryRun: false).blobs == [])
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(try await store.sweep(graceMs: 200, limit: 10, dryRun: false).blobs == [layer])
+            #expect(try await sweepBetween(touched: touched) == [other])
+            try await pause()
+            #expect(try await store.sweep(graceMs: 0, limit: 10, dryRun: false).blobs == [layer])
 
             // The blob is gone: a manifest naming it fails rather than dangles, and is not stored.
             let image = manifest("image", in: "a", blobs: [layer.digest])
@@ -97,10 +107,10 @@ extension MetadataStoreConformanceTests {
             let index = manifest("index", in: "a", manifests: [image.digest])
             await #expect(throws: MetadataError.manifestUnknown(image.digest.description)) { try await store.putManifest(index, tag: nil) }
             // Linked elsewhere is not enough: the blob must be in the manifest's repository.
-            let other = blob("other")
-            _ = try await store.commitBlob(other, repository: "x")
-            await #expect(throws: MetadataError.blobUnknown(other.digest)) {
-                try await store.putManifest(manifest("uses-other", in: "a", blobs: [other.digest]), tag: nil)
+            let elsewhere = blob("elsewhere")
+            _ = try await store.commitBlob(elsewhere, repository: "x")
+            await #expect(throws: MetadataError.blobUnknown(elsewhere.digest)) {
+                try await store.putManifest(manifest("uses-other", in: "a", blobs: [elsewhere.digest]), tag: nil)
             }
         }
     }

@@ -73,6 +73,10 @@ public struct Dashboard: Sendable {
         capacity.add(" capacity \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) used (\(ByteSize.formatDecimal(pct, places: 1))%)")
         capacity.add(glyphs.separator)
         capacity.add("read \(Self.rate(t.readBytesPerSec))  write \(Self.rate(t.writeBytesPerSec))")
+        if let snapshot = state.snapshot, snapshot.groups.contains(where: { $0.reclaimableBytes != nil }) {
+            capacity.add(glyphs.separator)
+            capacity.add("reclaimable \(ByteSize.format(snapshot.groups.compactMap(\.reclaimableBytes).reduce(0, +)))", .dim)
+        }
         return [groups, capacity]
     }
 
@@ -241,6 +245,9 @@ public struct Dashboard: Sendable {
         var name = ScreenLine()
         name.add(" group \(row.group.id) ")
         name.add(glyph(row.group.state) + " " + row.group.state.rawValue, stateStyle(row.group.state))
+        if let reclaimable = row.group.reclaimableBytes {
+            name.add("  reclaimable \(ByteSize.format(reclaimable))  reclaimed \(ByteSize.format(row.group.reclaimedBytes ?? 0))", .dim)
+        }
         lines.append(name)
         guard let m = row.member else { return lines }
         var status = ScreenLine()
@@ -260,6 +267,9 @@ public struct Dashboard: Sendable {
         errors.add("  pending \(m.pendingWrites)")
         lines.append(errors)
         lines.append(ScreenLine([Span(" uptime  \(Self.duration(ms: Int64(m.uptimeMs)))")]))
+        if let reclaimable = m.reclaimableBytes {
+            lines.append(ScreenLine([Span(" space   \(ByteSize.format(reclaimable)) reclaimable  \(ByteSize.format(m.reclaimedBytes ?? 0)) reclaimed")]))
+        }
         return Array(lines.prefix(height))
     }
 

@@ -219,6 +219,8 @@ public struct ClusterMap: Sendable {
                 lastHeartbeatAgeMs: member.lastSeenMs.map { nowMs - $0 } ?? -1,
                 crcErrors: r?.crcErrors ?? 0, ioErrors: r?.ioErrors ?? 0, pendingWrites: r?.pendingWrites ?? 0,
                 uptimeMs: r?.uptimeMs ?? 0, setStatus: member.setStatus, fencedBy: member.fencedBy)
+            snapshot.reclaimableBytes = r?.reclaimableBytes
+            snapshot.reclaimedBytes = r?.reclaimedBytes
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),
@@ -232,11 +234,14 @@ public struct ClusterMap: Sendable {
             let total = reporting.map(\.diskTotalBytes).min() ?? 0
             let used = reporting.map(\.diskUsedBytes).max() ?? 0
             let free = reporting.map(\.diskFreeBytes).min() ?? 0
-            return GroupSnapshot(
+            var group = GroupSnapshot(
                 id: id, state: GroupState.derive(from: members.map(\.status)), members: members,
                 diskTotalBytes: total, diskUsedBytes: used, diskFreeBytes: free,
                 readBytesPerSec: members.reduce(0) { $0 + $1.readBytesPerSec },
                 writeBytesPerSec: members.reduce(0) { $0 + $1.writeBytesPerSec })
+            group.reclaimableBytes = members.compactMap(\.reclaimableBytes).max()
+            group.reclaimedBytes = members.compactMap(\.reclaimedBytes).max()
+            return group
         }
         return ClusterSnapshot(master: master, generatedAtMs: wallClockMs, groups: groups, totals: ClusterTotals(groups: groups))
     }

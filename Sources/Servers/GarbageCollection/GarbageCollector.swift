@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOCore
 import Logging
 import SpeedyCore
 
@@ -239,15 +240,27 @@ public struct GarbageCollector: Sendable {
         }
     }
 
+    /// Every readable chunkserver compacts at once (each paces itself): one disk each.
     private func compact(_ snapshot: ClusterSnapshot, _ report: inout GarbageCollectionReport) async {
-        for member in snapshot.groups.flatMap(\.members) where member.status.isReadable {
-            do {
-                let result = try await ChunkServerClient(baseURL: member.addr, http: http).compact()
-                report.volumesCompacted += result.compacted.count
-                report.bytesCompacted += result.compacted.reduce(0) { $0 + UInt64($1.bytesReclaimed) }
-                if let error = result.error { report.warnings.append("compaction on \(member.id): \(error)") }
-            } catch {
-                report.warnings.append("cannot compact \(member.id): \(error)")
+        let http = self.http
+        let results = await withTaskGroup(of: (String, Result<VolumesReport, ServiceError>).self) { group in
+            for member in snapshot.groups.flatMap(\.members) where member.status.isReadable {
+                group.addTask {
+                    // Compacting a full volume at the default pace takes a while.
+                    let client = ChunkServerClient(baseURL: member.addr, http: http, timeout: .hours(2))
+                    do throws(ServiceError) { return (member.id, .success(try await client.compact())) } catch { return (member.id, .failure(error)) }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for (id, result) in results {
+            switch result {
+            case .success(let compacted):
+                report.volumesCompacted += compacted.compacted.count
+                report.bytesCompacted += compacted.compacted.reduce(0) { $0 + UInt64($1.bytesReclaimed) }
+                if let error = compacted.error { report.warnings.append("compaction on \(id): \(error)") }
+            case .failure(let error):
+                report.warnings.append("cannot compact \(id): \(error)")
             }
         }
     }

@@ -25,7 +25,7 @@ extension RegistryAPI {
             }
         } else if let text = query["digest"] {
             let digest = try uploadDigest(String(text))
-            if let linked = try await linkStored(request, name: name, digest: digest, session: nil) { return linked }
+            if let linked = try await linkStored(request, context, name: name, digest: digest, session: nil) { return linked }
             // No session yet: one is opened only if the body streams long enough to need a hold.
             let meta = self.meta
             let limits = configuration.uploadLimits
@@ -79,7 +79,7 @@ extension RegistryAPI {
         let digest = try uploadDigest(request.uri.queryParameters["digest"].map(String.init))
         let session = try await session(id, name: name)
         if session.offset == 0, request.headers[.contentRange] == nil,
-            let linked = try await linkStored(request, name: name, digest: digest, session: id)
+            let linked = try await linkStored(request, context, name: name, digest: digest, session: id)
         {
             return linked
         }
@@ -134,9 +134,20 @@ extension RegistryAPI {
     /// Stores identical content once: when the whole blob comes in this request and the
     /// metaserver already has its digest, the body is only hashed, never written, and the stored
     /// blob is linked into `name` once the body proves to have that digest (linking on the digest
-    /// alone would hand a blob to anyone who knows its digest). Nil when the digest is not stored.
-    private func linkStored(_ request: Request, name: String, digest: Digest, session: String?) async throws -> Response? {
-        guard try await meta.blob(digest, in: nil) != nil else { return nil }
+    /// alone would hand a blob to anyone who knows its digest).
+    ///
+    /// The stored copy is read back and hashed first: a record that does not hold its bytes must
+    /// be replaced by the pushed ones (``settle(_:ours:repository:client:)``), which needs them
+    /// written. That read comes before the body is taken, so it is done only up to
+    /// ``dedupLimit``; larger blobs are written and settled as any push.
+    /// - Returns: nil when the normal path must run (not stored, too large, or the stored copy
+    ///   does not verify).
+    private func linkStored(_ request: Request, _ context: RegistryRequestContext, name: String, digest: Digest, session: String?) async throws
+        -> Response?
+    {
+        guard let stored = try await meta.blob(digest, in: nil), stored.size <= Self.dedupLimit,
+            await storedBlobHolds(stored, digest: digest, client: context.client) == true
+        else { return nil }
         var hasher = SHA256Hasher()
         var received: UInt64 = 0
         for try await piece in request.body {
@@ -166,6 +177,10 @@ extension RegistryAPI {
         }
         return blobCreated(name: name, digest: digest)
     }
+
+    /// Largest stored blob a whole-blob push of the same digest is linked to without writing:
+    /// reading it back first must stay well within the client's idle limit.
+    static let dedupLimit: UInt64 = 128 << 20
 
     /// A holder for the chunks one request writes.
     private func chunkHolder(_ session: ChunkHolder.Session) -> ChunkHolder {

@@ -50,6 +50,9 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Free space each chunkserver keeps in reserve.")
     var reserve = SizeArgument(bytes: 256 << 20)
 
+    @Option(help: "How often each chunkserver looks for volumes to compact (0: only when asked).")
+    var compactEvery = DurationArgument(.seconds(60))
+
     @Option(help: "Collect garbage in the background this often (e.g. 1h), compacting volumes after; off unless given (`chunktool gc` runs it by hand).")
     var gcEvery: DurationArgument?
 
@@ -101,7 +104,7 @@ struct Up: AsyncParsableCommand {
                     arguments: [
                         "chunkserver", "--master", masterURL, "--group", String(group), "--listen", "127.0.0.1:\(port)",
                         "--data", root + "/group-\(group)/\(id)", "--id", id, "--volume-size", String(volumeSize.bytes),
-                        "--reserve", String(reserve.bytes),
+                        "--reserve", String(reserve.bytes), "--compact-every", DurationText.format(compactEvery.duration),
                     ])
                 servers.append((id, "127.0.0.1:\(port)"))
             }

@@ -34,21 +34,24 @@ enum StatusReport {
     static func render(_ snapshot: ClusterSnapshot) -> String {
         let t = snapshot.totals
         let fill = t.diskTotalBytes > 0 ? Double(t.diskUsedBytes) / Double(t.diskTotalBytes) * 100 : 0
-        var lines = [
+        var lines: [String] = [
             "master \(snapshot.master)",
             "groups \(t.groups): \(t.groupsHealthy) healthy, \(t.groupsRecovering) recovering, \(t.groupsDegraded) degraded, \(t.groupsReadOnly) read-only, \(t.groupsDown) down",
             "servers \(t.serversUp)/\(t.servers) up   disk \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) (\(ByteSize.formatDecimal(fill, places: 1))%)   read \(ByteSize.format(t.readBytesPerSec))/s   write \(ByteSize.format(t.writeBytesPerSec))/s",
-            "",
         ]
-        var rows = [["GROUP", "STATE", "SERVER", "ADDRESS", "STATUS", "USED", "TOTAL", "FILL", "CHUNKS", "READ/s", "WRITE/s", "HEARTBEAT"]]
+        let reclaimable = snapshot.groups.compactMap(\.reclaimableBytes).reduce(0, +)
+        let reclaimed = snapshot.groups.compactMap(\.reclaimedBytes).reduce(0, +)
+        lines.append("space   \(ByteSize.format(reclaimable)) reclaimable by compaction   \(ByteSize.format(reclaimed)) reclaimed (per group, the member with most)")
+        lines.append("")
+        var rows = [["GROUP", "STATE", "SERVER", "ADDRESS", "STATUS", "USED", "TOTAL", "FILL", "CHUNKS", "RECLAIMABLE", "READ/s", "WRITE/s", "HEARTBEAT"]]
         for group in snapshot.groups {
-            if group.members.isEmpty { rows.append([String(group.id), group.state.rawValue] + Array(repeating: "-", count: 10)) }
+            if group.members.isEmpty { rows.append([String(group.id), group.state.rawValue] + Array(repeating: "-", count: 11)) }
             for (i, m) in group.members.enumerated() {
                 let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) * 100 : 0
                 rows.append([
                     i == 0 ? String(group.id) : "", i == 0 ? group.state.rawValue : "", m.id, m.addr, m.status.rawValue,
                     ByteSize.format(m.diskUsedBytes), ByteSize.format(m.diskTotalBytes), ByteSize.formatDecimal(fill, places: 1) + "%",
-                    String(m.chunkCount), ByteSize.format(m.readBytesPerSec), ByteSize.format(m.writeBytesPerSec),
+                    String(m.chunkCount), m.reclaimableBytes.map { ByteSize.format($0) } ?? "-", ByteSize.format(m.readBytesPerSec), ByteSize.format(m.writeBytesPerSec),
                     m.lastHeartbeatAgeMs < 0 ? "never" : "\(m.lastHeartbeatAgeMs) ms ago",
                 ])
             }

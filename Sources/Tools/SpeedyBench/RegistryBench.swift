@@ -51,6 +51,9 @@ struct RegistryBench: AsyncParsableCommand {
     @Option(help: "Seed for the blob contents (change it to push new blobs to the same registry).")
     var seed: UInt64 = UInt64(Date().timeIntervalSince1970)
 
+    @Option(help: ArgumentHelp("After pushing, tag one image whose layers are every blob pushed (so garbage collection keeps them).", valueName: "tag"))
+    var tag: String?
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -100,6 +103,9 @@ struct RegistryBench: AsyncParsableCommand {
                 try await Self.push(http: http, base: base, repository: repository, source: BlobSource(seed: seed &+ UInt64(i), size: blobSize), digest: digests[i])
             }
         }
+        if let tag, phase != .pull {
+            try await Self.tagImage(http: http, base: base, repository: repository, tag: tag, layers: digests, size: blobSize)
+        }
         var pull: PhaseResult?
         if phase != .push {
             pull = try await Phase.run(name: "pull", count: count, concurrency: concurrency, bytesEach: blobSize) { i in
@@ -130,6 +136,26 @@ struct RegistryBench: AsyncParsableCommand {
 
     struct BenchError: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// Pushes a config blob and an OCI image manifest naming `layers`, tagged `tag`.
+    static func tagImage(http: HTTPClient, base: String, repository: String, tag: String, layers: [Digest], size: Int) async throws {
+        let config = Array("{\"speedy-bench\":\"\(tag)\"}".utf8)
+        var post = HTTPClientRequest(url: "\(base)/v2/\(repository)/blobs/uploads/?digest=\(Digest.of(config))")
+        post.method = .POST
+        post.body = .bytes(ByteBuffer(bytes: config))
+        let posted = try await http.execute(post, timeout: .seconds(60))
+        guard posted.status == .created else { throw BenchError(description: "config push answered \(posted.status)") }
+        let layerList = layers.map { "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"\($0)\",\"size\":\(size)}" }
+        let manifest = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+            + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"\(Digest.of(config))\",\"size\":\(config.count)},"
+            + "\"layers\":[\(layerList.joined(separator: ","))]}"
+        var put = HTTPClientRequest(url: "\(base)/v2/\(repository)/manifests/\(tag)")
+        put.method = .PUT
+        put.headers.add(name: "Content-Type", value: "application/vnd.oci.image.manifest.v1+json")
+        put.body = .bytes(ByteBuffer(string: manifest))
+        let response = try await http.execute(put, timeout: .seconds(60))
+        guard response.status == .created else { throw BenchError(description: "manifest push answered \(response.status)") }
     }
 
     static func push(http: HTTPClient, base: String, repository: String, source: BlobSource, digest: Digest) async throws {

@@ -41,6 +41,10 @@ public struct GroupSnapshot: Sendable, Codable, Equatable {
     public var readBytesPerSec: Double
     /// Sum of members' write rates.
     public var writeBytesPerSec: Double
+    /// What compaction can give back on the member with the most dead bytes.
+    public var reclaimableBytes: UInt64?
+    /// What compaction gave back on the member that got the most, since it started.
+    public var reclaimedBytes: UInt64?
 
     /// Creates a group snapshot.
     public init(
@@ -99,6 +103,10 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var uptimeMs: UInt64
     /// Per-second throughput for the most recent seconds, oldest first; present when asked for.
     public var history: ThroughputHistory?
+    /// Bytes of deleted chunks and tombstones in its volume files: what compaction can give back.
+    public var reclaimableBytes: UInt64?
+    /// Bytes of volume files compaction removed since the server started.
+    public var reclaimedBytes: UInt64?
 
     /// Creates a member snapshot.
     public init(
