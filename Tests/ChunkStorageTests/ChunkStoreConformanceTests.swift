@@ -30,6 +30,25 @@ struct ChunkStoreConformanceTests {
     }
 
     @Test(arguments: Kind.allCases)
+    func storedTimeIsWhenThePutLandedAndGoesWithTheChunk(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 8)
+            #expect(store.storedMs(key) == nil)
+            let before = currentTimeMillis()
+            _ = try await store.put(key, data: payload(1000, seed: 2), crc: nil)
+            let after = currentTimeMillis()
+            let stored = try #require(store.storedMs(key))
+            #expect(stored >= before && stored <= after)
+            // An identical retry is the same chunk: its time does not move.
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await store.put(key, data: payload(1000, seed: 2), crc: nil)
+            #expect(store.storedMs(key) == stored)
+            try await store.delete(key)
+            #expect(store.storedMs(key) == nil)
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
     func putThenGetReturnsTheSameBytes(kind: Kind) async throws {
         try await withStore(kind) { store in
             let key = ChunkKey(group: 1, fileId: 7)

@@ -47,6 +47,20 @@ struct DashboardTests {
         #expect(screen.contains("servers 4/4 up"))
     }
 
+    @Test func reclaimableAndReclaimedSpaceShowPerGroupAndServer() {
+        var a = member("a"), b = member("b")
+        a.reclaimableBytes = 300 << 20
+        a.reclaimedBytes = 1 << 30
+        b.reclaimableBytes = 200 << 20
+        var snap = snapshot([(1, [a, b])])
+        snap.groups[0].reclaimableBytes = 300 << 20
+        snap.groups[0].reclaimedBytes = 1 << 30
+        let screen = text(Dashboard(glyphs: .unicode).render(state(snap), width: 120, height: 40, nowMs: 0))
+        #expect(screen.contains("group 1 ● healthy  reclaimable 300 MiB  reclaimed 1.00 GiB"))
+        #expect(screen.contains("space   300 MiB reclaimable  1.00 GiB reclaimed"))
+        #expect(screen.contains("reclaimable 300 MiB"))
+    }
+
     @Test func degradedAndDownGroupsStandOut() {
         let snap = snapshot([(1, [member("a"), member("b", status: .down), member("c")]), (2, [member("d", status: .down)])])
         let lines = Dashboard(glyphs: .unicode).render(state(snap), width: 100, height: 30, nowMs: 0)

@@ -243,26 +243,36 @@ public struct GarbageCollector: Sendable {
     /// Every readable chunkserver compacts at once (each paces itself): one disk each.
     private func compact(_ snapshot: ClusterSnapshot, _ report: inout GarbageCollectionReport) async {
         let http = self.http
-        let results = await withTaskGroup(of: (String, Result<VolumesReport, ServiceError>).self) { group in
+        let results = await withTaskGroup(of: MemberCompaction.self) { group in
             for member in snapshot.groups.flatMap(\.members) where member.status.isReadable {
                 group.addTask {
                     // Compacting a full volume at the default pace takes a while.
                     let client = ChunkServerClient(baseURL: member.addr, http: http, timeout: .hours(2))
-                    do throws(ServiceError) { return (member.id, .success(try await client.compact())) } catch { return (member.id, .failure(error)) }
+                    do {
+                        return MemberCompaction(id: member.id, report: try await client.compact(), failure: nil)
+                    } catch {
+                        return MemberCompaction(id: member.id, report: nil, failure: "\(error)")
+                    }
                 }
             }
-            return await group.reduce(into: []) { $0.append($1) }
+            var results: [MemberCompaction] = []
+            for await result in group { results.append(result) }
+            return results
         }
-        for (id, result) in results {
-            switch result {
-            case .success(let compacted):
+        for result in results {
+            if let compacted = result.report {
                 report.volumesCompacted += compacted.compacted.count
                 report.bytesCompacted += compacted.compacted.reduce(0) { $0 + UInt64($1.bytesReclaimed) }
-                if let error = compacted.error { report.warnings.append("compaction on \(id): \(error)") }
-            case .failure(let error):
-                report.warnings.append("cannot compact \(id): \(error)")
+                if let error = compacted.error { report.warnings.append("compaction on \(result.id): \(error)") }
             }
+            if let failure = result.failure { report.warnings.append("cannot compact \(result.id): \(failure)") }
         }
+    }
+
+    private struct MemberCompaction: Sendable {
+        var id: String
+        var report: VolumesReport?
+        var failure: String?
     }
 
     // MARK: Deleting

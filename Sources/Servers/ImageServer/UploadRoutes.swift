@@ -30,7 +30,14 @@ extension RegistryAPI {
             let meta = self.meta
             let limits = configuration.uploadLimits
             let holder = chunkHolder(.lazy { try await meta.createUpload(repository: name, client: context.client, limits: limits).id })
-            let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
+            let outcome: ChunkedUpload.Outcome
+            do {
+                outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
+            } catch {
+                // The session opened for holds must not outlive the request (nor count against a cap).
+                _ = await endSession(await holder.sessionId)
+                throw error
+            }
             try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
             return try await commit(
                 name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, written: outcome.chunks, hasher: outcome.hasher,

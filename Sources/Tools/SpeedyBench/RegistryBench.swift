@@ -158,12 +158,34 @@ struct RegistryBench: AsyncParsableCommand {
         guard response.status == .created else { throw BenchError(description: "manifest push answered \(response.status)") }
     }
 
+    /// Pushes one blob as docker does; a 429 or 503 (rate or memory limit) is waited out as its
+    /// Retry-After says and the push started again, as clients do, up to ten times.
     static func push(http: HTTPClient, base: String, repository: String, source: BlobSource, digest: Digest) async throws {
+        for attempt in 1...10 {
+            do {
+                return try await pushOnce(http: http, base: base, repository: repository, source: source, digest: digest)
+            } catch let refused as Refused where attempt < 10 {
+                try await Task.sleep(for: .seconds(refused.retryAfter))
+            }
+        }
+    }
+
+    /// A limit said "come back later".
+    struct Refused: Error {
+        var retryAfter: Int
+        static func check(_ response: HTTPClientResponse) throws {
+            guard response.status == .tooManyRequests || response.status == .serviceUnavailable else { return }
+            throw Refused(retryAfter: min(10, max(1, response.headers.first(name: "Retry-After").flatMap { Int($0) } ?? 1)))
+        }
+    }
+
+    static func pushOnce(http: HTTPClient, base: String, repository: String, source: BlobSource, digest: Digest) async throws {
         var start = HTTPClientRequest(url: "\(base)/v2/\(repository)/blobs/uploads/")
         start.method = .POST
         start.headers.add(name: "Content-Length", value: "0")
         let started = try await http.execute(start, timeout: .seconds(60))
         _ = try await started.body.collect(upTo: 1 << 20)
+        try Refused.check(started)
         guard started.status == .accepted, let location = started.headers.first(name: "Location") else {
             throw BenchError(description: "POST upload answered \(started.status)")
         }
@@ -174,6 +196,7 @@ struct RegistryBench: AsyncParsableCommand {
         patch.body = .stream(source.pieces(), length: .known(Int64(source.size)))
         let patched = try await http.execute(patch, timeout: .seconds(300))
         let answer = try await patched.body.collect(upTo: 1 << 20)
+        try Refused.check(patched)
         guard patched.status == .accepted || patched.status == .noContent || patched.status == .created else {
             throw BenchError(description: "PATCH answered \(patched.status): \(String(buffer: answer))")
         }
@@ -183,6 +206,7 @@ struct RegistryBench: AsyncParsableCommand {
         put.headers.add(name: "Content-Length", value: "0")
         let done = try await http.execute(put, timeout: .seconds(60))
         let body = try await done.body.collect(upTo: 1 << 20)
+        try Refused.check(done)
         guard done.status == .created else {
             throw BenchError(description: "PUT answered \(done.status): \(String(buffer: body))")
         }
