@@ -56,9 +56,9 @@ struct DashboardTests {
         snap.groups[0].reclaimableBytes = 300 << 20
         snap.groups[0].reclaimedBytes = 1 << 30
         let screen = text(Dashboard(glyphs: .unicode).render(state(snap), width: 120, height: 40, nowMs: 0))
-        #expect(screen.contains("group 1 ● healthy  reclaimable 300 MiB  reclaimed 1.00 GiB"))
-        #expect(screen.contains("space   300 MiB reclaimable  1.00 GiB reclaimed"))
-        #expect(screen.contains("reclaimable 300 MiB"))
+        #expect(screen.contains("group 1 ● healthy  dead 300.0 MiB"))
+        #expect(screen.contains(" space   dead 300.0 MiB  freed 1.00 GiB"))
+        #expect(screen.contains("reclaimable 300.0 MiB"))
     }
 
     @Test func degradedAndDownGroupsStandOut() {

@@ -245,9 +245,7 @@ public struct Dashboard: Sendable {
         var name = ScreenLine()
         name.add(" group \(row.group.id) ")
         name.add(glyph(row.group.state) + " " + row.group.state.rawValue, stateStyle(row.group.state))
-        if let reclaimable = row.group.reclaimableBytes {
-            name.add("  reclaimable \(ByteSize.format(reclaimable))  reclaimed \(ByteSize.format(row.group.reclaimedBytes ?? 0))", .dim)
-        }
+        if let dead = row.group.reclaimableBytes { name.add("  dead \(ByteSize.format(dead))", .dim) }
         lines.append(name)
         guard let m = row.member else { return lines }
         var status = ScreenLine()
@@ -267,8 +265,9 @@ public struct Dashboard: Sendable {
         errors.add("  pending \(m.pendingWrites)")
         lines.append(errors)
         lines.append(ScreenLine([Span(" uptime  \(Self.duration(ms: Int64(m.uptimeMs)))")]))
+        // Space compaction can give back (dead records) and has given back since the server started.
         if let reclaimable = m.reclaimableBytes {
-            lines.append(ScreenLine([Span(" space   \(ByteSize.format(reclaimable)) reclaimable  \(ByteSize.format(m.reclaimedBytes ?? 0)) reclaimed")]))
+            lines.append(ScreenLine([Span(" space   dead \(ByteSize.format(reclaimable))  freed \(ByteSize.format(m.reclaimedBytes ?? 0))")]))
         }
         return Array(lines.prefix(height))
     }
