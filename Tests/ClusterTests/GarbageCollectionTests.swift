@@ -179,15 +179,16 @@ extension ProcessSuites {
             let registry = try await cluster.startRegistry(imageserverArguments: ["--hold-deadline", "2s", "--chunk-size", "1M"])
             let collector = GarbageCollector(
                 meta: MetaClient(baseURL: registry.metaURL), master: MasterClient(baseURL: registry.masterURL), logger: Logger(label: "test"))
-            let data = bytes(12_000_000, seed: 7)
+            let data = bytes(6_000_000, seed: 7)
             let digest = Digest.of(data)
 
-            /// Sends `data` in 1 MB pieces, one every 0.6 s: about 7 s in all.
+            /// Sends `data` in 500 kB pieces, one every 0.6 s: about 7 s in all. A 1 MiB chunk takes
+            /// 1.2 s to fill, so a chunk noted only once two more had filled would miss the deadline.
             func slowBody() -> AsyncStream<ByteBuffer> {
                 AsyncStream { continuation in
                     Task {
-                        for start in stride(from: 0, to: data.count, by: 1_000_000) {
-                            continuation.yield(ByteBuffer(bytes: data[start..<min(start + 1_000_000, data.count)]))
+                        for start in stride(from: 0, to: data.count, by: 500_000) {
+                            continuation.yield(ByteBuffer(bytes: data[start..<min(start + 500_000, data.count)]))
                             try? await Task.sleep(for: .milliseconds(600))
                         }
                         continuation.finish()

@@ -204,9 +204,8 @@ struct ChunkRoutes: Sendable {
         let next = chunks.count == limit ? chunks.last?.fileId : nil
         var ages: [Int64]?
         if request.uri.queryParameters["ages"] == "true" {
-            let now = currentTimeMillis()
             // A chunk deleted since the listing is as young as can be: it is no candidate for anything.
-            ages = chunks.map { info in max(0, now - (store.storedMs(ChunkKey(group: group, fileId: info.fileId)) ?? now)) }
+            ages = chunks.map { info in store.ageMs(ChunkKey(group: group, fileId: info.fileId)) ?? 0 }
         }
         return try JSONResponse.make(ChunkListing(group: group, chunks: chunks, nextAfter: next, agesMs: ages))
     }

@@ -3,10 +3,11 @@ import Hummingbird
 import Logging
 import ServerSupport
 import SpeedyCore
+import Synchronization
 
 /// Runs volume compaction on a schedule and on request (`POST /v1/compact`), one at a time,
 /// and reports each compacted volume to the master's event log.
-struct Compactor: Sendable {
+final class Compactor: Sendable {
     let store: VolumeChunkStore
     let master: MasterClient
     let serverId: String
@@ -16,8 +17,21 @@ struct Compactor: Sendable {
     let bytesPerSecond: Int
     let logger: Logger
 
+    init(
+        store: VolumeChunkStore, master: MasterClient, serverId: String, group: UInt32, threshold: Double, bytesPerSecond: Int,
+        logger: Logger
+    ) {
+        self.store = store
+        self.master = master
+        self.serverId = serverId
+        self.group = group
+        self.threshold = threshold
+        self.bytesPerSecond = bytesPerSecond
+        self.logger = logger
+    }
+
     func register(on router: Router<SpeedyRequestContext>) {
-        router.get("/v1/volumes") { _, _ in try JSONResponse.make(report(compacted: [], error: nil)) }
+        router.get("/v1/volumes") { _, _ in try JSONResponse.make(self.report(compacted: [], error: nil)) }
         router.post("/v1/compact") { request, _ in
             let threshold: Double?
             if let text = request.uri.queryParameters["threshold"] {
@@ -28,8 +42,8 @@ struct Compactor: Sendable {
             } else {
                 threshold = nil
             }
-            let (done, error) = await run(threshold: threshold)
-            return try JSONResponse.make(report(compacted: done, error: error))
+            let (done, error) = await self.run(threshold: threshold)
+            return try JSONResponse.make(self.report(compacted: done, error: error))
         }
     }
 
@@ -40,10 +54,20 @@ struct Compactor: Sendable {
             error: error)
     }
 
-    /// Compacts what is under `threshold` (the configured one when nil); errors are logged and returned.
+    /// Volumes whose compaction failed (a chunk that fails its CRC, say) and when: the schedule
+    /// leaves them alone for an hour rather than re-reading them every minute.
+    let failed = Mutex<[UInt32: ContinuousClock.Instant]>([:])
+
+    /// Compacts what is under `threshold` (the configured one when nil; a request also retries
+    /// volumes that failed lately); errors are logged, the others go on, and the errors are returned.
     func run(threshold: Double?) async -> ([CompactionReport], String?) {
         var done: [CompactionReport] = []
-        for stat in store.volumeStats() where !stat.active && stat.liveFraction < (threshold ?? self.threshold) {
+        var errors: [String] = []
+        let skip = failed.withLock { failures in
+            failures = failures.filter { ContinuousClock.now - $0.value < .seconds(3600) }
+            return threshold == nil ? Set(failures.keys) : []
+        }
+        for stat in store.volumeStats() where !stat.active && stat.liveFraction < (threshold ?? self.threshold) && !skip.contains(stat.id) {
             do {
                 let report = try await store.compact(volume: stat.id, bytesPerSecond: bytesPerSecond)
                 done.append(report)
@@ -55,9 +79,10 @@ struct Compactor: Sendable {
                 try? await master.recordEvent(EventReport(kind: "volume-compacted", serverId: serverId, group: group, message: message))
             } catch {
                 logger.warning("compaction of volume \(stat.id) stopped: \(error)")
-                return (done, "volume \(stat.id): \(error)")
+                if case .readOnly = error {} else { failed.withLock { $0[stat.id] = .now } }
+                errors.append("volume \(stat.id): \(error)")
             }
         }
-        return (done, nil)
+        return (done, errors.isEmpty ? nil : errors.joined(separator: "; "))
     }
 }

@@ -44,9 +44,10 @@ public protocol ChunkStore: Sendable {
     /// Up to `limit` chunks of `group` with file ids greater than `after`, ascending.
     func list(group: UInt32, after: UInt64, limit: Int) -> [ChunkInfo]
 
-    /// When the chunk was stored, in milliseconds since the epoch; nil if absent. Never later than
-    /// the truth (a store that cannot tell gives a later time), so a chunk is never older than it says.
-    func storedMs(_ key: ChunkKey) -> Int64?
+    /// How long ago the chunk was stored, in milliseconds; nil if absent. Never more than the
+    /// truth (a store that cannot tell says less), and measured so that the wall clock stepping
+    /// forward cannot age a chunk: garbage collection deletes unreferenced chunks by this age.
+    func ageMs(_ key: ChunkKey) -> Int64?
 
     /// Space, counts and error counters right now.
     func usage() -> StorageUsage

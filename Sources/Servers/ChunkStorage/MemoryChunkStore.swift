@@ -7,7 +7,7 @@ import Synchronization
 public final class MemoryChunkStore: ChunkStore {
     private struct State {
         var chunks: [ChunkKey: ByteBuffer] = [:]
-        var stored: [ChunkKey: Int64] = [:]
+        var stored: [ChunkKey: ContinuousClock.Instant] = [:]
         var closed = false
     }
 
@@ -30,7 +30,7 @@ public final class MemoryChunkStore: ChunkStore {
                 return
             }
             s.chunks[key] = data
-            s.stored[key] = currentTimeMillis()
+            s.stored[key] = .now
         }
         return info
     }
@@ -66,7 +66,9 @@ public final class MemoryChunkStore: ChunkStore {
         }
     }
 
-    public func storedMs(_ key: ChunkKey) -> Int64? { state.withLock { $0.stored[key] } }
+    public func ageMs(_ key: ChunkKey) -> Int64? {
+        state.withLock { $0.stored[key].map { Int64((ContinuousClock.now - $0) / .milliseconds(1)) } }
+    }
 
     public func usage() -> StorageUsage {
         state.withLock { s in

@@ -67,7 +67,8 @@ extension VolumeChunkStore {
             await pace(bytes: report.bytesMoved, since: start, bytesPerSecond: bytesPerSecond)
         }
         try await finishCompaction(volume)
-        report.bytesReclaimed = volume.size
+        // Net of the copies, which now take room in the active volume.
+        report.bytesReclaimed = max(0, volume.size - report.bytesMoved)
         report.durationMs = Int64((ContinuousClock.now - start) / .milliseconds(1))
         logger.notice("volume \(id) compacted: \(report.chunksMoved) chunks moved, \(report.bytesReclaimed) bytes given back")
         return report
@@ -76,13 +77,16 @@ extension VolumeChunkStore {
     /// Claims the compaction slot for a sealed volume: its file, where its records end, and
     /// whether an older volume exists (which decides whether tombstones must be kept).
     private func beginCompaction(_ id: UInt32) throws(ChunkStoreError) -> (VolumeFile, Int, Bool) {
-        try state.withLock { (s) throws(ChunkStoreError) in
+        // Older volumes on disk, not just in the map: a file whose removal failed still holds
+        // records a tombstone may have to keep deleted.
+        let hasOlder = try Self.volumeIds(in: configuration.directory).contains { $0 < id }
+        return try state.withLock { (s) throws(ChunkStoreError) in
             if s.closed { throw .closed }
             guard let volume = s.volumes[id] else { throw .notFound(ChunkKey(group: 0, fileId: UInt64(id))) }
             guard id != s.activeVolume else { throw .readOnly(reason: "volume \(id) is the active volume; it is compacted once sealed") }
             guard !s.compacting else { throw .readOnly(reason: "a compaction is already running") }
             s.compacting = true
-            return (volume, s.volumeEnds[id] ?? 0, s.volumes.keys.contains { $0 < id })
+            return (volume, s.volumeEnds[id] ?? 0, hasOlder)
         }
     }
 
@@ -131,12 +135,23 @@ extension VolumeChunkStore {
         guard stillLive == 0 else {
             throw .readOnly(reason: "volume \(volume.id) still holds \(stillLive) live chunks after compaction; it is kept")
         }
-        try checkpoint()
-        guard unlink(volume.path) == 0 else { throw .io(operation: "unlink \(volume.path)", errno: errno) }
-        try VolumeFile.syncDirectory(containing: volume.path)
+        // Saving the index and syncing the directory block: on a reader thread, not the caller's.
+        let removal: Result<Void, ChunkStoreError>
+        do {
+            removal = try await readers.runIfActive {
+                Result { () throws(ChunkStoreError) in
+                    try self.checkpoint()
+                    guard unlink(volume.path) == 0 else { throw .io(operation: "unlink \(volume.path)", errno: errno) }
+                    try VolumeFile.syncDirectory(containing: volume.path)
+                }
+            }
+        } catch {
+            throw .closed
+        }
+        try removal.get()
         state.withLock { s in
             s.compactions += 1
-            s.reclaimedBytes += UInt64(volume.size)
+            s.reclaimedBytes += UInt64(volume.size)  // the file's bytes; the copies are counted as live
         }
     }
 

@@ -24,6 +24,8 @@ public final class VolumeChunkStore: ChunkStore {
     public let recovery: RecoveryReport
 
     let state: Mutex<State>
+    /// Stored times and ages: the wall clock at open, moved on by the monotonic clock.
+    let clock = StoreClock()
     private let checkpointTurn = Mutex(0)
     private let writer: NIOThreadPool
     let readers: NIOThreadPool
@@ -160,7 +162,7 @@ public final class VolumeChunkStore: ChunkStore {
         }
     }
 
-    private static func volumeIds(in dir: String) throws(ChunkStoreError) -> [UInt32] {
+    static func volumeIds(in dir: String) throws(ChunkStoreError) -> [UInt32] {
         guard let handle = opendir(dir) else { throw .io(operation: "opendir \(dir)", errno: errno) }
         defer { closedir(handle) }
         var ids: [UInt32] = []
@@ -221,7 +223,10 @@ public final class VolumeChunkStore: ChunkStore {
         return try result.get()
     }
 
+    /// When the chunk was stored, by ``clock``; nil if absent.
     public func storedMs(_ key: ChunkKey) -> Int64? { state.withLock { $0.index[key]?.storedMs } }
+
+    public func ageMs(_ key: ChunkKey) -> Int64? { storedMs(key).map { max(0, clock.nowMs() - $0) } }
 
     public func info(_ key: ChunkKey) -> ChunkInfo? {
         state.withLock { s in
@@ -459,7 +464,7 @@ public final class VolumeChunkStore: ChunkStore {
                 }
                 let header = RecordHeader(key: key, length: UInt32(payload.readableBytes), payloadCRC: crc, tombstone: tombstone)
                 try Self.writeRecord(header, payload: payload, to: active, at: end)
-                var location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc)
+                var location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc, storedMs: clock.nowMs())
                 if let from = relocating {
                     location.storedMs = from.storedMs
                     staged.append(.moved(key, from: from, to: location))

@@ -194,7 +194,7 @@ public struct GarbageCollector: Sendable {
             if queued.isEmpty { return }
             let done = await deleteReplicas(queued, &tally, orphans: false)
             try await meta.forgetChunkDeletions(done.map(\.key))
-            report.chunksPending = queued.count - done.count
+            report.chunksPending += queued.count - done.count
             // What is left waits for a member to come back: the next run retries it.
             if done.count < queued.count || queued.count < 1000 { return }
         }
@@ -344,10 +344,11 @@ struct DeletionTally {
 
     init(snapshot: ClusterSnapshot) { self.snapshot = snapshot }
 
-    /// Members of `group` expected to answer a delete.
+    /// Members of `group` expected to answer a delete. One that is down, offline or failing (its
+    /// disk refuses writes, tombstones included) keeps its copy; the orphan sweep takes it once
+    /// the member serves again.
     func members(of group: UInt32) -> [String] {
-        snapshot.groups.first { $0.id == group }?.members.filter { $0.status.isReadable || $0.status == .transferring || $0.status == .error }
-            .map(\.addr) ?? []
+        snapshot.groups.first { $0.id == group }?.members.filter { $0.status.isReadable || $0.status == .transferring }.map(\.addr) ?? []
     }
 
     func replicas(of group: UInt32) -> Int { members(of: group).count }

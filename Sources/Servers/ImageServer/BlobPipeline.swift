@@ -42,13 +42,7 @@ struct ChunkedUpload: Sendable {
         let io = self.io
         return try await withThrowingTaskGroup(of: (Int, ChunkRef).self) { group in
             var written: [Int: ChunkRef] = [:]
-            var started: [Int: ContinuousClock.Instant] = [:]
             var next = 0
-
-            func finished(_ index: Int, _ ref: ChunkRef) async {
-                written[index] = ref
-                await holder?.written(ref, started: started[index] ?? .now)
-            }
             var running = 0
             var buffer: ByteBuffer?
 
@@ -56,7 +50,7 @@ struct ChunkedUpload: Sendable {
                 if running >= inFlight {
                     do {
                         if let (i, ref) = try await group.next() {
-                            await finished(i, ref)
+                            written[i] = ref
                             running -= 1
                         }
                     } catch {
@@ -66,16 +60,16 @@ struct ChunkedUpload: Sendable {
                     }
                 }
                 let index = next
-                started[index] = .now
                 next += 1
                 running += 1
                 group.addTask {
                     defer { budget.release(reserved, client: client) }
-                    do {
-                        return (index, try await io.write(data))
-                    } catch {
-                        throw error
-                    }
+                    let started = ContinuousClock.now
+                    let ref = try await io.write(data)
+                    // Noted as soon as it is durable, not when the loop next collects it: a
+                    // slow body would otherwise leave it unheld past the deadline.
+                    await holder?.written(ref, started: started)
+                    return (index, ref)
                 }
             }
 
@@ -117,7 +111,7 @@ struct ChunkedUpload: Sendable {
                         budget.release(reserved, client: client)
                     }
                 }
-                while let (i, ref) = try await group.next() { await finished(i, ref) }
+                while let (i, ref) = try await group.next() { written[i] = ref }
             } catch {
                 if buffer != nil { budget.release(reserved, client: client) }
                 group.cancelAll()

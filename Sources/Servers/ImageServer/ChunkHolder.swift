@@ -24,6 +24,8 @@ actor ChunkHolder {
     private let deadline: Duration
     private var session: Session
     private var unheld: [(ref: ChunkRef, started: ContinuousClock.Instant)] = []
+    /// The session this holder opened itself, which must end with its request if that fails.
+    private(set) var opened: String?
 
     /// Creates a holder for one request.
     init(meta: any MetadataStore, session: Session, interval: Duration, deadline: Duration) {
@@ -47,6 +49,13 @@ actor ChunkHolder {
     /// Holds the chunks written so far once the oldest has waited `interval`.
     func holdIfDue() async throws {
         guard let oldest = unheld.map(\.started).min(), ContinuousClock.now - oldest >= interval else { return }
+        try await holdAll()
+    }
+
+    /// Holds every chunk written so far now, opening the session if there is none yet: before
+    /// anything that may take long while the chunks are not yet part of a blob.
+    func holdAll() async throws {
+        guard !unheld.isEmpty else { return }
         try checkDeadline()
         let id: String
         switch session {
@@ -54,6 +63,7 @@ actor ChunkHolder {
         case .lazy(let open):
             id = try await open()
             session = .known(id)
+            opened = id
         }
         let refs = unheld.map(\.ref)
         try await meta.holdChunks(refs, upload: id)

@@ -29,20 +29,4 @@ extension RegistryAPI {
         }
         return size == record.size && hasher.finalize() == digest
     }
-
-    /// After a verified push of `digest` as `chunks`, the metaserver returned `stored`: the
-    /// record kept under that digest. When it is another record, keep it only if its bytes
-    /// really have the digest; a record that lies is replaced by ours. Then drops whichever
-    /// chunks are not referenced.
-    func settle(_ stored: BlobRecord, ours: BlobRecord, repository: String, client: String) async throws {
-        guard stored.chunks != ours.chunks else { return }
-        if await storedBlobHolds(stored, digest: ours.digest, client: client) ?? true {
-            io.discard(ours.chunks.filter { !Set(stored.chunks).contains($0) })
-            return
-        }
-        logger.warning("the metaserver's record of \(ours.digest) does not hold its bytes; replacing it with the one just pushed and verified")
-        let now = try await meta.repairBlob(ours, replacing: stored.chunks, repository: repository)
-        // Another push repaired it first: ours are duplicates.
-        if now.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(now.chunks).contains($0) }) }
-    }
 }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import ServerSupport
 import SpeedyCore
@@ -30,18 +31,17 @@ extension RegistryAPI {
             let meta = self.meta
             let limits = configuration.uploadLimits
             let holder = chunkHolder(.lazy { try await meta.createUpload(repository: name, client: context.client, limits: limits).id })
-            let outcome: ChunkedUpload.Outcome
             do {
-                outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
+                let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
+                try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
+                return try await commit(
+                    name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, written: outcome.chunks,
+                    hasher: outcome.hasher, client: context.client, holder: holder)
             } catch {
-                // The session opened for holds must not outlive the request (nor count against a cap).
-                _ = await endSession(await holder.sessionId)
+                // A session opened for holds must not outlive its request (nor count against a cap).
+                if let opened = await holder.opened { _ = await endSession(opened) }
                 throw error
             }
-            try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
-            return try await commit(
-                name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, written: outcome.chunks, hasher: outcome.hasher,
-                client: context.client, holder: holder)
         }
         let session = try await meta.createUpload(repository: name, client: context.client, limits: configuration.uploadLimits)
         return uploadAccepted(name: name, session: session, status: .accepted)
@@ -144,7 +144,7 @@ extension RegistryAPI {
     /// alone would hand a blob to anyone who knows its digest).
     ///
     /// The stored copy is read back and hashed first: a record that does not hold its bytes must
-    /// be replaced by the pushed ones (``settle(_:ours:repository:client:)``), which needs them
+    /// be replaced by the pushed ones (`replaceIfStoredCopyLies`), which needs them
     /// written. That read comes before the body is taken, so it is done only up to
     /// ``dedupLimit``; larger blobs are written and settled as any push.
     /// - Returns: nil when the normal path must run (not stored, too large, or the stored copy
@@ -152,9 +152,12 @@ extension RegistryAPI {
     private func linkStored(_ request: Request, _ context: RegistryRequestContext, name: String, digest: Digest, session: String?) async throws
         -> Response?
     {
-        guard let stored = try await meta.blob(digest, in: nil), stored.size <= Self.dedupLimit,
-            await storedBlobHolds(stored, digest: digest, client: context.client) == true
-        else { return nil }
+        // Only a body that says it is as long as the stored blob is worth the read: an empty
+        // or short one must not make the cluster read back a blob for nothing.
+        guard let declaredText = request.headers[.contentLength], let declared = UInt64(declaredText) else { return nil }
+        guard let stored = try await meta.blob(digest, in: nil), stored.size == declared, stored.size <= Self.dedupLimit else { return nil }
+        let holds = await storedBlobHolds(stored, digest: digest, client: context.client)
+        guard holds == true else { return nil }
         var hasher = SHA256Hasher()
         var received: UInt64 = 0
         for try await piece in request.body {
@@ -201,19 +204,20 @@ extension RegistryAPI {
         name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], written: [ChunkRef], hasher: SHA256Hasher, client: String,
         holder: ChunkHolder
     ) async throws -> Response {
-        let session = await holder.sessionId
         let actual = hasher.finalize()
         guard actual == digest else {
             // The upload fails as a whole: its session ends and everything it wrote goes.
-            let ended = await endSession(session)
+            let ended = await endSession(await holder.sessionId)
             io.discard(ended ? chunks : written)
             throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
         }
         let ours = BlobRecord(digest: digest, size: size, chunks: chunks)
+        // The same digest stored before: its record stands only if its bytes really have it.
+        if let replaced = try await replaceIfStoredCopyLies(ours, repository: name, client: client, holder: holder) { return replaced }
         let stored: BlobRecord
         do {
             try await holder.checkDeadline()
-            if let session {
+            if let session = await holder.sessionId {
                 stored = try await meta.completeUpload(session, blob: ours, repository: name)
             } else {
                 stored = try await meta.commitBlob(ours, repository: name)
@@ -225,9 +229,24 @@ extension RegistryAPI {
             io.discard(written)
             throw error
         }
-        // The same digest was stored before: keep that record only if its bytes really have it.
-        try await settle(stored, ours: ours, repository: name, client: client)
+        if stored.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(stored.chunks).contains($0) }) }
         return blobCreated(name: name, digest: digest)
+    }
+
+    /// When another record of the digest is stored, reads it back; if its bytes do not have the
+    /// digest, replaces it with `ours` (already verified on the way in) and ends the session.
+    /// Every chunk this request wrote is held in its session first, so nothing collects them
+    /// during the read, however long it takes. Nil when the stored record stands or there is none.
+    private func replaceIfStoredCopyLies(_ ours: BlobRecord, repository: String, client: String, holder: ChunkHolder) async throws -> Response? {
+        guard let existing = try await meta.blob(ours.digest, in: nil), existing.chunks != ours.chunks else { return nil }
+        try await holder.holdAll()
+        guard await storedBlobHolds(existing, digest: ours.digest, client: client) == false else { return nil }
+        logger.warning("the metaserver's record of \(ours.digest) does not hold its bytes; replacing it with the one just pushed and verified")
+        let now = try await meta.repairBlob(ours, replacing: existing.chunks, repository: repository)
+        // The blob refers to the chunks now (or another push repaired it first): the session can go.
+        _ = await endSession(await holder.sessionId)
+        if now.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(now.chunks).contains($0) }) }
+        return blobCreated(name: repository, digest: ours.digest)
     }
 
     /// Ends a session after a failed finish; false when it was already gone (another request owns it).

@@ -62,6 +62,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX blobs_by_ref ON blobs(ref_ms);
                     ALTER TABLE manifests ADD COLUMN ref_ms INTEGER NOT NULL DEFAULT 0;
                     UPDATE manifests SET ref_ms = created_ms;
+                    CREATE INDEX manifests_by_ref ON manifests(ref_ms);
                     CREATE INDEX tags_by_digest ON tags(repository, digest);
                     CREATE TABLE manifest_refs (
                         repository TEXT NOT NULL, manifest TEXT NOT NULL, kind INTEGER NOT NULL, target TEXT NOT NULL,
@@ -249,12 +250,13 @@ public final class SQLiteMetadataStore: MetadataStore {
         try await run {
             try await pool.write { db in
                 let key = digest.description
-                let source = try Bool.fetchOne(
-                    db,
-                    sql: from == nil
-                        ? "SELECT 1 FROM repository_blobs WHERE digest = ?"
-                        : "SELECT 1 FROM repository_blobs WHERE digest = ? AND repository = ?",
-                    arguments: from == nil ? [key] : [key, from!]) ?? false
+                // From anywhere: the blob need only be stored (an imageserver that has seen its
+                // bytes links it, even when every repository unlinked it).
+                var source = true
+                if let from {
+                    source = try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM repository_blobs WHERE digest = ? AND repository = ?", arguments: [key, from]) ?? false
+                }
                 guard source, let record = try Self.loadBlob(db, key) else { throw MetadataError.blobUnknown(digest) }
                 try Self.ensureRepository(db, repository)
                 try Self.link(db, key, into: repository)
@@ -299,9 +301,15 @@ public final class SQLiteMetadataStore: MetadataStore {
                         record.repository, digest, record.mediaType, Data(record.content),
                         record.subject?.description, record.artifactType, annotations ?? nil, now, now,
                     ])
-                let references = record.references ?? ManifestReferences.everyDescriptor(in: record.content)
+                // Every descriptor the content names is kept, foreign layers included (a client may
+                // push one anyway); only those the imageserver listed had to exist.
+                var references = ManifestReferences.everyDescriptor(in: record.content)
+                if let checked = record.references {
+                    references.blobs += checked.blobs
+                    references.manifests += checked.manifests
+                }
                 try Self.insertReferences(db, repository: record.repository, manifest: digest, references)
-                for blob in references.blobs { try Self.touchBlob(db, blob.description) }
+                for blob in Set(references.blobs) { try Self.touchBlob(db, blob.description) }
                 if let tag {
                     try db.execute(
                         sql: """

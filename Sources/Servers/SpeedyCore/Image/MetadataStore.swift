@@ -15,8 +15,8 @@ public protocol MetadataStore: Sendable {
     ///   digest (its chunks win; the caller may delete the chunks it wrote).
     func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord
 
-    /// Links an existing blob into `repository` (cross-repository mount).
-    /// - Throws: `.blobUnknown` when no such blob is linked into `from` (or anywhere, when nil).
+    /// Links an existing blob into `repository` (cross-repository mount), and counts as a reference.
+    /// - Throws: `.blobUnknown` when no such blob is linked into `from` (or stored at all, when nil).
     func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord
 
     /// Unlinks a blob from `repository`. The chunks stay until garbage collection.
