@@ -169,6 +169,8 @@ extension ProcessSuites {
             // Nothing left: a second run frees nothing.
             let (_, again) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
             #expect(again.map { $0.chunks + $0.blobs + $0.manifests } == 0)
+            let gcEvents = try await master.events(limit: 1000).filter { $0.kind == "gc" }
+            #expect(gcEvents.count == 1, "a run that frees nothing (or a dry run) logs no event: \(gcEvents.map(\.message))")
         }
 
         @Test func chunksOfAStreamingUploadAreHeldAgainstCollection() async throws {

@@ -67,6 +67,9 @@ public struct GarbageCollectionReport: Sendable, Codable, Equatable {
     public var warnings: [String]
     public var durationMs: Int64
 
+    /// Whether the run deleted or compacted anything.
+    public var freedAnything: Bool { manifests + blobs + expiredUploads + chunks + volumesCompacted > 0 }
+
     /// One line for people and the event log.
     public var summary: String {
         let verb = dryRun ? "would free" : "freed"
@@ -149,9 +152,12 @@ public struct GarbageCollector: Sendable {
         }
         report.warnings += tally.warnings
         report.durationMs = Int64((ContinuousClock.now - start) / .milliseconds(1))
+        // A scheduled run that found nothing says so in its log, not in the cluster's event log.
         if !options.dryRun {
             logger.notice("\(report.summary)")
-            try? await master.recordEvent(EventReport(kind: "gc", message: report.summary + " in \(report.durationMs) ms"))
+            if report.freedAnything {
+                try? await master.recordEvent(EventReport(kind: "gc", message: report.summary + " in \(report.durationMs) ms"))
+            }
         }
         return report
     }
