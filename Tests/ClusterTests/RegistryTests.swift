@@ -209,7 +209,7 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             let client = ServiceClient(baseURL: registry.registryURL)
-            func expectError(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], status: Int, code: String) async throws {
+            func expectError(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], status: Int, code: String?) async throws {
                 let reply = try await client.send(method, path, body: body.map { ByteBuffer(bytes: $0) }, headers: headers)
                 #expect(reply.status == status, "\(method) \(path): \(reply.status) \(String(buffer: reply.body))")
                 #expect(errorCode(reply.body) == code, "\(method) \(path): \(String(buffer: reply.body))")
@@ -221,7 +221,10 @@ extension ProcessSuites {
             try await expectError(.GET, "/v2/app/blobs/sha256:nothex", status: 400, code: "DIGEST_INVALID")
             try await expectError(.GET, "/v2/app/blobs/\(good)", status: 404, code: "BLOB_UNKNOWN")
             try await expectError(.GET, "/v2/app/manifests/latest", status: 404, code: "NAME_UNKNOWN")
-            try await expectError(.GET, "/v2/app/manifests/bad..tag!", status: 400, code: "MANIFEST_INVALID")
+            // Neither a tag nor a digest names no manifest (as the reference registry answers); a PUT to one is refused.
+            try await expectError(.GET, "/v2/app/manifests/bad..tag!", status: 404, code: "MANIFEST_UNKNOWN")
+            try await expectError(.HEAD, "/v2/app/manifests/sha256:nothex", status: 404, code: nil)
+            try await expectError(.PUT, "/v2/app/manifests/bad..tag!", body: Array("{}".utf8), headers: [("Content-Type", Self.ociManifest)], status: 400, code: "MANIFEST_INVALID")
             try await expectError(.GET, "/v2/nothing/here/tags/list", status: 404, code: "NAME_UNKNOWN")
             try await expectError(.PATCH, "/v2/app/blobs/uploads/no-such-session", body: [1], status: 404, code: "BLOB_UPLOAD_UNKNOWN")
             // A body whose digest is not the one claimed: refused, and the blob does not appear.

@@ -12,25 +12,36 @@ struct AdminRoutes: Sendable {
     func register(on router: Router<SpeedyRequestContext>) {
         router.post("/v1/groups") { request, _ in
             let body = try await request.decodeJSON(GroupCreation.self)
-            return try JSONResponse.make(try await admin(group: body.id) { map throws(ClusterMap.AdminError) in try map.addGroup(body.id) }, status: .created)
+            return try JSONResponse.make(try await admin(group: body.id, request) { map throws(ClusterMap.AdminError) in try map.addGroup(body.id) }, status: .created)
+        }
+        router.delete("/v1/groups/{id}") { request, context in
+            guard let id = context.parameters.get("id").flatMap(UInt32.init) else {
+                throw APIError.badRequest("the group must be a whole number between 0 and \(UInt32.max)")
+            }
+            do throws(ChunkMaster.AdministrationError) {
+                try await master.removeGroup(id, by: Self.actor(request))
+            } catch {
+                throw error.apiError
+            }
+            return try JSONResponse.make(Empty())
         }
         router.post("/v1/servers") { request, _ in
             let body = try await request.decodeJSON(ServerRegistration.self)
             guard !body.id.isEmpty, HostPort(parsing: body.addr) != nil else {
                 throw APIError.badRequest("a server needs an id and an address HOST:PORT")
             }
-            return try JSONResponse.make(try await admin(group: body.group) { map throws(ClusterMap.AdminError) in try map.register(body) }, status: .created)
+            return try JSONResponse.make(try await admin(group: body.group, request) { map throws(ClusterMap.AdminError) in try map.register(body) }, status: .created)
         }
         router.post("/v1/servers/{id}/status") { request, context in
             let id = context.parameters.get("id") ?? ""
             let body = try await request.decodeJSON(StatusSetting.self)
             let group = try groupOf(id)
-            return try JSONResponse.make(try await admin(group: group) { map throws(ClusterMap.AdminError) in try map.setStatus(of: id, to: body.status) })
+            return try JSONResponse.make(try await admin(group: group, request) { map throws(ClusterMap.AdminError) in try map.setStatus(of: id, to: body.status) })
         }
-        router.delete("/v1/servers/{id}") { _, context in
+        router.delete("/v1/servers/{id}") { request, context in
             let id = context.parameters.get("id") ?? ""
             let group = try groupOf(id)
-            return try JSONResponse.make(try await admin(group: group) { map throws(ClusterMap.AdminError) in try map.retire(id) })
+            return try JSONResponse.make(try await admin(group: group, request) { map throws(ClusterMap.AdminError) in try map.retire(id) })
         }
     }
 
@@ -42,17 +53,29 @@ struct AdminRoutes: Sendable {
         return group
     }
 
+    /// Who sent the request, from its `X-Speedy-Actor` header.
+    static func actor(_ request: Request) -> String? {
+        SpeedyHeader.actor(from: HTTPField.Name(SpeedyHeader.actor).flatMap { request.headers[$0] })
+    }
+
     private func admin(
-        group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
+        group: UInt32, _ request: Request, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws -> GroupSnapshot {
         do {
-            return try await master.administer(group: group, change)
+            return try await master.administer(group: group, by: Self.actor(request), change)
         } catch {
-            switch error {
-            case .refused(let refusal): throw refusal.apiError
-            case .notSaved(let reason):
-                throw APIError(.serviceUnavailable, code: "NOT_SAVED", "the change could not be saved in the master's database, so it was not made: \(reason)")
-            }
+            throw error.apiError
+        }
+    }
+}
+
+extension ChunkMaster.AdministrationError {
+    /// The HTTP answer: the refusal's, or 503 when the change could not be saved.
+    var apiError: APIError {
+        switch self {
+        case .refused(let refusal): refusal.apiError
+        case .notSaved(let reason):
+            APIError(.serviceUnavailable, code: "NOT_SAVED", "the change could not be saved in the master's database, so it was not made: \(reason)")
         }
     }
 }
@@ -63,7 +86,7 @@ extension ClusterMap.AdminError {
         let status: HTTPResponse.Status =
             switch self {
             case .unknownServer, .unknownGroup: .notFound
-            case .groupExists, .serverRetired, .serverExists, .stillServing: .conflict
+            case .groupExists, .serverRetired, .serverExists, .stillServing, .groupNotEmpty: .conflict
             case .notSettable: .badRequest
             }
         return APIError(status, code: code, description)

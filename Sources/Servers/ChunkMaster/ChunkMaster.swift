@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Hummingbird
 import Logging
 import ServerSupport
@@ -41,6 +42,8 @@ public final class ChunkMaster: Sendable {
     let database: MasterDatabase
     let allocator: FileIdAllocator
     let map: Mutex<ClusterMap>
+    let frontRoles = Mutex(FrontRoleMap())
+    let metrics = MasterMetrics()
     let advertised: Mutex<HostPort>
     let logger: Logger
     let clock = ContinuousClock()
@@ -96,8 +99,17 @@ public final class ChunkMaster: Sendable {
     /// saved and the change made (an operator's change is rare; the lock is held for one SQLite
     /// transaction). Returns the affected group.
     public func administer(
-        group: UInt32, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
+        group: UInt32, by actor: String? = nil, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> GroupSnapshot {
+        await record(try saveAndMake(change), by: actor)
+        guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
+        return snapshot
+    }
+
+    /// Makes `change` on a copy of the map, saves it, then installs it, all under the lock.
+    private func saveAndMake(
+        _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
+    ) throws(AdministrationError) -> [ClusterMap.Change] {
         let database = self.database
         let result: Result<[ClusterMap.Change], AdministrationError> = map.withLock { map in
             var updated = map
@@ -115,16 +127,13 @@ public final class ChunkMaster: Sendable {
             map = updated
             return .success(changes)
         }
-        let changes: [ClusterMap.Change]
-        switch result {
-        case .success(let made): changes = made
-        case .failure(let error):
-            if case .notSaved(let reason) = error { logger.error("administrative change not saved, so not made: \(reason)") }
-            throw error
-        }
-        await record(changes)
-        guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
-        return snapshot
+        if case .failure(.notSaved(let reason)) = result { logger.error("administrative change not saved, so not made: \(reason)") }
+        return try result.get()
+    }
+
+    /// Removes an empty group, saved before it is made (see ``administer(group:_:)``).
+    public func removeGroup(_ id: UInt32, by actor: String? = nil) async throws(AdministrationError) {
+        await record(try saveAndMake { map throws(ClusterMap.AdminError) in try map.removeGroup(id) }, by: actor)
     }
 
     /// The group `id` belongs to, when it is a member.
@@ -132,7 +141,7 @@ public final class ChunkMaster: Sendable {
         map.withLock { $0.members[id]?.group }
     }
 
-    /// Marks silent servers down; run periodically.
+    /// Marks silent servers, imageservers and metaservers down; run periodically.
     public func expireSilentServers() async {
         let now = nowMs
         let changes = map.withLock { map in
@@ -141,13 +150,43 @@ public final class ChunkMaster: Sendable {
             return changes
         }
         await record(changes)
+        let roleChanges = frontRoles.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
+        await record(roleChanges)
+    }
+
+    /// Takes a heartbeat from an imageserver or a metaserver.
+    public func roleHeartbeat(_ report: RoleReport) async -> RoleHeartbeatReply {
+        let now = nowMs
+        let changes = frontRoles.withLock { $0.apply(report, nowMs: now) }
+        await record(changes)
+        return RoleHeartbeatReply(intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
+    }
+
+    /// Logs role changes and appends them to the event log.
+    private func record(_ changes: [FrontRoleMap.Change]) async {
+        for change in changes {
+            let event = change.event
+            logger.notice("\(event.message)")
+            do {
+                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: nil, message: event.message)
+            } catch {
+                logger.error("cannot record '\(event.message)' in the database: \(error)")
+            }
+        }
     }
 
     /// The cluster right now.
     public func snapshot(historySeconds: Int = 0) -> ClusterSnapshot {
         let now = nowMs
         let master = advertised.withLock { $0.httpURL }
-        return map.withLock { $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds) }
+        var snapshot = map.withLock {
+            $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds)
+        }
+        frontRoles.withLock { roles in
+            snapshot.imageservers = roles.snapshots(of: .imageserver, nowMs: now)
+            snapshot.metaservers = roles.snapshots(of: .metaserver, nowMs: now)
+        }
+        return snapshot
     }
 
     /// Saves changes and logs them as events; a database failure is logged, not thrown, since
@@ -165,13 +204,15 @@ public final class ChunkMaster: Sendable {
         }
     }
 
-    /// Logs changes and appends them to the event log (they were saved already).
-    private func record(_ changes: [ClusterMap.Change]) async {
+    /// Logs changes and appends them to the event log (they were saved already); an operator's
+    /// changes name who made them.
+    private func record(_ changes: [ClusterMap.Change], by actor: String? = nil) async {
         for change in changes {
             let event = change.event
-            logger.notice("\(event.message)")
+            let message = event.message + (actor.map { " by \($0)" } ?? "")
+            logger.notice("\(message)")
             do {
-                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message)
+                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: message)
             } catch {
                 logger.error("cannot record '\(event.message)' in the database: \(error)")
             }
@@ -181,9 +222,11 @@ public final class ChunkMaster: Sendable {
     /// The HTTP API.
     public func router() -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
         configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
         router.post("/v1/heartbeat") { request, _ in
             let report = try await request.decodeJSON(HeartbeatReport.self)
+            self.metrics.heartbeats.increment()
             guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
                 throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
             }
@@ -192,6 +235,14 @@ public final class ChunkMaster: Sendable {
             } catch let error as ClusterMap.AdminError {
                 throw error.apiError
             }
+        }
+        router.post("/v1/roles/heartbeat") { request, _ in
+            let report = try await request.decodeJSON(RoleReport.self, limit: 16 << 10)
+            let texts = [report.id, report.addr, report.version, report.notReadyReason ?? ""]
+            guard !report.id.isEmpty, HostPort(parsing: report.addr) != nil, texts.allSatisfy({ $0.count <= RoleReport.maxText }) else {
+                throw APIError.badRequest("a role heartbeat needs an id and an address HOST:PORT, each at most \(RoleReport.maxText) characters")
+            }
+            return try JSONResponse.make(await self.roleHeartbeat(report))
         }
         router.get("/v1/cluster") { request, _ in
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
@@ -207,7 +258,9 @@ public final class ChunkMaster: Sendable {
                 throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
             }
             do {
-                return try JSONResponse.make(try await self.allocator.lease(count: count))
+                let lease = try await self.allocator.lease(count: count)
+                self.metrics.fileIdsLeased.increment(by: Int(lease.count))
+                return try JSONResponse.make(lease)
             } catch {
                 self.logger.error("file id lease failed: \(error)")
                 throw APIError(.serviceUnavailable, code: "LEASE_FAILED", "cannot persist the file id high-water mark: \(error)")
@@ -231,6 +284,8 @@ public final class ChunkMaster: Sendable {
             return try JSONResponse.make(Empty())
         }
         router.get("/v1/health") { _, _ in "ok\n" }
+        HealthRoutes.register(on: router) { .ready }
+        RoleMetrics.register(on: router) { self.metrics.collect(self.snapshot()) }
         AdminRoutes(master: self).register(on: router)
         return router
     }

@@ -14,6 +14,8 @@ extension ClusterMap {
         case notSettable(ServerStatus)
         /// A server still serving cannot be removed; set it `OFFLINE` first.
         case stillServing(String, ServerStatus)
+        /// A group with members cannot be removed; remove them first.
+        case groupNotEmpty(UInt32, members: Int)
 
         public var description: String {
             switch self {
@@ -24,6 +26,8 @@ extension ClusterMap {
             case .serverExists(let id): "server \(id) is registered already"
             case .notSettable(let status): "status \(status.rawValue) cannot be set; use RW, RO, OFFLINE or TRANSFERRING"
             case .stillServing(let id, let status): "server \(id) is \(status.rawValue); only a DOWN or OFFLINE server can be removed (set it OFFLINE first)"
+            case .groupNotEmpty(let id, let members):
+                "group \(id) has \(members) member\(members == 1 ? "" : "s"); only an empty group can be removed (`chunktool server remove` them first)"
             }
         }
 
@@ -37,6 +41,7 @@ extension ClusterMap {
             case .serverExists: "SERVER_EXISTS"
             case .notSettable: "STATUS_INVALID"
             case .stillServing: "SERVER_SERVING"
+            case .groupNotEmpty: "GROUP_NOT_EMPTY"
             }
         }
     }
@@ -47,6 +52,16 @@ extension ClusterMap {
         guard groupStates[id] == nil else { throw .groupExists(id) }
         groupStates[id] = .down
         return [.groupAdded(group: id)]
+    }
+
+    /// Removes a group with no members (a mistaken `group add`, or one whose servers were all
+    /// removed). A chunkserver that later heartbeats for it makes it again, as for any new group.
+    public mutating func removeGroup(_ id: UInt32) throws(AdminError) -> [Change] {
+        guard groupStates[id] != nil else { throw .unknownGroup(id) }
+        let count = members.values.count { $0.group == id }
+        guard count == 0 else { throw .groupNotEmpty(id, members: count) }
+        groupStates[id] = nil
+        return [.groupRemoved(group: id)]
     }
 
     /// Registers a server ahead of its heartbeats. Without a `status`, the master decides at its

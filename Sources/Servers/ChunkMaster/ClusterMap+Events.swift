@@ -5,7 +5,7 @@ extension ClusterMap.Change {
     /// not just the live picture.
     public var isDurable: Bool {
         switch self {
-        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .statusSet, .fenced, .serverRetired: true
+        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .groupRemoved, .statusSet, .fenced, .serverRetired: true
         case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose: false
         }
     }
@@ -29,6 +29,8 @@ extension ClusterMap.Change {
             ("disk-errors", id, group, "server \(id) in group \(group) reports errors: \(crc) CRC mismatches, \(io) disk errors since it started")
         case .groupAdded(let group):
             ("group-added", nil, group, "group \(group) was created")
+        case .groupRemoved(let group):
+            ("group-removed", nil, group, "group \(group) was removed")
         case .serverAdded(let id, let group, let addr):
             ("server-added", id, group, "server \(id) at \(addr) was registered in group \(group)")
         case .statusSet(let id, let group, let to, let why):

@@ -56,6 +56,7 @@ public struct ClusterMap: Sendable {
         case groupState(group: UInt32, from: GroupState?, to: GroupState)
         case errorsRose(id: String, group: UInt32, crcErrors: UInt64, ioErrors: UInt64)
         case groupAdded(group: UInt32)
+        case groupRemoved(group: UInt32)
         case serverAdded(id: String, group: UInt32, addr: String)
         /// An operator's setting (nil: cleared), or the master's own on a join; `why` says which.
         case statusSet(id: String, group: UInt32, to: ServerStatus?, why: String)

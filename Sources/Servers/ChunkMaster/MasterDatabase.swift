@@ -47,6 +47,10 @@ public final class MasterDatabase: Sendable {
         migrator.registerMigration("v3") { db in
             try db.alter(table: "servers") { t in t.add(column: "fenced_by", .text) }
         }
+        // v4: removed groups keep their row (removed servers still name them) with the time they went.
+        migrator.registerMigration("v4") { db in
+            try db.alter(table: "groups") { t in t.add(column: "removed_ms", .integer) }
+        }
         try migrator.migrate(queue)
     }
 
@@ -77,7 +81,7 @@ public final class MasterDatabase: Sendable {
 
     /// Every known group id.
     public func groups() throws -> [UInt32] {
-        try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups ORDER BY id").map { UInt32($0) } }
+        try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups WHERE removed_ms IS NULL ORDER BY id").map { UInt32($0) } }
     }
 
     /// Writes the durable part of `changes` (servers, groups, settings) in one transaction before
@@ -105,7 +109,11 @@ public final class MasterDatabase: Sendable {
             case .addressChanged(let id, let group, _, let to):
                 try saveServer(id, group, to)
             case .groupAdded(let group):
-                try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(group), now])
+                try db.execute(
+                    sql: "INSERT INTO groups (id, created_ms) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET removed_ms = NULL",
+                    arguments: [Int64(group), now])
+            case .groupRemoved(let group):
+                try db.execute(sql: "UPDATE groups SET removed_ms = ? WHERE id = ?", arguments: [now, Int64(group)])
             case .statusSet(let id, _, let to, _):
                 try db.execute(sql: "UPDATE servers SET set_status = ?, fenced_by = NULL WHERE id = ?", arguments: [to?.rawValue, id])
             case .fenced(let id, _, let by):

@@ -13,6 +13,8 @@ public enum ChunkServer {
     /// Opens the store, serves until SIGINT/SIGTERM, then saves the checkpoint and exits.
     public static func run(_ configuration: ChunkServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.chunkserver")
+        // Before any metric is made: one made earlier would record nowhere.
+        RoleMetrics.bootstrap()
         MemoryTuning.apply()
         // Enough idle chunk buffers for a few dozen transfers at once to reuse mapped pages.
         ChunkBufferPool.setLimit(128 << 20)
@@ -70,7 +72,13 @@ public enum ChunkServer {
         }
 
         let router = Router(context: SpeedyRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
         configuration.security.guardRoutes(router, role: "chunkserver", logger: logger)
+        let metrics = ChunkServerMetrics()
+        RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
+        HealthRoutes.register(on: router) {
+            store.usage().health == .failing ? .notReady("a disk write or fsync failed: the store is read-only until an operator looks") : .ready
+        }
         ChunkRoutes(
             store: store, group: configuration.group, counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes

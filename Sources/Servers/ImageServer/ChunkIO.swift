@@ -1,5 +1,6 @@
 import HTTPTypes
 import AsyncHTTPClient
+import CoreMetrics
 import Logging
 import NIOCore
 import ServerSupport
@@ -35,6 +36,7 @@ struct ChunkIO: Sendable {
     let readHTTP: HTTPClient
     let attempts: Int
     let logger: Logger
+    var metrics: ChunkIOMetrics { .shared }
 
     /// Writes `data` to every member of one writable group that takes writes (`RW`, and a
     /// `TRANSFERRING` replacement, so it misses nothing written while it is filled). The chunk is
@@ -43,9 +45,11 @@ struct ChunkIO: Sendable {
     /// is left for another one, up to `attempts` groups.
     func write(_ data: ByteBuffer) async throws(ChunkIOError) -> ChunkRef {
         let crc = CRC32C.checksum(data)
+        let started = ContinuousClock.now
         var tried: [UInt32] = []
         var lastError: String?
-        for _ in 0..<attempts {
+        for attempt in 0..<attempts {
+            if attempt > 0 { metrics.writeRetries.increment() }
             guard let group = await view.pickGroup(excluding: Set(tried)) else { break }
             tried.append(group.id)
             let fileId: UInt64
@@ -68,8 +72,12 @@ struct ChunkIO: Sendable {
                 removeGarbage([(key, crc)], alsoFrom: chain.members)
                 continue
             }
+            metrics.writes.increment()
+            metrics.writeBytes.increment(by: data.readableBytes)
+            metrics.writeSeconds.recordElapsed(since: started)
             return ChunkRef(group: group.id, fileId: fileId, length: UInt32(data.readableBytes), crc: crc)
         }
+        metrics.writeFailures.increment()
         throw .noWritableGroup(tried: tried, lastError: lastError)
     }
 
@@ -91,21 +99,29 @@ struct ChunkIO: Sendable {
     /// when one fails.
     func read(_ ref: ChunkRef) async throws(ChunkIOError) -> ByteBuffer {
         var errors: [String] = []
+        let started = ContinuousClock.now
         for addr in await view.readers(of: ref.group) {
+            if !errors.isEmpty { metrics.readFailovers.increment() }
             do {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
                 let (data, crc) = try await view.reading(from: addr) {
                     try await ChunkServerClient(baseURL: addr, http: readHTTP).getChecked(ref.key)
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
+                    metrics.crcMismatches.increment()
                     errors.append("\(addr): content does not match the blob's record")
                     continue
                 }
+                metrics.reads.increment()
+                metrics.readBytes.increment(by: data.readableBytes)
+                metrics.readSeconds.recordElapsed(since: started)
                 return data
             } catch {
+                if case .badResponse(_, let reason) = error as? ServiceError, reason.contains("CRC") { metrics.crcMismatches.increment() }
                 errors.append("\(addr): \(error)")
             }
         }
+        metrics.readFailures.increment()
         if errors.isEmpty { errors.append("no member of group \(ref.group) is up") }
         logger.error("chunk \(ref.key) unreadable: \(errors.joined(separator: "; "))")
         throw .unreadable(ref, errors: errors)

@@ -17,6 +17,8 @@ final class ClusterView: Sendable {
         var readsInFlight: [String: Int] = [:]
         /// The refresh under way, which concurrent callers join rather than each asking the master.
         var refreshing: Task<Void, Never>?
+        /// Whether any map so far had a writable group: until one has, a write waits for it.
+        var seenWritable = false
     }
 
     private let state = Mutex(State())
@@ -49,6 +51,7 @@ final class ClusterView: Sendable {
             state.withLock {
                 $0.snapshot = snapshot
                 $0.fetchedAt = asked
+                if snapshot.groups.contains(where: { $0.state.isWritable && !$0.members.isEmpty }) { $0.seenWritable = true }
             }
         } catch {
             logger.warning("cluster map refresh failed, keeping the last one: \(error)")
@@ -81,11 +84,35 @@ final class ClusterView: Sendable {
     /// fullest group still gets its share, but no two chunks in a row land on it unless it is the
     /// only one). Nil when no healthy group is left outside `excluding`, even after asking the
     /// master again (the copy may be up to a refresh interval old).
+    ///
+    /// Right after the imageserver starts (or the cluster does, under `speedy up`) no map so far
+    /// may have had a writable group: then it asks again for up to ``startupWait`` before giving up,
+    /// so a push in the cluster's first seconds waits rather than getting 507.
     func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
-        guard await current() != nil else { return nil }
+        _ = await current()
         if let group = pickCached(excluding: excluding) { return group }
         await refresh()
-        return pickCached(excluding: excluding)
+        if let group = pickCached(excluding: excluding) { return group }
+        let deadline = ContinuousClock.now + Self.startupWait
+        while !state.withLock({ $0.seenWritable }), ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            await refresh()
+            if let group = pickCached(excluding: excluding) { return group }
+        }
+        return nil
+    }
+
+    /// How long a write waits for a first writable group.
+    static let startupWait: Duration = .seconds(5)
+
+    /// Whether a group takes writes now, by the map (refreshed when stale): what `/readyz` needs.
+    func hasWritableGroup() async -> Bool {
+        let fresh = state.withLock { ContinuousClock.now - $0.fetchedAt <= Self.maxMapAgeForWrites && $0.snapshot != nil }
+        if !fresh { await refresh() }
+        return state.withLock { s in
+            guard let snapshot = s.snapshot, ContinuousClock.now - s.fetchedAt <= Self.maxMapAgeForWrites else { return false }
+            return snapshot.groups.contains { $0.state.isWritable && !$0.members.isEmpty }
+        }
     }
 
     private func pickCached(excluding: Set<UInt32>) -> GroupSnapshot? {

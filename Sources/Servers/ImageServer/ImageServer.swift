@@ -1,7 +1,9 @@
-import HTTPTypes
 import AsyncHTTPClient
+import CoreMetrics
+import HTTPTypes
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
 import ServerSupport
 import ServiceLifecycle
@@ -14,6 +16,8 @@ public enum ImageServer {
     /// Serves until SIGINT or SIGTERM.
     public static func run(_ configuration: ImageServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.imageserver")
+        // Before any metric is made: one made earlier would record nowhere.
+        RoleMetrics.bootstrap()
         MemoryTuning.apply()
         // Buffers in use never exceed the budget, so idle ones up to the budget add nothing to
         // the peak: what one burst mapped, the next reuses.
@@ -27,16 +31,31 @@ public enum ImageServer {
         let io = ChunkIO(
             view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), http: http, readHTTP: readHTTP,
             attempts: configuration.writeAttempts, logger: logger)
+        let meta = MetaClient(baseURL: configuration.metaURL, http: http)
         let api = RegistryAPI(
-            meta: MetaClient(baseURL: configuration.metaURL, http: http), io: io,
+            meta: meta, io: io,
             budget: MemoryBudget(
                 bytes: configuration.memoryBudget, perClient: configuration.memoryPerClient, waitLimit: configuration.memoryWaitLimit),
             configuration: configuration, logger: logger)
         let expiry = UploadExpiry(meta: api.meta, io: io, expiry: configuration.uploadExpiry, logger: logger)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
-        // Outermost first: errors in OCI form, the rate limit, credentials, then the watchdog.
+        let tally = RequestTally()
+        let readiness: @Sendable () async -> Readiness = {
+            guard await meta.isReady() else { return .notReady("the metaserver at \(configuration.metaURL) does not answer") }
+            guard await view.hasWritableGroup() else { return .notReady("no group takes writes (or the master does not answer)") }
+            return .ready
+        }
+        let heartbeat = RoleHeartbeat(
+            role: .imageserver, id: configuration.id, master: master, tally: tally, interval: configuration.refreshInterval,
+            openUploads: { UInt64(max(0, api.uploadsInProgress.value)) }, readiness: readiness, logger: logger)
+        // Outermost first: telemetry (so refusals count too), errors in OCI form, the cluster
+        // secret on /metrics, the rate limit, credentials, then the watchdog.
         let router = Router(context: RegistryRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
         router.middlewares.add(OCIErrorMiddleware())
+        if let secret = configuration.clusterSecret {
+            router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, guarding: ["/metrics"]))
+        }
         if configuration.requestsPerSecond > 0 {
             router.middlewares.add(
                 RateLimitMiddleware(limiter: RateLimiter(rate: configuration.requestsPerSecond, burst: 2 * configuration.requestsPerSecond)))
@@ -49,9 +68,16 @@ public enum ImageServer {
             logger.notice("logins required by the access rules; token endpoint at /token (service \"\(configuration.auth.service)\")")
         }
         router.get("/health") { _, _ in "ok\n" }
+        HealthRoutes.register(on: router, readiness: readiness)
+        RoleMetrics.register(on: router) {
+            Gauge(label: "speedy_imageserver_uploads_in_progress").record(api.uploadsInProgress.value)
+            Gauge(label: "speedy_imageserver_memory_budget_used_bytes").record(api.budget.capacity - api.budget.available)
+            Gauge(label: "speedy_process_resident_bytes").record(RoleHeartbeat.residentBytes())
+        }
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
         do {
-            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task], logger: logger)
+            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task, heartbeat], logger: logger
+            ) { bound in heartbeat.listening(at: bound) }
         } catch {
             try? await http.shutdown()
             try? await readHTTP.shutdown()

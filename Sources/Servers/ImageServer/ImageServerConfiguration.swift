@@ -50,6 +50,11 @@ public struct ImageServerConfiguration: Sendable {
     /// request fails instead. Garbage collection's chunk grace period must be longer.
     public var holdDeadline: Duration = .seconds(60)
 
+    /// The cluster secret, which `/metrics` asks for; nil under `--insecure`.
+    public var clusterSecret: ClusterSecret?
+    /// The id this imageserver reports to the master (default `imageserver@HOST:PORT`).
+    public var id: String?
+
     /// Creates a configuration with the defaults.
     public init(
         listen: HostPort, masterURL: String, metaURL: String, chunkSize: Int = 4 << 20, memoryBudget: Int = 96 << 20,

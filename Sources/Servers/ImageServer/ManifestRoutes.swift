@@ -6,8 +6,13 @@ import SpeedyCore
 
 extension RegistryAPI {
     /// `GET|HEAD /v2/<name>/manifests/<tag or digest>`.
+    /// A reference that is neither a valid tag nor a digest names no manifest: 404
+    /// MANIFEST_UNKNOWN, as the reference registry answers (conformance suites and clients read a
+    /// 400 as a failure).
     func getManifest(_ request: Request, name: String, reference: String, head: Bool) async throws -> Response {
-        try validate(reference: reference)
+        guard Digest(parsing: reference) != nil || (!Digest.looksLikeDigest(reference) && OCINames.isValidTag(reference)) else {
+            throw OCIError.manifestUnknown(String(reference.prefix(200)))
+        }
         guard let record = try await meta.manifest(reference, in: name) else {
             if try await !meta.repositoryExists(name) { throw OCIError.nameUnknown(name) }
             throw OCIError.manifestUnknown(reference)

@@ -21,6 +21,20 @@ enum OCIPath: Equatable {
         }
     }
 
+    /// The route's name in metrics, with the repository and references left out (`/v2/<name>/blobs/<digest>`).
+    var routeLabel: String {
+        switch self {
+        case .base: "/v2/"
+        case .catalog: "/v2/_catalog"
+        case .tags: "/v2/<name>/tags/list"
+        case .manifest: "/v2/<name>/manifests/<reference>"
+        case .blob: "/v2/<name>/blobs/<digest>"
+        case .uploads: "/v2/<name>/blobs/uploads/"
+        case .upload: "/v2/<name>/blobs/uploads/<id>"
+        case .referrers: "/v2/<name>/referrers/<digest>"
+        }
+    }
+
     /// Parses a request path; nil when it is not an API path.
     init?(path: String) {
         guard path.hasPrefix("/v2") else { return nil }

@@ -4,6 +4,22 @@ import Logging
 import NIOCore
 import ServerSupport
 import SpeedyCore
+import Synchronization
+
+/// A count of things in progress, for gauges and heartbeats.
+final class InProgressCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// The count now.
+    var value: Int { count.load(ordering: .relaxed) }
+
+    /// Counts one while `body` runs.
+    func counting<T>(_ body: () async throws -> T) async rethrows -> T {
+        count.add(1, ordering: .relaxed)
+        defer { count.subtract(1, ordering: .relaxed) }
+        return try await body()
+    }
+}
 
 /// The OCI Distribution API (v1.1) over Speedy's metadata and chunk stores.
 ///
@@ -15,6 +31,8 @@ struct RegistryAPI: Sendable {
     let budget: MemoryBudget
     let configuration: ImageServerConfiguration
     let logger: Logger
+    /// Upload requests whose bodies are streaming in now.
+    let uploadsInProgress = InProgressCount()
 
     /// The body reader of an upload by the request's client.
     func upload(_ context: RegistryRequestContext) -> ChunkedUpload {
@@ -43,6 +61,17 @@ struct RegistryAPI: Sendable {
         guard let path = OCIPath(path: request.uri.path) else {
             throw OCIError(.notFound, "NAME_UNKNOWN", "no such API endpoint: \(request.uri.path)")
         }
+        RequestNote.current?.route = path.routeLabel
+        if case .upload = path, request.method == .patch || request.method == .put {
+            return try await uploadsInProgress.counting { try await route(path, request, context) }
+        }
+        if case .uploads = path, request.method == .post {
+            return try await uploadsInProgress.counting { try await route(path, request, context) }
+        }
+        return try await route(path, request, context)
+    }
+
+    private func route(_ path: OCIPath, _ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         if let name = path.name, !OCINames.isValidRepository(name) { throw OCIError.nameInvalid(name) }
         switch (path, request.method) {
         case (.base, .get), (.base, .head):

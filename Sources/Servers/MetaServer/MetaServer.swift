@@ -2,6 +2,7 @@ import Foundation
 import GarbageCollection
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import ServerSupport
 import SpeedyCore
 
@@ -15,6 +16,10 @@ public struct MetaServerConfiguration: Sendable {
     public var security: RoleSecurity
     /// Background garbage collection; nil when it is run only by hand (`chunktool gc`).
     public var collection: CollectionSchedule?
+    /// The chunkmaster to heartbeat to; nil sends none.
+    public var masterURL: String?
+    /// The id reported to the master (default `metaserver@HOST:PORT`).
+    public var id: String?
 
     /// When and how the metaserver collects garbage itself.
     public struct CollectionSchedule: Sendable {
@@ -46,9 +51,18 @@ public enum MetaServer {
     /// Opens the database and serves until SIGINT or SIGTERM.
     public static func run(_ configuration: MetaServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.metaserver")
+        // Before any metric is made: one made earlier would record nowhere.
+        RoleMetrics.bootstrap()
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
-        var services: [PeriodicTask] = []
+        var services: [any Service] = []
+        let tally = RequestTally()
+        let heartbeat = configuration.masterURL.map { url in
+            RoleHeartbeat(
+                role: .metaserver, id: configuration.id, master: MasterClient(baseURL: url, timeout: .seconds(2)), tally: tally,
+                readiness: { await readiness(of: store) }, logger: logger)
+        }
+        if let heartbeat { services.append(heartbeat) }
         if let schedule = configuration.collection {
             let collector = GarbageCollector(meta: store, master: MasterClient(baseURL: schedule.masterURL), logger: logger)
             services.append(
@@ -61,15 +75,28 @@ public enum MetaServer {
                 })
         }
         try await HTTPServer.run(
-            role: "metaserver", router: router(store: store, security: configuration.security, logger: logger),
-            listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger)
+            role: "metaserver", router: router(store: store, security: configuration.security, logger: logger, tally: tally),
+            listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger
+        ) { bound in heartbeat?.listening(at: bound) }
+    }
+
+    /// Ready when the database answers a read.
+    static func readiness(of store: some MetadataStore) async -> Readiness {
+        do {
+            _ = try await store.repositories(after: nil, limit: 1)
+            return .ready
+        } catch {
+            return .notReady("the database does not answer: \(error)")
+        }
     }
 
     /// The HTTP API over any store (tests serve a store in-process with it), behind the cluster secret.
     public static func router(
-        store: some MetadataStore, security: RoleSecurity, logger: Logger = Logger(label: "speedy.metaserver")
+        store: some MetadataStore, security: RoleSecurity, logger: Logger = Logger(label: "speedy.metaserver"),
+        tally: RequestTally = RequestTally()
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
         security.guardRoutes(router, role: "metaserver", logger: logger)
         router.middlewares.add(MetadataErrorMiddleware())
 
@@ -193,6 +220,8 @@ public enum MetaServer {
             return try JSONResponse.make(try await store.chunkReferences(group: group, after: after, limit: limit))
         }
         router.get("/v1/health") { _, _ in "ok\n" }
+        HealthRoutes.register(on: router) { await readiness(of: store) }
+        RoleMetrics.register(on: router)
         return router
     }
 

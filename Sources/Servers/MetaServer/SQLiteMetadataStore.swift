@@ -1,5 +1,7 @@
 import Foundation
+import CoreMetrics
 import GRDB
+import ServerSupport
 import SpeedyCore
 
 /// The metaserver's ``SpeedyCore/MetadataStore``: SQLite through GRDB, in WAL mode so reads run
@@ -99,13 +101,17 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    /// Runs a GRDB call, turning its errors into ``MetadataError``.
-    func run<T>(_ body: () async throws -> T) async throws(MetadataError) -> T {
+    /// Runs a GRDB call, turning its errors into ``MetadataError`` and timing it in
+    /// `speedy_metaserver_database_seconds`, by the calling method's name.
+    func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.timer(operation).recordElapsed(since: started) }
         do {
             return try await body()
         } catch let error as MetadataError {
             throw error
         } catch {
+            DatabaseMetrics.failures.increment()
             throw .unavailable("\(error)")
         }
     }

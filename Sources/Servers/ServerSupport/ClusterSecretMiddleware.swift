@@ -4,23 +4,30 @@ import Logging
 import SpeedyCore
 
 /// Refuses every request to an internal API that does not carry the cluster secret, with 401
-/// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health` stays open so load
+/// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and `/readyz` stay open so load
 /// balancers and supervisors can probe without the secret; it says nothing but "ok".
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let secret: ClusterSecret
     let logger: Logger
 
     /// The paths answered without the secret.
-    public static var openPaths: Set<String> { ["/v1/health"] }
+    public static var openPaths: Set<String> { HealthRoutes.paths.union(["/v1/health"]) }
 
-    /// Guards a router with `secret`.
-    public init(secret: ClusterSecret, logger: Logger) {
+    /// Only these paths are guarded, when set: the registry's port guards `/metrics` alone (its
+    /// API has logins of its own).
+    let guarded: Set<String>?
+
+    /// Guards a router with `secret`: every path but ``openPaths``, or only those in `guarding`.
+    public init(secret: ClusterSecret, logger: Logger, guarding: Set<String>? = nil) {
         self.secret = secret
         self.logger = logger
+        self.guarded = guarding
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.openPaths.contains(request.uri.path) || secret.isCarried(by: request.headers[.authorization]) {
+        let path = request.uri.path
+        let open = guarded.map { !$0.contains(path) } ?? Self.openPaths.contains(path)
+        if open || secret.isCarried(by: request.headers[.authorization]) {
             return try await next(request, context)
         }
         let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"

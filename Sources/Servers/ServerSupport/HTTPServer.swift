@@ -104,8 +104,10 @@ public struct PeriodicTask: Service {
     }
 }
 
-/// Reads `Logger` levels from `SPEEDY_LOG_LEVEL` (trace … critical; default info).
+/// Reads `Logger` levels from `SPEEDY_LOG_LEVEL` (trace … critical; default info) and the
+/// format from `SPEEDY_LOG_FORMAT` (`text` or `json`, one object a line).
 public func makeLogger(label: String) -> Logger {
+    LogFormat.bootstrapOnce()
     var logger = Logger(label: label)
     let level = ProcessInfo.processInfo.environment["SPEEDY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
     logger.logLevel = level ?? .info

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import GarbageCollection
 import ImageServer
@@ -31,14 +32,25 @@ struct MetaServerCommand: AsyncParsableCommand {
     @Flag(help: "After each background collection, have the chunkservers compact their volumes.")
     var gcCompact = false
 
-    @Option(help: "Base URL of the chunkmaster, for background collection (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
+    @Option(help: "Base URL of the chunkmaster: the metaserver heartbeats to it, and background collection reads its map (default: $SPEEDY_MASTER; without either, no heartbeats).")
     var master: String?
+
+    @Option(help: ArgumentHelp("The id this metaserver reports to the master (default: metaserver@HOST:PORT).", valueName: "id"))
+    var id: String?
 
     @OptionGroup var security: RoleSecurityOptions
 
+    /// Whether a master was named, by the flag or the environment.
+    private var masterNamed: Bool {
+        master != nil || !(ProcessInfo.processInfo.environment["SPEEDY_MASTER"] ?? "").isEmpty
+    }
+
     func run() async throws {
-        let security = try security.resolve(role: "metaserver", talksToMaster: gcEvery.duration > .zero, masterFlag: master)
+        let talksToMaster = gcEvery.duration > .zero || masterNamed
+        let security = try security.resolve(role: "metaserver", talksToMaster: talksToMaster, masterFlag: master)
         var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
+        configuration.id = id
+        if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master) }
         if gcEvery.duration > .zero {
             configuration.collection = .init(
                 interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master),
@@ -113,6 +125,9 @@ struct ImageServerCommand: AsyncParsableCommand {
             valueName: "duration"))
     var holdDeadline = DurationArgument(.seconds(60))
 
+    @Option(help: ArgumentHelp("The id this imageserver reports to the master (default: imageserver@HOST:PORT).", valueName: "id"))
+    var id: String?
+
     @Option(help: ArgumentHelp("Upload sessions open at once per repository.", valueName: "n"))
     var uploadsPerRepository = 1000
 
@@ -150,6 +165,8 @@ struct ImageServerCommand: AsyncParsableCommand {
             listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta),
             chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))
         configuration.transport = security.transport
+        configuration.clusterSecret = security.secret
+        configuration.id = id
         configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }
         configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))
         configuration.clientIdleLimit = .milliseconds(Int64(clientIdleTimeout * 1000))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import ImageServer
+import NIOCore
 import ServerSupport
 import SpeedyCore
 import ToolSupport
@@ -110,9 +111,9 @@ struct Up: AsyncParsableCommand {
             }
         }
         let metaURL = "http://127.0.0.1:\(metaPort)"
-        var metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"]
+        var metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL]
         if let gcEvery {
-            metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--master", "127.0.0.1:\(masterPort)", "--gc-compact"]
+            metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--gc-compact"]
         }
         try supervisor.start(name: "metaserver", arguments: metaArguments)
         let access = try registryAccess(root: root)
@@ -120,7 +121,11 @@ struct Up: AsyncParsableCommand {
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
         let scheme = tls ? "https" : "http"
-        say("Speedy is up (data in \(root))")
+        switch await waitUntilWritable(masterURL: masterURL) {
+        case .ready: say("Speedy is up (data in \(root))")
+        case .notReady(let reason):
+            say("Speedy started, but the registry is not ready yet: \(reason) (data in \(root))")
+        }
         say("  registry      \(scheme)://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
         for line in access.notes { say(line) }
         say("  chunkmaster   \(masterURL)")
@@ -167,6 +172,33 @@ struct Up: AsyncParsableCommand {
             notes.append("  TLS CA        \(files.caCertificate)   (skopeo --dest-cert-dir \(root)/tls, curl --cacert \(files.caCertificate))")
         }
         return (arguments, notes)
+    }
+
+    /// What the registry said of itself when the wait ended.
+    enum RegistryState {
+        case ready
+        case notReady(String)
+    }
+
+    /// Waits (up to a minute) until the imageserver reports to the master that it is ready: the
+    /// metaserver answers and a group takes writes, so a push right after the banner succeeds.
+    private func waitUntilWritable(masterURL: String) async -> RegistryState {
+        let client = MasterClient(baseURL: masterURL, timeout: .seconds(2))
+        var reason = "the imageserver has not reported to the master"
+        let started = ContinuousClock.now
+        var told = false
+        while ContinuousClock.now - started < .seconds(60) {
+            if let snapshot = try? await client.snapshot(), let registry = snapshot.imageservers?.first {
+                if registry.ready, registry.status == .up { return .ready }
+                reason = registry.notReadyReason ?? reason
+            }
+            if !told, ContinuousClock.now - started > .seconds(3) {
+                say("waiting for the cluster to take writes…")
+                told = true
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return .notReady(reason)
     }
 
     private func waitForHealth(url: String) async -> Bool {

@@ -4,12 +4,12 @@ import NIOCore
 import SpeedyCore
 import ToolSupport
 
-/// `chunktool group list|add`.
+/// `chunktool group list|add|remove`.
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group",
-        abstract: "List groups, or create one.",
-        subcommands: [List.self, Add.self]
+        abstract: "List groups, create one, or remove an empty one.",
+        subcommands: [List.self, Add.self, Remove.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -60,6 +60,34 @@ struct GroupCommand: AsyncParsableCommand {
             }
             if json { return try printJSON(created) }
             print("group \(created.id) created (\(created.state.rawValue), no members yet)")
+        }
+    }
+}
+
+extension GroupCommand {
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a group that has no members (a mistaken `group add`, or one whose servers were all removed).",
+            discussion: """
+                Recorded in the master's event log with who removed it. A chunkserver that later \
+                heartbeats for the group makes it again. Exit status 0 when removed, 2 when refused \
+                (unknown group, or members left: `chunktool server remove` them first) or the master \
+                cannot be asked.
+                """
+        )
+
+        @OptionGroup var options: MasterOptions
+
+        @Argument(help: "The group to remove.")
+        var group: UInt32
+
+        func run() async throws {
+            do {
+                try await options.client.removeGroup(group)
+            } catch {
+                throw couldNotRun(reason(error))
+            }
+            print("group \(group) removed")
         }
     }
 }

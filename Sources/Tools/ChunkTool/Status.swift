@@ -7,9 +7,11 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show every group, its state and its members' disks and traffic.",
         discussion: """
-            Exit status 0 when every group is healthy, 1 when any is recovering, degraded, read-only \
-            or down, 2 when the master cannot be asked. With --json, prints the master's cluster snapshot \
-            (fields in docs/api.md).
+            Exit status 0 when every group is healthy and every imageserver and metaserver is up, 1 \
+            when any group is recovering, degraded, read-only or down or any of those roles is down, 2 \
+            when the master cannot be asked. With --json, prints the master's cluster snapshot (fields \
+            in docs/api.md), with the imageservers and metaservers. Capacity is shown raw (every \
+            replica counted) and usable (each group once, as its smallest member).
             """
     )
 
@@ -25,7 +27,8 @@ struct Status: AsyncParsableCommand {
         } else {
             print(StatusReport.render(snapshot))
         }
-        if snapshot.groups.contains(where: { $0.state != .healthy }) { throw ToolExit.problems }
+        let rolesDown = ((snapshot.imageservers ?? []) + (snapshot.metaservers ?? [])).contains { $0.status == .down }
+        if snapshot.groups.contains(where: { $0.state != .healthy }) || rolesDown { throw ToolExit.problems }
     }
 }
 
@@ -33,11 +36,12 @@ struct Status: AsyncParsableCommand {
 enum StatusReport {
     static func render(_ snapshot: ClusterSnapshot) -> String {
         let t = snapshot.totals
-        let fill = t.diskTotalBytes > 0 ? Double(t.diskUsedBytes) / Double(t.diskTotalBytes) * 100 : 0
+        let usableFill = t.usableTotalBytes > 0 ? Double(t.usableUsedBytes) / Double(t.usableTotalBytes) * 100 : 0
         var lines: [String] = [
             "master \(snapshot.master)",
             "groups \(t.groups): \(t.groupsHealthy) healthy, \(t.groupsRecovering) recovering, \(t.groupsDegraded) degraded, \(t.groupsReadOnly) read-only, \(t.groupsDown) down",
-            "servers \(t.serversUp)/\(t.servers) up   disk \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) (\(ByteSize.formatDecimal(fill, places: 1))%)   read \(ByteSize.format(t.readBytesPerSec))/s   write \(ByteSize.format(t.writeBytesPerSec))/s",
+            "servers \(t.serversUp)/\(t.servers) up   read \(ByteSize.format(t.readBytesPerSec))/s   write \(ByteSize.format(t.writeBytesPerSec))/s",
+            "capacity usable \(ByteSize.format(t.usableUsedBytes)) / \(ByteSize.format(t.usableTotalBytes)) (\(ByteSize.formatDecimal(usableFill, places: 1))%), \(ByteSize.format(t.usableFreeBytes)) free   raw \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) (every replica)",
         ]
         let reclaimable = snapshot.groups.compactMap(\.reclaimableBytes).reduce(0, +)
         let reclaimed = snapshot.groups.compactMap(\.reclaimedBytes).reduce(0, +)
@@ -58,6 +62,21 @@ enum StatusReport {
         }
         if snapshot.groups.isEmpty { lines.append("no chunkservers have reported yet") }
         if !snapshot.groups.isEmpty { lines.append(Table.render(rows)) }
+        let roles = (snapshot.imageservers ?? []).map { ("imageserver", $0) } + (snapshot.metaservers ?? []).map { ("metaserver", $0) }
+        if !roles.isEmpty {
+            lines.append("")
+            var table = [["ROLE", "ID", "ADDRESS", "STATUS", "READY", "REQ/s", "4XX/s", "5XX/s", "IN/s", "OUT/s", "UPLOADS", "MEMORY", "HEARTBEAT"]]
+            for (role, r) in roles {
+                table.append([
+                    role, r.id, r.addr, r.status.rawValue, r.ready ? "yes" : "no", ByteSize.formatDecimal(r.requestsPerSec, places: 1),
+                    ByteSize.formatDecimal(r.clientErrorsPerSec, places: 1), ByteSize.formatDecimal(r.serverErrorsPerSec, places: 1),
+                    ByteSize.format(r.bytesInPerSec), ByteSize.format(r.bytesOutPerSec), String(r.openUploads), ByteSize.format(r.residentBytes),
+                    "\(r.lastHeartbeatAgeMs) ms ago",
+                ])
+            }
+            lines.append(Table.render(table))
+            for (role, r) in roles where !r.ready { lines.append("\(role) \(r.id) not ready: \(r.notReadyReason ?? "unknown")") }
+        }
         return lines.joined(separator: "\n")
     }
 }

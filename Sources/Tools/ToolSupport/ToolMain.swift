@@ -73,6 +73,7 @@ public struct MasterOptions: ParsableArguments {
     /// Sets up the secret and TLS before any client is made (ArgumentParser calls this after parsing).
     public func validate() throws {
         try cluster.configure(internalTLS: MasterLocation.speaksTLS(flag: master, assumeTLS: cluster.ca != nil))
+        ClusterTransport.setActor(ToolActor.current)
     }
 
     /// The master's URL after flag, environment and default.
@@ -112,4 +113,17 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
     public init(_ duration: Duration) { self.duration = duration }
 
     public var defaultValueDescription: String { DurationText.format(duration) }
+}
+
+/// Who runs this tool, as the master's event log names them: `user@host (tool)`.
+public enum ToolActor {
+    /// The login name, host name and program name of this process.
+    public static var current: String {
+        let environment = ProcessInfo.processInfo.environment
+        let user = environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "uid\(getuid())"
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "localhost"
+        let tool = (CommandLine.arguments.first ?? "tool").split(separator: "/").last.map(String.init) ?? "tool"
+        return "\(user)@\(host) (\(tool))"
+    }
 }

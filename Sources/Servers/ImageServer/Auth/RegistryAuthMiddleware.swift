@@ -54,6 +54,7 @@ struct RegistryAuthMiddleware: RouterMiddleware {
         }
         var context = context
         context.access = RegistryAccess(auth: auth, identity: identity)
+        RequestNote.current?.user = identity.user
         switch requirement {
         case .none, .filtered:
             break

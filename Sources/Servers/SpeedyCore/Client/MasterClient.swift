@@ -24,6 +24,11 @@ public struct MasterClient: Sendable {
         try await service.json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)
     }
 
+    /// Sends one imageserver or metaserver heartbeat.
+    public func roleHeartbeat(_ report: RoleReport) async throws(ServiceError) -> RoleHeartbeatReply {
+        try await service.json(.POST, "/v1/roles/heartbeat", as: RoleHeartbeatReply.self, body: report)
+    }
+
     /// Fetches the cluster snapshot; `historySeconds` > 0 adds per-member throughput history and
     /// `events` > 0 the most recent events.
     public func snapshot(historySeconds: Int = 0, events: Int = 0) async throws(ServiceError) -> ClusterSnapshot {
@@ -53,6 +58,11 @@ public struct MasterClient: Sendable {
     /// Creates an empty group; returns it.
     public func addGroup(_ id: UInt32) async throws(ServiceError) -> GroupSnapshot {
         try await service.json(.POST, "/v1/groups", as: GroupSnapshot.self, body: GroupCreation(id: id))
+    }
+
+    /// Removes an empty group.
+    public func removeGroup(_ id: UInt32) async throws(ServiceError) {
+        _ = try await service.json(.DELETE, "/v1/groups/\(id)", as: Empty.self)
     }
 
     /// Registers a chunkserver; returns its group.

@@ -47,6 +47,12 @@ public struct MetaClient: MetadataStore {
         public init(exists: Bool) { self.exists = exists }
     }
 
+    /// Whether the metaserver says it is ready (`/readyz`: its database answers).
+    public func isReady() async -> Bool {
+        guard let reply = try? await service.send(.GET, "/readyz") else { return false }
+        return reply.status == 200
+    }
+
     /// Calls the metaserver; absent things come back as JSON `null`, hence the optional.
     private func call<R: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [(String, String?)] = [], as type: R.Type,

@@ -82,6 +82,7 @@ public struct ServiceClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let secret { request.headers.add(name: "Authorization", value: secret.authorization) }
+        if let actor = ClusterTransport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         return request
     }

@@ -13,6 +13,7 @@ public enum ClusterTransport {
         var internalTLS = false
         var http: HTTPClient?
         var peerHTTP: HTTPClient?
+        var actor: String?
     }
 
     private static let settings = Mutex(Settings())
@@ -35,6 +36,15 @@ public enum ClusterTransport {
             $0.caFile = caFile
         }
     }
+
+    /// Names who is acting (`user@host (tool)`), sent as `X-Speedy-Actor` with every request so the
+    /// master's event log says who made each administrative change.
+    public static func setActor(_ actor: String?) {
+        settings.withLock { $0.actor = actor }
+    }
+
+    /// Who is acting, if a tool said so.
+    public static var actor: String? { settings.withLock { $0.actor } }
 
     /// `https` when the cluster's internal APIs speak TLS, else `http`.
     public static var internalScheme: String { settings.withLock { $0.internalTLS } ? "https" : "http" }

@@ -12,6 +12,10 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     /// The most recent events, newest first; present when asked for (`?events=N`), so a
     /// dashboard needs one request per refresh.
     public var recentEvents: [ClusterEvent]?
+    /// The imageservers that heartbeat to the master, by id (absent from masters before 0.12).
+    public var imageservers: [RoleSnapshot]?
+    /// The metaservers that heartbeat to the master, by id.
+    public var metaservers: [RoleSnapshot]?
 
     /// Creates a snapshot.
     public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals, recentEvents: [ClusterEvent]? = nil) {
@@ -167,9 +171,16 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
     public var servers: Int
     public var serversUp: Int
     public var serversDown: Int
-    /// Sums over all servers.
+    /// Raw capacity: sums over all servers, every replica counted.
     public var diskTotalBytes: UInt64
     public var diskUsedBytes: UInt64
+    /// Usable capacity: each group counted once, as its smallest member (every member holds
+    /// every chunk of its group).
+    public var usableTotalBytes: UInt64
+    /// Bytes of chunks stored, each group counted once (its fullest member).
+    public var usableUsedBytes: UInt64
+    /// What the cluster can still take: each group's free space (its fullest member's), summed.
+    public var usableFreeBytes: UInt64
     public var readBytesPerSec: Double
     public var writeBytesPerSec: Double
 
@@ -187,6 +198,9 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
         self.serversDown = members.count - self.serversUp
         self.diskTotalBytes = members.reduce(0) { $0 + $1.diskTotalBytes }
         self.diskUsedBytes = members.reduce(0) { $0 + $1.diskUsedBytes }
+        self.usableTotalBytes = groups.reduce(0) { $0 + $1.diskTotalBytes }
+        self.usableUsedBytes = groups.reduce(0) { $0 + $1.diskUsedBytes }
+        self.usableFreeBytes = groups.reduce(0) { $0 + $1.diskFreeBytes }
         self.readBytesPerSec = members.reduce(0) { $0 + $1.readBytesPerSec }
         self.writeBytesPerSec = members.reduce(0) { $0 + $1.writeBytesPerSec }
     }

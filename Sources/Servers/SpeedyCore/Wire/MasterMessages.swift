@@ -79,6 +79,16 @@ public enum SpeedyHeader {
     /// On a chained chunk PUT: milliseconds the sender waits for the answer. A member gives the
     /// next one less, so an answer (a failure included) always comes back before its caller gives up.
     public static let timeoutMs = "X-Speedy-Timeout-Ms"
+    /// Who sends an administrative request (`user@host (tool)`), for the event log.
+    public static let actor = "X-Speedy-Actor"
+
+    /// The actor named by a request header, made safe for a log line (printable ASCII, at most
+    /// 100 characters); nil when absent or empty.
+    public static func actor(from header: String?) -> String? {
+        guard let header else { return nil }
+        let clean = String(String.UnicodeScalarView(header.unicodeScalars.filter { (0x20..<0x7f).contains($0.value) }).prefix(100))
+        return clean.isEmpty ? nil : clean
+    }
 }
 
 /// Formats and parses the 8-hex-digit CRC form used in headers and listings.

@@ -1,0 +1,100 @@
+import Logging
+import ServiceLifecycle
+import SpeedyCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tells the master, every interval, that an imageserver or metaserver is alive and what it is
+/// doing (``RoleReport``), so `chunktool status` and the console show it and mark it down when
+/// it goes silent.
+public final class RoleHeartbeat: Service, Sendable {
+    let role: FrontRole
+    let requestedId: String?
+    let master: MasterClient
+    let tally: RequestTally
+    let interval: Duration
+    let openUploads: @Sendable () -> UInt64
+    let readiness: @Sendable () async -> Readiness
+    let logger: Logger
+    let started = ContinuousClock.now
+    private let address = Mutex<HostPort?>(nil)
+    private let failing = Mutex(false)
+
+    /// - Parameters:
+    ///   - id: the id to report; nil reports `role@HOST:PORT` of the bound address.
+    ///   - openUploads: upload bodies streaming in now (0 for a metaserver).
+    public init(
+        role: FrontRole, id: String?, master: MasterClient, tally: RequestTally, interval: Duration = .seconds(1),
+        openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: @escaping @Sendable () async -> Readiness, logger: Logger
+    ) {
+        self.role = role
+        self.requestedId = id
+        self.master = master
+        self.tally = tally
+        self.interval = interval
+        self.openUploads = openUploads
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    /// Records the address the server listens on (heartbeats start once it is known). An
+    /// address on every interface is reported with the host's name.
+    public func listening(at bound: HostPort) {
+        let host = bound.host == "0.0.0.0" || bound.host == "::" ? Self.hostName() : bound.host
+        address.withLock { $0 = HostPort(host: host, port: bound.port) }
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let report = await report() { await send(report) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
+    }
+
+    /// The report now; nil until the server listens.
+    func report() async -> RoleReport? {
+        guard let addr = address.withLock({ $0 }) else { return nil }
+        let state = await readiness()
+        return RoleReport(
+            role: role, id: requestedId ?? "\(role.rawValue)@\(addr)", addr: addr.description, version: SpeedyVersion.current,
+            uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
+            requests: tally.requests.load(ordering: .relaxed), clientErrors: tally.clientErrors.load(ordering: .relaxed),
+            serverErrors: tally.serverErrors.load(ordering: .relaxed), bytesIn: tally.bytesIn.load(ordering: .relaxed),
+            bytesOut: tally.bytesOut.load(ordering: .relaxed), openUploads: openUploads(), residentBytes: Self.residentBytes(),
+            ready: state.ready, notReadyReason: state.reason.map { String($0.prefix(RoleReport.maxText)) })
+    }
+
+    private func send(_ report: RoleReport) async {
+        do {
+            _ = try await master.roleHeartbeat(report)
+            if failing.withLock({ $0 }) { logger.notice("heartbeats to the master go through again") }
+            failing.withLock { $0 = false }
+        } catch {
+            // Said once per outage, not once a second.
+            if !failing.withLock({ $0 }) { logger.warning("heartbeat to the master failed: \(error)") }
+            failing.withLock { $0 = true }
+        }
+    }
+
+    /// Resident memory of this process, from /proc/self/statm; 0 where it cannot be read.
+    public static func residentBytes() -> UInt64 {
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return 0 }
+        let fields = String(decoding: buffer[..<count], as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func hostName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count) == 0 else { return "localhost" }
+        return String(cString: name)
+    }
+}

@@ -1,0 +1,59 @@
+import Hummingbird
+import HTTPTypes
+import CoreMetrics
+import Metrics
+import NIOCore
+import Prometheus
+import Synchronization
+
+/// The process's Prometheus registry behind swift-metrics: every `Counter`, `Timer` and `Gauge`
+/// a role makes lands in it, and `GET /metrics` renders it (docs/metrics.md lists them all).
+public enum RoleMetrics {
+    private static let installed = Mutex<PrometheusCollectorRegistry?>(nil)
+
+    /// Latency buckets, from a cached metadata read to a chunk crossing a slow link.
+    public static let durationBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+        .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+
+    /// Installs the registry as the swift-metrics backend, once per process; later calls return
+    /// the same registry. A process that never calls it (an in-process test) records nothing.
+    @discardableResult
+    public static func bootstrap() -> PrometheusCollectorRegistry {
+        installed.withLock { installed in
+            if let installed { return installed }
+            let registry = PrometheusCollectorRegistry()
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.defaultDurationHistogramBuckets = durationBuckets
+            MetricsSystem.bootstrap(factory)
+            installed = registry
+            return registry
+        }
+    }
+
+    /// Adds `GET /metrics` to `router`, in the Prometheus text format. `collect` runs first, to
+    /// set the gauges that are read off the role's state rather than counted as things happen.
+    /// The route sits behind whatever guards the router (the cluster secret where one is set).
+    public static func register<Context: RequestContext>(on router: Router<Context>, collect: @escaping @Sendable () async -> Void = {}) {
+        let registry = bootstrap()
+        router.get("/metrics") { _, _ -> Response in
+            await collect()
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(64 << 10)
+            registry.emit(into: &bytes)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+    }
+}
+
+extension Metrics.Timer {
+    /// Records the time from `start` to now.
+    public func recordElapsed(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
