@@ -27,6 +27,12 @@ public struct ConsoleState: Sendable {
     public var editingFilter = false
     /// How far the event pane is scrolled (0 = newest at top).
     public var eventScroll = 0
+    /// The question being asked, if any; keys answer it first.
+    public var prompt: ConsolePrompt?
+    /// Confirmed actions the console has yet to carry out (see ``takeActions()``).
+    public var pendingActions: [ConsoleAction] = []
+    /// What the last action did or why it failed, for the footer.
+    public var notice: String?
 
     /// The panes Tab moves between.
     public enum Focus: Sendable, Equatable { case groups, events }
@@ -71,8 +77,52 @@ public enum ConsoleKey: Sendable, Equatable {
 }
 
 extension ConsoleState {
+    /// The confirmed actions, which are then no longer pending.
+    public mutating func takeActions() -> [ConsoleAction] {
+        defer { pendingActions = [] }
+        return pendingActions
+    }
+
+    /// The selected row, if any.
+    public var selectedRow: Row? {
+        let rows = rows
+        return rows.isEmpty ? nil : rows[min(selection, rows.count - 1)]
+    }
+
+    /// Answers the prompt with `key`: a choice moves on to the confirmation, `y` confirms, any
+    /// other key cancels.
+    private mutating func answer(_ prompt: ConsolePrompt, with key: ConsoleKey) {
+        self.prompt = nil
+        switch prompt {
+        case .chooseStatus(let server):
+            let choice: ServerStatus? =
+                switch key {
+                case .character("w"): .readWrite
+                case .character("r"): .readOnly
+                case .character("o"): .offline
+                default: nil
+                }
+            if let choice {
+                self.prompt = .confirm(.setStatus(server: server, status: choice))
+            } else {
+                notice = "cancelled"
+            }
+        case .confirm(let action):
+            if key == .character("y") || key == .character("Y") {
+                pendingActions.append(action)
+                notice = action.sent
+            } else {
+                notice = "cancelled"
+            }
+        }
+    }
+
     /// Applies a key; returns false when the console should exit.
     public mutating func handle(_ key: ConsoleKey) -> Bool {
+        if let prompt {
+            answer(prompt, with: key)
+            return true
+        }
         if editingFilter {
             switch key {
             case .enter: editingFilter = false
@@ -102,6 +152,10 @@ extension ConsoleState {
         case .escape:
             filter = ""
         case .enter: showDetail.toggle()
+        case .character("s"):
+            if let server = selectedRow?.member?.id { prompt = .chooseStatus(server: server) } else { notice = "select a server first" }
+        case .character("v"):
+            if let group = selectedRow?.group.id { prompt = .confirm(.verify(group: group)) } else { notice = "no group to verify" }
         case .up, .character("k"):
             if focus == .groups { selection = max(0, selection - 1) } else { eventScroll = max(0, eventScroll - 1) }
         case .down, .character("j"):

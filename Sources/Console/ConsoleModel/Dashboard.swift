@@ -19,8 +19,12 @@ public struct Dashboard: Sendable {
         lines += totalsLines(state)
         lines.append(bannerLine(state, width: width, nowMs: nowMs))
         let bottomHeight = max(7, (height - 6) / 3)
-        let tableHeight = max(1, height - lines.count - 1 - bottomHeight - 1)
+        let front = frontPane(state, width: width)
+        let jobs = jobsPane(state, width: width)
+        let tableHeight = max(1, height - lines.count - 1 - bottomHeight - 1 - front.count - jobs.count)
         lines += table(state, width: width, rows: tableHeight)
+        lines += front
+        lines += jobs
         lines += bottomPanes(state, width: width, height: bottomHeight, nowMs: nowMs)
         lines.append(footer(state))
         lines = Array(lines.prefix(height))
@@ -69,8 +73,9 @@ public struct Dashboard: Sendable {
         groups.add("\(t.groupsDown) down", t.groupsDown > 0 ? .down : .dim)
         groups.add(glyphs.separator)
         groups.add("servers \(t.serversUp)/\(t.servers) up", t.serversDown > 0 ? .degraded : .normal)
-        let pct = t.diskTotalBytes > 0 ? Double(t.diskUsedBytes) / Double(t.diskTotalBytes) * 100 : 0
-        capacity.add(" capacity \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes)) used (\(ByteSize.formatDecimal(pct, places: 1))%)")
+        let pct = t.usableTotalBytes > 0 ? Double(t.usableUsedBytes) / Double(t.usableTotalBytes) * 100 : 0
+        capacity.add(" capacity \(ByteSize.format(t.usableUsedBytes)) / \(ByteSize.format(t.usableTotalBytes)) used (\(ByteSize.formatDecimal(pct, places: 1))%)")
+        capacity.add("  raw \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes))", .dim)
         capacity.add(glyphs.separator)
         capacity.add("read \(Self.rate(t.readBytesPerSec))  write \(Self.rate(t.writeBytesPerSec))")
         if let snapshot = state.snapshot, snapshot.groups.contains(where: { $0.reclaimableBytes != nil }) {
@@ -220,6 +225,71 @@ public struct Dashboard: Sendable {
         return String(totals.map { glyphs.spark[min(levels, Int(($0 / peak * Double(levels)).rounded()))] })
     }
 
+    // MARK: Front roles and jobs
+
+    /// The imageservers and metaservers, one line each: what users feel (throughput, request and
+    /// error rates) and whether each is up and ready.
+    func frontPane(_ state: ConsoleState, width: Int) -> [ScreenLine] {
+        guard let snapshot = state.snapshot else { return [] }
+        let roles = (snapshot.imageservers ?? []).map { ("imageserver", $0) } + (snapshot.metaservers ?? []).map { ("metaserver", $0) }
+        var lines = [ScreenLine([Span(" Front " + String(repeating: glyphs.rule, count: max(0, width - 7)), .heading)])]
+        if roles.isEmpty {
+            lines.append(ScreenLine([Span(" no imageserver or metaserver reports to the master", .dim)]))
+            return lines
+        }
+        for (role, r) in roles.prefix(6) {
+            var line = ScreenLine()
+            line.add(" " + pad(role, 12))
+            line.add(pad(r.id, 30) + " ", .dim)
+            let status = r.status == .down ? "DOWN" : (r.ready ? "UP" : "UP (not ready)")
+            line.add(pad(status, 15), r.status == .down ? .down : (r.ready ? .healthy : .degraded))
+            line.add(" req \(ByteSize.formatDecimal(r.requestsPerSec, places: 1))/s")
+            line.add("  4xx \(ByteSize.formatDecimal(r.clientErrorsPerSec, places: 1))/s", r.clientErrorsPerSec > 0 ? .degraded : .normal)
+            line.add("  5xx \(ByteSize.formatDecimal(r.serverErrorsPerSec, places: 1))/s", r.serverErrorsPerSec > 0 ? .down : .normal)
+            let (inName, outName) = role == "imageserver" ? ("push", "pull") : ("in", "out")
+            line.add("  \(inName) \(Self.rate(r.bytesInPerSec))  \(outName) \(Self.rate(r.bytesOutPerSec))")
+            if role == "imageserver" { line.add("  uploads \(r.openUploads)") }
+            line.add("  mem \(ByteSize.format(r.residentBytes))", .dim)
+            if !r.ready, r.status == .up, let reason = r.notReadyReason { line.add("  \(reason)", .degraded) }
+            lines.append(line)
+        }
+        if roles.count > 6 { lines.append(ScreenLine([Span(" … and \(roles.count - 6) more (chunktool status lists all)", .dim)])) }
+        return lines
+    }
+
+    /// Operator jobs (verify, repair, transfer) with a progress bar, rate and time left; nothing
+    /// when there are none.
+    func jobsPane(_ state: ConsoleState, width: Int) -> [ScreenLine] {
+        let jobs = state.snapshot?.jobs ?? []
+        guard !jobs.isEmpty else { return [] }
+        var lines = [ScreenLine([Span(" Jobs " + String(repeating: glyphs.rule, count: max(0, width - 6)), .heading)])]
+        for job in jobs.prefix(3) {
+            let r = job.report
+            var line = ScreenLine()
+            line.add(" " + pad("\(r.kind) \(r.target)", 28) + " ")
+            let barWidth = 20
+            let filled = min(barWidth, Int((job.fraction * Double(barWidth)).rounded(.down)))
+            let style: TextStyle =
+                switch r.state {
+                case .running: .accent
+                case .finished: .healthy
+                case .failed, .lost: .down
+                }
+            line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: barWidth - filled) + "]", style)
+            line.add(padLeft(ByteSize.formatDecimal(job.fraction * 100, places: 0) + "%", 5))
+            line.add("  \(r.done)/\(r.total) chunks  \(Self.rate(job.bytesPerSec))")
+            switch r.state {
+            case .running:
+                if let eta = job.etaSeconds { line.add("  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)") }
+            case .finished, .failed, .lost:
+                line.add("  \(r.state.rawValue)" + (r.message.map { ": \($0)" } ?? ""), style)
+            }
+            if let actor = job.actor { line.add("  \(actor)", .dim) }
+            lines.append(line)
+        }
+        return lines
+    }
+
     // MARK: Detail and events
 
     private func bottomPanes(_ state: ConsoleState, width: Int, height: Int, nowMs: Int64) -> [ScreenLine] {
@@ -294,13 +364,16 @@ public struct Dashboard: Sendable {
 
     private func footer(_ state: ConsoleState) -> ScreenLine {
         var line = ScreenLine()
-        if state.editingFilter {
+        if let prompt = state.prompt {
+            line.add(" " + prompt.text + " ", .banner)
+        } else if state.editingFilter {
             line.add(" filter: ", .heading)
             line.add(state.filter + "_")
             line.add("   Enter keep  Esc clear", .dim)
         } else {
-            line.add(" ↑↓/jk move  Enter detail  Tab pane  / filter  ? help  q quit", .dim)
+            line.add(" ↑↓/jk move  Enter detail  s set status  v verify  / filter  ? help  q quit", .dim)
             if !state.filter.isEmpty { line.add("   filter: \(state.filter) (Esc clears)", .accent) }
+            if let notice = state.notice { line.add("   \(notice)", .accent) }
         }
         return line
     }
@@ -316,6 +389,9 @@ public struct Dashboard: Sendable {
         "  Tab          switch between the group table and events",
         "  /            filter by group, server id or address",
         "  Esc          clear the filter",
+        "  s            set the selected server RW, RO or OFFLINE",
+        "  v            verify the selected server's group",
+        "               (both ask to confirm; the event log says who)",
         "  ?            this help (any key closes it)",
         "  q, Ctrl-C    quit",
         "",

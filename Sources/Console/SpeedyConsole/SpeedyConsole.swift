@@ -46,6 +46,9 @@ struct SpeedyConsole: ParsableCommand {
 
         // A short timeout: an unreachable master should show as such within two seconds.
         let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2)), interval: interval)
+        let actions = ActionRunner(
+            client: MasterClient(baseURL: url), masterURL: url,
+            secretPath: ClusterOptions.secretPath(flag: options.cluster.clusterSecretFile), caPath: options.cluster.ca)
         let polling = Task.detached { await poller.run() }
         defer { polling.cancel() }
 
@@ -64,8 +67,13 @@ struct SpeedyConsole: ParsableCommand {
                 case .resize: dirty = true
                 case .key(let key):
                     if !state.handle(key) { return }
+                    for action in state.takeActions() { actions.run(action) }
                     dirty = true
                 }
+            }
+            if let notice = actions.newNotice() {
+                state.notice = notice
+                dirty = true
             }
             let latest = poller.latest()
             if latest.version != seen {
@@ -144,6 +152,78 @@ final class Poller: Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+        }
+    }
+}
+
+/// Carries out the actions the operator confirmed, off the draw loop, and keeps what came of
+/// each for the footer.
+final class ActionRunner: Sendable {
+    private let client: MasterClient
+    private let masterURL: String
+    private let secretPath: String?
+    private let caPath: String?
+    private let notice = Mutex<String?>(nil)
+
+    init(client: MasterClient, masterURL: String, secretPath: String?, caPath: String?) {
+        self.client = client
+        self.masterURL = masterURL
+        self.secretPath = secretPath
+        self.caPath = caPath
+    }
+
+    /// What an action came to since the last call, if anything.
+    func newNotice() -> String? {
+        notice.withLock { text in
+            defer { text = nil }
+            return text
+        }
+    }
+
+    /// Starts `action` in the background.
+    func run(_ action: ConsoleAction) {
+        switch action {
+        case .setStatus(let server, let status):
+            Task.detached {
+                let text: String
+                do {
+                    _ = try await self.client.setStatus(of: server, to: status)
+                    text = "\(server) set to \(status.rawValue)"
+                } catch {
+                    text = "could not set \(server): \(error)"
+                }
+                self.notice.withLock { $0 = text }
+            }
+        case .verify(let group):
+            notice.withLock { $0 = startVerify(group: group) }
+        }
+    }
+
+    /// Runs `chunktool verify --group G` beside the console; it reports its progress to the master,
+    /// so the jobs pane shows it.
+    private func startVerify(group: UInt32) -> String {
+        let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = directory.appendingPathComponent("chunktool")
+        var arguments = ["verify", "--group", String(group), "--master", masterURL, "--json"]
+        if let secretPath { arguments += ["--cluster-secret-file", URL(fileURLWithPath: secretPath).standardizedFileURL.path] }
+        if let caPath { arguments += ["--ca", caPath] }
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SPEEDY_ACTOR"] = ToolActor.current
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.terminationHandler = { ended in
+            let outcome = ended.terminationStatus == 0 ? "clean" : (ended.terminationStatus == 1 ? "found problems" : "could not run")
+            self.notice.withLock { $0 = "verify of group \(group) ended: \(outcome)" }
+        }
+        do {
+            try process.run()
+            return "verify of group \(group) started (pid \(process.processIdentifier))"
+        } catch {
+            return "cannot start chunktool verify: \(error)"
         }
     }
 }

@@ -43,6 +43,7 @@ public final class ChunkMaster: Sendable {
     let allocator: FileIdAllocator
     let map: Mutex<ClusterMap>
     let frontRoles = Mutex(FrontRoleMap())
+    let jobs = Mutex(JobBoard())
     let metrics = MasterMetrics()
     let advertised: Mutex<HostPort>
     let logger: Logger
@@ -162,16 +163,25 @@ public final class ChunkMaster: Sendable {
         return RoleHeartbeatReply(intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
     }
 
+    /// Takes a progress report of an operator job.
+    public func jobReport(_ report: JobReport, actor: String?) async {
+        let now = nowMs
+        let changes = jobs.withLock { $0.apply(report, actor: actor, nowMs: now) }
+        for change in changes { await recordEvent(kind: change.event.kind, serverId: nil, message: change.event.message) }
+    }
+
     /// Logs role changes and appends them to the event log.
     private func record(_ changes: [FrontRoleMap.Change]) async {
-        for change in changes {
-            let event = change.event
-            logger.notice("\(event.message)")
-            do {
-                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: nil, message: event.message)
-            } catch {
-                logger.error("cannot record '\(event.message)' in the database: \(error)")
-            }
+        for change in changes { await recordEvent(kind: change.event.kind, serverId: change.event.serverId, message: change.event.message) }
+    }
+
+    /// Logs an event and appends it to the event log; a database failure is logged, not thrown.
+    private func recordEvent(kind: String, serverId: String?, group: UInt32? = nil, message: String) async {
+        logger.notice("\(message)")
+        do {
+            try await database.recordEvent(kind: kind, serverId: serverId, group: group, message: message)
+        } catch {
+            logger.error("cannot record '\(message)' in the database: \(error)")
         }
     }
 
@@ -186,6 +196,7 @@ public final class ChunkMaster: Sendable {
             snapshot.imageservers = roles.snapshots(of: .imageserver, nowMs: now)
             snapshot.metaservers = roles.snapshots(of: .metaserver, nowMs: now)
         }
+        snapshot.jobs = jobs.withLock { $0.snapshots(nowMs: now) }
         return snapshot
     }
 
@@ -209,13 +220,7 @@ public final class ChunkMaster: Sendable {
     private func record(_ changes: [ClusterMap.Change], by actor: String? = nil) async {
         for change in changes {
             let event = change.event
-            let message = event.message + (actor.map { " by \($0)" } ?? "")
-            logger.notice("\(message)")
-            do {
-                try await database.recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: message)
-            } catch {
-                logger.error("cannot record '\(event.message)' in the database: \(error)")
-            }
+            await recordEvent(kind: event.kind, serverId: event.serverId, group: event.group, message: event.message + (actor.map { " by \($0)" } ?? ""))
         }
     }
 
@@ -243,6 +248,18 @@ public final class ChunkMaster: Sendable {
                 throw APIError.badRequest("a role heartbeat needs an id and an address HOST:PORT, each at most \(RoleReport.maxText) characters")
             }
             return try JSONResponse.make(await self.roleHeartbeat(report))
+        }
+        router.post("/v1/jobs") { request, _ in
+            let report = try await request.decodeJSON(JobReport.self, limit: 16 << 10)
+            let texts = [report.id, report.target, report.message ?? ""]
+            guard JobReport.kinds.contains(report.kind), !report.id.isEmpty, texts.allSatisfy({ $0.count <= JobReport.maxText }),
+                report.done >= 0, report.total >= 0
+            else {
+                throw APIError.badRequest(
+                    "a job report needs a kind (\(JobReport.kinds.sorted().joined(separator: ", "))), an id, and texts of at most \(JobReport.maxText) characters")
+            }
+            await self.jobReport(report, actor: AdminRoutes.actor(request))
+            return try JSONResponse.make(Empty())
         }
         router.get("/v1/cluster") { request, _ in
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)

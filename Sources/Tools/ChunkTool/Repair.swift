@@ -45,7 +45,8 @@ struct Repair: AsyncParsableCommand {
 
     func run() async throws {
         let target = try await options.group(group)
-        let checking = ProgressBar(enabled: !json)
+        let job = JobReporter(kind: "repair", target: "group \(group)", client: options.client)
+        let checking = ProgressBar(enabled: !json, job: job)
         let before = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking).run()
         checking.finish()
         var copies: [Copy] = []
@@ -77,7 +78,7 @@ struct Repair: AsyncParsableCommand {
         }
         var after: VerifyReport?
         if !dryRun {
-            let rechecking = ProgressBar(enabled: !json)
+            let rechecking = ProgressBar(enabled: !json, job: job)
             after = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking).run()
             rechecking.finish()
         }
@@ -93,6 +94,8 @@ struct Repair: AsyncParsableCommand {
             if let after { print(after.text) }
         }
         let clean = dryRun ? copies.isEmpty && before.clean : (after?.missing == 0 && after?.corrupt == 0 && after?.members.allSatisfy(\.reachable) == true)
+        let copied = copies.count { $0.done }
+        await job.end(clean ? .finished : .failed, message: "\(copied) of \(copies.count) copies made" + (clean ? ", group clean" : ", group not clean"))
         if !clean { throw ToolExit.problems }
     }
 }

@@ -66,12 +66,18 @@ struct Verify: AsyncParsableCommand {
         } else {
             targets = snapshot.groups.map { ($0, nil) }
         }
-        let progress = ProgressBar(enabled: !json)
+        let what = group.map { "group \($0)" } ?? server.map { "server \($0)" } ?? "all groups"
+        let job = JobReporter(kind: "verify", target: what, client: options.client)
+        let progress = ProgressBar(enabled: !json, job: job)
         var reports: [VerifyReport] = []
         for (target, only) in targets {
             reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress).run())
         }
         progress.finish()
+        let missing = reports.reduce(0) { $0 + $1.missing }, corrupt = reports.reduce(0) { $0 + $1.corrupt }
+        await job.end(
+            .finished,
+            message: reports.allSatisfy(\.clean) ? "clean" : "\(missing) missing, \(corrupt) corrupt, \(reports.reduce(0) { $0 + $1.extra }) extra (or a member unreachable)")
         if json {
             if all { try printJSON(AllReport(groups: reports, clean: reports.allSatisfy(\.clean))) } else { try printJSON(reports[0]) }
         } else {

@@ -8,14 +8,18 @@ public final class ProgressBar: @unchecked Sendable {
     private let started = Date()
     private var lastDraw = Date.distantPast
     private let lock = NSLock()
+    private let job: JobReporter?
 
-    /// A bar that draws when `enabled` and standard error is a terminal.
-    public init(enabled: Bool) {
+    /// A bar that draws when `enabled` and standard error is a terminal, and passes every update
+    /// on to `job` (which reports to the master whether or not the bar draws).
+    public init(enabled: Bool, job: JobReporter? = nil) {
         self.enabled = enabled && isatty(STDERR_FILENO) == 1
+        self.job = job
     }
 
     /// Redraws (at most ten times a second) with `done` of `total` items and `bytes` of `totalBytes`.
     public func update(done: Int, total: Int, bytes: UInt64, totalBytes: UInt64? = nil, label: String = "chunks") {
+        job?.progress(done: done, total: total, bytes: bytes, totalBytes: totalBytes)
         guard enabled, total > 0 else { return }
         lock.withLock {
             let now = Date()

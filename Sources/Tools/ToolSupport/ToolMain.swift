@@ -117,9 +117,11 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
 
 /// Who runs this tool, as the master's event log names them: `user@host (tool)`.
 public enum ToolActor {
-    /// The login name, host name and program name of this process.
+    /// The login name, host name and program name of this process, or `SPEEDY_ACTOR` when set
+    /// (how the console names itself to the tools it starts).
     public static var current: String {
         let environment = ProcessInfo.processInfo.environment
+        if let given = environment["SPEEDY_ACTOR"], !given.isEmpty { return given }
         let user = environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "uid\(getuid())"
         var name = [CChar](repeating: 0, count: 256)
         let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "localhost"

@@ -69,8 +69,19 @@ struct Transfer: AsyncParsableCommand {
     static func main() async { await ToolExit.main(Self.self) }
 
     func run() async throws {
-        let job = try await TransferJob.prepare(self)
-        let report = try await job.run()
+        var job = try await TransferJob.prepare(self)
+        let reporter = JobReporter(kind: "transfer", target: "group \(group): \(job.source.id) to \(job.destination.id)", client: options.client)
+        job.reporter = reporter
+        let report: TransferReport
+        do {
+            report = try await job.run()
+        } catch {
+            await reporter.end(.failed, message: "\(error)")
+            throw error
+        }
+        await reporter.end(
+            report.complete ? .finished : .failed,
+            message: "\(report.chunksCopied) chunks, \(ByteSize.format(report.bytesCopied)) copied" + (report.complete ? "" : "; not complete"))
         if json {
             try printJSON(report)
         } else {

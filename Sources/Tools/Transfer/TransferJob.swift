@@ -58,6 +58,8 @@ struct TransferJob {
     var source: MemberSnapshot
     /// When the destination was last seen becoming TRANSFERRING.
     let transferringSince: ContinuousClock.Instant
+    /// Where the copy's progress goes, for the console.
+    var reporter: JobReporter?
 
     /// Finds the new member and a source, and sets the new member TRANSFERRING.
     static func prepare(_ command: Transfer) async throws -> TransferJob {
@@ -120,7 +122,7 @@ struct TransferJob {
         var report = TransferReport(
             group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
             chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], notes: [], markedReadWrite: false, complete: false)
-        let progress = ProgressBar(enabled: !command.json)
+        let progress = ProgressBar(enabled: !command.json, job: reporter)
         let limiter = RateLimiter(megabytesPerSecond: command.rate)
         let counters = CopyCounters()
         var sourceListing: [UInt64: ChunkInfo] = [:]

@@ -48,6 +48,11 @@ public struct MasterClient: Sendable {
         try await service.json(.GET, "/v1/events?after=\(after)&limit=\(limit)", as: EventPage.self).events
     }
 
+    /// Reports an operator job's progress.
+    public func reportJob(_ report: JobReport) async throws(ServiceError) {
+        _ = try await service.json(.POST, "/v1/jobs", as: Empty.self, body: report)
+    }
+
     /// Appends an event to the master's log.
     public func recordEvent(_ report: EventReport) async throws(ServiceError) {
         _ = try await service.json(.POST, "/v1/events", as: Empty.self, body: report)

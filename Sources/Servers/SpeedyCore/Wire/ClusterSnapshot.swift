@@ -16,6 +16,8 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     public var imageservers: [RoleSnapshot]?
     /// The metaservers that heartbeat to the master, by id.
     public var metaservers: [RoleSnapshot]?
+    /// Operator jobs running now and those that ended in the last ten minutes, newest first.
+    public var jobs: [JobSnapshot]?
 
     /// Creates a snapshot.
     public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals, recentEvents: [ClusterEvent]? = nil) {
