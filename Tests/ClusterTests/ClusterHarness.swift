@@ -117,7 +117,7 @@ final class ClusterHarness: @unchecked Sendable {
     /// Starts `speedy ARGS`, its output going to ROOT/NAME.log; on a host of a ``NetworkLab``
     /// when one is given (the process's PID is still the role's own).
     @discardableResult
-    func start(_ name: String, _ arguments: [String], on host: NetworkLab.Host? = nil) throws -> Process {
+    func start(_ name: String, _ arguments: [String], on host: NetworkLab.Host? = nil, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         if let host {
             process.executableURL = URL(fileURLWithPath: NetworkLab.ip)
@@ -126,7 +126,7 @@ final class ClusterHarness: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
             process.arguments = arguments
         }
-        process.environment = Self.clusterEnvironment
+        process.environment = Self.clusterEnvironment.merging(environment) { $1 }
         let logPath = root + "/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -172,8 +172,13 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// - Parameter imageserverArguments: extra flags for the imageserver (limits, timeouts).
     /// - Parameter chunkserverArguments: extra flags for every chunkserver.
-    func startRegistry(groups: Int = 1, imageserverArguments: [String] = [], chunkserverArguments: [String] = []) async throws -> Registry {
-        let (masterURL, _) = try startMaster()
+    /// - Parameter imageserverEnvironment: extra environment of the imageserver (`SPEEDY_LOG_FORMAT`).
+    /// - Parameter masterDownAfter: the master's down timeout.
+    func startRegistry(
+        groups: Int = 1, imageserverArguments: [String] = [], chunkserverArguments: [String] = [],
+        imageserverEnvironment: [String: String] = [:], masterDownAfter: Double = 1.5
+    ) async throws -> Registry {
+        let (masterURL, _) = try startMaster(downAfter: masterDownAfter)
         var servers: [(String, String, Process)] = []
         for group in 1...groups {
             for i in 1...3 {
@@ -183,12 +188,12 @@ final class ClusterHarness: @unchecked Sendable {
             }
         }
         let metaPort = Self.freePort()
-        try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta"])
+        try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL])
         let registryPort = Self.freePort()
         try start(
             "imageserver",
             ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
-                + imageserverArguments)
+                + imageserverArguments, environment: imageserverEnvironment)
         let master = MasterClient(baseURL: masterURL)
         let registryURL = "http://127.0.0.1:\(registryPort)"
         let ready = await eventually(within: 30) {

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import SpeedyCore
 import Testing
 
@@ -94,6 +95,69 @@ extension ProcessSuites {
             #expect(back)
             try tmux.keys("echo clean-$((40+2))", "Enter")
             #expect(await cluster.eventually(within: 3) { tmux.screen().contains("clean-42") })
+        }
+
+        @Test func consoleShowsTheFrontRolesAndActsAfterConfirmation() async throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+                Issue.record("tmux is not installed (.ci/run installs it)")
+                return
+            }
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let master = MasterClient(baseURL: registry.masterURL)
+            // A few chunks for the verify to read.
+            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let data = [UInt8](repeating: 42, count: 9 << 20)
+            #expect(try await client.send(.POST, "/v2/console/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status == 201)
+
+            let tmux = Tmux()
+            defer { _ = try? tmux.run(["kill-server"]) }
+            try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "160", "-y", "44", "-e", "LANG=C.UTF-8", "-e", "NO_COLOR=", "bash --norc --noprofile"])
+            try tmux.keys("env -u SUDO_USER USER=alice \(ClusterHarness.binDirectory)/speedy-console --master \(registry.masterURL)", "Enter")
+            // The front pane: the imageserver and the metaserver, up.
+            let front = await cluster.eventually(within: 15) {
+                let s = tmux.screen()
+                return s.contains("Front") && s.contains("imageserver@\(registry.hostPort)") && s.contains("metaserver@") && s.contains("push ")
+            }
+            #expect(front, "screen:\n\(tmux.screen())")
+
+            // Select cs2, ask to set it RO, decline once: nothing changes.
+            try tmux.keys("j")
+            try tmux.keys("s")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("Set cs2 to: [w] RW  [r] RO  [o] OFFLINE") })
+            try tmux.keys("r")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("Set cs2 to RO (it stops taking writes)? [y/N]") })
+            try tmux.keys("n")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("cancelled") })
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await master.snapshot().groups[0].members.first { $0.id == "cs2" }?.status == .readWrite)
+
+            // Again, confirmed: the master has it RO, the screen shows it, the event log names who.
+            try tmux.keys("s")
+            try tmux.keys("r")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("[y/N]") })
+            try tmux.keys("y")
+            #expect(await cluster.eventually(within: 5) {
+                (try? await master.snapshot())?.groups[0].members.first { $0.id == "cs2" }?.status == .readOnly
+            })
+            #expect(await cluster.eventually(within: 5) { tmux.screen().contains("cs2 set to RO") && tmux.screen().contains("▲ degraded") }, "screen:\n\(tmux.screen())")
+            let events = try await master.events(limit: 1000).map(\.message)
+            #expect(events.contains { $0.contains("cs2") && $0.contains("set to RO") && $0.contains("by alice@") && $0.contains("speedy-console") }, "\(events)")
+
+            // Start a verify of the group: its progress and outcome show in the jobs pane.
+            try tmux.keys("v")
+            #expect(await cluster.eventually(within: 3) { tmux.screen().contains("Verify group 1") })
+            try tmux.keys("y")
+            let finished = await cluster.eventually(within: 30) {
+                let s = tmux.screen()
+                return s.contains("Jobs") && s.contains("verify group 1") && s.contains("finished: clean") && s.contains("100%")
+            }
+            #expect(finished, "screen:\n\(tmux.screen())")
+            let job = try #require(try await master.snapshot().jobs?.first)
+            #expect(job.report.kind == "verify" && job.report.state == .finished && job.report.done == job.report.total && job.report.total > 0)
+            #expect(job.actor?.hasPrefix("alice@") == true)
+            try tmux.keys("q")
         }
 
         @Test func consoleSurvivesAnUnreachableMasterAndCtrlC() async throws {

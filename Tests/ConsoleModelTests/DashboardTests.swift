@@ -137,4 +137,59 @@ struct DashboardTests {
             #expect(lines.allSatisfy { $0.text.count == max(w, 20) })
         }
     }
+
+    @Test func actionsAskFirstAndOnlyAYesSendsThem() {
+        var s = state(snapshot([(1, [member("a"), member("b"), member("c")])]))
+        _ = s.handle(.down)
+        _ = s.handle(.character("s"))
+        #expect(s.prompt == .chooseStatus(server: "b"))
+        #expect(text(Dashboard(glyphs: .unicode).render(s, width: 100, height: 30, nowMs: 0)).contains("Set b to: [w] RW  [r] RO  [o] OFFLINE"))
+        // Keys answer the prompt, not the dashboard: j does not move the selection.
+        _ = s.handle(.character("j"))
+        #expect(s.prompt == nil && s.selection == 1 && s.notice == "cancelled" && s.takeActions().isEmpty)
+        _ = s.handle(.character("s"))
+        _ = s.handle(.character("o"))
+        #expect(s.prompt == .confirm(.setStatus(server: "b", status: .offline)))
+        #expect(text(Dashboard(glyphs: .unicode).render(s, width: 100, height: 30, nowMs: 0)).contains("Set b to OFFLINE"))
+        _ = s.handle(.character("n"))
+        #expect(s.takeActions().isEmpty)
+        _ = s.handle(.character("s"))
+        _ = s.handle(.character("r"))
+        _ = s.handle(.character("y"))
+        #expect(s.takeActions() == [.setStatus(server: "b", status: .readOnly)])
+        #expect(s.takeActions().isEmpty, "taken once")
+        _ = s.handle(.character("v"))
+        _ = s.handle(.character("y"))
+        #expect(s.takeActions() == [.verify(group: 1)])
+        // q during a prompt cancels it rather than quitting.
+        _ = s.handle(.character("v"))
+        #expect(s.handle(.character("q")) && s.prompt == nil)
+    }
+
+    @Test func frontPaneShowsEachRoleAndJobsShowProgress() {
+        var snap = snapshot([(1, [member("a"), member("b"), member("c")])])
+        snap.imageservers = [
+            RoleSnapshot(
+                id: "is1", addr: "10.0.0.1:6788", status: .up, lastHeartbeatAgeMs: 400, version: "0.12.0", uptimeMs: 1000, ready: true,
+                notReadyReason: nil, requestsPerSec: 120, clientErrorsPerSec: 2, serverErrorsPerSec: 0.5, bytesInPerSec: 52_428_800,
+                bytesOutPerSec: 10_485_760, openUploads: 7, residentBytes: 90 << 20),
+            RoleSnapshot(
+                id: "is2", addr: "10.0.0.2:6788", status: .down, lastHeartbeatAgeMs: 9000, version: "0.12.0", uptimeMs: 1000, ready: false,
+                notReadyReason: "no heartbeat", requestsPerSec: 0, clientErrorsPerSec: 0, serverErrorsPerSec: 0, bytesInPerSec: 0,
+                bytesOutPerSec: 0, openUploads: 0, residentBytes: 0),
+        ]
+        snap.metaservers = []
+        snap.jobs = [
+            JobSnapshot(
+                report: JobReport(id: "j", kind: "transfer", target: "group 1", state: .running, done: 40, total: 100, bytes: 400 << 20, totalBytes: 1000 << 20),
+                actor: "alice@h (transfer)", startedAgoMs: 8000, updatedAgoMs: 500, fraction: 0.4, bytesPerSec: 52_428_800, itemsPerSec: 5,
+                etaSeconds: 72)
+        ]
+        let screen = text(Dashboard(glyphs: .unicode).render(state(snap), width: 160, height: 40, nowMs: 0))
+        #expect(screen.contains("Front"))
+        #expect(screen.contains("is1") && screen.contains("req 120.0/s") && screen.contains("5xx 0.5/s") && screen.contains("push 50.0 MiB/s") && screen.contains("uploads 7"))
+        #expect(screen.contains("is2") && screen.contains("DOWN"))
+        #expect(screen.contains("transfer group 1") && screen.contains("40%") && screen.contains("ETA 1:12") && screen.contains("alice@h"))
+        #expect(screen.contains("[████████░░░░░░░░░░░░]"))
+    }
 }

@@ -371,9 +371,10 @@ public struct Dashboard: Sendable {
             line.add(state.filter + "_")
             line.add("   Enter keep  Esc clear", .dim)
         } else {
+            // What is in force or just happened comes first: the key hints are clipped on narrow screens.
+            if !state.filter.isEmpty { line.add(" filter: \(state.filter) (Esc clears) ", .accent) }
+            if let notice = state.notice { line.add(" \(notice) ", .accent) }
             line.add(" ↑↓/jk move  Enter detail  s set status  v verify  / filter  ? help  q quit", .dim)
-            if !state.filter.isEmpty { line.add("   filter: \(state.filter) (Esc clears)", .accent) }
-            if let notice = state.notice { line.add("   \(notice)", .accent) }
         }
         return line
     }

@@ -48,9 +48,10 @@ public struct JobBoard: Sendable {
         guard wasRunning else { return [] }
         entry.report = report
         entry.lastMs = nowMs
+        entry.actor = entry.actor ?? actor
         entries[report.id] = entry
         if report.state != .running {
-            changes.append(.ended(kind: report.kind, target: report.target, state: report.state, message: report.message, actor: actor))
+            changes.append(.ended(kind: report.kind, target: report.target, state: report.state, message: report.message, actor: entry.actor))
         }
         trim(nowMs: nowMs)
         return changes

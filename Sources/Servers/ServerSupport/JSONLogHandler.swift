@@ -32,7 +32,7 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// `text` as a JSON string literal.
-    static func quote(_ text: String) -> String {
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -122,7 +122,8 @@ public enum ToolActor {
     public static var current: String {
         let environment = ProcessInfo.processInfo.environment
         if let given = environment["SPEEDY_ACTOR"], !given.isEmpty { return given }
-        let user = environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "uid\(getuid())"
+        let user = environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) }
+            ?? "uid\(getuid())"
         var name = [CChar](repeating: 0, count: 256)
         let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "localhost"
         let tool = (CommandLine.arguments.first ?? "tool").split(separator: "/").last.map(String.init) ?? "tool"

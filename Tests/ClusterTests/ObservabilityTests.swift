@@ -1,0 +1,215 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpeedyCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ProcessSuites {
+    /// What operators watch: `/metrics` on every role, the roles on the master's map, readiness,
+    /// and the request log.
+    @Suite("Cluster in view", .serialized)
+    struct ObservabilityTests {
+        /// Prometheus text: series (name with labels) to value.
+        func scrape(_ baseURL: String, secret: Bool = true) async throws -> [String: Double] {
+            let client = ServiceClient(baseURL: baseURL, secret: secret ? ClusterTransport.secret : nil)
+            let reply = try await client.send(.GET, "/metrics")
+            #expect(reply.status == 200, "\(baseURL)/metrics: \(reply.status)")
+            var series: [String: Double] = [:]
+            for line in String(buffer: reply.body).split(separator: "\n") where !line.hasPrefix("#") {
+                guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+                series[String(line[..<space])] = value
+            }
+            return series
+        }
+
+        func delta(_ after: [String: Double], _ before: [String: Double], _ key: String) -> Double {
+            (after[key] ?? 0) - (before[key] ?? 0)
+        }
+
+        func random(_ count: Int) -> [UInt8] {
+            var generator = SystemRandomNumberGenerator()
+            return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        }
+
+        @Test func countersOnEveryRoleMoveByWhatAPushAndAPullDid() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(imageserverArguments: ["--chunk-size", "1M"])
+            let chunkserver = "http://" + registry.chunkservers[0].addr
+            let imageBefore = try await scrape(registry.registryURL)
+            let chunkBefore = try await scrape(chunkserver)
+            let masterBefore = try await scrape(registry.masterURL)
+
+            // 3.5 MiB in one request: four 1 MiB chunks, each written once to each member.
+            let data = random(3 * (1 << 20) + (1 << 19))
+            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let digest = Digest.of(data)
+            let push = try await client.send(.POST, "/v2/view/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
+            #expect(push.status == 201, "\(String(buffer: push.body))")
+            let pull = try await client.send(.GET, "/v2/view/app/blobs/\(digest)")
+            #expect(pull.status == 200 && Digest.of(Array(pull.body.readableBytesView)) == digest)
+
+            let image = try await scrape(registry.registryURL)
+            #expect(delta(image, imageBefore, "speedy_imageserver_chunk_writes_total") == 4)
+            #expect(delta(image, imageBefore, "speedy_imageserver_chunk_write_bytes_total") == Double(data.count))
+            #expect(delta(image, imageBefore, "speedy_imageserver_chunk_reads_total") == 4)
+            #expect(delta(image, imageBefore, "speedy_imageserver_chunk_read_failovers_total") == 0)
+            let uploads = #"{route="/v2/<name>/blobs/uploads/",method="POST""#
+            #expect(delta(image, imageBefore, "speedy_http_requests_total" + uploads + #",status="201"}"#) == 1)
+            #expect(delta(image, imageBefore, "speedy_http_request_bytes_total" + uploads + "}") == Double(data.count))
+            #expect(delta(image, imageBefore, "speedy_http_response_bytes_total" + #"{route="/v2/<name>/blobs/<digest>",method="GET"}"#) == Double(data.count))
+            #expect(image["speedy_http_request_duration_seconds_count" + uploads + #",status="201"}"#] == 1)
+
+            // Every member took the four chunks (chained from the head).
+            let chunk = try await scrape(chunkserver)
+            #expect(delta(chunk, chunkBefore, "speedy_chunkserver_writes_total") == 4)
+            #expect(delta(chunk, chunkBefore, "speedy_chunkserver_write_bytes_total") == Double(data.count))
+            #expect(delta(chunk, chunkBefore, "speedy_chunkserver_chunks") == 4)
+            #expect((chunk["speedy_chunkserver_fsync_seconds_count"] ?? 0) >= 1)
+            #expect(chunk["speedy_chunkserver_disk_total_bytes"].map { $0 > 0 } == true)
+
+            let master = try await scrape(registry.masterURL)
+            #expect(delta(master, masterBefore, "speedy_master_file_ids_leased_total") >= 4)
+            #expect(delta(master, masterBefore, "speedy_master_heartbeats_total") > 0)
+            #expect(master[#"speedy_master_groups{state="healthy"}"#] == 1)
+            #expect(master[#"speedy_master_server_up{server="cs1",group="1"}"#] == 1)
+
+            // Every role's /metrics asks for the cluster secret; the probes do not.
+            for url in [registry.registryURL, chunkserver, registry.masterURL, registry.metaURL] {
+                let open = ServiceClient(baseURL: url, secret: nil)
+                #expect(try await open.send(.GET, "/metrics").status == 401, "\(url)/metrics without the secret")
+                #expect(try await open.send(.GET, "/healthz").status == 200, "\(url)/healthz")
+                #expect(try await open.send(.GET, "/readyz").status == 200, "\(url)/readyz")
+            }
+        }
+
+        @Test func aKilledImageserverShowsDownInStatusWithinFourSeconds() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            // The default down timeout, as in production.
+            let registry = try await cluster.startRegistry(masterDownAfter: 3)
+            let env = ["SPEEDY_MASTER": registry.masterURL]
+            struct Roles: Decodable {
+                struct Role: Decodable {
+                    var id: String
+                    var addr: String
+                    var status: String
+                    var lastHeartbeatAgeMs: Int64
+                }
+                var imageservers: [Role]
+                var metaservers: [Role]
+            }
+            func roles() throws -> (Int32, Roles?) {
+                let run = try cluster.chunktool(["status", "--json"], environment: env)
+                return (run.status, try? JSONDecoder().decode(Roles.self, from: Data(run.output.utf8)))
+            }
+            #expect(await cluster.eventually(within: 10) {
+                guard let listed = try? roles().1 else { return false }
+                return listed.imageservers.map(\.status) == ["UP"] && listed.metaservers.map(\.status) == ["UP"]
+            })
+            let (status, listed) = try roles()
+            #expect(status == 0)
+            #expect(listed?.imageservers.first?.addr == registry.hostPort)
+            #expect(listed?.imageservers.first.map { $0.lastHeartbeatAgeMs < 2000 } == true)
+
+            let port = Int(registry.hostPort.split(separator: ":").last!)!
+            let pid = try #require(ClusterHarness.pid(listeningOn: port))
+            let killed = ContinuousClock.now
+            kill(pid, SIGKILL)
+            let down = await cluster.eventually(within: 4) { (try? roles().1)?.imageservers.first?.status == "DOWN" }
+            #expect(down, "the imageserver still shows \(String(describing: try? roles().1?.imageservers.first?.status)) \(ContinuousClock.now - killed) after kill -9")
+            let (after, afterListed) = try roles()
+            #expect(after == 1, "a role down is a problem for scripts")
+            #expect(afterListed?.metaservers.first?.status == "UP")
+            let text = try cluster.chunktool(["status"], environment: env).output
+            #expect(text.contains("imageserver") && text.contains("DOWN"), "\(text)")
+            let events = try await MasterClient(baseURL: registry.masterURL).events(limit: 1000).map(\.message)
+            #expect(events.contains { $0.contains("imageserver") && $0.contains("is down") }, "\(events)")
+        }
+
+        @Test func aPushRightAfterSpeedyUpSaysUpSucceeds() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let base = ClusterHarness.freePortRun(count: 8)
+            let up = try cluster.start(
+                "up",
+                [
+                    "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
+                    "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
+                ])
+            let saidUp = await cluster.eventually(within: 60) { cluster.log("up").contains("Speedy is up") }
+            #expect(saidUp, "\(cluster.log("up"))")
+            // At once, without waiting for anything else: a whole push and a chunked one.
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(base + 2)", secret: nil)
+            let data = random(300_000)
+            let push = try await client.send(.POST, "/v2/ready/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
+            #expect(push.status == 201, "push right after the banner: \(push.status) \(String(buffer: push.body))\n\(cluster.log("up"))")
+            for port in [base, base + 1, base + 2, base + 3] {
+                #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil).send(.GET, "/readyz").status == 200)
+            }
+            kill(up.processIdentifier, SIGTERM)
+            up.waitUntilExit()
+        }
+
+        @Test func anImageserverWithoutAWritableGroupIsNotReadyAndWaitsBeforeAnswering507() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (masterURL, _) = try cluster.startMaster()
+            let metaPort = ClusterHarness.freePort()
+            try cluster.start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", cluster.root + "/meta", "--master", masterURL])
+            let port = ClusterHarness.freePort()
+            try cluster.start(
+                "imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
+            #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/healthz"))?.status == 200 })
+            let ready = try await client.send(.GET, "/readyz")
+            #expect(ready.status == 503)
+            #expect(String(buffer: ready.body).contains("no group takes writes"), "\(String(buffer: ready.body))")
+
+            // No chunkserver will come: the push waits for a writable group, then gets 507.
+            let started = ContinuousClock.now
+            let data = random(1000)
+            let push = try await client.send(.POST, "/v2/wait/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
+            let waited = ContinuousClock.now - started
+            #expect(push.status == 507)
+            #expect(waited >= .milliseconds(4500), "answered after \(waited)")
+
+            // A group that comes up while a push waits takes it.
+            let pending = Task { try await client.send(.POST, "/v2/wait/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status }
+            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "late\(i)") }
+            let status = try await pending.value
+            // The group forms within the wait when the machine is not too loaded; either way no 5xx other than 507.
+            #expect(status == 201 || status == 507, "\(status)")
+            #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/readyz"))?.status == 200 })
+        }
+
+        @Test func requestsAreLoggedOneLineEachAsJSONWhenAsked() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(imageserverEnvironment: ["SPEEDY_LOG_FORMAT": "json"])
+            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            _ = try await client.send(.GET, "/v2/nothing/here/manifests/v1")
+            var found: [String: Any]?
+            _ = await cluster.eventually(within: 5) {
+                for line in cluster.log("imageserver").split(separator: "\n") {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                    if object["path"] as? String == "/v2/nothing/here/manifests/v1" { found = object }
+                }
+                return found != nil
+            }
+            let line = try #require(found, "no JSON request line in:\n\(cluster.log("imageserver"))")
+            #expect(line["method"] as? String == "GET")
+            #expect(line["status"] as? String == "404")
+            #expect(line["client"] as? String == "127.0.0.1")
+            #expect(line["level"] as? String == "info")
+            #expect((line["duration_ms"] as? String).flatMap(Double.init) != nil)
+            // Every line of the log is JSON.
+            let lines = cluster.log("imageserver").split(separator: "\n")
+            #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil }, "\(lines.prefix(5))")
+        }
+    }
+}
