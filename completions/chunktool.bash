@@ -217,13 +217,13 @@ _chunktool_group() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    list|add)
+    list|add|remove)
         # Offer subcommand argument completions
         "_chunktool_group_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'list add' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'list add remove' -- "${cur}"))
         ;;
     esac
 }
@@ -252,6 +252,27 @@ _chunktool_group_list() {
 _chunktool_group_add() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    esac
+}
+
+_chunktool_group_remove() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
     repeating_options=()
     non_repeating_options=(--master --cluster-secret-file --ca)
     __chunktool_offer_flags_options 1

@@ -335,7 +335,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --gc-every --gc-grace --gc-chunk-grace --master --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -358,6 +358,9 @@ _speedy_metaserver() {
     '--master')
         return
         ;;
+    '--id')
+        return
+        ;;
     '--cluster-secret-file')
         return
         ;;
@@ -377,7 +380,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -428,6 +431,9 @@ _speedy_imageserver() {
         return
         ;;
     '--hold-deadline')
+        return
+        ;;
+    '--id')
         return
         ;;
     '--uploads-per-repository')

@@ -132,7 +132,8 @@ extension ProcessSuites {
                 guard let probe = try? ClusterHarness.run(
                     "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", data + "/tls/ca.crt", "https://\(host)/v2/"])
                 else { return false }
-                return probe.output == "401"
+                // The banner (with the password) comes once the registry can take a push.
+                return probe.output == "401" && cluster.log("up").contains("Speedy is up")
             }
             #expect(ready, "\(cluster.log("up"))")
             let password = try String(contentsOfFile: data + "/admin-password", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

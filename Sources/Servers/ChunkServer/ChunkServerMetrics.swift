@@ -36,7 +36,6 @@ final class ChunkServerMetrics: Sendable {
                 .record(volume.size > 0 ? Double(volume.end) / Double(volume.size) : 0)
             Gauge(label: "speedy_chunkserver_volume_live_bytes", dimensions: labels).record(Double(volume.liveBytes))
         }
-        Gauge(label: "speedy_process_resident_bytes").record(Double(RoleHeartbeat.residentBytes()))
     }
 
     /// Moves the counter `label` up to `total` (the process's own count since it started).

@@ -72,7 +72,6 @@ public enum ImageServer {
         RoleMetrics.register(on: router) {
             Gauge(label: "speedy_imageserver_uploads_in_progress").record(api.uploadsInProgress.value)
             Gauge(label: "speedy_imageserver_memory_budget_used_bytes").record(api.budget.capacity - api.budget.available)
-            Gauge(label: "speedy_process_resident_bytes").record(RoleHeartbeat.residentBytes())
         }
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
         do {

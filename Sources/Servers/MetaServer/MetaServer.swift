@@ -2,6 +2,8 @@ import Foundation
 import GarbageCollection
 import Hummingbird
 import Logging
+import Metrics
+import CoreMetrics
 import ServiceLifecycle
 import ServerSupport
 import SpeedyCore
@@ -75,7 +77,10 @@ public enum MetaServer {
                 })
         }
         try await HTTPServer.run(
-            role: "metaserver", router: router(store: store, security: configuration.security, logger: logger, tally: tally),
+            role: "metaserver",
+            router: router(store: store, security: configuration.security, logger: logger, tally: tally) {
+                if let open = try? await store.uploadSessionCount() { Gauge(label: "speedy_metaserver_upload_sessions").record(open) }
+            },
             listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }
@@ -93,7 +98,7 @@ public enum MetaServer {
     /// The HTTP API over any store (tests serve a store in-process with it), behind the cluster secret.
     public static func router(
         store: some MetadataStore, security: RoleSecurity, logger: Logger = Logger(label: "speedy.metaserver"),
-        tally: RequestTally = RequestTally()
+        tally: RequestTally = RequestTally(), collectMetrics: @escaping @Sendable () async -> Void = {}
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
@@ -221,7 +226,7 @@ public enum MetaServer {
         }
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) { await readiness(of: store) }
-        RoleMetrics.register(on: router)
+        RoleMetrics.register(on: router, collect: collectMetrics)
         return router
     }
 

@@ -526,6 +526,11 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Upload sessions open now, for the metaserver's metrics.
+    public func uploadSessionCount() async throws(MetadataError) -> Int {
+        try await run { try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM uploads") ?? 0 } }
+    }
+
     public func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession] {
         guard limit > 0 else { return [] }
         return try await run {

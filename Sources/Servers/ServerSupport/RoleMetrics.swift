@@ -34,11 +34,13 @@ public enum RoleMetrics {
     }
 
     /// Adds `GET /metrics` to `router`, in the Prometheus text format. `collect` runs first, to
-    /// set the gauges that are read off the role's state rather than counted as things happen.
+    /// set the gauges that are read off the role's state rather than counted as things happen
+    /// (every role's `speedy_process_resident_bytes` is set here).
     /// The route sits behind whatever guards the router (the cluster secret where one is set).
     public static func register<Context: RequestContext>(on router: Router<Context>, collect: @escaping @Sendable () async -> Void = {}) {
         let registry = bootstrap()
         router.get("/metrics") { _, _ -> Response in
+            Gauge(label: "speedy_process_resident_bytes").record(RoleHeartbeat.residentBytes())
             await collect()
             var bytes: [UInt8] = []
             bytes.reserveCapacity(64 << 10)

@@ -86,13 +86,15 @@ struct Up: AsyncParsableCommand {
         }
         try ClusterTransport.configure(secret: secret)
         let supervisor = Supervisor(executable: executable, commonArguments: ["--cluster-secret-file", secretPath])
+        supervisor.catchStopSignals()
         let masterURL = "http://127.0.0.1:\(masterPort)"
 
         try supervisor.start(
             name: "chunkmaster",
             arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master"])
-        guard await waitForHealth(url: masterURL) else {
+        guard await waitForHealth(url: masterURL, stop: { supervisor.isStopRequested }) else {
             supervisor.stopAll()
+            if supervisor.isStopRequested { return }
             throw CleanExit.message("error: the chunkmaster did not come up on port \(masterPort); is the port taken?")
         }
         var servers: [(String, String)] = []
@@ -121,7 +123,13 @@ struct Up: AsyncParsableCommand {
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
         let scheme = tls ? "https" : "http"
-        switch await waitUntilWritable(masterURL: masterURL) {
+        let state = await waitUntilWritable(masterURL: masterURL) { supervisor.isStopRequested }
+        if supervisor.isStopRequested {
+            say("stopping…")
+            supervisor.stopAll()
+            return
+        }
+        switch state {
         case .ready: say("Speedy is up (data in \(root))")
         case .notReady(let reason):
             say("Speedy started, but the registry is not ready yet: \(reason) (data in \(root))")
@@ -182,12 +190,12 @@ struct Up: AsyncParsableCommand {
 
     /// Waits (up to a minute) until the imageserver reports to the master that it is ready: the
     /// metaserver answers and a group takes writes, so a push right after the banner succeeds.
-    private func waitUntilWritable(masterURL: String) async -> RegistryState {
+    private func waitUntilWritable(masterURL: String, stop: () -> Bool) async -> RegistryState {
         let client = MasterClient(baseURL: masterURL, timeout: .seconds(2))
         var reason = "the imageserver has not reported to the master"
         let started = ContinuousClock.now
         var told = false
-        while ContinuousClock.now - started < .seconds(60) {
+        while ContinuousClock.now - started < .seconds(60), !stop() {
             if let snapshot = try? await client.snapshot(), let registry = snapshot.imageservers?.first {
                 if registry.ready, registry.status == .up { return .ready }
                 reason = registry.notReadyReason ?? reason
@@ -201,9 +209,9 @@ struct Up: AsyncParsableCommand {
         return .notReady(reason)
     }
 
-    private func waitForHealth(url: String) async -> Bool {
+    private func waitForHealth(url: String, stop: () -> Bool) async -> Bool {
         let client = MasterClient(baseURL: url)
-        for _ in 0..<100 {
+        for _ in 0..<100 where !stop() {
             if await client.isHealthy() { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -231,6 +239,8 @@ final class Supervisor: @unchecked Sendable {
     private var children: [Child] = []
     private var stopping = false
     private var signalSources: [any DispatchSourceSignal] = []
+    private var stopRequested = false
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
     static let firstBackoff = 1.0
     static let maximumBackoff = 30.0
@@ -293,25 +303,39 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Returns on SIGINT or SIGTERM.
+    /// From now on SIGINT and SIGTERM ask the cluster to stop rather than kill this process, so a
+    /// Ctrl-C while the cluster starts still stops every child.
+    func catchStopSignals() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.stopSignalled() }
+            source.resume()
+            lock.withLock { signalSources.append(source) }
+        }
+    }
+
+    private func stopSignalled() {
+        let waiters = lock.withLock {
+            stopRequested = true
+            defer { stopWaiters = [] }
+            return stopWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Whether SIGINT or SIGTERM came.
+    var isStopRequested: Bool { lock.withLock { stopRequested } }
+
+    /// Returns on SIGINT or SIGTERM (at once if one came already).
     func waitForStopSignal() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = NSLock()
-            var resumed = false
-            for sig in [SIGINT, SIGTERM] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler {
-                    once.withLock {
-                        if !resumed {
-                            resumed = true
-                            continuation.resume()
-                        }
-                    }
-                }
-                source.resume()
-                lock.withLock { signalSources.append(source) }
+            let already = lock.withLock {
+                if stopRequested { return true }
+                stopWaiters.append(continuation)
+                return false
             }
+            if already { continuation.resume() }
         }
     }
 
