@@ -211,5 +211,43 @@ extension ProcessSuites {
             let lines = cluster.log("imageserver").split(separator: "\n")
             #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil }, "\(lines.prefix(5))")
         }
-    }
+    
+        @Test func theMasterRefusesMalformedRoleAndJobReportsAndKeepsServing() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (masterURL, _) = try cluster.startMaster()
+            let master = ServiceClient(baseURL: masterURL)
+            #expect(await cluster.eventually(within: 20) { await MasterClient(baseURL: masterURL).isHealthy() })
+            func post(_ path: String, _ json: String, headers: [(String, String)] = []) async throws -> Int {
+                try await master.send(.POST, path, body: ByteBuffer(string: json), headers: [("Content-Type", "application/json")] + headers).status
+            }
+            let long = String(repeating: "x", count: 300)
+            let role = #"{"role":"imageserver","id":"ID","addr":"ADDR","version":"0.12.0","uptimeMs":1,"requests":0,"clientErrors":0,"serverErrors":0,"bytesIn":0,"bytesOut":0,"openUploads":0,"residentBytes":0,"ready":true}"#
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: "ID", with: "ok").replacingOccurrences(of: "ADDR", with: "10.0.0.1:6788")) == 200)
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: "ID", with: long).replacingOccurrences(of: "ADDR", with: "10.0.0.1:6788")) == 400)
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: "ID", with: "").replacingOccurrences(of: "ADDR", with: "10.0.0.1:6788")) == 400)
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: "ID", with: "a").replacingOccurrences(of: "ADDR", with: "nowhere")) == 400)
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: "imageserver", with: "evil").replacingOccurrences(of: "ID", with: "a").replacingOccurrences(of: "ADDR", with: "10.0.0.1:1")) == 400)
+            #expect(try await post("/v1/roles/heartbeat", role.replacingOccurrences(of: #""uptimeMs":1"#, with: #""uptimeMs":-1"#).replacingOccurrences(of: "ID", with: "a").replacingOccurrences(of: "ADDR", with: "10.0.0.1:1")) == 400)
+            #expect(try await post("/v1/roles/heartbeat", "{nope") == 400)
+            let job = #"{"id":"ID","kind":"KIND","target":"group 1","state":"running","done":DONE,"total":10,"bytes":0}"#
+            func jobJSON(id: String = "j1", kind: String = "verify", done: String = "1") -> String {
+                job.replacingOccurrences(of: "ID", with: id).replacingOccurrences(of: "KIND", with: kind).replacingOccurrences(of: "DONE", with: done)
+            }
+            #expect(try await post("/v1/jobs", jobJSON(), headers: [("X-Speedy-Actor", "mallory@h (script)")]) == 200)
+            #expect(try await post("/v1/jobs", jobJSON(kind: "rm-rf")) == 400)
+            #expect(try await post("/v1/jobs", jobJSON(id: long)) == 400)
+            #expect(try await post("/v1/jobs", jobJSON(done: "-5")) == 400)
+            #expect(try await post("/v1/jobs", jobJSON(done: "99999999999999999999999")) == 400)
+            #expect(try await master.send(.DELETE, "/v1/groups/abc").status == 400)
+            #expect(try await master.send(.DELETE, "/v1/groups/99999999999").status == 400)
+            #expect(try await master.send(.DELETE, "/v1/groups/42").status == 404)
+            // Without the secret, none of it is taken.
+            #expect(try await ServiceClient(baseURL: masterURL, secret: nil).send(.POST, "/v1/jobs", body: ByteBuffer(string: jobJSON(id: "j2"))).status == 401)
+            let snapshot = try await MasterClient(baseURL: masterURL).snapshot()
+            #expect(snapshot.imageservers?.map(\.id) == ["ok"])
+            #expect(snapshot.jobs?.map(\.report.id) == ["j1"])
+            #expect(snapshot.jobs?.first?.actor == "mallory@h (script)")
+        }
+}
 }
