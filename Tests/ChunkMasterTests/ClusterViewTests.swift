@@ -131,4 +131,48 @@ struct ClusterViewTests {
     @Test func logLinesInJSONEscapeEverything() {
         #expect(JSONLogHandler.quote("a\"b\\c\nd\u{01}é") == #""a\"b\\c\nd\u0001é""#)
     }
+
+    @Test func theRoleMapAndTheJobBoardStayBoundedWhateverTheyAreTold() {
+        var roles = FrontRoleMap()
+        for i in 0..<FrontRoleMap.capacity { _ = roles.apply(roleReport("is\(i)"), nowMs: 0) }
+        #expect(!roles.hasRoom(for: roleReport("one-more")))
+        #expect(roles.hasRoom(for: roleReport("is7")), "a role on the map keeps reporting")
+        // Texts are made printable before they reach the map, the event log and a terminal.
+        var report = roleReport("evil\n\u{1b}[2Jid")
+        report.notReadyReason = "a\r\nforged event"
+        #expect(report.cleaned.id == "evil[2Jid" && report.cleaned.notReadyReason == "aforged event")
+
+        var board = JobBoard()
+        // A tiny fraction over a long time: no overflow, no ETA.
+        _ = board.apply(JobReport(id: "j", kind: "verify", target: "t", state: .running, done: 0, total: Int.max, bytes: 0), actor: nil, nowMs: 0)
+        _ = board.apply(JobReport(id: "j", kind: "verify", target: "t", state: .running, done: 1, total: Int.max, bytes: 0), actor: nil, nowMs: 5_000_000)
+        #expect(board.snapshots(nowMs: 5_000_000)[0].etaSeconds == nil)
+        for i in 0..<(JobBoard.capacity + 20) {
+            _ = board.apply(JobReport(id: "k\(i)", kind: "repair", target: "t", state: .running, done: 0, total: 1, bytes: 0), actor: nil, nowMs: 6_000_000 + Int64(i))
+        }
+        #expect(board.snapshots(nowMs: 6_000_100).count == JobBoard.capacity)
+    }
+
+    @Test func gaugesOfThingsThatWentLeaveTheScrape() {
+        let gauges = ScrapedGauges()
+        gauges.publish([.init("speedy_test_member_up", [("server", "a")], 1), .init("speedy_test_member_up", [("server", "b")], 0)])
+        var text = String(decoding: RoleMetrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"speedy_test_member_up{server="a"} 1"#) && text.contains(#"speedy_test_member_up{server="b"} 0"#))
+        gauges.publish([.init("speedy_test_member_up", [("server", "a")], 1)])
+        text = String(decoding: RoleMetrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"speedy_test_member_up{server="a"} 1"#))
+        #expect(!text.contains(#"server="b""#))
+    }
+
+    @Test func aServerJoiningARemovedGroupBringsItBackForGood() async throws {
+        let dir = NSTemporaryDirectory() + "speedy-group-revival-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
+        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        _ = try await master.administer(group: 5) { map throws(ClusterMap.AdminError) in try map.addGroup(5) }
+        try await master.removeGroup(5)
+        _ = try await master.heartbeat(report("late", group: 5))
+        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        #expect(restarted.snapshot().groups.map(\.id) == [5])
+    }
 }

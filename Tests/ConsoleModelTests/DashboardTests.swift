@@ -187,7 +187,7 @@ struct DashboardTests {
         ]
         let screen = text(Dashboard(glyphs: .unicode).render(state(snap), width: 160, height: 40, nowMs: 0))
         #expect(screen.contains("Front"))
-        #expect(screen.contains("is1") && screen.contains("req 120.0/s") && screen.contains("5xx 0.5/s") && screen.contains("push 50.0 MiB/s") && screen.contains("uploads 7"))
+        #expect(screen.contains("is1") && screen.contains("req 120.0/s") && screen.contains("4xx/5xx 2.0/0.5") && screen.contains("push 50.0 MiB/s") && screen.contains("uploads 7"))
         #expect(screen.contains("is2") && screen.contains("DOWN"))
         #expect(screen.contains("transfer group 1") && screen.contains("40%") && screen.contains("ETA 1:12") && screen.contains("alice@h"))
         #expect(screen.contains("[████████░░░░░░░░░░░░]"))

@@ -237,20 +237,23 @@ public struct Dashboard: Sendable {
             lines.append(ScreenLine([Span(" no imageserver or metaserver reports to the master", .dim)]))
             return lines
         }
+        let idWidth = min(30, roles.map(\.1.id.count).max() ?? 0)
         for (role, r) in roles.prefix(6) {
             var line = ScreenLine()
-            line.add(" " + pad(role, 12))
-            line.add(pad(r.id, 30) + " ", .dim)
-            let status = r.status == .down ? "DOWN" : (r.ready ? "UP" : "UP (not ready)")
-            line.add(pad(status, 15), r.status == .down ? .down : (r.ready ? .healthy : .degraded))
-            line.add(" req \(ByteSize.formatDecimal(r.requestsPerSec, places: 1))/s")
-            line.add("  4xx \(ByteSize.formatDecimal(r.clientErrorsPerSec, places: 1))/s", r.clientErrorsPerSec > 0 ? .degraded : .normal)
-            line.add("  5xx \(ByteSize.formatDecimal(r.serverErrorsPerSec, places: 1))/s", r.serverErrorsPerSec > 0 ? .down : .normal)
+            line.add(" " + pad(role == "imageserver" ? "image" : "meta", 6))
+            line.add(pad(r.id, idWidth) + " ", .dim)
+            let status = r.status == .down ? "DOWN" : (r.ready ? "UP" : "UP!")
+            line.add(pad(status, 5), r.status == .down ? .down : (r.ready ? .healthy : .degraded))
+            line.add("req \(ByteSize.formatDecimal(r.requestsPerSec, places: 1))/s")
+            let errorStyle: TextStyle = r.serverErrorsPerSec > 0 ? .down : (r.clientErrorsPerSec > 0 ? .degraded : .normal)
+            line.add(
+                "  4xx/5xx \(ByteSize.formatDecimal(r.clientErrorsPerSec, places: 1))/\(ByteSize.formatDecimal(r.serverErrorsPerSec, places: 1))",
+                errorStyle)
             let (inName, outName) = role == "imageserver" ? ("push", "pull") : ("in", "out")
             line.add("  \(inName) \(Self.rate(r.bytesInPerSec))  \(outName) \(Self.rate(r.bytesOutPerSec))")
             if role == "imageserver" { line.add("  uploads \(r.openUploads)") }
             line.add("  mem \(ByteSize.format(r.residentBytes))", .dim)
-            if !r.ready, r.status == .up, let reason = r.notReadyReason { line.add("  \(reason)", .degraded) }
+            if !r.ready, r.status == .up, let reason = r.notReadyReason { line.add("  not ready: \(reason)", .degraded) }
             lines.append(line)
         }
         if roles.count > 6 { lines.append(ScreenLine([Span(" … and \(roles.count - 6) more (chunktool status lists all)", .dim)])) }

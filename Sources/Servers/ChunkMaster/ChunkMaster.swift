@@ -156,9 +156,15 @@ public final class ChunkMaster: Sendable {
     }
 
     /// Takes a heartbeat from an imageserver or a metaserver.
-    public func roleHeartbeat(_ report: RoleReport) async -> RoleHeartbeatReply {
+    /// - Returns: nil when the map has no room for another role (``FrontRoleMap/capacity``).
+    public func roleHeartbeat(_ report: RoleReport) async -> RoleHeartbeatReply? {
         let now = nowMs
-        let changes = frontRoles.withLock { $0.apply(report, nowMs: now) }
+        let report = report.cleaned
+        let changes: [FrontRoleMap.Change]? = frontRoles.withLock { roles in
+            guard roles.hasRoom(for: report) else { return nil }
+            return roles.apply(report, nowMs: now)
+        }
+        guard let changes else { return nil }
         await record(changes)
         return RoleHeartbeatReply(intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
     }
@@ -247,7 +253,10 @@ public final class ChunkMaster: Sendable {
             guard !report.id.isEmpty, HostPort(parsing: report.addr) != nil, texts.allSatisfy({ $0.count <= RoleReport.maxText }) else {
                 throw APIError.badRequest("a role heartbeat needs an id and an address HOST:PORT, each at most \(RoleReport.maxText) characters")
             }
-            return try JSONResponse.make(await self.roleHeartbeat(report))
+            guard let reply = await self.roleHeartbeat(report) else {
+                throw APIError(.serviceUnavailable, code: "ROLES_FULL", "the master keeps at most \(FrontRoleMap.capacity) imageservers and metaservers")
+            }
+            return try JSONResponse.make(reply)
         }
         router.post("/v1/jobs") { request, _ in
             let report = try await request.decodeJSON(JobReport.self, limit: 16 << 10)
@@ -258,7 +267,7 @@ public final class ChunkMaster: Sendable {
                 throw APIError.badRequest(
                     "a job report needs a kind (\(JobReport.kinds.sorted().joined(separator: ", "))), an id, and texts of at most \(JobReport.maxText) characters")
             }
-            await self.jobReport(report, actor: AdminRoutes.actor(request))
+            await self.jobReport(report.cleaned, actor: AdminRoutes.actor(request))
             return try JSONResponse.make(Empty())
         }
         router.get("/v1/cluster") { request, _ in

@@ -36,6 +36,14 @@ public struct FrontRoleMap: Sendable {
     /// Entries by role and id.
     public private(set) var entries: [String: Entry] = [:]
 
+    /// Roles kept at most: ids are the reporters' word, and each is a metrics series.
+    public static let capacity = 256
+
+    /// Whether a report can be taken: from a role on the map, or while there is room.
+    public func hasRoom(for report: RoleReport) -> Bool {
+        entries[Self.key(report.role, report.id)] != nil || entries.count < Self.capacity
+    }
+
     /// An empty map.
     public init() {}
 

@@ -78,8 +78,9 @@ public struct JobBoard: Sendable {
                 else { report.state == .finished ? 1 : 0 }
             var eta: Int64?
             if report.state == .running, fraction > 0, fraction < 1, entry.lastMs > entry.firstMs {
-                eta = Int64(seconds / fraction - seconds) - (nowMs - entry.lastMs) / 1000
-                eta = max(0, eta!)
+                // Reports are the tools' word: a tiny fraction must not overflow the conversion.
+                let left = seconds / fraction - seconds - Double(nowMs - entry.lastMs) / 1000
+                if left.isFinite, left < 1e12 { eta = Int64(max(0, left)) }
             }
             return JobSnapshot(
                 report: report, actor: entry.actor, startedAgoMs: nowMs - entry.firstMs, updatedAgoMs: nowMs - entry.lastMs,

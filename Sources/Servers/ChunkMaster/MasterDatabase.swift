@@ -91,10 +91,14 @@ public final class MasterDatabase: Sendable {
         try queue.write { db in try Self.apply(changes, db) }
     }
 
+    /// Adds a group, or brings back a removed one.
+    private static let addGroup = "INSERT INTO groups (id, created_ms) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET removed_ms = NULL"
+
     private static func apply(_ changes: [ClusterMap.Change], _ db: Database) throws {
         let now = currentTimeMillis()
         func saveServer(_ id: String, _ group: UInt32, _ addr: String) throws {
-            try db.execute(sql: "INSERT OR IGNORE INTO groups (id, created_ms) VALUES (?, ?)", arguments: [Int64(group), now])
+            // A server joining a removed group brings it back.
+            try db.execute(sql: Self.addGroup, arguments: [Int64(group), now])
             try db.execute(
                 sql: """
                     INSERT INTO servers (id, group_id, addr, first_seen_ms) VALUES (?, ?, ?, ?)
@@ -109,9 +113,7 @@ public final class MasterDatabase: Sendable {
             case .addressChanged(let id, let group, _, let to):
                 try saveServer(id, group, to)
             case .groupAdded(let group):
-                try db.execute(
-                    sql: "INSERT INTO groups (id, created_ms) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET removed_ms = NULL",
-                    arguments: [Int64(group), now])
+                try db.execute(sql: Self.addGroup, arguments: [Int64(group), now])
             case .groupRemoved(let group):
                 try db.execute(sql: "UPDATE groups SET removed_ms = ? WHERE id = ?", arguments: [now, Int64(group)])
             case .statusSet(let id, _, let to, _):

@@ -15,27 +15,31 @@ struct MasterMetrics: Sendable {
         fileIdsLeased = Counter(label: "speedy_master_file_ids_leased_total")
     }
 
+    /// Gauges that come and go with servers, groups and roles.
+    let gauges = ScrapedGauges()
+
     /// Sets the gauges from `snapshot`.
     func collect(_ snapshot: ClusterSnapshot) {
-        for state in GroupState.allCases {
-            Gauge(label: "speedy_master_groups", dimensions: [("state", state.rawValue)])
-                .record(snapshot.groups.count { $0.state == state })
+        typealias Reading = ScrapedGauges.Reading
+        var readings = GroupState.allCases.map { state in
+            Reading("speedy_master_groups", [("state", state.rawValue)], Double(snapshot.groups.count { $0.state == state }))
         }
         for group in snapshot.groups {
             for member in group.members {
                 let labels = [("server", member.id), ("group", String(group.id))]
-                Gauge(label: "speedy_master_server_up", dimensions: labels).record(member.status.isAbsent ? 0 : 1)
-                Gauge(label: "speedy_master_server_heartbeat_age_seconds", dimensions: labels)
-                    .record(Double(max(0, member.lastHeartbeatAgeMs)) / 1000)
-                Gauge(label: "speedy_master_server_disk_used_bytes", dimensions: labels).record(Double(member.diskUsedBytes))
-                Gauge(label: "speedy_master_server_disk_total_bytes", dimensions: labels).record(Double(member.diskTotalBytes))
+                readings += [
+                    Reading("speedy_master_server_up", labels, member.status.isAbsent ? 0 : 1),
+                    Reading("speedy_master_server_heartbeat_age_seconds", labels, Double(max(0, member.lastHeartbeatAgeMs)) / 1000),
+                    Reading("speedy_master_server_disk_used_bytes", labels, Double(member.diskUsedBytes)),
+                    Reading("speedy_master_server_disk_total_bytes", labels, Double(member.diskTotalBytes)),
+                ]
             }
         }
         for (role, entries) in [("imageserver", snapshot.imageservers ?? []), ("metaserver", snapshot.metaservers ?? [])] {
             for entry in entries {
                 let labels = [("role", role), ("id", entry.id)]
-                Gauge(label: "speedy_master_role_up", dimensions: labels).record(entry.status == .up ? 1 : 0)
-                Gauge(label: "speedy_master_role_heartbeat_age_seconds", dimensions: labels).record(Double(entry.lastHeartbeatAgeMs) / 1000)
+                readings.append(Reading("speedy_master_role_up", labels, entry.status == .up ? 1 : 0))
+                readings.append(Reading("speedy_master_role_heartbeat_age_seconds", labels, Double(entry.lastHeartbeatAgeMs) / 1000))
             }
         }
         let t = snapshot.totals
@@ -43,9 +47,10 @@ struct MasterMetrics: Sendable {
             ("raw", t.diskTotalBytes, t.diskUsedBytes, t.diskTotalBytes &- min(t.diskTotalBytes, t.diskUsedBytes)),
             ("usable", t.usableTotalBytes, t.usableUsedBytes, t.usableFreeBytes),
         ] {
-            Gauge(label: "speedy_master_capacity_bytes", dimensions: [("kind", kind), ("measure", "total")]).record(Double(total))
-            Gauge(label: "speedy_master_capacity_bytes", dimensions: [("kind", kind), ("measure", "used")]).record(Double(used))
-            Gauge(label: "speedy_master_capacity_bytes", dimensions: [("kind", kind), ("measure", "free")]).record(Double(free))
+            for (measure, value) in [("total", total), ("used", used), ("free", free)] {
+                readings.append(Reading("speedy_master_capacity_bytes", [("kind", kind), ("measure", measure)], Double(value)))
+            }
         }
+        gauges.publish(readings)
     }
 }

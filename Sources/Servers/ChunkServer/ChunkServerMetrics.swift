@@ -9,6 +9,7 @@ import Synchronization
 /// scrape: cumulative totals become Prometheus counters, the rest gauges.
 final class ChunkServerMetrics: Sendable {
     private let mirrored = Mutex<[String: UInt64]>([:])
+    private let volumeGauges = ScrapedGauges()
 
     init() { RoleMetrics.bootstrap() }
 
@@ -29,13 +30,16 @@ final class ChunkServerMetrics: Sendable {
         Gauge(label: "speedy_chunkserver_pending_writes").record(Double(report.pendingWrites))
         Gauge(label: "speedy_chunkserver_reclaimable_bytes").record(Double(report.reclaimableBytes ?? 0))
         Gauge(label: "speedy_chunkserver_writable").record(report.status == .readWrite ? 1 : 0)
-        for volume in volumes {
-            let labels = [("volume", String(volume.id))]
-            // How far the volume file is written, and how much of that is still live.
-            Gauge(label: "speedy_chunkserver_volume_fill_ratio", dimensions: labels)
-                .record(volume.size > 0 ? Double(volume.end) / Double(volume.size) : 0)
-            Gauge(label: "speedy_chunkserver_volume_live_bytes", dimensions: labels).record(Double(volume.liveBytes))
-        }
+        // How far each volume file is written, and how much of that is still live; a volume
+        // compaction removed leaves /metrics.
+        volumeGauges.publish(
+            volumes.flatMap { volume in
+                let labels = [("volume", String(volume.id))]
+                return [
+                    ScrapedGauges.Reading("speedy_chunkserver_volume_fill_ratio", labels, volume.size > 0 ? Double(volume.end) / Double(volume.size) : 0),
+                    ScrapedGauges.Reading("speedy_chunkserver_volume_live_bytes", labels, Double(volume.liveBytes)),
+                ]
+            })
     }
 
     /// Moves the counter `label` up to `total` (the process's own count since it started).

@@ -22,6 +22,7 @@ final class ClusterView: Sendable {
     }
 
     private let state = Mutex(State())
+    private let started = ContinuousClock.now
     private let master: MasterClient
     private let logger: Logger
 
@@ -86,14 +87,16 @@ final class ClusterView: Sendable {
     /// master again (the copy may be up to a refresh interval old).
     ///
     /// Right after the imageserver starts (or the cluster does, under `speedy up`) no map so far
-    /// may have had a writable group: then it asks again for up to ``startupWait`` before giving up,
-    /// so a push in the cluster's first seconds waits rather than getting 507.
+    /// may have had a writable group: then, in its first ``startupWindow``, it asks again for up
+    /// to ``startupWait`` before giving up, so a push in the cluster's first seconds waits rather
+    /// than getting 507. Later, a cluster with no writable group answers at once.
     func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
         _ = await current()
         if let group = pickCached(excluding: excluding) { return group }
         await refresh()
         if let group = pickCached(excluding: excluding) { return group }
         let deadline = ContinuousClock.now + Self.startupWait
+        guard ContinuousClock.now - started < Self.startupWindow else { return nil }
         while !state.withLock({ $0.seenWritable }), ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
             await refresh()
@@ -104,6 +107,8 @@ final class ClusterView: Sendable {
 
     /// How long a write waits for a first writable group.
     static let startupWait: Duration = .seconds(5)
+    /// How long after start a write may wait so.
+    static let startupWindow: Duration = .seconds(60)
 
     /// Whether a group takes writes now, by the map (refreshed when stale): what `/readyz` needs.
     func hasWritableGroup() async -> Bool {

@@ -40,8 +40,10 @@ public enum ImageServer {
         let expiry = UploadExpiry(meta: api.meta, io: io, expiry: configuration.uploadExpiry, logger: logger)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
         let tally = RequestTally()
-        let readiness: @Sendable () async -> Readiness = {
-            guard await meta.isReady() else { return .notReady("the metaserver at \(configuration.metaURL) does not answer") }
+        // Probes get the answer of at most one check a second, with short timeouts.
+        let metaProbe = MetaClient(baseURL: configuration.metaURL, http: http, timeout: .seconds(2))
+        let readiness = ReadinessCheck {
+            guard await metaProbe.isReady() else { return .notReady("the metaserver at \(configuration.metaURL) does not answer") }
             guard await view.hasWritableGroup() else { return .notReady("no group takes writes (or the master does not answer)") }
             return .ready
         }
@@ -51,7 +53,7 @@ public enum ImageServer {
         // Outermost first: telemetry (so refusals count too), errors in OCI form, the cluster
         // secret on /metrics, the rate limit, credentials, then the watchdog.
         let router = Router(context: RegistryRequestContext.self)
-        router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
         router.middlewares.add(OCIErrorMiddleware())
         if let secret = configuration.clusterSecret {
             router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, guarding: ["/metrics"]))
@@ -68,7 +70,7 @@ public enum ImageServer {
             logger.notice("logins required by the access rules; token endpoint at /token (service \"\(configuration.auth.service)\")")
         }
         router.get("/health") { _, _ in "ok\n" }
-        HealthRoutes.register(on: router, readiness: readiness)
+        HealthRoutes.register(on: router) { await readiness.current() }
         RoleMetrics.register(on: router) {
             Gauge(label: "speedy_imageserver_uploads_in_progress").record(api.uploadsInProgress.value)
             Gauge(label: "speedy_imageserver_memory_budget_used_bytes").record(api.budget.capacity - api.budget.available)

@@ -61,7 +61,6 @@ struct RegistryAPI: Sendable {
         guard let path = OCIPath(path: request.uri.path) else {
             throw OCIError(.notFound, "NAME_UNKNOWN", "no such API endpoint: \(request.uri.path)")
         }
-        RequestNote.current?.route = path.routeLabel
         if case .upload = path, request.method == .patch || request.method == .put {
             return try await uploadsInProgress.counting { try await route(path, request, context) }
         }

@@ -62,7 +62,7 @@ public enum MetaServer {
         let heartbeat = configuration.masterURL.map { url in
             RoleHeartbeat(
                 role: .metaserver, id: configuration.id, master: MasterClient(baseURL: url, timeout: .seconds(2)), tally: tally,
-                readiness: { await readiness(of: store) }, logger: logger)
+                readiness: ReadinessCheck { await readiness(of: store) }, logger: logger)
         }
         if let heartbeat { services.append(heartbeat) }
         if let schedule = configuration.collection {

@@ -2,6 +2,7 @@ import Hummingbird
 import HTTPTypes
 import NIOCore
 import SpeedyCore
+import Synchronization
 
 /// Whether a role can do its work now, and if not, why.
 public struct Readiness: Sendable, Equatable {
@@ -39,6 +40,58 @@ public enum HealthRoutes {
             return Response(
                 status: state.ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+}
+
+/// A role's readiness, worked out at most once per `maxAge` however often it is asked: probes
+/// from load balancers and the role's heartbeat share one answer, so neither can hammer what
+/// the check asks (the metaserver, the master).
+public final class ReadinessCheck: Sendable {
+    private struct State {
+        var value: Readiness?
+        var at: ContinuousClock.Instant?
+        var running: Task<Readiness, Never>?
+    }
+
+    private let check: @Sendable () async -> Readiness
+    private let maxAge: Duration
+    private let state = Mutex(State())
+
+    /// Checks with `check`, keeping each answer for `maxAge`.
+    public init(maxAge: Duration = .seconds(1), check: @escaping @Sendable () async -> Readiness) {
+        self.check = check
+        self.maxAge = maxAge
+    }
+
+    /// The readiness now: the last answer while fresh, else a new one (callers that come while
+    /// it is worked out wait for the same one).
+    public func current() async -> Readiness {
+        await refresh().value
+    }
+
+    /// The last answer without waiting, starting a new check in the background when it is
+    /// stale; "not checked yet" before the first.
+    public func latest() -> Readiness {
+        _ = refresh()
+        return state.withLock { $0.value } ?? .notReady("not checked yet")
+    }
+
+    private func refresh() -> Task<Readiness, Never> {
+        state.withLock { s in
+            if let value = s.value, let at = s.at, ContinuousClock.now - at < maxAge { return Task { value } }
+            if let running = s.running { return running }
+            let task = Task {
+                let value = await self.check()
+                self.state.withLock {
+                    $0.value = value
+                    $0.at = .now
+                    $0.running = nil
+                }
+                return value
+            }
+            s.running = task
+            return task
         }
     }
 }

@@ -6,32 +6,21 @@ import Metrics
 import NIOCore
 import Synchronization
 
-/// What routes learn about a request that the telemetry middleware, outside them, reports: the
-/// route's name for metrics and the user its credentials named. Reached through
-/// ``RequestNote/current`` while the request runs.
+/// What inner middleware learns about a request that the telemetry middleware, outside it,
+/// reports: the user its credentials named. Reached through ``RequestNote/current`` while the
+/// request runs.
 public final class RequestNote: Sendable {
-    private struct Fields {
-        var route: String?
-        var user: String?
-    }
-
-    private let fields = Mutex(Fields())
+    private let name = Mutex<String?>(nil)
 
     /// The note of the request this task is serving, nil outside one.
     @TaskLocal public static var current: RequestNote?
 
     init() {}
 
-    /// A low-cardinality name of what the request does (`blob`, `manifest`, `/v1/heartbeat`).
-    public var route: String? {
-        get { fields.withLock { $0.route } }
-        set { fields.withLock { $0.route = newValue } }
-    }
-
     /// The user the request's credentials named.
     public var user: String? {
-        get { fields.withLock { $0.user } }
-        set { fields.withLock { $0.user = newValue } }
+        get { name.withLock { $0 } }
+        set { name.withLock { $0 = newValue } }
     }
 }
 
@@ -61,99 +50,165 @@ public final class RequestTally: Sendable {
 public struct RequestTelemetryMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let logger: Logger
     let tally: RequestTally
+    let routeName: @Sendable (Request) -> String?
     let cache = RouteMetricsCache()
 
-    /// Reports to `logger` and `tally`.
-    public init(logger: Logger, tally: RequestTally = RequestTally()) {
+    /// Answers up to this long with a known length are recorded when the handler returns; longer
+    /// or streamed ones when their last byte is written (wrapping a small body would cost
+    /// Hummingbird's single write of head and body).
+    static var smallBody: Int { 64 << 10 }
+
+    /// Reports to `logger` and `tally`. `route` names a request's route for metrics when the
+    /// router's own pattern does not say enough (the registry's `/v2/**`); it must give a small,
+    /// fixed set of names, never the path itself.
+    public init(logger: Logger, tally: RequestTally = RequestTally(), route: @escaping @Sendable (Request) -> String? = { _ in nil }) {
         RoleMetrics.bootstrap()
         self.logger = logger
         self.tally = tally
+        self.routeName = route
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let started = ContinuousClock.now
         let note = RequestNote()
-        let received = ByteTally()
+        let finish = RequestRecord(
+            middleware: self, method: request.method, path: request.uri.path, client: context.clientAddress,
+            route: routeName(request) ?? context.endpointPath ?? "unmatched", note: note)
         var request = request
         if request.method == .put || request.method == .post || request.method == .patch {
             let tally = self.tally
             request.body = RequestBody(
                 asyncSequence: request.body.map { buffer in
-                    received.add(buffer.readableBytes)
+                    finish.received.add(buffer.readableBytes)
                     tally.bytesIn.add(UInt64(buffer.readableBytes), ordering: .relaxed)
                     return buffer
                 })
         }
-        tally.inFlight.add(1, ordering: .relaxed)
-        let finish = Finish(
-            middleware: self, method: request.method, path: request.uri.path, client: context.clientAddress,
-            endpoint: context.endpointPath, note: note, started: started, received: received)
         let response: Response
         do {
             response = try await RequestNote.$current.withValue(note) { try await next(request, context) }
         } catch {
-            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            finish.record(status: status, sent: 0)
+            finish.record(status: (error as? any HTTPResponseError)?.status ?? .internalServerError, sent: 0)
             throw error
         }
-        // Counted as written, and recorded once the last byte is out (or the client went away).
         let body = response.body
         let status = response.status
+        if let length = body.contentLength, length <= Self.smallBody {
+            tally.bytesOut.add(UInt64(length), ordering: .relaxed)
+            finish.record(status: status, sent: length)
+            return response
+        }
+        // Counted as written, and recorded once the last byte is out or the write failed; a body
+        // never written (the client left before the head went out) is recorded when dropped.
         var counted = response
         counted.body = ResponseBody(contentLength: body.contentLength) { writer in
-            let sent = ByteTally()
-            let tally = self.tally
+            let counting = CountingWriter(base: writer, record: finish, tally: self.tally)
             do {
-                try await body.write(
-                    writer.map { buffer in
-                        sent.add(buffer.readableBytes)
-                        tally.bytesOut.add(UInt64(buffer.readableBytes), ordering: .relaxed)
-                        return buffer
-                    })
+                try await body.write(counting)
             } catch {
-                finish.record(status: status, sent: sent.bytes, failed: true)
+                finish.record(status: status, sent: finish.sent.bytes, failed: true)
                 throw error
             }
-            finish.record(status: status, sent: sent.bytes)
+            finish.record(status: status, sent: finish.sent.bytes)
         }
+        finish.pendingStatus = status
         return counted
     }
+}
 
-    /// Everything known when the request came in, to record when it is over.
-    struct Finish: Sendable {
-        let middleware: RequestTelemetryMiddleware
-        let method: HTTPRequest.Method
-        let path: String
-        let client: String
-        let endpoint: String?
-        let note: RequestNote
-        let started: ContinuousClock.Instant
-        let received: ByteTally
+/// A response body writer that counts what passes through, keeping batched writes batched.
+struct CountingWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let record: RequestRecord
+    let tally: RequestTally
 
-        func record(status: HTTPResponse.Status, sent: Int, failed: Bool = false) {
-            let elapsed = ContinuousClock.now - started
-            let tally = middleware.tally
-            tally.inFlight.subtract(1, ordering: .relaxed)
-            tally.requests.add(1, ordering: .relaxed)
-            if (400..<500).contains(status.code) { tally.clientErrors.add(1, ordering: .relaxed) }
-            if status.code >= 500 { tally.serverErrors.add(1, ordering: .relaxed) }
-            let route = note.route ?? endpoint ?? "unmatched"
-            let bytesIn = received.bytes
-            let metrics = middleware.cache.metrics(route: route, method: method, status: status.code)
-            metrics.requests.increment()
-            metrics.duration.recordNanoseconds(Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            if bytesIn > 0 { metrics.bytesIn.increment(by: bytesIn) }
-            if sent > 0 { metrics.bytesOut.increment(by: sent) }
-            // Health probes and scrapes come every few seconds: logging them would drown the rest.
-            let quiet = RequestTelemetry.quietPaths.contains(path) && status.code < 400
-            middleware.logger.log(
-                level: quiet ? .debug : .info, "\(method) \(path) \(status.code)",
-                metadata: [
-                    "method": "\(method)", "path": "\(path)", "status": "\(status.code)", "bytes_in": "\(bytesIn)",
-                    "bytes_out": "\(sent)", "duration_ms": "\(ByteSizeFormat.milliseconds(elapsed))", "client": "\(client)",
-                    "user": "\(note.user ?? "-")", "aborted": "\(failed)",
-                ])
-        }
+    init(base: any ResponseBodyWriter, record: RequestRecord, tally: RequestTally) {
+        self.base = base
+        self.record = record
+        self.tally = tally
+    }
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        count(buffer.readableBytes)
+        try await base.write(buffer)
+    }
+
+    mutating func write(contentsOf buffers: some Sequence<ByteBuffer>) async throws {
+        count(buffers.reduce(0) { $0 + $1.readableBytes })
+        try await base.write(contentsOf: buffers)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await base.finish(trailingHeaders)
+    }
+
+    private func count(_ bytes: Int) {
+        record.sent.add(bytes)
+        tally.bytesOut.add(UInt64(bytes), ordering: .relaxed)
+    }
+}
+
+/// One request, from its arrival to its record: what is known when it comes in, the bytes each
+/// way, and whether it has been recorded (exactly once, by whichever end comes first).
+final class RequestRecord: Sendable {
+    private let tally: RequestTally
+    private let cache: RouteMetricsCache
+    private let logger: Logger
+    let method: HTTPRequest.Method
+    let path: String
+    let client: String
+    let route: String
+    let note: RequestNote
+    let started = ContinuousClock.now
+    let received = ByteTally()
+    let sent = ByteTally()
+    private let recorded = Atomic<Bool>(false)
+    private let pending = Mutex<HTTPResponse.Status?>(nil)
+
+    init<Context>(middleware: RequestTelemetryMiddleware<Context>, method: HTTPRequest.Method, path: String, client: String, route: String, note: RequestNote) {
+        tally = middleware.tally
+        cache = middleware.cache
+        logger = middleware.logger
+        self.method = method
+        self.path = String(String.UnicodeScalarView(path.unicodeScalars.lazy.filter { (0x21..<0x7f).contains($0.value) }.prefix(300)))
+        self.client = client
+        self.route = route
+        self.note = note
+        tally.inFlight.add(1, ordering: .relaxed)
+    }
+
+    /// The status of an answer whose body is still to be written.
+    var pendingStatus: HTTPResponse.Status? {
+        get { pending.withLock { $0 } }
+        set { pending.withLock { $0 = newValue } }
+    }
+
+    deinit {
+        // The body was never written: the connection went before the answer's head did.
+        if let status = pendingStatus { record(status: status, sent: sent.bytes, failed: true) }
+    }
+
+    func record(status: HTTPResponse.Status, sent: Int, failed: Bool = false) {
+        guard recorded.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        let elapsed = ContinuousClock.now - started
+        tally.inFlight.subtract(1, ordering: .relaxed)
+        tally.requests.add(1, ordering: .relaxed)
+        if (400..<500).contains(status.code) { tally.clientErrors.add(1, ordering: .relaxed) }
+        if status.code >= 500 { tally.serverErrors.add(1, ordering: .relaxed) }
+        let bytesIn = received.bytes
+        let metrics = cache.metrics(route: route, method: method, status: status.code)
+        metrics.requests.increment()
+        metrics.duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        if bytesIn > 0 { metrics.bytesIn.increment(by: bytesIn) }
+        if sent > 0 { metrics.bytesOut.increment(by: sent) }
+        // Health probes and scrapes come every few seconds: logging them would drown the rest.
+        let quiet = RequestTelemetry.quietPaths.contains(path) && status.code < 400
+        logger.log(
+            level: quiet ? .debug : .info, "\(method) \(path) \(status.code)",
+            metadata: [
+                "method": "\(method)", "path": "\(path)", "status": "\(status.code)", "bytes_in": "\(bytesIn)",
+                "bytes_out": "\(sent)", "duration_ms": "\(ByteSizeFormat.milliseconds(elapsed))", "client": "\(client)",
+                "user": "\(note.user ?? "-")", "aborted": "\(failed)",
+            ])
     }
 }
 

@@ -15,9 +15,9 @@ public final class RoleHeartbeat: Service, Sendable {
     let requestedId: String?
     let master: MasterClient
     let tally: RequestTally
-    let interval: Duration
+    let interval: Mutex<Duration>
     let openUploads: @Sendable () -> UInt64
-    let readiness: @Sendable () async -> Readiness
+    let readiness: ReadinessCheck
     let logger: Logger
     let started = ContinuousClock.now
     private let address = Mutex<HostPort?>(nil)
@@ -28,13 +28,13 @@ public final class RoleHeartbeat: Service, Sendable {
     ///   - openUploads: upload bodies streaming in now (0 for a metaserver).
     public init(
         role: FrontRole, id: String?, master: MasterClient, tally: RequestTally, interval: Duration = .seconds(1),
-        openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: @escaping @Sendable () async -> Readiness, logger: Logger
+        openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: ReadinessCheck, logger: Logger
     ) {
         self.role = role
         self.requestedId = id
         self.master = master
         self.tally = tally
-        self.interval = interval
+        self.interval = Mutex(interval)
         self.openUploads = openUploads
         self.readiness = readiness
         self.logger = logger
@@ -49,15 +49,18 @@ public final class RoleHeartbeat: Service, Sendable {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let report = await report() { await send(report) }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            if let report = report() { await send(report) }
+            let interval = self.interval.withLock { $0 }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 
-    /// The report now; nil until the server listens.
-    func report() async -> RoleReport? {
+    /// The report now; nil until the server listens. Readiness is the last one worked out: a
+    /// slow check (a metaserver that does not answer) must not hold the heartbeat past the
+    /// master's down timeout.
+    func report() -> RoleReport? {
         guard let addr = address.withLock({ $0 }) else { return nil }
-        let state = await readiness()
+        let state = readiness.latest()
         return RoleReport(
             role: role, id: requestedId ?? "\(role.rawValue)@\(addr)", addr: addr.description, version: SpeedyVersion.current,
             uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
@@ -69,7 +72,10 @@ public final class RoleHeartbeat: Service, Sendable {
 
     private func send(_ report: RoleReport) async {
         do {
-            _ = try await master.roleHeartbeat(report)
+            let reply = try await master.roleHeartbeat(report)
+            // The master sets the pace, within reason.
+            let asked = Duration.milliseconds(Int64(clamping: min(reply.intervalMs, 10_000)))
+            interval.withLock { $0 = max(.milliseconds(100), asked) }
             if failing.withLock({ $0 }) { logger.notice("heartbeats to the master go through again") }
             failing.withLock { $0 = false }
         } catch {

@@ -33,21 +33,26 @@ public enum RoleMetrics {
         }
     }
 
+    /// Every metric of the process in the Prometheus text format, as `/metrics` serves it.
+    public static func exposition() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 << 10)
+        bootstrap().emit(into: &bytes)
+        return bytes
+    }
+
     /// Adds `GET /metrics` to `router`, in the Prometheus text format. `collect` runs first, to
     /// set the gauges that are read off the role's state rather than counted as things happen
     /// (every role's `speedy_process_resident_bytes` is set here).
     /// The route sits behind whatever guards the router (the cluster secret where one is set).
     public static func register<Context: RequestContext>(on router: Router<Context>, collect: @escaping @Sendable () async -> Void = {}) {
-        let registry = bootstrap()
+        bootstrap()
         router.get("/metrics") { _, _ -> Response in
             Gauge(label: "speedy_process_resident_bytes").record(RoleHeartbeat.residentBytes())
             await collect()
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(64 << 10)
-            registry.emit(into: &bytes)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                body: .init(byteBuffer: ByteBuffer(bytes: exposition())))
         }
     }
 }
@@ -57,5 +62,45 @@ extension Metrics.Timer {
     public func recordElapsed(since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// Gauges read off a role's state at each scrape. A label set missing from a scrape (a server
+/// removed, a role forgotten, a volume compacted away) is dropped from `/metrics`, so an alert
+/// on its last value does not fire forever.
+public final class ScrapedGauges: Sendable {
+    /// One gauge's value in this scrape.
+    public struct Reading: Sendable {
+        public var label: String
+        public var dimensions: [(String, String)]
+        public var value: Double
+
+        /// A reading of `label` with `dimensions`.
+        public init(_ label: String, _ dimensions: [(String, String)] = [], _ value: Double) {
+            self.label = label
+            self.dimensions = dimensions
+            self.value = value
+        }
+
+        var key: [String] { [label] + dimensions.flatMap { [$0.0, $0.1] } }
+    }
+
+    private let shown = Mutex<[[String]: Reading]>([:])
+
+    /// No gauges yet.
+    public init() { RoleMetrics.bootstrap() }
+
+    /// Sets every reading and drops the gauges of the last scrape that have none now.
+    public func publish(_ readings: [Reading]) {
+        var now: [[String]: Reading] = [:]
+        for reading in readings {
+            Gauge(label: reading.label, dimensions: reading.dimensions).record(reading.value)
+            now[reading.key] = reading
+        }
+        let gone = shown.withLock { shown in
+            defer { shown = now }
+            return shown.filter { now[$0.key] == nil }.map(\.value)
+        }
+        for reading in gone { Gauge(label: reading.label, dimensions: reading.dimensions).destroy() }
     }
 }

@@ -47,7 +47,9 @@ struct Repair: AsyncParsableCommand {
         let target = try await options.group(group)
         let job = JobReporter(kind: "repair", target: "group \(group)", client: options.client)
         let checking = ProgressBar(enabled: !json, job: job)
-        let before = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking).run()
+        let before = try await job.endingOnFailure {
+            try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking).run()
+        }
         checking.finish()
         var copies: [Copy] = []
         for member in before.members where member.reachable {
@@ -79,7 +81,9 @@ struct Repair: AsyncParsableCommand {
         var after: VerifyReport?
         if !dryRun {
             let rechecking = ProgressBar(enabled: !json, job: job)
-            after = try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking).run()
+            after = try await job.endingOnFailure {
+                try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking).run()
+            }
             rechecking.finish()
         }
         let result = Result(group: group, dryRun: dryRun, copies: copies, after: after)

@@ -70,8 +70,10 @@ struct Verify: AsyncParsableCommand {
         let job = JobReporter(kind: "verify", target: what, client: options.client)
         let progress = ProgressBar(enabled: !json, job: job)
         var reports: [VerifyReport] = []
-        for (target, only) in targets {
-            reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress).run())
+        try await job.endingOnFailure {
+            for (target, only) in targets {
+                reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress).run())
+            }
         }
         progress.finish()
         let missing = reports.reduce(0) { $0 + $1.missing }, corrupt = reports.reduce(0) { $0 + $1.corrupt }

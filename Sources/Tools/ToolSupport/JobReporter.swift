@@ -53,4 +53,14 @@ public final class JobReporter: Sendable {
         }
         try? await client.reportJob(report)
     }
+
+    /// Runs `body`; if it throws, says the job failed, with the error, before passing it on.
+    public func endingOnFailure<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            await end(.failed, message: "\(error)")
+            throw error
+        }
+    }
 }

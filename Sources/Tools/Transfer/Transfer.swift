@@ -72,13 +72,7 @@ struct Transfer: AsyncParsableCommand {
         var job = try await TransferJob.prepare(self)
         let reporter = JobReporter(kind: "transfer", target: "group \(group): \(job.source.id) to \(job.destination.id)", client: options.client)
         job.reporter = reporter
-        let report: TransferReport
-        do {
-            report = try await job.run()
-        } catch {
-            await reporter.end(.failed, message: "\(error)")
-            throw error
-        }
+        let report = try await reporter.endingOnFailure { try await job.run() }
         await reporter.end(
             report.complete ? .finished : .failed,
             message: "\(report.chunksCopied) chunks, \(ByteSize.format(report.bytesCopied)) copied" + (report.complete ? "" : "; not complete"))

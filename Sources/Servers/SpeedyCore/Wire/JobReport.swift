@@ -29,6 +29,15 @@ public struct JobReport: Sendable, Codable, Equatable {
     /// How it ended, for people, once finished or failed.
     public var message: String?
 
+    /// The report with its texts made printable (see ``PrintableText``).
+    public var cleaned: JobReport {
+        var report = self
+        report.id = PrintableText.clean(id, limit: Self.maxText)
+        report.target = PrintableText.clean(target, limit: Self.maxText)
+        report.message = message.map { PrintableText.clean($0, limit: Self.maxText) }
+        return report
+    }
+
     /// Creates a report.
     public init(
         id: String, kind: String, target: String, state: State, done: Int, total: Int, bytes: UInt64, totalBytes: UInt64? = nil,

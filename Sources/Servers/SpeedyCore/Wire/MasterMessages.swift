@@ -86,7 +86,7 @@ public enum SpeedyHeader {
     /// 100 characters); nil when absent or empty.
     public static func actor(from header: String?) -> String? {
         guard let header else { return nil }
-        let clean = String(String.UnicodeScalarView(header.unicodeScalars.filter { (0x20..<0x7f).contains($0.value) }).prefix(100))
+        let clean = PrintableText.clean(header, limit: 100)
         return clean.isEmpty ? nil : clean
     }
 }
@@ -174,5 +174,14 @@ public struct EventReport: Sendable, Codable, Equatable {
         self.serverId = serverId
         self.group = group
         self.message = message
+    }
+}
+
+/// Text from another process made safe for a log line, an event and a terminal: printable ASCII
+/// only (no newline to forge a line, no escape to drive a terminal), cut to a length.
+public enum PrintableText {
+    /// `text` without control and non-ASCII characters, at most `limit` characters.
+    public static func clean(_ text: String, limit: Int) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.lazy.filter { (0x20..<0x7f).contains($0.value) }.prefix(limit)))
     }
 }

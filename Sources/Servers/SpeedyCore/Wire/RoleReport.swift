@@ -59,6 +59,15 @@ public struct RoleReport: Sendable, Codable, Equatable {
 
     /// Longest id, address, version or reason the master keeps.
     public static let maxText = 200
+
+    /// The report with its texts made printable (see ``PrintableText``).
+    public var cleaned: RoleReport {
+        var report = self
+        report.id = PrintableText.clean(id, limit: Self.maxText)
+        report.version = PrintableText.clean(version, limit: Self.maxText)
+        report.notReadyReason = notReadyReason.map { PrintableText.clean($0, limit: Self.maxText) }
+        return report
+    }
 }
 
 /// An imageserver or metaserver as the master last heard from it: the `imageservers` and
