@@ -247,29 +247,6 @@ public final class ChunkMaster: Sendable {
                 throw error.apiError
             }
         }
-        router.post("/v1/roles/heartbeat") { request, _ in
-            let report = try await request.decodeJSON(RoleReport.self, limit: 16 << 10)
-            let texts = [report.id, report.addr, report.version, report.notReadyReason ?? ""]
-            guard !report.id.isEmpty, HostPort(parsing: report.addr) != nil, texts.allSatisfy({ $0.count <= RoleReport.maxText }) else {
-                throw APIError.badRequest("a role heartbeat needs an id and an address HOST:PORT, each at most \(RoleReport.maxText) characters")
-            }
-            guard let reply = await self.roleHeartbeat(report) else {
-                throw APIError(.serviceUnavailable, code: "ROLES_FULL", "the master keeps at most \(FrontRoleMap.capacity) imageservers and metaservers")
-            }
-            return try JSONResponse.make(reply)
-        }
-        router.post("/v1/jobs") { request, _ in
-            let report = try await request.decodeJSON(JobReport.self, limit: 16 << 10)
-            let texts = [report.id, report.target, report.message ?? ""]
-            guard JobReport.kinds.contains(report.kind), !report.id.isEmpty, texts.allSatisfy({ $0.count <= JobReport.maxText }),
-                report.done >= 0, report.total >= 0
-            else {
-                throw APIError.badRequest(
-                    "a job report needs a kind (\(JobReport.kinds.sorted().joined(separator: ", "))), an id, and texts of at most \(JobReport.maxText) characters")
-            }
-            await self.jobReport(report.cleaned, actor: AdminRoutes.actor(request))
-            return try JSONResponse.make(Empty())
-        }
         router.get("/v1/cluster") { request, _ in
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
             var snapshot = self.snapshot(historySeconds: max(0, history))
@@ -297,22 +274,11 @@ public final class ChunkMaster: Sendable {
             let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 100, 1), 1000)
             return try JSONResponse.make(EventPage(events: try self.database.events(after: after, limit: limit)))
         }
-        router.post("/v1/events") { request, _ in
-            let report = try await request.decodeJSON(EventReport.self, limit: 16 << 10)
-            guard EventReport.kinds.contains(report.kind) else {
-                throw APIError.badRequest("event kind must be one of \(EventReport.kinds.sorted().joined(separator: ", "))")
-            }
-            guard !report.message.isEmpty, report.message.count <= EventReport.maxMessage, report.serverId.map({ $0.count <= 200 }) ?? true else {
-                throw APIError.badRequest("an event needs a message of at most \(EventReport.maxMessage) characters")
-            }
-            self.logger.notice("\(report.message)")
-            try await self.database.recordEvent(kind: report.kind, serverId: report.serverId, group: report.group, message: report.message)
-            return try JSONResponse.make(Empty())
-        }
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) { .ready }
         RoleMetrics.register(on: router) { self.metrics.collect(self.snapshot()) }
         AdminRoutes(master: self).register(on: router)
+        ReportRoutes(master: self).register(on: router)
         return router
     }
 

@@ -40,6 +40,8 @@ extension RegistryAPI {
         var reservation: BudgetReservation?
         if let piece = pieces.first { reservation = try await budget.reserve(Int(piece.ref.length), client: context.client) }
         let first = reservation
+        // The answer takes as long as the chunks take to come: measured to its last byte.
+        RequestNote.current?.streamsBody = true
         return Response(
             status: status, headers: headers,
             body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: first, to: &writer) })

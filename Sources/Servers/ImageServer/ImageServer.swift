@@ -50,8 +50,30 @@ public enum ImageServer {
         let heartbeat = RoleHeartbeat(
             role: .imageserver, id: configuration.id, master: master, tally: tally, interval: configuration.refreshInterval,
             openUploads: { UInt64(max(0, api.uploadsInProgress.value)) }, readiness: readiness, logger: logger)
-        // Outermost first: telemetry (so refusals count too), errors in OCI form, the cluster
-        // secret on /metrics, the rate limit, credentials, then the watchdog.
+        let router = makeRouter(
+            api: api, auth: auth, watchdog: watchdog, readiness: readiness, tally: tally, configuration: configuration, logger: logger)
+        let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
+        do {
+            try await HTTPServer.run(
+                role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
+                services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task, heartbeat], logger: logger
+            ) { bound in heartbeat.listening(at: bound) }
+        } catch {
+            try? await http.shutdown()
+            try? await readHTTP.shutdown()
+            throw error
+        }
+        try? await http.shutdown()
+        try? await readHTTP.shutdown()
+    }
+
+    /// The registry's routes behind its middleware. Outermost first: telemetry (so refusals count
+    /// too), errors in OCI form, the cluster secret on /metrics, the rate limit, credentials, then
+    /// the watchdog.
+    static func makeRouter(
+        api: RegistryAPI, auth: RegistryAuth, watchdog: IdleWatchdog, readiness: ReadinessCheck, tally: RequestTally,
+        configuration: ImageServerConfiguration, logger: Logger
+    ) -> Router<RegistryRequestContext> {
         let router = Router(context: RegistryRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
         router.middlewares.add(OCIErrorMiddleware())
@@ -75,17 +97,7 @@ public enum ImageServer {
             Gauge(label: "speedy_imageserver_uploads_in_progress").record(api.uploadsInProgress.value)
             Gauge(label: "speedy_imageserver_memory_budget_used_bytes").record(api.budget.capacity - api.budget.available)
         }
-        let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
-        do {
-            try await HTTPServer.run(role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport, services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task, heartbeat], logger: logger
-            ) { bound in heartbeat.listening(at: bound) }
-        } catch {
-            try? await http.shutdown()
-            try? await readHTTP.shutdown()
-            throw error
-        }
-        try? await http.shutdown()
-        try? await readHTTP.shutdown()
+        return router
     }
 
     /// How long a chunk read may wait for the next bytes from a member before another member is

@@ -11,11 +11,20 @@ import Synchronization
 /// request runs.
 public final class RequestNote: Sendable {
     private let name = Mutex<String?>(nil)
+    private let streams = Atomic<Bool>(false)
 
     /// The note of the request this task is serving, nil outside one.
     @TaskLocal public static var current: RequestNote?
 
     init() {}
+
+    /// Whether the answer's body is produced while it is sent (a blob streamed from chunkservers):
+    /// then the request is measured to its last byte. Other answers with a length are measured
+    /// when the handler returns, which keeps Hummingbird's single write of head and body.
+    public var streamsBody: Bool {
+        get { streams.load(ordering: .relaxed) }
+        set { streams.store(newValue, ordering: .relaxed) }
+    }
 
     /// The user the request's credentials named.
     public var user: String? {
@@ -53,11 +62,6 @@ public struct RequestTelemetryMiddleware<Context: RemoteAddressRequestContext>: 
     let routeName: @Sendable (Request) -> String?
     let cache = RouteMetricsCache()
 
-    /// Answers up to this long with a known length are recorded when the handler returns; longer
-    /// or streamed ones when their last byte is written (wrapping a small body would cost
-    /// Hummingbird's single write of head and body).
-    static var smallBody: Int { 64 << 10 }
-
     /// Reports to `logger` and `tally`. `route` names a request's route for metrics when the
     /// router's own pattern does not say enough (the registry's `/v2/**`); it must give a small,
     /// fixed set of names, never the path itself.
@@ -92,7 +96,7 @@ public struct RequestTelemetryMiddleware<Context: RemoteAddressRequestContext>: 
         }
         let body = response.body
         let status = response.status
-        if let length = body.contentLength, length <= Self.smallBody {
+        if let length = body.contentLength, !note.streamsBody {
             tally.bytesOut.add(UInt64(length), ordering: .relaxed)
             finish.record(status: status, sent: length)
             return response
