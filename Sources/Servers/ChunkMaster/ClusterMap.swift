@@ -132,13 +132,11 @@ public struct ClusterMap: Sendable {
         {
             changes.append(.errorsRose(id: member.id, group: report.group, crcErrors: report.crcErrors, ioErrors: report.ioErrors))
         }
-        if let previous = member.report, report.uptimeMs > previous.uptimeMs {
-            let seconds = Double(report.uptimeMs - previous.uptimeMs) / 1000
-            func rate(_ new: UInt64, _ old: UInt64) -> Double { new >= old ? Double(new - old) / seconds : 0 }
-            member.readBytesPerSec = rate(report.readBytes, previous.readBytes)
-            member.writeBytesPerSec = rate(report.writeBytes, previous.writeBytes)
-            member.readOpsPerSec = rate(report.readOps, previous.readOps)
-            member.writeOpsPerSec = rate(report.writeOps, previous.writeOps)
+        if let previous = member.report, let rate = CounterRate(uptimeMs: report.uptimeMs, previousUptimeMs: previous.uptimeMs) {
+            member.readBytesPerSec = rate.of(report.readBytes, previous.readBytes)
+            member.writeBytesPerSec = rate.of(report.writeBytes, previous.writeBytes)
+            member.readOpsPerSec = rate.of(report.readOps, previous.readOps)
+            member.writeOpsPerSec = rate.of(report.writeOps, previous.writeOps)
         } else {
             // First report, or the server restarted and its counters began again.
             (member.readBytesPerSec, member.writeBytesPerSec, member.readOpsPerSec, member.writeOpsPerSec) = (0, 0, 0, 0)

@@ -59,14 +59,12 @@ public struct FrontRoleMap: Sendable {
         var changes: [Change] = []
         if !entry.isUp { changes.append(.up(role: report.role, id: report.id)) }
         let previous = entry.report
-        if report.uptimeMs > previous.uptimeMs {
-            let seconds = Double(report.uptimeMs - previous.uptimeMs) / 1000
-            func rate(_ new: UInt64, _ old: UInt64) -> Double { new >= old ? Double(new - old) / seconds : 0 }
-            entry.requestsPerSec = rate(report.requests, previous.requests)
-            entry.clientErrorsPerSec = rate(report.clientErrors, previous.clientErrors)
-            entry.serverErrorsPerSec = rate(report.serverErrors, previous.serverErrors)
-            entry.bytesInPerSec = rate(report.bytesIn, previous.bytesIn)
-            entry.bytesOutPerSec = rate(report.bytesOut, previous.bytesOut)
+        if let rate = CounterRate(uptimeMs: report.uptimeMs, previousUptimeMs: previous.uptimeMs) {
+            entry.requestsPerSec = rate.of(report.requests, previous.requests)
+            entry.clientErrorsPerSec = rate.of(report.clientErrors, previous.clientErrors)
+            entry.serverErrorsPerSec = rate.of(report.serverErrors, previous.serverErrors)
+            entry.bytesInPerSec = rate.of(report.bytesIn, previous.bytesIn)
+            entry.bytesOutPerSec = rate.of(report.bytesOut, previous.bytesOut)
         } else {
             // The process restarted: its counters began again.
             (entry.requestsPerSec, entry.clientErrorsPerSec, entry.serverErrorsPerSec, entry.bytesInPerSec, entry.bytesOutPerSec) = (0, 0, 0, 0, 0)
