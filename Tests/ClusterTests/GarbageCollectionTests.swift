@@ -166,6 +166,10 @@ extension ProcessSuites {
             let events = try await master.events(limit: 1000).map(\.message)
             #expect(events.contains { $0.hasPrefix("gc freed 1 manifests, 2 blobs") })
             #expect(events.filter { $0.hasPrefix("volume compacted") }.count == 3)
+            // Each run reported itself as a job: the dry run, the collection and the fsck, finished.
+            let jobs = try await master.snapshot().jobs ?? []
+            #expect(jobs.filter { $0.report.kind == "gc" && $0.report.state == .finished }.count >= 2, "\(jobs.map(\.report))")
+            #expect(jobs.contains { $0.report.kind == "fsck" && $0.report.state == .finished && $0.report.message?.hasPrefix("no data lost") == true })
             // Nothing left: a second run frees nothing.
             let (_, again) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
             #expect(again.map { $0.chunks + $0.blobs + $0.manifests } == 0)

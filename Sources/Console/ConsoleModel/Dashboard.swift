@@ -280,7 +280,7 @@ public struct Dashboard: Sendable {
                 }
             line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: barWidth - filled) + "]", style)
             line.add(padLeft(ByteSize.formatDecimal(job.fraction * 100, places: 0) + "%", 5))
-            line.add("  \(r.done)/\(r.total) chunks  \(Self.rate(job.bytesPerSec))")
+            line.add("  \(r.done)/\(r.total) \(r.kind == "gc" ? "steps" : "chunks")  \(Self.rate(job.bytesPerSec))")
             switch r.state {
             case .running:
                 if let eta = job.etaSeconds { line.add("  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)") }

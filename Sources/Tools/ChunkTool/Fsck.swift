@@ -86,6 +86,11 @@ struct Fsck: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let job = JobReporter(kind: "fsck", target: "every group" + (deep ? " (deep)" : ""), client: options.client)
+        try await job.endingOnFailure { try await check(job) }
+    }
+
+    private func check(_ job: JobReporter) async throws {
         let snapshot = try await options.snapshot()
         let store = MetaClient(baseURL: metaURL)
         let referencedGroups: [UInt32]
@@ -95,7 +100,7 @@ struct Fsck: AsyncParsableCommand {
             throw couldNotRun("cannot ask the metaserver at \(metaURL): \(error)")
         }
         let groupIds = Set(referencedGroups).union(snapshot.groups.map(\.id)).sorted()
-        let progress = ProgressBar(enabled: !json)
+        let progress = ProgressBar(enabled: !json, job: job)
         let limiter = RateLimiter(megabytesPerSecond: rate)
         var bytesRead: UInt64 = 0
         var results: [GroupResult] = []
@@ -162,6 +167,9 @@ struct Fsck: AsyncParsableCommand {
         let report = Report(
             groups: results, lostChunks: lost, lostBlobs: lostBlobs, garbageChunks: results.reduce(0) { $0 + $1.garbage.count },
             blobsHashed: hashed, digestMismatches: mismatches, clean: lost.isEmpty && mismatches.isEmpty)
+        await job.end(
+            .finished,
+            message: (lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s)") + ", \(report.garbageChunks) garbage chunks")
         if json {
             try printJSON(report)
         } else {

@@ -59,7 +59,8 @@ struct GarbageCollect: AsyncParsableCommand {
         let settings = GarbageCollectionOptions(
             grace: grace.duration, chunkGrace: chunkGrace?.duration, uploadExpiry: uploadExpiry.duration, dryRun: dryRun,
             compact: compact)
-        let progress = ProgressBar(enabled: !json)
+        let job = JobReporter(kind: "gc", target: dryRun ? "the cluster (dry run)" : "the cluster", client: options.client)
+        let progress = ProgressBar(enabled: !json, job: job)
         let report: GarbageCollectionReport
         do {
             report = try await collector.run(settings) { step, steps, phase in
@@ -67,9 +68,11 @@ struct GarbageCollect: AsyncParsableCommand {
             }
         } catch {
             progress.finish()
+            await job.end(.failed, message: "\(error)")
             throw couldNotRun("\(error)")
         }
         progress.finish()
+        await job.end(report.chunksPending > 0 ? .failed : .finished, message: report.summary)
         if json {
             try printJSON(report)
         } else {
