@@ -155,6 +155,26 @@ extension ProcessSuites {
             up.waitUntilExit()
         }
 
+        @Test func aSIGTERMWhileSpeedyUpStartsStopsEveryChild() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let base = ClusterHarness.freePortRun(count: 8)
+            let up = try cluster.start(
+                "up",
+                [
+                    "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
+                    "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
+                ])
+            // Once some children run, before the banner.
+            #expect(await cluster.eventually(within: 30) { ClusterHarness.pid(listeningOn: base) != nil })
+            #expect(!cluster.log("up").contains("Speedy is up"))
+            kill(up.processIdentifier, SIGTERM)
+            up.waitUntilExit()
+            #expect(up.terminationStatus == 0, "\(cluster.log("up"))")
+            #expect(cluster.log("up").contains("stopping"))
+            for port in base..<(base + 6) { #expect(ClusterHarness.pid(listeningOn: port) == nil, "port \(port) still served") }
+        }
+
         @Test func anImageserverWithoutAWritableGroupIsNotReadyAndWaitsBeforeAnswering507() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }

@@ -5,6 +5,7 @@ import ImageServer
 import NIOCore
 import ServerSupport
 import SpeedyCore
+import Synchronization
 import ToolSupport
 
 /// `speedy up`: a whole cluster on this machine, as child processes on loopback.
@@ -219,6 +220,9 @@ struct Up: AsyncParsableCommand {
     }
 }
 
+/// Set from `speedy up`'s SIGINT and SIGTERM handlers (an atomic store is safe there).
+let upStopSignalled = Atomic<Bool>(false)
+
 /// Starts, restarts and stops the child processes of `speedy up`.
 ///
 /// A child that exits while the cluster is not stopping is started again after a pause that
@@ -238,9 +242,6 @@ final class Supervisor: @unchecked Sendable {
     private let lock = NSLock()
     private var children: [Child] = []
     private var stopping = false
-    private var signalSources: [any DispatchSourceSignal] = []
-    private var stopRequested = false
-    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
     static let firstBackoff = 1.0
     static let maximumBackoff = 30.0
@@ -304,39 +305,20 @@ final class Supervisor: @unchecked Sendable {
     }
 
     /// From now on SIGINT and SIGTERM ask the cluster to stop rather than kill this process, so a
-    /// Ctrl-C while the cluster starts still stops every child.
+    /// Ctrl-C while the cluster starts still stops every child. A plain handler, installed before
+    /// this returns: a dispatch signal source takes effect only later, and a SIGTERM in between
+    /// killed `speedy up` and left its children running.
     func catchStopSignals() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in self?.stopSignalled() }
-            source.resume()
-            lock.withLock { signalSources.append(source) }
-        }
-    }
-
-    private func stopSignalled() {
-        let waiters = lock.withLock {
-            stopRequested = true
-            defer { stopWaiters = [] }
-            return stopWaiters
-        }
-        for waiter in waiters { waiter.resume() }
+        signal(SIGINT) { _ in upStopSignalled.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in upStopSignalled.store(true, ordering: .relaxed) }
     }
 
     /// Whether SIGINT or SIGTERM came.
-    var isStopRequested: Bool { lock.withLock { stopRequested } }
+    var isStopRequested: Bool { upStopSignalled.load(ordering: .relaxed) }
 
     /// Returns on SIGINT or SIGTERM (at once if one came already).
     func waitForStopSignal() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let already = lock.withLock {
-                if stopRequested { return true }
-                stopWaiters.append(continuation)
-                return false
-            }
-            if already { continuation.resume() }
-        }
+        while !isStopRequested { try? await Task.sleep(for: .milliseconds(100)) }
     }
 
     /// SIGTERM to every child, then SIGKILL to any still running after 10 s.
