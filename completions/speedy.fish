@@ -160,7 +160,7 @@ complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options 
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy metaserver" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" listen' -l 'listen' -d 'Address to listen on, HOST:PORT.' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
-complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" meta' -l 'meta' -d 'Base URL of the metaserver.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" meta' -l 'meta' -d 'Base URL of the metaserver, or of several that share one database: URL,URL (calls move on to the next when one does not answer).' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" chunk-size' -l 'chunk-size' -d 'Size of the chunks blobs are cut into.' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" memory-budget' -l 'memory-budget' -d 'Chunk bytes held in memory at once across all requests.' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy imageserver" memory-per-client' -l 'memory-per-client' -d 'Budget bytes one client (address, or user once logged in) may hold at once (default: half the budget).' -rfka ''

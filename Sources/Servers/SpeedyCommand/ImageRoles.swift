@@ -80,7 +80,7 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
     var master: String?
 
-    @Option(help: "Base URL of the metaserver.")
+    @Option(help: "Base URL of the metaserver, or of several that share one database: URL,URL (calls move on to the next when one does not answer).")
     var meta = "http://127.0.0.1:8100"
 
     @Option(help: "Size of the chunks blobs are cut into.")

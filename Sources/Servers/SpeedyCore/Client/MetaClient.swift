@@ -2,15 +2,28 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Synchronization
 
 /// ``MetadataStore`` over HTTP: how imageservers use the metaserver (API in docs/api.md).
+///
+/// It may name several metaservers that share one database: a call goes to the one that
+/// answered last, and moves on to the next when that one cannot be reached or answers 503.
+/// Upload sessions live in the database, so an upload begun through one continues through
+/// another. A call that timed out may have been applied; every call is safe to repeat (commits
+/// and manifests are idempotent, appends carry the offset they expect).
 public struct MetaClient: MetadataStore {
-    /// The underlying JSON client.
-    public let service: ServiceClient
+    /// One client per metaserver, in the order given.
+    public let services: [ServiceClient]
+    private let preferred: PreferredMetaserver
 
-    /// Creates a client for the metaserver at `baseURL`.
+    /// The client of the metaserver calls go to first.
+    public var service: ServiceClient { services[preferred.index] }
+
+    /// Creates a client for the metaserver at `baseURL`, or for several: `URL,URL,…`.
     public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10), secret: ClusterSecret? = ClusterTransport.secret) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
+        let urls = baseURL.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+        self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, http: http, timeout: timeout, secret: secret) }
+        self.preferred = PreferredMetaserver()
     }
 
     /// The body of `POST /v1/uploads/{id}/append`.
@@ -47,10 +60,12 @@ public struct MetaClient: MetadataStore {
         public init(exists: Bool) { self.exists = exists }
     }
 
-    /// Whether the metaserver says it is ready (`/readyz`: its database answers).
+    /// Whether a metaserver says it is ready (`/readyz`: its database answers).
     public func isReady() async -> Bool {
-        guard let reply = try? await service.send(.GET, "/readyz") else { return false }
-        return reply.status == 200
+        for service in services {
+            if let reply = try? await service.send(.GET, "/readyz"), reply.status == 200 { return true }
+        }
+        return false
     }
 
     /// Calls the metaserver; absent things come back as JSON `null`, hence the optional.
@@ -58,12 +73,29 @@ public struct MetaClient: MetadataStore {
         _ method: HTTPMethod, _ path: String, query: [(String, String?)] = [], as type: R.Type,
         body: (some Encodable)? = Optional<Int>.none
     ) async throws(MetadataError) -> R {
-        do {
-            return try await service.json(method, path + QueryString.make(query), as: R.self, body: body)
-        } catch {
-            if case .status(_, _, let body?) = error, let mapped = MetadataError(body: body) { throw mapped }
-            throw .unavailable("\(error)")
+        let first = preferred.index
+        var failures: [String] = []
+        for step in 0..<services.count {
+            let index = (first + step) % services.count
+            do {
+                let result = try await services[index].json(method, path + QueryString.make(query), as: R.self, body: body)
+                if index != first { preferred.index = index }
+                return result
+            } catch {
+                // Another metaserver may answer: this one is gone, or cannot reach the database.
+                if case .unreachable = error {
+                    failures.append("\(error)")
+                    continue
+                }
+                if error.httpStatus == 503 && step + 1 < services.count {
+                    failures.append("\(error)")
+                    continue
+                }
+                if case .status(_, _, let body?) = error, let mapped = MetadataError(body: body) { throw mapped }
+                throw .unavailable("\(error)")
+            }
         }
+        throw .unavailable(failures.joined(separator: "; "))
     }
 
     public func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord? {
@@ -211,5 +243,15 @@ public enum QueryString {
             }
         }
         return out
+    }
+}
+
+/// Which of several metaservers answered last, shared by the copies of a ``MetaClient``.
+final class PreferredMetaserver: Sendable {
+    private let value = Atomic<Int>(0)
+
+    var index: Int {
+        get { value.load(ordering: .relaxed) }
+        set { value.store(newValue, ordering: .relaxed) }
     }
 }
