@@ -30,6 +30,19 @@ extension ProcessSuites {
             (after[key] ?? 0) - (before[key] ?? 0)
         }
 
+        /// `speedy up` on a free run of ports: the master on `base`, the metaserver on `base + 1`,
+        /// the registry on `base + 2`, chunkservers from `base + 3`.
+        func startSpeedyUp(_ cluster: ClusterHarness) throws -> (base: Int, process: Process) {
+            let base = ClusterHarness.freePortRun(count: 8)
+            let up = try cluster.start(
+                "up",
+                [
+                    "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
+                    "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
+                ])
+            return (base, up)
+        }
+
         func random(_ count: Int) -> [UInt8] {
             var generator = SystemRandomNumberGenerator()
             return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -134,13 +147,7 @@ extension ProcessSuites {
         @Test func aPushRightAfterSpeedyUpSaysUpSucceeds() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let base = ClusterHarness.freePortRun(count: 8)
-            let up = try cluster.start(
-                "up",
-                [
-                    "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
-                    "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
-                ])
+            let (base, up) = try startSpeedyUp(cluster)
             let saidUp = await cluster.eventually(within: 60) { cluster.log("up").contains("Speedy is up") }
             #expect(saidUp, "\(cluster.log("up"))")
             // At once, without waiting for anything else: a whole push and a chunked one.
@@ -158,13 +165,7 @@ extension ProcessSuites {
         @Test func aSIGTERMWhileSpeedyUpStartsStopsEveryChild() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let base = ClusterHarness.freePortRun(count: 8)
-            let up = try cluster.start(
-                "up",
-                [
-                    "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
-                    "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
-                ])
+            let (base, up) = try startSpeedyUp(cluster)
             // Once some children run, before the banner.
             #expect(await cluster.eventually(within: 30) { ClusterHarness.pid(listeningOn: base) != nil })
             #expect(!cluster.log("up").contains("Speedy is up"))

@@ -11,7 +11,7 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
     let logger: Logger
 
     /// The paths answered without the secret.
-    public static var openPaths: Set<String> { HealthRoutes.paths.union(["/v1/health"]) }
+    public static var openPaths: Set<String> { HealthRoutes.openPaths }
 
     /// Only these paths are guarded, when set: the registry's port guards `/metrics` alone (its
     /// API has logins of its own).

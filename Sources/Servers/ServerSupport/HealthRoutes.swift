@@ -30,6 +30,9 @@ public struct Readiness: Sendable, Equatable {
 public enum HealthRoutes {
     /// Paths answered without credentials.
     public static let paths: Set<String> = ["/healthz", "/readyz"]
+    /// Those and the older `/v1/health`: what the cluster secret never guards (made once, as
+    /// every internal request asks).
+    public static let openPaths: Set<String> = paths.union(["/v1/health"])
 
     /// Adds both routes to `router`; `readiness` is asked on every `/readyz`.
     public static func register<Context: RequestContext>(on router: Router<Context>, readiness: @escaping @Sendable () async -> Readiness) {
@@ -67,19 +70,28 @@ public final class ReadinessCheck: Sendable {
     /// The readiness now: the last answer while fresh, else a new one (callers that come while
     /// it is worked out wait for the same one).
     public func current() async -> Readiness {
-        await refresh().value
+        if let fresh = fresh() { return fresh }
+        return await refresh().value
+    }
+
+    /// The last answer while it is younger than `maxAge`.
+    private func fresh() -> Readiness? {
+        state.withLock { s in
+            guard let value = s.value, let at = s.at, ContinuousClock.now - at < maxAge else { return nil }
+            return value
+        }
     }
 
     /// The last answer without waiting, starting a new check in the background when it is
     /// stale; "not checked yet" before the first.
     public func latest() -> Readiness {
+        if let fresh = fresh() { return fresh }
         _ = refresh()
         return state.withLock { $0.value } ?? .notReady("not checked yet")
     }
 
     private func refresh() -> Task<Readiness, Never> {
         state.withLock { s in
-            if let value = s.value, let at = s.at, ContinuousClock.now - at < maxAge { return Task { value } }
             if let running = s.running { return running }
             let task = Task {
                 let value = await self.check()

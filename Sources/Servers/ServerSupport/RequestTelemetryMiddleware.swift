@@ -46,8 +46,6 @@ public final class RequestTally: Sendable {
     public let bytesIn = Atomic<UInt64>(0)
     /// Response body bytes sent.
     public let bytesOut = Atomic<UInt64>(0)
-    /// Requests in progress.
-    public let inFlight = Atomic<Int>(0)
 
     /// Zero counters.
     public init() {}
@@ -177,7 +175,6 @@ final class RequestRecord: Sendable {
         self.client = client
         self.route = route
         self.note = note
-        tally.inFlight.add(1, ordering: .relaxed)
     }
 
     /// The status of an answer whose body is still to be written.
@@ -194,7 +191,6 @@ final class RequestRecord: Sendable {
     func record(status: HTTPResponse.Status, sent: Int, failed: Bool = false) {
         guard recorded.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         let elapsed = ContinuousClock.now - started
-        tally.inFlight.subtract(1, ordering: .relaxed)
         tally.requests.add(1, ordering: .relaxed)
         if (400..<500).contains(status.code) { tally.clientErrors.add(1, ordering: .relaxed) }
         if status.code >= 500 { tally.serverErrors.add(1, ordering: .relaxed) }

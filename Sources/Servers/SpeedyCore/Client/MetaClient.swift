@@ -16,9 +16,6 @@ public struct MetaClient: MetadataStore {
     public let services: [ServiceClient]
     private let preferred: PreferredMetaserver
 
-    /// The client of the metaserver calls go to first.
-    public var service: ServiceClient { services[preferred.index] }
-
     /// Creates a client for the metaserver at `baseURL`, or for several: `URL,URL,…`.
     public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10), secret: ClusterSecret? = ClusterTransport.secret) {
         let urls = baseURL.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
