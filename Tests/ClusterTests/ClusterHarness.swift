@@ -196,10 +196,14 @@ final class ClusterHarness: @unchecked Sendable {
                 + imageserverArguments, environment: imageserverEnvironment)
         let master = MasterClient(baseURL: masterURL)
         let registryURL = "http://127.0.0.1:\(registryPort)"
+        var joinedAt: ContinuousClock.Instant?
         let ready = await eventually(within: 30) {
+            // Every chunkserver joined: a group is healthy as soon as the members there are writable,
+            // so a group of two would pass while its third member is still starting.
             guard let snapshot = try? await master.snapshot(), snapshot.groups.count == groups,
-                snapshot.groups.allSatisfy({ $0.state == .healthy })
+                snapshot.groups.allSatisfy({ $0.state == .healthy && $0.members.count == 3 })
             else { return false }
+            joinedAt = joinedAt ?? .now
             // 401 is a registry up with logins on.
             guard let reply = try? await ServiceClient(baseURL: registryURL, secret: nil).send(.GET, "/v2/") else { return false }
             return reply.status == 200 || reply.status == 401
@@ -207,6 +211,9 @@ final class ClusterHarness: @unchecked Sendable {
         guard ready else {
             throw HarnessError("registry cluster did not come up:\n\(log("master"))\n\(log("imageserver"))")
         }
+        // The imageserver may still hold a map from before the last member joined; it fetches a
+        // new one every second, and chunks placed by the old one would miss that member.
+        if let joinedAt { try await Task.sleep(until: joinedAt + .milliseconds(1200)) }
         return Registry(masterURL: masterURL, metaURL: "http://127.0.0.1:\(metaPort)", registryURL: registryURL, hostPort: "127.0.0.1:\(registryPort)", chunkservers: servers)
     }
 

@@ -158,6 +158,11 @@ extension ProcessSuites {
             for port in [base, base + 1, base + 2, base + 3] {
                 #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil).send(.GET, "/readyz").status == 200)
             }
+            // Every replica got the chunk: the banner waited for the last chunkserver to join.
+            let verify = try cluster.chunktool(
+                ["verify", "--group", "1", "--master", "http://127.0.0.1:\(base)"],
+                environment: ["SPEEDY_CLUSTER_SECRET_FILE": cluster.root + "/up/cluster-secret"])
+            #expect(verify.status == 0 && verify.output.contains("1 chunks, 0 missing"), "\(verify.output)")
             kill(up.processIdentifier, SIGTERM)
             up.waitUntilExit()
         }

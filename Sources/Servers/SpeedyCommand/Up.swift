@@ -124,7 +124,7 @@ struct Up: AsyncParsableCommand {
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
         let scheme = tls ? "https" : "http"
-        let state = await waitUntilWritable(masterURL: masterURL) { supervisor.isStopRequested }
+        let state = await waitUntilWritable(masterURL: masterURL, chunkservers: servers.map(\.0)) { supervisor.isStopRequested }
         if supervisor.isStopRequested {
             say("stopping…")
             supervisor.stopAll()
@@ -189,17 +189,29 @@ struct Up: AsyncParsableCommand {
         case notReady(String)
     }
 
-    /// Waits (up to a minute) until the imageserver reports to the master that it is ready: the
-    /// metaserver answers and a group takes writes, so a push right after the banner succeeds.
-    private func waitUntilWritable(masterURL: String, stop: () -> Bool) async -> RegistryState {
+    /// Waits (up to a minute) until every chunkserver started has joined its group and the
+    /// imageserver reports to the master that it is ready: the metaserver answers and a group takes
+    /// writes, so a push right after the banner succeeds and lands on every replica. (A group is
+    /// writable as soon as the members already there are; a chunk written before the last one
+    /// joins would miss it.)
+    private func waitUntilWritable(masterURL: String, chunkservers: [String], stop: () -> Bool) async -> RegistryState {
         let client = MasterClient(baseURL: masterURL, timeout: .seconds(2))
         var reason = "the imageserver has not reported to the master"
         let started = ContinuousClock.now
+        var joinedAt: ContinuousClock.Instant?
         var told = false
         while ContinuousClock.now - started < .seconds(60), !stop() {
-            if let snapshot = try? await client.snapshot(), let registry = snapshot.imageservers?.first {
-                if registry.ready, registry.status == .up { return .ready }
-                reason = registry.notReadyReason ?? reason
+            if let snapshot = try? await client.snapshot() {
+                let present = Set(snapshot.groups.flatMap(\.members).filter { !$0.status.isAbsent && $0.status != .initializing }.map(\.id))
+                let joined = chunkservers.allSatisfy(present.contains)
+                if joined { joinedAt = joinedAt ?? .now } else { reason = "not every chunkserver has joined its group" }
+                if let registry = snapshot.imageservers?.first {
+                    // The imageserver fetches the map every second: one fetched since the last join.
+                    if let joinedAt, ContinuousClock.now - joinedAt > .milliseconds(1100), registry.ready, registry.status == .up {
+                        return .ready
+                    }
+                    if joined { reason = registry.notReadyReason ?? "the imageserver has not reported to the master" }
+                }
             }
             if !told, ContinuousClock.now - started > .seconds(3) {
                 say("waiting for the cluster to take writes…")
