@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // MARK: Shared core
@@ -78,6 +79,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/Servers/ServerSupport",
             swiftSettings: swiftSettings
@@ -134,12 +136,14 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "GarbageCollection",
+                "SpeedyTestSupport",
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/Servers/MetaServer",
             swiftSettings: swiftSettings
@@ -232,6 +236,7 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "GarbageCollection",
+                "SpeedyTestSupport",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -265,6 +270,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Tests
+        // What several test targets share: running programs, a private PostgreSQL.
+        .target(
+            name: "SpeedyTestSupport",
+            dependencies: [],
+            path: "Tests/SpeedyTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ChunkStorageTests",
             dependencies: ["ChunkStorage", "SpeedyCore", .product(name: "NIOCore", package: "swift-nio")],
@@ -277,7 +289,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MetaServerTests",
-            dependencies: ["MetaServer", "ServerSupport", "SpeedyCore"],
+            dependencies: ["MetaServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -298,6 +310,7 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "GarbageCollection",
+                "SpeedyTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

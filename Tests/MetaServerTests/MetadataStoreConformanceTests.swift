@@ -3,6 +3,7 @@ import Logging
 import MetaServer
 import ServerSupport
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 /// The contract of ``MetadataStore``, checked against the SQLite store itself and against
@@ -10,17 +11,28 @@ import Testing
 @Suite("MetadataStore conformance")
 struct MetadataStoreConformanceTests {
     enum Kind: String, CaseIterable, CustomTestStringConvertible {
-        case sqlite, http
+        case sqlite, http, postgres
         var testDescription: String { rawValue }
     }
 
     func withStore(_ kind: Kind, _ body: (any MetadataStore) async throws -> Void) async throws {
+        if kind == .postgres {
+            let store = try await PostgresMetadataStore(url: PostgresURL(PostgresTestServer.freshDatabase()), logger: Logger(label: "test"))
+            do {
+                try await body(store)
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+            return
+        }
         let dir = NSTemporaryDirectory() + "speedy-meta-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try SQLiteMetadataStore(path: dir + "/meta.sqlite")
         switch kind {
-        case .sqlite:
+        case .sqlite, .postgres:
             try await body(store)
         case .http:
             let (stream, continuation) = AsyncStream<HostPort>.makeStream()

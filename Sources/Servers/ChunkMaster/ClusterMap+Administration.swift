@@ -92,7 +92,7 @@ extension ClusterMap {
         guard member.setStatus != setting || member.fencedBy != nil else { return [] }
         members[id]!.setStatus = setting
         members[id]!.fencedBy = nil
-        var changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
+        let changes: [Change] = [.statusSet(id: id, group: member.group, to: setting, why: "operator")]
         return changes + rederive(groups: [member.group])
     }
 

@@ -14,6 +14,8 @@ public struct MetaServerConfiguration: Sendable {
     public var listen: HostPort
     /// Directory for `meta.sqlite`.
     public var dataDirectory: String
+    /// A PostgreSQL database to use instead of SQLite (several metaservers may share it).
+    public var database: PostgresURL?
     /// The cluster secret and TLS.
     public var security: RoleSecurity
     /// Background garbage collection; nil when it is run only by hand (`chunktool gc`).
@@ -48,15 +50,21 @@ public struct MetaServerConfiguration: Sendable {
     }
 }
 
-/// The metaserver role: a ``SQLiteMetadataStore`` served over HTTP for imageservers (docs/api.md).
+/// What the metaserver's own metrics need of its store beyond ``SpeedyCore/MetadataStore``.
+public protocol UploadSessionCounting: Sendable {
+    /// Upload sessions open now.
+    func uploadSessionCount() async throws(MetadataError) -> Int
+}
+
+/// The metaserver role: a ``SQLiteMetadataStore`` or ``PostgresMetadataStore`` served over HTTP
+/// for imageservers (docs/api.md).
 public enum MetaServer {
     /// Opens the database and serves until SIGINT or SIGTERM.
     public static func run(_ configuration: MetaServerConfiguration) async throws {
         let logger = makeLogger(label: "speedy.metaserver")
         // Before any metric is made: one made earlier would record nowhere.
         RoleMetrics.bootstrap()
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
+        let store = try await openStore(configuration, logger: logger)
         var services: [any Service] = []
         let tally = RequestTally()
         let heartbeat = configuration.masterURL.map { url in
@@ -83,6 +91,17 @@ public enum MetaServer {
             },
             listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
+    }
+
+    /// PostgreSQL when a database is named, else SQLite in the data directory.
+    static func openStore(_ configuration: MetaServerConfiguration, logger: Logger) async throws -> any MetadataStore & UploadSessionCounting {
+        if let database = configuration.database {
+            let store = try await PostgresMetadataStore(url: database, logger: logger)
+            logger.info("metadata in PostgreSQL at \(database.redacted)")
+            return store
+        }
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        return try SQLiteMetadataStore(path: configuration.dataDirectory + "/meta.sqlite")
     }
 
     /// Ready when the database answers a read.

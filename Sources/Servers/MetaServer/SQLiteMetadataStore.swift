@@ -6,7 +6,7 @@ import SpeedyCore
 
 /// The metaserver's ``SpeedyCore/MetadataStore``: SQLite through GRDB, in WAL mode so reads run
 /// beside the single writer. Schema in docs/metadata.md.
-public final class SQLiteMetadataStore: MetadataStore {
+public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     let pool: DatabasePool
 
     /// Opens or creates the database at `path` and migrates it.

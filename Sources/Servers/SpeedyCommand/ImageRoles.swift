@@ -10,15 +10,24 @@ import ToolSupport
 struct MetaServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaserver",
-        abstract: "Run the metaserver: blobs, manifests, tags and upload sessions (SQLite).",
-        discussion: "Its state lives in DIR/meta.sqlite. Imageservers reach it through --meta."
+        abstract: "Run the metaserver: blobs, manifests, tags and upload sessions (SQLite, or PostgreSQL).",
+        discussion: """
+            Its state lives in DIR/meta.sqlite, or with --database in PostgreSQL, where several \
+            metaservers can share it (docs/deployment.md). Imageservers reach them through --meta URL,URL.
+            """
     )
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = HostPort(host: "127.0.0.1", port: 8100)
 
-    @Option(help: "Directory for the metaserver's database.")
+    @Option(help: "Directory for the metaserver's SQLite database (unused with --database).")
     var data = "./speedy-data/meta"
+
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL database to keep the metadata in instead, shared by every metaserver given it: postgresql://USER@HOST:PORT/DB[?sslmode=require&pool=20]. The password comes from $PGPASSWORD (or the URL).",
+            valueName: "url"))
+    var database: String?
 
     @Option(help: "Collect garbage this often in the background, e.g. 6h (0: never; `chunktool gc` runs it by hand).")
     var gcEvery = DurationArgument(.zero)
@@ -45,11 +54,22 @@ struct MetaServerCommand: AsyncParsableCommand {
         master != nil || !(ProcessInfo.processInfo.environment["SPEEDY_MASTER"] ?? "").isEmpty
     }
 
+    func validate() throws {
+        if let database {
+            do {
+                _ = try PostgresURL(database)
+            } catch {
+                throw ValidationError("--database: \(error)")
+            }
+        }
+    }
+
     func run() async throws {
         let talksToMaster = gcEvery.duration > .zero || masterNamed
         let security = try security.resolve(role: "metaserver", talksToMaster: talksToMaster, masterFlag: master)
         var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
         configuration.id = id
+        configuration.database = try database.map { try PostgresURL($0) }
         if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master) }
         if gcEvery.duration > .zero {
             configuration.collection = .init(

@@ -1,0 +1,484 @@
+import Foundation
+import CoreMetrics
+import Logging
+import NIOCore
+import PostgresNIO
+import ServerSupport
+import SpeedyCore
+
+/// The metaserver's ``SpeedyCore/MetadataStore`` on PostgreSQL (`speedy metaserver --database
+/// postgresql://…`), for several metaservers sharing one database. Same tables and contract as
+/// ``SQLiteMetadataStore`` (docs/metadata.md); every write is one serializable transaction,
+/// retried on a conflict with another metaserver's (``ServerSupport/PostgresBackend``).
+public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
+    let database: PostgresBackend
+    let logger: Logger
+
+    /// Connects to `url` and migrates the schema forward.
+    /// - Throws: when the database cannot be reached or its schema is newer than this build's.
+    public init(url: PostgresURL, logger: Logger) async throws {
+        self.logger = logger
+        database = PostgresBackend(url: url, logger: logger)
+        do {
+            try await database.migrate(component: "metaserver", steps: Self.schema)
+        } catch {
+            await database.close()
+            throw PostgresMetadataStoreError(description: "cannot open \(url.redacted): \(PostgresBackend.describe(error))")
+        }
+    }
+
+    /// Closes the connections.
+    public func close() async { await database.close() }
+
+    /// Schema versions: version N is reached by running `schema[N - 1]`. Version 1 is SQLite's v3
+    /// (docs/metadata.md). Text keys sort by bytes (`COLLATE "C"`), as SQLite's do, so pages
+    /// (`after`, `last`) come in the same order on both stores.
+    static let schema = [
+        """
+        CREATE TABLE repositories (name TEXT COLLATE "C" PRIMARY KEY, created_ms BIGINT NOT NULL);
+        CREATE TABLE blobs (
+            digest TEXT COLLATE "C" PRIMARY KEY, size BIGINT NOT NULL, created_ms BIGINT NOT NULL, ref_ms BIGINT NOT NULL);
+        CREATE INDEX blobs_by_ref ON blobs(ref_ms);
+        CREATE TABLE blob_chunks (
+            digest TEXT COLLATE "C" NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE, seq BIGINT NOT NULL,
+            group_id BIGINT NOT NULL, file_id BIGINT NOT NULL, length BIGINT NOT NULL, crc BIGINT NOT NULL,
+            PRIMARY KEY (digest, seq));
+        CREATE INDEX blob_chunks_by_chunk ON blob_chunks(group_id, file_id);
+        CREATE TABLE repository_blobs (
+            repository TEXT COLLATE "C" NOT NULL REFERENCES repositories(name),
+            digest TEXT COLLATE "C" NOT NULL REFERENCES blobs(digest), PRIMARY KEY (repository, digest));
+        CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+        CREATE TABLE manifests (
+            repository TEXT COLLATE "C" NOT NULL REFERENCES repositories(name), digest TEXT COLLATE "C" NOT NULL,
+            media_type TEXT NOT NULL, content BYTEA NOT NULL, subject TEXT COLLATE "C", artifact_type TEXT, annotations TEXT,
+            created_ms BIGINT NOT NULL, ref_ms BIGINT NOT NULL, PRIMARY KEY (repository, digest));
+        CREATE INDEX manifests_by_subject ON manifests(repository, subject);
+        CREATE INDEX manifests_by_ref ON manifests(ref_ms);
+        CREATE TABLE tags (
+            repository TEXT COLLATE "C" NOT NULL, tag TEXT COLLATE "C" NOT NULL, digest TEXT COLLATE "C" NOT NULL,
+            updated_ms BIGINT NOT NULL, PRIMARY KEY (repository, tag),
+            FOREIGN KEY (repository, digest) REFERENCES manifests(repository, digest));
+        CREATE INDEX tags_by_digest ON tags(repository, digest);
+        CREATE TABLE uploads (
+            id TEXT PRIMARY KEY, repository TEXT COLLATE "C" NOT NULL, client TEXT NOT NULL, "offset" BIGINT NOT NULL,
+            chunks TEXT NOT NULL, hash_state BYTEA NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+        CREATE INDEX uploads_by_repository ON uploads(repository);
+        CREATE INDEX uploads_by_client ON uploads(client);
+        CREATE INDEX uploads_by_updated ON uploads(updated_ms);
+        CREATE TABLE manifest_refs (
+            repository TEXT COLLATE "C" NOT NULL, manifest TEXT COLLATE "C" NOT NULL, kind INTEGER NOT NULL,
+            target TEXT COLLATE "C" NOT NULL, PRIMARY KEY (repository, manifest, kind, target));
+        CREATE INDEX manifest_refs_by_target ON manifest_refs(target, kind, repository);
+        CREATE TABLE held_chunks (
+            upload_id TEXT NOT NULL, group_id BIGINT NOT NULL, file_id BIGINT NOT NULL, length BIGINT NOT NULL,
+            crc BIGINT NOT NULL, PRIMARY KEY (upload_id, group_id, file_id));
+        CREATE INDEX held_chunks_by_chunk ON held_chunks(group_id, file_id);
+        CREATE TABLE chunk_deletions (
+            group_id BIGINT NOT NULL, file_id BIGINT NOT NULL, length BIGINT NOT NULL, crc BIGINT NOT NULL,
+            queued_ms BIGINT NOT NULL, PRIMARY KEY (group_id, file_id));
+        """
+    ]
+
+    // MARK: Running calls
+
+    /// Runs a database call, turning its errors into ``MetadataError`` (`.unavailable` with
+    /// PostgreSQL's reason) and timing it in `speedy_metaserver_database_seconds`.
+    func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.timer(operation).recordElapsed(since: started) }
+        do {
+            return try await body()
+        } catch let error as MetadataError {
+            throw error
+        } catch {
+            DatabaseMetrics.failures.increment()
+            throw .unavailable(PostgresBackend.describe(error))
+        }
+    }
+
+    /// Runs `query` and collects its rows decoded as `type`.
+    static func rows<each Column: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: (repeat each Column).Type, logger: Logger
+    ) async throws -> [(repeat each Column)] {
+        var rows: [(repeat each Column)] = []
+        for try await row in try await connection.query(query, logger: logger).decode(type) { rows.append(row) }
+        return rows
+    }
+
+    /// Runs `query` and collects its one column decoded as `type`.
+    static func column<Value: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: Value.Type, logger: Logger
+    ) async throws -> [Value] {
+        var values: [Value] = []
+        for try await value in try await connection.query(query, logger: logger).decode(type) { values.append(value) }
+        return values
+    }
+
+    /// Runs `query` and counts the rows it returned (`… RETURNING 1` counts what it changed).
+    static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
+        var count = 0
+        for try await _ in try await connection.query(query, logger: logger) { count += 1 }
+        return count
+    }
+
+    static func chunk(_ columns: (Int64, Int64, Int64, Int64)) -> ChunkRef {
+        ChunkRef(group: UInt32(truncatingIfNeeded: columns.0), fileId: UInt64(bitPattern: columns.1), length: UInt32(truncatingIfNeeded: columns.2), crc: UInt32(truncatingIfNeeded: columns.3))
+    }
+
+    static func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+
+    static var now: Int64 { currentTimeMillis() }
+
+    // MARK: Blobs
+
+    /// The stored blob `digest` with its chunks in order, in one round trip; with `repository`,
+    /// only when linked there.
+    static func loadBlob(_ c: PostgresConnection, _ digest: String, linkedIn repository: String? = nil, logger: Logger) async throws -> BlobRecord? {
+        guard let parsed = Digest(parsing: digest) else { return nil }
+        let query: PostgresQuery =
+            if let repository {
+                """
+                SELECT b.size, c.group_id, c.file_id, c.length, c.crc FROM blobs b
+                LEFT JOIN blob_chunks c ON c.digest = b.digest
+                WHERE b.digest = \(digest) AND EXISTS (SELECT 1 FROM repository_blobs r WHERE r.repository = \(repository) AND r.digest = b.digest)
+                ORDER BY c.seq
+                """
+            } else {
+                """
+                SELECT b.size, c.group_id, c.file_id, c.length, c.crc FROM blobs b
+                LEFT JOIN blob_chunks c ON c.digest = b.digest WHERE b.digest = \(digest) ORDER BY c.seq
+                """
+            }
+        let rows = try await Self.rows(c, query, as: (Int64, Int64?, Int64?, Int64?, Int64?).self, logger: logger)
+        guard let first = rows.first else { return nil }
+        let chunks = rows.compactMap { row -> ChunkRef? in
+            guard let group = row.1, let file = row.2, let length = row.3, let crc = row.4 else { return nil }
+            return chunk((group, file, length, crc))
+        }
+        return BlobRecord(digest: parsed, size: UInt64(bitPattern: first.0), chunks: chunks)
+    }
+
+    public func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord? {
+        try await run { try await database.statement { c in try await Self.loadBlob(c, digest.description, linkedIn: repository, logger: logger) } }
+    }
+
+    public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
+        try SQLiteMetadataStore.checkSize(record)
+        return try await run {
+            try await database.transaction { c in
+                try await Self.ensureRepository(c, repository, logger: logger)
+                let stored = try await Self.storeBlob(c, record, logger: logger)
+                try await Self.link(c, record.digest.description, into: repository, logger: logger)
+                return stored
+            }
+        }
+    }
+
+    static func ensureRepository(_ c: PostgresConnection, _ name: String, logger: Logger) async throws {
+        try await c.query("INSERT INTO repositories (name, created_ms) VALUES (\(name), \(now)) ON CONFLICT DO NOTHING", logger: logger)
+    }
+
+    /// Inserts `record` unless its digest is stored; either way the blob counts as referenced now.
+    static func storeBlob(_ c: PostgresConnection, _ record: BlobRecord, logger: Logger) async throws -> BlobRecord {
+        let key = record.digest.description
+        if let existing = try await loadBlob(c, key, logger: logger) {
+            try await touchBlobs(c, [key], logger: logger)
+            return existing
+        }
+        let now = Self.now
+        try await c.query(
+            "INSERT INTO blobs (digest, size, created_ms, ref_ms) VALUES (\(key), \(Int64(record.size)), \(now), \(now))", logger: logger)
+        try await insertChunks(c, record, logger: logger)
+        return record
+    }
+
+    /// Moves the blobs' garbage collection fence to now: whatever just referenced them is safe.
+    static func touchBlobs(_ c: PostgresConnection, _ digests: [String], logger: Logger) async throws {
+        guard !digests.isEmpty else { return }
+        try await c.query("UPDATE blobs SET ref_ms = \(now) WHERE digest = ANY(\(digests))", logger: logger)
+    }
+
+    /// All of a blob's chunk rows in one statement.
+    private static func insertChunks(_ c: PostgresConnection, _ record: BlobRecord, logger: Logger) async throws {
+        guard !record.chunks.isEmpty else { return }
+        let seqs = record.chunks.indices.map { Int64($0) }
+        let groups = record.chunks.map { Int64($0.group) }
+        let files = record.chunks.map { Int64(bitPattern: $0.fileId) }
+        let lengths = record.chunks.map { Int64($0.length) }
+        let crcs = record.chunks.map { Int64($0.crc) }
+        try await c.query(
+            """
+            INSERT INTO blob_chunks (digest, seq, group_id, file_id, length, crc)
+            SELECT \(record.digest.description), s, g, f, l, k FROM unnest(\(seqs)::bigint[], \(groups)::bigint[], \(files)::bigint[],
+                \(lengths)::bigint[], \(crcs)::bigint[]) AS t(s, g, f, l, k)
+            """, logger: logger)
+    }
+
+    static func link(_ c: PostgresConnection, _ digest: String, into repository: String, logger: Logger) async throws {
+        try await c.query(
+            "INSERT INTO repository_blobs (repository, digest) VALUES (\(repository), \(digest)) ON CONFLICT DO NOTHING", logger: logger)
+    }
+
+    public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
+        try SQLiteMetadataStore.checkSize(record)
+        return try await run {
+            try await database.transaction { c in
+                let key = record.digest.description
+                if let existing = try await Self.loadBlob(c, key, logger: logger) {
+                    // Someone else replaced the chunks since the caller read them: theirs stand.
+                    guard existing.chunks == stale else { return existing }
+                    try await c.query("UPDATE blobs SET size = \(Int64(record.size)), ref_ms = \(Self.now) WHERE digest = \(key)", logger: logger)
+                    try await c.query("DELETE FROM blob_chunks WHERE digest = \(key)", logger: logger)
+                    try await Self.insertChunks(c, record, logger: logger)
+                } else {
+                    _ = try await Self.storeBlob(c, record, logger: logger)
+                }
+                try await Self.ensureRepository(c, repository, logger: logger)
+                try await Self.link(c, key, into: repository, logger: logger)
+                return record
+            }
+        }
+    }
+
+    public func blobs(after: String?, limit: Int) async throws(MetadataError) -> BlobPage {
+        let limit = min(max(limit, 1), 5000)
+        return try await run {
+            try await database.read { c in
+                let sizes = try await Self.rows(
+                    c, "SELECT digest, size FROM blobs WHERE digest > \(after ?? "") ORDER BY digest LIMIT \(limit)", as: (String, Int64).self,
+                    logger: logger)
+                guard let last = sizes.last?.0 else { return BlobPage(blobs: [], nextAfter: nil) }
+                // One range scan for the whole page's chunks rather than a query per blob.
+                var chunks: [String: [ChunkRef]] = [:]
+                for row in try await Self.rows(
+                    c,
+                    """
+                    SELECT digest, group_id, file_id, length, crc FROM blob_chunks
+                    WHERE digest > \(after ?? "") AND digest <= \(last) ORDER BY digest, seq
+                    """, as: (String, Int64, Int64, Int64, Int64).self, logger: logger)
+                {
+                    chunks[row.0, default: []].append(Self.chunk((row.1, row.2, row.3, row.4)))
+                }
+                let blobs = sizes.compactMap { row in
+                    Digest(parsing: row.0).map { BlobRecord(digest: $0, size: UInt64(bitPattern: row.1), chunks: chunks[row.0] ?? []) }
+                }
+                return BlobPage(blobs: blobs, nextAfter: sizes.count == limit ? last : nil)
+            }
+        }
+    }
+
+    public func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord {
+        try await run {
+            try await database.transaction { c in
+                let key = digest.description
+                // From anywhere: the blob need only be stored (as on SQLite).
+                guard let record = try await Self.loadBlob(c, key, linkedIn: from, logger: logger) else { throw MetadataError.blobUnknown(digest) }
+                try await Self.ensureRepository(c, repository, logger: logger)
+                try await Self.link(c, key, into: repository, logger: logger)
+                try await Self.touchBlobs(c, [key], logger: logger)
+                return record
+            }
+        }
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError) {
+        try await run {
+            let removed = try await database.statement { c in
+                try await Self.count(
+                    c, "DELETE FROM repository_blobs WHERE repository = \(repository) AND digest = \(digest.description) RETURNING 1", logger: logger)
+            }
+            if removed == 0 { throw MetadataError.blobUnknown(digest) }
+        }
+    }
+
+    // MARK: Manifests and tags
+
+    public func putManifest(_ record: ManifestRecord, tag: String?) async throws(MetadataError) {
+        let annotations = try? record.annotations.map { String(decoding: try WireJSON.encoder().encode($0), as: UTF8.self) }
+        try await run {
+            try await database.transaction { c in
+                let digest = record.digest.description
+                // Checked in the transaction that stores the manifest: a blob or manifest swept
+                // since the imageserver looked makes the push fail instead of dangle.
+                if let checked = record.references { try await Self.requireReferences(c, checked, in: record.repository, logger: logger) }
+                try await Self.ensureRepository(c, record.repository, logger: logger)
+                let now = Self.now
+                try await c.query(
+                    """
+                    INSERT INTO manifests (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms, ref_ms)
+                    VALUES (\(record.repository), \(digest), \(record.mediaType), \(ByteBuffer(bytes: record.content)),
+                        \(record.subject?.description), \(record.artifactType), \(annotations ?? nil), \(now), \(now))
+                    ON CONFLICT (repository, digest) DO UPDATE SET ref_ms = excluded.ref_ms
+                    """, logger: logger)
+                // Every descriptor the content names is kept, foreign layers included.
+                var references = ManifestReferences.everyDescriptor(in: record.content)
+                if let checked = record.references {
+                    references.blobs += checked.blobs
+                    references.manifests += checked.manifests
+                }
+                try await Self.insertReferences(c, repository: record.repository, manifest: digest, references, logger: logger)
+                try await Self.touchBlobs(c, Set(references.blobs).map(\.description), logger: logger)
+                if let tag {
+                    try await c.query(
+                        """
+                        INSERT INTO tags (repository, tag, digest, updated_ms) VALUES (\(record.repository), \(tag), \(digest), \(now))
+                        ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms
+                        """, logger: logger)
+                }
+            }
+        }
+    }
+
+    static func insertReferences(
+        _ c: PostgresConnection, repository: String, manifest: String, _ references: ManifestReferences, logger: Logger
+    ) async throws {
+        let targets = Set(
+            references.blobs.map { Pair(kind: Int64(SQLiteMetadataStore.blobReference), target: $0.description) }
+                + references.manifests.map { Pair(kind: Int64(SQLiteMetadataStore.manifestReference), target: $0.description) })
+        guard !targets.isEmpty else { return }
+        try await c.query(
+            """
+            INSERT INTO manifest_refs (repository, manifest, kind, target)
+            SELECT \(repository), \(manifest), k, t FROM unnest(\(targets.map(\.kind))::bigint[], \(targets.map(\.target))::text[]) AS u(k, t)
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+
+    private struct Pair: Hashable {
+        var kind: Int64
+        var target: String
+    }
+
+    /// Throws `.blobUnknown` or `.manifestUnknown` for the first reference not stored in `repository`.
+    private static func requireReferences(_ c: PostgresConnection, _ references: ManifestReferences, in repository: String, logger: Logger) async throws {
+        let blobs = references.blobs.map(\.description)
+        if !blobs.isEmpty {
+            let linked = Set(
+                try await column(
+                    c, "SELECT digest FROM repository_blobs WHERE repository = \(repository) AND digest = ANY(\(blobs))", as: String.self, logger: logger))
+            if let missing = references.blobs.first(where: { !linked.contains($0.description) }) { throw MetadataError.blobUnknown(missing) }
+        }
+        let manifests = references.manifests.map(\.description)
+        if !manifests.isEmpty {
+            let stored = Set(
+                try await column(
+                    c, "SELECT digest FROM manifests WHERE repository = \(repository) AND digest = ANY(\(manifests))", as: String.self, logger: logger))
+            if let missing = references.manifests.first(where: { !stored.contains($0.description) }) {
+                throw MetadataError.manifestUnknown(missing.description)
+            }
+        }
+    }
+
+    public func manifest(_ reference: String, in repository: String) async throws(MetadataError) -> ManifestRecord? {
+        try await run {
+            let query: PostgresQuery =
+                if Digest.looksLikeDigest(reference) {
+                    """
+                    SELECT digest, media_type, content, subject, artifact_type, annotations FROM manifests
+                    WHERE repository = \(repository) AND digest = \(reference)
+                    """
+                } else {
+                    """
+                    SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations FROM tags t
+                    JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+                    WHERE t.repository = \(repository) AND t.tag = \(reference)
+                    """
+                }
+            let rows = try await database.statement { c in
+                try await Self.rows(c, query, as: (String, String, ByteBuffer, String?, String?, String?).self, logger: logger)
+            }
+            guard let row = rows.first, let digest = Digest(parsing: row.0) else { return nil }
+            let annotations = row.5.flatMap { try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8)) }
+            return ManifestRecord(
+                repository: repository, digest: digest, mediaType: row.1, content: Self.bytes(row.2),
+                subject: row.3.flatMap { Digest(parsing: $0) }, artifactType: row.4, annotations: annotations)
+        }
+    }
+
+    public func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError) {
+        try await run {
+            try await database.transaction { c in
+                try await c.query("DELETE FROM tags WHERE repository = \(repository) AND digest = \(digest.description)", logger: logger)
+                if try await Self.removeManifest(c, repository: repository, digest: digest.description, logger: logger) == 0 {
+                    throw MetadataError.manifestUnknown(digest.description)
+                }
+            }
+        }
+    }
+
+    /// Deletes a manifest row and the references it made; returns how many manifests went (0 or 1).
+    static func removeManifest(_ c: PostgresConnection, repository: String, digest: String, logger: Logger) async throws -> Int {
+        try await c.query("DELETE FROM manifest_refs WHERE repository = \(repository) AND manifest = \(digest)", logger: logger)
+        return try await count(c, "DELETE FROM manifests WHERE repository = \(repository) AND digest = \(digest) RETURNING 1", logger: logger)
+    }
+
+    public func deleteTag(_ tag: String, in repository: String) async throws(MetadataError) {
+        try await run {
+            let removed = try await database.statement { c in
+                try await Self.count(c, "DELETE FROM tags WHERE repository = \(repository) AND tag = \(tag) RETURNING 1", logger: logger)
+            }
+            if removed == 0 { throw MetadataError.manifestUnknown(tag) }
+        }
+    }
+
+    public func tags(in repository: String, after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
+        let limit = max(0, limit)
+        return try await run {
+            try await database.statement { c in
+                // Lexical order ignoring case (as the spec asks), ties broken by the exact bytes.
+                let rows = try await Self.column(
+                    c,
+                    """
+                    SELECT tag FROM tags WHERE repository = \(repository) AND (lower(tag), tag) > (lower(\(last ?? "")), \(last ?? ""))
+                    ORDER BY lower(tag), tag LIMIT \(limit + 1)
+                    """, as: String.self, logger: logger)
+                // A tag implies its repository; only an empty page needs to ask.
+                if rows.isEmpty, try await !Self.exists(c, repository, logger: logger) { throw MetadataError.nameUnknown(repository) }
+                return NamePage(names: Array(rows.prefix(limit)), more: rows.count > limit)
+            }
+        }
+    }
+
+    public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
+        let limit = max(0, limit)
+        return try await run {
+            let rows = try await database.statement { c in
+                try await Self.column(c, "SELECT name FROM repositories WHERE name > \(last ?? "") ORDER BY name LIMIT \(limit + 1)", as: String.self, logger: logger)
+            }
+            return NamePage(names: Array(rows.prefix(limit)), more: rows.count > limit)
+        }
+    }
+
+    private static func exists(_ c: PostgresConnection, _ repository: String, logger: Logger) async throws -> Bool {
+        try await count(c, "SELECT 1 FROM repositories WHERE name = \(repository)", logger: logger) > 0
+    }
+
+    public func repositoryExists(_ repository: String) async throws(MetadataError) -> Bool {
+        try await run { try await database.statement { c in try await Self.exists(c, repository, logger: logger) } }
+    }
+
+    public func referrers(of digest: Digest, in repository: String, artifactType: String?) async throws(MetadataError) -> [Descriptor] {
+        try await run {
+            // A nil type matches every manifest (NULL IS NULL), a type only its own.
+            let query: PostgresQuery = """
+                SELECT digest, media_type, octet_length(content)::bigint, artifact_type, annotations FROM manifests
+                WHERE repository = \(repository) AND subject = \(digest.description)
+                    AND (\(artifactType)::text IS NULL OR artifact_type = \(artifactType))
+                ORDER BY digest
+                """
+            let rows = try await database.statement { c in
+                try await Self.rows(c, query, as: (String, String, Int64, String?, String?).self, logger: logger)
+            }
+            return rows.compactMap { row in
+                guard let d = Digest(parsing: row.0) else { return nil }
+                let annotations = row.4.flatMap { try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8)) }
+                return Descriptor(mediaType: row.1, digest: d, size: row.2, artifactType: row.3, annotations: annotations)
+            }
+        }
+    }
+}
+
+/// The PostgreSQL store could not be opened.
+public struct PostgresMetadataStoreError: Error, CustomStringConvertible {
+    public var description: String
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// A PostgreSQL database shared by roles (`--database postgresql://…`): a connection pool, the
+/// serializable transactions every write runs in, and forward-only schema migrations.
+///
+/// Every write transaction is `SERIALIZABLE` and is retried when PostgreSQL reports a
+/// serialization failure or a deadlock, so a transaction behaves as if it ran alone, as under
+/// SQLite's single writer: a check-then-insert (an upload cap, a compare-and-swap) cannot be raced
+/// by another metaserver on the same database.
+public final class PostgresBackend: Sendable {
+    /// The pool. Use ``transaction(_:)`` and ``read(_:)`` rather than leasing connections directly.
+    public let client: PostgresClient
+    /// Where the database is, without the password (safe to log).
+    public let location: String
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    /// Opens a pool to `url` (see ``PostgresURL``). Connections are made on first use.
+    public init(url: PostgresURL, logger: Logger) {
+        var configuration = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: url.tls)
+        // An unreachable database fails requests in seconds (a clear 503), not after the default 10.
+        configuration.options.connectTimeout = .seconds(3)
+        configuration.options.maximumConnections = url.maximumConnections
+        // No statement, and no transaction left open by a stuck client, holds the database forever.
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "60s"), ("idle_in_transaction_session_timeout", "60s"), ("application_name", "speedy"),
+        ]
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.location = url.redacted
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    deinit { runner.cancel() }
+
+    /// Closes every connection.
+    public func close() async {
+        runner.cancel()
+        _ = await runner.value
+    }
+
+    /// How often a transaction that lost a serialization conflict is run again.
+    static let attempts = 12
+
+    /// Runs `body` in a `SERIALIZABLE` transaction and commits it; rolls back when `body` throws
+    /// (its error is rethrown as is). Runs it again, up to ``attempts`` times, when PostgreSQL aborts
+    /// it for a conflict with a concurrent transaction. With `rollback`, the transaction is always
+    /// rolled back (a dry run).
+    public func transaction<T: Sendable>(rollback: Bool = false, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await client.withConnection { connection in
+                    try await Self.once(connection, rollback: rollback, logger: logger, body)
+                }
+            } catch let error as PSQLError where Self.isConflict(error) && attempt < Self.attempts {
+                // Back off a little, more each time, with jitter so the racers do not meet again.
+                try await Task.sleep(for: .microseconds(Int.random(in: 200...2000) * attempt))
+            }
+        }
+    }
+
+    private static func once<T: Sendable>(
+        _ connection: PostgresConnection, rollback: Bool, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await connection.query("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+        let value: T
+        do {
+            value = try await body(connection)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+        try await connection.query(rollback ? "ROLLBACK" : "COMMIT", logger: logger)
+        return value
+    }
+
+    /// Runs `body`'s queries on one connection in a read-only transaction that sees one snapshot.
+    public func read<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                let value = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body`'s single statement outside a transaction (one round trip).
+    public func statement<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in try await body(connection) }
+    }
+
+    /// Whether PostgreSQL aborted a transaction for a concurrent one (serialization failure or
+    /// deadlock): running it again is safe.
+    public static func isConflict(_ error: PSQLError) -> Bool {
+        guard error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    /// One line saying why a database call failed, for errors and logs. It never holds the
+    /// password (PostgreSQL's messages do not carry it) nor the query's parameters.
+    public static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return "PostgreSQL: \(message)\(state)"
+        }
+        if let underlying = error.underlying { return "PostgreSQL \(error.code): \(underlying)" }
+        return "PostgreSQL \(error.code)"
+    }
+
+    // MARK: Schema
+
+    /// Brings `component`'s tables to the newest version: `steps[i]` is the SQL that takes the
+    /// schema from version `i` to `i + 1` (statements separated by semicolons). The versions applied are recorded in `speedy_schema`.
+    /// Every step runs in one transaction under an advisory lock, so roles starting together on
+    /// one database migrate it once, and a failed step leaves the schema as it was.
+    ///
+    /// - Throws: ``SchemaError/newer`` when the database is at a version this build does not know
+    ///   (a newer release migrated it): refuse to run rather than misread it.
+    public func migrate(component: String, steps: [String]) async throws {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                try await connection.query("SELECT pg_advisory_xact_lock(727011)", logger: logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS speedy_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL, migrated_ms BIGINT NOT NULL)",
+                    logger: logger)
+                var version = 0
+                for try await stored in try await connection.query(
+                    "SELECT version FROM speedy_schema WHERE component = \(component)", logger: logger
+                ).decode(Int.self) {
+                    version = stored
+                }
+                guard version <= steps.count else { throw SchemaError.newer(component: component, found: version, known: steps.count) }
+                // One statement at a time: the extended protocol takes no lists (and steps hold no
+                // semicolons but between statements).
+                for step in steps.dropFirst(version) {
+                    for statement in step.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                try await connection.query(
+                    """
+                    INSERT INTO speedy_schema (component, version, migrated_ms) VALUES (\(component), \(steps.count), \(now))
+                    ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_ms = excluded.migrated_ms
+                    """, logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+                if version < steps.count {
+                    logger.info("migrated the \(component) schema in \(location) from version \(version) to \(steps.count)")
+                }
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Why a schema cannot be used.
+    public enum SchemaError: Error, CustomStringConvertible {
+        case newer(component: String, found: Int, known: Int)
+
+        public var description: String {
+            switch self {
+            case .newer(let component, let found, let known):
+                "the \(component) schema is at version \(found), newer than this build knows (\(known)): run a newer speedy"
+            }
+        }
+    }
+}
+
+/// A `postgresql://` (or `postgres://`) connection URL, parsed and checked:
+/// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require&pool=N]`.
+///
+/// Without a password in the URL, `PGPASSWORD` is used, so the password need not appear on a
+/// command line. `sslmode` is `prefer` by default, as libpq's; `require` verifies the server's
+/// certificate against the system's trust roots.
+public struct PostgresURL: Sendable, Equatable {
+    public var user: String
+    public var password: String?
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var sslMode: String
+    public var maximumConnections: Int
+
+    /// Why a URL was refused; the message never repeats the password.
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) {
+        guard let components = URLComponents(string: text), let scheme = components.scheme,
+            scheme == "postgresql" || scheme == "postgres"
+        else {
+            throw Invalid(description: "the database must be a URL postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        }
+        guard let host = components.host, !host.isEmpty else { throw Invalid(description: "the database URL names no host") }
+        guard let user = components.user, !user.isEmpty else { throw Invalid(description: "the database URL names no user") }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else { throw Invalid(description: "the database URL names no database (…/DATABASE)") }
+        if let port = components.port, !(1...65535).contains(port) { throw Invalid(description: "the database port must be 1 to 65535") }
+        self.user = user
+        self.password = components.password ?? environment["PGPASSWORD"]
+        self.host = host
+        self.port = components.port ?? 5432
+        self.database = database
+        sslMode = "prefer"
+        maximumConnections = 20
+        for item in components.queryItems ?? [] {
+            switch (item.name, item.value ?? "") {
+            case ("sslmode", let mode) where ["disable", "prefer", "require"].contains(mode): sslMode = mode
+            case ("sslmode", _): throw Invalid(description: "sslmode must be disable, prefer or require")
+            case ("pool", let value):
+                guard let count = Int(value), (1...500).contains(count) else { throw Invalid(description: "pool must be 1 to 500 connections") }
+                maximumConnections = count
+            case (let name, _): throw Invalid(description: "unknown database URL parameter \(name) (sslmode and pool are known)")
+            }
+        }
+    }
+
+    /// The URL without its password, to log and show.
+    public var redacted: String { "postgresql://\(user)@\(host):\(port)/\(database)" }
+
+    var tls: PostgresClient.Configuration.TLS {
+        switch sslMode {
+        case "disable": .disable
+        case "require": .require(.makeClientConfiguration())
+        default: .prefer(.makeClientConfiguration())
+        }
+    }
+
+    /// Whether `text` names a PostgreSQL database rather than a file or directory.
+    public static func isPostgres(_ text: String) -> Bool {
+        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
+    }
+}
