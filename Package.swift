@@ -289,7 +289,9 @@ let package = Package(
         ),
         .testTarget(
             name: "MetaServerTests",
-            dependencies: ["MetaServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport"],
+            dependencies: [
+                "MetaServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// A PostgreSQL database shared by roles (`--database postgresql://…`): a connection pool, the
 /// serializable transactions every write runs in, and forward-only schema migrations.
@@ -44,26 +45,74 @@ public final class PostgresBackend: Sendable {
         _ = await runner.value
     }
 
-    /// How often a transaction that lost a serialization conflict is run again.
-    static let attempts = 12
+    /// How long a transaction that keeps losing serialization conflicts is run again.
+    static let conflictBudget: Duration = .seconds(10)
+    /// How long an operation waits for a connection before failing: the pool keeps trying to
+    /// connect in the background, but a request should not hang on a database that is gone.
+    static let leaseTimeout: Duration = .seconds(4)
 
-    /// Runs `body` in a `SERIALIZABLE` transaction and commits it; rolls back when `body` throws
-    /// (its error is rethrown as is). Runs it again, up to ``attempts`` times, when PostgreSQL aborts
-    /// it for a conflict with a concurrent transaction. With `rollback`, the transaction is always
-    /// rolled back (a dry run).
+    /// Runs `body`'s queries in a `SERIALIZABLE` transaction and commits it; rolls back when `body`
+    /// throws (its error is rethrown as is). When PostgreSQL aborts it for a conflict with a
+    /// concurrent transaction, runs it again after a growing, jittered pause, for up to
+    /// ``conflictBudget``. With `rollback`, the transaction is always rolled back (a dry run).
     public func transaction<T: Sendable>(rollback: Bool = false, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + Self.conflictBudget
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await client.withConnection { connection in
-                    try await Self.once(connection, rollback: rollback, logger: logger, body)
+                return try await withConnection { connection in
+                    try await Self.once(connection, rollback: rollback, logger: self.logger, body)
                 }
-            } catch let error as PSQLError where Self.isConflict(error) && attempt < Self.attempts {
-                // Back off a little, more each time, with jitter so the racers do not meet again.
-                try await Task.sleep(for: .microseconds(Int.random(in: 200...2000) * attempt))
+            } catch let error as PSQLError where Self.isConflict(error) && ContinuousClock.now < deadline {
+                // 1 ms doubling to 64 ms, jittered so the racers do not meet again.
+                let pause = Double(1 << min(attempt, 6)) * Double.random(in: 0.5...1.5)
+                try await Task.sleep(for: .milliseconds(pause))
             }
         }
+    }
+
+    /// Leases a connection for `body`, failing with ``Unreachable`` when none comes within
+    /// ``leaseTimeout``.
+    func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let leased = LeaseFlag()
+        // The work runs in a child task beside its timer; both end before this returns.
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await self.client.withConnection { connection in
+                        leased.set()
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: Self.leaseTimeout)
+                    if leased.isSet { return nil }
+                    throw Unreachable(location: self.location, timeout: Self.leaseTimeout)
+                }
+                while let outcome = try await group.next() {
+                    if let value = outcome {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw CancellationError()
+            }
+        }
+    }
+
+    /// Whether an operation got its connection (shared with its timer).
+    private final class LeaseFlag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { flag.store(true, ordering: .releasing) }
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+    }
+
+    /// No connection to the database came in time.
+    public struct Unreachable: Error, CustomStringConvertible {
+        public var location: String
+        public var timeout: Duration
+        public var description: String { "no connection to PostgreSQL at \(location) within \(timeout) (is it running and reachable?)" }
     }
 
     private static func once<T: Sendable>(
@@ -83,14 +132,14 @@ public final class PostgresBackend: Sendable {
 
     /// Runs `body`'s queries on one connection in a read-only transaction that sees one snapshot.
     public func read<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+        try await withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
             do {
                 let value = try await body(connection)
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.query("COMMIT", logger: self.logger)
                 return value
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("ROLLBACK", logger: self.logger)
                 throw error
             }
         }
@@ -98,7 +147,7 @@ public final class PostgresBackend: Sendable {
 
     /// Runs `body`'s single statement outside a transaction (one round trip).
     public func statement<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in try await body(connection) }
+        try await withConnection { connection in try await body(connection) }
     }
 
     /// Whether PostgreSQL aborted a transaction for a concurrent one (serialization failure or
@@ -130,7 +179,8 @@ public final class PostgresBackend: Sendable {
     /// - Throws: ``SchemaError/newer`` when the database is at a version this build does not know
     ///   (a newer release migrated it): refuse to run rather than misread it.
     public func migrate(component: String, steps: [String]) async throws {
-        try await client.withConnection { connection in
+        try await withConnection { connection in
+            let logger = self.logger
             try await connection.query("BEGIN", logger: logger)
             do {
                 try await connection.query("SELECT pg_advisory_xact_lock(727011)", logger: logger)
@@ -159,7 +209,7 @@ public final class PostgresBackend: Sendable {
                     """, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
                 if version < steps.count {
-                    logger.info("migrated the \(component) schema in \(location) from version \(version) to \(steps.count)")
+                    logger.info("migrated the \(component) schema in \(self.location) from version \(version) to \(steps.count)")
                 }
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
