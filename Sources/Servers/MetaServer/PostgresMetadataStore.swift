@@ -8,7 +8,7 @@ import SpeedyCore
 
 /// The metaserver's ``SpeedyCore/MetadataStore`` on PostgreSQL (`speedy metaserver --database
 /// postgresql://…`), for several metaservers sharing one database. Same tables and contract as
-/// ``SQLiteMetadataStore`` (docs/metadata.md); every write is one serializable transaction,
+/// ``SQLiteMetadataStore`` (docs/registry.md, "Metaserver"); every write is one serializable transaction,
 /// retried on a conflict with another metaserver's (``ServerSupport/PostgresBackend``).
 public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     let database: PostgresBackend
@@ -31,7 +31,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     public func close() async { await database.close() }
 
     /// Schema versions: version N is reached by running `schema[N - 1]`. Version 1 is SQLite's v3
-    /// (docs/metadata.md). Text keys sort by bytes (`COLLATE "C"`), as SQLite's do, so pages
+    /// (docs/registry.md, "Metaserver"). Text keys sort by bytes (`COLLATE "C"`), as SQLite's do, so pages
     /// (`after`, `last`) come in the same order on both stores.
     static let schema = [
         """

@@ -5,7 +5,7 @@ import ServerSupport
 import SpeedyCore
 
 /// The metaserver's ``SpeedyCore/MetadataStore``: SQLite through GRDB, in WAL mode so reads run
-/// beside the single writer. Schema in docs/metadata.md.
+/// beside the single writer. Schema in docs/registry.md, "Metaserver".
 public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     let pool: DatabasePool
 
