@@ -335,7 +335,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -344,6 +344,9 @@ _speedy_metaserver() {
         return
         ;;
     '--data')
+        return
+        ;;
+    '--database')
         return
         ;;
     '--gc-every')

@@ -144,7 +144,18 @@ struct RegistryBench: AsyncParsableCommand {
         var post = HTTPClientRequest(url: "\(base)/v2/\(repository)/blobs/uploads/?digest=\(Digest.of(config))")
         post.method = .POST
         post.body = .bytes(ByteBuffer(bytes: config))
-        let posted = try await http.execute(post, timeout: .seconds(60))
+        var posted = try await http.execute(post, timeout: .seconds(60))
+        _ = try await posted.body.collect(upTo: 1 << 20)
+        // A registry that takes no body on the POST (docker-registry) starts an upload: finish it.
+        if posted.status == .accepted, let location = posted.headers.first(name: "Location") {
+            let target = location.hasPrefix("http") ? location : base + location
+            var put = HTTPClientRequest(url: target + (target.contains("?") ? "&" : "?") + "digest=\(Digest.of(config))")
+            put.method = .PUT
+            put.headers.add(name: "Content-Type", value: "application/octet-stream")
+            put.body = .bytes(ByteBuffer(bytes: config))
+            posted = try await http.execute(put, timeout: .seconds(60))
+            _ = try await posted.body.collect(upTo: 1 << 20)
+        }
         guard posted.status == .created else { throw BenchError(description: "config push answered \(posted.status)") }
         let layerList = layers.map { "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"\($0)\",\"size\":\(size)}" }
         let manifest = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","

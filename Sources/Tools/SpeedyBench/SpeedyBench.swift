@@ -6,6 +6,6 @@ struct SpeedyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "speedy-bench",
         abstract: "Measure Speedy's throughput against its limits and references.",
-        subcommands: [EngineBench.self, RegistryBench.self]
+        subcommands: [EngineBench.self, RegistryBench.self, MetadataBench.self]
     )
 }
