@@ -80,6 +80,44 @@ public struct ManifestRecord: Sendable, Equatable, Codable {
         self.annotations = annotations
         self.references = references
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case repository, digest, mediaType, content, subject, artifactType, annotations, references
+    }
+
+    /// `content` goes on the wire as base64: as an array of numbers (Codable's default for
+    /// `[UInt8]`) a manifest is four times longer and most of a manifest GET's time went to
+    /// encoding and parsing it. An array is still read, from a metaserver of an older release.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(repository, forKey: .repository)
+        try container.encode(digest, forKey: .digest)
+        try container.encode(mediaType, forKey: .mediaType)
+        try container.encode(Data(content).base64EncodedString(), forKey: .content)
+        try container.encodeIfPresent(subject, forKey: .subject)
+        try container.encodeIfPresent(artifactType, forKey: .artifactType)
+        try container.encodeIfPresent(annotations, forKey: .annotations)
+        try container.encodeIfPresent(references, forKey: .references)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        repository = try container.decode(String.self, forKey: .repository)
+        digest = try container.decode(Digest.self, forKey: .digest)
+        mediaType = try container.decode(String.self, forKey: .mediaType)
+        if let text = try? container.decode(String.self, forKey: .content) {
+            guard let bytes = Data(base64Encoded: text) else {
+                throw DecodingError.dataCorruptedError(forKey: .content, in: container, debugDescription: "content is not base64")
+            }
+            content = [UInt8](bytes)
+        } else {
+            content = try container.decode([UInt8].self, forKey: .content)
+        }
+        subject = try container.decodeIfPresent(Digest.self, forKey: .subject)
+        artifactType = try container.decodeIfPresent(String.self, forKey: .artifactType)
+        annotations = try container.decodeIfPresent([String: String].self, forKey: .annotations)
+        references = try container.decodeIfPresent(ManifestReferences.self, forKey: .references)
+    }
 }
 
 /// The blobs and manifests one manifest refers to: the edges garbage collection follows.
