@@ -136,7 +136,6 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "GarbageCollection",
-                "SpeedyTestSupport",
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -236,7 +235,6 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 "GarbageCollection",
-                "SpeedyTestSupport",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -118,9 +118,14 @@ final class ClusterHarness: @unchecked Sendable {
     /// Starts `speedy ARGS`, its output going to ROOT/NAME.log; on a host of a ``NetworkLab``
     /// when one is given (the process's PID is still the role's own).
     @discardableResult
-    func start(_ name: String, _ arguments: [String], on host: NetworkLab.Host? = nil, environment: [String: String] = [:]) throws -> Process {
+    func start(
+        _ name: String, _ arguments: [String], on host: NetworkLab.Host? = nil, environment: [String: String] = [:], program: String? = nil
+    ) throws -> Process {
         let process = Process()
-        if let host {
+        if let program {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = arguments
+        } else if let host {
             process.executableURL = URL(fileURLWithPath: NetworkLab.ip)
             process.arguments = ["netns", "exec", host.namespace, Self.binDirectory + "/speedy"] + arguments
         } else {
@@ -202,7 +207,7 @@ final class ClusterHarness: @unchecked Sendable {
             // Every chunkserver joined: a group is healthy as soon as the members there are writable,
             // so a group of two would pass while its third member is still starting.
             guard let snapshot = try? await master.snapshot(), snapshot.groups.count == groups,
-                snapshot.groups.allSatisfy({ $0.state == .healthy && $0.members.count == 3 })
+                snapshot.groups.allSatisfy({ $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 })
             else { return false }
             joinedAt = joinedAt ?? .now
             // 401 is a registry up with logins on.

@@ -85,7 +85,7 @@ extension ProcessSuites {
         }
 
         @Test func aMetaserverKilledUnderPushLoadThroughTwoImageserversLosesNothing() async throws {
-            let database = try PostgresTestServer.freshDatabase()
+            let database = try await PostgresTestServer.freshDatabase()
             let server = try #require(PostgresTestServer.shared)
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
@@ -115,7 +115,7 @@ extension ProcessSuites {
             }
             #expect(await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 })
             #expect(await cluster.eventually(within: 10) {
-                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map { $0.state == .healthy && $0.members.count == 3 } ?? false
+                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false
             })
             try await Task.sleep(for: .milliseconds(1200))
 
@@ -145,6 +145,130 @@ extension ProcessSuites {
                 if pulled.status != 200 || Digest.of(Array(pulled.body.readableBytesView)) != push.digest { lost.append(push.digest) }
             }
             #expect(lost.isEmpty, "acknowledged but not pulled back: \(lost)")
+        }
+
+        @Test func aDatabaseOutageGivesClear503sAndPushesComeBackWithTheDatabase() async throws {
+            let database = try await PostgresTestServer.startPrivate()
+            defer { database.stop() }
+            let url = try database.createDatabase()
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (masterURL, _) = try cluster.startMaster()
+            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            let metaPort = ClusterHarness.freePort()
+            try cluster.start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--database", url, "--master", masterURL])
+            let port = ClusterHarness.freePort()
+            try cluster.start("imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
+            let meta = ServiceClient(baseURL: "http://127.0.0.1:\(metaPort)", secret: nil)
+            #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("meta"))")
+            #expect(await cluster.eventually(within: 10) {
+                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false
+            })
+            try await Task.sleep(for: .milliseconds(1200))
+            func blob(_ n: Int) -> [UInt8] { [UInt8]((0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* (n + 3) &+ n) }) }
+            func push(_ data: [UInt8]) async throws -> Int {
+                try await client.send(.POST, "/v2/outage/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status
+            }
+            #expect(try await push(blob(1)) == 201)
+
+            // The database goes away: a push fails, within seconds, with a 503 that says why.
+            try database.stopServer()
+            let started = ContinuousClock.now
+            let refused = try await client.send(.POST, "/v2/outage/app/blobs/uploads/?digest=\(Digest.of(blob(2)))", body: ByteBuffer(bytes: blob(2)))
+            #expect(refused.status == 503, "\(String(buffer: refused.body))")
+            #expect(String(buffer: refused.body).contains("metadata unavailable"))
+            #expect(ContinuousClock.now - started < .seconds(15))
+            #expect(try await client.send(.HEAD, "/v2/outage/app/blobs/\(Digest.of(blob(1)))").status == 503)
+            #expect(await cluster.eventually(within: 10) { (try? await meta.send(.GET, "/readyz"))?.status == 503 })
+
+            // It comes back: so do pushes, with nothing half-written from the outage.
+            try database.startServer()
+            #expect(await cluster.eventually(within: 20) { (try? await push(blob(3))) == 201 }, "\(cluster.log("meta"))")
+            #expect(try await client.send(.HEAD, "/v2/outage/app/blobs/\(Digest.of(blob(2)))").status == 404)
+            for n in [1, 3] {
+                let pulled = try await client.send(.GET, "/v2/outage/app/blobs/\(Digest.of(blob(n)))")
+                #expect(pulled.status == 200 && Digest.of(Array(pulled.body.readableBytesView)) == Digest.of(blob(n)))
+            }
+            #expect(await cluster.eventually(within: 5) { (try? await meta.send(.GET, "/readyz"))?.status == 200 })
+        }
+
+        /// An HTTP proxy in front of a metaserver that forwards the first upload completion and
+        /// then closes the connection without its answer: a commit whose answer is lost.
+        static let answerLosingProxy = #"""
+            import http.client, http.server, sys
+            listen, upstream = int(sys.argv[1]), int(sys.argv[2])
+            dropped = []
+            class Proxy(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def forward(self):
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
+                    conn.request(self.command, self.path, body, {k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    reply = conn.getresponse(); data = reply.read(); conn.close()
+                    if self.path.split("?")[0].endswith("/complete") and not dropped:
+                        dropped.append(self.path); print("dropped the answer to", self.path, reply.status, flush=True)
+                        self.close_connection = True; return
+                    self.send_response(reply.status)
+                    for k, v in reply.getheaders():
+                        if k.lower() not in ("content-length", "connection", "transfer-encoding"): self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+                do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = forward
+                def log_message(self, *args): pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", listen), Proxy).serve_forever()
+            """#
+
+        @Test func aCommitWhoseAnswerIsLostIsNotUndoneByTheRetryOnAnotherMetaserver() async throws {
+            let database = try await PostgresTestServer.freshDatabase()
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (masterURL, _) = try cluster.startMaster()
+            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            let metaPorts = [ClusterHarness.freePort(), ClusterHarness.freePort()]
+            for (i, port) in metaPorts.enumerated() {
+                try cluster.start("meta\(i + 1)", ["metaserver", "--listen", "127.0.0.1:\(port)", "--database", database, "--master", masterURL])
+            }
+            let script = cluster.root + "/proxy.py"
+            try Self.answerLosingProxy.write(toFile: script, atomically: true, encoding: .utf8)
+            let proxyPort = ClusterHarness.freePort()
+            try cluster.start("proxy", [script, String(proxyPort), String(metaPorts[0])], program: "/usr/bin/python3")
+            // The imageserver must find the first metaserver (through the proxy) answering, or it
+            // settles on the second.
+            let proxied = ServiceClient(baseURL: "http://127.0.0.1:\(proxyPort)", secret: nil)
+            #expect(await cluster.eventually(within: 20) { (try? await proxied.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("proxy"))")
+            let port = ClusterHarness.freePort()
+            try cluster.start(
+                "imageserver",
+                ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(proxyPort),http://127.0.0.1:\(metaPorts[1])"])
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
+            #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("proxy"))")
+            #expect(await cluster.eventually(within: 10) {
+                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map {
+                    $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
+                } ?? false
+            })
+            try await Task.sleep(for: .milliseconds(1200))
+
+            // A chunked upload whose completion commits through the first metaserver, whose
+            // answer never comes back; the imageserver asks the second, which finds it done.
+            let data = [UInt8]((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ ($0 >> 12)) })
+            let start = try await client.send(.POST, "/v2/lost/app/blobs/uploads/")
+            #expect(start.status == 202)
+            let location = try #require(start.headers.first(name: "Location"))
+            let patched = try await client.send(.PATCH, location, body: ByteBuffer(bytes: data[..<2_000_000]), headers: [("Content-Range", "0-1999999")])
+            #expect(patched.status == 202)
+            // The last part comes with the PUT: chunks this very request wrote, which it must not drop.
+            let next = patched.headers.first(name: "Location") ?? location
+            let finish = try await client.send(.PUT, next + (next.contains("?") ? "&" : "?") + "digest=\(Digest.of(data))", body: ByteBuffer(bytes: data[2_000_000...]))
+            #expect(finish.status == 201, "\(String(buffer: finish.body))\n\(cluster.log("imageserver"))")
+            #expect(cluster.log("proxy").contains("dropped the answer to /v1/uploads/"), "\(cluster.log("proxy"))")
+            #expect(cluster.log("imageserver").contains("was committed by an earlier attempt whose answer was lost"))
+            // Its chunks were kept: it pulls whole now and after any background clean-up.
+            for _ in 0..<2 {
+                let pulled = try await client.send(.GET, "/v2/lost/app/blobs/\(Digest.of(data))")
+                #expect(pulled.status == 200 && Digest.of(Array(pulled.body.readableBytesView)) == Digest.of(data))
+                try await Task.sleep(for: .seconds(2))
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ extension ProcessSuites {
             var servers: [String] = []
             for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)").addr) }
             let master = MasterClient(baseURL: masterURL)
-            #expect(await cluster.eventually(within: 20) { (try? await master.snapshot())?.groups.first.map { $0.state == .healthy && $0.members.count == 3 } ?? false })
+            #expect(await cluster.eventually(within: 20) { (try? await master.snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false })
             for id in 1...5 as ClosedRange<UInt64> {
                 for addr in servers {
                     _ = try await ChunkServerClient(baseURL: addr).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: UInt8(id), count: 4096))

@@ -17,7 +17,7 @@ struct MetadataStoreConformanceTests {
 
     func withStore(_ kind: Kind, _ body: (any MetadataStore) async throws -> Void) async throws {
         if kind == .postgres {
-            let store = try await PostgresMetadataStore(url: PostgresURL(PostgresTestServer.freshDatabase()), logger: Logger(label: "test"))
+            let store = try await PostgresMetadataStore(url: PostgresURL(await PostgresTestServer.freshDatabase()), logger: Logger(label: "test"))
             do {
                 try await body(store)
             } catch {

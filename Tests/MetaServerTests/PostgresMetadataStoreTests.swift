@@ -12,7 +12,7 @@ import Testing
 struct PostgresMetadataStoreTests {
     /// Two stores on one new database: what two metaservers on it are.
     func twoMetaservers(_ body: (PostgresMetadataStore, PostgresMetadataStore, String) async throws -> Void) async throws {
-        let url = try PostgresTestServer.freshDatabase()
+        let url = try await PostgresTestServer.freshDatabase()
         let one = try await PostgresMetadataStore(url: PostgresURL(url), logger: Logger(label: "m1"))
         let two = try await PostgresMetadataStore(url: PostgresURL(url), logger: Logger(label: "m2"))
         do {

@@ -42,16 +42,37 @@ public final class PostgresTestServer: Sendable {
     public static var shared: PostgresTestServer? { try? started.get() }
 
     /// The URL of a new, empty database on the shared instance. Where PostgreSQL cannot start, the
-    /// calling test is skipped with the reason (the other tests run).
-    public static func freshDatabase() throws -> String {
-        switch started {
-        case .success(let server): return try server.createDatabase()
-        case .failure(let reason):
-            // Swift Testing does not print a cancelled case's comment: say it here.
-            let name = Test.current.map { $0.name } ?? "a test"
-            FileHandle.standardError.write(Data("⚠︎ \(name): skipped, PostgreSQL is not available: \(reason)\n".utf8))
-            try Test.cancel("PostgreSQL is not available, skipped: \(reason)")
+    /// calling test is skipped with the reason (the other tests run). initdb, pg_ctl and createdb
+    /// run on a thread of their own, not on one of the few the tests' concurrent work shares.
+    public static func freshDatabase() async throws -> String {
+        let outcome = await detached { () -> Result<String, SpawnedProgram.Failure> in
+            switch started {
+            case .success(let server):
+                do {
+                    return .success(try server.createDatabase())
+                } catch {
+                    return .failure(error as? SpawnedProgram.Failure ?? SpawnedProgram.Failure("\(error)"))
+                }
+            case .failure(let reason): return .failure(reason)
+            }
         }
+        switch outcome {
+        case .success(let url): return url
+        case .failure(let reason) where shared == nil: try skip(reason)
+        case .failure(let reason): throw reason
+        }
+    }
+
+    /// Reports the skip on standard error (Swift Testing does not print a cancelled case's
+    /// comment) and cancels the calling test.
+    private static func skip(_ reason: SpawnedProgram.Failure) throws -> Never {
+        FileHandle.standardError.write(Data("⚠︎ \(Test.current?.name ?? "a test"): skipped, PostgreSQL is not available: \(reason)\n".utf8))
+        try Test.cancel("PostgreSQL is not available, skipped: \(reason)")
+    }
+
+    /// Runs blocking work on a new thread.
+    private static func detached<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in Thread.detachNewThread { continuation.resume(returning: work()) } }
     }
 
     /// Creates an empty database and returns its URL (`postgresql://…?sslmode=disable`).
@@ -82,17 +103,36 @@ public final class PostgresTestServer: Sendable {
             if runAs != nil { try server.run("/bin/chown", ["-R", "postgres:postgres", directory], asSelf: true) }
             try server.run(
                 try binary("initdb"), ["-D", directory + "/data", "-U", server.user, "--pwfile", passwordFile, "--auth", "scram-sha-256", "-E", "UTF8"])
-            try server.run(
-                try binary("pg_ctl"),
-                [
-                    "-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "30",
-                    "-o", "-p \(server.port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
-                ])
+            try server.startServer()
             return .success(server)
         } catch {
             server.stop()
             return .failure(error as? SpawnedProgram.Failure ?? SpawnedProgram.Failure("cannot start a private PostgreSQL: \(error)"))
         }
+    }
+
+    /// An instance of the calling test's own (to stop and start under a running cluster); stop
+    /// it at the end. Skips the test with the reason where PostgreSQL cannot start.
+    public static func startPrivate() async throws -> PostgresTestServer {
+        switch await detached({ start() }) {
+        case .success(let server): return server
+        case .failure(let reason): try skip(reason)
+        }
+    }
+
+    /// Starts the server (again), waiting until it takes connections.
+    public func startServer() throws {
+        try run(
+            try Self.binary("pg_ctl"),
+            [
+                "-D", directory + "/data", "-l", directory + "/log", "-w", "-t", "30",
+                "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+            ])
+    }
+
+    /// Stops the server at once (as a crash would), keeping its data.
+    public func stopServer() throws {
+        try run(try Self.binary("pg_ctl"), ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
     }
 
     /// Stops the instance at once and removes its directory.

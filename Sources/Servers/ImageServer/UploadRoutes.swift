@@ -225,12 +225,28 @@ extension RegistryAPI {
         } catch MetadataError.unavailable(let reason) {
             // The commit may have happened before the answer was lost: garbage at worst.
             throw MetadataError.unavailable(reason)
+        } catch MetadataError.uploadUnknown(let id) {
+            // Ended by another request, or committed by a metaserver whose answer was lost (the
+            // call then went on to another, which found the session ended by that very commit):
+            // only in the second case is our record stored, chunk for chunk.
+            guard try await committedAlready(ours, repository: name) else {
+                io.discard(written)
+                throw MetadataError.uploadUnknown(id)
+            }
+            logger.notice("upload \(id) was committed by an earlier attempt whose answer was lost")
+            stored = ours
         } catch {
             io.discard(written)
             throw error
         }
         if stored.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(stored.chunks).contains($0) }) }
         return blobCreated(name: name, digest: digest)
+    }
+
+    /// Whether `ours` is stored as it is, chunk for chunk: only this request's commit can have
+    /// stored these chunks.
+    private func committedAlready(_ ours: BlobRecord, repository: String) async throws -> Bool {
+        try await meta.blob(ours.digest, in: repository)?.chunks == ours.chunks
     }
 
     /// When another record of the digest is stored, reads it back; if its bytes do not have the

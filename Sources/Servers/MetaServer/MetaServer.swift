@@ -153,7 +153,10 @@ public enum MetaServer {
             return try JSONResponse.make(Empty())
         }
         router.get("/v1/manifests") { request, _ in
-            try JSONResponse.make(try await store.manifest(try parameter(request, "reference"), in: try repository(request)))
+            let record = try await store.manifest(try parameter(request, "reference"), in: try repository(request))
+            // Base64 to imageservers that ask for it; arrays, which every release reads, otherwise.
+            let base64 = request.uri.queryParameters["content"] == "base64"
+            return try JSONResponse.make(record, userInfo: [ManifestRecord.base64ContentKey: base64])
         }
         router.delete("/v1/manifests") { request, _ in
             guard let digest = Digest(parsing: try parameter(request, "reference")) else {

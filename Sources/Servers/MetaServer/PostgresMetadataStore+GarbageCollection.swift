@@ -11,7 +11,8 @@ extension PostgresMetadataStore {
         return try await run {
             // Serializable: a manifest or mount committed by another metaserver meanwhile either
             // comes first (and keeps its target) or conflicts, and the sweep runs again.
-            try await database.transaction(rollback: dryRun) { c in
+            // A sweep is long (up to `limit` deletions): it gets a minute to win its conflicts.
+            try await database.transaction(rollback: dryRun, budget: .seconds(60)) { c in
                 var result = MetadataSweep(manifests: [], blobs: [])
                 let cutoff = currentTimeMillis() - graceMs
                 // Deleting an index or a subject can free more manifests: repeat until none.

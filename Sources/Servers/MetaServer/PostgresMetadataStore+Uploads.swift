@@ -56,9 +56,7 @@ extension PostgresMetadataStore {
     public func appendUpload(_ id: String, expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8])
         async throws(MetadataError) -> UploadSession
     {
-        guard newOffset == expectedOffset + chunks.reduce(0, { $0 + UInt64($1.length) }) else {
-            throw .invalid("new offset \(newOffset) is not the old offset plus the chunks' lengths")
-        }
+        try MetadataChecks.append(expected: expectedOffset, chunks: chunks, newOffset: newOffset)
         return try await run {
             try await database.transaction { c in
                 guard var session = try await Self.loadUpload(c, id, logger: logger) else { throw MetadataError.uploadUnknown(id) }
@@ -124,6 +122,7 @@ extension PostgresMetadataStore {
     }
 
     public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
+        try MetadataChecks.chunks(chunks)
         try await run {
             try await database.transaction { c in
                 if try await Self.count(c, "UPDATE uploads SET updated_ms = \(Self.now) WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
@@ -142,7 +141,7 @@ extension PostgresMetadataStore {
     }
 
     public func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
-        try SQLiteMetadataStore.checkSize(blob)
+        try MetadataChecks.blob(blob)
         return try await run {
             try await database.transaction { c in
                 if try await Self.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {

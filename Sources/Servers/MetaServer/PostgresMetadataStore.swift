@@ -163,7 +163,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
-        try SQLiteMetadataStore.checkSize(record)
+        try MetadataChecks.blob(record)
         return try await run {
             try await database.transaction { c in
                 try await Self.ensureRepository(c, repository, logger: logger)
@@ -220,7 +220,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
-        try SQLiteMetadataStore.checkSize(record)
+        try MetadataChecks.blob(record)
         return try await run {
             try await database.transaction { c in
                 let key = record.digest.description
@@ -422,7 +422,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func tags(in repository: String, after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
-        let limit = max(0, limit)
+        let limit = MetadataChecks.pageLimit(limit)
         return try await run {
             try await database.statement { c in
                 // Lexical order ignoring case (as the spec asks), ties broken by the exact bytes.
@@ -440,7 +440,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
-        let limit = max(0, limit)
+        let limit = MetadataChecks.pageLimit(limit)
         return try await run {
             let rows = try await database.statement { c in
                 try await Self.column(c, "SELECT name FROM repositories WHERE name > \(last ?? "") ORDER BY name LIMIT \(limit + 1)", as: String.self, logger: logger)

@@ -5,6 +5,7 @@ import SpeedyCore
 /// Held chunks, atomic upload completion and the metadata sweep (docs/gc.md).
 extension SQLiteMetadataStore {
     public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
+        try MetadataChecks.chunks(chunks)
         try await run {
             try await pool.write { db in
                 try db.execute(sql: "UPDATE uploads SET updated_ms = ? WHERE id = ?", arguments: [currentTimeMillis(), id])
@@ -19,7 +20,7 @@ extension SQLiteMetadataStore {
     }
 
     public func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
-        try Self.checkSize(blob)
+        try MetadataChecks.blob(blob)
         return try await run {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])

@@ -153,7 +153,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
-        try Self.checkSize(record)
+        try MetadataChecks.blob(record)
         return try await run {
             try await pool.write { db in
                 try Self.ensureRepository(db, repository)
@@ -184,12 +184,6 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
         try db.execute(sql: "UPDATE blobs SET ref_ms = ? WHERE digest = ?", arguments: [currentTimeMillis(), digest])
     }
 
-    static func checkSize(_ record: BlobRecord) throws(MetadataError) {
-        guard record.size == record.chunks.reduce(0, { $0 + UInt64($1.length) }) else {
-            throw .invalid("blob size \(record.size) is not the sum of its chunks")
-        }
-    }
-
     private static func insertChunks(_ db: Database, _ record: BlobRecord) throws {
         for (seq, chunk) in record.chunks.enumerated() {
             try db.execute(
@@ -203,7 +197,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
-        try Self.checkSize(record)
+        try MetadataChecks.blob(record)
         return try await run {
             try await pool.write { db in
                 let key = record.digest.description
@@ -389,7 +383,8 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func tags(in repository: String, after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
-        try await run {
+        let limit = MetadataChecks.pageLimit(limit)
+        return try await run {
             try await pool.read { db in
                 guard try Self.exists(db, repository) else { throw MetadataError.nameUnknown(repository) }
                 // Lexical order ignoring case (as the spec asks), ties broken by the exact bytes.
@@ -399,19 +394,20 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                         SELECT tag FROM tags WHERE repository = ? AND (lower(tag), tag) > (lower(?), ?)
                         ORDER BY lower(tag), tag LIMIT ?
                         """,
-                    arguments: [repository, last ?? "", last ?? "", max(0, limit) + 1])
-                return NamePage(names: Array(rows.prefix(max(0, limit))), more: rows.count > limit)
+                    arguments: [repository, last ?? "", last ?? "", limit + 1])
+                return NamePage(names: Array(rows.prefix(limit)), more: rows.count > limit)
             }
         }
     }
 
     public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
-        try await run {
+        let limit = MetadataChecks.pageLimit(limit)
+        return try await run {
             try await pool.read { db in
                 let rows = try String.fetchAll(
                     db, sql: "SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?",
-                    arguments: [last ?? "", max(0, limit) + 1])
-                return NamePage(names: Array(rows.prefix(max(0, limit))), more: rows.count > limit)
+                    arguments: [last ?? "", limit + 1])
+                return NamePage(names: Array(rows.prefix(limit)), more: rows.count > limit)
             }
         }
     }
@@ -491,9 +487,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     public func appendUpload(_ id: String, expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8])
         async throws(MetadataError) -> UploadSession
     {
-        guard newOffset == expectedOffset + chunks.reduce(0, { $0 + UInt64($1.length) }) else {
-            throw .invalid("new offset \(newOffset) is not the old offset plus the chunks' lengths")
-        }
+        try MetadataChecks.append(expected: expectedOffset, chunks: chunks, newOffset: newOffset)
         return try await run {
             try await pool.write { db in
                 guard var session = try Self.loadUpload(db, id) else { throw MetadataError.uploadUnknown(id) }

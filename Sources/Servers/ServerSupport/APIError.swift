@@ -34,8 +34,10 @@ public struct APIError: HTTPResponseError, Sendable {
 /// Builds JSON responses with the wire encoder.
 public enum JSONResponse {
     /// Encodes `value` as the response body.
-    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let body = try WireJSON.encoder().encode(value)
+    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, userInfo: [CodingUserInfoKey: Bool] = [:]) throws -> Response {
+        let encoder = WireJSON.encoder()
+        for (key, flag) in userInfo { encoder.userInfo[key] = flag }
+        let body = try encoder.encode(value)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))

@@ -46,7 +46,7 @@ public final class PostgresBackend: Sendable {
     }
 
     /// How long a transaction that keeps losing serialization conflicts is run again.
-    static let conflictBudget: Duration = .seconds(10)
+    public static let conflictBudget: Duration = .seconds(10)
     /// How long an operation waits for a connection before failing: the pool keeps trying to
     /// connect in the background, but a request should not hang on a database that is gone.
     static let leaseTimeout: Duration = .seconds(4)
@@ -54,9 +54,11 @@ public final class PostgresBackend: Sendable {
     /// Runs `body`'s queries in a `SERIALIZABLE` transaction and commits it; rolls back when `body`
     /// throws (its error is rethrown as is). When PostgreSQL aborts it for a conflict with a
     /// concurrent transaction, runs it again after a growing, jittered pause, for up to
-    /// ``conflictBudget``. With `rollback`, the transaction is always rolled back (a dry run).
-    public func transaction<T: Sendable>(rollback: Bool = false, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let deadline = ContinuousClock.now + Self.conflictBudget
+    /// `budget` (``conflictBudget`` unless the transaction is long). With `rollback`, the transaction is always rolled back (a dry run).
+    public func transaction<T: Sendable>(
+        rollback: Bool = false, budget: Duration = PostgresBackend.conflictBudget, _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + budget
         var attempt = 0
         while true {
             attempt += 1
@@ -75,20 +77,22 @@ public final class PostgresBackend: Sendable {
     /// Leases a connection for `body`, failing with ``Unreachable`` when none comes within
     /// ``leaseTimeout``.
     func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let leased = LeaseFlag()
-        // The work runs in a child task beside its timer; both end before this returns.
+        let race = LeaseRace()
+        let unreachable = Unreachable(location: location, timeout: Self.leaseTimeout)
+        // The work runs in a child task beside its timer; both end before this returns. Exactly
+        // one of them wins: a body never runs once its caller was told the database is gone.
         return try await withoutActuallyEscaping(body) { body in
             try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     try await self.client.withConnection { connection in
-                        leased.set()
+                        guard race.leased() else { throw unreachable }
                         return try await body(connection)
                     }
                 }
                 group.addTask {
                     try await Task.sleep(for: Self.leaseTimeout)
-                    if leased.isSet { return nil }
-                    throw Unreachable(location: self.location, timeout: Self.leaseTimeout)
+                    if race.timedOut() { throw unreachable }
+                    return nil
                 }
                 while let outcome = try await group.next() {
                     if let value = outcome {
@@ -101,18 +105,22 @@ public final class PostgresBackend: Sendable {
         }
     }
 
-    /// Whether an operation got its connection (shared with its timer).
-    private final class LeaseFlag: Sendable {
-        private let flag = Atomic<Bool>(false)
-        func set() { flag.store(true, ordering: .releasing) }
-        var isSet: Bool { flag.load(ordering: .acquiring) }
+    /// Which came first for one operation: its connection or its timeout.
+    private final class LeaseRace: Sendable {
+        private let state = Atomic<Int>(0)  // 0 waiting, 1 leased, 2 timed out
+        /// True when the connection came first (the body may run).
+        func leased() -> Bool { state.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged }
+        /// True when the timeout came first (the body will not run).
+        func timedOut() -> Bool { state.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged }
     }
 
     /// No connection to the database came in time.
     public struct Unreachable: Error, CustomStringConvertible {
         public var location: String
         public var timeout: Duration
-        public var description: String { "no connection to PostgreSQL at \(location) within \(timeout) (is it running and reachable?)" }
+        public var description: String {
+            "no connection to PostgreSQL at \(location) within \(timeout) (it is down or unreachable, or every connection of the pool is busy)"
+        }
     }
 
     private static func once<T: Sendable>(
@@ -235,7 +243,8 @@ public final class PostgresBackend: Sendable {
 /// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require&pool=N]`.
 ///
 /// Without a password in the URL, `PGPASSWORD` is used, so the password need not appear on a
-/// command line. `sslmode` is `prefer` by default, as libpq's; `require` verifies the server's
+/// command line. `sslmode` is `prefer` by default, as libpq's (TLS when offered, the certificate
+/// unchecked); `require` insists on TLS and, unlike libpq's, verifies the server's
 /// certificate against the system's trust roots.
 public struct PostgresURL: Sendable, Equatable {
     public var user: String
@@ -288,7 +297,14 @@ public struct PostgresURL: Sendable, Equatable {
         switch sslMode {
         case "disable": .disable
         case "require": .require(.makeClientConfiguration())
-        default: .prefer(.makeClientConfiguration())
+        default:
+            // As libpq's prefer: encrypted when the server offers it, its certificate unchecked
+            // (Debian's default server has a self-signed one). `require` checks it.
+            .prefer({
+                var tls = TLSConfiguration.makeClientConfiguration()
+                tls.certificateVerification = .none
+                return tls
+            }())
         }
     }
 

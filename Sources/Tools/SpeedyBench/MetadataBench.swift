@@ -65,9 +65,22 @@ struct MetadataBench: AsyncParsableCommand {
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency))
         config.timeout = .init(connect: .seconds(5), read: .seconds(60))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        let repository = self.repository
         if !json { print("speedy-bench metadata: \(bases.joined(separator: ", ")), \(blobs) blobs, \(tags) tags, concurrency \(concurrency)") }
 
+        let results: [PhaseResult]
+        do {
+            results = try await measure(http: http, bases: bases)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+        report(results, bases: bases)
+    }
+
+    /// Sets up the repository, then runs each operation `count` times.
+    private func measure(http: HTTPClient, bases: [String]) async throws -> [PhaseResult] {
+        let repository = self.repository
         let digests = try await setUp(http: http, base: bases[0])
         // Each tag names its own image (its config differs): what each must come back as.
         var expected: [Digest] = []
@@ -92,8 +105,7 @@ struct MetadataBench: AsyncParsableCommand {
         for (name, body) in phases {
             results.append(try await Phase.run(name: name, count: count, concurrency: concurrency, bytesEach: 0, body))
         }
-        try await http.shutdown()
-        report(results, bases: bases)
+        return results
     }
 
     private func report(_ results: [PhaseResult], bases: [String]) {

@@ -125,7 +125,7 @@ public struct MetaClient: MetadataStore {
     }
 
     public func manifest(_ reference: String, in repository: String) async throws(MetadataError) -> ManifestRecord? {
-        try await call(.GET, "/v1/manifests", query: [("repo", repository), ("reference", reference)], as: ManifestRecord?.self)
+        try await call(.GET, "/v1/manifests", query: [("repo", repository), ("reference", reference), ("content", "base64")], as: ManifestRecord?.self)
     }
 
     public func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError) {

@@ -85,15 +85,22 @@ public struct ManifestRecord: Sendable, Equatable, Codable {
         case repository, digest, mediaType, content, subject, artifactType, annotations, references
     }
 
-    /// `content` goes on the wire as base64: as an array of numbers (Codable's default for
-    /// `[UInt8]`) a manifest is four times longer and most of a manifest GET's time went to
-    /// encoding and parsing it. An array is still read, from a metaserver of an older release.
+    /// With this set in an encoder's `userInfo`, `content` is written as base64; else as an array
+    /// of numbers, which every release reads. Arrays are four times longer, and most of a manifest
+    /// GET's time went to encoding and parsing them: a metaserver answers in base64 to imageservers
+    /// that ask for it (`content=base64`), which older metaservers ignore. Both forms are read.
+    public static let base64ContentKey = CodingUserInfoKey(rawValue: "speedy.manifest-content-base64")!
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(repository, forKey: .repository)
         try container.encode(digest, forKey: .digest)
         try container.encode(mediaType, forKey: .mediaType)
-        try container.encode(Data(content).base64EncodedString(), forKey: .content)
+        if encoder.userInfo[Self.base64ContentKey] as? Bool == true {
+            try container.encode(Data(content).base64EncodedString(), forKey: .content)
+        } else {
+            try container.encode(content, forKey: .content)
+        }
         try container.encodeIfPresent(subject, forKey: .subject)
         try container.encodeIfPresent(artifactType, forKey: .artifactType)
         try container.encodeIfPresent(annotations, forKey: .annotations)
