@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import SpeedyCore
 import ServerSupport
 import Synchronization
 
@@ -23,6 +24,24 @@ enum DatabaseMetrics {
             let timer = Metrics.Timer(label: "speedy_metaserver_database_seconds", dimensions: [("operation", operation)])
             timers[operation] = timer
             return timer
+        }
+    }
+
+    /// Runs one store operation: times it in `speedy_metaserver_database_seconds` by `operation`,
+    /// passes ``MetadataError``s through, and turns any other failure into `.unavailable` with
+    /// `describe`'s reason (counted in the failures).
+    static func measure<T>(
+        _ operation: String, describe: (any Error) -> String, _ body: () async throws -> T
+    ) async throws(MetadataError) -> T {
+        let started = ContinuousClock.now
+        defer { timer(operation).recordElapsed(since: started) }
+        do {
+            return try await body()
+        } catch let error as MetadataError {
+            throw error
+        } catch {
+            failures.increment()
+            throw .unavailable(describe(error))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SpeedyCore
 
 /// Checks both stores make on what they are asked to keep, before any database call: numbers a
@@ -39,4 +40,14 @@ enum MetadataChecks {
 
     /// A page size within 0...10000 (the registry asks for at most 1000).
     static func pageLimit(_ limit: Int) -> Int { min(max(0, limit), 10_000) }
+}
+
+extension UploadSession {
+    /// A new, empty session in `repository`, once `limits` are checked to make sense.
+    static func starting(in repository: String, limits: UploadLimits) throws(MetadataError) -> UploadSession {
+        guard limits.perRepository >= 0, limits.perClient >= 0 else { throw .invalid("upload limits must not be negative") }
+        return UploadSession(
+            id: UUID().uuidString.lowercased(), repository: repository, offset: 0, chunks: [], hashState: SHA256Hasher().savedState,
+            createdMs: currentTimeMillis())
+    }
 }

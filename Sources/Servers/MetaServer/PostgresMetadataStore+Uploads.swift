@@ -8,10 +8,7 @@ import SpeedyCore
 /// Upload sessions, held chunks and chunk references on PostgreSQL.
 extension PostgresMetadataStore {
     public func createUpload(repository: String, client: String, limits: UploadLimits) async throws(MetadataError) -> UploadSession {
-        guard limits.perRepository >= 0, limits.perClient >= 0 else { throw .invalid("upload limits must not be negative") }
-        let session = UploadSession(
-            id: UUID().uuidString.lowercased(), repository: repository, offset: 0, chunks: [],
-            hashState: SHA256Hasher().savedState, createdMs: currentTimeMillis())
+        let session = try UploadSession.starting(in: repository, limits: limits)
         try await run {
             try await database.transaction { c in
                 // Counted in the insert's serializable transaction: two metaservers racing for the

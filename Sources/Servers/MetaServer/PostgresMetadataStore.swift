@@ -84,16 +84,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     /// Runs a database call, turning its errors into ``MetadataError`` (`.unavailable` with
     /// PostgreSQL's reason) and timing it in `speedy_metaserver_database_seconds`.
     func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
-        let started = ContinuousClock.now
-        defer { DatabaseMetrics.timer(operation).recordElapsed(since: started) }
-        do {
-            return try await body()
-        } catch let error as MetadataError {
-            throw error
-        } catch {
-            DatabaseMetrics.failures.increment()
-            throw .unavailable(PostgresBackend.describe(error))
-        }
+        try await DatabaseMetrics.measure(operation, describe: PostgresBackend.describe, body)
     }
 
     /// Runs `query` and collects its rows decoded as `type`.

@@ -104,16 +104,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     /// Runs a GRDB call, turning its errors into ``MetadataError`` and timing it in
     /// `speedy_metaserver_database_seconds`, by the calling method's name.
     func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
-        let started = ContinuousClock.now
-        defer { DatabaseMetrics.timer(operation).recordElapsed(since: started) }
-        do {
-            return try await body()
-        } catch let error as MetadataError {
-            throw error
-        } catch {
-            DatabaseMetrics.failures.increment()
-            throw .unavailable("\(error)")
-        }
+        try await DatabaseMetrics.measure(operation, describe: { "\($0)" }, body)
     }
 
     static func ensureRepository(_ db: Database, _ name: String) throws {
@@ -445,10 +436,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     // MARK: Uploads
 
     public func createUpload(repository: String, client: String, limits: UploadLimits) async throws(MetadataError) -> UploadSession {
-        guard limits.perRepository >= 0, limits.perClient >= 0 else { throw .invalid("upload limits must not be negative") }
-        let session = UploadSession(
-            id: UUID().uuidString.lowercased(), repository: repository, offset: 0, chunks: [],
-            hashState: SHA256Hasher().savedState, createdMs: currentTimeMillis())
+        let session = try UploadSession.starting(in: repository, limits: limits)
         try await run {
             try await pool.write { db in
                 // Counted in the insert's transaction: the single writer makes check-then-insert atomic.
