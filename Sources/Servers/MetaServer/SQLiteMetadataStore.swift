@@ -85,7 +85,9 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                 try Self.insertReferences(db, repository: row["repository"], manifest: row["digest"], references)
             }
         }
-        try migrator.migrate(pool)
+        // Two metaservers started at once on one directory would both find a migration to run
+        // and the second would fail on the first's tables: they take turns.
+        try FileLock.holding(path + ".migrate-lock") { try migrator.migrate(pool) }
     }
 
     /// `manifest_refs.kind` of a blob (config or layer) and of a manifest (an index entry).

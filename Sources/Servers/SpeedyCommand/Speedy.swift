@@ -23,7 +23,8 @@ enum SpeedyMain {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
         Task {
-            await Speedy.main()
+            // Usage errors exit 2, as every Speedy command's do (ArgumentParser's own code is 64).
+            await ToolExit.main(Speedy.self)
             exit(0)
         }
         dispatchMain()
