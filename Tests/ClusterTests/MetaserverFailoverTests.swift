@@ -13,17 +13,40 @@ extension ProcessSuites {
     /// Several metaservers on one database, and imageservers that name them all.
     @Suite("Metaserver failover", .serialized)
     struct MetaserverFailoverTests {
+        /// A master and one group of three chunkservers; the master's URL.
+        static func startGroup(_ cluster: ClusterHarness) throws -> String {
+            let (masterURL, _) = try cluster.startMaster()
+            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            return masterURL
+        }
+
+        /// Two metaservers on one store (`--data DIR` or `--database URL`); their ports and processes.
+        static func startTwoMetaservers(
+            _ cluster: ClusterHarness, master: String, storage: [String], environment: [String: String] = [:]
+        ) throws -> (ports: [Int], processes: [Process]) {
+            let ports = [ClusterHarness.freePort(), ClusterHarness.freePort()]
+            let processes = try ports.enumerated().map { i, port in
+                try cluster.start("meta\(i + 1)", ["metaserver", "--listen", "127.0.0.1:\(port)", "--master", master] + storage, environment: environment)
+            }
+            return (ports, processes)
+        }
+
+        /// Waits until every member of the group is RW, and the imageservers have fetched a map since.
+        static func waitForWholeGroup(_ cluster: ClusterHarness, master: String) async throws {
+            #expect(await cluster.eventually(within: 10) {
+                (try? await MasterClient(baseURL: master).snapshot())?.groups.first.map {
+                    $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
+                } ?? false
+            })
+            try await Task.sleep(for: .milliseconds(1200))
+        }
+
         @Test func anUploadBegunThroughOneMetaserverFinishesThroughAnother() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (masterURL, _) = try cluster.startMaster()
-            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            let masterURL = try Self.startGroup(cluster)
             // Two metaservers on one data directory: one SQLite database, as on one host.
-            let metaPorts = [ClusterHarness.freePort(), ClusterHarness.freePort()]
-            var metas: [Process] = []
-            for (i, port) in metaPorts.enumerated() {
-                metas.append(try cluster.start("meta\(i + 1)", ["metaserver", "--listen", "127.0.0.1:\(port)", "--data", cluster.root + "/meta", "--master", masterURL]))
-            }
+            let (metaPorts, metas) = try Self.startTwoMetaservers(cluster, master: masterURL, storage: ["--data", cluster.root + "/meta"])
             let port = ClusterHarness.freePort()
             try cluster.start(
                 "imageserver",
@@ -89,18 +112,11 @@ extension ProcessSuites {
             let server = try #require(PostgresTestServer.shared)
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (masterURL, _) = try cluster.startMaster()
-            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            let masterURL = try Self.startGroup(cluster)
             // Two metaservers on one PostgreSQL database; the password only in their environment.
-            let metaPorts = [ClusterHarness.freePort(), ClusterHarness.freePort()]
-            var metas: [Process] = []
-            for (i, port) in metaPorts.enumerated() {
-                metas.append(
-                    try cluster.start(
-                        "meta\(i + 1)",
-                        ["metaserver", "--listen", "127.0.0.1:\(port)", "--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@"), "--master", masterURL],
-                        environment: ["PGPASSWORD": server.password]))
-            }
+            let (metaPorts, metas) = try Self.startTwoMetaservers(
+                cluster, master: masterURL, storage: ["--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@")],
+                environment: ["PGPASSWORD": server.password])
             // Two imageservers, each preferring a different metaserver first.
             let metaURLs = metaPorts.map { "http://127.0.0.1:\($0)" }
             var registries: [String] = []
@@ -114,10 +130,7 @@ extension ProcessSuites {
                 #expect(ready, "\(cluster.log("meta1"))\n\(cluster.log("imageserver1"))")
             }
             #expect(await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 })
-            #expect(await cluster.eventually(within: 10) {
-                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false
-            })
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Self.waitForWholeGroup(cluster, master: masterURL)
 
             // Push through both imageservers for 8 s; kill -9 the first metaserver 3 s in.
             let deadline = ContinuousClock.now + .seconds(8)
@@ -153,8 +166,7 @@ extension ProcessSuites {
             let url = try database.createDatabase()
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (masterURL, _) = try cluster.startMaster()
-            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
+            let masterURL = try Self.startGroup(cluster)
             let metaPort = ClusterHarness.freePort()
             try cluster.start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--database", url, "--master", masterURL])
             let port = ClusterHarness.freePort()
@@ -162,10 +174,7 @@ extension ProcessSuites {
             let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
             let meta = ServiceClient(baseURL: "http://127.0.0.1:\(metaPort)", secret: nil)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("meta"))")
-            #expect(await cluster.eventually(within: 10) {
-                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false
-            })
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Self.waitForWholeGroup(cluster, master: masterURL)
             func blob(_ n: Int) -> [UInt8] { [UInt8]((0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* (n + 3) &+ n) }) }
             func push(_ data: [UInt8]) async throws -> Int {
                 try await client.send(.POST, "/v2/outage/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status
@@ -222,12 +231,8 @@ extension ProcessSuites {
             let database = try await PostgresTestServer.freshDatabase()
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (masterURL, _) = try cluster.startMaster()
-            for i in 1...3 { _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)") }
-            let metaPorts = [ClusterHarness.freePort(), ClusterHarness.freePort()]
-            for (i, port) in metaPorts.enumerated() {
-                try cluster.start("meta\(i + 1)", ["metaserver", "--listen", "127.0.0.1:\(port)", "--database", database, "--master", masterURL])
-            }
+            let masterURL = try Self.startGroup(cluster)
+            let (metaPorts, _) = try Self.startTwoMetaservers(cluster, master: masterURL, storage: ["--database", database])
             let script = cluster.root + "/proxy.py"
             try Self.answerLosingProxy.write(toFile: script, atomically: true, encoding: .utf8)
             let proxyPort = ClusterHarness.freePort()
@@ -242,12 +247,7 @@ extension ProcessSuites {
                 ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(proxyPort),http://127.0.0.1:\(metaPorts[1])"])
             let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("proxy"))")
-            #expect(await cluster.eventually(within: 10) {
-                (try? await MasterClient(baseURL: masterURL).snapshot())?.groups.first.map {
-                    $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
-                } ?? false
-            })
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Self.waitForWholeGroup(cluster, master: masterURL)
 
             // A chunked upload whose completion commits through the first metaserver, whose
             // answer never comes back; the imageserver asks the second, which finds it done.

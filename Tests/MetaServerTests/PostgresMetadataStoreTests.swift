@@ -122,6 +122,21 @@ struct PostgresMetadataStoreTests {
         }
     }
 
+    @Test func textPostgreSQLCannotHoldIsABadRequestNotAnOutage() async throws {
+        try await twoMetaservers { one, _, _ in
+            // A NUL byte: PostgreSQL refuses it in text. That is the caller's fault (400), not a
+            // metaserver down (503, which would send the imageserver to the next one).
+            for attempt in [{ _ = try await one.repositories(after: "a\u{0}b", limit: 10) }, { _ = try await one.tags(in: "x", after: "a\u{0}b", limit: 10) }]
+                as [@Sendable () async throws -> Void]
+            {
+                let error = await #expect(throws: MetadataError.self) { try await attempt() }
+                if case .invalid = error {} else { Issue.record("expected .invalid, got \(String(describing: error))") }
+            }
+            let page = try await one.repositories(after: nil, limit: 10)
+            #expect(page == NamePage(names: [], more: false))
+        }
+    }
+
     @Test func anUnreachableDatabaseFailsInSecondsWithTheReasonAndNoPassword() async throws {
         let started = ContinuousClock.now
         do {

@@ -95,7 +95,7 @@ public final class PostgresTestServer: Sendable {
         }
         let directory = NSTemporaryDirectory() + "speedy-pg-" + UUID().uuidString
         let runAs = geteuid() == 0 ? "postgres" : nil
-        let server = PostgresTestServer(directory: directory, port: freePort(), runAs: runAs)
+        let server = PostgresTestServer(directory: directory, port: TestPorts.free(), runAs: runAs)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let passwordFile = directory + "/password"
@@ -157,18 +157,5 @@ public final class PostgresTestServer: Sendable {
         guard result.status == 0 else {
             throw SpawnedProgram.Failure("\((program as NSString).lastPathComponent) exited \(result.status): \(result.output.suffix(500))")
         }
-    }
-
-    private static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

@@ -28,10 +28,10 @@ enum DatabaseMetrics {
     }
 
     /// Runs one store operation: times it in `speedy_metaserver_database_seconds` by `operation`,
-    /// passes ``MetadataError``s through, and turns any other failure into `.unavailable` with
-    /// `describe`'s reason (counted in the failures).
+    /// passes ``MetadataError``s through, and turns any other failure into the error `classify`
+    /// says (`.unavailable` ones are counted in the failures).
     static func measure<T>(
-        _ operation: String, describe: (any Error) -> String, _ body: () async throws -> T
+        _ operation: String, classify: (any Error) -> MetadataError, _ body: () async throws -> T
     ) async throws(MetadataError) -> T {
         let started = ContinuousClock.now
         defer { timer(operation).recordElapsed(since: started) }
@@ -40,8 +40,9 @@ enum DatabaseMetrics {
         } catch let error as MetadataError {
             throw error
         } catch {
-            failures.increment()
-            throw .unavailable(describe(error))
+            let classified = classify(error)
+            if case .unavailable = classified { failures.increment() }
+            throw classified
         }
     }
 }

@@ -81,10 +81,14 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
 
     // MARK: Running calls
 
-    /// Runs a database call, turning its errors into ``MetadataError`` (`.unavailable` with
-    /// PostgreSQL's reason) and timing it in `speedy_metaserver_database_seconds`.
+    /// Runs a database call, timing it in `speedy_metaserver_database_seconds` and turning its
+    /// errors into ``MetadataError`` with PostgreSQL's reason: `.invalid` when PostgreSQL refused
+    /// the data itself (a NUL in a name, say), so a client's bad input is not taken for a
+    /// metaserver down; `.unavailable` otherwise.
     func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
-        try await DatabaseMetrics.measure(operation, describe: PostgresBackend.describe, body)
+        try await DatabaseMetrics.measure(operation, classify: { error in
+            PostgresBackend.isDataException(error) ? .invalid(PostgresBackend.describe(error)) : .unavailable(PostgresBackend.describe(error))
+        }, body)
     }
 
     /// Runs `query` and collects its rows decoded as `type`.

@@ -106,7 +106,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     /// Runs a GRDB call, turning its errors into ``MetadataError`` and timing it in
     /// `speedy_metaserver_database_seconds`, by the calling method's name.
     func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
-        try await DatabaseMetrics.measure(operation, describe: { "\($0)" }, body)
+        try await DatabaseMetrics.measure(operation, classify: { .unavailable("\($0)") }, body)
     }
 
     static func ensureRepository(_ db: Database, _ name: String) throws {

@@ -165,6 +165,14 @@ public final class PostgresBackend: Sendable {
         return state == "40001" || state == "40P01"
     }
 
+    /// Whether PostgreSQL refused the values a statement carried (SQLSTATE class 22, "data
+    /// exception": bytes that are not UTF-8, a NUL in a text, a number out of range): the
+    /// request's fault, not the database's.
+    public static func isDataException(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22")
+    }
+
     /// One line saying why a database call failed, for errors and logs. It never holds the
     /// password (PostgreSQL's messages do not carry it) nor the query's parameters.
     public static func describe(_ error: any Error) -> String {
