@@ -127,6 +127,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/Servers/ChunkMaster",
             swiftSettings: swiftSettings
@@ -282,7 +283,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChunkMasterTests",
-            dependencies: ["ChunkMaster", "ServerSupport", "SpeedyCore"],
+            dependencies: ["ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -164,7 +164,7 @@ struct AdministrationTests {
         let dir = NSTemporaryDirectory() + "speedy-admin-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
-        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
         _ = try await master.heartbeat(emptyReport("new", group: 4))
         _ = try await master.administer(group: 4) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.setStatus(of: "ccc", to: .offline) }
@@ -172,13 +172,13 @@ struct AdministrationTests {
         _ = try await master.administer(group: 4) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.setStatus(of: "a", to: .readOnly) }
         _ = try await master.administer(group: 8) { (map: inout ClusterMap) throws(ClusterMap.AdminError) in try map.addGroup(8) }
 
-        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let restarted = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         let groups = restarted.snapshot().groups
         #expect(groups.map(\.id) == [4, 8])
         #expect(groups[0].members.map(\.id) == ["a", "bb", "new"])
         #expect(groups[0].members.map(\.setStatus) == [.readOnly, nil, .transferring])
         await #expect(throws: ClusterMap.AdminError.serverRetired("ccc")) { _ = try await restarted.heartbeat(report("ccc", group: 4)) }
-        let kinds = try MasterDatabase(path: dir + "/master.sqlite").events(after: 0, limit: 100).map(\.kind)
+        let kinds = try await SQLiteMasterStore(path: dir + "/master.sqlite").events(after: 0, limit: 100).map(\.kind)
         #expect(kinds.contains("status-set"))
         #expect(kinds.contains("server-removed"))
         #expect(kinds.contains("group-added"))

@@ -92,17 +92,17 @@ struct ClusterViewTests {
         let dir = NSTemporaryDirectory() + "speedy-group-removal-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
-        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         _ = try await master.administer(group: 3) { map throws(ClusterMap.AdminError) in try map.addGroup(3) }
         _ = try await master.administer(group: 4) { map throws(ClusterMap.AdminError) in try map.addGroup(4) }
         try await master.removeGroup(3, by: "alice@h (chunktool)")
-        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let restarted = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         #expect(restarted.snapshot().groups.map(\.id) == [4])
-        let events = try MasterDatabase(path: dir + "/master.sqlite").events(after: 0, limit: 100)
+        let events = try await SQLiteMasterStore(path: dir + "/master.sqlite").events(after: 0, limit: 100)
         #expect(events.contains { $0.kind == "group-removed" && $0.group == 3 && $0.message.hasSuffix("by alice@h (chunktool)") })
         // Added again, it is back.
         _ = try await restarted.administer(group: 3) { map throws(ClusterMap.AdminError) in try map.addGroup(3) }
-        #expect(try ChunkMaster(configuration: configuration, logger: Logger(label: "test")).snapshot().groups.map(\.id) == [3, 4])
+        #expect(try await ChunkMaster(configuration: configuration, logger: Logger(label: "test")).snapshot().groups.map(\.id) == [3, 4])
     }
 
     @Test func capacityCountsEachGroupOnceAsItsSmallestMember() {
@@ -168,11 +168,11 @@ struct ClusterViewTests {
         let dir = NSTemporaryDirectory() + "speedy-group-revival-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
-        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         _ = try await master.administer(group: 5) { map throws(ClusterMap.AdminError) in try map.addGroup(5) }
         try await master.removeGroup(5)
         _ = try await master.heartbeat(report("late", group: 5))
-        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let restarted = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         #expect(restarted.snapshot().groups.map(\.id) == [5])
     }
 }

@@ -20,7 +20,7 @@ struct MasterPersistenceTests {
         var highest: UInt64 = 0
         for _ in 0..<3 {
             // Each round is a master process: a new database handle and allocator on the same file.
-            let allocator = try FileIdAllocator(database: MasterDatabase(path: dir + "/master.sqlite"), block: 1000)
+            let allocator = FileIdAllocator(store: try SQLiteMasterStore(path: dir + "/master.sqlite"), block: 1000)
             for count in [1, 500, 999, 2500] as [UInt64] {
                 let lease = try await allocator.lease(count: count)
                 #expect(lease.count == count)
@@ -34,7 +34,7 @@ struct MasterPersistenceTests {
     @Test func concurrentLeasesAreDisjoint() async throws {
         let dir = tempPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let allocator = try FileIdAllocator(database: MasterDatabase(path: dir + "/master.sqlite"), block: 10)
+        let allocator = FileIdAllocator(store: try SQLiteMasterStore(path: dir + "/master.sqlite"), block: 10)
         let leases = try await withThrowingTaskGroup(of: FileIdLease.self) { group in
             for _ in 0..<50 { group.addTask { try await allocator.lease(count: 7) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -42,7 +42,7 @@ struct MasterPersistenceTests {
         let ids = leases.flatMap { Array($0.range) }
         #expect(ids.count == 350)
         #expect(Set(ids).count == 350)
-        let restarted = try FileIdAllocator(database: MasterDatabase(path: dir + "/master.sqlite"), block: 10)
+        let restarted = FileIdAllocator(store: try SQLiteMasterStore(path: dir + "/master.sqlite"), block: 10)
         #expect(try await restarted.lease(count: 1).start > ids.max()!)
     }
 
@@ -50,15 +50,15 @@ struct MasterPersistenceTests {
         let dir = tempPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
-        let master = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }
         #expect(master.snapshot().groups.first?.state == .healthy)
 
-        let restarted = try ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
+        let restarted = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         let snapshot = restarted.snapshot()
         #expect(snapshot.groups.map(\.id) == [4])
         #expect(snapshot.groups[0].members.map(\.status) == [.down, .down, .down])
-        let events = try MasterDatabase(path: dir + "/master.sqlite").events(after: 0, limit: 100)
+        let events = try await SQLiteMasterStore(path: dir + "/master.sqlite").events(after: 0, limit: 100)
         #expect(events.filter { $0.kind == "server-joined" }.compactMap(\.serverId).sorted() == ["a", "bb", "ccc"])
         #expect(events.contains { $0.kind == "group-state" && $0.group == 4 })
     }

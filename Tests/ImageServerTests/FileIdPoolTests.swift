@@ -13,7 +13,7 @@ struct FileIdPoolTests {
     func concurrentCallersShareLeasesAndNeverRepeatAnId() async throws {
         let dir = NSTemporaryDirectory() + "speedy-pool-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let master = try ChunkMaster(
+        let master = try await ChunkMaster(
             configuration: .init(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure), logger: Logger(label: "test"))
         let (ports, feed) = AsyncStream<HostPort>.makeStream()
         let server = Task {

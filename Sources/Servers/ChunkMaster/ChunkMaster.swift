@@ -3,6 +3,7 @@ import CoreMetrics
 import Hummingbird
 import Logging
 import ServerSupport
+import ServiceLifecycle
 import SpeedyCore
 import Synchronization
 
@@ -20,14 +21,22 @@ public struct ChunkMasterConfiguration: Sendable {
     public var security: RoleSecurity
     /// The address clients reach the master at, shown in the cluster snapshot (default: `listen`).
     public var advertise: HostPort?
+    /// PostgreSQL shared with other masters (one leads); nil keeps the state in SQLite under
+    /// `dataDirectory`, for one master.
+    public var database: PostgresURL?
+    /// How long the leader lease lasts without renewal, with `database`: a dead leader's
+    /// standby takes over within about this plus a sixth of it.
+    public var leaseTTL: Duration
 
     /// Creates a configuration.
     public init(
         listen: HostPort, dataDirectory: String, downAfter: Duration = .seconds(3), heartbeatInterval: Duration = .seconds(1),
-        security: RoleSecurity, advertise: HostPort? = nil
+        security: RoleSecurity, advertise: HostPort? = nil, database: PostgresURL? = nil, leaseTTL: Duration = .seconds(3)
     ) {
         self.listen = listen
         self.advertise = advertise
+        self.database = database
+        self.leaseTTL = leaseTTL
         self.dataDirectory = dataDirectory
         self.downAfter = downAfter
         self.heartbeatInterval = heartbeatInterval
@@ -36,12 +45,18 @@ public struct ChunkMasterConfiguration: Sendable {
 }
 
 /// The chunkmaster role: the cluster map from heartbeats, group health, file id leases and the
-/// event log, over HTTP (docs/api.md).
+/// event log, over HTTP (docs/api.md). With a shared database, one of several masters leads
+/// (``MasterLeadership``) and the others stand by.
 public final class ChunkMaster: Sendable {
     let configuration: ChunkMasterConfiguration
-    let database: MasterDatabase
+    let store: any MasterStore
     let allocator: FileIdAllocator
+    let leadership: MasterLeadership
+    /// The live map, read under its lock; changed only under ``changes``.
     let map: Mutex<ClusterMap>
+    /// Serializes every change to the map with its save, so the store sees changes in the order
+    /// the map made them, and an operator's change is saved before it is made.
+    let changes = AsyncSerialLock()
     let frontRoles = Mutex(FrontRoleMap())
     let jobs = Mutex(JobBoard())
     let metrics = MasterMetrics()
@@ -50,23 +65,44 @@ public final class ChunkMaster: Sendable {
     let clock = ContinuousClock()
     let epoch: ContinuousClock.Instant
 
-    /// Opens the database and restores the servers it remembers (as down until they report).
-    public init(configuration: ChunkMasterConfiguration, logger: Logger) throws {
+    /// Opens the store the configuration names (PostgreSQL, else SQLite in the data directory)
+    /// and restores the servers it remembers (as down until they report).
+    public convenience init(configuration: ChunkMasterConfiguration, logger: Logger) async throws {
+        let store: any MasterStore
+        if let database = configuration.database {
+            store = try await PostgresMasterStore(url: database, logger: logger)
+            logger.info("cluster state in PostgreSQL at \(database.redacted); leading when the lease is free")
+        } else {
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            store = try SQLiteMasterStore(path: configuration.dataDirectory + "/master.sqlite")
+        }
+        try await self.init(
+            configuration: configuration, store: store,
+            leadership: MasterLeadership(mode: configuration.database == nil ? .sole : .shared(ttl: configuration.leaseTTL)), logger: logger)
+    }
+
+    /// A master on `store`; a `shared` one serves once it has claimed the lease (``run()``).
+    public init(configuration: ChunkMasterConfiguration, store: any MasterStore, leadership: MasterLeadership, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        database = try MasterDatabase(path: configuration.dataDirectory + "/master.sqlite")
-        allocator = try FileIdAllocator(database: database)
-        var map = ClusterMap()
-        for group in try database.groups() { map.restore(group: group) }
-        for server in try database.servers() {
+        self.store = store
+        self.leadership = leadership
+        allocator = FileIdAllocator(store: store)
+        map = Mutex(try await Self.loadMap(from: store, nowMs: 0))
+        advertised = Mutex(configuration.advertise ?? configuration.listen)
+        epoch = clock.now
+    }
+
+    /// The map as the store remembers it: every server down until it reports.
+    static func loadMap(from store: any MasterStore, nowMs: Int64) async throws -> ClusterMap {
+        var map = ClusterMap(startedMs: nowMs)
+        for group in try await store.groups() { map.restore(group: group) }
+        for server in try await store.servers() {
             map.restore(
                 id: server.id, group: server.group, addr: server.addr, setStatus: server.setStatus, fencedBy: server.fencedBy,
                 retired: server.retired)
         }
-        self.map = Mutex(map)
-        advertised = Mutex(configuration.advertise ?? configuration.listen)
-        epoch = clock.now
+        return map
     }
 
     private var nowMs: Int64 {
@@ -76,12 +112,14 @@ public final class ChunkMaster: Sendable {
     /// Takes a heartbeat and records what it changed.
     /// - Throws: `.serverRetired` for a server removed from the cluster.
     public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply {
-        let now = nowMs
-        let (changes, state) = try map.withLock { map throws(ClusterMap.AdminError) in
-            guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
-            let changes = map.apply(report, nowMs: now)
-            saveInOrder(changes)
-            return (changes, map.state(of: report.group))
+        let (changes, state) = try await self.changes.run { () async throws(ClusterMap.AdminError) in
+            let now = nowMs
+            let (changes, state) = try map.withLock { map throws(ClusterMap.AdminError) in
+                guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
+                return (map.apply(report, nowMs: now), map.state(of: report.group))
+            }
+            await save(changes)
+            return (changes, state)
         }
         await record(changes)
         return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
@@ -96,45 +134,43 @@ public final class ChunkMaster: Sendable {
     }
 
     /// Applies an administrative change: made on a copy of the map, saved in one transaction,
-    /// then installed, all under the map's lock, so no heartbeat can come between the change
-    /// saved and the change made (an operator's change is rare; the lock is held for one SQLite
-    /// transaction). Returns the affected group.
+    /// then installed, all in one turn of ``changes``, so no heartbeat can come between the change
+    /// saved and the change made (an operator's change is rare; the turn lasts one transaction).
+    /// Returns the affected group.
     public func administer(
         group: UInt32, by actor: String? = nil, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> GroupSnapshot {
-        await record(try saveAndMake(change), by: actor)
+        await record(try await saveAndMake(change), by: actor)
         guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
         return snapshot
     }
 
-    /// Makes `change` on a copy of the map, saves it, then installs it, all under the lock.
+    /// Makes `change` on a copy of the map, saves it, then installs it, in one turn.
     private func saveAndMake(
         _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
-    ) throws(AdministrationError) -> [ClusterMap.Change] {
-        let database = self.database
-        let result: Result<[ClusterMap.Change], AdministrationError> = map.withLock { map in
-            var updated = map
-            let changes: [ClusterMap.Change]
+    ) async throws(AdministrationError) -> [ClusterMap.Change] {
+        try await changes.run { () async throws(AdministrationError) in
+            var updated = map.withLock { $0 }
+            let made: [ClusterMap.Change]
             do throws(ClusterMap.AdminError) {
-                changes = try change(&updated)
+                made = try change(&updated)
             } catch {
-                return .failure(.refused(error))
+                throw .refused(error)
             }
             do {
-                try database.saveNow(changes)
+                try await store.save(made)
             } catch {
-                return .failure(.notSaved("\(error)"))
+                logger.error("administrative change not saved, so not made: \(error)")
+                throw .notSaved("\(error)")
             }
-            map = updated
-            return .success(changes)
+            map.withLock { $0 = updated }
+            return made
         }
-        if case .failure(.notSaved(let reason)) = result { logger.error("administrative change not saved, so not made: \(reason)") }
-        return try result.get()
     }
 
     /// Removes an empty group, saved before it is made (see ``administer(group:_:)``).
     public func removeGroup(_ id: UInt32, by actor: String? = nil) async throws(AdministrationError) {
-        await record(try saveAndMake { map throws(ClusterMap.AdminError) in try map.removeGroup(id) }, by: actor)
+        await record(try await saveAndMake { map throws(ClusterMap.AdminError) in try map.removeGroup(id) }, by: actor)
     }
 
     /// The group `id` belongs to, when it is a member.
@@ -144,13 +180,15 @@ public final class ChunkMaster: Sendable {
 
     /// Marks silent servers, imageservers and metaservers down; run periodically.
     public func expireSilentServers() async {
-        let now = nowMs
-        let changes = map.withLock { map in
-            let changes = map.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds)
-            saveInOrder(changes)
+        guard leadership.isLeader else { return }
+        let changes = await self.changes.run {
+            let now = nowMs
+            let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
+            await save(changes)
             return changes
         }
         await record(changes)
+        let now = nowMs
         let roleChanges = frontRoles.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
         await record(roleChanges)
     }
@@ -185,7 +223,7 @@ public final class ChunkMaster: Sendable {
     private func recordEvent(kind: String, serverId: String?, group: UInt32? = nil, message: String) async {
         logger.notice("\(message)")
         do {
-            try await database.recordEvent(kind: kind, serverId: serverId, group: group, message: message)
+            try await store.recordEvent(kind: kind, serverId: serverId, group: group, message: message)
         } catch {
             logger.error("cannot record '\(message)' in the database: \(error)")
         }
@@ -206,16 +244,14 @@ public final class ChunkMaster: Sendable {
         return snapshot
     }
 
-    /// Saves changes and logs them as events; a database failure is logged, not thrown, since
-    /// heartbeats must go on (the next restart then forgets that change).
-    /// Saves the durable part of changes just made, while the map's lock is still held, so the
-    /// database sees every change in the order the map did (a fence, then an operator's word
-    /// against it, say). Only changes that touch servers or groups cost a transaction; a plain
-    /// heartbeat writes nothing. A failure is logged, not thrown: heartbeats must go on.
-    private func saveInOrder(_ changes: [ClusterMap.Change]) {
+    /// Saves the durable part of changes just made, within the turn that made them, so the store
+    /// sees every change in the order the map did (a fence, then an operator's word against it,
+    /// say). Only changes that touch servers or groups cost a transaction; a plain heartbeat
+    /// writes nothing. A failure is logged, not thrown: heartbeats must go on.
+    private func save(_ changes: [ClusterMap.Change]) async {
         guard changes.contains(where: \.isDurable) else { return }
         do {
-            try database.saveNow(changes)
+            try await store.save(changes)
         } catch {
             logger.error("cannot save cluster changes in the database (a master restart would forget them): \(error)")
         }
@@ -235,6 +271,7 @@ public final class ChunkMaster: Sendable {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
         configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
+        router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership))
         router.post("/v1/heartbeat") { request, _ in
             let report = try await request.decodeJSON(HeartbeatReport.self)
             self.metrics.heartbeats.increment()
@@ -251,7 +288,7 @@ public final class ChunkMaster: Sendable {
             let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
             var snapshot = self.snapshot(historySeconds: max(0, history))
             if let events = try request.queryInteger("events", as: Int.self), events > 0 {
-                snapshot.recentEvents = try self.database.latestEvents(limit: min(events, 1000))
+                snapshot.recentEvents = try await self.store.latestEvents(limit: min(events, 1000))
             }
             return try JSONResponse.make(snapshot)
         }
@@ -261,9 +298,11 @@ public final class ChunkMaster: Sendable {
                 throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
             }
             do {
-                let lease = try await self.allocator.lease(count: count)
+                let lease = try await self.allocator.lease(count: count, fence: self.leadership.currentTerm)
                 self.metrics.fileIdsLeased.increment(by: Int(lease.count))
                 return try JSONResponse.make(lease)
+            } catch MasterStoreError.notLeader(let why) {
+                throw APIError(.serviceUnavailable, code: SpeedyHeader.notLeaderCode, "this master no longer leads (\(why)); ask again")
             } catch {
                 self.logger.error("file id lease failed: \(error)")
                 throw APIError(.serviceUnavailable, code: "LEASE_FAILED", "cannot persist the file id high-water mark: \(error)")
@@ -272,24 +311,58 @@ public final class ChunkMaster: Sendable {
         router.get("/v1/events") { request, _ in
             let after = try request.queryInteger("after", as: Int64.self) ?? 0
             let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 100, 1), 1000)
-            return try JSONResponse.make(EventPage(events: try self.database.events(after: after, limit: limit)))
+            return try JSONResponse.make(EventPage(events: try await self.store.events(after: after, limit: limit)))
         }
         router.get("/v1/health") { _, _ in "ok\n" }
-        HealthRoutes.register(on: router) { .ready }
+        HealthRoutes.register(on: router) {
+            if self.leadership.isLeader { return .ready }
+            return .notReady("standby; " + (self.leadership.leaderURL.map { "the leader is \($0)" } ?? "no master leads"))
+        }
         RoleMetrics.register(on: router) { self.metrics.collect(self.snapshot()) }
         AdminRoutes(master: self).register(on: router)
         ReportRoutes(master: self).register(on: router)
         return router
     }
 
-    /// Serves until SIGINT or SIGTERM.
+    /// Serves until SIGINT or SIGTERM; with a shared database, claims the lead and renews it
+    /// meanwhile, and gives it up on the way out.
     public func run() async throws {
         let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
+        var services: [any Service] = [expiry]
+        if case .shared = leadership.mode {
+            await claimLeadership()
+            services.append(PeriodicTask(name: "leader lease", interval: leadership.renewInterval) { await self.claimLeadership() })
+        }
         try await HTTPServer.run(
             role: "chunkmaster", router: router(), listen: configuration.listen, transport: configuration.security.transport,
-            services: [expiry], logger: logger
+            services: services, logger: logger
         ) { bound in
             self.advertised.withLock { $0 = self.configuration.advertise ?? bound }
+        }
+        await leadership.resign(store: store)
+    }
+
+    /// One round of the lease: claims or renews it, and on taking the lead reloads the map from
+    /// the store (another master may have changed it), with every server down until it reports.
+    func claimLeadership() async {
+        let url = advertised.withLock { $0.httpURL }
+        let transition = await leadership.claim(store: store, url: url) { term in
+            try await self.changes.run {
+                let fresh = try await Self.loadMap(from: self.store, nowMs: self.nowMs)
+                self.map.withLock { $0 = fresh }
+                self.frontRoles.withLock { $0 = FrontRoleMap() }
+                self.jobs.withLock { $0 = JobBoard() }
+            }
+        }
+        metrics.leading.record(leadership.isLeader ? 1 : 0)
+        switch transition {
+        case .became(let term)?:
+            await recordEvent(kind: "master-leader", serverId: nil, message: "master \(url) leads (term \(term.term))")
+        case .lost(let reason)?:
+            logger.warning("master \(url) stopped leading: \(reason)")
+            await recordEvent(kind: "master-standby", serverId: nil, message: "master \(url) stopped leading: \(reason)")
+        case nil:
+            break
         }
     }
 }

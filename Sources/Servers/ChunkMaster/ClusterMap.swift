@@ -74,9 +74,14 @@ public struct ClusterMap: Sendable {
     /// Whether the master has run longer than the down timeout, so a remembered member that has
     /// not reported yet is really silent.
     public internal(set) var startupGraceOver = false
+    /// When (monotonic milliseconds) this map began to take heartbeats: the master's start, or
+    /// the moment it took the lead from another.
+    public internal(set) var startedMs: Int64 = 0
 
-    /// An empty map.
-    public init() {}
+    /// An empty map, taking heartbeats from `startedMs`.
+    public init(startedMs: Int64 = 0) {
+        self.startedMs = startedMs
+    }
 
     /// Adds servers remembered in the database; they count as down until they report.
     public mutating func restore(
@@ -175,7 +180,7 @@ public struct ClusterMap: Sendable {
         }
         // Past the down timeout, remembered members that never reported count as lost: derive
         // every group again, so a recovering one fences them.
-        if !startupGraceOver, nowMs > downAfterMs {
+        if !startupGraceOver, nowMs - startedMs > downAfterMs {
             startupGraceOver = true
             groups.formUnion(groupStates.keys)
         }

@@ -8,11 +8,14 @@ import SpeedyCore
 struct MasterMetrics: Sendable {
     let heartbeats: Counter
     let fileIdsLeased: Counter
+    /// 1 while this master leads, 0 while it stands by.
+    let leading: Gauge
 
     init() {
         RoleMetrics.bootstrap()
         heartbeats = Counter(label: "speedy_master_heartbeats_total")
         fileIdsLeased = Counter(label: "speedy_master_file_ids_leased_total")
+        leading = Gauge(label: "speedy_master_leading")
     }
 
     /// Gauges that come and go with servers, groups and roles.

@@ -44,7 +44,7 @@ struct ReportRoutes: Sendable {
             }
             let message = PrintableText.clean(report.message, limit: EventReport.maxMessage)
             master.logger.notice("\(message)")
-            try await master.database.recordEvent(
+            try await master.store.recordEvent(
                 kind: report.kind, serverId: report.serverId.map { PrintableText.clean($0, limit: 200) }, group: report.group, message: message)
             return try JSONResponse.make(Empty())
         }

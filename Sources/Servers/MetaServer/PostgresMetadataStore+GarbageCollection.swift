@@ -37,7 +37,7 @@ extension PostgresMetadataStore {
 
     /// Untagged manifests no index in their repository lists and whose subject (if any) is gone.
     private static func garbageManifests(_ c: PostgresConnection, cutoff: Int64, limit: Int, logger: Logger) async throws -> [SweptManifest] {
-        try await rows(
+        try await PostgresBackend.rows(
             c,
             """
             SELECT m.repository, m.digest, octet_length(m.content)::bigint FROM manifests m
@@ -53,7 +53,7 @@ extension PostgresMetadataStore {
 
     /// Blobs no manifest in any repository refers to.
     private static func garbageBlobs(_ c: PostgresConnection, cutoff: Int64, limit: Int, logger: Logger) async throws -> [BlobRecord] {
-        let digests = try await column(
+        let digests = try await PostgresBackend.column(
             c,
             """
             SELECT b.digest FROM blobs b
@@ -88,7 +88,7 @@ extension PostgresMetadataStore {
         let limit = min(max(limit, 1), 100_000)
         return try await run {
             try await database.statement { c in
-                try await Self.rows(
+                try await PostgresBackend.rows(
                     c, "SELECT group_id, file_id, length, crc FROM chunk_deletions ORDER BY queued_ms, group_id, file_id LIMIT \(limit)",
                     as: (Int64, Int64, Int64, Int64).self, logger: logger
                 ).map(Self.chunk)

@@ -31,13 +31,13 @@ extension PostgresMetadataStore {
         let query: PostgresQuery =
             column == "client"
             ? "SELECT count(*) FROM uploads WHERE client = \(value)" : "SELECT count(*) FROM uploads WHERE repository = \(value)"
-        let open = try await Self.column(c, query, as: Int64.self, logger: logger).first ?? 0
+        let open = try await PostgresBackend.column(c, query, as: Int64.self, logger: logger).first ?? 0
         if open >= cap { throw MetadataError.tooManyUploads("\(what) has \(open) open uploads (the limit is \(cap))") }
     }
 
     static func loadUpload(_ c: PostgresConnection, _ id: String, logger: Logger) async throws -> UploadSession? {
         guard
-            let row = try await rows(
+            let row = try await PostgresBackend.rows(
                 c, "SELECT repository, \"offset\", chunks, hash_state, created_ms FROM uploads WHERE id = \(id)",
                 as: (String, Int64, String, ByteBuffer, Int64).self, logger: logger
             ).first
@@ -83,7 +83,7 @@ extension PostgresMetadataStore {
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         try await run {
             try await database.transaction { c in
-                if try await Self.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
+                if try await PostgresBackend.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
                     throw MetadataError.uploadUnknown(id)
                 }
                 try await c.query("DELETE FROM held_chunks WHERE upload_id = \(id)", logger: logger)
@@ -93,7 +93,7 @@ extension PostgresMetadataStore {
 
     public func uploadSessionCount() async throws(MetadataError) -> Int {
         try await run {
-            Int(try await database.statement { c in try await Self.column(c, "SELECT count(*) FROM uploads", as: Int64.self, logger: logger).first ?? 0 })
+            Int(try await database.statement { c in try await PostgresBackend.column(c, "SELECT count(*) FROM uploads", as: Int64.self, logger: logger).first ?? 0 })
         }
     }
 
@@ -102,7 +102,7 @@ extension PostgresMetadataStore {
         return try await run {
             // Reading and deleting in one serializable transaction hands each session to one caller only.
             try await database.transaction { c in
-                let ids = try await Self.column(
+                let ids = try await PostgresBackend.column(
                     c, "SELECT id FROM uploads WHERE updated_ms < \(cutoff) ORDER BY updated_ms, id LIMIT \(limit)", as: String.self, logger: logger)
                 var sessions: [UploadSession] = []
                 for id in ids {
@@ -122,7 +122,7 @@ extension PostgresMetadataStore {
         try MetadataChecks.chunks(chunks)
         try await run {
             try await database.transaction { c in
-                if try await Self.count(c, "UPDATE uploads SET updated_ms = \(Self.now) WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
+                if try await PostgresBackend.count(c, "UPDATE uploads SET updated_ms = \(Self.now) WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
                     throw MetadataError.uploadUnknown(id)
                 }
                 guard !chunks.isEmpty else { return }
@@ -141,7 +141,7 @@ extension PostgresMetadataStore {
         try MetadataChecks.blob(blob)
         return try await run {
             try await database.transaction { c in
-                if try await Self.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
+                if try await PostgresBackend.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
                     throw MetadataError.uploadUnknown(id)
                 }
                 try await c.query("DELETE FROM held_chunks WHERE upload_id = \(id)", logger: logger)
@@ -155,12 +155,12 @@ extension PostgresMetadataStore {
 
     /// The chunks requests streaming into upload `id` hold.
     static func heldChunks(_ c: PostgresConnection, upload id: String, logger: Logger) async throws -> [ChunkRef] {
-        try await rows(c, "SELECT group_id, file_id, length, crc FROM held_chunks WHERE upload_id = \(id)", as: (Int64, Int64, Int64, Int64).self, logger: logger)
+        try await PostgresBackend.rows(c, "SELECT group_id, file_id, length, crc FROM held_chunks WHERE upload_id = \(id)", as: (Int64, Int64, Int64, Int64).self, logger: logger)
             .map(chunk)
     }
 
     private static func openUploads(_ c: PostgresConnection, logger: Logger) async throws -> [(id: String, chunks: [ChunkRef])] {
-        try await rows(c, "SELECT id, chunks FROM uploads", as: (String, String).self, logger: logger).map { row in
+        try await PostgresBackend.rows(c, "SELECT id, chunks FROM uploads", as: (String, String).self, logger: logger).map { row in
             (row.0, try WireJSON.decoder().decode([ChunkRef].self, from: Data(row.1.utf8)))
         }
     }
@@ -171,7 +171,7 @@ extension PostgresMetadataStore {
         try await run {
             try await database.read { c in
                 var groups = Set(
-                    try await Self.column(
+                    try await PostgresBackend.column(
                         c, "SELECT DISTINCT group_id FROM blob_chunks UNION SELECT DISTINCT group_id FROM held_chunks", as: Int64.self, logger: logger
                     ).map { UInt32(truncatingIfNeeded: $0) })
                 for upload in try await Self.openUploads(c, logger: logger) { groups.formUnion(upload.chunks.map(\.group)) }
@@ -185,7 +185,7 @@ extension PostgresMetadataStore {
         let after = Int64(clamping: after)
         return try await run {
             try await database.read { c in
-                var references = try await Self.rows(
+                var references = try await PostgresBackend.rows(
                     c,
                     """
                     SELECT file_id, length, crc, digest FROM blob_chunks WHERE group_id = \(Int64(group)) AND file_id > \(after)
@@ -202,7 +202,7 @@ extension PostgresMetadataStore {
                         references.append(ChunkReference(fileId: chunk.fileId, length: chunk.length, crc: chunk.crc, owner: "upload:" + upload.id))
                     }
                 }
-                for row in try await Self.rows(
+                for row in try await PostgresBackend.rows(
                     c,
                     """
                     SELECT upload_id, file_id, length, crc FROM held_chunks

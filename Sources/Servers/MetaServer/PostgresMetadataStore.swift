@@ -91,31 +91,6 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         }, body)
     }
 
-    /// Runs `query` and collects its rows decoded as `type`.
-    static func rows<each Column: PostgresDecodable & Sendable>(
-        _ connection: PostgresConnection, _ query: PostgresQuery, as type: (repeat each Column).Type, logger: Logger
-    ) async throws -> [(repeat each Column)] {
-        var rows: [(repeat each Column)] = []
-        for try await row in try await connection.query(query, logger: logger).decode(type) { rows.append(row) }
-        return rows
-    }
-
-    /// Runs `query` and collects its one column decoded as `type`.
-    static func column<Value: PostgresDecodable & Sendable>(
-        _ connection: PostgresConnection, _ query: PostgresQuery, as type: Value.Type, logger: Logger
-    ) async throws -> [Value] {
-        var values: [Value] = []
-        for try await value in try await connection.query(query, logger: logger).decode(type) { values.append(value) }
-        return values
-    }
-
-    /// Runs `query` and counts the rows it returned (`… RETURNING 1` counts what it changed).
-    static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
-        var count = 0
-        for try await _ in try await connection.query(query, logger: logger) { count += 1 }
-        return count
-    }
-
     static func chunk(_ columns: (Int64, Int64, Int64, Int64)) -> ChunkRef {
         ChunkRef(group: UInt32(truncatingIfNeeded: columns.0), fileId: UInt64(bitPattern: columns.1), length: UInt32(truncatingIfNeeded: columns.2), crc: UInt32(truncatingIfNeeded: columns.3))
     }
@@ -144,7 +119,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
                 LEFT JOIN blob_chunks c ON c.digest = b.digest WHERE b.digest = \(digest) ORDER BY c.seq
                 """
             }
-        let rows = try await Self.rows(c, query, as: (Int64, Int64?, Int64?, Int64?, Int64?).self, logger: logger)
+        let rows = try await PostgresBackend.rows(c, query, as: (Int64, Int64?, Int64?, Int64?, Int64?).self, logger: logger)
         guard let first = rows.first else { return nil }
         let chunks = rows.compactMap { row -> ChunkRef? in
             guard let group = row.1, let file = row.2, let length = row.3, let crc = row.4 else { return nil }
@@ -239,13 +214,13 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         let limit = min(max(limit, 1), 5000)
         return try await run {
             try await database.read { c in
-                let sizes = try await Self.rows(
+                let sizes = try await PostgresBackend.rows(
                     c, "SELECT digest, size FROM blobs WHERE digest > \(after ?? "") ORDER BY digest LIMIT \(limit)", as: (String, Int64).self,
                     logger: logger)
                 guard let last = sizes.last?.0 else { return BlobPage(blobs: [], nextAfter: nil) }
                 // One range scan for the whole page's chunks rather than a query per blob.
                 var chunks: [String: [ChunkRef]] = [:]
-                for row in try await Self.rows(
+                for row in try await PostgresBackend.rows(
                     c,
                     """
                     SELECT digest, group_id, file_id, length, crc FROM blob_chunks
@@ -279,7 +254,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     public func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError) {
         try await run {
             let removed = try await database.statement { c in
-                try await Self.count(
+                try await PostgresBackend.count(
                     c, "DELETE FROM repository_blobs WHERE repository = \(repository) AND digest = \(digest.description) RETURNING 1", logger: logger)
             }
             if removed == 0 { throw MetadataError.blobUnknown(digest) }
@@ -349,14 +324,14 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         let blobs = references.blobs.map(\.description)
         if !blobs.isEmpty {
             let linked = Set(
-                try await column(
+                try await PostgresBackend.column(
                     c, "SELECT digest FROM repository_blobs WHERE repository = \(repository) AND digest = ANY(\(blobs))", as: String.self, logger: logger))
             if let missing = references.blobs.first(where: { !linked.contains($0.description) }) { throw MetadataError.blobUnknown(missing) }
         }
         let manifests = references.manifests.map(\.description)
         if !manifests.isEmpty {
             let stored = Set(
-                try await column(
+                try await PostgresBackend.column(
                     c, "SELECT digest FROM manifests WHERE repository = \(repository) AND digest = ANY(\(manifests))", as: String.self, logger: logger))
             if let missing = references.manifests.first(where: { !stored.contains($0.description) }) {
                 throw MetadataError.manifestUnknown(missing.description)
@@ -380,7 +355,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
                     """
                 }
             let rows = try await database.statement { c in
-                try await Self.rows(c, query, as: (String, String, ByteBuffer, String?, String?, String?).self, logger: logger)
+                try await PostgresBackend.rows(c, query, as: (String, String, ByteBuffer, String?, String?, String?).self, logger: logger)
             }
             guard let row = rows.first, let digest = Digest(parsing: row.0) else { return nil }
             let annotations = row.5.flatMap { try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8)) }
@@ -404,13 +379,13 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     /// Deletes a manifest row and the references it made; returns how many manifests went (0 or 1).
     static func removeManifest(_ c: PostgresConnection, repository: String, digest: String, logger: Logger) async throws -> Int {
         try await c.query("DELETE FROM manifest_refs WHERE repository = \(repository) AND manifest = \(digest)", logger: logger)
-        return try await count(c, "DELETE FROM manifests WHERE repository = \(repository) AND digest = \(digest) RETURNING 1", logger: logger)
+        return try await PostgresBackend.count(c, "DELETE FROM manifests WHERE repository = \(repository) AND digest = \(digest) RETURNING 1", logger: logger)
     }
 
     public func deleteTag(_ tag: String, in repository: String) async throws(MetadataError) {
         try await run {
             let removed = try await database.statement { c in
-                try await Self.count(c, "DELETE FROM tags WHERE repository = \(repository) AND tag = \(tag) RETURNING 1", logger: logger)
+                try await PostgresBackend.count(c, "DELETE FROM tags WHERE repository = \(repository) AND tag = \(tag) RETURNING 1", logger: logger)
             }
             if removed == 0 { throw MetadataError.manifestUnknown(tag) }
         }
@@ -421,7 +396,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         return try await run {
             try await database.statement { c in
                 // Lexical order ignoring case (as the spec asks), ties broken by the exact bytes.
-                let rows = try await Self.column(
+                let rows = try await PostgresBackend.column(
                     c,
                     """
                     SELECT tag FROM tags WHERE repository = \(repository) AND (lower(tag), tag) > (lower(\(last ?? "")), \(last ?? ""))
@@ -438,14 +413,14 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         let limit = MetadataChecks.pageLimit(limit)
         return try await run {
             let rows = try await database.statement { c in
-                try await Self.column(c, "SELECT name FROM repositories WHERE name > \(last ?? "") ORDER BY name LIMIT \(limit + 1)", as: String.self, logger: logger)
+                try await PostgresBackend.column(c, "SELECT name FROM repositories WHERE name > \(last ?? "") ORDER BY name LIMIT \(limit + 1)", as: String.self, logger: logger)
             }
             return NamePage(names: Array(rows.prefix(limit)), more: rows.count > limit)
         }
     }
 
     private static func exists(_ c: PostgresConnection, _ repository: String, logger: Logger) async throws -> Bool {
-        try await count(c, "SELECT 1 FROM repositories WHERE name = \(repository)", logger: logger) > 0
+        try await PostgresBackend.count(c, "SELECT 1 FROM repositories WHERE name = \(repository)", logger: logger) > 0
     }
 
     public func repositoryExists(_ repository: String) async throws(MetadataError) -> Bool {
@@ -462,7 +437,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
                 ORDER BY digest
                 """
             let rows = try await database.statement { c in
-                try await Self.rows(c, query, as: (String, String, Int64, String?, String?).self, logger: logger)
+                try await PostgresBackend.rows(c, query, as: (String, String, Int64, String?, String?).self, logger: logger)
             }
             return rows.compactMap { row in
                 guard let d = Digest(parsing: row.0) else { return nil }

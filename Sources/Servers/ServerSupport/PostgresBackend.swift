@@ -185,6 +185,33 @@ public final class PostgresBackend: Sendable {
         return "PostgreSQL \(error.code)"
     }
 
+    // MARK: Decoding
+
+    /// Runs `query` and collects its rows decoded as `type`.
+    public static func rows<each Column: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: (repeat each Column).Type, logger: Logger
+    ) async throws -> [(repeat each Column)] {
+        var rows: [(repeat each Column)] = []
+        for try await row in try await connection.query(query, logger: logger).decode(type) { rows.append(row) }
+        return rows
+    }
+
+    /// Runs `query` and collects its one column decoded as `type`.
+    public static func column<Value: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: Value.Type, logger: Logger
+    ) async throws -> [Value] {
+        var values: [Value] = []
+        for try await value in try await connection.query(query, logger: logger).decode(type) { values.append(value) }
+        return values
+    }
+
+    /// Runs `query` and counts the rows it returned (`… RETURNING 1` counts what it changed).
+    public static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
+        var count = 0
+        for try await _ in try await connection.query(query, logger: logger) { count += 1 }
+        return count
+    }
+
     // MARK: Schema
 
     /// Brings `component`'s tables to the newest version: `steps[i]` is the SQL that takes the

@@ -64,36 +64,59 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chunkmaster",
         abstract: "Run the chunkmaster: cluster map, heartbeats, file id leases, group health.",
-        discussion: "Its state lives in DIR/master.sqlite. Clients find it through --master or SPEEDY_MASTER."
+        discussion: """
+            Its state lives in DIR/master.sqlite, or with --database in PostgreSQL, where several \
+            masters share it: one leads (a lease in the database) and the others stand by, answering \
+            503 NOT_LEADER with the leader's address, and take over within a few seconds when it \
+            dies. Clients find the masters through --master URL,URL or SPEEDY_MASTER and follow the \
+            leader.
+            """
     )
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = HostPort(host: "127.0.0.1", port: 8099)
 
-    @Option(help: "Directory for the master's database.")
+    @Option(help: "Directory for the master's SQLite database (unused with --database).")
     var data = "./speedy-data/master"
+
+    @Option(
+        help: .init(
+            "A PostgreSQL database to keep the cluster state in instead, shared by every master given it: postgresql://USER@HOST:PORT/DB[?sslmode=require&pool=20]. The password comes from $PGPASSWORD (or the URL).",
+            valueName: "url"))
+    var database: String?
+
+    @Option(help: "Seconds the leader lease lasts without renewal (with --database); a standby takes over about this long after the leader dies.")
+    var leaseTtl: Double = 3
 
     @Option(help: "Seconds without a heartbeat before a chunkserver counts as down.")
     var downAfter: Double = 3
 
-    @Option(help: "Address clients reach this master at, HOST:PORT, shown in `chunktool status` and the console (default: --listen).")
+    @Option(help: "Address clients reach this master at, HOST:PORT, shown in `chunktool status` and the console, and given to clients by standbys (default: --listen).")
     var advertise: HostPort?
 
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
         guard downAfter > 0, downAfter < 86_400 else { throw ValidationError("--down-after must be between 0 and 86400 seconds") }
+        guard leaseTtl >= 1, leaseTtl <= 600 else { throw ValidationError("--lease-ttl must be between 1 and 600 seconds") }
         if let advertise, advertise.port == 0 || ["0.0.0.0", "::"].contains(advertise.host) {
             throw ValidationError("--advertise must be an address others can reach, with a port")
+        }
+        if let database {
+            do {
+                _ = try PostgresURL(database)
+            } catch {
+                throw ValidationError("--database: \(error)")
+            }
         }
     }
 
     func run() async throws {
         let security = try security.resolve(role: "chunkmaster")
-        let master = try ChunkMaster(
+        let master = try await ChunkMaster(
             configuration: .init(
                 listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
-                advertise: advertise),
+                advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000))),
             logger: makeLogger(label: "speedy.chunkmaster"))
         try await master.run()
     }

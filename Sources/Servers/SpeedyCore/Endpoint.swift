@@ -43,7 +43,8 @@ public enum MasterLocation {
 
     /// Resolves the master's base URL from an explicit flag and the environment.
     ///
-    /// Accepts `http://host:port`, `https://…` or a bare `host:port`; strips a trailing slash.
+    /// Accepts `http://host:port`, `https://…` or a bare `host:port`, or several of them
+    /// separated by commas (masters sharing one database); strips trailing slashes.
     public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         let raw = flag ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultURL
         return normalize(raw)
@@ -61,11 +62,17 @@ public enum MasterLocation {
     }
 
     /// Turns `host:port` into `http://host:port` (`https://` when the cluster speaks TLS, see
-    /// ``ClusterTransport``) and drops trailing slashes.
+    /// ``ClusterTransport``) and drops trailing slashes; a list `A,B` is normalized URL by URL.
     public static func normalize(_ raw: String) -> String {
+        guard !raw.contains(",") else { return split(raw).joined(separator: ",") }
         var url = raw.contains("://") ? raw : "\(ClusterTransport.internalScheme)://\(raw)"
         while url.hasSuffix("/") { url.removeLast() }
         return url
+    }
+
+    /// The masters named by `URL,URL,…` (blanks ignored), each normalized.
+    public static func split(_ list: String) -> [String] {
+        list.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }.map { normalize($0) }
     }
 }
 

@@ -2,31 +2,78 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Synchronization
 
-/// Calls the chunkmaster's HTTP API (documented in docs/api.md).
+/// Calls the chunkmaster's HTTP API (documented in docs/api.md). Given several masters
+/// (`URL,URL`: masters sharing one database, one leading), a call goes to the one that answered
+/// last and moves on to the next when that one cannot be reached or is a standby (503
+/// `NOT_LEADER`), so clients follow the leader wherever it moves.
 public struct MasterClient: Sendable {
-    /// The underlying JSON client.
-    public let service: ServiceClient
+    /// One client per master named, in the order given.
+    public let services: [ServiceClient]
+    private let preferred: PreferredMaster
 
-    /// Creates a client for the master at `baseURL`.
+    /// Creates a client for the master at `baseURL`, or the masters at `URL,URL,…`.
     public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(5), secret: ClusterSecret? = ClusterTransport.secret) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
+        let urls = MasterLocation.split(baseURL)
+        services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, http: http, timeout: timeout, secret: secret) }
+        preferred = PreferredMaster()
+    }
+
+    /// The master calls go to first: the one that answered last.
+    public var baseURL: String { services[preferred.index % services.count].baseURL }
+
+    /// Runs `call` against the masters, starting with the one that answered last, until one
+    /// answers as a leader; other failures (a 4xx, say) end it at once. A call that was sent
+    /// before its master went away may be sent again to the next one, so only calls that can be
+    /// repeated go through here (every master call can: a lease twice wastes ids, no more).
+    private func call<Response>(_ call: (ServiceClient) async throws(ServiceError) -> Response) async throws(ServiceError) -> Response {
+        let first = preferred.index
+        var lastError: ServiceError?
+        for step in 0..<services.count {
+            let index = (first + step) % services.count
+            do {
+                let response = try await call(services[index])
+                if index != first { preferred.index = index }
+                return response
+            } catch {
+                guard services.count > 1, Self.shouldTryAnother(error) else { throw error }
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
+    /// Sends a JSON call to the leader (see ``call(_:)``) and decodes its answer.
+    private func json<Response: Decodable & Sendable>(
+        _ method: HTTPMethod, _ path: String, as type: Response.Type, body: (some Encodable & Sendable)? = Optional<Int>.none
+    ) async throws(ServiceError) -> Response {
+        try await call { service throws(ServiceError) in try await service.json(method, path, as: type, body: body) }
+    }
+
+    /// Whether another master may answer where this one failed: it is unreachable, or a standby.
+    static func shouldTryAnother(_ error: ServiceError) -> Bool {
+        switch error {
+        case .unreachable: true
+        case .status(_, let code, let body): code == 503 && body?.code == SpeedyHeader.notLeaderCode
+        case .badResponse: false
+        }
     }
 
     /// Whether the master answers its health check.
     public func isHealthy() async -> Bool {
-        guard let reply = try? await service.send(.GET, "/v1/health") else { return false }
+        guard let reply = try? await call({ service throws(ServiceError) in try await service.send(.GET, "/v1/health") }) else { return false }
         return reply.status == 200
     }
 
     /// Sends one heartbeat.
     public func heartbeat(_ report: HeartbeatReport) async throws(ServiceError) -> HeartbeatReply {
-        try await service.json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)
+        try await json(.POST, "/v1/heartbeat", as: HeartbeatReply.self, body: report)
     }
 
     /// Sends one imageserver or metaserver heartbeat.
     public func roleHeartbeat(_ report: RoleReport) async throws(ServiceError) -> RoleHeartbeatReply {
-        try await service.json(.POST, "/v1/roles/heartbeat", as: RoleHeartbeatReply.self, body: report)
+        try await json(.POST, "/v1/roles/heartbeat", as: RoleHeartbeatReply.self, body: report)
     }
 
     /// Fetches the cluster snapshot; `historySeconds` > 0 adds per-member throughput history and
@@ -35,53 +82,62 @@ public struct MasterClient: Sendable {
         var query: [(String, String?)] = []
         if historySeconds > 0 { query.append(("history", String(historySeconds))) }
         if events > 0 { query.append(("events", String(events))) }
-        return try await service.json(.GET, "/v1/cluster" + QueryString.make(query), as: ClusterSnapshot.self)
+        return try await json(.GET, "/v1/cluster" + QueryString.make(query), as: ClusterSnapshot.self)
     }
 
     /// Leases `count` file ids.
     public func leaseFileIds(count: UInt64) async throws(ServiceError) -> FileIdLease {
-        try await service.json(.POST, "/v1/fileids?count=\(count)", as: FileIdLease.self)
+        try await json(.POST, "/v1/fileids?count=\(count)", as: FileIdLease.self)
     }
 
     /// Events with an id greater than `after`, oldest first.
     public func events(after: Int64 = 0, limit: Int = 100) async throws(ServiceError) -> [ClusterEvent] {
-        try await service.json(.GET, "/v1/events?after=\(after)&limit=\(limit)", as: EventPage.self).events
+        try await json(.GET, "/v1/events?after=\(after)&limit=\(limit)", as: EventPage.self).events
     }
 
     /// Reports an operator job's progress.
     public func reportJob(_ report: JobReport) async throws(ServiceError) {
-        _ = try await service.json(.POST, "/v1/jobs", as: Empty.self, body: report)
+        _ = try await json(.POST, "/v1/jobs", as: Empty.self, body: report)
     }
 
     /// Appends an event to the master's log.
     public func recordEvent(_ report: EventReport) async throws(ServiceError) {
-        _ = try await service.json(.POST, "/v1/events", as: Empty.self, body: report)
+        _ = try await json(.POST, "/v1/events", as: Empty.self, body: report)
     }
 
     // MARK: Administration
 
     /// Creates an empty group; returns it.
     public func addGroup(_ id: UInt32) async throws(ServiceError) -> GroupSnapshot {
-        try await service.json(.POST, "/v1/groups", as: GroupSnapshot.self, body: GroupCreation(id: id))
+        try await json(.POST, "/v1/groups", as: GroupSnapshot.self, body: GroupCreation(id: id))
     }
 
     /// Removes an empty group.
     public func removeGroup(_ id: UInt32) async throws(ServiceError) {
-        _ = try await service.json(.DELETE, "/v1/groups/\(id)", as: Empty.self)
+        _ = try await json(.DELETE, "/v1/groups/\(id)", as: Empty.self)
     }
 
     /// Registers a chunkserver; returns its group.
     public func addServer(_ registration: ServerRegistration) async throws(ServiceError) -> GroupSnapshot {
-        try await service.json(.POST, "/v1/servers", as: GroupSnapshot.self, body: registration)
+        try await json(.POST, "/v1/servers", as: GroupSnapshot.self, body: registration)
     }
 
     /// Sets an operator's status for a server (`RW` clears it); returns its group.
     public func setStatus(of id: String, to status: ServerStatus) async throws(ServiceError) -> GroupSnapshot {
-        try await service.json(.POST, "/v1/servers/\(QueryString.escape(id))/status", as: GroupSnapshot.self, body: StatusSetting(status: status))
+        try await json(.POST, "/v1/servers/\(QueryString.escape(id))/status", as: GroupSnapshot.self, body: StatusSetting(status: status))
     }
 
     /// Removes a `DOWN` or `OFFLINE` server from the cluster for good; returns its former group.
     public func removeServer(_ id: String) async throws(ServiceError) -> GroupSnapshot {
-        try await service.json(.DELETE, "/v1/servers/\(QueryString.escape(id))", as: GroupSnapshot.self)
+        try await json(.DELETE, "/v1/servers/\(QueryString.escape(id))", as: GroupSnapshot.self)
+    }
+}
+
+/// Which of several masters a ``MasterClient`` (and its copies) asks first.
+private final class PreferredMaster: Sendable {
+    private let value = Atomic<Int>(0)
+    var index: Int {
+        get { value.load(ordering: .relaxed) }
+        set { value.store(newValue, ordering: .relaxed) }
     }
 }

@@ -1,9 +1,9 @@
 import GRDB
 import SpeedyCore
 
-/// The master's durable state in SQLite: groups, servers, the file id high-water mark and the
-/// event log. Everything live is cached in memory (``ClusterMap``); this is what survives a restart.
-public final class MasterDatabase: Sendable {
+/// The master's ``MasterStore`` in SQLite (`DATA/master.sqlite`), the embedded default for one
+/// master. Writes go through GRDB's single writer, so each call is one transaction that ran alone.
+public final class SQLiteMasterStore: MasterStore {
     private let queue: DatabaseQueue
 
     /// Opens or creates the database at `path` and brings its schema up to date.
@@ -51,25 +51,22 @@ public final class MasterDatabase: Sendable {
         migrator.registerMigration("v4") { db in
             try db.alter(table: "groups") { t in t.add(column: "removed_ms", .integer) }
         }
+        // v5: the leader lease, for masters taking turns on one file (tests; production shares PostgreSQL).
+        migrator.registerMigration("v5") { db in
+            try db.create(table: "lease") { t in
+                t.column("id", .integer).primaryKey()
+                t.column("holder", .text).notNull()
+                t.column("url", .text).notNull()
+                t.column("term", .integer).notNull()
+                t.column("expires_ms", .integer).notNull()
+            }
+        }
         try migrator.migrate(queue)
     }
 
-    /// A server as remembered.
-    public struct StoredServer: Sendable {
-        public var id: String
-        public var group: UInt32
-        public var addr: String
-        /// The operator's setting, nil when none.
-        public var setStatus: ServerStatus?
-        /// The replacement it was fenced for, if any.
-        public var fencedBy: String?
-        /// Removed from the cluster.
-        public var retired: Bool
-    }
-
     /// Every known server, removed ones included.
-    public func servers() throws -> [StoredServer] {
-        try queue.read { db in
+    public func servers() async throws -> [StoredServer] {
+        try await queue.read { db in
             try Row.fetchAll(db, sql: "SELECT id, group_id, addr, set_status, fenced_by, retired FROM servers ORDER BY id").map {
                 StoredServer(
                     id: $0["id"], group: UInt32($0["group_id"] as Int64), addr: $0["addr"],
@@ -79,16 +76,15 @@ public final class MasterDatabase: Sendable {
         }
     }
 
-    /// Every known group id.
-    public func groups() throws -> [UInt32] {
-        try queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups WHERE removed_ms IS NULL ORDER BY id").map { UInt32($0) } }
+    /// Every group not removed.
+    public func groups() async throws -> [UInt32] {
+        try await queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups WHERE removed_ms IS NULL ORDER BY id").map { UInt32($0) } }
     }
 
-    /// Writes the durable part of `changes` (servers, groups, settings) in one transaction before
-    /// returning. The master calls it holding its map's lock, so the database sees changes in
-    /// the order the map made them.
-    public func saveNow(_ changes: [ClusterMap.Change]) throws {
-        try queue.write { db in try Self.apply(changes, db) }
+    /// Writes the durable part of `changes` in one transaction.
+    public func save(_ changes: [ClusterMap.Change]) async throws {
+        guard changes.contains(where: \.isDurable) else { return }
+        try await queue.write { db in try Self.apply(changes, db) }
     }
 
     /// Adds a group, or brings back a removed one.
@@ -139,16 +135,16 @@ public final class MasterDatabase: Sendable {
     }
 
     /// Events with id greater than `after`, oldest first.
-    public func events(after: Int64, limit: Int) throws -> [ClusterEvent] {
-        try queue.read { db in
+    public func events(after: Int64, limit: Int) async throws -> [ClusterEvent] {
+        try await queue.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit])
                 .map(Self.event(from:))
         }
     }
 
     /// The `limit` most recent events, newest first.
-    public func latestEvents(limit: Int) throws -> [ClusterEvent] {
-        try queue.read { db in
+    public func latestEvents(limit: Int) async throws -> [ClusterEvent] {
+        try await queue.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.event(from:))
         }
     }
@@ -159,19 +155,51 @@ public final class MasterDatabase: Sendable {
             group: (row["group_id"] as Int64?).map { UInt32($0) }, message: row["message"])
     }
 
-    /// The file id high-water mark: every id below it may have been handed out.
-    public func fileIdHighWater() throws -> UInt64 {
-        try queue.read { db in
-            try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'fileid_high_water'").map { UInt64($0) } ?? 1
+    /// Reserves `count` ids from the high-water mark (every id below it may have been handed
+    /// out). SQLite runs one writer at a time, so reservations never overlap. One master owns a
+    /// SQLite file, so `fence` is checked against the lease table only when a lease was claimed.
+    public func reserveFileIds(count: UInt64, fence: LeaderTerm?) async throws -> Range<UInt64> {
+        guard count > 0, count <= UInt64(Int64.max) else { throw MasterStoreError.invalid("cannot reserve \(count) file ids") }
+        return try await queue.write { db in
+            if let fence {
+                let now = currentTimeMillis()
+                let holds = try Bool.fetchOne(
+                    db, sql: "SELECT holder = ? AND term = ? AND expires_ms > ? FROM lease WHERE id = 1",
+                    arguments: [fence.holder, fence.term, now]) ?? false
+                guard holds else { throw MasterStoreError.notLeader("term \(fence.term) of \(fence.holder) is over") }
+            }
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('fileid_high_water', 1) ON CONFLICT(key) DO NOTHING")
+            let before = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'fileid_high_water'") ?? 1
+            let (after, overflow) = before.addingReportingOverflow(Int64(count))
+            guard !overflow else { throw MasterStoreError.invalid("file ids are exhausted") }
+            try db.execute(sql: "UPDATE settings SET value = ? WHERE key = 'fileid_high_water'", arguments: [after])
+            return UInt64(before)..<UInt64(after)
         }
     }
 
-    /// Durably raises the high-water mark (never lowers it); returns only after the commit.
-    public func setFileIdHighWater(_ value: UInt64) async throws {
+    /// Claims the lease in the `lease` table on this host's clock.
+    public func claimLeadership(holder: String, url: String, ttl: Duration) async throws -> Leadership {
         try await queue.write { db in
+            let now = currentTimeMillis()
+            let row = try Row.fetchOne(db, sql: "SELECT holder, url, term, expires_ms FROM lease WHERE id = 1")
+            let current: (holder: String, url: String, term: Int64, expires: Int64) =
+                row.map { ($0["holder"], $0["url"], $0["term"], $0["expires_ms"]) } ?? ("", "", 0, .min)
+            guard current.holder == holder || current.expires <= now else { return .standby(leaderURL: current.url) }
+            let term = current.holder == holder ? current.term : current.term + 1
             try db.execute(
-                sql: "INSERT INTO settings (key, value) VALUES ('fileid_high_water', ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
-                arguments: [Int64(value)])
+                sql: """
+                    INSERT INTO lease (id, holder, url, term, expires_ms) VALUES (1, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, url = excluded.url, term = excluded.term, expires_ms = excluded.expires_ms
+                    """,
+                arguments: [holder, url, term, now + ttl.milliseconds])
+            return .leader(term: term)
+        }
+    }
+
+    /// Ends `holder`'s lease now.
+    public func resign(holder: String) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE lease SET expires_ms = ? WHERE id = 1 AND holder = ?", arguments: [currentTimeMillis(), holder])
         }
     }
 }
