@@ -359,6 +359,13 @@ final class ClusterHarness: @unchecked Sendable {
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: root + "/\(name).log", encoding: .utf8)) ?? "(no log)"
     }
+
+    /// The last lines of each role's log that exists, headed by its name, for a failure message.
+    func roleLogs(_ names: [String], lines: Int = 40) -> String {
+        names.filter { FileManager.default.fileExists(atPath: root + "/\($0).log") }.map { name in
+            "--- \(name):\n" + log(name).split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
 }
 
 /// The `code` of the first error in an OCI error body (`{"errors": [{"code", …}]}`).

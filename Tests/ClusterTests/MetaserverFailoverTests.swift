@@ -33,11 +33,18 @@ extension ProcessSuites {
 
         /// Waits until every member of the group is RW, and the imageservers have fetched a map since.
         static func waitForWholeGroup(_ cluster: ClusterHarness, master: String) async throws {
-            #expect(await cluster.eventually(within: 10) {
+            let whole = await cluster.eventually(within: 10) {
                 (try? await MasterClient(baseURL: master).snapshot())?.groups.first.map {
                     $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
                 } ?? false
-            })
+            }
+            let snapshot = try? await MasterClient(baseURL: master).snapshot()
+            #expect(
+                whole,
+                """
+                members: \(snapshot?.groups.first?.members.map { "\($0.id) \($0.status.rawValue)" } ?? [])
+                \(cluster.roleLogs(["master", "master1", "master2", "cs1", "cs2", "cs3"]))
+                """)
             try await Task.sleep(for: .milliseconds(1200))
         }
 

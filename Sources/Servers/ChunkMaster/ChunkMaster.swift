@@ -61,6 +61,8 @@ public final class ChunkMaster: Sendable {
     let jobs = Mutex(JobBoard())
     let metrics = MasterMetrics()
     let advertised: Mutex<HostPort>
+    /// Until when, after taking the lead, the map waits for remembered servers to report.
+    let warming = Mutex<ContinuousClock.Instant?>(nil)
     let logger: Logger
     let clock = ContinuousClock()
     let epoch: ContinuousClock.Instant
@@ -271,7 +273,7 @@ public final class ChunkMaster: Sendable {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
         configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
-        router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership))
+        router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership) { self.isWarm })
         router.post("/v1/heartbeat") { request, _ in
             let report = try await request.decodeJSON(HeartbeatReport.self)
             self.metrics.heartbeats.increment()
@@ -342,6 +344,16 @@ public final class ChunkMaster: Sendable {
         await leadership.resign(store: store)
     }
 
+    /// Whether the map is whole: not just after taking the lead, or every server the store
+    /// remembers has reported since, or they had the down timeout to.
+    var isWarm: Bool {
+        guard let until = warming.withLock({ $0 }) else { return true }
+        let reported = map.withLock { $0.members.values.allSatisfy { $0.report != nil } }
+        guard reported || ContinuousClock.now >= until else { return false }
+        warming.withLock { $0 = nil }
+        return true
+    }
+
     /// One round of the lease: claims or renews it, and on taking the lead reloads the map from
     /// the store (another master may have changed it), with every server down until it reports.
     func claimLeadership() async {
@@ -349,6 +361,7 @@ public final class ChunkMaster: Sendable {
         let transition = await leadership.claim(store: store, url: url) { term in
             try await self.changes.run {
                 let fresh = try await Self.loadMap(from: self.store, nowMs: self.nowMs)
+                self.warming.withLock { $0 = .now + self.configuration.downAfter }
                 self.map.withLock { $0 = fresh }
                 self.frontRoles.withLock { $0 = FrontRoleMap() }
                 self.jobs.withLock { $0 = JobBoard() }
