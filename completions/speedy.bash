@@ -233,7 +233,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -242,6 +242,12 @@ _speedy_chunkmaster() {
         return
         ;;
     '--data')
+        return
+        ;;
+    '--database')
+        return
+        ;;
+    '--lease-ttl')
         return
         ;;
     '--down-after')

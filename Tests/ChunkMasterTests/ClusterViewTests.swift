@@ -121,6 +121,24 @@ struct ClusterViewTests {
         #expect(totals.usableFreeBytes == 550 + 400, "the least free member of each group")
     }
 
+    /// A newer imageserver, tool or console reads an older master's map (before 0.12: no usable
+    /// capacity, no roles or jobs), so the roles can be upgraded in any order.
+    @Test func aMapFromAMasterBeforeUsableCapacityStillDecodes() throws {
+        var map = ClusterMap()
+        for id in ["a", "b", "c"] { _ = map.apply(report(id, group: 1), nowMs: 0) }
+        let current = map.snapshot(master: "m", nowMs: 0, wallClockMs: 0)
+        var json = try #require(try JSONSerialization.jsonObject(with: try WireJSON.encoder().encode(current)) as? [String: Any])
+        var totals = try #require(json["totals"] as? [String: Any])
+        for key in ["usableTotalBytes", "usableUsedBytes", "usableFreeBytes"] { #expect(totals.removeValue(forKey: key) != nil) }
+        json["totals"] = totals
+        for key in ["imageservers", "metaservers", "jobs"] { json.removeValue(forKey: key) }
+        let old = try WireJSON.decoder().decode(ClusterSnapshot.self, from: try JSONSerialization.data(withJSONObject: json))
+        #expect(old.groups == current.groups)
+        #expect(old.totals.diskTotalBytes == current.totals.diskTotalBytes && old.totals.usableTotalBytes == 0)
+        // And the current form goes through whole.
+        #expect(try WireJSON.decoder().decode(ClusterSnapshot.self, from: try WireJSON.encoder().encode(current)) == current)
+    }
+
     @Test func actorHeadersAreCleanedForTheLog() {
         #expect(SpeedyHeader.actor(from: nil) == nil)
         #expect(SpeedyHeader.actor(from: "") == nil)

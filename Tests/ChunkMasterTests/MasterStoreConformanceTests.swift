@@ -103,22 +103,25 @@ struct MasterStoreConformanceTests {
     @Test(arguments: Kind.allCases)
     func oneMasterLeadsAndAStandbyTakesOverWhenTheLeaseRunsOut(kind: Kind) async throws {
         try await withStores(kind) { store, other in
-            let ttl = Duration.milliseconds(1500)
-            guard case .leader(let first) = try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: ttl) else {
+            // A long lease, so that a slow machine cannot run it out between steps…
+            let long = Duration.seconds(60)
+            guard case .leader(let first) = try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: long) else {
                 Issue.record("the first claim of a free lease must lead")
                 return
             }
-            #expect(try await other.claimLeadership(holder: "m2", url: "http://m2", ttl: ttl) == .standby(leaderURL: "http://m1"))
-            // Renewing keeps the term; a fenced reservation by the holder works.
-            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: ttl) == .leader(term: first))
+            #expect(try await other.claimLeadership(holder: "m2", url: "http://m2", ttl: long) == .standby(leaderURL: "http://m1"))
+            // Renewing keeps the term; a fenced reservation by the holder works, by another not.
+            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: long) == .leader(term: first))
             let before = try await store.reserveFileIds(count: 10, fence: LeaderTerm(holder: "m1", term: first))
             await #expect(throws: MasterStoreError.self) {
                 try await other.reserveFileIds(count: 10, fence: LeaderTerm(holder: "m2", term: first))
             }
-            try await Task.sleep(for: .milliseconds(1700))
-            // Run out: the standby takes it with the next term, and the old term is fenced off.
-            #expect(try await other.claimLeadership(holder: "m2", url: "http://m2", ttl: ttl) == .leader(term: first + 1))
-            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: ttl) == .standby(leaderURL: "http://m2"))
+            // …then a short one, left to run out: the standby takes it with the next term, and the
+            // old term is fenced off.
+            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: .milliseconds(200)) == .leader(term: first))
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await other.claimLeadership(holder: "m2", url: "http://m2", ttl: long) == .leader(term: first + 1))
+            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: long) == .standby(leaderURL: "http://m2"))
             await #expect(throws: MasterStoreError.self) {
                 try await store.reserveFileIds(count: 10, fence: LeaderTerm(holder: "m1", term: first))
             }
@@ -126,7 +129,7 @@ struct MasterStoreConformanceTests {
             #expect(after.lowerBound >= before.upperBound)
             // A resigned lease is free at once.
             try await other.resign(holder: "m2")
-            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: ttl) == .leader(term: first + 2))
+            #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: long) == .leader(term: first + 2))
         }
     }
 
@@ -134,13 +137,16 @@ struct MasterStoreConformanceTests {
     func twoMastersRacingForAFreeLeaseGiveOneLeader(kind: Kind) async throws {
         try await withStores(kind) { store, other in
             for round in 0..<5 {
-                let outcomes = try await withThrowingTaskGroup(of: Leadership.self) { group in
-                    group.addTask { try await store.claimLeadership(holder: "a\(round)", url: "http://a", ttl: .milliseconds(200)) }
-                    group.addTask { try await other.claimLeadership(holder: "b\(round)", url: "http://b", ttl: .milliseconds(200)) }
+                let (a, b) = ("a\(round)", "b\(round)")
+                let outcomes = try await withThrowingTaskGroup(of: (String, Leadership).self) { group in
+                    group.addTask { (a, try await store.claimLeadership(holder: a, url: "http://a", ttl: .seconds(60))) }
+                    group.addTask { (b, try await other.claimLeadership(holder: b, url: "http://b", ttl: .seconds(60))) }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
-                #expect(outcomes.count { if case .leader = $0 { true } else { false } } == 1, "round \(round): \(outcomes)")
-                try await Task.sleep(for: .milliseconds(250))
+                let leaders = outcomes.filter { if case .leader = $0.1 { true } else { false } }.map(\.0)
+                #expect(leaders.count == 1, "round \(round): \(outcomes)")
+                // The winner gives the lease up for the next round.
+                for leader in leaders { try await store.resign(holder: leader) }
             }
         }
     }

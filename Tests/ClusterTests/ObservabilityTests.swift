@@ -91,6 +91,12 @@ extension ProcessSuites {
             #expect(master[#"speedy_master_groups{state="healthy"}"#] == 1)
             #expect(master[#"speedy_master_server_up{server="cs1",group="1"}"#] == 1)
 
+            // The metaserver timed its database calls.
+            let meta = try await scrape(registry.metaURL)
+            let calls = meta.filter { $0.key.hasPrefix("speedy_metaserver_database_seconds_count") }
+            #expect(calls.values.reduce(0, +) >= 2, "\(meta.keys.filter { $0.hasPrefix("speedy_metaserver") }.sorted())")
+            #expect(meta["speedy_metaserver_upload_sessions"] == 0)
+
             // Every role's /metrics asks for the cluster secret; the probes do not.
             for url in [registry.registryURL, chunkserver, registry.masterURL, registry.metaURL] {
                 let open = ServiceClient(baseURL: url, secret: nil)
@@ -211,6 +217,38 @@ extension ProcessSuites {
             // The group forms within the wait when the machine is not too loaded; either way no 5xx other than 507.
             #expect(status == 201 || status == 507, "\(status)")
             #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/readyz"))?.status == 200 })
+            // Ready means a push goes through.
+            let another = random(2000)
+            #expect(try await client.send(.POST, "/v2/wait/app/blobs/uploads/?digest=\(Digest.of(another))", body: ByteBuffer(bytes: another)).status == 201)
+        }
+
+        @Test func anImageserverIsReadyOnlyWhileItsMetaserverAnswers() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let masterURL = try MetaserverFailoverTests.startGroup(cluster)
+            let metaPort = ClusterHarness.freePort()
+            let metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", cluster.root + "/meta", "--master", masterURL]
+            let meta = try cluster.start("meta", metaArguments)
+            let port = ClusterHarness.freePort()
+            try cluster.start("imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
+            try await MetaserverFailoverTests.waitForWholeGroup(cluster, master: masterURL)
+            #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/readyz"))?.status == 200 })
+            let data = random(5000)
+            func push() async throws -> Int { try await client.send(.POST, "/v2/ready/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status }
+            #expect(try await push() == 201)
+
+            // The metaserver goes: the imageserver stops saying it is ready, with the reason, and pushes fail with 503.
+            kill(meta.processIdentifier, SIGKILL)
+            #expect(await cluster.eventually(within: 5) { (try? await client.send(.GET, "/readyz"))?.status == 503 })
+            let notReady = try await client.send(.GET, "/readyz")
+            #expect(String(buffer: notReady.body).contains("metaserver"), "\(String(buffer: notReady.body))")
+            #expect(try await push() == 503)
+
+            // It comes back: ready again, and the push goes through.
+            try cluster.start("meta-again", metaArguments)
+            #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/readyz"))?.status == 200 })
+            #expect(try await push() == 201)
         }
 
         @Test func requestsAreLoggedOneLineEachAsJSONWhenAsked() async throws {

@@ -320,7 +320,10 @@ public final class ChunkMaster: Sendable {
             if self.leadership.isLeader { return .ready }
             return .notReady("standby; " + (self.leadership.leaderURL.map { "the leader is \($0)" } ?? "no master leads"))
         }
-        RoleMetrics.register(on: router) { self.metrics.collect(self.snapshot()) }
+        RoleMetrics.register(on: router) {
+            self.metrics.leading.record(self.leadership.isLeader ? 1 : 0)
+            self.metrics.collect(self.snapshot())
+        }
         AdminRoutes(master: self).register(on: router)
         ReportRoutes(master: self).register(on: router)
         return router
@@ -367,7 +370,6 @@ public final class ChunkMaster: Sendable {
                 self.jobs.withLock { $0 = JobBoard() }
             }
         }
-        metrics.leading.record(leadership.isLeader ? 1 : 0)
         switch transition {
         case .became(let term)?:
             await recordEvent(kind: "master-leader", serverId: nil, message: "master \(url) leads (term \(term.term))")

@@ -49,8 +49,9 @@ struct ChunkIO: Sendable {
         var tried: [UInt32] = []
         var lastError: String?
         for attempt in 0..<attempts {
-            if attempt > 0 { metrics.writeRetries.increment() }
             guard let group = await view.pickGroup(excluding: Set(tried)) else { break }
+            // Counted only when another group was there to retry on.
+            if attempt > 0 { metrics.writeRetries.increment() }
             tried.append(group.id)
             let fileId: UInt64
             do {

@@ -7,6 +7,7 @@ import CoreMetrics
 import ServiceLifecycle
 import ServerSupport
 import SpeedyCore
+import Synchronization
 
 /// Everything `speedy metaserver` needs to run.
 public struct MetaServerConfiguration: Sendable {
@@ -67,12 +68,21 @@ public enum MetaServer {
         let store = try await openStore(configuration, logger: logger)
         var services: [any Service] = []
         let tally = RequestTally()
+        // Open upload sessions, counted in the database every few seconds for the heartbeat.
+        let sessions = SessionCount()
         let heartbeat = configuration.masterURL.map { url in
             RoleHeartbeat(
                 role: .metaserver, id: configuration.id, master: MasterClient(baseURL: url, timeout: .seconds(2)), tally: tally,
-                readiness: ReadinessCheck { await readiness(of: store) }, logger: logger)
+                openUploads: { sessions.value.load(ordering: .relaxed) }, readiness: ReadinessCheck { await readiness(of: store) },
+                logger: logger)
         }
-        if let heartbeat { services.append(heartbeat) }
+        if let heartbeat {
+            services.append(heartbeat)
+            services.append(
+                PeriodicTask(name: "upload session count", interval: .seconds(3)) {
+                    if let open = try? await store.uploadSessionCount() { sessions.value.store(UInt64(max(0, open)), ordering: .relaxed) }
+                })
+        }
         if let schedule = configuration.collection {
             let collector = GarbageCollector(meta: store, master: MasterClient(baseURL: schedule.masterURL), logger: logger)
             services.append(
@@ -298,4 +308,9 @@ struct MetadataErrorMiddleware: RouterMiddleware {
             return try JSONResponse.make(error.errorBody, status: status)
         }
     }
+}
+
+/// The metaserver's open upload sessions as last counted, for its heartbeat.
+final class SessionCount: Sendable {
+    let value = Atomic<UInt64>(0)
 }

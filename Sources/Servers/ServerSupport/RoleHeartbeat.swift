@@ -25,7 +25,7 @@ public final class RoleHeartbeat: Service, Sendable {
 
     /// - Parameters:
     ///   - id: the id to report; nil reports `role@HOST:PORT` of the bound address.
-    ///   - openUploads: upload bodies streaming in now (0 for a metaserver).
+    ///   - openUploads: upload bodies streaming in now (an imageserver), or open upload sessions (a metaserver).
     public init(
         role: FrontRole, id: String?, master: MasterClient, tally: RequestTally, interval: Duration = .seconds(1),
         openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: ReadinessCheck, logger: Logger

@@ -52,6 +52,10 @@ struct Repair: AsyncParsableCommand {
         }
         checking.finish()
         var copies: [Copy] = []
+        // The copy phase reports too: the console shows it moving (a job silent for 30 s is lost).
+        let toCopy = before.members.filter(\.reachable).reduce(0) { $0 + $1.missing.count + $1.corrupt.count }
+        var copiedBytes: UInt64 = 0
+        job.progress(done: 0, total: toCopy, bytes: 0)
         for member in before.members where member.reachable {
             let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
             for (id, reason) in needs.sorted(by: { $0.0 < $1.0 }) {
@@ -71,11 +75,13 @@ struct Repair: AsyncParsableCommand {
                         if reason == "corrupt" { try await destination.delete(key) }
                         _ = try await destination.put(key, data: data)
                         copy.done = true
+                        copiedBytes += UInt64(data.readableBytes)
                     } catch {
                         copy.error = "\(error)"
                     }
                 }
                 copies.append(copy)
+                job.progress(done: copies.count, total: toCopy, bytes: copiedBytes)
             }
         }
         var after: VerifyReport?

@@ -206,4 +206,31 @@ public struct ClusterTotals: Sendable, Codable, Equatable {
         self.readBytesPerSec = members.reduce(0) { $0 + $1.readBytesPerSec }
         self.writeBytesPerSec = members.reduce(0) { $0 + $1.writeBytesPerSec }
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case groups, groupsHealthy, groupsRecovering, groupsDegraded, groupsReadOnly, groupsDown, servers, serversUp, serversDown
+        case diskTotalBytes, diskUsedBytes, usableTotalBytes, usableUsedBytes, usableFreeBytes, readBytesPerSec, writeBytesPerSec
+    }
+
+    /// Decodes totals; those of a master before 0.12 have no usable figures, which then read 0,
+    /// so a newer imageserver or tool still reads an older master's map (upgrade in any order).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        groups = try c.decode(Int.self, forKey: .groups)
+        groupsHealthy = try c.decode(Int.self, forKey: .groupsHealthy)
+        groupsRecovering = try c.decodeIfPresent(Int.self, forKey: .groupsRecovering) ?? 0
+        groupsDegraded = try c.decode(Int.self, forKey: .groupsDegraded)
+        groupsReadOnly = try c.decode(Int.self, forKey: .groupsReadOnly)
+        groupsDown = try c.decode(Int.self, forKey: .groupsDown)
+        servers = try c.decode(Int.self, forKey: .servers)
+        serversUp = try c.decode(Int.self, forKey: .serversUp)
+        serversDown = try c.decode(Int.self, forKey: .serversDown)
+        diskTotalBytes = try c.decode(UInt64.self, forKey: .diskTotalBytes)
+        diskUsedBytes = try c.decode(UInt64.self, forKey: .diskUsedBytes)
+        usableTotalBytes = try c.decodeIfPresent(UInt64.self, forKey: .usableTotalBytes) ?? 0
+        usableUsedBytes = try c.decodeIfPresent(UInt64.self, forKey: .usableUsedBytes) ?? 0
+        usableFreeBytes = try c.decodeIfPresent(UInt64.self, forKey: .usableFreeBytes) ?? 0
+        readBytesPerSec = try c.decode(Double.self, forKey: .readBytesPerSec)
+        writeBytesPerSec = try c.decode(Double.self, forKey: .writeBytesPerSec)
+    }
 }
