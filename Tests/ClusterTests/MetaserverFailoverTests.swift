@@ -33,7 +33,7 @@ extension ProcessSuites {
 
         /// Waits until every member of the group is RW, and the imageservers have fetched a map since.
         static func waitForWholeGroup(_ cluster: ClusterHarness, master: String) async throws {
-            let whole = await cluster.eventually(within: 10) {
+            let whole = await cluster.eventually(within: 30) {
                 (try? await MasterClient(baseURL: master).snapshot())?.groups.first.map {
                     $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
                 } ?? false
