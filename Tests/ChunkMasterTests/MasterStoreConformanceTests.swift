@@ -46,20 +46,20 @@ struct MasterStoreConformanceTests {
             try await store.save([
                 .groupAdded(group: 7), .serverJoined(id: "a", group: 1, addr: "h:1"), .serverAdded(id: "b", group: 1, addr: "h:2"),
                 .serverJoined(id: "c", group: 2, addr: "h:3"), .serverUp(id: "a", group: 1),
-            ])
+            ], fence: nil)
             try await store.save([
                 .addressChanged(id: "a", group: 1, from: "h:1", to: "h:9"), .statusSet(id: "b", group: 1, to: .readOnly, why: "operator"),
                 .fenced(id: "c", group: 2, by: "d"), .groupRemoved(group: 7),
-            ])
+            ], fence: nil)
             #expect(try await other.groups() == [1, 2])
             #expect(
                 try await other.servers() == [
                     StoredServer(id: "a", group: 1, addr: "h:9"), StoredServer(id: "b", group: 1, addr: "h:2", setStatus: .readOnly),
                     StoredServer(id: "c", group: 2, addr: "h:3", setStatus: .offline, fencedBy: "d"),
                 ])
-            try await store.save([.serverRetired(id: "c", group: 2), .statusSet(id: "b", group: 1, to: nil, why: "operator")])
+            try await store.save([.serverRetired(id: "c", group: 2), .statusSet(id: "b", group: 1, to: nil, why: "operator")], fence: nil)
             // A server joining a removed group brings it back.
-            try await store.save([.serverJoined(id: "e", group: 7, addr: "h:5")])
+            try await store.save([.serverJoined(id: "e", group: 7, addr: "h:5")], fence: nil)
             let servers = try await other.servers()
             #expect(servers.first { $0.id == "c" } == StoredServer(id: "c", group: 2, addr: "h:3", retired: true))
             #expect(servers.first { $0.id == "b" }?.setStatus == nil)
@@ -113,6 +113,11 @@ struct MasterStoreConformanceTests {
             // Renewing keeps the term; a fenced reservation by the holder works, by another not.
             #expect(try await store.claimLeadership(holder: "m1", url: "http://m1", ttl: long) == .leader(term: first))
             let before = try await store.reserveFileIds(count: 10, fence: LeaderTerm(holder: "m1", term: first))
+            try await store.save([.groupAdded(group: 5)], fence: LeaderTerm(holder: "m1", term: first))
+            await #expect(throws: MasterStoreError.self) {
+                try await other.save([.groupAdded(group: 6)], fence: LeaderTerm(holder: "m2", term: first))
+            }
+            #expect(try await other.groups() == [5], "a fenced-off save writes nothing")
             await #expect(throws: MasterStoreError.self) {
                 try await other.reserveFileIds(count: 10, fence: LeaderTerm(holder: "m2", term: first))
             }

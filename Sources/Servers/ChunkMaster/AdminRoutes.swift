@@ -76,6 +76,7 @@ extension ChunkMaster.AdministrationError {
         case .refused(let refusal): refusal.apiError
         case .notSaved(let reason):
             APIError(.serviceUnavailable, code: "NOT_SAVED", "the change could not be saved in the master's database, so it was not made: \(reason)")
+        case .notLeader: .notLeader("this master no longer leads, so the change was not made; ask the leader")
         }
     }
 }

@@ -52,11 +52,11 @@ public final class ChunkMaster: Sendable {
     let store: any MasterStore
     let allocator: FileIdAllocator
     let leadership: MasterLeadership
-    /// The live map, read under its lock; changed only under ``changes``.
+    /// The live map, read under its lock; changed only in a turn of ``turns``.
     let map: Mutex<ClusterMap>
     /// Serializes every change to the map with its save, so the store sees changes in the order
     /// the map made them, and an operator's change is saved before it is made.
-    let changes = AsyncSerialLock()
+    let turns = AsyncSerialLock()
     let frontRoles = Mutex(FrontRoleMap())
     let jobs = Mutex(JobBoard())
     let metrics = MasterMetrics()
@@ -111,19 +111,32 @@ public final class ChunkMaster: Sendable {
         (clock.now - epoch).milliseconds
     }
 
-    /// Takes a heartbeat and records what it changed.
+    /// Whether this master may change the map now, and the term its saves are fenced by (nil
+    /// for a sole master, which needs none). Asked inside each turn: a request admitted while
+    /// leading may have waited for its turn past the end of the lease.
+    private var leading: (isLeader: Bool, fence: LeaderTerm?) {
+        if case .sole = leadership.mode { return (true, nil) }
+        let term = leadership.currentTerm
+        return (term != nil, term)
+    }
+
+    /// Takes a heartbeat and records what it changed; nil when this master does not lead (any
+    /// longer), so the sender tries another.
     /// - Throws: `.serverRetired` for a server removed from the cluster.
-    public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply {
-        let (changes, state) = try await self.changes.run { () async throws(ClusterMap.AdminError) in
+    public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply? {
+        let taken = try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState)? in
+            let (isLeader, fence) = leading
+            guard isLeader else { return nil }
             let now = nowMs
-            let (changes, state) = try map.withLock { map throws(ClusterMap.AdminError) in
+            let (made, state) = try map.withLock { map throws(ClusterMap.AdminError) in
                 guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
                 return (map.apply(report, nowMs: now), map.state(of: report.group))
             }
-            await save(changes)
-            return (changes, state)
+            await save(made, fence: fence)
+            return (made, state)
         }
-        await record(changes)
+        guard let (made, state) = taken else { return nil }
+        await record(made)
         return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
     }
 
@@ -133,6 +146,8 @@ public final class ChunkMaster: Sendable {
         case refused(ClusterMap.AdminError)
         /// It could not be saved, so it was not made: an operator's change must survive a restart.
         case notSaved(String)
+        /// This master does not lead (any longer): ask the leader.
+        case notLeader
     }
 
     /// Applies an administrative change: made on a copy of the map, saved in one transaction,
@@ -151,7 +166,9 @@ public final class ChunkMaster: Sendable {
     private func saveAndMake(
         _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> [ClusterMap.Change] {
-        try await changes.run { () async throws(AdministrationError) in
+        try await turns.run { () async throws(AdministrationError) in
+            let (isLeader, fence) = leading
+            guard isLeader else { throw .notLeader }
             var updated = map.withLock { $0 }
             let made: [ClusterMap.Change]
             do throws(ClusterMap.AdminError) {
@@ -160,7 +177,9 @@ public final class ChunkMaster: Sendable {
                 throw .refused(error)
             }
             do {
-                try await store.save(made)
+                try await store.save(made, fence: fence)
+            } catch MasterStoreError.notLeader {
+                throw .notLeader
             } catch {
                 logger.error("administrative change not saved, so not made: \(error)")
                 throw .notSaved("\(error)")
@@ -182,14 +201,16 @@ public final class ChunkMaster: Sendable {
 
     /// Marks silent servers, imageservers and metaservers down; run periodically.
     public func expireSilentServers() async {
-        guard leadership.isLeader else { return }
-        let changes = await self.changes.run {
+        let expired = await turns.run {
+            let (isLeader, fence) = leading
+            guard isLeader else { return [ClusterMap.Change]() }
             let now = nowMs
-            let changes = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
-            await save(changes)
-            return changes
+            let made = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
+            await save(made, fence: fence)
+            return made
         }
-        await record(changes)
+        guard leadership.isLeader else { return }
+        await record(expired)
         let now = nowMs
         let roleChanges = frontRoles.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
         await record(roleChanges)
@@ -250,10 +271,12 @@ public final class ChunkMaster: Sendable {
     /// sees every change in the order the map did (a fence, then an operator's word against it,
     /// say). Only changes that touch servers or groups cost a transaction; a plain heartbeat
     /// writes nothing. A failure is logged, not thrown: heartbeats must go on.
-    private func save(_ changes: [ClusterMap.Change]) async {
+    private func save(_ changes: [ClusterMap.Change], fence: LeaderTerm?) async {
         guard changes.contains(where: \.isDurable) else { return }
         do {
-            try await store.save(changes)
+            try await store.save(changes, fence: fence)
+        } catch MasterStoreError.notLeader(let why) {
+            logger.warning("cluster changes not saved: this master no longer leads (\(why)); the leader's map has its own")
         } catch {
             logger.error("cannot save cluster changes in the database (a master restart would forget them): \(error)")
         }
@@ -281,7 +304,8 @@ public final class ChunkMaster: Sendable {
                 throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
             }
             do {
-                return try JSONResponse.make(try await self.heartbeat(report))
+                guard let reply = try await self.heartbeat(report) else { throw APIError.notLeader("this master no longer leads; ask again") }
+                return try JSONResponse.make(reply)
             } catch let error as ClusterMap.AdminError {
                 throw error.apiError
             }
@@ -299,12 +323,14 @@ public final class ChunkMaster: Sendable {
             guard (1...FileIdAllocator.maxLease).contains(count) else {
                 throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
             }
+            let (isLeader, fence) = self.leading
+            guard isLeader else { throw APIError.notLeader("this master no longer leads; ask again") }
             do {
-                let lease = try await self.allocator.lease(count: count, fence: self.leadership.currentTerm)
+                let lease = try await self.allocator.lease(count: count, fence: fence)
                 self.metrics.fileIdsLeased.increment(by: Int(lease.count))
                 return try JSONResponse.make(lease)
             } catch MasterStoreError.notLeader(let why) {
-                throw APIError(.serviceUnavailable, code: SpeedyHeader.notLeaderCode, "this master no longer leads (\(why)); ask again")
+                throw APIError.notLeader("this master no longer leads (\(why)); ask again")
             } catch {
                 self.logger.error("file id lease failed: \(error)")
                 throw APIError(.serviceUnavailable, code: "LEASE_FAILED", "cannot persist the file id high-water mark: \(error)")
@@ -321,8 +347,10 @@ public final class ChunkMaster: Sendable {
             return .notReady("standby; " + (self.leadership.leaderURL.map { "the leader is \($0)" } ?? "no master leads"))
         }
         RoleMetrics.register(on: router) {
-            self.metrics.leading.record(self.leadership.isLeader ? 1 : 0)
-            self.metrics.collect(self.snapshot())
+            // A standby's map is not fed by heartbeats: it publishes only that it stands by.
+            let isLeader = self.leadership.isLeader
+            self.metrics.leading.record(isLeader ? 1 : 0)
+            self.metrics.collect(isLeader ? self.snapshot() : nil)
         }
         AdminRoutes(master: self).register(on: router)
         ReportRoutes(master: self).register(on: router)
@@ -348,13 +376,16 @@ public final class ChunkMaster: Sendable {
     }
 
     /// Whether the map is whole: not just after taking the lead, or every server the store
-    /// remembers has reported since, or they had the down timeout to.
+    /// remembers has reported since, or they had one and a half heartbeat intervals to.
     var isWarm: Bool {
-        guard let until = warming.withLock({ $0 }) else { return true }
-        let reported = map.withLock { $0.members.values.allSatisfy { $0.report != nil } }
-        guard reported || ContinuousClock.now >= until else { return false }
-        warming.withLock { $0 = nil }
-        return true
+        guard warming.withLock({ $0 }) != nil else { return true }
+        // Servers an operator set OFFLINE are not expected to report.
+        let reported = map.withLock { $0.members.values.allSatisfy { $0.report != nil || $0.setStatus == .offline } }
+        let now = ContinuousClock.now
+        return warming.withLock { until in
+            if let deadline = until, reported || now >= deadline { until = nil }
+            return until == nil
+        }
     }
 
     /// One round of the lease: claims or renews it, and on taking the lead reloads the map from
@@ -362,9 +393,11 @@ public final class ChunkMaster: Sendable {
     func claimLeadership() async {
         let url = advertised.withLock { $0.httpURL }
         let transition = await leadership.claim(store: store, url: url) { term in
-            try await self.changes.run {
+            try await self.turns.run {
                 let fresh = try await Self.loadMap(from: self.store, nowMs: self.nowMs)
-                self.warming.withLock { $0 = .now + self.configuration.downAfter }
+                // Every live server reports within an interval; one and a half leave room for a late one
+                // while the imageservers' maps (good for 5 s) outlast the switch.
+                self.warming.withLock { $0 = .now + self.configuration.heartbeatInterval * 1.5 }
                 self.map.withLock { $0 = fresh }
                 self.frontRoles.withLock { $0 = FrontRoleMap() }
                 self.jobs.withLock { $0 = JobBoard() }

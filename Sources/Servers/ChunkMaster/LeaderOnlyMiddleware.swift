@@ -5,8 +5,8 @@ import SpeedyCore
 
 /// Lets only the leading master serve the API: a standby's map is not fed by heartbeats and it
 /// may not hand out file ids, so it answers every `/v1/` call but `/v1/health` with 503
-/// `NOT_LEADER` and the leader's address in `X-Speedy-Leader`, which ``SpeedyCore/MasterClient``
-/// follows. Probes and `/metrics` stay served, so a standby can be watched.
+/// `NOT_LEADER` and the leader's address in `X-Speedy-Leader` (``SpeedyCore/MasterClient`` moves on
+/// to the next master it was given). Probes and `/metrics` stay served, so a standby can be watched.
 ///
 /// A master that has just taken the lead knows its servers only as the database remembers them,
 /// all down until they report. Until they have (see ``ChunkMaster/isWarm``), it takes
@@ -23,8 +23,14 @@ struct LeaderOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
         path == "/v1/cluster" || path.hasPrefix("/v1/servers") || path.hasPrefix("/v1/groups")
     }
 
+    /// `path` as the router matches it: the router skips empty pieces, so `//v1//servers` must
+    /// count as `/v1/servers` here too.
+    static func routed(_ path: String) -> String {
+        "/" + path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
+        let path = Self.routed(request.uri.path)
         guard path.hasPrefix("/v1/"), path != "/v1/health" else { return try await next(request, context) }
         let why: String
         if leadership.isLeader {
@@ -34,9 +40,16 @@ struct LeaderOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
             why = "this master is a standby; " + (leadership.leaderURL.map { "the leader is \($0)" } ?? "no master leads right now, try again in a few seconds")
         }
         let leader = leadership.leaderURL
-        var response = try APIError(.serviceUnavailable, code: SpeedyHeader.notLeaderCode, why).response(from: request, context: context)
+        var response = try APIError.notLeader(why).response(from: request, context: context)
         if let leader, let name = HTTPField.Name(SpeedyHeader.leader) { response.headers[name] = leader }
         response.headers[.retryAfter] = "1"
         return response
+    }
+}
+
+extension APIError {
+    /// 503 `NOT_LEADER`: ask another master (clients given several move on to the next).
+    static func notLeader(_ message: String) -> APIError {
+        APIError(.serviceUnavailable, code: SpeedyHeader.notLeaderCode, message)
     }
 }

@@ -40,6 +40,9 @@ public final class MasterLeadership: Sendable {
 
     /// Creates the leadership of one master; a `shared` one starts as a standby until it claims.
     public init(mode: Mode, holder: String = UUID().uuidString.lowercased()) {
+        if case .shared(let ttl) = mode {
+            precondition(ttl >= .seconds(1), "a lease shorter than a second would run out before its leader could use it")
+        }
         self.mode = mode
         self.holder = holder
     }
@@ -72,29 +75,35 @@ public final class MasterLeadership: Sendable {
     public var leaderURL: String? { state.withLock { $0.leaderURL } }
 
     /// Claims or renews the lease once. `becomeLeader` runs before the lead is taken (the master
-    /// reloads its map from the database there), and the lead is not taken when it throws.
+    /// reloads its map from the database there); when it throws, the lease is given up again.
     public func claim(
         store: any MasterStore, url: String, becomeLeader: (LeaderTerm) async throws -> Void
     ) async -> Transition? {
         guard case .shared(let ttl) = mode else { return nil }
         let started = clock.now
-        let wasLeading = currentTerm
+        // The term last held, even if it has lapsed since: its end must still be reported.
+        let held = state.withLock { $0.term }
+        let valid = currentTerm
         let outcome: Leadership
         do {
             outcome = try await store.claimLeadership(holder: holder, url: url, ttl: ttl)
         } catch {
             // Not renewed: lead on while the last claim holds, then stop.
-            guard let wasLeading, currentTerm == nil else { return nil }
-            return stepDown(from: wasLeading, reason: "cannot renew the lease: \(error)")
+            guard let held, currentTerm == nil else { return nil }
+            return stepDown(from: held, reason: "cannot renew the lease: \(error)")
         }
         switch outcome {
         case .leader(let term):
             let leading = LeaderTerm(holder: holder, term: term)
-            if wasLeading != leading {
+            // A new term, or ours after a lapse in which this master did not serve: the map may
+            // be stale either way.
+            if valid != leading {
                 do {
                     try await becomeLeader(leading)
                 } catch {
-                    return nil
+                    state.withLock { $0.term = nil; $0.validUntil = nil }
+                    try? await store.resign(holder: holder)
+                    return .lost(reason: "took the lease (term \(term)) but could not load the cluster state, so gave it up: \(error)")
                 }
             }
             state.withLock {
@@ -102,13 +111,13 @@ public final class MasterLeadership: Sendable {
                 $0.validUntil = started + ttl - Self.margin
                 $0.leaderURL = nil
             }
-            return wasLeading == leading ? nil : .became(leading)
+            return held == leading ? nil : .became(leading)
         case .standby(let leaderURL):
             state.withLock {
                 $0.leaderURL = leaderURL
             }
-            guard let wasLeading else { return nil }
-            return stepDown(from: wasLeading, reason: "the lease is held by \(leaderURL ?? "another master")")
+            guard let held else { return nil }
+            return stepDown(from: held, reason: "the lease is held by \(leaderURL ?? "another master")")
         }
     }
 

@@ -21,9 +21,13 @@ struct MasterMetrics: Sendable {
     /// Gauges that come and go with servers, groups and roles.
     let gauges = ScrapedGauges()
 
-    /// Sets the gauges from `snapshot`.
-    func collect(_ snapshot: ClusterSnapshot) {
+    /// Sets the gauges from `snapshot`; with none (a standby), clears them.
+    func collect(_ snapshot: ClusterSnapshot?) {
         typealias Reading = ScrapedGauges.Reading
+        guard let snapshot else {
+            gauges.publish([])
+            return
+        }
         var readings = GroupState.allCases.map { state in
             Reading("speedy_master_groups", [("state", state.rawValue)], Double(snapshot.groups.count { $0.state == state }))
         }

@@ -18,7 +18,12 @@ public protocol MasterStore: Sendable {
     /// Writes the durable part of `changes` (servers, groups, settings; see
     /// ``ClusterMap/Change/isDurable``) in one transaction: all of them or none. The master calls it
     /// for one set of changes at a time, so the store sees them in the order the map made them.
-    func save(_ changes: [ClusterMap.Change]) async throws
+    ///
+    /// With `fence`, the changes are written only while `fence` still holds the leader lease, read
+    /// in the same transaction: a master deposed while its change waited cannot write behind the
+    /// back of the leader that took over (and reloaded the map).
+    /// - Throws: ``MasterStoreError/notLeader(_:)`` when it does not.
+    func save(_ changes: [ClusterMap.Change], fence: LeaderTerm?) async throws
 
     /// Appends one entry to the event log.
     func recordEvent(kind: String, serverId: String?, group: UInt32?, message: String) async throws
@@ -38,8 +43,9 @@ public protocol MasterStore: Sendable {
     func reserveFileIds(count: UInt64, fence: LeaderTerm?) async throws -> Range<UInt64>
 
     /// Claims or renews the leader lease for `holder` for `ttl`, measured on the database's clock.
-    /// A holder whose lease is current renews it and keeps its term; anyone takes a lease that
-    /// has run out, with the term one higher. Returns the outcome; never waits for the lease.
+    /// The holder renews it and keeps its term (even when it had run out meanwhile, as nobody
+    /// else led); another master takes a lease that has run out, with the term one higher.
+    /// Returns the outcome; never waits for the lease.
     func claimLeadership(holder: String, url: String, ttl: Duration) async throws -> Leadership
 
     /// Gives the lease up at once when `holder` holds it, so a standby need not wait for it to

@@ -66,12 +66,25 @@ public final class PostgresMasterStore: MasterStore {
         }.map { UInt32(truncatingIfNeeded: $0) }
     }
 
-    public func save(_ changes: [ClusterMap.Change]) async throws {
+    public func save(_ changes: [ClusterMap.Change], fence: LeaderTerm?) async throws {
         guard changes.contains(where: \.isDurable) else { return }
         let logger = logger
         try await database.transaction { c in
+            if let fence { try await Self.check(fence, c, logger: logger) }
             for change in changes { try await Self.apply(change, c, logger: logger) }
         }
+    }
+
+    /// Throws `.notLeader` unless `fence` holds the lease now. Run inside a serializable
+    /// transaction, it makes the transaction conflict with a takeover that commits meanwhile.
+    private static func check(_ fence: LeaderTerm, _ c: PostgresConnection, logger: Logger) async throws {
+        let holds = try await PostgresBackend.count(
+            c,
+            """
+            SELECT 1 FROM master_lease
+            WHERE id = 1 AND holder = \(fence.holder) AND term = \(fence.term) AND expires_at > clock_timestamp()
+            """, logger: logger)
+        guard holds == 1 else { throw MasterStoreError.notLeader("term \(fence.term) of \(fence.holder) is over") }
     }
 
     /// Writes one change's durable part (nothing for live-only changes).
@@ -140,23 +153,16 @@ public final class PostgresMasterStore: MasterStore {
         }
     }
 
-    /// Raises the high-water mark in one transaction; with `fence`, the lease row is read in it
-    /// too, so a master deposed meanwhile fails here: a takeover and this reservation cannot
-    /// both commit unless one saw the other (serializable).
+    /// Raises the high-water mark in one atomic update, so reservations never overlap. With
+    /// `fence`, the lease row is read in the same transaction: a master whose term is over fails
+    /// here (one that races a takeover may still commit, ordered before it, which is harmless:
+    /// the new leader reserves above it).
     public func reserveFileIds(count: UInt64, fence: LeaderTerm?) async throws -> Range<UInt64> {
         guard count > 0, count <= UInt64(Int64.max) else { throw MasterStoreError.invalid("cannot reserve \(count) file ids") }
         let logger = logger
         let amount = Int64(count)
         let after = try await database.transaction { c in
-            if let fence {
-                let holds = try await PostgresBackend.count(
-                    c,
-                    """
-                    SELECT 1 FROM master_lease
-                    WHERE id = 1 AND holder = \(fence.holder) AND term = \(fence.term) AND expires_at > clock_timestamp()
-                    """, logger: logger)
-                guard holds == 1 else { throw MasterStoreError.notLeader("term \(fence.term) of \(fence.holder) is over") }
-            }
+            if let fence { try await Self.check(fence, c, logger: logger) }
             return try await PostgresBackend.column(
                 c,
                 """

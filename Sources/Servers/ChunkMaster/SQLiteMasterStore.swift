@@ -82,9 +82,20 @@ public final class SQLiteMasterStore: MasterStore {
     }
 
     /// Writes the durable part of `changes` in one transaction.
-    public func save(_ changes: [ClusterMap.Change]) async throws {
+    public func save(_ changes: [ClusterMap.Change], fence: LeaderTerm?) async throws {
         guard changes.contains(where: \.isDurable) else { return }
-        try await queue.write { db in try Self.apply(changes, db) }
+        try await queue.write { db in
+            if let fence { try Self.check(fence, db) }
+            try Self.apply(changes, db)
+        }
+    }
+
+    /// Throws `.notLeader` unless `fence` holds the lease now.
+    private static func check(_ fence: LeaderTerm, _ db: Database) throws {
+        let holds = try Bool.fetchOne(
+            db, sql: "SELECT holder = ? AND term = ? AND expires_ms > ? FROM lease WHERE id = 1",
+            arguments: [fence.holder, fence.term, currentTimeMillis()]) ?? false
+        guard holds else { throw MasterStoreError.notLeader("term \(fence.term) of \(fence.holder) is over") }
     }
 
     /// Adds a group, or brings back a removed one.
@@ -161,13 +172,7 @@ public final class SQLiteMasterStore: MasterStore {
     public func reserveFileIds(count: UInt64, fence: LeaderTerm?) async throws -> Range<UInt64> {
         guard count > 0, count <= UInt64(Int64.max) else { throw MasterStoreError.invalid("cannot reserve \(count) file ids") }
         return try await queue.write { db in
-            if let fence {
-                let now = currentTimeMillis()
-                let holds = try Bool.fetchOne(
-                    db, sql: "SELECT holder = ? AND term = ? AND expires_ms > ? FROM lease WHERE id = 1",
-                    arguments: [fence.holder, fence.term, now]) ?? false
-                guard holds else { throw MasterStoreError.notLeader("term \(fence.term) of \(fence.holder) is over") }
-            }
+            if let fence { try Self.check(fence, db) }
             try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('fileid_high_water', 1) ON CONFLICT(key) DO NOTHING")
             let before = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'fileid_high_water'") ?? 1
             let (after, overflow) = before.addingReportingOverflow(Int64(count))

@@ -60,8 +60,14 @@ struct ChunkIO: Sendable {
                 throw .noFileIds("\(error)")
             }
             let key = ChunkKey(group: group.id, fileId: fileId)
-            // Leasing ids may have taken a while: write to the members the map names now.
-            guard let current = view.writableGroup(group.id) else {
+            // Leasing ids may have taken a while (the master changing hands, say): write to the
+            // members the map names now, asking for a new map when this one has grown too old.
+            var now = view.writableGroup(group.id)
+            if now == nil {
+                await view.refresh()
+                now = view.writableGroup(group.id)
+            }
+            guard let current = now else {
                 lastError = "group \(group.id) is no longer writable, or the cluster map is older than \(ClusterView.maxMapAgeForWrites)"
                 continue
             }

@@ -86,18 +86,18 @@ final class ClusterView: Sendable {
     /// only one). Nil when no healthy group is left outside `excluding`, even after asking the
     /// master again (the copy may be up to a refresh interval old).
     ///
-    /// Right after the imageserver starts (or the cluster does, under `speedy up`) no map so far
-    /// may have had a writable group: then, in its first ``startupWindow``, it asks again for up
-    /// to ``startupWait`` before giving up, so a push in the cluster's first seconds waits rather
-    /// than getting 507. Later, a cluster with no writable group answers at once.
+    /// Two cases wait up to ``mapWait`` for a better map, asking again every 200 ms, rather than
+    /// answer 507 at once: right after the imageserver starts (in its first ``startupWindow``, while
+    /// no map so far had a writable group: the cluster is starting), and while the map is too old
+    /// to place chunks by (the master is unreachable, or changing hands: a standby taking over
+    /// answers within seconds). A cluster whose fresh map has no writable group answers at once.
     func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
         _ = await current()
         if let group = pickCached(excluding: excluding) { return group }
         await refresh()
         if let group = pickCached(excluding: excluding) { return group }
-        let deadline = ContinuousClock.now + Self.startupWait
-        guard ContinuousClock.now - started < Self.startupWindow else { return nil }
-        while !state.withLock({ $0.seenWritable }), ContinuousClock.now < deadline, !Task.isCancelled {
+        let deadline = ContinuousClock.now + Self.mapWait
+        while shouldWaitForMap, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
             await refresh()
             if let group = pickCached(excluding: excluding) { return group }
@@ -105,9 +105,19 @@ final class ClusterView: Sendable {
         return nil
     }
 
-    /// How long a write waits for a first writable group.
-    static let startupWait: Duration = .seconds(5)
-    /// How long after start a write may wait so.
+    /// Whether a write finding no group should wait for the next map (see ``pickGroup(excluding:)``).
+    private var shouldWaitForMap: Bool {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            let startingUp = !s.seenWritable && now - started < Self.startupWindow
+            let stale = s.snapshot != nil && now - s.fetchedAt > Self.maxMapAgeForWrites
+            return startingUp || stale
+        }
+    }
+
+    /// How long a write waits for a usable map.
+    static let mapWait: Duration = .seconds(5)
+    /// How long after start a write may wait for a first writable group.
     static let startupWindow: Duration = .seconds(60)
 
     /// Whether a group takes writes now, by the map (refreshed when stale): what `/readyz` needs.

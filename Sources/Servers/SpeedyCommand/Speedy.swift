@@ -108,6 +108,10 @@ struct ChunkMasterCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("--database: \(error)")
             }
+            // Standbys send clients to the address the leader put in the lease.
+            if advertise == nil, listen.port == 0 || ["0.0.0.0", "::"].contains(listen.host) {
+                throw ValidationError("with --database, a master listening on \(listen) needs --advertise HOST:PORT: standbys send clients there")
+            }
         }
     }
 

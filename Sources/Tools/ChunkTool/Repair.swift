@@ -64,6 +64,7 @@ struct Repair: AsyncParsableCommand {
                     other.id != member.id && other.reachable && !other.corrupt.contains(id) && !other.missing.contains(id) && !other.extra.contains(id)
                 }) else {
                     copies.append(Copy(fileId: id, from: "-", to: member.id, reason: reason, done: false, error: "no member has a good copy"))
+                    job.progress(done: copies.count, total: toCopy, bytes: copiedBytes)
                     continue
                 }
                 var copy = Copy(fileId: id, from: source.id, to: member.id, reason: reason, done: false)

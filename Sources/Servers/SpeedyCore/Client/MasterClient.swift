@@ -24,12 +24,16 @@ public struct MasterClient: Sendable {
     public var baseURL: String { services[preferred.index % services.count].baseURL }
 
     /// Runs `call` against the masters, starting with the one that answered last, until one
-    /// answers as a leader; other failures (a 4xx, say) end it at once. A call that was sent
-    /// before its master went away may be sent again to the next one, so only calls that can be
-    /// repeated go through here (every master call can: a lease twice wastes ids, no more).
+    /// answers as a leader; other failures (a 4xx, say) end it at once. A master that cannot be
+    /// reached is asked last from then on, so a dead host costs one timeout, not one per call.
+    ///
+    /// A call whose master went away after taking it may be sent again to the next one. That is
+    /// harmless for heartbeats, reports, reads and leases (a lease twice wastes ids, no more); an
+    /// administrative change made twice answers the second time as if it had failed (the group
+    /// exists, the server is gone), and `chunktool status` shows what was made.
     private func call<Response>(_ call: (ServiceClient) async throws(ServiceError) -> Response) async throws(ServiceError) -> Response {
-        let first = preferred.index
-        var lastError: ServiceError?
+        let first = preferred.index % services.count
+        var lastError = ServiceError.unreachable(url: services[0].baseURL, reason: "no master was asked")
         for step in 0..<services.count {
             let index = (first + step) % services.count
             do {
@@ -38,10 +42,11 @@ public struct MasterClient: Sendable {
                 return response
             } catch {
                 guard services.count > 1, Self.shouldTryAnother(error) else { throw error }
+                if case .unreachable = error, index == preferred.index % services.count { preferred.index = (index + 1) % services.count }
                 lastError = error
             }
         }
-        throw lastError!
+        throw lastError
     }
 
     /// Sends a JSON call to the leader (see ``call(_:)``) and decodes its answer.
