@@ -107,11 +107,7 @@ extension ProcessSuites {
             #expect(failed.allSatisfy { $0.status >= 500 }, "\(failed.map(\.status))")
 
             // Every acknowledged blob pulls whole, and no chunk id was handed out twice.
-            var lost: [Digest] = []
-            for (n, push) in acknowledged.enumerated() {
-                let pulled = try await ServiceClient(baseURL: registries[n % 2], timeout: .seconds(20), secret: nil).send(.GET, "/v2/\(push.repository)/blobs/\(push.digest)")
-                if pulled.status != 200 || Digest.of(Array(pulled.body.readableBytesView)) != push.digest { lost.append(push.digest) }
-            }
+            let lost = try await MetaserverFailoverTests.lostBlobs(acknowledged, through: registries)
             #expect(lost.isEmpty, "acknowledged but not pulled back: \(lost)")
             let keys = try await Self.chunkKeys(meta: meta)
             #expect(keys.count >= acknowledged.count)

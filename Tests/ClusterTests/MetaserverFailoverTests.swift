@@ -114,6 +114,19 @@ extension ProcessSuites {
             return outcomes
         }
 
+        /// The pushes whose blob does not pull back whole, asking `registries` in turn.
+        static func lostBlobs(
+            _ pushes: [(repository: String, digest: Digest, status: UInt, at: ContinuousClock.Instant)], through registries: [String]
+        ) async throws -> [Digest] {
+            var lost: [Digest] = []
+            for (n, push) in pushes.enumerated() {
+                let client = ServiceClient(baseURL: registries[n % registries.count], timeout: .seconds(20), secret: nil)
+                let pulled = try await client.send(.GET, "/v2/\(push.repository)/blobs/\(push.digest)")
+                if pulled.status != 200 || Digest.of(Array(pulled.body.readableBytesView)) != push.digest { lost.append(push.digest) }
+            }
+            return lost
+        }
+
         @Test func aMetaserverKilledUnderPushLoadThroughTwoImageserversLosesNothing() async throws {
             let database = try await PostgresTestServer.freshDatabase()
             let server = try #require(PostgresTestServer.shared)
@@ -158,12 +171,7 @@ extension ProcessSuites {
             #expect(afterKill.count > 5, "\(cluster.log("imageserver1"))")
             #expect(refused.allSatisfy { $0.status >= 500 }, "\(refused.map(\.status))")
             // Every acknowledged blob pulls whole, through either imageserver.
-            var lost: [Digest] = []
-            for (n, push) in acknowledged.enumerated() {
-                let client = ServiceClient(baseURL: registries[n % 2], timeout: .seconds(20), secret: nil)
-                let pulled = try await client.send(.GET, "/v2/\(push.repository)/blobs/\(push.digest)")
-                if pulled.status != 200 || Digest.of(Array(pulled.body.readableBytesView)) != push.digest { lost.append(push.digest) }
-            }
+            let lost = try await Self.lostBlobs(acknowledged, through: registries)
             #expect(lost.isEmpty, "acknowledged but not pulled back: \(lost)")
         }
 

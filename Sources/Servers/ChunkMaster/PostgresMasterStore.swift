@@ -15,13 +15,7 @@ public final class PostgresMasterStore: MasterStore {
     /// - Throws: when the database cannot be reached or its schema is newer than this build's.
     public init(url: PostgresURL, logger: Logger) async throws {
         self.logger = logger
-        database = PostgresBackend(url: url, logger: logger)
-        do {
-            try await database.migrate(component: "chunkmaster", steps: Self.schema)
-        } catch {
-            await database.close()
-            throw MasterStoreError.invalid("cannot open \(url.redacted): \(PostgresBackend.describe(error))")
-        }
+        database = try await PostgresBackend.open(url, component: "chunkmaster", steps: Self.schema, logger: logger)
     }
 
     /// Closes the connections.

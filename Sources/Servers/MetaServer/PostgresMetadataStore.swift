@@ -18,13 +18,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     /// - Throws: when the database cannot be reached or its schema is newer than this build's.
     public init(url: PostgresURL, logger: Logger) async throws {
         self.logger = logger
-        database = PostgresBackend(url: url, logger: logger)
-        do {
-            try await database.migrate(component: "metaserver", steps: Self.schema)
-        } catch {
-            await database.close()
-            throw PostgresMetadataStoreError(description: "cannot open \(url.redacted): \(PostgresBackend.describe(error))")
-        }
+        database = try await PostgresBackend.open(url, component: "metaserver", steps: Self.schema, logger: logger)
     }
 
     /// Closes the connections.
@@ -446,9 +440,4 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
             }
         }
     }
-}
-
-/// The PostgreSQL store could not be opened.
-public struct PostgresMetadataStoreError: Error, CustomStringConvertible {
-    public var description: String
 }

@@ -39,6 +39,25 @@ public final class PostgresBackend: Sendable {
 
     deinit { runner.cancel() }
 
+    /// Opens a pool to `url` and brings `component`'s schema up to date (``migrate(component:steps:)``),
+    /// closing the pool again when that fails.
+    /// - Throws: ``OpenFailed``, saying why, without the password.
+    public static func open(_ url: PostgresURL, component: String, steps: [String], logger: Logger) async throws(OpenFailed) -> PostgresBackend {
+        let backend = PostgresBackend(url: url, logger: logger)
+        do {
+            try await backend.migrate(component: component, steps: steps)
+        } catch {
+            await backend.close()
+            throw OpenFailed(description: "cannot open \(url.redacted): \(describe(error))")
+        }
+        return backend
+    }
+
+    /// A database that could not be opened for a role, and why.
+    public struct OpenFailed: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     /// Closes every connection.
     public func close() async {
         runner.cancel()
