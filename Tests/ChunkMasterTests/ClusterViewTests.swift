@@ -45,6 +45,14 @@ struct ClusterViewTests {
         // Forgotten after an hour of silence.
         _ = roles.expire(nowMs: 7000 + FrontRoleMap.forgetAfterMs + 1, downAfterMs: 3000)
         #expect(roles.snapshots(of: .imageserver, nowMs: 0).isEmpty)
+
+        // A role stopping cleanly leaves at once; a farewell from one unknown changes nothing.
+        _ = roles.apply(roleReport("is2"), nowMs: 8000)
+        var farewell = roleReport("is2")
+        farewell.leaving = true
+        #expect(roles.apply(farewell, nowMs: 8100) == [.left(role: .imageserver, id: "is2")])
+        #expect(roles.snapshots(of: .imageserver, nowMs: 8100).isEmpty)
+        #expect(roles.apply(farewell, nowMs: 8200).isEmpty)
     }
 
     @Test func jobsShowProgressRateAndETAAndEndOnce() {

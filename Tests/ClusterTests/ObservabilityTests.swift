@@ -130,6 +130,15 @@ extension ProcessSuites {
                 guard let listed = try? roles().1 else { return false }
                 return listed.imageservers.map(\.status) == ["UP"] && listed.metaservers.map(\.status) == ["UP"]
             })
+            // A mistaken group is removed through the CLI; one with members is refused with the reason.
+            #expect(try cluster.chunktool(["group", "add", "9"], environment: env).status == 0)
+            #expect(try roles().0 == 1, "an empty group is not healthy")
+            let removed = try cluster.chunktool(["group", "remove", "9"], environment: env)
+            #expect(removed.status == 0 && removed.output.contains("group 9 removed"), "\(removed.output)")
+            let refused = try ClusterHarness.run(ClusterHarness.binDirectory + "/chunktool", ["group", "remove", "1"], environment: env)
+            #expect(refused.status == 2, "\(refused.output)")
+            #expect(refused.output.contains("member") || refused.output.contains("empty"), "\(refused.output)")
+
             let (status, listed) = try roles()
             #expect(status == 0)
             #expect(listed?.imageservers.first?.addr == registry.hostPort)
@@ -148,6 +157,15 @@ extension ProcessSuites {
             #expect(text.contains("imageserver") && text.contains("DOWN"), "\(text)")
             let events = try await MasterClient(baseURL: registry.masterURL).events(limit: 1000).map(\.message)
             #expect(events.contains { $0.contains("imageserver") && $0.contains("is down") }, "\(events)")
+
+            // A role stopped cleanly leaves the map at once rather than show down.
+            let metaPort = try #require(URL(string: registry.metaURL)?.port)
+            let meta = try #require(ClusterHarness.pid(listeningOn: metaPort))
+            kill(meta, SIGTERM)
+            let left = await cluster.eventually(within: 3) { (try? roles().1)?.metaservers.isEmpty == true }
+            #expect(left, "\(String(describing: try? roles().1?.metaservers.map(\.status)))")
+            let later = try await MasterClient(baseURL: registry.masterURL).events(limit: 1000).map(\.message)
+            #expect(later.contains { $0.contains("metaserver") && $0.contains("left the map") }, "\(later)")
         }
 
         @Test func aPushRightAfterSpeedyUpSaysUpSucceeds() async throws {

@@ -22,6 +22,7 @@ public struct FrontRoleMap: Sendable {
         case joined(role: FrontRole, id: String, addr: String)
         case up(role: FrontRole, id: String)
         case down(role: FrontRole, id: String, silentMs: Int64)
+        case left(role: FrontRole, id: String)
 
         /// The event-log entry.
         public var event: (kind: String, serverId: String, message: String) {
@@ -29,6 +30,7 @@ public struct FrontRoleMap: Sendable {
             case .joined(let role, let id, let addr): ("role-joined", id, "\(role.rawValue) \(id) joined at \(addr)")
             case .up(let role, let id): ("role-up", id, "\(role.rawValue) \(id) is up")
             case .down(let role, let id, let silentMs): ("role-down", id, "\(role.rawValue) \(id) is down (silent for \(silentMs) ms)")
+            case .left(let role, let id): ("role-left", id, "\(role.rawValue) \(id) stopped and left the map")
             }
         }
     }
@@ -52,6 +54,9 @@ public struct FrontRoleMap: Sendable {
     /// Takes a heartbeat that arrived at `nowMs` (monotonic milliseconds).
     public mutating func apply(_ report: RoleReport, nowMs: Int64) -> [Change] {
         let key = Self.key(report.role, report.id)
+        if report.leaving == true {
+            return entries.removeValue(forKey: key) == nil ? [] : [.left(role: report.role, id: report.id)]
+        }
         guard var entry = entries[key] else {
             entries[key] = Entry(report: report, lastSeenMs: nowMs)
             return [.joined(role: report.role, id: report.id, addr: report.addr)]

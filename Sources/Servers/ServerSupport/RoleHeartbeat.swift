@@ -53,6 +53,12 @@ public final class RoleHeartbeat: Service, Sendable {
             let interval = self.interval.withLock { $0 }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+        // Stopping cleanly: say goodbye, so the master does not show a role taken out of
+        // service as down (one that dies is shown down, and dropped after an hour).
+        if var last = report() {
+            last.leaving = true
+            _ = try? await master.roleHeartbeat(last)
+        }
     }
 
     /// The report now; nil until the server listens. Readiness is the last one worked out: a

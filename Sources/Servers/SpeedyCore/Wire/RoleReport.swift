@@ -34,6 +34,9 @@ public struct RoleReport: Sendable, Codable, Equatable {
     /// Whether it can do its work now (`/readyz`), and if not, why.
     public var ready: Bool
     public var notReadyReason: String?
+    /// The last report of a role stopping cleanly: the master takes it off the map at once
+    /// rather than show it down (absent, and ignored, before 0.14).
+    public var leaving: Bool?
 
     /// Creates a report.
     public init(
