@@ -61,7 +61,8 @@ extension ProcessSuites {
             let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("imageserver"))")
             // Both report to the master.
-            #expect(await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 })
+            let both = await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 }
+            #expect(both, "\(cluster.roleLogs(["meta1", "meta2", "imageserver"]))")
 
             let whole = [UInt8]((0..<2_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
             #expect(try await client.send(.POST, "/v2/fail/app/blobs/uploads/?digest=\(Digest.of(whole))", body: ByteBuffer(bytes: whole)).status == 201)

@@ -13,7 +13,6 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     public init(path: String) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: config)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -85,9 +84,14 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                 try Self.insertReferences(db, repository: row["repository"], manifest: row["digest"], references)
             }
         }
-        // Two metaservers started at once on one directory would both find a migration to run
-        // and the second would fail on the first's tables: they take turns.
-        try FileLock.holding(path + ".migrate-lock") { try migrator.migrate(pool) }
+        // Two metaservers started at once on one directory take turns to open it and migrate it:
+        // the second would fail on the first's tables, and opening a new file switches it to WAL,
+        // which GRDB checks and which a concurrent opener can make fail.
+        pool = try FileLock.holding(path + ".migrate-lock") {
+            let pool = try DatabasePool(path: path, configuration: config)
+            try migrator.migrate(pool)
+            return pool
+        }
     }
 
     /// `manifest_refs.kind` of a blob (config or layer) and of a manifest (an index entry).
