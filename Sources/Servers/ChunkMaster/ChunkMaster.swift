@@ -90,7 +90,8 @@ public final class ChunkMaster: Sendable {
         self.store = store
         self.leadership = leadership
         allocator = FileIdAllocator(store: store)
-        map = Mutex(try await Self.loadMap(from: store, nowMs: 0))
+        // A shared master loads the map when it takes the lead (``claimLeadership()``), not before.
+        map = Mutex(leadership.mode == .sole ? try await Self.loadMap(from: store, nowMs: 0) : ClusterMap())
         advertised = Mutex(configuration.advertise ?? configuration.listen)
         epoch = clock.now
     }
@@ -111,21 +112,12 @@ public final class ChunkMaster: Sendable {
         (clock.now - epoch).milliseconds
     }
 
-    /// Whether this master may change the map now, and the term its saves are fenced by (nil
-    /// for a sole master, which needs none). Asked inside each turn: a request admitted while
-    /// leading may have waited for its turn past the end of the lease.
-    private var leading: (isLeader: Bool, fence: LeaderTerm?) {
-        if case .sole = leadership.mode { return (true, nil) }
-        let term = leadership.currentTerm
-        return (term != nil, term)
-    }
-
     /// Takes a heartbeat and records what it changed; nil when this master does not lead (any
     /// longer), so the sender tries another.
     /// - Throws: `.serverRetired` for a server removed from the cluster.
     public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply? {
         let taken = try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState)? in
-            let (isLeader, fence) = leading
+            let (isLeader, fence) = leadership.lead
             guard isLeader else { return nil }
             let now = nowMs
             let (made, state) = try map.withLock { map throws(ClusterMap.AdminError) in
@@ -167,7 +159,7 @@ public final class ChunkMaster: Sendable {
         _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> [ClusterMap.Change] {
         try await turns.run { () async throws(AdministrationError) in
-            let (isLeader, fence) = leading
+            let (isLeader, fence) = leadership.lead
             guard isLeader else { throw .notLeader }
             var updated = map.withLock { $0 }
             let made: [ClusterMap.Change]
@@ -202,7 +194,7 @@ public final class ChunkMaster: Sendable {
     /// Marks silent servers, imageservers and metaservers down; run periodically.
     public func expireSilentServers() async {
         let expired = await turns.run {
-            let (isLeader, fence) = leading
+            let (isLeader, fence) = leadership.lead
             guard isLeader else { return [ClusterMap.Change]() }
             let now = nowMs
             let made = map.withLock { $0.expire(nowMs: now, downAfterMs: configuration.downAfter.milliseconds) }
@@ -323,7 +315,7 @@ public final class ChunkMaster: Sendable {
             guard (1...FileIdAllocator.maxLease).contains(count) else {
                 throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
             }
-            let (isLeader, fence) = self.leading
+            let (isLeader, fence) = self.leadership.lead
             guard isLeader else { throw APIError.notLeader("this master no longer leads; ask again") }
             do {
                 let lease = try await self.allocator.lease(count: count, fence: fence)

@@ -57,9 +57,7 @@ public final class MasterLeadership: Sendable {
     }
 
     /// Whether this master serves the cluster now.
-    public var isLeader: Bool {
-        mode == .sole || currentTerm != nil
-    }
+    public var isLeader: Bool { lead.isLeader }
 
     /// The term this master leads in, while its lease is surely still held; nil for a standby
     /// and for a sole master (which needs no fence).
@@ -69,6 +67,15 @@ public final class MasterLeadership: Sendable {
             guard let term = s.term, let until = s.validUntil, now < until else { return nil }
             return term
         }
+    }
+
+    /// Whether this master may change the map now, and the term its saves are fenced by (nil
+    /// for a sole master, which needs none), read together. The master asks inside each change:
+    /// a request admitted while leading may have waited past the end of the lease.
+    public var lead: (isLeader: Bool, fence: LeaderTerm?) {
+        if case .sole = mode { return (true, nil) }
+        let term = currentTerm
+        return (term != nil, term)
     }
 
     /// Where clients reach the leader, as it last claimed (nil when unknown or when this is it).
