@@ -1,11 +1,25 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Ports for the servers tests start.
 public enum TestPorts {
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    /// Ports this process handed out already: the kernel may offer a port again once the probe
+    /// closes it, and two servers given one port collide (a CI run saw two chunkservers on one).
+    private static let given = Mutex(Set<Int>())
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago, never the same twice in one process.
     public static func free() -> Int {
+        while true {
+            let port = probe()
+            if given.withLock({ $0.insert(port).inserted }) { return port }
+        }
+    }
+
+    /// A port the kernel offers for 127.0.0.1 now.
+    private static func probe() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
