@@ -367,8 +367,17 @@ public final class ChunkMaster: Sendable {
         await leadership.resign(store: store)
     }
 
+    /// How long a new leader waits for the servers it remembers before it shows the silent ones
+    /// down: as long as any master waits before calling a server down (`--down-after`), and at
+    /// least one and a half heartbeat intervals. A shorter wait showed live servers down whenever
+    /// their first heartbeats to the new leader were slow (its saves queue behind the database
+    /// under load), and imageservers then found no member to read from or write to.
+    var warmUp: Duration {
+        max(configuration.downAfter, configuration.heartbeatInterval * 1.5)
+    }
+
     /// Whether the map is whole: not just after taking the lead, or every server the store
-    /// remembers has reported since, or they had one and a half heartbeat intervals to.
+    /// remembers has reported since, or they had ``warmUp`` to.
     var isWarm: Bool {
         guard warming.withLock({ $0 }) != nil else { return true }
         // Servers an operator set OFFLINE are not expected to report.
@@ -387,9 +396,7 @@ public final class ChunkMaster: Sendable {
         let transition = await leadership.claim(store: store, url: url) { term in
             try await self.turns.run {
                 let fresh = try await Self.loadMap(from: self.store, nowMs: self.nowMs)
-                // Every live server reports within an interval; one and a half leave room for a late one
-                // while the imageservers' maps (good for 5 s) outlast the switch.
-                self.warming.withLock { $0 = .now + self.configuration.heartbeatInterval * 1.5 }
+                self.warming.withLock { $0 = .now + self.warmUp }
                 self.map.withLock { $0 = fresh }
                 self.frontRoles.withLock { $0 = FrontRoleMap() }
                 self.jobs.withLock { $0 = JobBoard() }

@@ -129,7 +129,7 @@ struct ChunkIO: Sendable {
             }
         }
         metrics.readFailures.increment()
-        if errors.isEmpty { errors.append("no member of group \(ref.group) is up") }
+        if errors.isEmpty { errors.append("the cluster map names no member of group \(ref.group)") }
         logger.error("chunk \(ref.key) unreadable: \(errors.joined(separator: "; "))")
         throw .unreadable(ref, errors: errors)
     }

@@ -148,21 +148,39 @@ final class ClusterView: Sendable {
         }
     }
 
-    /// Addresses of `group`'s readable members, least busy first.
+    /// Addresses to read `group`'s chunks from, in the order to try them: its readable members,
+    /// least busy first, then every other member the map names.
+    ///
+    /// A pull needs no master: the map's statuses are the master's opinion, and a master that has
+    /// just taken over (or lost touch with its servers) may show live members `DOWN` or `INIT`.
+    /// Every copy is checked against the blob's CRC before a byte is sent, so asking a member the
+    /// map calls absent costs at most a refused connection or a timeout, and only once the
+    /// readable ones have failed.
     func readers(of group: UInt32) async -> [String] {
         guard await current() != nil else { return [] }
         let cached = readersCached(of: group)
-        if !cached.isEmpty { return cached }
+        if cached.contains(where: \.readable) { return cached.map(\.addr) }
         await refresh()
-        return readersCached(of: group)
+        return readersCached(of: group).map(\.addr)
     }
 
-    private func readersCached(of group: UInt32) -> [String] {
+    private func readersCached(of group: UInt32) -> [(addr: String, readable: Bool)] {
         state.withLock { s in
             guard let members = s.snapshot?.groups.first(where: { $0.id == group })?.members else { return [] }
-            return members.filter { $0.status.isReadable }
+            let readable = members.filter { $0.status.isReadable }
                 .sorted { (s.readsInFlight[$0.addr, default: 0], $0.readBytesPerSec) < (s.readsInFlight[$1.addr, default: 0], $1.readBytesPerSec) }
-                .map(\.addr)
+            let others = members.filter { !$0.status.isReadable }.sorted { Self.lastResortRank($0.status) < Self.lastResortRank($1.status) }
+            return readable.map { ($0.addr, true) } + others.map { ($0.addr, false) }
+        }
+    }
+
+    /// Among members the map does not call readable, which to try first: those most likely to
+    /// answer with the group's data (merely unheard-of since a takeover) before those set aside.
+    private static func lastResortRank(_ status: ServerStatus) -> Int {
+        switch status {
+        case .down, .initializing, .error: 0
+        case .transferring: 1
+        case .offline, .readWrite, .readOnly: 2
         }
     }
 
