@@ -162,40 +162,53 @@ struct BlobStream: Sendable {
         return pieces
     }
 
-    /// Sends `pieces`; `first` holds the budget for the first piece when the handler took it
-    /// before answering (so that a busy imageserver says 503 rather than cutting a 200 short).
-    func write(_ pieces: [Piece], first: BudgetReservation?, to writer: inout any ResponseBodyWriter) async throws {
-        let io = self.io
-        let budget = self.budget
-        let client = self.client
-        func fetch(_ piece: Piece, _ reservation: BudgetReservation?) -> Task<(ByteBuffer, BudgetReservation), any Error> {
-            Task {
-                let held: BudgetReservation
-                if let reservation { held = reservation } else { held = try await budget.reserve(Int(piece.ref.length), client: client) }
-                do {
-                    return (try await io.read(piece.ref), held)
-                } catch {
-                    held.release()
-                    throw error
-                }
-            }
+    /// A chunk in hand, with the budget its bytes hold.
+    struct Fetched: Sendable {
+        var data: ByteBuffer
+        var held: BudgetReservation
+    }
+
+    /// Reads the chunk `piece` lies in, holding its bytes in the budget.
+    /// - Throws: ``BudgetExhausted`` when no buffer comes free in time, ``ChunkIOError`` when no
+    ///   member returns a good copy.
+    func fetch(_ piece: Piece) async throws -> Fetched {
+        let held = try await budget.reserve(Int(piece.ref.length), client: client)
+        do {
+            return Fetched(data: try await io.read(piece.ref), held: held)
+        } catch {
+            held.release()
+            throw error
         }
-        var pending = pieces.first.map { fetch($0, first) }
+    }
+
+    /// Sends `pieces`, the first of which the handler already read (`first`) before it answered:
+    /// a `200` goes out only once the first bytes are in hand, so a blob no member can serve gets
+    /// a `503` the client can retry rather than a broken body. A later chunk that no member can
+    /// serve throws, which ends the connection short of its `Content-Length`: the client sees a
+    /// truncated transfer, never a clean end.
+    func write(_ pieces: [Piece], first: Fetched?, to writer: inout any ResponseBodyWriter) async throws {
+        let stream = self
+        func fetch(_ piece: Piece) -> Task<Fetched, any Error> {
+            Task { try await stream.fetch(piece) }
+        }
+        var pending: Task<Fetched, any Error>? =
+            if let first { Task { first } } else { pieces.first.map(fetch) }
         var index = 0
         // Whatever is fetched but not sent goes back to the budget, however this ends.
         defer {
             if let pending {
                 pending.cancel()
-                Task { (try? await pending.value)?.1.release() }
+                Task { (try? await pending.value)?.held.release() }
             }
         }
         while let current = pending {
             let piece = pieces[index]
             pending = nil
-            let (data, held) = try await current.value
-            defer { held.release() }
-            if index + 1 < pieces.count { pending = fetch(pieces[index + 1], nil) }
+            let fetched = try await current.value
+            defer { fetched.held.release() }
+            if index + 1 < pieces.count { pending = fetch(pieces[index + 1]) }
             index += 1
+            let data = fetched.data
             try await writer.write(data.getSlice(at: data.readerIndex + piece.start, length: piece.length)!)
         }
         try await writer.finish(nil)

@@ -35,16 +35,16 @@ extension RegistryAPI {
         let length = blob.size == 0 ? 0 : Int(range.upperBound - range.lowerBound + 1)
         let pieces = blob.size == 0 ? [] : BlobStream.pieces(of: blob.chunks, range: range)
         let stream = stream(context)
-        // The first chunk's buffer is taken before answering: a busy imageserver says 503 here
-        // rather than cutting a 200 short.
-        var reservation: BudgetReservation?
-        if let piece = pieces.first { reservation = try await budget.reserve(Int(piece.ref.length), client: context.client) }
-        let first = reservation
+        // The first chunk is read before answering: a busy imageserver, or a blob no member can
+        // serve right now, gets a 503 with Retry-After rather than a 200 cut short.
+        var first: BlobStream.Fetched?
+        if let piece = pieces.first { first = try await stream.fetch(piece) }
+        let fetched = first
         // The answer takes as long as the chunks take to come: measured to its last byte.
         RequestNote.current?.streamsBody = true
         return Response(
             status: status, headers: headers,
-            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: first, to: &writer) })
+            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: fetched, to: &writer) })
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository.

@@ -69,10 +69,17 @@ struct OCIError: HTTPResponseError, Sendable {
         case .noWritableGroup:
             OCIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "UNSUPPORTED", "cannot store the blob now: \(error)")
         case .unreadable:
-            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now: \(error)")
+            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now: \(error)").retrying(after: 2)
         case .noFileIds:
-            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: \(error)")
+            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: \(error)").retrying(after: 2)
         }
+    }
+
+    /// This answer with `Retry-After: seconds`: the condition is expected to pass by itself.
+    func retrying(after seconds: Int) -> OCIError {
+        var answer = self
+        answer.headers[.retryAfter] = String(seconds)
+        return answer
     }
 
     /// A metadata failure seen by a handler that did not expect it.
@@ -85,7 +92,7 @@ struct OCIError: HTTPResponseError, Sendable {
         case .uploadOffsetMismatch(_, let actual):
             OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "the upload is at offset \(actual)")
         case .invalid(let message): OCIError(.badRequest, "UNSUPPORTED", message)
-        case .unavailable(let message): OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: \(message)")
+        case .unavailable(let message): OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: \(message)").retrying(after: 2)
         case .tooManyUploads(let message): tooManyUploads(message)
         }
     }
