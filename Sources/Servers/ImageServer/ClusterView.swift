@@ -156,10 +156,19 @@ final class ClusterView: Sendable {
     /// Every copy is checked against the blob's CRC before a byte is sent, so asking a member the
     /// map calls absent costs at most a refused connection or a timeout, and only once the
     /// readable ones have failed.
+    ///
+    /// A map that names the group's members but calls none readable is used as it is, with a
+    /// newer one asked for in the background: a master that does not answer must not hold up
+    /// every chunk of a pull for its timeout. Only a map that does not know the group waits for
+    /// the master.
     func readers(of group: UInt32) async -> [String] {
         guard await current() != nil else { return [] }
         let cached = readersCached(of: group)
         if cached.contains(where: \.readable) { return cached.map(\.addr) }
+        if !cached.isEmpty {
+            Task { await self.refresh() }
+            return cached.map(\.addr)
+        }
         await refresh()
         return readersCached(of: group).map(\.addr)
     }
