@@ -233,7 +233,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -268,6 +268,10 @@ _speedy_chunkmaster() {
     '--ca')
         return
         ;;
+    '--tls-min-version')
+        __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
     esac
 }
 
@@ -275,7 +279,7 @@ _speedy_chunkserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -334,6 +338,10 @@ _speedy_chunkserver() {
     '--ca')
         return
         ;;
+    '--tls-min-version')
+        __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
     esac
 }
 
@@ -341,7 +349,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -382,6 +390,10 @@ _speedy_metaserver() {
     '--ca')
         return
         ;;
+    '--tls-min-version')
+        __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
     esac
 }
 
@@ -389,7 +401,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -461,6 +473,10 @@ _speedy_imageserver() {
         return
         ;;
     '--ca')
+        return
+        ;;
+    '--tls-min-version')
+        __speedy_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
     esac

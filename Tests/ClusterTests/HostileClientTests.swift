@@ -191,6 +191,11 @@ extension ProcessSuites {
                 }
                 // With the secret the route is reached (whatever it makes of an empty request).
                 #expect(withSecret.status != 401, "\(role) \(method) \(path) refused the secret")
+                // Spellings the router routes to the same handler are refused the same way.
+                for variant in ["/" + path, path + "/", path.replacingOccurrences(of: "/", with: "//")] {
+                    let raw = Self.rawRequest(port: Self.port(of: base), variant, method: method.rawValue)
+                    #expect(raw.status == 401, "\(role) \(method) \(variant) without the secret answered \(raw.status)")
+                }
             }
             // Refusals are logged, and the secret is in no log.
             let secret = try ClusterSecret.load(path: ClusterHarness.secretFile).value
@@ -198,6 +203,61 @@ extension ProcessSuites {
                 #expect(!cluster.log(name).contains(secret), "\(name)'s log holds the secret")
             }
             #expect(cluster.log("meta").contains("refused"))
+        }
+
+        /// The port of a base URL or `HOST:PORT`.
+        static func port(of base: String) -> Int { Int(base.split(separator: ":").last!.prefix { $0.isNumber })! }
+
+        /// `method target` sent byte for byte, so no client tidies the path on the way (an HTTP
+        /// client library may fold `//` or decode `%6D`): the status (0 if none) and the body.
+        static func rawRequest(port: Int, _ target: String, method: String = "GET", secret: ClusterSecret? = nil) -> (status: Int, body: String) {
+            var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
+            if let secret { request += "Authorization: \(secret.authorization)\r\n" }
+            let reply = ClusterHarness.sendRaw(port: port, request + "\r\n")
+            let status = reply.hasPrefix("HTTP/1.1 ") ? Int(reply.dropFirst(9).prefix(3)) ?? 0 : 0
+            let body = reply.range(of: "\r\n\r\n").map { String(reply[$0.upperBound...]) } ?? ""
+            return (status, body)
+        }
+
+        /// Issue 20: the registry's `/metrics` guard compared the path literally while the router
+        /// skips empty pieces, so `//metrics` and `/metrics/` served ~100 KB of metrics to
+        /// anyone. Every spelling, on every role, is now refused without the secret.
+        @Test func noSpellingOfMetricsGetsPastTheSecret() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let secret = try ClusterSecret.load(path: ClusterHarness.secretFile)
+            let roles = [
+                "imageserver": registry.registryURL, "chunkserver": registry.chunkservers[0].addr, "chunkmaster": registry.masterURL,
+                "metaserver": registry.metaURL,
+            ]
+            let spellings = [
+                "//metrics", "/metrics/", "/metrics//", "///metrics///", "/%6Detrics", "/%6detrics", "/metrics%2F", "/./metrics",
+                "/x/../metrics", "/metrics/.", "/METRICS", "/metrics?x=1", "/metrics#x", "metrics", "http://127.0.0.1/metrics",
+                "http://127.0.0.1//metrics/", "/v2/../metrics", "/v2/..//metrics", "//v1//../metrics",
+            ]
+            for (role, base) in roles.sorted(by: { $0.key < $1.key }) {
+                let port = Self.port(of: base)
+                let normal = Self.rawRequest(port: port, "/metrics", secret: secret)
+                #expect(normal.status == 200 && normal.body.contains("# TYPE"), "\(role) /metrics with the secret: \(normal.status)")
+                #expect(Self.rawRequest(port: port, "/metrics").status == 401, "\(role) /metrics without the secret")
+                // These reach the metrics handler (so they are real ways in), and without the
+                // secret are refused like the path itself.
+                for routed in ["//metrics", "/metrics/", "///metrics///", "http://127.0.0.1//metrics/"] {
+                    #expect(Self.rawRequest(port: port, routed, secret: secret).status == 200, "\(role) \(routed) with the secret")
+                }
+                for spelling in spellings {
+                    let reply = Self.rawRequest(port: port, spelling)
+                    #expect([400, 401, 403, 404].contains(reply.status), "\(role) \(spelling) without the secret: \(reply.status)")
+                    #expect(!reply.body.contains("# TYPE") && !reply.body.contains("speedy_"), "\(role) \(spelling) leaked metrics")
+                }
+                // The probes stay open however they are spelled.
+                #expect(Self.rawRequest(port: port, "//healthz/").status == 200, "\(role) //healthz/")
+            }
+            // The registry's API stays public; anything else on its port asks for the secret.
+            let registryPort = Self.port(of: registry.registryURL)
+            #expect(Self.rawRequest(port: registryPort, "/v2/").status == 200)
+            #expect(Self.rawRequest(port: registryPort, "/v1/cluster").status == 401)
         }
 
         /// The attacks of the review, each refused without the secret: a chunk rewritten on a

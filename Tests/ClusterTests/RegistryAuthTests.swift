@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import SpeedyCore
 import Testing
 
@@ -107,6 +108,63 @@ extension ProcessSuites {
             #expect(try await client.send(.GET, "/v2/team/app/blobs/\(digest)", headers: [bearer]).status == 401)
         }
 
+        /// Issue 20: the catalog's `Link` named the last repository it had scanned, hidden or not,
+        /// so paging with `n=1` showed anonymous callers names they may not pull. Now every page,
+        /// its headers and whether a next page exists come from visible names only.
+        @Test func catalogPagesNeverShowAHiddenName() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let users = cluster.root + "/htpasswd"
+            try (try htpasswdLine(user: "admin", password: "admin-pass") + "\n" + (try htpasswdLine(user: "limited", password: "limited-pass")) + "\n")
+                .write(toFile: users, atomically: true, encoding: .utf8)
+            // b-secret and a run of 25 more hidden names sit between visible ones; limited may
+            // push to them but not pull, which is what a listing needs.
+            try "admin ** pull,push,delete\nanonymous a pull\nanonymous c pull\nanonymous d pull\nlimited b-secret* push\nlimited e pull\n"
+                .write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
+            let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access"])
+            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let hidden = ["b-secret"] + (0..<25).map { String(format: "b-secret-%02d", $0) }
+            for name in ["a", "c", "d", "e"] + hidden {
+                let data = Array(name.utf8)
+                let pushed = try await client.send(
+                    .POST, "/v2/\(name)/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data), headers: [basic("admin", "admin-pass")])
+                #expect(pushed.status == 201, "\(name): \(pushed.status)")
+            }
+
+            /// Every page of the catalog `n` at a time, following the Link headers to the end.
+            func walk(n: Int, _ headers: [(String, String)], seesHidden: Bool = false) async throws -> [String] {
+                var names: [String] = []
+                var next: String? = "/v2/_catalog?n=\(n)"
+                var pages = 0
+                while let path = next, pages < 50 {
+                    pages += 1
+                    let reply = try await client.send(.GET, path, headers: headers)
+                    #expect(reply.status == 200, "\(path): \(reply.status)")
+                    let raw = String(buffer: reply.body) + reply.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+                    #expect(seesHidden || !raw.contains("b-secret"), "\(path) shows a hidden name: \(raw)")
+                    let json = try JSONSerialization.jsonObject(with: Data(reply.body.readableBytesView)) as? [String: Any]
+                    let page = json?["repositories"] as? [String] ?? []
+                    // A next page exists only when a visible name is on it: never an empty one.
+                    #expect(!page.isEmpty && page.count <= n, "\(path) gave \(page)")
+                    names += page
+                    next = reply.headers.first(name: "Link").flatMap { link in
+                        link.split(separator: ">").first.map { String($0.dropFirst()) }
+                    }
+                    if let next { #expect(next.hasSuffix("last=\(page.last ?? "")"), "the Link goes on from the last name shown: \(next)") }
+                }
+                return names
+            }
+            for n in [1, 2, 3] {
+                #expect(try await walk(n: n, []) == ["a", "c", "d"], "anonymous, n=\(n)")
+                #expect(try await walk(n: n, [basic("limited", "limited-pass")]) == ["a", "c", "d", "e"], "limited, n=\(n)")
+            }
+            // Starting after a hidden name (guessed) tells nothing either.
+            let guessed = try await client.send(.GET, "/v2/_catalog?n=1&last=b-secret")
+            #expect(String(buffer: guessed.body).contains("\"c\"") && guessed.headers.first(name: "Link")?.contains("last=c") == true)
+            // The admin sees them all, each once.
+            #expect(try await walk(n: 4, [basic("admin", "admin-pass")], seesHidden: true) == (["a", "c", "d", "e"] + hidden).sorted())
+        }
+
         /// `speedy up --auth --tls`: skopeo and podman log in over HTTPS with verification on;
         /// anonymous, a wrong password, an unknown CA and a pull-only user pushing are each refused
         /// and write nothing; a user added with `speedy htpasswd` works after SIGHUP.
@@ -136,6 +194,9 @@ extension ProcessSuites {
                 return probe.output == "401" && cluster.log("up").contains("Speedy is up")
             }
             #expect(ready, "\(cluster.log("up"))")
+            // The registry port takes TLS 1.2 and newer only, as every role's does (issue 20).
+            #expect(await !InternalTLSTests.handshakes(port: registryPort, ca: data + "/tls/ca.crt", maximum: .tlsv11))
+            #expect(await InternalTLSTests.handshakes(port: registryPort, ca: data + "/tls/ca.crt", minimum: .tlsv12, maximum: .tlsv12))
             let password = try String(contentsOfFile: data + "/admin-password", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try FileManager.default.attributesOfItem(atPath: data + "/admin-password")[.posixPermissions] as? Int == 0o600)
             #expect(cluster.log("up").contains("admin / \(password)"))

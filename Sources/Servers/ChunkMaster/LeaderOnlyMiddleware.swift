@@ -23,14 +23,9 @@ struct LeaderOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
         path == "/v1/cluster" || path.hasPrefix("/v1/servers") || path.hasPrefix("/v1/groups")
     }
 
-    /// `path` as the router matches it: the router skips empty pieces, so `//v1//servers` must
-    /// count as `/v1/servers` here too.
-    static func routed(_ path: String) -> String {
-        "/" + path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = Self.routed(request.uri.path)
+        // As the router matches it: `//v1//servers` is `/v1/servers` here too.
+        let path = request.routedPath
         guard path.hasPrefix("/v1/"), path != "/v1/health" else { return try await next(request, context) }
         let why: String
         if leadership.isLeader {

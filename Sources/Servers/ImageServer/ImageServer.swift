@@ -68,7 +68,7 @@ public enum ImageServer {
     }
 
     /// The registry's routes behind its middleware. Outermost first: telemetry (so refusals count
-    /// too), errors in OCI form, the cluster secret on /metrics, the rate limit, credentials, then
+    /// too), errors in OCI form, the cluster secret on all but ``publicPaths``, the rate limit, credentials, then
     /// the watchdog.
     static func makeRouter(
         api: RegistryAPI, auth: RegistryAuth, watchdog: IdleWatchdog, readiness: ReadinessCheck, tally: RequestTally,
@@ -78,7 +78,7 @@ public enum ImageServer {
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
         router.middlewares.add(OCIErrorMiddleware())
         if let secret = configuration.clusterSecret {
-            router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, guarding: ["/metrics"]))
+            router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: publicPaths))
         }
         if configuration.requestsPerSecond > 0 {
             router.middlewares.add(
@@ -99,6 +99,11 @@ public enum ImageServer {
         }
         return router
     }
+
+    /// What the registry's port answers without the cluster secret: the OCI API (which has logins
+    /// of its own), the token endpoint and the probes. Everything else, `/metrics` and any route
+    /// added later, asks for the secret, however its path is spelled.
+    static let publicPaths = PublicPaths(paths: HealthRoutes.openPaths.union(["/health", "/token"]), trees: ["/v2"])
 
     /// How long a chunk read may wait for the next bytes from a member before another member is
     /// asked: a whole 4 MiB chunk crosses a loaded 1 Gbit/s link in well under a second.

@@ -22,8 +22,6 @@ extension RegistryAPI {
 
     /// Largest page served when the client gives no `n`.
     static let defaultPage = 1000
-    /// Store pages read for one filtered catalog request.
-    static let catalogPagesScanned = 20
     /// Largest page served whatever `n` asks for.
     static let largestPage = 10_000
 
@@ -57,31 +55,51 @@ extension RegistryAPI {
         return response
     }
 
-    /// `GET /v2/_catalog?n=&last=`.
+    /// `GET /v2/_catalog?n=&last=`: the repositories the caller may pull, `n` at a time.
     func catalog(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         let (n, last) = try paging(request)
         if n == 0 { return try JSONResponse.make(Catalog(repositories: [])) }
-        // Only what the caller may pull; pages of the store are read until n names pass the
-        // filter, at most `catalogPagesScanned` of them per request (the Link goes on from there).
-        var names: [String] = []
-        var cursor = last
-        var more = false
-        for _ in 0..<Self.catalogPagesScanned {
-            let page = try await meta.repositories(after: cursor, limit: n)
-            for name in page.names {
-                cursor = name
-                if context.access.lists(name) { names.append(name) }
-                if names.count == n { break }
-            }
-            // More follow if the store said so, or if this page stopped before its last name.
-            more = page.more || (page.names.last.map { $0 != cursor } ?? false)
-            if names.count == n || !page.more { break }
+        // Unfiltered, n + 1 names answer the request; filtered, big reads keep the number of
+        // calls to the store (and so the time a page takes) from following the hidden names.
+        let batch: Int
+        let visible: @Sendable (String) -> Bool
+        switch context.access.catalogScope() {
+        case .nothing: return try JSONResponse.make(Catalog(repositories: []))
+        case .everything: (batch, visible) = (n + 1, { _ in true })
+        case .only(let test): (batch, visible) = (min(max(n + 1, Self.defaultPage), Self.largestPage), test)
         }
-        var response = try JSONResponse.make(Catalog(repositories: names))
-        if more, let cursor {
-            response.headers[Self.link] = "</v2/_catalog?n=\(n)&last=\(QueryString.escape(cursor))>; rel=\"next\""
+        let page = try await Self.visibleNames(after: last, count: n, batch: batch, visible: visible) {
+            try await meta.repositories(after: $0, limit: $1)
+        }
+        var response = try JSONResponse.make(Catalog(repositories: page.names))
+        if page.more, let lastShown = page.names.last {
+            response.headers[Self.link] = "</v2/_catalog?n=\(n)&last=\(QueryString.escape(lastShown))>; rel=\"next\""
         }
         return response
+    }
+
+    /// Up to `count` names after `last` that pass `visible`, and whether another visible name
+    /// follows them, read from `read(cursor, batch)` pages until it ends.
+    ///
+    /// Filtered first, paged second: the page, its `Link` (made from the last name returned) and
+    /// whether there is a next page depend only on names the caller may see, so no hidden name
+    /// shows in a body or a header, nor as a next page that comes back empty.
+    static func visibleNames(
+        after last: String?, count: Int, batch: Int, visible: (String) -> Bool,
+        read: (String?, Int) async throws -> NamePage
+    ) async throws -> (names: [String], more: Bool) {
+        var names: [String] = []
+        var cursor = last
+        while true {
+            let page = try await read(cursor, batch)
+            for name in page.names where visible(name) {
+                guard names.count < count else { return (names, true) }
+                names.append(name)
+            }
+            // A store page that ends early is the end too, rather than a loop on the same cursor.
+            guard page.more, let next = page.names.last, next != cursor else { return (names, false) }
+            cursor = next
+        }
     }
 
     /// `GET /v2/<name>/referrers/<digest>?artifactType=`: an image index of the manifests whose

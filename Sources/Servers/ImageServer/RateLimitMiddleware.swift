@@ -54,11 +54,12 @@ struct RateLimitMiddleware: RouterMiddleware {
 
     /// Probes and scrapes are not counted: a load balancer or Prometheus behind the same address
     /// as busy clients must not see a healthy registry as down. They cost next to nothing, and
-    /// `/metrics` asks for the cluster secret first.
+    /// `/metrics` asks for the cluster secret first. Compared as the router routes the path, so
+    /// the exemption covers exactly the routes it names.
     static let exempt: Set<String> = HealthRoutes.paths.union(["/metrics", "/health"])
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if !Self.exempt.contains(request.uri.path), let wait = limiter.take(context.clientNetwork) {
+        if !Self.exempt.contains(request.routedPath), let wait = limiter.take(context.clientNetwork) {
             var error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", "more than \(limiter.rate) requests a second from \(context.clientAddress); retry in \(wait) s")
             error.headers[.retryAfter] = String(wait)
             throw error

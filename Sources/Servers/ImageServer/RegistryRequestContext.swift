@@ -35,11 +35,23 @@ struct RegistryAccess: Sendable {
     /// No logins: everyone may do everything.
     static let open = RegistryAccess(auth: nil, identity: .anonymous)
 
-    /// Whether `repository` appears in the caller's catalog: the policy lets the caller pull it
-    /// (a token's own scopes do not matter here; catalog tokens name no repository).
-    func lists(_ repository: String) -> Bool {
-        guard let auth else { return true }
-        return auth.policyActions(for: identity.user, on: repository).contains(.pull)
+    /// Which repositories the caller's catalog shows.
+    enum CatalogScope {
+        /// Every one: the registry has no logins.
+        case everything
+        /// None: no rule lets the caller pull anything, so no name need be read at all.
+        case nothing
+        /// Those the test passes: the caller may pull them.
+        case only(@Sendable (String) -> Bool)
+    }
+
+    /// What the caller's catalog shows: the repositories the policy lets it pull (a token's own
+    /// scopes do not matter here; catalog tokens name no repository).
+    func catalogScope() -> CatalogScope {
+        guard let policy = auth?.currentPolicy() else { return .everything }
+        let user = identity.user
+        guard policy.pullsAnything(user) else { return .nothing }
+        return .only { policy.actions(for: user, on: $0).contains(.pull) }
     }
 
     /// Whether the request may do `action` on `repository`.

@@ -6,35 +6,53 @@ import SpeedyCore
 /// Refuses every request to an internal API that does not carry the cluster secret, with 401
 /// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and `/readyz` stay open so load
 /// balancers and supervisors can probe without the secret; it says nothing but "ok".
+///
+/// It fails closed: a request is let through without the secret only when the path the router
+/// will route it by (``RoutedPath``) is one of the ``PublicPaths``; every other spelling, and every
+/// route added later, asks for the secret.
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let secret: ClusterSecret
     let logger: Logger
+    let open: PublicPaths
 
-    /// The paths answered without the secret.
-    public static var openPaths: Set<String> { HealthRoutes.openPaths }
-
-    /// Only these paths are guarded, when set: the registry's port guards `/metrics` alone (its
-    /// API has logins of its own).
-    let guarded: Set<String>?
-
-    /// Guards a router with `secret`: every path but ``openPaths``, or only those in `guarding`.
-    public init(secret: ClusterSecret, logger: Logger, guarding: Set<String>? = nil) {
+    /// Guards a router with `secret`: every routed path but those `open` names.
+    public init(secret: ClusterSecret, logger: Logger, open: PublicPaths = .probes) {
         self.secret = secret
         self.logger = logger
-        self.guarded = guarding
+        self.open = open
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        let open = guarded.map { !$0.contains(path) } ?? Self.openPaths.contains(path)
-        if open || secret.isCarried(by: request.headers[.authorization]) {
+        if open.contains(request.routedPath) || secret.isCarried(by: request.headers[.authorization]) {
             return try await next(request, context)
         }
         let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"
-        logger.warning("refused \(request.method) \(request.uri.path) from \(context.clientAddress): \(why)")
+        logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(why)")
         var response = try APIError(.unauthorized, code: "UNAUTHORIZED", "this API needs the cluster secret (Authorization: Bearer)")
             .response(from: request, context: context)
         response.headers[.wwwAuthenticate] = "Bearer realm=\"speedy-cluster\""
         return response
+    }
+}
+
+/// The routed paths (``RoutedPath``) a ``ClusterSecretMiddleware`` lets through without the secret.
+public struct PublicPaths: Sendable {
+    /// Exactly these paths.
+    public var paths: Set<String>
+    /// These paths and everything below them (`/v2` opens `/v2/…`).
+    public var trees: Set<String>
+
+    /// Opens `paths` and everything below `trees`.
+    public init(paths: Set<String>, trees: Set<String> = []) {
+        self.paths = paths
+        self.trees = trees
+    }
+
+    /// The probes alone: what an internal role answers without the secret.
+    public static var probes: PublicPaths { PublicPaths(paths: HealthRoutes.openPaths) }
+
+    /// Whether `routed` (a ``RoutedPath``) needs no secret.
+    public func contains(_ routed: String) -> Bool {
+        paths.contains(routed) || trees.contains { RoutedPath.isWithin(routed, $0) }
     }
 }

@@ -62,23 +62,58 @@ public struct ServerTransport: Sendable {
 
     /// Serve HTTPS with these files; nil serves plain HTTP.
     public var tls: TLSFiles?
+    /// The oldest TLS version the port accepts (`--tls-min-version`).
+    public var tlsMinimumVersion: TLSMinimumVersion
     /// A connection with no request in progress for this long is closed (so idle sockets cannot
     /// pile up); a slow request body is bounded separately, by the role.
     public var idleTimeout: Duration
 
-    /// Creates a transport; the defaults serve plain HTTP and close connections idle for 60 s.
-    public init(tls: TLSFiles? = nil, idleTimeout: Duration = .seconds(60)) {
+    /// Creates a transport; the defaults serve plain HTTP (TLS 1.2 and newer once given files)
+    /// and close connections idle for 60 s.
+    public init(tls: TLSFiles? = nil, tlsMinimumVersion: TLSMinimumVersion = .v1_2, idleTimeout: Duration = .seconds(60)) {
         self.tls = tls
+        self.tlsMinimumVersion = tlsMinimumVersion
         self.idleTimeout = idleTimeout
+    }
+
+    /// The TLS 1.2 cipher suites every TLS port offers: ECDHE key exchange (forward secrecy) with
+    /// AES-GCM or ChaCha20-Poly1305, nothing else (no CBC, no RSA key exchange, no SHA-1 MACs).
+    /// TLS 1.3's suites are all of that kind already, and BoringSSL does not let them be chosen.
+    public static let tls12CipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    /// The server side of TLS with `files`: NIOSSL's defaults would accept TLS 1.0 and 1.1 and
+    /// CBC suites, so the version floor and the cipher list are always set here.
+    public func tlsConfiguration(_ files: TLSFiles) throws -> TLSConfiguration {
+        let chain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: files.key, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = tlsMinimumVersion.nioVersion
+        configuration.cipherSuites = Self.tls12CipherSuites
+        return configuration
     }
 
     func serverBuilder() throws -> HTTPServerBuilder {
         let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout.milliseconds) * 1_000_000)))
         guard let tls else { return http1 }
-        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
-        let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-        return try .tls(http1, tlsConfiguration: configuration)
+        return try .tls(http1, tlsConfiguration: try tlsConfiguration(tls))
+    }
+}
+
+/// The oldest TLS version a role's port accepts: 1.2 unless `--tls-min-version 1.3` asks for more.
+/// TLS 1.0 and 1.1 are never offered (weak MACs and ciphers, deprecated by RFC 8996).
+public enum TLSMinimumVersion: String, Sendable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
+
+    /// The NIOSSL version it stands for.
+    public var nioVersion: TLSVersion {
+        switch self {
+        case .v1_2: .tlsv12
+        case .v1_3: .tlsv13
+        }
     }
 }
 

@@ -25,6 +25,9 @@ struct RoleSecurityOptions: ParsableArguments {
     @Option(help: ArgumentHelp("PEM file of a private CA to trust for the cluster's TLS peers.", valueName: "path"))
     var ca: String?
 
+    @Option(help: ArgumentHelp("Oldest TLS version the port accepts with --tls-cert: 1.2 or 1.3.", valueName: "version"))
+    var tlsMinVersion: TLSMinimumVersion = .v1_2
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         if insecure, clusterSecretFile != nil { throw ValidationError("--insecure and --cluster-secret-file exclude each other") }
@@ -63,6 +66,11 @@ struct RoleSecurityOptions: ParsableArguments {
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls))
+        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls, tlsMinimumVersion: tlsMinVersion))
     }
+}
+
+extension TLSMinimumVersion: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+    public var defaultValueDescription: String { rawValue }
 }

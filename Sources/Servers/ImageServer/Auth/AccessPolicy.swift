@@ -88,6 +88,12 @@ public struct AccessPolicy: Sendable, Equatable {
         return granted
     }
 
+    /// Whether some rule lets `user` (nil: anonymous) pull anything at all; when none does, a
+    /// listing has nothing to show and need read no name.
+    public func pullsAnything(_ user: String?) -> Bool {
+        rules.contains { applies($0.who, to: user) && $0.actions.contains(.pull) }
+    }
+
     private func applies(_ who: String, to user: String?) -> Bool {
         switch who {
         case "anonymous": true

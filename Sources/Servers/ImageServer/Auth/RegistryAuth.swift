@@ -160,6 +160,12 @@ final class RegistryAuth: Sendable {
         return policy.withLock { $0.actions(for: user, on: repository) }
     }
 
+    /// The access rules as they are now; nil without logins (everything allowed). A listing asks
+    /// this copy about every name: one lock, and one answer even if SIGHUP swaps the file mid-way.
+    func currentPolicy() -> AccessPolicy? {
+        configuration.enabled ? policy.withLock { $0 } : nil
+    }
+
     /// Whether `identity` may do `action` on `repository`: the policy must allow it, and a token
     /// must also carry it (so a SIGHUP that takes a right away takes it from tokens too).
     func allows(_ identity: RegistryIdentity, _ action: RegistryAction, on repository: String) -> Bool {

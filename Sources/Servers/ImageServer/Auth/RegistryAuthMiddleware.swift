@@ -46,7 +46,8 @@ struct RegistryAuthMiddleware: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard auth.configuration.enabled, request.uri.path.hasPrefix("/v2") else { return try await next(request, context) }
+        // Every request the router sends to the `/v2` routes, however its path is spelled.
+        guard auth.configuration.enabled, RoutedPath.isWithin(request.routedPath, "/v2") else { return try await next(request, context) }
         let requirement = Self.requirement(request)
         guard let identity = await auth.identify(request.headers[.authorization]) else {
             logger.notice("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): credentials that do not check out")
