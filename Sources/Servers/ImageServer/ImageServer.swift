@@ -31,7 +31,7 @@ public enum ImageServer {
         let io = ChunkIO(
             view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), http: http, readHTTP: readHTTP,
             attempts: configuration.writeAttempts, logger: logger)
-        let meta = MetaClient(baseURL: configuration.metaURL, http: http)
+        let meta = MetaClient(baseURL: configuration.metaURL, http: http, outageWait: configuration.metaOutageWait)
         let api = RegistryAPI(
             meta: meta, io: io,
             budget: MemoryBudget(

@@ -34,6 +34,9 @@ public struct ImageServerConfiguration: Sendable {
     public var memoryPerClient: Int?
     /// How long a request waits for budget before it is answered 503.
     public var memoryWaitLimit: Duration = .seconds(10)
+    /// How long a request waits for a metaserver when none answers (one restarting, say) before
+    /// it is answered `503` with `Retry-After`.
+    public var metaOutageWait: Duration = .seconds(10)
     /// Logins, permissions and tokens.
     public var auth = RegistryAuthConfiguration()
     /// Requests a second one client address may make (bursts of twice that); 0 turns it off.

@@ -16,11 +16,21 @@ public struct MetaClient: MetadataStore {
     public let services: [ServiceClient]
     private let preferred: PreferredMetaserver
 
-    /// Creates a client for the metaserver at `baseURL`, or for several: `URL,URL,…`.
-    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10), secret: ClusterSecret? = ClusterTransport.secret) {
+    /// How long a call waits for a metaserver when none answers (all are down, restarting, or
+    /// cut off from their database) before it fails with ``MetadataError/unavailable(_:)``.
+    public let outageWait: Duration
+
+    /// Creates a client for the metaserver at `baseURL`, or for several: `URL,URL,…`. Given an
+    /// `outageWait`, a call that finds no metaserver answering asks again every quarter second
+    /// for that long: a metaserver that restarts within it costs its callers a pause, not an error.
+    public init(
+        baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10),
+        secret: ClusterSecret? = ClusterTransport.secret, outageWait: Duration = .zero
+    ) {
         let urls = baseURL.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
         self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, http: http, timeout: timeout, secret: secret) }
         self.preferred = PreferredMetaserver()
+        self.outageWait = outageWait
     }
 
     /// The body of `POST /v1/uploads/{id}/append`.
@@ -65,34 +75,61 @@ public struct MetaClient: MetadataStore {
         return false
     }
 
-    /// Calls the metaserver; absent things come back as JSON `null`, hence the optional.
+    /// Calls the metaserver; absent things come back as JSON `null`, hence the optional. When no
+    /// metaserver answers, asks them all again until ``outageWait`` has passed.
     private func call<R: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [(String, String?)] = [], as type: R.Type,
         body: (some Encodable)? = Optional<Int>.none
     ) async throws(MetadataError) -> R {
+        let deadline = ContinuousClock.now + outageWait
+        while true {
+            switch await round(method, path + QueryString.make(query), as: type, body: body) {
+            case .answered(let result): return try result.get()
+            case .noneAnswered(let failures):
+                guard ContinuousClock.now + Self.outagePoll < deadline, !Task.isCancelled else {
+                    throw .unavailable(failures.joined(separator: "; "))
+                }
+                try? await Task.sleep(for: Self.outagePoll)
+            }
+        }
+    }
+
+    /// How often a call waiting out an outage asks again.
+    static let outagePoll: Duration = .milliseconds(250)
+
+    /// What one pass over the metaservers came to.
+    private enum Round<R> {
+        /// One answered, with a result or an error of its own (a 4xx, a missing record).
+        case answered(Result<R, MetadataError>)
+        /// Every metaserver was unreachable or answered 503 (no database).
+        case noneAnswered([String])
+    }
+
+    /// Asks each metaserver in turn, the one that answered last first.
+    private func round<R: Decodable>(_ method: HTTPMethod, _ target: String, as type: R.Type, body: (some Encodable)?) async -> Round<R> {
         let first = preferred.index
         var failures: [String] = []
         for step in 0..<services.count {
             let index = (first + step) % services.count
             do {
-                let result = try await services[index].json(method, path + QueryString.make(query), as: R.self, body: body)
+                let result = try await services[index].json(method, target, as: R.self, body: body)
                 if index != first { preferred.index = index }
-                return result
+                return .answered(.success(result))
             } catch {
                 // Another metaserver may answer: this one is gone, or cannot reach the database.
                 if case .unreachable = error {
                     failures.append("\(error)")
                     continue
                 }
-                if error.httpStatus == 503 && step + 1 < services.count {
+                if error.httpStatus == 503 {
                     failures.append("\(error)")
                     continue
                 }
-                if case .status(_, _, let body?) = error, let mapped = MetadataError(body: body) { throw mapped }
-                throw .unavailable("\(error)")
+                if case .status(_, _, let body?) = error, let mapped = MetadataError(body: body) { return .answered(.failure(mapped)) }
+                return .answered(.failure(.unavailable("\(error)")))
             }
         }
-        throw .unavailable(failures.joined(separator: "; "))
+        return .noneAnswered(failures)
     }
 
     public func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord? {
