@@ -59,11 +59,19 @@ extension ProcessSuites {
             for i in 1...3 { _ = try cluster.startChunkserver(master: masterList, group: 1, name: "cs\(i)") }
             let metaPort = ClusterHarness.freePort()
             let meta = "http://127.0.0.1:\(metaPort)"
-            try cluster.start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", cluster.root + "/meta", "--master", masterList])
+            // The metaserver on the masters' database too: its load slows the new leader's first saves.
+            try cluster.start(
+                "meta",
+                [
+                    "metaserver", "--listen", "127.0.0.1:\(metaPort)", "--master", masterList,
+                    "--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@"),
+                ], environment: ["PGPASSWORD": server.password])
             var registries: [String] = []
             for i in 1...2 {
                 let port = ClusterHarness.freePort()
-                try cluster.start("imageserver\(i)", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterList, "--meta", meta])
+                // 64 KiB chunks: every 300 KB blob of the load is five chunks, each read on its own.
+                try cluster.start(
+                    "imageserver\(i)", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterList, "--meta", meta, "--chunk-size", "64K"])
                 registries.append("http://127.0.0.1:\(port)")
             }
             let logs = { cluster.roleLogs(["master1", "master2", "cs1", "imageserver1"]) }
@@ -104,7 +112,9 @@ extension ProcessSuites {
                     + "\(afterTakeover.count) after the takeover, refused: \(failed.map(\.status))")
             #expect(tookOver && takeover < .seconds(5), "\(takeover)\n\(logs())")
             #expect(afterTakeover.count > 5, "pushes must resume under the new leader\n\(logs())")
-            #expect(failed.allSatisfy { $0.status >= 500 }, "\(failed.map(\.status))")
+            // Pushes wait out the takeover (for a map, for file ids): at most those under way at
+            // the kill, one per client, may fail.
+            #expect(failed.count <= 2 && failed.allSatisfy { $0.status >= 500 }, "\(failed.map(\.status))\n\(logs())")
 
             // Every acknowledged blob pulls whole, and no chunk id was handed out twice.
             let lost = try await MetaserverFailoverTests.lostBlobs(acknowledged, through: registries)

@@ -53,21 +53,11 @@ struct ChunkIO: Sendable {
             // Counted only when another group was there to retry on.
             if attempt > 0 { metrics.writeRetries.increment() }
             tried.append(group.id)
-            let fileId: UInt64
-            do {
-                fileId = try await ids.next()
-            } catch {
-                throw .noFileIds("\(error)")
-            }
+            let fileId = try await leaseFileId()
             let key = ChunkKey(group: group.id, fileId: fileId)
             // Leasing ids may have taken a while (the master changing hands, say): write to the
-            // members the map names now, asking for a new map when this one has grown too old.
-            var now = view.writableGroup(group.id)
-            if now == nil {
-                await view.refresh()
-                now = view.writableGroup(group.id)
-            }
-            guard let current = now else {
+            // members the map names now, waiting for a new map when this one has grown too old.
+            guard let current = await view.writableGroupWaiting(group.id) else {
                 lastError = "group \(group.id) is no longer writable, or the cluster map is older than \(ClusterView.maxMapAgeForWrites)"
                 continue
             }
@@ -86,6 +76,22 @@ struct ChunkIO: Sendable {
         }
         metrics.writeFailures.increment()
         throw .noWritableGroup(tried: tried, lastError: lastError)
+    }
+
+    /// The next file id. While no master leads (one died, a standby is taking over), asks again
+    /// every quarter second for up to ``ClusterView/mapWait``, as a write waits for a map.
+    private func leaseFileId() async throws(ChunkIOError) -> UInt64 {
+        let deadline = ContinuousClock.now + ClusterView.mapWait
+        while true {
+            do {
+                return try await ids.next()
+            } catch {
+                guard MasterClient.shouldTryAnother(error), ContinuousClock.now < deadline, !Task.isCancelled else {
+                    throw .noFileIds("\(error)")
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
     }
 
     /// Sends the chunk to the chain's head; nil when every member holds it, else why not.

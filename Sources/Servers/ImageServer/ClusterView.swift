@@ -69,6 +69,25 @@ final class ClusterView: Sendable {
         }
     }
 
+    /// Group `id` if it is writable by a map fresh enough to place chunks by, waiting up to
+    /// ``mapWait`` for such a map while the one held is too old (the master changing hands).
+    func writableGroupWaiting(_ id: UInt32) async -> GroupSnapshot? {
+        if let group = writableGroup(id) { return group }
+        await refresh()
+        let deadline = ContinuousClock.now + Self.mapWait
+        while writableGroup(id) == nil, isStale, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            await refresh()
+        }
+        return writableGroup(id)
+    }
+
+    /// Whether the map held is too old to place chunks by.
+    private var isStale: Bool {
+        let now = ContinuousClock.now
+        return state.withLock { $0.snapshot != nil && now - $0.fetchedAt > Self.maxMapAgeForWrites }
+    }
+
     /// The current snapshot, fetching one if none was had yet.
     func current() async -> ClusterSnapshot? {
         if let snapshot = state.withLock({ $0.snapshot }) { return snapshot }
@@ -108,11 +127,8 @@ final class ClusterView: Sendable {
     /// Whether a write finding no group should wait for the next map (see ``pickGroup(excluding:)``).
     private var shouldWaitForMap: Bool {
         let now = ContinuousClock.now
-        return state.withLock { s in
-            let startingUp = !s.seenWritable && now - started < Self.startupWindow
-            let stale = s.snapshot != nil && now - s.fetchedAt > Self.maxMapAgeForWrites
-            return startingUp || stale
-        }
+        let startingUp = state.withLock { !$0.seenWritable && now - started < Self.startupWindow }
+        return startingUp || isStale
     }
 
     /// How long a write waits for a usable map.

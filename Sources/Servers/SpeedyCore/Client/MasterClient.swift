@@ -57,7 +57,7 @@ public struct MasterClient: Sendable {
     }
 
     /// Whether another master may answer where this one failed: it is unreachable, or a standby.
-    static func shouldTryAnother(_ error: ServiceError) -> Bool {
+    public static func shouldTryAnother(_ error: ServiceError) -> Bool {
         switch error {
         case .unreachable: true
         case .status(_, let code, let body): code == 503 && body?.code == SpeedyHeader.notLeaderCode
