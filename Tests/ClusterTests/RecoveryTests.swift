@@ -158,6 +158,9 @@ extension ProcessSuites {
             #expect(Set(listings.0.keys) == Set(listings.1.keys))
             let (refused, pulls) = (await log.refusedPushes, await log.pulls)
             print("recovery under load: \(pushed.count) blobs acknowledged, \(refused) pushes refused, \(pulls) pulls, \(listings.1.count) chunks on the replacement")
+            // A chunk whose chain broke at the kill is written to the other group: at most the one
+            // push under way at the kill may fail.
+            #expect(refused <= 1, "\(refused) pushes refused")
         }
 
         @Test func anInterruptedTransferResumesAndAdministrationAnswersClearly() async throws {
