@@ -97,6 +97,8 @@ public enum ClusterTransport {
 
     private static func applyTLS(to configuration: inout HTTPClient.Configuration, caFile: String) {
         var tls = TLSConfiguration.makeClientConfiguration()
+        // As every Speedy server: nothing older than TLS 1.2 (NIOSSL's default floor is 1.0).
+        tls.minimumTLSVersion = .tlsv12
         tls.trustRoots = .file(caFile)
         configuration.tlsConfiguration = tls
     }
