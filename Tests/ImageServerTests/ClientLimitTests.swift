@@ -63,12 +63,12 @@ struct ClientLimitTests {
         let auth = try await RegistryAuth.load(
             RegistryAuthConfiguration(htpasswdPath: users, accessPath: dir + "/access"), logger: .init(label: "test"))
         let (token, _) = try await auth.issuer.issue(user: "alice", access: [.init(type: "repository", name: "app", actions: ["pull"])])
-        let identity = try #require(await auth.identify("Bearer " + token))
+        let identity = try #require(try await auth.identify("Bearer " + token))
         #expect(auth.allows(identity, .pull, on: "app"))
         #expect(!auth.allows(identity, .push, on: "app"))
         try (UserFile.line(user: "bob", password: "pw-bob", cost: 4) + "\n").write(toFile: users, atomically: true, encoding: .utf8)
         auth.reload()
         #expect(!auth.allows(identity, .pull, on: "app"))
-        #expect(await auth.identify("Basic " + Data("alice:pw-alice".utf8).base64EncodedString()) == nil)
+        #expect(try await auth.identify("Basic " + Data("alice:pw-alice".utf8).base64EncodedString()) == nil)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageServer
+import ToolSupport
 
 /// `speedy htpasswd USER`: an htpasswd line with a bcrypt hash, for the imageserver's --htpasswd
 /// file, without Apache's tools.
@@ -13,6 +14,8 @@ struct Htpasswd: ParsableCommand {
             the command line, where other users could see it. Append the line to the file given to \
             `speedy imageserver --htpasswd`, then send the imageserver SIGHUP. Example:
               printf '%s\\n' "$PASSWORD" | speedy htpasswd alice >> htpasswd
+            A password is at most 72 bytes and has no NUL byte: bcrypt reads no further, so the \
+            rest would not count.
             """
     )
 
@@ -33,6 +36,8 @@ struct Htpasswd: ParsableCommand {
         guard let password = readLine(strippingNewline: true), !password.isEmpty else {
             throw ValidationError("no password on standard input")
         }
+        // bcrypt would hash it cut short, and then accept anything in place of the rest.
+        if let problem = UserFile.passwordProblem(password) { throw couldNotRun(problem) }
         print(UserFile.line(user: user, password: password, cost: UInt8(cost)))
     }
 }

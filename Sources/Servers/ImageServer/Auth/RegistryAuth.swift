@@ -132,16 +132,18 @@ final class RegistryAuth: Sendable {
         }
     }
 
-    /// Checks an `Authorization` header: nil when it carries credentials that do not check out
-    /// (a wrong password, a forged or expired token).
-    func identify(_ header: String?) async -> RegistryIdentity? {
+    /// Checks an `Authorization` header sent from `client` (a ``ClientNetwork`` key): nil when
+    /// it carries credentials that do not check out (a wrong password, a forged or expired token).
+    /// - Throws: ``LoginDeferred`` when a password cannot be checked now (busy, or over the
+    ///   failed-login limits): the client is to come back, not told its password is wrong.
+    func identify(_ header: String?, from client: String = "unknown") async throws(LoginDeferred) -> RegistryIdentity? {
         guard let header, configuration.enabled else { return .anonymous }
         if header.hasPrefix("Bearer ") {
             return await issuer.check(String(header.dropFirst(7))).map { .token($0) }
         }
         if header.hasPrefix("Basic ") {
             guard let (user, password) = Self.basicCredentials(header) else { return nil }
-            return await passwords.check(user: user, password: password) ? .user(user) : nil
+            return try await passwords.check(user: user, password: password, from: client) ? .user(user) : nil
         }
         return nil
     }

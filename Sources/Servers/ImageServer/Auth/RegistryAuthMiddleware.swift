@@ -49,7 +49,14 @@ struct RegistryAuthMiddleware: RouterMiddleware {
         // Every request the router sends to the `/v2` routes, however its path is spelled.
         guard auth.configuration.enabled, RoutedPath.isWithin(request.routedPath, "/v2") else { return try await next(request, context) }
         let requirement = Self.requirement(request)
-        guard let identity = await auth.identify(request.headers[.authorization]) else {
+        let checked: RegistryIdentity?
+        do {
+            checked = try await auth.identify(request.headers[.authorization], from: context.clientNetwork)
+        } catch {
+            logger.notice("deferred a login for \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(error)")
+            throw OCIError.loginDeferred(error)
+        }
+        guard let identity = checked else {
             logger.notice("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): credentials that do not check out")
             throw challenge(request, requirement, "the credentials are not valid")
         }

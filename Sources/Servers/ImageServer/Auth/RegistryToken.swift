@@ -4,7 +4,8 @@ import JWTKit
 
 /// The claims of a registry bearer token, in the form Docker's token specification gives them:
 /// who (`sub`, absent for anonymous), for which service (`aud`), until when (`exp`), and the
-/// granted actions per repository (`access`).
+/// granted actions per repository (`access`). Every registered claim a token carries is checked:
+/// the time claims here, the others by ``TokenIssuer/check(_:)``.
 struct RegistryClaims: JWTPayload {
     /// One granted scope: `{"type": "repository", "name": "team/app", "actions": ["pull"]}`.
     struct Access: Codable, Sendable, Equatable {
@@ -17,11 +18,26 @@ struct RegistryClaims: JWTPayload {
     var sub: SubjectClaim?
     var aud: AudienceClaim
     var exp: ExpirationClaim
+    /// Not issued by Speedy, but honoured when present.
+    var nbf: NotBeforeClaim?
     var iat: IssuedAtClaim
     var access: [Access]
 
+    /// How far apart the clocks of a cluster's imageservers may be, for `nbf` and `iat`.
+    static let clockSkew: TimeInterval = 30
+
+    /// Called by jwt-kit once the signature checks out.
     func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
+        try verifyTimes(at: Date())
+    }
+
+    /// Unexpired, not before its `nbf`, not issued in the future and issued before it expires.
+    func verifyTimes(at now: Date) throws {
+        try exp.verifyNotExpired(currentDate: now)
+        try nbf?.verifyNotBefore(currentDate: now.addingTimeInterval(Self.clockSkew))
+        guard iat.value <= now.addingTimeInterval(Self.clockSkew), iat.value < exp.value else {
+            throw JWTError.claimVerificationFailure(failedClaim: iat, reason: "issued in the future or after it expires")
+        }
     }
 
     /// The actions granted on `repository`.
@@ -51,15 +67,33 @@ struct TokenIssuer: Sendable {
     func issue(user: String?, access: [RegistryClaims.Access], now: Date = Date()) async throws -> (token: String, claims: RegistryClaims) {
         let seconds = Double(lifetime.components.seconds)
         let claims = RegistryClaims(
-            iss: IssuerClaim(value: "speedy"), sub: user.map { SubjectClaim(value: $0) }, aud: AudienceClaim(value: service),
-            exp: ExpirationClaim(value: now.addingTimeInterval(seconds)), iat: IssuedAtClaim(value: now), access: access)
+            iss: IssuerClaim(value: Self.issuer), sub: user.map { SubjectClaim(value: $0) }, aud: AudienceClaim(value: service),
+            exp: ExpirationClaim(value: now.addingTimeInterval(seconds)), nbf: nil, iat: IssuedAtClaim(value: now), access: access)
         return (try await keys.sign(claims), claims)
     }
 
-    /// The claims of `token` if it is ours, unexpired and for this service; nil otherwise.
+    /// The claims of `token` if it is ours (our algorithm, our signature, our issuer), in its
+    /// time (``RegistryClaims/verifyTimes(at:)``), for this service and, if it names a user, a
+    /// user name the user file could hold; nil otherwise.
     func check(_ token: String) async -> RegistryClaims? {
-        guard token.utf8.count <= 16_384, let claims = try? await keys.verify(token, as: RegistryClaims.self) else { return nil }
-        guard claims.aud.value.contains(service) else { return nil }
+        guard token.utf8.count <= 16_384, Self.headerIsOurs(token), let claims = try? await keys.verify(token, as: RegistryClaims.self)
+        else { return nil }
+        guard claims.iss.value == Self.issuer, claims.aud.value.contains(service) else { return nil }
+        if let user = claims.sub?.value, user.isEmpty || !user.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return nil }
         return claims
+    }
+
+    /// The `iss` of every token we issue.
+    static let issuer = "speedy"
+    /// The algorithm we sign with: HMAC-SHA256.
+    static let algorithm = "HS256"
+
+    /// jwt-kit checks the signature with our one key whatever `alg` the header names, so the
+    /// header must name ours, and nothing a verifier would have to understand (`crit`, `kid`,
+    /// embedded keys): `alg`, and `typ` if present, only.
+    static func headerIsOurs(_ token: String) -> Bool {
+        guard let header = try? DefaultJWTParser().parse(Array(token.utf8), as: RegistryClaims.self).header else { return false }
+        guard header.alg == algorithm, header.typ == nil || header.typ == "JWT" else { return false }
+        return Set(header.fields.keys).isSubset(of: ["alg", "typ"])
     }
 }

@@ -28,7 +28,14 @@ struct TokenRoute: Sendable {
     func issue(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         var user: String?
         if let header = request.headers[.authorization] {
-            guard header.hasPrefix("Basic "), case .user(let name)? = await auth.identify(header) else {
+            let identity: RegistryIdentity?
+            do {
+                identity = header.hasPrefix("Basic ") ? try await auth.identify(header, from: context.clientNetwork) : nil
+            } catch {
+                logger.notice("token deferred for \(context.clientAddress): \(error)")
+                throw OCIError.loginDeferred(error)
+            }
+            guard case .user(let name)? = identity else {
                 logger.notice("token refused to \(context.clientAddress): credentials that do not check out")
                 var error = OCIError(.unauthorized, "UNAUTHORIZED", "the user name or password is wrong")
                 error.headers[.wwwAuthenticate] = "Basic realm=\"\(auth.configuration.service)\""

@@ -1,8 +1,5 @@
-import Crypto
 import Foundation
 import HummingbirdBcrypt
-import NIOPosix
-import Synchronization
 
 /// The registry's users: an htpasswd file of `user:bcrypt-hash` lines (`htpasswd -B` makes them;
 /// so does `speedy up --auth`). Other hash kinds (MD5, SHA-1, crypt) are refused when the file is
@@ -40,77 +37,25 @@ public struct UserFile: Sendable {
         self.hashes = hashes
     }
 
+    /// The longest password bcrypt hashes whole: it reads 72 bytes and ignores the rest.
+    public static let maximumPasswordBytes = 72
+
+    /// Why bcrypt cannot hash `password` faithfully, or nil if it can. bcrypt stops at a NUL
+    /// byte and after 72 bytes, so whatever came after would be ignored and anything there
+    /// accepted: such passwords are refused when made and never match at login.
+    public static func passwordProblem(_ password: String) -> String? {
+        if password.utf8.contains(0) { return "the password contains a NUL byte, where bcrypt would stop reading it" }
+        let bytes = password.utf8.count
+        guard bytes <= maximumPasswordBytes else {
+            let limit = maximumPasswordBytes
+            return "the password is \(bytes) bytes long; bcrypt reads only the first \(limit), so choose one of at most \(limit) bytes"
+        }
+        return nil
+    }
+
     /// An htpasswd line for `user` with a bcrypt hash of `password`.
     public static func line(user: String, password: String, cost: UInt8 = 10) -> String {
         "\(user):\(Bcrypt.hash(password, cost: cost))"
     }
 }
 
-/// Checks passwords against a ``UserFile``. bcrypt is slow on purpose, so checks run on NIO's
-/// thread pool (never on the request's executor), at most ``maximumChecks`` at once (more fail
-/// at once: a flood of guesses cannot queue work without bound); a password that checked out is
-/// remembered for a while, and one that did not for a few seconds, keyed by a SHA-256 of user
-/// and password (the password itself is never kept). An unknown user costs a bcrypt too, so the
-/// answer's time does not tell which user names exist.
-final class PasswordChecker: Sendable {
-    private struct Remembered {
-        var users: UserFile
-        var verified: [SHA256Digest: ContinuousClock.Instant] = [:]
-        var refused: [SHA256Digest: ContinuousClock.Instant] = [:]
-        var running = 0
-    }
-
-    private let state: Mutex<Remembered>
-    /// How long a checked password is trusted without bcrypt.
-    let remember: Duration
-    /// How long a wrong password is answered without bcrypt.
-    let rememberRefusal: Duration = .seconds(5)
-    /// bcrypt checks running at once.
-    static let maximumChecks = 8
-    /// Compared against when the user does not exist (cost 10, like `speedy htpasswd`).
-    private static let decoy = Bcrypt.hash("speedy-decoy-password", cost: 10)
-
-    init(users: UserFile, remember: Duration = .seconds(300)) {
-        state = Mutex(Remembered(users: users))
-        self.remember = remember
-    }
-
-    /// Swaps in a re-read user file and forgets every remembered password.
-    func replace(_ users: UserFile) { state.withLock { $0 = Remembered(users: users, running: $0.running) } }
-
-    /// Whether `user` is in the file.
-    func knows(_ user: String) -> Bool { state.withLock { $0.users.hashes[user] != nil } }
-
-    /// Whether `password` is `user`'s.
-    func check(user: String, password: String) async -> Bool {
-        let key = SHA256.hash(data: Array("\(user)\u{0}\(password)".utf8))
-        let now = ContinuousClock.now
-        enum Next { case known(Bool), check(String?), busy }
-        let next = state.withLock { s -> Next in
-            if let until = s.verified[key], until > now { return .known(s.users.hashes[user] != nil) }
-            if let until = s.refused[key], until > now { return .known(false) }
-            guard s.running < Self.maximumChecks else { return .busy }
-            s.running += 1
-            return .check(s.users.hashes[user])
-        }
-        let hash: String?
-        switch next {
-        case .known(let answer): return answer
-        case .busy: return false
-        case .check(let stored): hash = stored
-        }
-        let ok = (try? await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash ?? Self.decoy) && hash != nil }) ?? false
-        state.withLock { s in
-            s.running -= 1
-            // A bounded memory: drop the expired, and everything if that is not enough.
-            for table in [\Remembered.verified, \Remembered.refused] where s[keyPath: table].count >= 10_000 {
-                s[keyPath: table] = s[keyPath: table].filter { $0.value > now }
-                if s[keyPath: table].count >= 10_000 { s[keyPath: table].removeAll() }
-            }
-            // Only if the file was not swapped meanwhile (the hash is still this user's).
-            guard s.users.hashes[user] == hash else { return }
-            if ok { s.verified[key] = now + remember } else { s.refused[key] = now + rememberRefusal }
-        }
-        return ok
-    }
-}
