@@ -57,10 +57,19 @@ struct OCIError: HTTPResponseError, Sendable {
 
     /// No memory for the request's buffers within the wait limit: come back shortly.
     static func busy(_ error: BudgetExhausted) -> OCIError {
-        var answer = OCIError(
-            .serviceUnavailable, "TOOMANYREQUESTS", "the registry is at its memory limit; no buffer came free within \(error.waited); retry shortly")
-        answer.headers[.retryAfter] = "2"
-        return answer
+        OCIError(.serviceUnavailable, "TOOMANYREQUESTS", "the registry is at its memory limit; no buffer came free within \(error.waited); retry shortly")
+            .retrying(after: 2)
+    }
+
+    /// A login that could not be checked now: `503` while the checks are busy, `429` over the
+    /// failed-login limits; both with Retry-After.
+    static func loginDeferred(_ reason: LoginDeferred) -> OCIError {
+        switch reason {
+        case .busy:
+            OCIError(.serviceUnavailable, "TOOMANYREQUESTS", "too many logins are being checked right now; retry in 1 s").retrying(after: 1)
+        case .limited(let seconds):
+            OCIError(.tooManyRequests, "TOOMANYREQUESTS", "too many failed logins; retry in \(seconds) s").retrying(after: seconds)
+        }
     }
 
     /// A storage-side failure: 507 when no group can take writes, 503 when a dependency is down.
@@ -99,9 +108,7 @@ struct OCIError: HTTPResponseError, Sendable {
 
     /// An upload cap is reached: sessions finish or expire within minutes, so come back later.
     private static func tooManyUploads(_ message: String) -> OCIError {
-        var error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", message)
-        error.headers[.retryAfter] = "60"
-        return error
+        OCIError(.tooManyRequests, "TOOMANYREQUESTS", message).retrying(after: 60)
     }
 }
 

@@ -12,25 +12,6 @@ enum LoginDeferred: Error, Equatable, Sendable {
     case limited(retryAfter: Int)
 }
 
-extension OCIError {
-    /// A login that could not be checked now: `503` while the checks are busy, `429` over the
-    /// failed-login limits; both with Retry-After.
-    static func loginDeferred(_ reason: LoginDeferred) -> OCIError {
-        var error: OCIError
-        let seconds: Int
-        switch reason {
-        case .busy:
-            seconds = 1
-            error = OCIError(.serviceUnavailable, "TOOMANYREQUESTS", "too many logins are being checked right now; retry in \(seconds) s")
-        case .limited(let retryAfter):
-            seconds = retryAfter
-            error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", "too many failed logins; retry in \(seconds) s")
-        }
-        error.headers[.retryAfter] = String(seconds)
-        return error
-    }
-}
-
 /// Failed logins, counted per (user, address), per address and per user. Each is a bucket of
 /// failures that refills at a steady rate: a client gets `burst` wrong guesses at once and then
 /// one per `refill`, so a typo costs nothing and a guesser gets few tries, and no limit locks
