@@ -159,12 +159,13 @@ struct ChunkRoutes: Sendable {
         // The CRC header always describes the whole chunk, so a client can check a full read. The
         // store checked the data against the indexed CRC, so that one is sent.
         headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
-        switch ByteRange.resolve(request.headers[.range], length: data.readableBytes) {
+        switch ByteRangeRequest.resolve(request.headers[.range], length: UInt64(data.readableBytes)) {
         case .whole:
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: data))
         case .partial(let range):
-            headers[.contentRange] = "bytes \(range.start)-\(range.end)/\(data.readableBytes)"
-            let slice = data.getSlice(at: data.readerIndex + range.start, length: range.count)!
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(data.readableBytes)"
+            // Inside the chunk, so both ends fit an Int.
+            let slice = data.getSlice(at: data.readerIndex + Int(range.lowerBound), length: Int(range.upperBound - range.lowerBound) + 1)!
             return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: slice))
         case .unsatisfiable:
             headers[.contentRange] = "bytes */\(data.readableBytes)"

@@ -107,9 +107,6 @@ public final class IdleWatchdog: Service, Sendable {
         _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(mark)) }
     }
 
-    /// Requests watched now (for tests).
-    public var watching: Int { entries.withLock { $0.count } }
-
     /// One pass: cut off the stalled, forget the closed.
     func sweep(now: ContinuousClock.Instant = .now) {
         let stalled = entries.withLock { entries -> [Entry] in

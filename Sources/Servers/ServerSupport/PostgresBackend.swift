@@ -361,9 +361,4 @@ public struct PostgresURL: Sendable, Equatable {
             }())
         }
     }
-
-    /// Whether `text` names a PostgreSQL database rather than a file or directory.
-    public static func isPostgres(_ text: String) -> Bool {
-        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
-    }
 }

@@ -59,31 +59,3 @@ extension RegistryAPI {
         return Response(status: .accepted, headers: [.contentLength: "0"])
     }
 }
-
-/// A `Range: bytes=…` header against a blob of `length` bytes (single ranges, RFC 9110).
-enum ByteRangeRequest {
-    enum Outcome: Equatable {
-        case whole
-        case partial(ClosedRange<UInt64>)
-        case unsatisfiable
-    }
-
-    static func resolve(_ header: String, length: UInt64) -> Outcome {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
-        let spec = header.dropFirst(6)
-        guard let dash = spec.firstIndex(of: "-") else { return .whole }
-        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
-        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
-        if first.isEmpty {
-            guard let suffix = UInt64(last), suffix > 0, length > 0 else { return .unsatisfiable }
-            return .partial((length - min(suffix, length))...(length - 1))
-        }
-        guard let start = UInt64(first) else { return .whole }
-        guard start < length else { return .unsatisfiable }
-        if last.isEmpty { return .partial(start...(length - 1)) }
-        guard let end = UInt64(last), end >= start else { return .whole }
-        return .partial(start...min(end, length - 1))
-    }
-}
-
-import Foundation
