@@ -17,8 +17,8 @@ final class ClusterView: Sendable {
         var readsInFlight: [String: Int] = [:]
         /// The refresh under way, which concurrent callers join rather than each asking the master.
         var refreshing: Task<Void, Never>?
-        /// Whether any map so far had a writable group: until one has, a write waits for it.
-        var seenWritable = false
+        /// When the last map with a writable group was asked for; nil until one came.
+        var lastWritableAt: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -52,7 +52,7 @@ final class ClusterView: Sendable {
             state.withLock {
                 $0.snapshot = snapshot
                 $0.fetchedAt = asked
-                if snapshot.groups.contains(where: { $0.state.isWritable && !$0.members.isEmpty }) { $0.seenWritable = true }
+                if Self.hasWritableGroup(snapshot) { $0.lastWritableAt = asked }
             }
         } catch {
             logger.warning("cluster map refresh failed, keeping the last one: \(error)")
@@ -70,12 +70,12 @@ final class ClusterView: Sendable {
     }
 
     /// Group `id` if it is writable by a map fresh enough to place chunks by, waiting up to
-    /// ``mapWait`` for such a map while the one held is too old (the master changing hands).
+    /// ``mapWait`` for such a map as ``pickGroup(excluding:)`` does (the master changing hands).
     func writableGroupWaiting(_ id: UInt32) async -> GroupSnapshot? {
         if let group = writableGroup(id) { return group }
         await refresh()
         let deadline = ContinuousClock.now + Self.mapWait
-        while writableGroup(id) == nil, isStale, ContinuousClock.now < deadline, !Task.isCancelled {
+        while writableGroup(id) == nil, shouldWaitForMap, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
             await refresh()
         }
@@ -105,11 +105,14 @@ final class ClusterView: Sendable {
     /// only one). Nil when no healthy group is left outside `excluding`, even after asking the
     /// master again (the copy may be up to a refresh interval old).
     ///
-    /// Two cases wait up to ``mapWait`` for a better map, asking again every 200 ms, rather than
+    /// Three cases wait up to ``mapWait`` for a better map, asking again every 200 ms, rather than
     /// answer 507 at once: right after the imageserver starts (in its first ``startupWindow``, while
-    /// no map so far had a writable group: the cluster is starting), and while the map is too old
-    /// to place chunks by (the master is unreachable, or changing hands: a standby taking over
-    /// answers within seconds). A cluster whose fresh map has no writable group answers at once.
+    /// no map so far had a writable group: the cluster is starting); while the map is too old to
+    /// place chunks by (the master is unreachable, or changing hands: a standby taking over answers
+    /// within seconds); and while a fresh map has no writable group at all though one had within
+    /// ``blipWindow`` (a new leader showing a member down that has not reported to it yet, a member
+    /// restarting). A cluster that has had no writable group for longer answers at once, and so
+    /// does a write whose group failed while the map calls it writable.
     func pickGroup(excluding: Set<UInt32>) async -> GroupSnapshot? {
         _ = await current()
         if let group = pickCached(excluding: excluding) { return group }
@@ -127,9 +130,20 @@ final class ClusterView: Sendable {
     /// Whether a write finding no group should wait for the next map (see ``pickGroup(excluding:)``).
     private var shouldWaitForMap: Bool {
         let now = ContinuousClock.now
-        let startingUp = state.withLock { !$0.seenWritable && now - started < Self.startupWindow }
-        return startingUp || isStale
+        let (startingUp, blip) = state.withLock { s in
+            guard let writableAt = s.lastWritableAt else { return (now - started < Self.startupWindow, false) }
+            let noneWritable = s.snapshot.map { !Self.hasWritableGroup($0) } ?? false
+            return (false, noneWritable && now - writableAt < Self.blipWindow)
+        }
+        return startingUp || blip || isStale
     }
+
+    private static func hasWritableGroup(_ snapshot: ClusterSnapshot) -> Bool {
+        snapshot.groups.contains { $0.state.isWritable && !$0.members.isEmpty }
+    }
+
+    /// How recently a group must have been writable for a map without one to count as a blip.
+    static let blipWindow: Duration = .seconds(15)
 
     /// How long a write waits for a usable map.
     static let mapWait: Duration = .seconds(5)
@@ -142,7 +156,7 @@ final class ClusterView: Sendable {
         if !fresh { await refresh() }
         return state.withLock { s in
             guard let snapshot = s.snapshot, ContinuousClock.now - s.fetchedAt <= Self.maxMapAgeForWrites else { return false }
-            return snapshot.groups.contains { $0.state.isWritable && !$0.members.isEmpty }
+            return Self.hasWritableGroup(snapshot)
         }
     }
 
