@@ -190,7 +190,11 @@ let package = Package(
                 "ImageServer",
                 "ServerSupport",
                 "ToolSupport",
+                // For the chunkserver's volume options and `speedy up --gc-every`.
+                "ChunkStorage",
+                "GarbageCollection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/Servers/SpeedyCommand",

@@ -12,14 +12,20 @@ extension ProcessSuites {
     /// private CA given with --ca.
     @Suite("Internal TLS", .serialized)
     struct InternalTLSTests {
-        @Test func theWholeClusterSpeaksTLS() async throws {
-            let cluster = ClusterHarness()
-            defer { cluster.shutdown() }
+        /// Certificates from `speedy certificates` in the cluster's directory: the CA's file, and
+        /// the flags that serve a role with them and trust the CA.
+        static func certificates(_ cluster: ClusterHarness) throws -> (ca: String, serving: [String]) {
             let tls = cluster.root + "/tls"
             let made = try ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["certificates", "--out", tls])
             #expect(made.status == 0, "\(made.output)")
             let ca = tls + "/ca.crt"
-            let serving = ["--tls-cert", tls + "/private/server.crt", "--tls-key", tls + "/private/server.key", "--ca", ca]
+            return (ca, ["--tls-cert", tls + "/private/server.crt", "--tls-key", tls + "/private/server.key", "--ca", ca])
+        }
+
+        @Test func theWholeClusterSpeaksTLS() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let (ca, serving) = try Self.certificates(cluster)
 
             let masterPort = ClusterHarness.freePort()
             let masterURL = "https://127.0.0.1:\(masterPort)"
@@ -88,11 +94,7 @@ extension ProcessSuites {
         @Test func tlsPortsRefuseOldVersionsAndWeakCiphers() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let tls = cluster.root + "/tls"
-            let made = try ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["certificates", "--out", tls])
-            #expect(made.status == 0, "\(made.output)")
-            let ca = tls + "/ca.crt"
-            let serving = ["--tls-cert", tls + "/private/server.crt", "--tls-key", tls + "/private/server.key", "--ca", ca]
+            let (ca, serving) = try Self.certificates(cluster)
             let masterPort = ClusterHarness.freePort()
             try cluster.start("master", ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master"] + serving)
             let strictPort = ClusterHarness.freePort()
