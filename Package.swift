@@ -273,7 +273,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Tests
-        // What several test targets share: running programs, a private PostgreSQL.
+        // What the test targets share: temporary directories, free ports, running programs, a private PostgreSQL.
         .target(
             name: "SpeedyTestSupport",
             dependencies: [],
@@ -282,7 +282,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChunkStorageTests",
-            dependencies: ["ChunkStorage", "SpeedyCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["ChunkStorage", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -300,7 +300,7 @@ let package = Package(
         .testTarget(
             name: "ImageServerTests",
             dependencies: [
-                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore",
+                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 func emptyReport(_ id: String, group: UInt32 = 1) -> HeartbeatReport {
     var r = report(id, group: group)
@@ -161,8 +162,9 @@ struct AdministrationTests {
     }
 
     @Test func settingsAndRemovalsSurviveAMasterRestart() async throws {
-        let dir = NSTemporaryDirectory() + "speedy-admin-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("admin")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
         let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }

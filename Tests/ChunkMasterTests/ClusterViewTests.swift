@@ -4,6 +4,7 @@ import Logging
 import ServerSupport
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 func roleReport(
     _ id: String, role: FrontRole = .imageserver, uptimeMs: UInt64 = 1000, requests: UInt64 = 0, serverErrors: UInt64 = 0,
@@ -97,8 +98,9 @@ struct ClusterViewTests {
         #expect(map.snapshot(master: "m", nowMs: 0, wallClockMs: 0).groups.map(\.id) == [1])
 
         // Through the master: saved, so a restart does not bring it back; logged with who did it.
-        let dir = NSTemporaryDirectory() + "speedy-group-removal-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("group-removal")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
         let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         _ = try await master.administer(group: 3) { map throws(ClusterMap.AdminError) in try map.addGroup(3) }
@@ -191,8 +193,9 @@ struct ClusterViewTests {
     }
 
     @Test func aServerJoiningARemovedGroupBringsItBackForGood() async throws {
-        let dir = NSTemporaryDirectory() + "speedy-group-revival-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("group-revival")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
         let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         _ = try await master.administer(group: 5) { map throws(ClusterMap.AdminError) in try map.addGroup(5) }

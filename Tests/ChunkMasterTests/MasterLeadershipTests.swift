@@ -4,15 +4,16 @@ import ServerSupport
 import SpeedyCore
 import Synchronization
 import Testing
+import SpeedyTestSupport
 
 @Suite("Master leadership")
 struct MasterLeadershipTests {
     struct LoadFailed: Error {}
 
     func withStores(_ body: (any MasterStore, any MasterStore) async throws -> Void) async throws {
-        let dir = NSTemporaryDirectory() + "speedy-leadership-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("leadership")
+        defer { temporary.remove() }
+        let dir = temporary.path
         try await body(try SQLiteMasterStore(path: dir + "/master.sqlite"), try SQLiteMasterStore(path: dir + "/master.sqlite"))
     }
 

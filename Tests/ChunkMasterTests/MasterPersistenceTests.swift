@@ -4,18 +4,15 @@ import Foundation
 import Logging
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 @Suite("Master persistence")
 struct MasterPersistenceTests {
-    func tempPath() -> String {
-        let dir = NSTemporaryDirectory() + "speedy-master-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
 
     @Test func leasesNeverRepeatAcrossRestarts() async throws {
-        let dir = tempPath()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("master")
+        defer { temporary.remove() }
+        let dir = temporary.path
         var seen = Set<UInt64>()
         var highest: UInt64 = 0
         for _ in 0..<3 {
@@ -32,8 +29,9 @@ struct MasterPersistenceTests {
     }
 
     @Test func concurrentLeasesAreDisjoint() async throws {
-        let dir = tempPath()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("master")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let allocator = FileIdAllocator(store: try SQLiteMasterStore(path: dir + "/master.sqlite"), block: 10)
         let leases = try await withThrowingTaskGroup(of: FileIdLease.self) { group in
             for _ in 0..<50 { group.addTask { try await allocator.lease(count: 7) } }
@@ -47,8 +45,9 @@ struct MasterPersistenceTests {
     }
 
     @Test func masterRemembersServersAndEventsAcrossRestart() async throws {
-        let dir = tempPath()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("master")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let configuration = ChunkMasterConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure)
         let master = try await ChunkMaster(configuration: configuration, logger: Logger(label: "test"))
         for id in ["a", "bb", "ccc"] { _ = try await master.heartbeat(report(id, group: 4)) }

@@ -33,9 +33,9 @@ struct MasterStoreConformanceTests {
             await first.close()
             await second.close()
         case .sqlite:
-            let dir = NSTemporaryDirectory() + "speedy-master-store-" + UUID().uuidString
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let temporary = try TemporaryDirectory("master-store")
+            defer { temporary.remove() }
+            let dir = temporary.path
             try await body(try SQLiteMasterStore(path: dir + "/master.sqlite"), try SQLiteMasterStore(path: dir + "/master.sqlite"))
         }
     }

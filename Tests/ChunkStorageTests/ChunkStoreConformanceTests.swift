@@ -2,6 +2,7 @@ import ChunkStorage
 import NIOCore
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 /// The contract of ``ChunkStore``, checked against every implementation (as distribution's
 /// storage driver suite runs against every driver).
@@ -20,7 +21,7 @@ struct ChunkStoreConformanceTests {
             try await body(store)
             await store.close()
         case .volume:
-            let dir = TempDirectory()
+            let dir = try TemporaryDirectory()
             defer { dir.remove() }
             let store = try VolumeChunkStore(
                 configuration: .init(directory: dir.path, volumeSize: 8 << 20, maxChunkBytes: 1 << 20, reserveBytes: 0))

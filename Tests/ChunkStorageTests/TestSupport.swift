@@ -3,18 +3,6 @@ import Foundation
 import NIOCore
 import SpeedyCore
 
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct TempDirectory {
-    let path: String
-
-    init() {
-        path = NSTemporaryDirectory() + "speedy-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// `count` bytes of a repeatable pattern that differs per `seed`.
 func payload(_ count: Int, seed: UInt64) -> ByteBuffer {
     var generator = SplitMix(state: seed)

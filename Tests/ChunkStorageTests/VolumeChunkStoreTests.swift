@@ -3,12 +3,13 @@ import Foundation
 import NIOCore
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 /// What only the volume store promises: durability across restarts and crashes, torn tails
 /// dropped, damage detected, fsyncs shared, space guarded.
 @Suite("VolumeChunkStore")
 struct VolumeChunkStoreTests {
-    func configuration(_ dir: TempDirectory, volumeSize: Int = 8 << 20, capacity: UInt64? = nil, reserve: UInt64 = 0)
+    func configuration(_ dir: TemporaryDirectory, volumeSize: Int = 8 << 20, capacity: UInt64? = nil, reserve: UInt64 = 0)
         -> VolumeStoreConfiguration
     {
         VolumeStoreConfiguration(
@@ -19,7 +20,7 @@ struct VolumeChunkStoreTests {
     var volume1: String { VolumeFile.fileName(id: 1) }
 
     @Test func restartAfterCloseUsesTheCheckpoint() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         for id in 1...20 as ClosedRange<UInt64> {
@@ -42,7 +43,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func crashWithoutCloseLosesNothingAcknowledged() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         // The first store is abandoned without close(): as after kill -9, only fsynced bytes count.
         let crashed = try VolumeChunkStore(configuration: configuration(dir))
@@ -62,7 +63,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func tornTailIsDroppedAndWritingResumes() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         var end = 0
@@ -96,7 +97,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func garbageAfterTheLastRecordIsATornTail() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         _ = try await store.put(ChunkKey(group: 1, fileId: 1), data: payload(1000, seed: 1), crc: nil)
@@ -111,7 +112,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func corruptRecordIsReportedNeverReturned() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         let a = ChunkKey(group: 1, fileId: 1)
@@ -148,7 +149,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func damagedCheckpointFallsBackToAFullScan() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         for id in 1...5 as ClosedRange<UInt64> {
@@ -164,7 +165,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func concurrentWritesShareFsyncs() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir, volumeSize: 32 << 20))
         let writers = 64
@@ -185,7 +186,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func writesRollOverIntoNewVolumes() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir, volumeSize: 1 << 20))
         for id in 1...10 as ClosedRange<UInt64> {
@@ -204,7 +205,7 @@ struct VolumeChunkStoreTests {
     }
 
     @Test func readOnlyUnderTheReserve() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir, capacity: 2 << 20, reserve: 1 << 20))
         _ = try await store.put(ChunkKey(group: 1, fileId: 1), data: payload(600_000, seed: 1), crc: nil)

@@ -3,13 +3,14 @@ import Foundation
 import NIOCore
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 /// Online compaction (docs/storage-format.md): space comes back, live chunks stay byte for byte,
 /// deletes stay deleted across every kind of restart, and a removal cut short is finished.
 @Suite("Volume compaction")
 struct VolumeCompactionTests {
     /// Volumes of 2 MiB hold nine chunks of 200 kB.
-    func configuration(_ dir: TempDirectory) -> VolumeStoreConfiguration {
+    func configuration(_ dir: TemporaryDirectory) -> VolumeStoreConfiguration {
         VolumeStoreConfiguration(
             directory: dir.path, volumeSize: 2 << 20, maxChunkBytes: 1 << 20, reserveBytes: 0, capacityBytes: nil, maxBatchBytes: 4 << 20)
     }
@@ -17,7 +18,7 @@ struct VolumeCompactionTests {
     func key(_ id: UInt64) -> ChunkKey { ChunkKey(group: 1, fileId: id) }
     func data(_ id: UInt64) -> ByteBuffer { payload(200_000, seed: id) }
 
-    func volumeFiles(_ dir: TempDirectory) throws -> [String] {
+    func volumeFiles(_ dir: TemporaryDirectory) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { VolumeFile.id(fromFileName: $0) != nil }.sorted()
     }
 
@@ -28,7 +29,7 @@ struct VolumeCompactionTests {
     }
 
     @Test func compactionGivesSpaceBackAndKeepsEveryLiveChunkAcrossRestarts() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         for id in 1...40 as ClosedRange<UInt64> { _ = try await store.put(key(id), data: data(id), crc: nil) }
@@ -87,7 +88,7 @@ struct VolumeCompactionTests {
     }
 
     @Test func tombstonesAreKeptWhileAnOlderVolumeHoldsWhatTheyDelete() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         // Volume 1 holds ten chunks; the eleventh starts volume 2.
@@ -119,7 +120,7 @@ struct VolumeCompactionTests {
     }
 
     @Test func aRemovalCutShortIsFinishedAtTheNextOpen() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         for id in 1...30 as ClosedRange<UInt64> { _ = try await store.put(key(id), data: data(id), crc: nil) }
@@ -140,7 +141,7 @@ struct VolumeCompactionTests {
     }
 
     @Test func storedTimesSurviveACheckpointAndScannedRecordsAreNeverOlderThanTheTruth() async throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try VolumeChunkStore(configuration: configuration(dir))
         _ = try await store.put(key(1), data: data(1), crc: nil)

@@ -5,6 +5,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SpeedyTestSupport
 #endif
 
 /// Large writes go to disk in three parts (a buffered head, an O_DIRECT middle, a buffered
@@ -12,7 +13,7 @@ import Glibc
 @Suite("VolumeFile")
 struct VolumeFileTests {
     @Test func writesAtAnyOffsetLandByteForByte() throws {
-        let dir = TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let size = 24 << 20
         let volume = try VolumeFile(creatingAt: dir.path + "/" + VolumeFile.fileName(id: 1), id: 1, size: size)

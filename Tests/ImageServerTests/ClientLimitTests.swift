@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 @testable import ServerSupport
 import Testing
+import SpeedyTestSupport
 
 @Suite("Client limits")
 struct ClientLimitTests {
@@ -54,9 +55,9 @@ struct ClientLimitTests {
 
     /// A user removed from the file (then SIGHUP) loses what their unexpired tokens say.
     @Test func tokensOfRemovedUsersStopWorking() async throws {
-        let dir = NSTemporaryDirectory() + "speedy-auth-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("auth")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let users = dir + "/htpasswd"
         try (UserFile.line(user: "alice", password: "pw-alice", cost: 4) + "\n").write(toFile: users, atomically: true, encoding: .utf8)
         try "* ** pull\n".write(toFile: dir + "/access", atomically: true, encoding: .utf8)

@@ -5,14 +5,16 @@ import Logging
 import ServerSupport
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 @Suite("File id pool")
 struct FileIdPoolTests {
     /// Many chunk writes asking at once, across several lease refills, all get distinct ids.
     @Test(.timeLimit(.minutes(1)))
     func concurrentCallersShareLeasesAndNeverRepeatAnId() async throws {
-        let dir = NSTemporaryDirectory() + "speedy-pool-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("pool")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let master = try await ChunkMaster(
             configuration: .init(listen: HostPort(host: "127.0.0.1", port: 0), dataDirectory: dir, security: .insecure), logger: Logger(label: "test"))
         let (ports, feed) = AsyncStream<HostPort>.makeStream()

@@ -8,6 +8,7 @@ import NIOSSL
 import ServerSupport
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 /// A request context made without a connection, to drive a router in-process.
 struct BareContext: RequestContext, RemoteAddressRequestContext {
@@ -105,8 +106,9 @@ struct RoutedPathTests {
 
     /// `--tls-min-version` sets the floor, and TLS 1.2 offers ECDHE with AES-GCM or ChaCha20 only.
     @Test func tlsConfigurationHasAFloorAndModernCiphers() throws {
-        let dir = NSTemporaryDirectory() + "speedy-tls-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("tls")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let files = try LocalCertificateAuthority.make(publicDirectory: dir + "/public", privateDirectory: dir + "/private")
         let pem = ServerTransport.TLSFiles(certificate: files.serverCertificate, key: files.serverKey)
         let standard = try ServerTransport(tls: pem).tlsConfiguration(pem)

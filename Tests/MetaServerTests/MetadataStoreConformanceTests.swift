@@ -27,9 +27,9 @@ struct MetadataStoreConformanceTests {
             await store.close()
             return
         }
-        let dir = NSTemporaryDirectory() + "speedy-meta-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("meta")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let store = try SQLiteMetadataStore(path: dir + "/meta.sqlite")
         switch kind {
         case .sqlite, .postgres:

@@ -1,14 +1,15 @@
 import Foundation
 import MetaServer
 import Testing
+import SpeedyTestSupport
 
 /// What only the SQLite store has: one file that several metaservers on one host may open.
 @Suite("SQLite metadata store")
 struct SQLiteMetadataStoreTests {
     @Test func metaserversOpeningOneNewDatabaseAtOnceAllStart() async throws {
-        let dir = NSTemporaryDirectory() + "speedy-meta-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("meta")
+        defer { temporary.remove() }
+        let dir = temporary.path
         // Eight opens at once, on threads of their own, of a database none has migrated yet.
         let failures = await withTaskGroup(of: String?.self) { group in
             for _ in 0..<8 {
