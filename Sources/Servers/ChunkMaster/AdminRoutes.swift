@@ -75,21 +75,14 @@ extension ChunkMaster.AdministrationError {
         switch self {
         case .refused(let refusal): refusal.apiError
         case .notSaved(let reason):
-            APIError(.serviceUnavailable, code: "NOT_SAVED", "the change could not be saved in the master's database, so it was not made: \(reason)")
+            APIError(.notSaved, "the change could not be saved in the master's database, so it was not made: \(reason)")
         case .notLeader: .notLeader("this master no longer leads, so the change was not made; ask the leader")
         }
     }
 }
 
 extension ClusterMap.AdminError {
-    /// The HTTP answer: 404 for unknown names, 409 for conflicts, 400 for bad values.
-    var apiError: APIError {
-        let status: HTTPResponse.Status =
-            switch self {
-            case .unknownServer, .unknownGroup: .notFound
-            case .groupExists, .serverRetired, .serverExists, .stillServing, .groupNotEmpty: .conflict
-            case .notSettable: .badRequest
-            }
-        return APIError(status, code: code, description)
-    }
+    /// The HTTP answer: its code, with the status the code is declared with (404 for unknown
+    /// names, 409 for conflicts, 400 for bad values).
+    var apiError: APIError { APIError(code, description) }
 }

@@ -325,7 +325,7 @@ public final class ChunkMaster: Sendable {
                 throw APIError.notLeader("this master no longer leads (\(why)); ask again")
             } catch {
                 self.logger.error("file id lease failed: \(error)")
-                throw APIError(.serviceUnavailable, code: "LEASE_FAILED", "cannot persist the file id high-water mark: \(error)")
+                throw APIError(.leaseFailed, "cannot persist the file id high-water mark: \(error)")
             }
         }
         router.get("/v1/events") { request, _ in

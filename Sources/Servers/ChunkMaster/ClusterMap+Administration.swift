@@ -31,17 +31,17 @@ extension ClusterMap {
             }
         }
 
-        /// Stable code for the wire.
-        public var code: String {
+        /// Its code on the wire.
+        public var code: InternalErrorCode {
             switch self {
-            case .unknownServer: "SERVER_UNKNOWN"
-            case .unknownGroup: "GROUP_UNKNOWN"
-            case .groupExists: "GROUP_EXISTS"
-            case .serverRetired: "SERVER_RETIRED"
-            case .serverExists: "SERVER_EXISTS"
-            case .notSettable: "STATUS_INVALID"
-            case .stillServing: "SERVER_SERVING"
-            case .groupNotEmpty: "GROUP_NOT_EMPTY"
+            case .unknownServer: .serverUnknown
+            case .unknownGroup: .groupUnknown
+            case .groupExists: .groupExists
+            case .serverRetired: .serverRetired
+            case .serverExists: .serverExists
+            case .notSettable: .statusInvalid
+            case .stillServing: .serverServing
+            case .groupNotEmpty: .groupNotEmpty
             }
         }
     }

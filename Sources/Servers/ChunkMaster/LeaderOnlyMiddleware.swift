@@ -45,6 +45,6 @@ struct LeaderOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
 extension APIError {
     /// 503 `NOT_LEADER`: ask another master (clients given several move on to the next).
     static func notLeader(_ message: String) -> APIError {
-        APIError(.serviceUnavailable, code: SpeedyHeader.notLeaderCode, message)
+        APIError(.notLeader, message)
     }
 }

@@ -18,7 +18,7 @@ struct ReportRoutes: Sendable {
                 throw APIError.badRequest("a role heartbeat needs an id and an address HOST:PORT, each at most \(RoleReport.maxText) characters")
             }
             guard let reply = await master.roleHeartbeat(report) else {
-                throw APIError(.serviceUnavailable, code: "ROLES_FULL", "the master keeps at most \(FrontRoleMap.capacity) imageservers and metaservers")
+                throw APIError(.rolesFull, "the master keeps at most \(FrontRoleMap.capacity) imageservers and metaservers")
             }
             return try JSONResponse.make(reply)
         }

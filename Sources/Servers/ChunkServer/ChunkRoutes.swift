@@ -33,7 +33,7 @@ struct ChunkRoutes: Sendable {
         let groupText = context.parameters.get("group") ?? ""
         guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
         guard requested == group else {
-            throw APIError(.notFound, code: "GROUP_UNKNOWN", "this chunkserver serves group \(group), not group \(requested)")
+            throw APIError(.groupUnknown, "this chunkserver serves group \(group), not group \(requested)")
         }
         let idText = context.parameters.get("fileId") ?? ""
         guard let fileId = UInt64(idText) else { throw APIError.badRequest("file id must be a whole number, got '\(idText)'") }
@@ -64,7 +64,7 @@ struct ChunkRoutes: Sendable {
                 try await forward.finish(crc: info.crc, length: Int(info.length))
             } catch {
                 if !storedBefore { try? await store.delete(key) }
-                throw APIError(.badGateway, code: "CHAIN_FAILED", "chunk \(key) did not reach every member after this one: \(error)")
+                throw APIError(.chainFailed, "chunk \(key) did not reach every member after this one: \(error)")
             }
             replicas += forward.tail.count
         }
@@ -77,7 +77,7 @@ struct ChunkRoutes: Sendable {
     private func declaredLength(_ request: Request) throws -> Int? {
         let declared = request.headers[.contentLength].flatMap { Int($0) }
         if let declared, declared > maxChunkBytes {
-            throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk of \(declared) bytes is over the \(maxChunkBytes)-byte limit")
+            throw APIError(.chunkTooLarge, "chunk of \(declared) bytes is over the \(maxChunkBytes)-byte limit")
         }
         return declared
     }
@@ -111,7 +111,7 @@ struct ChunkRoutes: Sendable {
         do {
             for try await piece in pieces {
                 guard body.readableBytes + piece.readableBytes <= maxChunkBytes else {
-                    throw APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", "chunk is over the \(maxChunkBytes)-byte limit")
+                    throw APIError(.chunkTooLarge, "chunk is over the \(maxChunkBytes)-byte limit")
                 }
                 forward?.send(piece)
                 body.writeImmutableBuffer(piece)
@@ -181,7 +181,7 @@ struct ChunkRoutes: Sendable {
         if let text = request.uri.queryParameters["crc"] {
             guard let crc = CRCFormat.parse(String(text)) else { throw APIError.badRequest("crc must be 1 to 8 hex digits, got '\(text)'") }
             if let stored = store.info(key), stored.crc != crc {
-                throw APIError(.preconditionFailed, code: "CRC_DIFFERS", "chunk \(key) holds other bytes (CRC \(CRCFormat.hex(stored.crc))); not deleted")
+                throw APIError(.crcDiffers, "chunk \(key) holds other bytes (CRC \(CRCFormat.hex(stored.crc))); not deleted")
             }
         }
         do {
@@ -196,7 +196,7 @@ struct ChunkRoutes: Sendable {
         let groupText = context.parameters.get("group") ?? ""
         guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
         guard requested == group else {
-            throw APIError(.notFound, code: "GROUP_UNKNOWN", "this chunkserver serves group \(group), not group \(requested)")
+            throw APIError(.groupUnknown, "this chunkserver serves group \(group), not group \(requested)")
         }
         let after = try request.queryInteger("after", as: UInt64.self) ?? 0
         let limit = min(try request.queryInteger("limit", as: Int.self) ?? 1000, 10_000)
@@ -214,14 +214,14 @@ struct ChunkRoutes: Sendable {
     /// Maps each store failure to its status and code.
     static func apiError(_ error: ChunkStoreError) -> APIError {
         switch error {
-        case .notFound: APIError(.notFound, code: "CHUNK_UNKNOWN", error.description)
-        case .alreadyExists: APIError(.conflict, code: "CHUNK_EXISTS", error.description)
-        case .tooLarge: APIError(.contentTooLarge, code: "CHUNK_TOO_LARGE", error.description)
-        case .checksumMismatch: APIError(.badRequest, code: "CHECKSUM_MISMATCH", error.description)
-        case .corrupt: APIError(.internalServerError, code: "CHUNK_CORRUPT", error.description)
-        case .readOnly: APIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), code: "READ_ONLY", error.description)
-        case .io: APIError(.internalServerError, code: "IO_ERROR", error.description)
-        case .closed: APIError(.serviceUnavailable, code: "SHUTTING_DOWN", error.description)
+        case .notFound: APIError(.chunkUnknown, error.description)
+        case .alreadyExists: APIError(.chunkExists, error.description)
+        case .tooLarge: APIError(.chunkTooLarge, error.description)
+        case .checksumMismatch: APIError(.checksumMismatch, error.description)
+        case .corrupt: APIError(.chunkCorrupt, error.description)
+        case .readOnly: APIError(.readOnly, error.description)
+        case .io: APIError(.ioError, error.description)
+        case .closed: APIError(.shuttingDown, error.description)
         }
     }
 }

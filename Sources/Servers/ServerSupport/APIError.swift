@@ -13,15 +13,15 @@ public struct APIError: HTTPResponseError, Sendable {
     /// A sentence for people.
     public let message: String
 
-    /// Creates an error answer.
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
-        self.status = status
-        self.code = code
+    /// Creates an error answer with `code` and the status it is declared with.
+    public init(_ code: InternalErrorCode, _ message: String) {
+        self.status = HTTPResponse.Status(code: code.status)
+        self.code = code.rawValue
         self.message = message
     }
 
     /// 400 with `BAD_REQUEST`.
-    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, code: "BAD_REQUEST", message) }
+    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, message) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = (try? WireJSON.encoder().encode(ErrorBody(code: code, message: message))) ?? Data()
@@ -51,7 +51,7 @@ extension Request {
         do {
             buffer = try await body.collect(upTo: limit)
         } catch {
-            throw APIError(.contentTooLarge, code: "BODY_TOO_LARGE", "request body is over \(limit) bytes")
+            throw APIError(.bodyTooLarge, "request body is over \(limit) bytes")
         }
         do {
             return try WireJSON.decoder().decode(T.self, from: Data(buffer.readableBytesView))

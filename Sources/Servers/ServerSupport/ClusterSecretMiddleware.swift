@@ -28,7 +28,7 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
         }
         let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"
         logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(why)")
-        var response = try APIError(.unauthorized, code: "UNAUTHORIZED", "this API needs the cluster secret (Authorization: Bearer)")
+        var response = try APIError(.unauthorized, "this API needs the cluster secret (Authorization: Bearer)")
             .response(from: request, context: context)
         response.headers[.wwwAuthenticate] = "Bearer realm=\"speedy-cluster\""
         return response

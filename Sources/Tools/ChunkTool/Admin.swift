@@ -200,7 +200,7 @@ struct ServerCommand: AsyncParsableCommand {
             } catch {
                 // Registered already (its heartbeat may have come first): fine when it is in this
                 // group; the status asked for is then set.
-                guard case .status(_, 409, let body?) = error, body.code == "SERVER_EXISTS",
+                guard case .status(_, 409, let body?) = error, body.internalCode == .serverExists,
                     try await options.group(group).members.contains(where: { $0.id == stats.serverId })
                 else { throw couldNotRun(reason(error)) }
                 if let status {

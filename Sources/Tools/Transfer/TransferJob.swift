@@ -240,7 +240,7 @@ struct TransferJob {
                 report.retired.append(id)
             } catch {
                 // Removed by an earlier run that stopped before its end: done already.
-                if case .status(_, 409, let body?) = error, body.code == "SERVER_RETIRED" {
+                if case .status(_, 409, let body?) = error, body.internalCode == .serverRetired {
                     report.retired.append(id)
                     continue
                 }

@@ -60,7 +60,7 @@ public struct MasterClient: Sendable {
     public static func shouldTryAnother(_ error: ServiceError) -> Bool {
         switch error {
         case .unreachable: true
-        case .status(_, let code, let body): code == 503 && body?.code == SpeedyHeader.notLeaderCode
+        case .status(_, let code, let body): code == 503 && body?.internalCode == .notLeader
         case .badResponse: false
         }
     }

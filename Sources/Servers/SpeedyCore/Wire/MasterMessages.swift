@@ -83,8 +83,6 @@ public enum SpeedyHeader {
     public static let actor = "X-Speedy-Actor"
     /// On a standby master's 503 `NOT_LEADER`: the leader's base URL, when one holds the lease.
     public static let leader = "X-Speedy-Leader"
-    /// The error code a standby master answers its API with.
-    public static let notLeaderCode = "NOT_LEADER"
 
     /// The actor named by a request header, made safe for a log line (printable ASCII, at most
     /// 100 characters); nil when absent or empty.
