@@ -153,15 +153,7 @@ struct MetadataErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as MetadataError {
-            let status: HTTPResponse.Status =
-                switch error {
-                case .blobUnknown, .manifestUnknown, .nameUnknown, .uploadUnknown: .notFound
-                case .uploadOffsetMismatch: .conflict
-                case .invalid: .badRequest
-                case .unavailable: .serviceUnavailable
-                case .tooManyUploads: .tooManyRequests
-                }
-            return try JSONResponse.make(error.errorBody, status: status)
+            return try JSONResponse.make(error.errorBody, status: HTTPResponse.Status(code: error.code.status))
         }
     }
 }

@@ -176,17 +176,17 @@ public enum MetadataError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Stable code for the wire.
-    public var code: String {
+    /// Its code on the wire, which carries its status.
+    public var code: InternalErrorCode {
         switch self {
-        case .blobUnknown: "BLOB_UNKNOWN"
-        case .manifestUnknown: "MANIFEST_UNKNOWN"
-        case .nameUnknown: "NAME_UNKNOWN"
-        case .uploadUnknown: "BLOB_UPLOAD_UNKNOWN"
-        case .uploadOffsetMismatch: "UPLOAD_OFFSET_MISMATCH"
-        case .invalid: "BAD_REQUEST"
-        case .unavailable: "UNAVAILABLE"
-        case .tooManyUploads: "TOO_MANY_UPLOADS"
+        case .blobUnknown: .blobUnknown
+        case .manifestUnknown: .manifestUnknown
+        case .nameUnknown: .nameUnknown
+        case .uploadUnknown: .uploadUnknown
+        case .uploadOffsetMismatch: .uploadOffsetMismatch
+        case .invalid: .badRequest
+        case .unavailable: .metadataUnavailable
+        case .tooManyUploads: .tooManyUploads
         }
     }
 }
@@ -204,25 +204,25 @@ extension MetadataError {
             case .tooManyUploads(let reason): reason
             case .invalid, .unavailable: nil
             }
-        return ErrorBody(code: code, message: description, detail: detail)
+        return ErrorBody(code: code.rawValue, message: description, detail: detail)
     }
 
     /// Rebuilds the error from its wire form; nil when the body is not one of these.
     public init?(body: ErrorBody) {
         let detail = body.detail ?? ""
-        switch body.code {
-        case "BLOB_UNKNOWN":
+        switch body.internalCode {
+        case .blobUnknown?:
             guard let digest = Digest(parsing: detail) else { return nil }
             self = .blobUnknown(digest)
-        case "MANIFEST_UNKNOWN": self = .manifestUnknown(detail)
-        case "NAME_UNKNOWN": self = .nameUnknown(detail)
-        case "BLOB_UPLOAD_UNKNOWN": self = .uploadUnknown(detail)
-        case "UPLOAD_OFFSET_MISMATCH":
+        case .manifestUnknown?: self = .manifestUnknown(detail)
+        case .nameUnknown?: self = .nameUnknown(detail)
+        case .uploadUnknown?: self = .uploadUnknown(detail)
+        case .uploadOffsetMismatch?:
             let parts = detail.split(separator: " ")
             guard parts.count == 2, let actual = UInt64(parts[1]) else { return nil }
             self = .uploadOffsetMismatch(id: String(parts[0]), actual: actual)
-        case "BAD_REQUEST": self = .invalid(body.message)
-        case "TOO_MANY_UPLOADS": self = .tooManyUploads(detail)
+        case .badRequest?: self = .invalid(body.message)
+        case .tooManyUploads?: self = .tooManyUploads(detail)
         default: return nil
         }
     }

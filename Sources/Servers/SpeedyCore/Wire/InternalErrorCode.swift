@@ -1,9 +1,8 @@
-/// Every error code the chunkservers and the chunkmaster answer with (and any role, for a missing
-/// secret or a bad request), declared once with the HTTP status it is sent with and what it means:
-/// servers answer with these values, and clients and tools match them, never a string written
-/// again (distribution's `errcode.Register` is the model). The metaserver's metadata codes are
-/// ``MetadataError``'s. docs/api.md's table lists each one; `ErrorCodeDocsTests` fails when it
-/// does not.
+/// Every error code the internal APIs (chunkservers, the chunkmaster, the metaserver) answer with,
+/// declared once with the HTTP status it is sent with and what it means: servers answer with
+/// these values, and clients and tools match them, never a string written again
+/// (distribution's `errcode.Register` is the model). docs/api.md's table lists each one;
+/// `ErrorCodeDocsTests` fails when it does not.
 public enum InternalErrorCode: String, CaseIterable, Sendable {
     // Any role
     case badRequest = "BAD_REQUEST"
@@ -33,19 +32,28 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
     case statusInvalid = "STATUS_INVALID"
     case serverServing = "SERVER_SERVING"
     case groupNotEmpty = "GROUP_NOT_EMPTY"
+    // The metaserver (``MetadataError``)
+    case blobUnknown = "BLOB_UNKNOWN"
+    case manifestUnknown = "MANIFEST_UNKNOWN"
+    case nameUnknown = "NAME_UNKNOWN"
+    case uploadUnknown = "BLOB_UPLOAD_UNKNOWN"
+    case uploadOffsetMismatch = "UPLOAD_OFFSET_MISMATCH"
+    case tooManyUploads = "TOO_MANY_UPLOADS"
+    case metadataUnavailable = "UNAVAILABLE"
 
     /// The HTTP status the code is sent with.
     public var status: Int {
         switch self {
         case .badRequest, .checksumMismatch, .statusInvalid: 400
         case .unauthorized: 401
-        case .groupUnknown, .chunkUnknown, .serverUnknown: 404
-        case .chunkExists, .groupExists, .serverRetired, .serverExists, .serverServing, .groupNotEmpty: 409
+        case .groupUnknown, .chunkUnknown, .serverUnknown, .blobUnknown, .manifestUnknown, .nameUnknown, .uploadUnknown: 404
+        case .chunkExists, .groupExists, .serverRetired, .serverExists, .serverServing, .groupNotEmpty, .uploadOffsetMismatch: 409
         case .crcDiffers: 412
         case .bodyTooLarge, .chunkTooLarge: 413
         case .chunkCorrupt, .ioError: 500
         case .chainFailed: 502
-        case .shuttingDown, .notLeader, .notSaved, .leaseFailed, .rolesFull: 503
+        case .tooManyUploads: 429
+        case .shuttingDown, .notLeader, .notSaved, .leaseFailed, .rolesFull, .metadataUnavailable: 503
         case .readOnly: 507
         }
     }
@@ -78,6 +86,13 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .statusInvalid: "a status an operator cannot set"
         case .serverServing: "the server is up; only a DOWN or OFFLINE one can be removed"
         case .groupNotEmpty: "only an empty group can be removed"
+        case .blobUnknown: "no such blob (in that repository); `detail` is its digest"
+        case .manifestUnknown: "no such manifest or tag; `detail` is the reference"
+        case .nameUnknown: "no such repository; `detail` is its name"
+        case .uploadUnknown: "no such upload session, or it has ended; `detail` is its id"
+        case .uploadOffsetMismatch: "an append expected another offset; `detail` is `ID OFFSET`, where the session is"
+        case .tooManyUploads: "an upload cap is reached (per repository or per client); `detail` says which"
+        case .metadataUnavailable: "the metaserver's database does not answer; ask another metaserver"
         }
     }
 }
