@@ -110,6 +110,26 @@ extension ProcessSuites {
             #expect(cluster.log("imageserver").contains("unreadable"))
         }
 
+        /// The registry's `/readyz` answers anyone: with its metaserver gone it says it is not
+        /// ready, and names no internal address.
+        @Test func aRegistryWithoutItsMetaserverIsNotReadyAndNamesNoInternalAddress() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let metaPort = try #require(URL(string: registry.metaURL)?.port)
+            kill(try #require(ClusterHarness.pid(listeningOn: metaPort)), SIGKILL)
+            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            var answer: (status: UInt, body: String)?
+            let notReady = await cluster.eventually(within: 10) {
+                guard let reply = try? await client.send(.GET, "/readyz") else { return false }
+                answer = (UInt(reply.status), String(buffer: reply.body))
+                // The probe answers its last check and starts the next: wait for the one that found the metaserver gone.
+                return reply.status == 503 && String(buffer: reply.body).contains("metaserver")
+            }
+            #expect(notReady, "\(String(describing: answer))")
+            #expect(answer?.body.contains(String(metaPort)) == false, "\(String(describing: answer))")
+        }
+
         /// `speedy up` restarts a metaserver killed under push load; pushes meanwhile wait for it
         /// (a bounded time) rather than fail, and every acknowledged blob pulls back at once.
         @Test func aMetaserverKilledUnderSpeedyUpCostsPushesAPauseNotAnError() async throws {
