@@ -76,6 +76,9 @@ extension ProcessSuites {
             #expect(pulled.status == 503, "\(pulled.status) \(String(buffer: pulled.body))")
             #expect(pulled.headers.first(name: "Retry-After") != nil)
             #expect(errorCode(pulled.body) == "BLOB_UNKNOWN")
+            // Anyone may ask: the answer names no chunkserver; the imageserver's log has them.
+            #expect(!String(buffer: pulled.body).contains("127.0.0.1"), "\(String(buffer: pulled.body))")
+            #expect(cluster.log("imageserver").contains(registry.chunkservers[0].addr))
             let ranged = try await client.send(.GET, "/v2/outage/app/blobs/\(digest)", headers: [("Range", "bytes=70000-80000")])
             #expect(ranged.status == 503)
             #expect(try await client.send(.HEAD, "/v2/outage/app/blobs/\(digest)").status == 200)

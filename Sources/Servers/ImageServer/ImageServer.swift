@@ -77,7 +77,7 @@ public enum ImageServer {
     ) -> Router<RegistryRequestContext> {
         let router = Router(context: RegistryRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
-        router.middlewares.add(OCIErrorMiddleware())
+        router.middlewares.add(OCIErrorMiddleware(logger: logger))
         if let secret = configuration.clusterSecret {
             router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: publicPaths))
         }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Foundation
 import Hummingbird
+import Logging
 import ServerSupport
 import SpeedyCore
 
@@ -73,14 +74,16 @@ struct OCIError: HTTPResponseError, Sendable {
     }
 
     /// A storage-side failure: 507 when no group can take writes, 503 when a dependency is down.
+    /// The answer names no internal address (the registry's clients are anyone); the imageserver
+    /// logs the whole reason.
     static func storage(_ error: ChunkIOError) -> OCIError {
         switch error {
         case .noWritableGroup:
-            OCIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "UNSUPPORTED", "cannot store the blob now: \(error)")
-        case .unreadable:
-            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now: \(error)").retrying(after: 2)
+            OCIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "UNSUPPORTED", "cannot store the blob now: no group of chunkservers takes writes")
+        case .unreadable(let ref, _):
+            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now (chunk \(ref.key)); retry shortly").retrying(after: 2)
         case .noFileIds:
-            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: \(error)").retrying(after: 2)
+            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: no chunkmaster leases file ids; retry shortly").retrying(after: 2)
         }
     }
 
@@ -101,7 +104,7 @@ struct OCIError: HTTPResponseError, Sendable {
         case .uploadOffsetMismatch(_, let actual):
             OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "the upload is at offset \(actual)")
         case .invalid(let message): OCIError(.badRequest, "UNSUPPORTED", message)
-        case .unavailable(let message): OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: \(message)").retrying(after: 2)
+        case .unavailable: OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: no metaserver answers; retry shortly").retrying(after: 2)
         case .tooManyUploads(let message): tooManyUploads(message)
         }
     }
@@ -115,14 +118,18 @@ struct OCIError: HTTPResponseError, Sendable {
 /// Lets handlers write `try await meta.x()` and have metadata failures answered in OCI form.
 struct OCIErrorMiddleware: RouterMiddleware {
     typealias Context = RegistryRequestContext
+    /// Where the internal reasons of 5xx answers go, since the answers leave them out.
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
         do {
             response = try await next(request, context)
         } catch let error as MetadataError {
+            if case .unavailable = error { logger.warning("\(request.method) \(request.uri.path.prefix(200)): \(error)") }
             response = try OCIError.metadata(error).response(from: request, context: context)
         } catch let error as ChunkIOError {
+            logger.warning("\(request.method) \(request.uri.path.prefix(200)): \(error)")
             response = try OCIError.storage(error).response(from: request, context: context)
         } catch let error as OCIError {
             response = try error.response(from: request, context: context)
