@@ -17,7 +17,6 @@ let package = Package(
         .executable(name: "transfer", targets: ["Transfer"]),
         .executable(name: "speedy-bench", targets: ["SpeedyBench"]),
         .executable(name: "speedy-console", targets: ["SpeedyConsole"]),
-        .library(name: "ChunkStorage", targets: ["ChunkStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -40,30 +39,58 @@ let package = Package(
     ],
     targets: [
         // MARK: Shared core
+        // CSpeedy: CRC-32C and SHA-256 in C (OpenSSL's libcrypto), optimized even in debug builds.
+        // Its unsafe flag is why no target here is offered as a library product to other packages.
         .target(
             name: "CSpeedy",
             path: "Sources/Servers/CSpeedy",
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("crypto")]
         ),
+        // SpeedyCore: the vocabulary every process shares (wire types, error codes, chunk keys, image
+        // metadata records, checksums) and no I/O but files: what NIOCore is to NIO.
         .target(
             name: "SpeedyCore",
             dependencies: [
                 "CSpeedy",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Sources/Servers/SpeedyCore",
+            swiftSettings: swiftSettings
+        ),
+        // SpeedyClients: the HTTP clients of every role's API, each given a ClusterTransport value.
+        .target(
+            name: "SpeedyClients",
+            dependencies: [
+                "SpeedyCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Servers/SpeedyCore",
+            path: "Sources/Servers/SpeedyClients",
             swiftSettings: swiftSettings
         ),
+        // SpeedyPostgres: PostgreSQL connections, transactions and migrations, for the master and
+        // the metaserver only.
+        .target(
+            name: "SpeedyPostgres",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Servers/SpeedyPostgres",
+            swiftSettings: swiftSettings
+        ),
+        // ServerSupport: what every role's server shares (HTTP server, TLS, secret middleware,
+        // health, metrics, logs, heartbeats to the master).
         .target(
             name: "ServerSupport",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
                 "CSpeedy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -79,7 +106,6 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/Servers/ServerSupport",
             swiftSettings: swiftSettings
@@ -104,6 +130,7 @@ let package = Package(
             name: "ChunkServer",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
                 "ServerSupport",
                 "ChunkStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -120,6 +147,8 @@ let package = Package(
             name: "ChunkMaster",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
+                "SpeedyPostgres",
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -136,6 +165,8 @@ let package = Package(
             name: "MetaServer",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
+                "SpeedyPostgres",
                 "GarbageCollection",
                 "ServerSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -152,7 +183,7 @@ let package = Package(
             name: "GarbageCollection",
             dependencies: [
                 "SpeedyCore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "SpeedyClients",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -163,6 +194,7 @@ let package = Package(
             name: "ImageServer",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
                 "ServerSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -184,12 +216,14 @@ let package = Package(
             name: "SpeedyCommand",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
+                "SpeedyPostgres",
                 "ChunkServer",
                 "ChunkMaster",
                 "MetaServer",
                 "ImageServer",
                 "ServerSupport",
-                "ToolSupport",
+                "CommandLineSupport",
                 // For the chunkserver's volume options and `speedy up --gc-every`.
                 "ChunkStorage",
                 "GarbageCollection",
@@ -218,6 +252,7 @@ let package = Package(
                 "CNcurses",
                 "ConsoleModel",
                 "SpeedyCore",
+                "SpeedyClients",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -226,10 +261,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // MARK: Tools
+        // CommandLineSupport: the contract every executable keeps with its shell (exit codes 0, 1
+        // and 2, how an error prints, argument types such as durations).
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/CommandLineSupport",
+            swiftSettings: swiftSettings
+        ),
+        // ToolSupport: what the client tools share (master and cluster options, progress, job reports).
         .target(
             name: "ToolSupport",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
+                "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ToolSupport",
@@ -239,7 +288,9 @@ let package = Package(
             name: "ChunkTool",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
                 "GarbageCollection",
+                "CommandLineSupport",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -252,6 +303,8 @@ let package = Package(
             name: "Transfer",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
+                "CommandLineSupport",
                 "ToolSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -282,25 +335,33 @@ let package = Package(
         ),
         .testTarget(
             name: "ChunkStorageTests",
-            dependencies: ["ChunkStorage", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "ChunkStorage", "ChunkServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ChunkMasterTests",
-            dependencies: ["ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyTestSupport"],
+            dependencies: [
+                "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyPostgres", "SpeedyTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MetaServerTests",
             dependencies: [
-                "MetaServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "MetaServer", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyPostgres", "SpeedyTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ImageServerTests",
             dependencies: [
-                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyTestSupport",
+                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings
@@ -314,6 +375,7 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "SpeedyCore",
+                "SpeedyClients",
                 "GarbageCollection",
                 "SpeedyTestSupport",
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServerSupport
 import SpeedyCore
+import SpeedyPostgres
 import SpeedyTestSupport
 import Testing
 

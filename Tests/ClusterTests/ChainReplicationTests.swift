@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -33,7 +34,7 @@ extension ProcessSuites {
             let imageserver = try #require(ClusterHarness.pid(listeningOn: port))
             let members = try registry.chunkservers.map { try #require(ClusterHarness.pid(listeningOn: Int($0.addr.split(separator: ":")[1])!)) }
             let membersBefore = members.map { Self.bytesWritten(pid: $0) ?? 0 }
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: ClusterHarness.transport)
             let data = bytes(24 << 20, seed: 3)
             let digest = Digest.of(data)
 
@@ -47,7 +48,7 @@ extension ProcessSuites {
             // Every member holds all six chunks with the same CRCs.
             var listings: [[UInt64: ChunkInfo]] = []
             for server in registry.chunkservers {
-                listings.append(try await ChunkServerClient(baseURL: server.addr).listAll(group: 1))
+                listings.append(try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).listAll(group: 1))
             }
             #expect(listings[0].count == 6)
             #expect(listings.allSatisfy { $0.mapValues(\.crc) == listings[0].mapValues(\.crc) })
@@ -73,30 +74,30 @@ extension ProcessSuites {
             func held(_ fileId: UInt64) async -> [Bool] {
                 var found: [Bool] = []
                 for addr in [cs1, cs2, cs3] {
-                    let reply = try? await ServiceClient(baseURL: addr).send(.HEAD, "/v1/chunks/1/\(fileId)")
+                    let reply = try? await ServiceClient(baseURL: addr, transport: ClusterHarness.transport).send(.HEAD, "/v1/chunks/1/\(fileId)")
                     found.append(reply?.status == 200)
                 }
                 return found
             }
 
             // A whole chain: three copies, reported by the head.
-            let whole = try await ChunkServerClient(baseURL: cs1).put(ChunkKey(group: 1, fileId: 1_000_001), data: data, crc: crc, onTo: [cs2, cs3])
+            let whole = try await ChunkServerClient(baseURL: cs1, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 1_000_001), data: data, crc: crc, onTo: [cs2, cs3])
             #expect(whole.replicas == 3)
             #expect(await held(1_000_001) == [true, true, true])
 
             // Cleaning up a failed write names the CRC it wrote: other bytes under the key stay.
             let stored = ChunkKey(group: 1, fileId: 1_000_001)
-            await #expect(throws: ServiceError.self) { try await ChunkServerClient(baseURL: cs2).delete(stored, ifCRC: crc ^ 1) }
+            await #expect(throws: ServiceError.self) { try await ChunkServerClient(baseURL: cs2, transport: ClusterHarness.transport).delete(stored, ifCRC: crc ^ 1) }
             #expect(await held(1_000_001) == [true, true, true])
-            try await ChunkServerClient(baseURL: cs2).delete(stored, ifCRC: crc)
+            try await ChunkServerClient(baseURL: cs2, transport: ClusterHarness.transport).delete(stored, ifCRC: crc)
             #expect(await held(1_000_001) == [true, false, true])
 
             // The last member cannot be reached: both members before it drop their copies.
             let unreachable = "127.0.0.1:\(ClusterHarness.freePort())"
             await #expect(throws: ServiceError.self) {
-                try await ChunkServerClient(baseURL: cs1).put(ChunkKey(group: 1, fileId: 1_000_002), data: data, crc: crc, onTo: [cs2, unreachable])
+                try await ChunkServerClient(baseURL: cs1, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 1_000_002), data: data, crc: crc, onTo: [cs2, unreachable])
             }
-            let broken = try await ServiceClient(baseURL: cs1).send(
+            let broken = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                 .PUT, "/v1/chunks/1/1000003", body: data,
                 headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, "\(cs2),\(unreachable)")])
             #expect(broken.status == 502)
@@ -105,14 +106,14 @@ extension ProcessSuites {
             #expect(await held(1_000_003) == [false, false, false])
 
             // A wrong CRC is refused by every member, the head included.
-            let wrong = try await ServiceClient(baseURL: cs1).send(
+            let wrong = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                 .PUT, "/v1/chunks/1/1000004", body: data,
                 headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc ^ 1)), (SpeedyHeader.chain, "\(cs2),\(cs3)")])
             #expect(wrong.status == 400)
             #expect(await held(1_000_004) == [false, false, false])
 
             // A member that is not of the group refuses, and the chain fails as a whole.
-            let g2 = try await ServiceClient(baseURL: cs1).send(
+            let g2 = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                 .PUT, "/v1/chunks/1/1000005", body: data,
                 headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, "\(cs2),\(registry.masterURL.replacingOccurrences(of: "http://", with: ""))")])
             #expect(g2.status == 502)
@@ -120,13 +121,13 @@ extension ProcessSuites {
 
             // Malformed chains are refused before any byte is stored.
             for header in ["\(cs2),\(cs2)", "http://\(cs2)", "\(cs2),", "a:0", String(repeating: "\(cs2),", count: 9) + cs3, "user@\(cs2)"] {
-                let reply = try await ServiceClient(baseURL: cs1).send(
+                let reply = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                     .PUT, "/v1/chunks/1/1000006", body: data, headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, header)])
                 #expect(reply.status == 400, "chain '\(header)' answered \(reply.status)")
             }
             #expect(await held(1_000_006) == [false, false, false])
             // Without the cluster secret nobody can ask a chunkserver to forward anything.
-            let anonymous = try await ServiceClient(baseURL: cs1, secret: nil).send(
+            let anonymous = try await ServiceClient(baseURL: cs1, transport: .plain).send(
                 .PUT, "/v1/chunks/1/1000007", body: data, headers: [(SpeedyHeader.chain, cs2)])
             #expect(anonymous.status == 401)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import SpeedyTestSupport
 import Testing
@@ -31,9 +32,11 @@ final class ClusterHarness: @unchecked Sendable {
         let path = NSTemporaryDirectory() + "speedy-test-secret-" + UUID().uuidString
         let secret = ClusterSecret.generate()
         try! SecretFile.write(secret.value + "\n", to: path)
-        try! ClusterTransport.configure(secret: secret)
         return path
     }()
+
+    /// How the test's own clients call the clusters it starts: with their secret.
+    static let transport = ClusterTransport(secret: try! ClusterSecret.load(path: secretFile))
 
     /// The environment every process of a test cluster starts with.
     static var clusterEnvironment: [String: String] {
@@ -189,7 +192,7 @@ final class ClusterHarness: @unchecked Sendable {
             "imageserver",
             ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
                 + imageserverArguments, environment: imageserverEnvironment)
-        let master = MasterClient(baseURL: masterURL)
+        let master = MasterClient(baseURL: masterURL, transport: ClusterHarness.transport)
         let registryURL = "http://127.0.0.1:\(registryPort)"
         var joinedAt: ContinuousClock.Instant?
         let ready = await eventually(within: 30) {
@@ -200,7 +203,7 @@ final class ClusterHarness: @unchecked Sendable {
             else { return false }
             joinedAt = joinedAt ?? .now
             // 401 is a registry up with logins on.
-            guard let reply = try? await ServiceClient(baseURL: registryURL, secret: nil).send(.GET, "/v2/") else { return false }
+            guard let reply = try? await ServiceClient(baseURL: registryURL, transport: .plain).send(.GET, "/v2/") else { return false }
             return reply.status == 200 || reply.status == 401
         }
         guard ready else {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -21,7 +22,7 @@ extension ProcessSuites {
                 let (addr, process) = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)")
                 servers.append(("cs\(i)", addr, process))
             }
-            let master = MasterClient(baseURL: masterURL)
+            let master = MasterClient(baseURL: masterURL, transport: ClusterHarness.transport)
             let healthy = await cluster.eventually(within: 20) {
                 guard let snapshot = try? await master.snapshot() else { return false }
                 return snapshot.groups.first?.state == .healthy && snapshot.groups.first?.members.count == 3
@@ -37,18 +38,18 @@ extension ProcessSuites {
             for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
             let data = ByteBuffer(bytes: bytes)
             for server in servers {
-                let info = try await ChunkServerClient(baseURL: server.addr).put(key, data: data)
+                let info = try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).put(key, data: data)
                 #expect(info.length == 4 << 20)
                 #expect(info.crc == CRC32C.checksum(data))
             }
             for server in servers {
-                #expect(try await ChunkServerClient(baseURL: server.addr).get(key) == data)
+                #expect(try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).get(key) == data)
             }
-            let listing = try await ChunkServerClient(baseURL: servers[0].addr).list(group: 1)
+            let listing = try await ChunkServerClient(baseURL: servers[0].addr, transport: ClusterHarness.transport).list(group: 1)
             #expect(listing.chunks.map(\.fileId) == [key.fileId])
 
             // Bad input gets a clear 4xx and stores nothing; the server keeps serving.
-            let raw = ServiceClient(baseURL: servers[0].addr)
+            let raw = ServiceClient(baseURL: servers[0].addr, transport: ClusterHarness.transport)
             let wrongCRC = try await raw.send(.PUT, "/v1/chunks/1/\(lease.start + 1)", body: ByteBuffer(string: "hello"), headers: [(SpeedyHeader.crc32c, "00000001")])
             #expect(wrongCRC.status == 400)
             #expect(String(buffer: wrongCRC.body).contains("CHECKSUM_MISMATCH"))
@@ -68,7 +69,7 @@ extension ProcessSuites {
                 "PUT /v1/chunks/1/\(lease.start + 3) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + String(repeating: "a", count: 50))
             let head = try await raw.send(.HEAD, "/v1/chunks/1/\(lease.start + 3)")
             #expect(head.status == 404)
-            #expect(try await ChunkServerClient(baseURL: servers[0].addr).list(group: 1).chunks.count == 1)
+            #expect(try await ChunkServerClient(baseURL: servers[0].addr, transport: ClusterHarness.transport).list(group: 1).chunks.count == 1)
 
             // The writes show up in the master's per-second throughput history of every member.
             let sawWrites = await cluster.eventually(within: 5) {
@@ -114,7 +115,7 @@ extension ProcessSuites {
                 (try? await master.snapshot())?.groups.first?.state == .healthy
             }
             #expect(rejoined, "cs2 log:\n\(cluster.log("cs2"))")
-            #expect(try await ChunkServerClient(baseURL: servers[1].addr).get(key) == data)
+            #expect(try await ChunkServerClient(baseURL: servers[1].addr, transport: ClusterHarness.transport).get(key) == data)
             let events = try await master.events()
             #expect(events.contains { $0.kind == "server-down" && $0.serverId == "cs2" })
             #expect(events.contains { $0.kind == "server-up" && $0.serverId == "cs2" })
@@ -146,7 +147,7 @@ extension ProcessSuites {
             let secret = try ClusterSecret.load(path: secretPath)
             let mode = try FileManager.default.attributesOfItem(atPath: secretPath)[.posixPermissions] as? Int
             #expect(mode == 0o600)
-            let master = MasterClient(baseURL: masterURL, secret: secret)
+            let master = MasterClient(baseURL: masterURL, transport: ClusterTransport(secret: secret))
             func allHealthy() async -> Bool {
                 guard let snapshot = try? await master.snapshot() else { return false }
                 return snapshot.groups.count == 2 && snapshot.groups.allSatisfy { $0.state == .healthy && $0.members.count == 3 }
@@ -156,12 +157,12 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 20) { cluster.log("up").contains("chunkmaster   \(masterURL)") }, "\(cluster.log("up"))")
             #expect(cluster.log("up").contains("Speedy is up"))
 
-            let anonymous = try await ServiceClient(baseURL: masterURL, secret: nil).send(.GET, "/v1/cluster")
+            let anonymous = try await ServiceClient(baseURL: masterURL, transport: .plain).send(.GET, "/v1/cluster")
             #expect(anonymous.status == 401)
 
             // Group 2's first member is the fourth port.
             let key = ChunkKey(group: 2, fileId: 77)
-            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)", secret: secret)
+            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)", transport: ClusterTransport(secret: secret))
             _ = try await member.put(key, data: ByteBuffer(string: "kept across restarts"))
 
             // A role that dies is restarted by `speedy up`, which says so.
@@ -175,7 +176,7 @@ extension ProcessSuites {
             // Every child is gone: nothing answers on the master's port or any chunkserver's.
             #expect(!(await master.isHealthy()))
             for port in firstPort..<(firstPort + 6) {
-                #expect((try? await ServiceClient(baseURL: "127.0.0.1:\(port)", timeout: .seconds(1)).send(.GET, "/v1/health")) == nil)
+                #expect((try? await ServiceClient(baseURL: "127.0.0.1:\(port)", timeout: .seconds(1), transport: ClusterHarness.transport).send(.GET, "/v1/health")) == nil)
             }
 
             up = try cluster.start("up", args)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -41,7 +42,7 @@ extension ProcessSuites {
             var servers: [(addr: String, process: Process)] = []
             for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)")) }
             _ = try cluster.startChunkserver(master: masterURL, group: 2, name: "solo")
-            let master = MasterClient(baseURL: masterURL)
+            let master = MasterClient(baseURL: masterURL, transport: ClusterHarness.transport)
             #expect(await cluster.eventually(within: 20) {
                 guard let snapshot = try? await master.snapshot() else { return false }
                 return snapshot.totals.serversUp == 4 && snapshot.groups.allSatisfy { $0.state == .healthy }
@@ -54,7 +55,7 @@ extension ProcessSuites {
                 for id in 1...1500 as ClosedRange<UInt64> where !Task.isCancelled {
                     await withTaskGroup(of: Void.self) { puts in
                         for addr in addrs {
-                            puts.addTask { _ = try? await ChunkServerClient(baseURL: addr).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: 7, count: 1 << 18)) }
+                            puts.addTask { _ = try? await ChunkServerClient(baseURL: addr, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: 7, count: 1 << 18)) }
                         }
                     }
                 }
@@ -105,9 +106,9 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let master = MasterClient(baseURL: registry.masterURL)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             // A few chunks for the verify to read.
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             let data = [UInt8](repeating: 42, count: 9 << 20)
             #expect(try await client.send(.POST, "/v2/console/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status == 201)
 

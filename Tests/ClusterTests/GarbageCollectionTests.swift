@@ -4,6 +4,7 @@ import GarbageCollection
 import Logging
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -90,7 +91,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(chunkserverArguments: ["--compact-every", "0"])
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: ClusterHarness.transport)
             let shared = bytes(5_000_000, seed: 1)
             let onlyOld = bytes(70_000_000, seed: 2)  // enough to seal the first 64 MiB volume
             let onlyNew = bytes(3_000_000, seed: 3)
@@ -99,7 +100,7 @@ extension ProcessSuites {
             #expect(oldStatus == 201 && newStatus == 201)
 
             // Identical content pushed again, whole, to another repository: linked, not written again.
-            let chunksFirst = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count
+            let chunksFirst = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count
             #expect(try await push(client, "gc/other", shared) == 201)
             #expect(try await client.send(.HEAD, "/v2/gc/other/blobs/\(Digest.of(shared))").status == 200)
             var liar = shared
@@ -107,14 +108,14 @@ extension ProcessSuites {
             let lie = try await client.send(.POST, "/v2/gc/liar/blobs/uploads/?digest=\(Digest.of(shared))", body: ByteBuffer(bytes: liar))
             #expect(lie.status == 400, "a body that is not the digest's must not be linked")
             #expect(try await client.send(.HEAD, "/v2/gc/liar/blobs/\(Digest.of(shared))").status == 404)
-            #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count == chunksFirst)
+            #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count == chunksFirst)
 
             // A write that failed half-way: a chunk on every member that no metadata names.
-            let master = MasterClient(baseURL: registry.masterURL)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             let lease = try await master.leaseFileIds(count: 1)
             let stray = ChunkKey(group: 1, fileId: lease.start)
             for server in registry.chunkservers {
-                _ = try await ChunkServerClient(baseURL: server.addr).put(stray, data: ByteBuffer(bytes: bytes(100_000, seed: 9)))
+                _ = try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).put(stray, data: ByteBuffer(bytes: bytes(100_000, seed: 9)))
             }
             // An upload abandoned after one PATCH.
             let session = try await client.send(.POST, "/v2/gc/app/blobs/uploads/")
@@ -125,14 +126,14 @@ extension ProcessSuites {
             #expect(try await client.send(.DELETE, "/v2/gc/app/manifests/old").status == 202)
             #expect(try await client.send(.GET, "/v2/gc/app/manifests/\(oldDigest)").status == 200)
             let filesBefore = registry.chunkservers.map { volumeBytes(cluster, $0.name) }
-            let chunksBefore = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count
+            let chunksBefore = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count
 
             // A dry run says what would go and deletes nothing.
             let (dryStatus, dry) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--dry-run"])
             #expect(dryStatus == 0)
             #expect(dry?.manifests == 1)
             #expect(dry?.blobs == 2, "the old config and the old-only layer")
-            #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count == chunksBefore)
+            #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count == chunksBefore)
             #expect(try await client.send(.HEAD, "/v2/gc/app/blobs/\(Digest.of(onlyOld))").status == 200)
 
             let (status, report) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--upload-expiry", "0s", "--compact"])
@@ -153,7 +154,7 @@ extension ProcessSuites {
             #expect(try await client.send(.GET, "/v2/gc/app/manifests/\(oldDigest)").status == 404)
             #expect(await pullImage(client, "gc/app", "new") == nil)
             for server in registry.chunkservers {
-                let listing = try await ChunkServerClient(baseURL: server.addr).listAll(group: 1)
+                let listing = try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).listAll(group: 1)
                 #expect(listing.count == chunksBefore - 20)
                 #expect(listing[stray.fileId] == nil)
             }
@@ -184,7 +185,8 @@ extension ProcessSuites {
             // chunk grace of 4 s is safe and far shorter than the streams below.
             let registry = try await cluster.startRegistry(imageserverArguments: ["--hold-deadline", "2s", "--chunk-size", "1M"])
             let collector = GarbageCollector(
-                meta: MetaClient(baseURL: registry.metaURL), master: MasterClient(baseURL: registry.masterURL), logger: Logger(label: "test"))
+                meta: MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport), master: MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport),
+                cluster: ClusterHarness.transport, logger: Logger(label: "test"))
             let data = bytes(6_000_000, seed: 7)
             let digest = Digest.of(data)
 
@@ -220,18 +222,18 @@ extension ProcessSuites {
             }
             // A whole blob in one POST (its session opens at the first hold), then a PATCH.
             let monolithic = try await send(.POST, "/v2/held/one/blobs/uploads/?digest=\(digest)")
-            let session = try await ServiceClient(baseURL: registry.registryURL).send(.POST, "/v2/held/two/blobs/uploads/")
+            let session = try await ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport).send(.POST, "/v2/held/two/blobs/uploads/")
             let location = try #require(session.headers.first(name: "Location"))
             let patched = try await send(.PATCH, location)
             collections.cancel()
             let runs = await collections.value
             #expect(monolithic.status.code == 201)
             #expect(patched.status.code == 202)
-            let finished = try await ServiceClient(baseURL: registry.registryURL).send(.PUT, location + "?digest=\(digest)")
+            let finished = try await ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport).send(.PUT, location + "?digest=\(digest)")
             #expect(finished.status == 201)
             #expect(runs >= 8)
             for repo in ["held/one", "held/two"] {
-                let pulled = try await ServiceClient(baseURL: registry.registryURL).send(.GET, "/v2/\(repo)/blobs/\(digest)", limit: 32 << 20)
+                let pulled = try await ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport).send(.GET, "/v2/\(repo)/blobs/\(digest)", limit: 32 << 20)
                 #expect(pulled.status == 200)
                 #expect(Digest.of(Array(pulled.body.readableBytesView)) == digest, "\(repo) lost chunks to a collection")
             }
@@ -252,9 +254,10 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(imageserverArguments: ["--hold-deadline", "2s"], chunkserverArguments: ["--compact-every", "0"])
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
             let collector = GarbageCollector(
-                meta: MetaClient(baseURL: registry.metaURL), master: MasterClient(baseURL: registry.masterURL), logger: Logger(label: "test"))
+                meta: MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport), master: MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport),
+                cluster: ClusterHarness.transport, logger: Logger(label: "test"))
             // A small pool of layers, shared between images and pushed again after they were collected.
             let pool = (0..<8).map { bytes(200_000 + $0 * 600_000, seed: 100 + $0) }
             let repos = ["race/a", "race/b", "race/c"]
@@ -324,7 +327,7 @@ extension ProcessSuites {
             // Paced at 4 MB/s, moving the 20 MB kept layer takes about five seconds.
             let slow = ["--compact-every", "0", "--compact-rate", "4M"]
             let registry = try await cluster.startRegistry(chunkserverArguments: slow)
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: ClusterHarness.transport)
             #expect(try await pushImage(client, "kill/app", tag: "keep", config: Array("{\"keep\":1}".utf8), layers: [bytes(20_000_000, seed: 20)]).0 == 201)
             #expect(try await pushImage(client, "kill/app", tag: "drop", config: Array("{\"drop\":1}".utf8), layers: [bytes(60_000_000, seed: 21)]).0 == 201)
             #expect(try await client.send(.DELETE, "/v2/kill/app/manifests/drop").status == 202)
@@ -334,28 +337,28 @@ extension ProcessSuites {
             let volume1 = cluster.root + "/cs1/volume-000001.dat"
             #expect(FileManager.default.fileExists(atPath: volume1))
 
-            let compaction = Task { try? await ChunkServerClient(baseURL: cs1.addr, timeout: .seconds(60)).compact() }
+            let compaction = Task { try? await ChunkServerClient(baseURL: cs1.addr, timeout: .seconds(60), transport: ClusterHarness.transport).compact() }
             try await Task.sleep(for: .seconds(2))
             kill(cs1.process.processIdentifier, SIGKILL)
             #expect(await compaction.value == nil, "the compaction finished before the kill")
             let port = Int(cs1.addr.split(separator: ":").last!)!
             _ = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs1", port: port, arguments: slow)
-            let master = MasterClient(baseURL: registry.masterURL)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             let back = await cluster.eventually(within: 30) {
                 (try? await master.snapshot())?.groups.first?.members.first { $0.id == "cs1" }?.status == .readWrite
             }
             #expect(back, "cs1 did not come back: \(cluster.log("cs1"))")
 
             // Every chunk cs1 lists reads back with its CRC, and its listing matches the others'.
-            let listing = try await ChunkServerClient(baseURL: cs1.addr).listAll(group: 1)
-            #expect(listing == (try await ChunkServerClient(baseURL: registry.chunkservers[1].addr).listAll(group: 1)))
+            let listing = try await ChunkServerClient(baseURL: cs1.addr, transport: ClusterHarness.transport).listAll(group: 1)
+            #expect(listing == (try await ChunkServerClient(baseURL: registry.chunkservers[1].addr, transport: ClusterHarness.transport).listAll(group: 1)))
             for info in listing.values {
-                let (data, crc) = try await ChunkServerClient(baseURL: cs1.addr).getChecked(ChunkKey(group: 1, fileId: info.fileId))
+                let (data, crc) = try await ChunkServerClient(baseURL: cs1.addr, transport: ClusterHarness.transport).getChecked(ChunkKey(group: 1, fileId: info.fileId))
                 #expect(crc == info.crc && data.readableBytes == Int(info.length))
             }
             #expect(await pullImage(client, "kill/app", "keep") == nil)
             // A second run finishes the work: the first volume goes.
-            let second = try await ChunkServerClient(baseURL: cs1.addr, timeout: .seconds(60)).compact()
+            let second = try await ChunkServerClient(baseURL: cs1.addr, timeout: .seconds(60), transport: ClusterHarness.transport).compact()
             #expect(second.error == nil)
             #expect(!FileManager.default.fileExists(atPath: volume1), "\(second)")
             #expect(!second.volumes.contains { $0.id == 1 })
@@ -367,9 +370,9 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: ClusterHarness.transport)
             #expect(try await pushImage(client, "sweep/app", tag: "keep", config: Array("{\"keep\":1}".utf8), layers: [bytes(9_000_000, seed: 30)]).0 == 201)
-            let kept = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1).count
+            let kept = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count
             // Two hundred blobs no manifest refers to.
             for n in 0..<200 { #expect(try await push(client, "sweep/junk", bytes(3000, seed: 1000 + n)) == 201) }
 
@@ -386,7 +389,7 @@ extension ProcessSuites {
             let interrupted = try await first.value
             print("first gc, metaserver killed under it: exit \(interrupted.status): \(interrupted.output)")
             try cluster.start("meta-restarted", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", cluster.root + "/meta"])
-            let up = await cluster.eventually(within: 20) { (try? await MetaClient(baseURL: registry.metaURL).repositoryExists("sweep/app")) == true }
+            let up = await cluster.eventually(within: 20) { (try? await MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport).repositoryExists("sweep/app")) == true }
             #expect(up)
 
             let (status, report) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "1h"])
@@ -394,7 +397,7 @@ extension ProcessSuites {
             #expect(report?.chunksPending == 0)
             #expect(await pullImage(client, "sweep/app", "keep") == nil)
             for server in registry.chunkservers {
-                #expect(try await ChunkServerClient(baseURL: server.addr).listAll(group: 1).count == kept, "\(server.name) still has junk")
+                #expect(try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).listAll(group: 1).count == kept, "\(server.name) still has junk")
             }
             let fsck = try cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0 && fsck.output.contains("0 garbage"), "\(fsck.output)")

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -15,7 +16,7 @@ extension ProcessSuites {
     struct HostileClientTests {
         /// The registry as an anonymous client sees it (no cluster secret).
         func anonymous(_ registry: ClusterHarness.Registry) -> ServiceClient {
-            ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), secret: nil)
+            ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: .plain)
         }
 
         func port(_ registry: ClusterHarness.Registry) -> Int { Int(registry.hostPort.split(separator: ":")[1])! }
@@ -137,7 +138,7 @@ extension ProcessSuites {
             let up = await cluster.eventually(within: 20) { cluster.log("insecure-master").contains("listening") }
             #expect(up)
             #expect(cluster.log("insecure-master").contains("INSECURE"))
-            #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil).send(.GET, "/v1/cluster").status == 200)
+            #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain).send(.GET, "/v1/cluster").status == 200)
             kill(insecure.processIdentifier, SIGTERM)
 
             let registry = try await cluster.startRegistry()
@@ -179,13 +180,13 @@ extension ProcessSuites {
             let wrong = ClusterSecret("not-the-cluster-secret-at-all")!
             for (role, method, path) in routes {
                 let base = bases[role]!
-                let withSecret = try await ServiceClient(baseURL: base).send(method, path)
+                let withSecret = try await ServiceClient(baseURL: base, transport: ClusterHarness.transport).send(method, path)
                 if path == "/v1/health" {
-                    #expect(try await ServiceClient(baseURL: base, secret: nil).send(method, path).status == 200)
+                    #expect(try await ServiceClient(baseURL: base, transport: .plain).send(method, path).status == 200)
                     continue
                 }
                 for secret in [nil, wrong] {
-                    let reply = try await ServiceClient(baseURL: base, secret: secret).send(method, path)
+                    let reply = try await ServiceClient(baseURL: base, transport: ClusterTransport(secret: secret)).send(method, path)
                     #expect(reply.status == 401, "\(role) \(method) \(path) without the secret answered \(reply.status)")
                     #expect(reply.headers.first(name: "WWW-Authenticate") != nil)
                 }
@@ -271,30 +272,30 @@ extension ProcessSuites {
             let data = Array("the real layer".utf8)
             let digest = Digest.of(data)
             #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data)).status == 201)
-            let record = try #require(try await MetaClient(baseURL: registry.metaURL).blob(digest, in: "app"))
+            let record = try #require(try await MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport).blob(digest, in: "app"))
             let chunk = try #require(record.chunks.first)
             let key = ChunkKey(group: chunk.group, fileId: chunk.fileId)
 
-            let attacker = { (base: String) in ServiceClient(baseURL: base, secret: nil) }
+            let attacker = { (base: String) in ServiceClient(baseURL: base, transport: .plain) }
             let chunkPath = "/v1/chunks/\(chunk.group)/\(chunk.fileId)"
             // A member holding the chunk (the imageserver's map may not have had all three yet).
             var holder: String?
-            for server in registry.chunkservers where (try? await ChunkServerClient(baseURL: server.addr).get(key)) != nil {
+            for server in registry.chunkservers where (try? await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).get(key)) != nil {
                 holder = server.addr
                 break
             }
             let addr = try #require(holder)
             #expect(try await attacker("http://" + addr).send(.DELETE, chunkPath).status == 401)
             #expect(try await attacker("http://" + addr).send(.PUT, chunkPath, body: ByteBuffer(string: "evil")).status == 401)
-            #expect(String(buffer: try await ChunkServerClient(baseURL: addr).get(key)) == "the real layer")
+            #expect(String(buffer: try await ChunkServerClient(baseURL: addr, transport: ClusterHarness.transport).get(key)) == "the real layer")
 
-            let before = try await MasterClient(baseURL: registry.masterURL).snapshot()
+            let before = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).snapshot()
             let group = try JSONSerialization.data(withJSONObject: ["id": 99])
             #expect(try await attacker(registry.masterURL).send(.POST, "/v1/groups", body: ByteBuffer(bytes: group)).status == 401)
             let offline = try JSONSerialization.data(withJSONObject: ["status": "OFFLINE"])
             #expect(try await attacker(registry.masterURL).send(.POST, "/v1/servers/cs1/status", body: ByteBuffer(bytes: offline)).status == 401)
             #expect(try await attacker(registry.masterURL).send(.DELETE, "/v1/servers/cs2").status == 401)
-            let after = try await MasterClient(baseURL: registry.masterURL).snapshot()
+            let after = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).snapshot()
             #expect(after.groups.map(\.id) == before.groups.map(\.id))
             #expect(after.groups.flatMap(\.members).map(\.status) == before.groups.flatMap(\.members).map(\.status))
 
@@ -320,7 +321,7 @@ extension ProcessSuites {
             let digest = Digest.of(real)
             #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: real)).status == 201)
             #expect(try await client.send(.POST, "/v2/app/blobs/uploads/?digest=\(Digest.of(other))", body: ByteBuffer(bytes: other)).status == 201)
-            let meta = MetaClient(baseURL: registry.metaURL)
+            let meta = MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport)
             let honest = try #require(try await meta.blob(digest, in: "app"))
             let otherRecord = try #require(try await meta.blob(Digest.of(other), in: "app"))
             let lie = BlobRecord(digest: digest, size: otherRecord.size, chunks: otherRecord.chunks)
@@ -367,9 +368,9 @@ extension ProcessSuites {
             // One session has a chunk written; abandoned, it expires and the chunk is deleted.
             let patch = try await client.send(.PATCH, locations[0], body: ByteBuffer(repeating: 7, count: 100_000))
             #expect(patch.status == 202)
-            let session = try #require(try await MetaClient(baseURL: registry.metaURL).upload(String(locations[0].split(separator: "/").last!)))
+            let session = try #require(try await MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport).upload(String(locations[0].split(separator: "/").last!)))
             let chunk = try #require(session.chunks.first)
-            let member = ChunkServerClient(baseURL: registry.chunkservers[0].addr)
+            let member = ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport)
             #expect((try? await member.get(ChunkKey(group: chunk.group, fileId: chunk.fileId))) != nil)
             let expired = await cluster.eventually(within: 30) {
                 (try? await client.send(.GET, locations[0]))?.status == 404

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -58,7 +59,7 @@ extension ProcessSuites {
 
             // A blob through the registry: chunk writes to the chunkservers and the metadata
             // calls all went over TLS.
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(registryPort)", timeout: .seconds(60), secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(registryPort)", timeout: .seconds(60), transport: .plain)
             let ready = await cluster.eventually(within: 20) { (try? await client.send(.GET, "/v2/"))?.status == 200 }
             #expect(ready, "\(cluster.log("imageserver"))")
             let data = (0..<6_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 10)) }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import SpeedyTestSupport
 import Testing
@@ -30,7 +31,7 @@ extension ProcessSuites {
         /// Which of `urls` is ready (leads), when exactly one is.
         static func leader(of urls: [String]) async -> Int? {
             var leading: [Int] = []
-            for (i, url) in urls.enumerated() where (try? await ServiceClient(baseURL: url, timeout: .seconds(1), secret: nil).send(.GET, "/readyz"))?.status == 200 {
+            for (i, url) in urls.enumerated() where (try? await ServiceClient(baseURL: url, timeout: .seconds(1), transport: .plain).send(.GET, "/readyz"))?.status == 200 {
                 leading.append(i)
             }
             return leading.count == 1 ? leading[0] : nil
@@ -38,7 +39,7 @@ extension ProcessSuites {
 
         /// Every chunk every blob names, as `group/fileId`, through the metaserver at `meta`.
         static func chunkKeys(meta: String) async throws -> [String] {
-            let client = MetaClient(baseURL: meta)
+            let client = MetaClient(baseURL: meta, transport: ClusterHarness.transport)
             var keys: [String] = []
             var after: String?
             repeat {
@@ -79,7 +80,7 @@ extension ProcessSuites {
             // One leads; the other stands by and sends clients to it.
             #expect(await cluster.eventually(within: 15) { await Self.leader(of: masters) != nil }, "\(logs())")
             let first = try #require(await Self.leader(of: masters))
-            let standby = ServiceClient(baseURL: masters[1 - first], secret: ClusterTransport.secret)
+            let standby = ServiceClient(baseURL: masters[1 - first], transport: ClusterHarness.transport)
             let refused = try await standby.send(.GET, "/v1/cluster")
             #expect(refused.status == 503 && String(buffer: refused.body).contains("NOT_LEADER"))
             #expect(refused.headers.first(name: SpeedyHeader.leader) == masters[first])
@@ -87,7 +88,7 @@ extension ProcessSuites {
             let sneaky = try await standby.send(.POST, "//v1//groups", body: ByteBuffer(string: #"{"id": 9}"#), headers: [("Content-Type", "application/json")])
             #expect(sneaky.status == 503, "\(String(buffer: sneaky.body))")
             for registry in registries {
-                let ready = await cluster.eventually(within: 30) { (try? await ServiceClient(baseURL: registry, secret: nil).send(.GET, "/readyz"))?.status == 200 }
+                let ready = await cluster.eventually(within: 30) { (try? await ServiceClient(baseURL: registry, transport: .plain).send(.GET, "/readyz"))?.status == 200 }
                 #expect(ready, "\(logs())")
             }
             try await MetaserverFailoverTests.waitForWholeGroup(cluster, master: masterList)
@@ -124,7 +125,7 @@ extension ProcessSuites {
             #expect(Set(keys).count == keys.count, "a file id was issued twice")
 
             // The new leader logged its term; tools naming both masters find it.
-            let events = try await MasterClient(baseURL: masterList).events(limit: 1000)
+            let events = try await MasterClient(baseURL: masterList, transport: ClusterHarness.transport).events(limit: 1000)
             let terms = events.filter { $0.kind == "master-leader" }.map(\.message)
             #expect(terms.count == 2 && terms.last?.contains(masters[1 - first]) == true, "\(terms)")
             let status = try cluster.chunktool(["status", "--json"], environment: ["SPEEDY_MASTER": masterList])
@@ -137,7 +138,7 @@ extension ProcessSuites {
                 ["chunkmaster", "--listen", "127.0.0.1:\(port)", "--down-after", "1.5", "--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@")],
                 environment: ["PGPASSWORD": server.password])
             let answers = await cluster.eventually(within: 10) {
-                (try? await ServiceClient(baseURL: masters[first], secret: nil).send(.GET, "/readyz"))?.status == 503
+                (try? await ServiceClient(baseURL: masters[first], transport: .plain).send(.GET, "/readyz"))?.status == 503
             }
             #expect(answers)
             #expect(await Self.leader(of: masters) == 1 - first)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import SpeedyTestSupport
 import Testing
@@ -34,11 +35,11 @@ extension ProcessSuites {
         /// Waits until every member of the group is RW, and the imageservers have fetched a map since.
         static func waitForWholeGroup(_ cluster: ClusterHarness, master: String) async throws {
             let whole = await cluster.eventually(within: 30) {
-                (try? await MasterClient(baseURL: master).snapshot())?.groups.first.map {
+                (try? await MasterClient(baseURL: master, transport: ClusterHarness.transport).snapshot())?.groups.first.map {
                     $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3
                 } ?? false
             }
-            let snapshot = try? await MasterClient(baseURL: master).snapshot()
+            let snapshot = try? await MasterClient(baseURL: master, transport: ClusterHarness.transport).snapshot()
             #expect(
                 whole,
                 """
@@ -58,10 +59,10 @@ extension ProcessSuites {
             try cluster.start(
                 "imageserver",
                 ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", metaPorts.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")])
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("imageserver"))")
             // Both report to the master.
-            let both = await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 }
+            let both = await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).snapshot())?.metaservers?.count == 2 }
             #expect(both, "\(cluster.roleLogs(["meta1", "meta2", "imageserver"]))")
 
             let whole = [UInt8]((0..<2_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
@@ -91,7 +92,7 @@ extension ProcessSuites {
             #expect(try await client.send(.GET, "/readyz").status == 200)
             // The master shows which one is gone.
             let down = await cluster.eventually(within: 6) {
-                let metas = (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers ?? []
+                let metas = (try? await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).snapshot())?.metaservers ?? []
                 return metas.map(\.status).sorted { $0.rawValue < $1.rawValue } == [.down, .up]
             }
             #expect(down)
@@ -102,7 +103,7 @@ extension ProcessSuites {
         static func pushLoad(
             _ registry: String, seed: UInt8, size: Int, until deadline: ContinuousClock.Instant
         ) async -> [(repository: String, digest: Digest, status: UInt, at: ContinuousClock.Instant)] {
-            let client = ServiceClient(baseURL: registry, timeout: .seconds(20), secret: nil)
+            let client = ServiceClient(baseURL: registry, timeout: .seconds(20), transport: .plain)
             var outcomes: [(String, Digest, UInt, ContinuousClock.Instant)] = []
             var n = 0
             while ContinuousClock.now < deadline, n < 2000 {
@@ -121,7 +122,7 @@ extension ProcessSuites {
         ) async throws -> [Digest] {
             var lost: [Digest] = []
             for (n, push) in pushes.enumerated() {
-                let client = ServiceClient(baseURL: registries[n % registries.count], timeout: .seconds(20), secret: nil)
+                let client = ServiceClient(baseURL: registries[n % registries.count], timeout: .seconds(20), transport: .plain)
                 let pulled = try await client.send(.GET, "/v2/\(push.repository)/blobs/\(push.digest)")
                 if pulled.status != 200 || Digest.of(Array(pulled.body.readableBytesView)) != push.digest { lost.append(push.digest) }
             }
@@ -147,10 +148,10 @@ extension ProcessSuites {
                 registries.append("http://127.0.0.1:\(port)")
             }
             for registry in registries {
-                let ready = await cluster.eventually(within: 30) { (try? await ServiceClient(baseURL: registry, secret: nil).send(.GET, "/readyz"))?.status == 200 }
+                let ready = await cluster.eventually(within: 30) { (try? await ServiceClient(baseURL: registry, transport: .plain).send(.GET, "/readyz"))?.status == 200 }
                 #expect(ready, "\(cluster.log("meta1"))\n\(cluster.log("imageserver1"))")
             }
-            #expect(await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL).snapshot())?.metaservers?.count == 2 })
+            #expect(await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).snapshot())?.metaservers?.count == 2 })
             try await Self.waitForWholeGroup(cluster, master: masterURL)
 
             // Push through both imageservers for 8 s; kill -9 the first metaserver 3 s in.
@@ -187,8 +188,8 @@ extension ProcessSuites {
             try cluster.start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--database", url, "--master", masterURL])
             let port = ClusterHarness.freePort()
             try cluster.start("imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
-            let meta = ServiceClient(baseURL: "http://127.0.0.1:\(metaPort)", secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), transport: .plain)
+            let meta = ServiceClient(baseURL: "http://127.0.0.1:\(metaPort)", transport: .plain)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("meta"))")
             try await Self.waitForWholeGroup(cluster, master: masterURL)
             func blob(_ n: Int) -> [UInt8] { [UInt8]((0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* (n + 3) &+ n) }) }
@@ -255,13 +256,13 @@ extension ProcessSuites {
             try cluster.start("proxy", [script, String(proxyPort), String(metaPorts[0])], program: "/usr/bin/python3")
             // The imageserver must find the first metaserver (through the proxy) answering, or it
             // settles on the second.
-            let proxied = ServiceClient(baseURL: "http://127.0.0.1:\(proxyPort)", secret: nil)
+            let proxied = ServiceClient(baseURL: "http://127.0.0.1:\(proxyPort)", transport: .plain)
             #expect(await cluster.eventually(within: 20) { (try? await proxied.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("proxy"))")
             let port = ClusterHarness.freePort()
             try cluster.start(
                 "imageserver",
                 ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(proxyPort),http://127.0.0.1:\(metaPorts[1])"])
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(30), transport: .plain)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("proxy"))")
             try await Self.waitForWholeGroup(cluster, master: masterURL)
 

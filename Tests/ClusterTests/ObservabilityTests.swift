@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -15,7 +16,7 @@ extension ProcessSuites {
     struct ObservabilityTests {
         /// Prometheus text: series (name with labels) to value.
         func scrape(_ baseURL: String, secret: Bool = true) async throws -> [String: Double] {
-            let client = ServiceClient(baseURL: baseURL, secret: secret ? ClusterTransport.secret : nil)
+            let client = ServiceClient(baseURL: baseURL, transport: secret ? ClusterHarness.transport : .plain)
             let reply = try await client.send(.GET, "/metrics")
             #expect(reply.status == 200, "\(baseURL)/metrics: \(reply.status)")
             var series: [String: Double] = [:]
@@ -59,7 +60,7 @@ extension ProcessSuites {
 
             // 3.5 MiB in one request: four 1 MiB chunks, each written once to each member.
             let data = random(3 * (1 << 20) + (1 << 19))
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             let digest = Digest.of(data)
             let push = try await client.send(.POST, "/v2/view/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
             #expect(push.status == 201, "\(String(buffer: push.body))")
@@ -99,7 +100,7 @@ extension ProcessSuites {
 
             // Every role's /metrics asks for the cluster secret; the probes do not.
             for url in [registry.registryURL, chunkserver, registry.masterURL, registry.metaURL] {
-                let open = ServiceClient(baseURL: url, secret: nil)
+                let open = ServiceClient(baseURL: url, transport: .plain)
                 #expect(try await open.send(.GET, "/metrics").status == 401, "\(url)/metrics without the secret")
                 #expect(try await open.send(.GET, "/healthz").status == 200, "\(url)/healthz")
                 #expect(try await open.send(.GET, "/readyz").status == 200, "\(url)/readyz")
@@ -155,7 +156,7 @@ extension ProcessSuites {
             #expect(afterListed?.metaservers.first?.status == "UP")
             let text = try cluster.chunktool(["status"], environment: env).output
             #expect(text.contains("imageserver") && text.contains("DOWN"), "\(text)")
-            let events = try await MasterClient(baseURL: registry.masterURL).events(limit: 1000).map(\.message)
+            let events = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).events(limit: 1000).map(\.message)
             #expect(events.contains { $0.contains("imageserver") && $0.contains("is down") }, "\(events)")
 
             // A role stopped cleanly leaves the map at once rather than show down.
@@ -164,7 +165,7 @@ extension ProcessSuites {
             kill(meta, SIGTERM)
             let left = await cluster.eventually(within: 3) { (try? roles().1)?.metaservers.isEmpty == true }
             #expect(left, "\(String(describing: try? roles().1?.metaservers.map(\.status)))")
-            let later = try await MasterClient(baseURL: registry.masterURL).events(limit: 1000).map(\.message)
+            let later = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).events(limit: 1000).map(\.message)
             #expect(later.contains { $0.contains("metaserver") && $0.contains("left the map") }, "\(later)")
         }
 
@@ -175,12 +176,12 @@ extension ProcessSuites {
             let saidUp = await cluster.eventually(within: 60) { cluster.log("up").contains("Speedy is up") }
             #expect(saidUp, "\(cluster.log("up"))")
             // At once, without waiting for anything else: a whole push and a chunked one.
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(base + 2)", secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(base + 2)", transport: .plain)
             let data = random(300_000)
             let push = try await client.send(.POST, "/v2/ready/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
             #expect(push.status == 201, "push right after the banner: \(push.status) \(String(buffer: push.body))\n\(cluster.log("up"))")
             for port in [base, base + 1, base + 2, base + 3] {
-                #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil).send(.GET, "/readyz").status == 200)
+                #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain).send(.GET, "/readyz").status == 200)
             }
             // Every replica got the chunk: the banner waited for the last chunkserver to join.
             let verify = try cluster.chunktool(
@@ -214,7 +215,7 @@ extension ProcessSuites {
             let port = ClusterHarness.freePort()
             try cluster.start(
                 "imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain)
             #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/healthz"))?.status == 200 })
             let ready = try await client.send(.GET, "/readyz")
             #expect(ready.status == 503)
@@ -249,7 +250,7 @@ extension ProcessSuites {
             let meta = try cluster.start("meta", metaArguments)
             let port = ClusterHarness.freePort()
             try cluster.start("imageserver", ["imageserver", "--listen", "127.0.0.1:\(port)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"])
-            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", secret: nil)
+            let client = ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain)
             try await MetaserverFailoverTests.waitForWholeGroup(cluster, master: masterURL)
             #expect(await cluster.eventually(within: 20) { (try? await client.send(.GET, "/readyz"))?.status == 200 })
             let data = random(5000)
@@ -273,7 +274,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(imageserverEnvironment: ["SPEEDY_LOG_FORMAT": "json"])
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             _ = try await client.send(.GET, "/v2/nothing/here/manifests/v1")
             var found: [String: Any]?
             _ = await cluster.eventually(within: 5) {
@@ -298,8 +299,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let (masterURL, _) = try cluster.startMaster()
-            let master = ServiceClient(baseURL: masterURL)
-            #expect(await cluster.eventually(within: 20) { await MasterClient(baseURL: masterURL).isHealthy() })
+            let master = ServiceClient(baseURL: masterURL, transport: ClusterHarness.transport)
+            #expect(await cluster.eventually(within: 20) { await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).isHealthy() })
             func post(_ path: String, _ json: String, headers: [(String, String)] = []) async throws -> Int {
                 try await master.send(.POST, path, body: ByteBuffer(string: json), headers: [("Content-Type", "application/json")] + headers).status
             }
@@ -325,8 +326,8 @@ extension ProcessSuites {
             #expect(try await master.send(.DELETE, "/v1/groups/99999999999").status == 400)
             #expect(try await master.send(.DELETE, "/v1/groups/42").status == 404)
             // Without the secret, none of it is taken.
-            #expect(try await ServiceClient(baseURL: masterURL, secret: nil).send(.POST, "/v1/jobs", body: ByteBuffer(string: jobJSON(id: "j2"))).status == 401)
-            let snapshot = try await MasterClient(baseURL: masterURL).snapshot()
+            #expect(try await ServiceClient(baseURL: masterURL, transport: .plain).send(.POST, "/v1/jobs", body: ByteBuffer(string: jobJSON(id: "j2"))).status == 401)
+            let snapshot = try await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).snapshot()
             #expect(snapshot.imageservers?.map(\.id) == ["ok"])
             #expect(snapshot.jobs?.map(\.report.id) == ["j1"])
             #expect(snapshot.jobs?.first?.actor == "mallory@h (script)")

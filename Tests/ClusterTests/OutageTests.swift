@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -22,7 +23,7 @@ extension ProcessSuites {
         static func push(_ registry: String, _ repository: String, count: Int, seed: Int) async throws -> Digest {
             let data = payload(count, seed: seed)
             let digest = Digest.of(data)
-            let reply = try await ServiceClient(baseURL: registry, secret: nil).send(
+            let reply = try await ServiceClient(baseURL: registry, transport: .plain).send(
                 .POST, "/v2/\(repository)/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
             #expect(reply.status == 201, "\(String(buffer: reply.body))")
             return digest
@@ -36,7 +37,7 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(imageserverArguments: ["--chunk-size", "64K"])
             let digest = try await Self.push(registry.registryURL, "outage/app", count: 300_000, seed: 1)
-            let master = MasterClient(baseURL: registry.masterURL)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             let masterPort = try #require(URL(string: registry.masterURL)?.port)
             let masterPid = try #require(ClusterHarness.pid(listeningOn: masterPort))
 
@@ -53,7 +54,7 @@ extension ProcessSuites {
             for server in registry.chunkservers { kill(server.process.processIdentifier, SIGCONT) }
 
             let started = ContinuousClock.now
-            let pulled = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), secret: nil).send(
+            let pulled = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: .plain).send(
                 .GET, "/v2/outage/app/blobs/\(digest)")
             #expect(pulled.status == 200, "\(String(buffer: pulled.body))\n\(cluster.log("imageserver"))")
             #expect(Digest.of(Array(pulled.body.readableBytesView)) == digest)
@@ -71,7 +72,7 @@ extension ProcessSuites {
                 kill(server.process.processIdentifier, SIGKILL)
                 server.process.waitUntilExit()
             }
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: .plain)
             let pulled = try await client.send(.GET, "/v2/outage/app/blobs/\(digest)")
             #expect(pulled.status == 503, "\(pulled.status) \(String(buffer: pulled.body))")
             #expect(pulled.headers.first(name: "Retry-After") != nil)
@@ -93,15 +94,15 @@ extension ProcessSuites {
             let registry = try await cluster.startRegistry(imageserverArguments: ["--chunk-size", "64K"])
             let size = 300_000
             let digest = try await Self.push(registry.registryURL, "outage/app", count: size, seed: 3)
-            let record = try #require(try await MetaClient(baseURL: registry.metaURL).blob(digest, in: "outage/app"))
+            let record = try #require(try await MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport).blob(digest, in: "outage/app"))
             #expect(record.chunks.count == 5)
             let lost = record.chunks[2]
             for server in registry.chunkservers {
-                try await ChunkServerClient(baseURL: server.addr).delete(lost.key, ifCRC: lost.crc)
+                try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).delete(lost.key, ifCRC: lost.crc)
             }
             let outcome: String
             do {
-                let pulled = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), secret: nil).send(
+                let pulled = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: .plain).send(
                     .GET, "/v2/outage/app/blobs/\(digest)")
                 outcome = "status \(pulled.status), \(pulled.body.readableBytes) bytes"
                 #expect(pulled.status != 200 || pulled.body.readableBytes < size, "a clean end without the blob: \(outcome)")
@@ -121,7 +122,7 @@ extension ProcessSuites {
             let registry = try await cluster.startRegistry()
             let metaPort = try #require(URL(string: registry.metaURL)?.port)
             kill(try #require(ClusterHarness.pid(listeningOn: metaPort)), SIGKILL)
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             var answer: (status: UInt, body: String)?
             let notReady = await cluster.eventually(within: 10) {
                 guard let reply = try? await client.send(.GET, "/readyz") else { return false }
@@ -155,7 +156,7 @@ extension ProcessSuites {
             async let load: Void = withTaskGroup(of: Void.self) { group in
                 for client in 0..<3 {
                     group.addTask {
-                        let http = ServiceClient(baseURL: registry, timeout: .seconds(60), secret: nil)
+                        let http = ServiceClient(baseURL: registry, timeout: .seconds(60), transport: .plain)
                         for n in 0..<15 {
                             let data = Self.payload(1_000_000 + (n * 3 + client) * 97_000, seed: client * 100 + n)
                             let digest = Digest.of(data)

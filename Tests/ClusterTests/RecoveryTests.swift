@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -65,8 +66,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(groups: 2)
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
-            let master = MasterClient(baseURL: registry.masterURL)
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             let log = LoadLog()
 
             // Before: blobs spread over both groups.
@@ -151,8 +152,8 @@ extension ProcessSuites {
             let report = try JSONSerialization.jsonObject(with: Data(fsck.output.utf8)) as? [String: Any]
             #expect((report?["lostChunks"] as? [Any])?.isEmpty == true)
             let listings = try await (
-                ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1),
-                ChunkServerClient(baseURL: replacement.addr).listAll(group: 1)
+                ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1),
+                ChunkServerClient(baseURL: replacement.addr, transport: ClusterHarness.transport).listAll(group: 1)
             )
             #expect(listings.0.count > 0)
             #expect(Set(listings.0.keys) == Set(listings.1.keys))
@@ -167,8 +168,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
-            let master = MasterClient(baseURL: registry.masterURL)
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
             var digests: [Digest] = []
             for n in 20..<28 { digests.append(try #require(await push(client, n))) }  // 16 chunks
 
@@ -206,16 +207,16 @@ extension ProcessSuites {
             let args = ["--group", "1", "--to", replacement.addr, "--master", registry.masterURL, "--json", "--concurrency", "1"]
             let first = Task { try await ClusterHarness.runDetached(transfer, args + ["--rate", "8"]) }
             #expect(await cluster.eventually(within: 30) {
-                ((try? await ChunkServerClient(baseURL: replacement.addr).listAll(group: 1))?.count ?? 0) >= 4
+                ((try? await ChunkServerClient(baseURL: replacement.addr, transport: ClusterHarness.transport).listAll(group: 1))?.count ?? 0) >= 4
             })
             _ = try? ClusterHarness.run("/usr/bin/pkill", ["-KILL", "-f", "transfer --group 1 --to \(replacement.addr)"])
             _ = try await first.value
             // A chunk whose body had reached the chunkserver before the kill may still be stored
             // a moment later: count once the listing has stopped changing.
-            var partial = try await ChunkServerClient(baseURL: replacement.addr).listAll(group: 1).count
+            var partial = try await ChunkServerClient(baseURL: replacement.addr, transport: ClusterHarness.transport).listAll(group: 1).count
             while true {
                 try await Task.sleep(for: .seconds(1))
-                let now = try await ChunkServerClient(baseURL: replacement.addr).listAll(group: 1).count
+                let now = try await ChunkServerClient(baseURL: replacement.addr, transport: ClusterHarness.transport).listAll(group: 1).count
                 if now == partial { break }
                 partial = now
             }
@@ -240,7 +241,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
             let data = Self.payload(7) + Self.payload(8)  // about 10 MB: three chunks
             let digest = Digest.of(data)
             let pushed = try await client.send(.POST, "/v2/load/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
@@ -287,17 +288,17 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30))
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
             let data = Self.payload(9)
             let digest = Digest.of(data)
             #expect(try await client.send(.POST, "/v2/load/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data)).status == 201)
-            let listing = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr).listAll(group: 1)
+            let listing = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1)
             #expect(listing.count == 2)
             // Lose one chunk on every replica, and plant a chunk nothing refers to.
             let lost = listing.keys.min()!
             for server in registry.chunkservers {
-                try await ChunkServerClient(baseURL: server.addr).delete(ChunkKey(group: 1, fileId: lost))
-                _ = try await ChunkServerClient(baseURL: server.addr).put(ChunkKey(group: 1, fileId: 999_999), data: ByteBuffer(repeating: 1, count: 100))
+                try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).delete(ChunkKey(group: 1, fileId: lost))
+                _ = try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 999_999), data: ByteBuffer(repeating: 1, count: 100))
             }
             let fsck = try cluster.chunktool(["fsck", "--json", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 1)

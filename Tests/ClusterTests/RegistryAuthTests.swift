@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -45,7 +46,7 @@ extension ProcessSuites {
             let registry = try await cluster.startRegistry(imageserverArguments: [
                 "--htpasswd", users, "--access", cluster.root + "/access", "--token-key-file", cluster.root + "/token-key", "--token-lifetime", "10",
             ])
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
 
             let probe = try await client.send(.GET, "/v2/")
             #expect(probe.status == 401)
@@ -122,7 +123,7 @@ extension ProcessSuites {
             try "admin ** pull,push,delete\nanonymous a pull\nanonymous c pull\nanonymous d pull\nlimited b-secret* push\nlimited e pull\n"
                 .write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access"])
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             let hidden = ["b-secret"] + (0..<25).map { String(format: "b-secret-%02d", $0) }
             for name in ["a", "c", "d", "e"] + hidden {
                 let data = Array(name.utf8)
@@ -284,7 +285,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry(imageserverArguments: ["--rate-limit", "5"])
-            let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             var statuses: [Int] = []
             var retryAfter: String?
             for _ in 0..<30 {

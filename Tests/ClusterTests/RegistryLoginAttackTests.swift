@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -19,7 +20,7 @@ extension ProcessSuites.RegistryAuthTests {
         try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
         // No request rate limit: the failed-login limits are what is tested.
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--rate-limit", "0"])
-        let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), secret: nil)
+        let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: .plain)
         #expect(try await client.send(.GET, "/v2/", headers: [basic("bob", "bob-pass")]).status == 200)
 
         // The flood: wrong passwords for ever new names (each a bcrypt against the decoy hash),
@@ -27,7 +28,7 @@ extension ProcessSuites.RegistryAuthTests {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let flooder = ServiceClient(baseURL: registry.registryURL, http: http, timeout: .seconds(60), secret: nil)
+        let flooder = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(60), transport: .plain, http: http)
         let flood = Task {
             await withTaskGroup(of: [Int].self) { group in
                 for worker in 0..<48 {
@@ -102,7 +103,7 @@ extension ProcessSuites.RegistryAuthTests {
         try (try htpasswdLine(user: "long", password: long) + "\n" + (try htpasswdLine(user: "short", password: "pw")) + "\n")
             .write(toFile: users, atomically: true, encoding: .utf8)
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users])
-        let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+        let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
         #expect(try await client.send(.GET, "/v2/", headers: [basic("long", long)]).status == 200)
         for password in [long + "x", long + String(repeating: "y", count: 100)] {
             let reply = try await client.send(.GET, "/v2/", headers: [basic("long", password)])
@@ -124,7 +125,7 @@ extension ProcessSuites.RegistryAuthTests {
         let keyText = String(repeating: "k", count: 40)
         try keyText.write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--token-key-file", cluster.root + "/token-key"])
-        let client = ServiceClient(baseURL: registry.registryURL, secret: nil)
+        let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
         // The imageserver signs with HMAC under the SHA-256 of the key file's text.
         let hmacKey = Digest.of(Array(keyText.utf8)).hex
         let now = Int(Date().timeIntervalSince1970)

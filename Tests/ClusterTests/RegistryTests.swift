@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -74,7 +75,7 @@ extension ProcessSuites {
             // The layer (three chunks) and the config (one) are on every member of the group.
             var counts: [UInt64] = []
             let spread = await cluster.eventually(within: 5) {
-                counts = (try? await MasterClient(baseURL: registry.masterURL).snapshot())?.groups.first?.members.map(\.chunkCount) ?? []
+                counts = (try? await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).snapshot())?.groups.first?.members.map(\.chunkCount) ?? []
                 return counts.count == 3 && counts.allSatisfy { $0 >= 4 }
             }
             #expect(spread, "chunk counts per member: \(counts)")
@@ -84,7 +85,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport)
 
             // A chunked upload in three PATCHes (sizes not multiples of the chunk size).
             let data = bytes(9_000_001, seed: 1)
@@ -208,7 +209,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport)
             func expectError(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], status: Int, code: String?) async throws {
                 let reply = try await client.send(method, path, body: body.map { ByteBuffer(bytes: $0) }, headers: headers)
                 #expect(reply.status == status, "\(method) \(path): \(reply.status) \(String(buffer: reply.body))")
@@ -258,7 +259,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let client = ServiceClient(baseURL: registry.registryURL)
+            let client = ServiceClient(baseURL: registry.registryURL, transport: ClusterHarness.transport)
             let data = bytes(10_000_000, seed: 5)
             let digest = try await pushBlob(client, repo: "safe/app", data)
 
@@ -277,7 +278,7 @@ extension ProcessSuites {
             }
             // The damage was seen and counted, not served.
             let counted = await cluster.eventually(within: 5) {
-                let snapshot = try? await MasterClient(baseURL: registry.masterURL).snapshot()
+                let snapshot = try? await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).snapshot()
                 return (snapshot?.groups.first?.members.reduce(0) { $0 + $1.crcErrors } ?? 0) > 0
             }
             #expect(counted)
@@ -292,7 +293,7 @@ extension ProcessSuites {
             // With the group degraded nothing can be written durably to all replicas: a clear 5xx,
             // and the blob does not appear.
             _ = await cluster.eventually(within: 6) {
-                (try? await MasterClient(baseURL: registry.masterURL).snapshot())?.groups.first?.state == .degraded
+                (try? await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).snapshot())?.groups.first?.state == .degraded
             }
             try await Task.sleep(for: .seconds(1.5))
             let other = bytes(100_000, seed: 6)
@@ -306,7 +307,7 @@ extension ProcessSuites {
             for _ in 0..<30 {
                 _ = try? await client.send(.POST, "/v2/safe/app/blobs/uploads/?digest=\(Digest.of(big))", body: ByteBuffer(bytes: big))
             }
-            let afterwards = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(20))
+            let afterwards = try await ServiceClient(baseURL: registry.registryURL, timeout: .seconds(20), transport: ClusterHarness.transport)
                 .send(.GET, "/v2/safe/app/blobs/\(digest)", limit: 32 << 20)
             #expect(afterwards.status == 200)
             #expect(Digest.of(Array(afterwards.body.readableBytesView)) == digest)

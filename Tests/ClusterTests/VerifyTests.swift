@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import Testing
 
@@ -13,11 +14,11 @@ extension ProcessSuites {
             let (masterURL, _) = try cluster.startMaster()
             var servers: [String] = []
             for i in 1...3 { servers.append(try cluster.startChunkserver(master: masterURL, group: 1, name: "cs\(i)").addr) }
-            let master = MasterClient(baseURL: masterURL)
+            let master = MasterClient(baseURL: masterURL, transport: ClusterHarness.transport)
             #expect(await cluster.eventually(within: 20) { (try? await master.snapshot())?.groups.first.map { $0.state == .healthy && $0.members.filter { $0.status == .readWrite }.count == 3 } ?? false })
             for id in 1...5 as ClosedRange<UInt64> {
                 for addr in servers {
-                    _ = try await ChunkServerClient(baseURL: addr).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: UInt8(id), count: 4096))
+                    _ = try await ChunkServerClient(baseURL: addr, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: UInt8(id), count: 4096))
                 }
             }
             let clean = try cluster.chunktool(["verify", "--group", "1", "--master", masterURL])
@@ -25,8 +26,8 @@ extension ProcessSuites {
             #expect(clean.output.contains("5 chunks, 0 missing, 0 extra, 0 corrupt - clean"))
 
             // Plant: chunk 2 gone from cs1, chunk 6 only on cs3, chunk 3's bytes damaged on cs2.
-            try await ChunkServerClient(baseURL: servers[0]).delete(ChunkKey(group: 1, fileId: 2))
-            _ = try await ChunkServerClient(baseURL: servers[2]).put(ChunkKey(group: 1, fileId: 6), data: ByteBuffer(repeating: 6, count: 4096))
+            try await ChunkServerClient(baseURL: servers[0], transport: ClusterHarness.transport).delete(ChunkKey(group: 1, fileId: 2))
+            _ = try await ChunkServerClient(baseURL: servers[2], transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 6), data: ByteBuffer(repeating: 6, count: 4096))
             let record = RecordSize.of(4096)
             let handle = try FileHandle(forUpdating: URL(fileURLWithPath: cluster.root + "/cs2/volume-000001.dat"))
             try handle.seek(toOffset: UInt64(2 * record + 32 + 100))
@@ -57,8 +58,8 @@ extension ProcessSuites {
             #expect(repaired.status == 0, "\(repaired.output)")
             #expect(repaired.output.contains("copied chunk 2"))
             #expect(repaired.output.contains("copied chunk 3"))
-            #expect(try await ChunkServerClient(baseURL: servers[1]).get(ChunkKey(group: 1, fileId: 3)) == ByteBuffer(repeating: 3, count: 4096))
-            #expect(try await ChunkServerClient(baseURL: servers[0]).get(ChunkKey(group: 1, fileId: 2)) == ByteBuffer(repeating: 2, count: 4096))
+            #expect(try await ChunkServerClient(baseURL: servers[1], transport: ClusterHarness.transport).get(ChunkKey(group: 1, fileId: 3)) == ByteBuffer(repeating: 3, count: 4096))
+            #expect(try await ChunkServerClient(baseURL: servers[0], transport: ClusterHarness.transport).get(ChunkKey(group: 1, fileId: 2)) == ByteBuffer(repeating: 2, count: 4096))
             let again = try cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
             #expect(again.status == 0)
             #expect(again.output.contains("nothing to repair"))

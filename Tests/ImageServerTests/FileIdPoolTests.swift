@@ -3,6 +3,7 @@ import Foundation
 @testable import ImageServer
 import Logging
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 import Testing
 import SpeedyTestSupport
@@ -25,7 +26,7 @@ struct FileIdPoolTests {
         }
         var iterator = ports.makeAsyncIterator()
         let bound = await iterator.next()!
-        let pool = FileIdPool(master: MasterClient(baseURL: bound.httpURL), leaseSize: 7)
+        let pool = FileIdPool(master: MasterClient(baseURL: bound.url(scheme: "http"), transport: .plain), leaseSize: 7)
         let ids = try await withThrowingTaskGroup(of: UInt64.self) { group in
             for _ in 0..<200 { group.addTask { try await pool.next() } }
             return try await group.reduce(into: [UInt64]()) { $0.append($1) }

@@ -2,7 +2,9 @@ import Foundation
 import Logging
 import MetaServer
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
+import SpeedyPostgres
 import SpeedyTestSupport
 import Testing
 
@@ -44,7 +46,7 @@ struct MetadataStoreConformanceTests {
             }
             var iterator = stream.makeAsyncIterator()
             let bound = await iterator.next()!
-            try await body(MetaClient(baseURL: bound.httpURL))
+            try await body(MetaClient(baseURL: bound.url(scheme: "http"), transport: .plain))
             server.cancel()
             _ = await server.result
         }

@@ -4,6 +4,7 @@ import MetaServer
 import PostgresNIO
 import ServerSupport
 import SpeedyCore
+import SpeedyPostgres
 import SpeedyTestSupport
 import Testing
 

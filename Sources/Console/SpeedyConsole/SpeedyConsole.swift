@@ -2,6 +2,7 @@ import ArgumentParser
 import ConsoleModel
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 import Synchronization
@@ -32,6 +33,7 @@ struct SpeedyConsole: ParsableCommand {
     }
 
     func run() throws {
+        let transport = options.transport
         let url = options.url
         let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         // A parent may have left these blocked or ignored; the console must always be able to quit
@@ -45,9 +47,9 @@ struct SpeedyConsole: ParsableCommand {
         signal(SIGHUP) { _ in stopRequested.store(true, ordering: .relaxed) }
 
         // A short timeout: an unreachable master should show as such within two seconds.
-        let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2)), interval: interval)
+        let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2), transport: transport), interval: interval)
         let actions = ActionRunner(
-            client: MasterClient(baseURL: url), masterURL: url,
+            client: MasterClient(baseURL: url, transport: transport), masterURL: url,
             secretPath: ClusterOptions.secretPath(flag: options.cluster.clusterSecretFile), caPath: options.cluster.ca)
         let polling = Task.detached { await poller.run() }
         defer { polling.cancel() }

@@ -3,6 +3,7 @@ import CoreMetrics
 import Hummingbird
 import Logging
 import ServerSupport
+import SpeedyPostgres
 import ServiceLifecycle
 import SpeedyCore
 import Synchronization
@@ -244,10 +245,13 @@ public final class ChunkMaster: Sendable {
         }
     }
 
+    /// The scheme of this master's own port, for the URL it advertises.
+    private var ownScheme: String { configuration.security.transport.tls == nil ? "http" : "https" }
+
     /// The cluster right now.
     public func snapshot(historySeconds: Int = 0) -> ClusterSnapshot {
         let now = nowMs
-        let master = advertised.withLock { $0.httpURL }
+        let master = advertised.withLock { $0.url(scheme: ownScheme) }
         var snapshot = map.withLock {
             $0.snapshot(master: master, nowMs: now, wallClockMs: currentTimeMillis(), historySeconds: historySeconds)
         }
@@ -392,7 +396,7 @@ public final class ChunkMaster: Sendable {
     /// One round of the lease: claims or renews it, and on taking the lead reloads the map from
     /// the store (another master may have changed it), with every server down until it reports.
     func claimLeadership() async {
-        let url = advertised.withLock { $0.httpURL }
+        let url = advertised.withLock { $0.url(scheme: ownScheme) }
         let transition = await leadership.claim(store: store, url: url) { term in
             try await self.turns.run {
                 let fresh = try await Self.loadMap(from: self.store, nowMs: self.nowMs)

@@ -5,7 +5,7 @@ import SpeedyCore
 
 /// Lets only the leading master serve the API: a standby's map is not fed by heartbeats and it
 /// may not hand out file ids, so it answers every `/v1/` call but `/v1/health` with 503
-/// `NOT_LEADER` and the leader's address in `X-Speedy-Leader` (``SpeedyCore/MasterClient`` moves on
+/// `NOT_LEADER` and the leader's address in `X-Speedy-Leader` (``MasterClient`` moves on
 /// to the next master it was given). Probes and `/metrics` stay served, so a standby can be watched.
 ///
 /// A master that has just taken the lead knows its servers only as the database remembers them,

@@ -1,4 +1,5 @@
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 
 /// Passes a chunk on to the next member of its write chain while it still arrives here (see
@@ -29,12 +30,12 @@ struct ChainForward: Sendable {
 
     /// Starts the PUT to `tail[0]`, naming the rest of `tail` as its chain; its body is what
     /// ``send(_:)`` hands on. The pieces wait in memory until sent, at most one chunk of them.
-    init(_ key: ChunkKey, length: Int, crc: UInt32, tail: [String], timeout: TimeAmount) {
+    init(_ key: ChunkKey, length: Int, crc: UInt32, tail: [String], timeout: TimeAmount, peers: ClusterTransport) {
         precondition(!tail.isEmpty)
         let (stream, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         self.pieces = continuation
         self.tail = tail
-        let next = ChunkServerClient(baseURL: tail[0], http: ClusterTransport.peerHTTP, timeout: timeout)
+        let next = ChunkServerClient(baseURL: tail[0], timeout: timeout, transport: peers, http: peers.peerHTTP)
         let rest = Array(tail.dropFirst())
         request = Task { try await next.put(key, streaming: stream, length: length, crc: crc, onTo: rest) }
     }

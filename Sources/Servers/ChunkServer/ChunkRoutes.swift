@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 
 /// The chunkserver's HTTP API (docs/api.md): put, get (with Range), head and delete of a chunk,
@@ -13,6 +14,8 @@ struct ChunkRoutes: Sendable {
     let counters: TrafficCounters
     let stats: @Sendable () -> HeartbeatReport
     let maxChunkBytes: Int
+    /// How a chunk is passed on to the chain's next member (the secret, the CA, the peer pool).
+    var peers = ClusterTransport.plain
 
     static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
     static let chainHeader = HTTPField.Name(SpeedyHeader.chain)!
@@ -101,7 +104,8 @@ struct ChunkRoutes: Sendable {
             throw APIError.badRequest("a chained PUT needs Content-Length and \(SpeedyHeader.crc32c), for the members after this one to check")
         }
         let callerTimeout = request.headers[Self.timeoutHeader].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil }
-        return ChainForward(key, length: length, crc: crc, tail: tail, timeout: ChainForward.timeout(callerTimeoutMs: callerTimeout))
+        return ChainForward(
+            key, length: length, crc: crc, tail: tail, timeout: ChainForward.timeout(callerTimeoutMs: callerTimeout), peers: peers)
     }
 
     /// Reads the whole body into one buffer of the declared size, handing each piece on as it comes.

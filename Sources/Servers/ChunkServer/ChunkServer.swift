@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOPosix
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 
@@ -21,7 +22,7 @@ public enum ChunkServer {
         try FileManager.default.createDirectory(atPath: configuration.store.directory, withIntermediateDirectories: true)
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now
-        let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2))
+        let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2), transport: configuration.security.peers)
         // Opening the store may scan volumes for a while: say INIT meanwhile, so the master sees a
         // server recovering rather than a silent one.
         let initializing = Task {
@@ -71,18 +72,7 @@ public enum ChunkServer {
                 reclaimedBytes: store.compactionTotals.bytes)
         }
 
-        let router = Router(context: SpeedyRequestContext.self)
-        router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger)
-        let metrics = ChunkServerMetrics()
-        RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
-        HealthRoutes.register(on: router) {
-            store.usage().health == .failing ? .notReady("a disk write or fsync failed: the store is read-only until an operator looks") : .ready
-        }
-        ChunkRoutes(
-            store: store, group: configuration.group, counters: counters, stats: report,
-            maxChunkBytes: configuration.store.maxChunkBytes
-        ).register(on: router)
+        let router = Self.router(store: store, configuration: configuration, counters: counters, report: report, logger: logger)
         let compactor = Compactor(
             store: store, master: master, serverId: serverId, group: configuration.group,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
@@ -120,5 +110,26 @@ public enum ChunkServer {
         }
         await store.close()
         logger.notice("chunkserver \(serverId) stopped; index checkpoint saved")
+    }
+
+    /// The API over `store` behind the cluster secret, but for compaction's routes (which need the
+    /// master): what ``run(_:)`` serves, and what tests drive in process.
+    static func router(
+        store: VolumeChunkStore, configuration: ChunkServerConfiguration, counters: TrafficCounters,
+        report: @escaping @Sendable () -> HeartbeatReport, logger: Logger
+    ) -> Router<SpeedyRequestContext> {
+        let router = Router(context: SpeedyRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
+        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger)
+        let metrics = ChunkServerMetrics()
+        RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
+        HealthRoutes.register(on: router) {
+            store.usage().health == .failing ? .notReady("a disk write or fsync failed: the store is read-only until an operator looks") : .ready
+        }
+        ChunkRoutes(
+            store: store, group: configuration.group, counters: counters, stats: report,
+            maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers
+        ).register(on: router)
+        return router
     }
 }

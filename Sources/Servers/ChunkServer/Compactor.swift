@@ -2,6 +2,7 @@ import ChunkStorage
 import Hummingbird
 import Logging
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 

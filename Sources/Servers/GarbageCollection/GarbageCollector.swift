@@ -1,6 +1,6 @@
-import AsyncHTTPClient
 import NIOCore
 import Logging
+import SpeedyClients
 import SpeedyCore
 
 /// What a collection does and how careful it is.
@@ -98,17 +98,19 @@ public enum GarbageCollectionError: Error, Sendable, CustomStringConvertible {
 public struct GarbageCollector: Sendable {
     let meta: any MetadataStore
     let master: MasterClient
-    let http: HTTPClient
+    /// How the chunkservers are called (the secret, the CA).
+    let cluster: ClusterTransport
     let logger: Logger
 
     /// Deletes run this many at a time.
     static let parallelDeletes = 16
 
-    /// Creates a collector over a metadata store (a ``MetaClient`` or the metaserver's own) and the master.
-    public init(meta: any MetadataStore, master: MasterClient, http: HTTPClient = ClusterTransport.http, logger: Logger) {
+    /// Creates a collector over a metadata store (a ``MetaClient`` or the metaserver's own) and the
+    /// master; it calls the chunkservers through `cluster`.
+    public init(meta: any MetadataStore, master: MasterClient, cluster: ClusterTransport, logger: Logger) {
         self.meta = meta
         self.master = master
-        self.http = http
+        self.cluster = cluster
         self.logger = logger
     }
 
@@ -216,7 +218,7 @@ public struct GarbageCollector: Sendable {
             var candidates: [(addr: String, chunk: ChunkRef)] = []
             for member in group.members where member.status.isReadable || member.status == .transferring {
                 do {
-                    for (info, age) in try await ChunkServerClient(baseURL: member.addr, http: http).listAllWithAges(group: group.id)
+                    for (info, age) in try await ChunkServerClient(baseURL: member.addr, transport: cluster).listAllWithAges(group: group.id)
                     where age >= graceMs {
                         candidates.append((member.addr, ChunkRef(group: group.id, fileId: info.fileId, length: info.length, crc: info.crc)))
                     }
@@ -248,12 +250,12 @@ public struct GarbageCollector: Sendable {
 
     /// Every readable chunkserver compacts at once (each paces itself): one disk each.
     private func compact(_ snapshot: ClusterSnapshot, _ report: inout GarbageCollectionReport) async {
-        let http = self.http
+        let cluster = self.cluster
         let results = await withTaskGroup(of: MemberCompaction.self) { group in
             for member in snapshot.groups.flatMap(\.members) where member.status.isReadable {
                 group.addTask {
                     // Compacting a full volume at the default pace takes a while.
-                    let client = ChunkServerClient(baseURL: member.addr, http: http, timeout: .hours(2))
+                    let client = ChunkServerClient(baseURL: member.addr, timeout: .hours(2), transport: cluster)
                     do {
                         return MemberCompaction(id: member.id, report: try await client.compact(), failure: nil)
                     } catch {
@@ -297,7 +299,7 @@ public struct GarbageCollector: Sendable {
     /// key (the delete names the CRC), counts as done without freeing anything.
     @discardableResult
     private func deleteOn(_ targets: [(addr: String, chunk: ChunkRef)], _ tally: inout DeletionTally, orphans: Bool) async -> [ChunkRef] {
-        let http = self.http
+        let cluster = self.cluster
         var failed: [ChunkRef] = []
         var results: [(ChunkRef, DeleteOutcome)] = []
         await withTaskGroup(of: (ChunkRef, DeleteOutcome).self) { group in
@@ -307,7 +309,7 @@ public struct GarbageCollector: Sendable {
                 next += 1
                 group.addTask {
                     do {
-                        try await ChunkServerClient(baseURL: addr, http: http).delete(chunk.key, ifCRC: chunk.crc)
+                        try await ChunkServerClient(baseURL: addr, transport: cluster).delete(chunk.key, ifCRC: chunk.crc)
                         return (chunk, .deleted)
                     } catch {
                         if case ServiceError.status(_, let code, _) = error, code == 404 || code == 412 { return (chunk, .absent) }

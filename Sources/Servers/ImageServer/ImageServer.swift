@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import NIOCore
 import ServerSupport
+import SpeedyClients
 import ServiceLifecycle
 import UnixSignals
 import SpeedyCore
@@ -24,14 +25,15 @@ public enum ImageServer {
         ChunkBufferPool.setLimit(configuration.memoryBudget)
         // Before the HTTP client exists: a file that cannot be read ends the start with its error.
         let auth = try await RegistryAuth.load(configuration.auth, logger: logger)
-        let http = makeClusterClient(readTimeout: .seconds(60))
-        let readHTTP = makeClusterClient(readTimeout: readSilenceLimit)
-        let master = MasterClient(baseURL: configuration.masterURL, http: http)
+        let cluster = configuration.cluster
+        let http = makeClusterClient(readTimeout: .seconds(60), cluster: cluster)
+        let readHTTP = makeClusterClient(readTimeout: readSilenceLimit, cluster: cluster)
+        let master = MasterClient(baseURL: configuration.masterURL, transport: cluster, http: http)
         let view = ClusterView(master: master, logger: logger)
         let io = ChunkIO(
-            view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), http: http, readHTTP: readHTTP,
+            view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), cluster: cluster, http: http, readHTTP: readHTTP,
             attempts: configuration.writeAttempts, logger: logger)
-        let meta = MetaClient(baseURL: configuration.metaURL, http: http, outageWait: configuration.metaOutageWait)
+        let meta = MetaClient(baseURL: configuration.metaURL, outageWait: configuration.metaOutageWait, transport: cluster, http: http)
         let api = RegistryAPI(
             meta: meta, io: io,
             budget: MemoryBudget(
@@ -41,7 +43,7 @@ public enum ImageServer {
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
         let tally = RequestTally()
         // Probes get the answer of at most one check a second, with short timeouts.
-        let metaProbe = MetaClient(baseURL: configuration.metaURL, http: http, timeout: .seconds(2))
+        let metaProbe = MetaClient(baseURL: configuration.metaURL, timeout: .seconds(2), transport: cluster, http: http)
         let readiness = ReadinessCheck {
             // The registry's /readyz answers anyone: it names no internal address.
             guard await metaProbe.isReady() else { return .notReady("no metaserver answers") }
@@ -78,7 +80,7 @@ public enum ImageServer {
         let router = Router(context: RegistryRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
         router.middlewares.add(OCIErrorMiddleware(logger: logger))
-        if let secret = configuration.clusterSecret {
+        if let secret = configuration.cluster.secret {
             router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: publicPaths))
         }
         if configuration.requestsPerSecond > 0 {
@@ -111,7 +113,7 @@ public enum ImageServer {
     static let readSilenceLimit: TimeAmount = .seconds(5)
 
     /// An HTTP client for chunkservers and the master, giving up after `readTimeout` of silence.
-    private static func makeClusterClient(readTimeout: TimeAmount) -> HTTPClient {
+    private static func makeClusterClient(readTimeout: TimeAmount, cluster: ClusterTransport) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         // Many uploads and pulls reach each chunkserver at once; allow enough connections per host.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
@@ -119,7 +121,7 @@ public enum ImageServer {
         // another group, rather than retrying the connection until the request's deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(connect: .seconds(3), read: readTimeout)
-        ClusterTransport.applyTLS(to: &configuration)
+        cluster.applyTLS(to: &configuration)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 }

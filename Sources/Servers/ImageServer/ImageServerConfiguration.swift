@@ -1,5 +1,6 @@
 import HTTPTypes
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 
 /// Everything `speedy imageserver` needs to run.
@@ -53,8 +54,9 @@ public struct ImageServerConfiguration: Sendable {
     /// request fails instead. Garbage collection's chunk grace period must be longer.
     public var holdDeadline: Duration = .seconds(60)
 
-    /// The cluster secret, which `/metrics` asks for; nil under `--insecure`.
-    public var clusterSecret: ClusterSecret?
+    /// How the imageserver calls the master, the metaservers and the chunkservers: the cluster
+    /// secret (which its own `/metrics` asks for too; none under `--insecure`) and the CA it trusts.
+    public var cluster = ClusterTransport.plain
     /// The id this imageserver reports to the master (default `imageserver@HOST:PORT`).
     public var id: String?
 

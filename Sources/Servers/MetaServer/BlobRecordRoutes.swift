@@ -24,7 +24,7 @@ struct BlobRecordRoutes<Store: MetadataStore>: Sendable {
             return try JSONResponse.make(Empty())
         }
         router.post("/v1/blobs/repair") { request, _ in
-            let body = try await request.decodeJSON(MetaClient.RepairRequest.self, limit: 64 << 20)
+            let body = try await request.decodeJSON(BlobRepairRequest.self, limit: 64 << 20)
             return try JSONResponse.make(try await store.repairBlob(body.record, replacing: body.stale, repository: try request.repository()))
         }
         router.get("/v1/blobs") { request, _ in

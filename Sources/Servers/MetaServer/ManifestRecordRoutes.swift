@@ -40,7 +40,7 @@ struct ManifestRecordRoutes<Store: MetadataStore>: Sendable {
             return try JSONResponse.make(try await store.repositories(after: request.uri.queryParameters["last"].map(String.init), limit: n))
         }
         router.get("/v1/repositories/exists") { request, _ in
-            try JSONResponse.make(MetaClient.Exists(exists: try await store.repositoryExists(try request.repository())))
+            try JSONResponse.make(RepositoryExists(exists: try await store.repositoryExists(try request.repository())))
         }
         router.get("/v1/referrers/{digest}") { request, context in
             let type = request.uri.queryParameters["artifactType"].map(String.init)

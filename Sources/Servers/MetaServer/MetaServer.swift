@@ -6,6 +6,8 @@ import Metrics
 import CoreMetrics
 import ServiceLifecycle
 import ServerSupport
+import SpeedyClients
+import SpeedyPostgres
 import SpeedyCore
 import Synchronization
 
@@ -72,7 +74,7 @@ public enum MetaServer {
         let sessions = SessionCount()
         let heartbeat = configuration.masterURL.map { url in
             RoleHeartbeat(
-                role: .metaserver, id: configuration.id, master: MasterClient(baseURL: url, timeout: .seconds(2)), tally: tally,
+                role: .metaserver, id: configuration.id, master: MasterClient(baseURL: url, timeout: .seconds(2), transport: configuration.security.peers), tally: tally,
                 openUploads: { sessions.value.load(ordering: .relaxed) }, readiness: ReadinessCheck { await readiness(of: store) },
                 logger: logger)
         }
@@ -84,7 +86,9 @@ public enum MetaServer {
                 })
         }
         if let schedule = configuration.collection {
-            let collector = GarbageCollector(meta: store, master: MasterClient(baseURL: schedule.masterURL), logger: logger)
+            let peers = configuration.security.peers
+            let collector = GarbageCollector(
+                meta: store, master: MasterClient(baseURL: schedule.masterURL, transport: peers), cluster: peers, logger: logger)
             services.append(
                 PeriodicTask(name: "garbage collection", interval: schedule.interval) {
                     do {

@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import SpeedyPostgres
 import ServerSupport
 import SpeedyCore
 

@@ -3,6 +3,7 @@ import CoreMetrics
 import Logging
 import NIOCore
 import PostgresNIO
+import SpeedyPostgres
 import ServerSupport
 import SpeedyCore
 

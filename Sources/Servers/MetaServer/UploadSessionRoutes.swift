@@ -24,7 +24,7 @@ struct UploadSessionRoutes<Store: MetadataStore>: Sendable {
             try JSONResponse.make(try await store.upload(context.parameters.get("id") ?? ""))
         }
         router.post("/v1/uploads/{id}/append") { request, context in
-            let body = try await request.decodeJSON(MetaClient.AppendRequest.self, limit: 16 << 20)
+            let body = try await request.decodeJSON(UploadAppendRequest.self, limit: 16 << 20)
             return try JSONResponse.make(
                 try await store.appendUpload(
                     context.parameters.get("id") ?? "", expectedOffset: body.expectedOffset, chunks: body.chunks,

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 

@@ -1,19 +1,23 @@
 import Hummingbird
 import Logging
+import SpeedyClients
 import SpeedyCore
 
 /// How an internal role (chunkserver, chunkmaster, metaserver) protects its port: the cluster
-/// secret every request must carry, and TLS.
+/// secret every request must carry, and TLS; and how it calls its peers.
 public struct RoleSecurity: Sendable {
     /// The secret requests must carry; nil only when the operator chose `--insecure`.
     public var secret: ClusterSecret?
     /// TLS and connection idle time.
     public var transport: ServerTransport
+    /// How the role calls the other roles: the same secret, and the CA it trusts for their TLS.
+    public var peers: ClusterTransport
 
-    /// Creates the settings.
-    public init(secret: ClusterSecret?, transport: ServerTransport = ServerTransport()) {
+    /// Creates the settings; without `peers`, the role calls its peers with `secret` over plain HTTP.
+    public init(secret: ClusterSecret?, transport: ServerTransport = ServerTransport(), peers: ClusterTransport? = nil) {
         self.secret = secret
         self.transport = transport
+        self.peers = peers ?? ClusterTransport(secret: secret)
     }
 
     /// No secret and plain HTTP: what `--insecure` gives (and in-process tests).

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageServer
-import ToolSupport
+import CommandLineSupport
 
 /// `speedy htpasswd USER`: an htpasswd line with a bcrypt hash, for the imageserver's --htpasswd
 /// file, without Apache's tools.

@@ -4,8 +4,10 @@ import GarbageCollection
 import ImageServer
 import MetaServer
 import ServerSupport
+import SpeedyPostgres
+import SpeedyClients
 import SpeedyCore
-import ToolSupport
+import CommandLineSupport
 
 struct MetaServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,10 +72,11 @@ struct MetaServerCommand: AsyncParsableCommand {
         var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
         configuration.id = id
         configuration.database = try database.map { try PostgresURL($0) }
-        if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master) }
+        let scheme = security.peers.scheme
+        if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
         if gcEvery.duration > .zero {
             configuration.collection = .init(
-                interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master),
+                interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master, scheme: scheme),
                 options: GarbageCollectionOptions(grace: gcGrace.duration, chunkGrace: gcChunkGrace?.duration, compact: gcCompact))
         }
         try await MetaServer.run(configuration)
@@ -179,13 +182,14 @@ struct ImageServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let security = try security.resolve(role: "imageserver", talksToMaster: true, masterFlag: master)
-        // Resolved after the transport is set, so a bare host:port gets the cluster's scheme.
-        let masterURL = MasterLocation.resolve(flag: master)
+        // A bare host:port gets the cluster's scheme.
+        let scheme = security.peers.scheme
+        let masterURL = MasterLocation.resolve(flag: master, scheme: scheme)
         var configuration = ImageServerConfiguration(
-            listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta),
+            listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta, scheme: scheme),
             chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))
         configuration.transport = security.transport
-        configuration.clusterSecret = security.secret
+        configuration.cluster = security.peers
         configuration.id = id
         configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }
         configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))

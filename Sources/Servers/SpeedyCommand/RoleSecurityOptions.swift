@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
-import ToolSupport
 
 /// The options every internal role shares: the cluster secret its API demands (and sends to its
 /// peers), TLS for its port, and the CA it trusts for its peers'.
@@ -38,8 +38,8 @@ struct RoleSecurityOptions: ParsableArguments {
         clusterSecretFile ?? ProcessInfo.processInfo.environment["SPEEDY_CLUSTER_SECRET_FILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Loads the secret (refusing to go on without one unless --insecure), sets up how this process
-    /// calls its peers, and returns how its own port is protected.
+    /// Loads the secret (refusing to go on without one unless --insecure) and returns how the
+    /// role's own port is protected and how it calls its peers.
     /// - Parameters:
     ///   - talksToMaster: whether the role calls a master (then `masterFlag` says where).
     ///   - masterFlag: the role's `--master` as given; `https://` there means the whole cluster
@@ -61,12 +61,13 @@ struct RoleSecurityOptions: ParsableArguments {
         let tls = tlsCert.map { ServerTransport.TLSFiles(certificate: $0, key: tlsKey ?? "") }
         let internalTLS =
             talksToMaster ? MasterLocation.speaksTLS(flag: masterFlag, assumeTLS: tls != nil || ca != nil) : (tls != nil)
+        let peers: ClusterTransport
         do {
-            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: internalTLS)
+            peers = try ClusterTransport(secret: secret, caFile: ca, internalTLS: internalTLS)
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls, tlsMinimumVersion: tlsMinVersion))
+        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls, tlsMinimumVersion: tlsMinVersion), peers: peers)
     }
 }
 

@@ -7,8 +7,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import ServerSupport
+import SpeedyPostgres
+import SpeedyClients
 import SpeedyCore
-import ToolSupport
+import CommandLineSupport
 
 /// Starts `speedy`. The roles on the data path run their tasks on NIO's event loops rather than
 /// on a second pool of threads: a chunk's bytes then go from socket to handler and on without a
@@ -202,8 +204,8 @@ struct ChunkServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let security = try security.resolve(role: "chunkserver", talksToMaster: true, masterFlag: master)
-        // Resolved after the transport is set, so a bare host:port gets the cluster's scheme.
-        let masterURL = MasterLocation.resolve(flag: master)
+        // A bare host:port gets the cluster's scheme.
+        let masterURL = MasterLocation.resolve(flag: master, scheme: security.peers.scheme)
         let store = VolumeStoreConfiguration(
             directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
             reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)

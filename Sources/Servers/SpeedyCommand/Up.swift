@@ -4,9 +4,10 @@ import Foundation
 import ImageServer
 import NIOCore
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 import Synchronization
-import ToolSupport
+import CommandLineSupport
 
 /// `speedy up`: a whole cluster on this machine, as child processes on loopback.
 struct Up: AsyncParsableCommand {
@@ -85,7 +86,7 @@ struct Up: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot set up the cluster secret: \(error)")
         }
-        try ClusterTransport.configure(secret: secret)
+        let cluster = ClusterTransport(secret: secret)
         let supervisor = Supervisor(executable: executable, commonArguments: ["--cluster-secret-file", secretPath])
         supervisor.catchStopSignals()
         let masterURL = "http://127.0.0.1:\(masterPort)"
@@ -93,7 +94,7 @@ struct Up: AsyncParsableCommand {
         try supervisor.start(
             name: "chunkmaster",
             arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master"])
-        guard await waitForHealth(url: masterURL, stop: { supervisor.isStopRequested }) else {
+        guard await waitForHealth(MasterClient(baseURL: masterURL, transport: cluster), stop: { supervisor.isStopRequested }) else {
             supervisor.stopAll()
             if supervisor.isStopRequested { return }
             throw CleanExit.message("error: the chunkmaster did not come up on port \(masterPort); is the port taken?")
@@ -124,7 +125,9 @@ struct Up: AsyncParsableCommand {
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
         let scheme = tls ? "https" : "http"
-        let state = await waitUntilWritable(masterURL: masterURL, chunkservers: servers.map(\.0)) { supervisor.isStopRequested }
+        let state = await waitUntilWritable(
+            MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: cluster), chunkservers: servers.map(\.0)
+        ) { supervisor.isStopRequested }
         if supervisor.isStopRequested {
             say("stopping…")
             supervisor.stopAll()
@@ -194,8 +197,7 @@ struct Up: AsyncParsableCommand {
     /// writes, so a push right after the banner succeeds and lands on every replica. (A group is
     /// writable as soon as the members already there are; a chunk written before the last one
     /// joins would miss it.)
-    private func waitUntilWritable(masterURL: String, chunkservers: [String], stop: () -> Bool) async -> RegistryState {
-        let client = MasterClient(baseURL: masterURL, timeout: .seconds(2))
+    private func waitUntilWritable(_ client: MasterClient, chunkservers: [String], stop: () -> Bool) async -> RegistryState {
         var reason = "the imageserver has not reported to the master"
         let started = ContinuousClock.now
         var joinedAt: ContinuousClock.Instant?
@@ -222,8 +224,7 @@ struct Up: AsyncParsableCommand {
         return .notReady(reason)
     }
 
-    private func waitForHealth(url: String, stop: () -> Bool) async -> Bool {
-        let client = MasterClient(baseURL: url)
+    private func waitForHealth(_ client: MasterClient, stop: () -> Bool) async -> Bool {
         for _ in 0..<100 where !stop() {
             if await client.isHealthy() { return true }
             try? await Task.sleep(for: .milliseconds(100))

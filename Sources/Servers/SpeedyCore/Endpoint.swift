@@ -30,8 +30,8 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// `http://HOST:PORT`.
-    public var httpURL: String { "\(ClusterTransport.internalScheme)://\(description)" }
+    /// `SCHEME://HOST:PORT`, `scheme` being `http` or `https`.
+    public func url(scheme: String) -> String { "\(scheme)://\(description)" }
 }
 
 /// Where client commands find the chunkmaster: `--master`, else `SPEEDY_MASTER`, else the default.
@@ -43,11 +43,11 @@ public enum MasterLocation {
 
     /// Resolves the master's base URL from an explicit flag and the environment.
     ///
-    /// Accepts `http://host:port`, `https://…` or a bare `host:port`, or several of them
-    /// separated by commas (masters sharing one database); strips trailing slashes.
-    public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    /// Accepts `http://host:port`, `https://…` or a bare `host:port` (which gets `scheme`), or
+    /// several of them separated by commas (masters sharing one database); strips trailing slashes.
+    public static func resolve(flag: String?, scheme: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         let raw = flag ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultURL
-        return normalize(raw)
+        return normalize(raw, scheme: scheme)
     }
 
     /// Whether the master named by the flag (else the environment, else the default) is
@@ -61,18 +61,18 @@ public enum MasterLocation {
         return assumeTLS
     }
 
-    /// Turns `host:port` into `http://host:port` (`https://` when the cluster speaks TLS, see
-    /// ``ClusterTransport``) and drops trailing slashes; a list `A,B` is normalized URL by URL.
-    public static func normalize(_ raw: String) -> String {
-        guard !raw.contains(",") else { return split(raw).joined(separator: ",") }
-        var url = raw.contains("://") ? raw : "\(ClusterTransport.internalScheme)://\(raw)"
+    /// Turns `host:port` into `SCHEME://host:port` (`scheme` is `https` when the cluster's
+    /// internal APIs speak TLS) and drops trailing slashes; a list `A,B` is normalized URL by URL.
+    public static func normalize(_ raw: String, scheme: String) -> String {
+        guard !raw.contains(",") else { return split(raw, scheme: scheme).joined(separator: ",") }
+        var url = raw.contains("://") ? raw : "\(scheme)://\(raw)"
         while url.hasSuffix("/") { url.removeLast() }
         return url
     }
 
-    /// The masters named by `URL,URL,…` (blanks ignored), each normalized.
-    public static func split(_ list: String) -> [String] {
-        list.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }.map { normalize($0) }
+    /// The URLs named by `URL,URL,…` (blanks ignored), each normalized.
+    public static func split(_ list: String, scheme: String) -> [String] {
+        list.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }.map { normalize($0, scheme: scheme) }
     }
 }
 

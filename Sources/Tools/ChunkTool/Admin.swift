@@ -1,6 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 
@@ -56,7 +58,7 @@ struct GroupCommand: AsyncParsableCommand {
             do {
                 created = try await options.client.addGroup(group)
             } catch {
-                throw couldNotRun(reason(error))
+                throw couldNotRun(options.reason(error))
             }
             if json { return try printJSON(created) }
             print("group \(created.id) created (\(created.state.rawValue), no members yet)")
@@ -85,7 +87,7 @@ extension GroupCommand {
             do {
                 try await options.client.removeGroup(group)
             } catch {
-                throw couldNotRun(reason(error))
+                throw couldNotRun(options.reason(error))
             }
             print("group \(group) removed")
         }
@@ -187,9 +189,9 @@ struct ServerCommand: AsyncParsableCommand {
             guard HostPort(parsing: addr) != nil else { throw couldNotRun("'\(addr)' is not HOST:PORT") }
             let stats: HeartbeatReport
             do {
-                stats = try await ChunkServerClient(baseURL: addr, timeout: .seconds(5)).stats()
+                stats = try await ChunkServerClient(baseURL: addr, timeout: .seconds(5), transport: options.transport).stats()
             } catch {
-                throw couldNotRun("cannot ask the chunkserver at \(addr) for its id: \(reason(error))")
+                throw couldNotRun("cannot ask the chunkserver at \(addr) for its id: \(options.reason(error))")
             }
             guard stats.group == group else {
                 throw couldNotRun("the chunkserver at \(addr) serves group \(stats.group), not \(group); restart it with --group \(group)")
@@ -202,12 +204,12 @@ struct ServerCommand: AsyncParsableCommand {
                 // group; the status asked for is then set.
                 guard case .status(_, 409, let body?) = error, body.internalCode == .serverExists,
                     try await options.group(group).members.contains(where: { $0.id == stats.serverId })
-                else { throw couldNotRun(reason(error)) }
+                else { throw couldNotRun(options.reason(error)) }
                 if let status {
                     do {
                         result = try await options.client.setStatus(of: stats.serverId, to: status)
                     } catch {
-                        throw couldNotRun(reason(error))
+                        throw couldNotRun(options.reason(error))
                     }
                 } else {
                     result = try await options.group(group)
@@ -241,7 +243,7 @@ struct ServerCommand: AsyncParsableCommand {
             do {
                 result = try await options.client.removeServer(server)
             } catch {
-                throw couldNotRun(reason(error))
+                throw couldNotRun(options.reason(error))
             }
             if json { return try printJSON(result) }
             print("server \(server) removed from group \(result.id) (now \(result.state.rawValue))")
@@ -283,7 +285,7 @@ struct ServerCommand: AsyncParsableCommand {
             do {
                 result = try await options.client.setStatus(of: server, to: status)
             } catch {
-                throw couldNotRun(reason(error))
+                throw couldNotRun(options.reason(error))
             }
             if json { return try printJSON(result) }
             let member = result.members.first { $0.id == server }

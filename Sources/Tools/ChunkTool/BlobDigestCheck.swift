@@ -1,5 +1,7 @@
+import CommandLineSupport
 import NIOCore
 import ToolSupport
+import SpeedyClients
 import SpeedyCore
 
 /// `fsck --deep`'s last step: every blob's SHA-256, recomputed from its chunks, against its
@@ -59,7 +61,7 @@ struct BlobDigestCheck {
     private func read(_ ref: ChunkRef) async -> ByteBuffer? {
         let members = snapshot.groups.first { $0.id == ref.group }?.members.filter(\.status.isReadable) ?? []
         for member in members {
-            guard let (data, crc) = try? await ChunkServerClient(baseURL: member.addr).getChecked(ChunkKey(group: ref.group, fileId: ref.fileId))
+            guard let (data, crc) = try? await ChunkServerClient(baseURL: member.addr, transport: store.transport).getChecked(ChunkKey(group: ref.group, fileId: ref.fileId))
             else { continue }
             if crc == ref.crc, data.readableBytes == Int(ref.length) { return data }
         }

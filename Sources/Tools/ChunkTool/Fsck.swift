@@ -1,6 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 
@@ -82,7 +84,7 @@ struct Fsck: AsyncParsableCommand {
     }
 
     var metaURL: String {
-        MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100")
+        MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100", scheme: options.transport.scheme)
     }
 
     func run() async throws {
@@ -92,7 +94,8 @@ struct Fsck: AsyncParsableCommand {
 
     private func check(_ job: JobReporter) async throws {
         let snapshot = try await options.snapshot()
-        let store = MetaClient(baseURL: metaURL)
+        let transport = options.transport
+        let store = MetaClient(baseURL: metaURL, transport: transport)
         let referencedGroups: [UInt32]
         do {
             referencedGroups = try await store.referencedGroups()
@@ -115,9 +118,9 @@ struct Fsck: AsyncParsableCommand {
             var listings: [(addr: String, chunks: [UInt64: ChunkInfo])] = []
             for member in readable {
                 do {
-                    listings.append((member.addr, try await ChunkServerClient(baseURL: member.addr).listAll(group: id)))
+                    listings.append((member.addr, try await ChunkServerClient(baseURL: member.addr, transport: transport).listAll(group: id)))
                 } catch {
-                    throw couldNotRun("cannot list group \(id)'s chunks on \(member.id) at \(member.addr): \(reason(error))")
+                    throw couldNotRun("cannot list group \(id)'s chunks on \(member.id) at \(member.addr): \(options.reason(error))")
                 }
             }
             let after = try await references(in: id, from: store)
@@ -132,7 +135,7 @@ struct Fsck: AsyncParsableCommand {
                 if why == nil, deep {
                     why = "every copy fails its CRC"
                     for holder in holders {
-                        guard let (data, crc) = try? await ChunkServerClient(baseURL: holder.addr).getChecked(ChunkKey(group: id, fileId: reference.fileId)) else { continue }
+                        guard let (data, crc) = try? await ChunkServerClient(baseURL: holder.addr, transport: transport).getChecked(ChunkKey(group: id, fileId: reference.fileId)) else { continue }
                         bytesRead += UInt64(data.readableBytes)
                         if crc == reference.crc, data.readableBytes == Int(reference.length) {
                             why = nil

@@ -1,7 +1,9 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import GarbageCollection
 import Logging
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 
@@ -52,10 +54,12 @@ struct GarbageCollect: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let metaURL = MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100")
+        let transport = options.transport
+        let metaURL = MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100", scheme: transport.scheme)
         var logger = Logger(label: "chunktool.gc")
         logger.logLevel = .error
-        let collector = GarbageCollector(meta: MetaClient(baseURL: metaURL), master: options.client, logger: logger)
+        let collector = GarbageCollector(
+            meta: MetaClient(baseURL: metaURL, transport: transport), master: options.client, cluster: transport, logger: logger)
         let settings = GarbageCollectionOptions(
             grace: grace.duration, chunkGrace: chunkGrace?.duration, uploadExpiry: uploadExpiry.duration, dryRun: dryRun,
             compact: compact)

@@ -1,6 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 
@@ -45,10 +47,11 @@ struct Repair: AsyncParsableCommand {
 
     func run() async throws {
         let target = try await options.group(group)
+        let transport = options.transport
         let job = JobReporter(kind: "repair", target: "group \(group)", client: options.client)
         let checking = ProgressBar(enabled: !json, job: job)
         let before = try await job.endingOnFailure {
-            try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking).run()
+            try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking, transport: transport).run()
         }
         checking.finish()
         var copies: [Copy] = []
@@ -71,8 +74,8 @@ struct Repair: AsyncParsableCommand {
                 if !dryRun {
                     do {
                         let key = ChunkKey(group: group, fileId: id)
-                        let data = try await ChunkServerClient(baseURL: source.addr).get(key)
-                        let destination = ChunkServerClient(baseURL: member.addr)
+                        let data = try await ChunkServerClient(baseURL: source.addr, transport: transport).get(key)
+                        let destination = ChunkServerClient(baseURL: member.addr, transport: transport)
                         if reason == "corrupt" { try await destination.delete(key) }
                         _ = try await destination.put(key, data: data)
                         copy.done = true
@@ -89,7 +92,7 @@ struct Repair: AsyncParsableCommand {
         if !dryRun {
             let rechecking = ProgressBar(enabled: !json, job: job)
             after = try await job.endingOnFailure {
-                try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking).run()
+                try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking, transport: transport).run()
             }
             rechecking.finish()
         }

@@ -1,6 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 
@@ -72,7 +74,7 @@ struct Verify: AsyncParsableCommand {
         var reports: [VerifyReport] = []
         try await job.endingOnFailure {
             for (target, only) in targets {
-                reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress).run())
+                reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress, transport: options.transport).run())
             }
         }
         progress.finish()
@@ -168,6 +170,8 @@ struct GroupVerifier {
     let megabytesPerSecond: Double
     let readChunks: Bool
     let progress: ProgressBar
+    /// How the members are called.
+    let transport: ClusterTransport
 
     /// How long to wait before listing again to confirm a difference: on a live cluster a chunk
     /// being written or deleted right now differs between members for a moment.
@@ -176,7 +180,7 @@ struct GroupVerifier {
     private func listAll() async -> [String: [UInt64: ChunkInfo]] {
         var listings: [String: [UInt64: ChunkInfo]] = [:]
         for member in group.members {
-            if let chunks = try? await ChunkServerClient(baseURL: member.addr).listAll(group: group.id) { listings[member.id] = chunks }
+            if let chunks = try? await ChunkServerClient(baseURL: member.addr, transport: transport).listAll(group: group.id) { listings[member.id] = chunks }
         }
         return listings
     }
@@ -223,7 +227,7 @@ struct GroupVerifier {
             var done = 0
             var bytes: UInt64 = 0
             for i in members.indices where members[i].reachable {
-                let client = ChunkServerClient(baseURL: members[i].addr)
+                let client = ChunkServerClient(baseURL: members[i].addr, transport: transport)
                 let limiter = RateLimiter(megabytesPerSecond: megabytesPerSecond)
                 for (id, info) in listings[members[i].id]!.sorted(by: { $0.key < $1.key }) {
                     do {

@@ -60,7 +60,7 @@ struct MetadataBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let bases = url.split(separator: ",").map { MasterLocation.normalize(String($0)) }
+        let bases = url.split(separator: ",").map { MasterLocation.normalize(String($0), scheme: "http") }
         var config = HTTPClient.Configuration()
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency))
         config.timeout = .init(connect: .seconds(5), read: .seconds(60))

@@ -87,7 +87,7 @@ struct RegistryBench: AsyncParsableCommand {
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency))
         config.timeout = .init(connect: .seconds(5), read: .seconds(120))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        let base = MasterLocation.normalize(url)
+        let base = MasterLocation.normalize(url, scheme: "http")
         let repository = self.repository
         let seed = self.seed
 
@@ -96,7 +96,7 @@ struct RegistryBench: AsyncParsableCommand {
         let sampler = serverPid.map { MemorySampler(pid: $0) }
         let sampling = sampler.map { sampler in Task { await sampler.run() } }
 
-        let pullBase = pullUrl.map(MasterLocation.normalize) ?? base
+        let pullBase = pullUrl.map { MasterLocation.normalize($0, scheme: "http") } ?? base
         var push: PhaseResult?
         if phase != .pull {
             push = try await Phase.run(name: "push", count: count, concurrency: concurrency, bytesEach: blobSize) { i in

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import SpeedyClients
 import SpeedyCore
 
-/// How a client command reaches the cluster's internal APIs: the secret file and the private CA.
-/// Parsing them configures ``SpeedyCore/ClusterTransport`` for the whole process.
+/// How a client command reaches the cluster's internal APIs: the secret file and the private CA,
+/// from which ``transport(internalTLS:actor:)`` makes the ``ClusterTransport`` its clients use.
 public struct ClusterOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
@@ -26,9 +27,9 @@ public struct ClusterOptions: ParsableArguments {
         return FileManager.default.fileExists(atPath: localSecretPath) ? localSecretPath : nil
     }
 
-    /// Loads the secret (when one is found) and sets up the process's cluster transport.
+    /// Loads the secret (when one is found) and checks the CA: the transport a tool's clients use.
     /// - Parameter internalTLS: whether the cluster's internal APIs speak TLS.
-    public func configure(internalTLS: Bool = false) throws {
+    public func transport(internalTLS: Bool = false, actor: String? = nil) throws -> ClusterTransport {
         var secret: ClusterSecret?
         if let path = Self.secretPath(flag: clusterSecretFile) {
             do {
@@ -38,13 +39,13 @@ public struct ClusterOptions: ParsableArguments {
             }
         }
         do {
-            try ClusterTransport.configure(secret: secret, caFile: ca, internalTLS: internalTLS)
+            return try ClusterTransport(secret: secret, caFile: ca, internalTLS: internalTLS, actor: actor)
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
     }
 
     public func validate() throws {
-        // MasterOptions configures with the master's URL (it decides the scheme); alone, configure here.
+        // MasterOptions checks these with the master's URL (it decides the scheme).
     }
 }

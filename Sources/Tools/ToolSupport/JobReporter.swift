@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 

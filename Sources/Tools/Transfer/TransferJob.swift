@@ -1,6 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 import ToolSupport
@@ -68,13 +70,13 @@ struct TransferJob {
         // By id, not address: a replacement may take over the dead server's address.
         let newId: String
         do {
-            let stats = try await ChunkServerClient(baseURL: command.to, timeout: .seconds(5)).stats()
+            let stats = try await ChunkServerClient(baseURL: command.to, timeout: .seconds(5), transport: master.transport).stats()
             newId = stats.serverId
             guard stats.group == command.group else {
                 throw couldNotRun("the chunkserver at \(command.to) serves group \(stats.group), not \(command.group)")
             }
         } catch let error as ServiceError {
-            throw couldNotRun("cannot ask the chunkserver at \(command.to) for its id: \(reason(error)); start it with: speedy chunkserver --group \(command.group) --listen \(command.to) --data DIR --master \(command.options.url)")
+            throw couldNotRun("cannot ask the chunkserver at \(command.to) for its id: \(command.options.reason(error)); start it with: speedy chunkserver --group \(command.group) --listen \(command.to) --data DIR --master \(command.options.url)")
         }
         var group = try await command.options.group(command.group)
         // The new chunkserver joins by its first heartbeat; give it time.
@@ -90,7 +92,7 @@ struct TransferJob {
             do {
                 group = try await master.setStatus(of: destination.id, to: .transferring)
             } catch {
-                throw couldNotRun("cannot set \(destination.id) TRANSFERRING: \(reason(error))")
+                throw couldNotRun("cannot set \(destination.id) TRANSFERRING: \(command.options.reason(error))")
             }
             destination = group.members.first { $0.id == destination.id } ?? destination
         }
@@ -117,8 +119,8 @@ struct TransferJob {
         let started = ContinuousClock.now
         let groupId = command.group
         let master = self.master
-        let sourceClient = ChunkServerClient(baseURL: source.addr)
-        let destinationClient = ChunkServerClient(baseURL: destination.addr)
+        let sourceClient = ChunkServerClient(baseURL: source.addr, transport: master.transport)
+        let destinationClient = ChunkServerClient(baseURL: destination.addr, transport: master.transport)
         var report = TransferReport(
             group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
             chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], notes: [], markedReadWrite: false, complete: false)
@@ -134,7 +136,7 @@ struct TransferJob {
                 sourceListing = try await sourceClient.listAll(group: command.group)
                 destinationListing = try await destinationClient.listAll(group: command.group)
             } catch {
-                throw couldNotRun("cannot list chunks: \(reason(error))")
+                throw couldNotRun("cannot list chunks: \(command.options.reason(error))")
             }
             let todo = sourceListing.values.filter { info in
                 destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
@@ -199,7 +201,7 @@ struct TransferJob {
             sourceListing = try await sourceClient.listAll(group: command.group)
             destinationListing = try await destinationClient.listAll(group: command.group)
         } catch {
-            throw couldNotRun("cannot list chunks for the final verification: \(reason(error))")
+            throw couldNotRun("cannot list chunks for the final verification: \(command.options.reason(error))")
         }
         report.unverified = sourceListing.values.filter { info in
             destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
@@ -244,14 +246,14 @@ struct TransferJob {
                     report.retired.append(id)
                     continue
                 }
-                throw couldNotRun("the copy is verified, but removing \(id) failed: \(reason(error))")
+                throw couldNotRun("the copy is verified, but removing \(id) failed: \(command.options.reason(error))")
             }
         }
         do {
             _ = try await master.setStatus(of: destination.id, to: .readWrite)
             report.markedReadWrite = true
         } catch {
-            throw couldNotRun("the copy is verified, but marking \(destination.id) RW failed: \(reason(error))")
+            throw couldNotRun("the copy is verified, but marking \(destination.id) RW failed: \(command.options.reason(error))")
         }
         report.complete = true
         return report
@@ -277,10 +279,10 @@ struct TransferJob {
         if data == nil {
             // The source's copy is bad or gone: any other readable member with a copy that verifies will do.
             let members = (try? await master.snapshot())?.groups.first { $0.id == key.group }?.members ?? []
-            for member in members where member.status.isReadable && MasterLocation.normalize(member.addr) != source.service.baseURL {
+            for member in members where member.status.isReadable && master.transport.url(member.addr) != source.service.baseURL {
                 asked += 1
                 do {
-                    let (bytes, crc) = try await ChunkServerClient(baseURL: member.addr).getChecked(key)
+                    let (bytes, crc) = try await ChunkServerClient(baseURL: member.addr, transport: master.transport).getChecked(key)
                     guard crc == info.crc, bytes.readableBytes == Int(info.length) else { continue }
                     data = bytes
                     break

@@ -4,6 +4,7 @@ import CoreMetrics
 import Logging
 import NIOCore
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 
 /// Why a chunk could not be written or read.
@@ -30,6 +31,8 @@ enum ChunkIOError: Error, CustomStringConvertible {
 struct ChunkIO: Sendable {
     let view: ClusterView
     let ids: FileIdPool
+    /// The secret and CA the chunkservers are called with.
+    let cluster: ClusterTransport
     let http: HTTPClient
     /// The client chunk reads go through: one that gives up on a member silent for a few
     /// seconds (a cut link hangs rather than resets), so the read moves on to another member.
@@ -98,7 +101,7 @@ struct ChunkIO: Sendable {
     private func writeChain(_ key: ChunkKey, _ data: ByteBuffer, crc: UInt32, chain: ReplicationChain) async -> String? {
         guard let head = chain.members.first else { return "group \(key.group) has no member taking writes" }
         do {
-            let (info, replicas) = try await ChunkServerClient(baseURL: head, http: http)
+            let (info, replicas) = try await ChunkServerClient(baseURL: head, transport: cluster, http: http)
                 .put(key, data: data, crc: crc, onTo: Array(chain.members.dropFirst()))
             guard info.crc == crc, Int(info.length) == data.readableBytes else { return "\(head) stored a different CRC" }
             guard replicas == chain.members.count else { return "\(head) reported \(replicas) of \(chain.members.count) copies" }
@@ -118,7 +121,7 @@ struct ChunkIO: Sendable {
             do {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
                 let (data, crc) = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, http: readHTTP).getChecked(ref.key)
+                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getChecked(ref.key)
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     metrics.crcMismatches.increment()
@@ -153,13 +156,14 @@ struct ChunkIO: Sendable {
         guard !chunks.isEmpty else { return }
         let view = self.view
         let http = self.http
+        let cluster = self.cluster
         Task.detached {
             for pass in 0..<2 {
                 if pass > 0 { try? await Task.sleep(for: .seconds(5)) }
                 let groups = await view.current()?.groups ?? []
                 for (key, crc) in chunks {
                     let members = groups.first { $0.id == key.group }?.members.map(\.addr) ?? []
-                    for addr in Set(addrs + members) { try? await ChunkServerClient(baseURL: addr, http: http).delete(key, ifCRC: crc) }
+                    for addr in Set(addrs + members) { try? await ChunkServerClient(baseURL: addr, transport: cluster, http: http).delete(key, ifCRC: crc) }
                 }
             }
         }

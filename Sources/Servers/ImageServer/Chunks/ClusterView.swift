@@ -1,6 +1,7 @@
 import HTTPTypes
 import Logging
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 

@@ -1,3 +1,4 @@
+import SpeedyClients
 import SpeedyCore
 
 /// File ids leased from the master in ranges, handed out one at a time; concurrent callers share

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SpeedyCore
 import Synchronization
 
 /// ``MetadataStore`` over HTTP: how imageservers use the metaserver (API in docs/api.md).
@@ -24,48 +25,17 @@ public struct MetaClient: MetadataStore {
     /// `outageWait`, a call that finds no metaserver answering asks again every quarter second
     /// for that long: a metaserver that restarts within it costs its callers a pause, not an error.
     public init(
-        baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10),
-        secret: ClusterSecret? = ClusterTransport.secret, outageWait: Duration = .zero
+        baseURL: String, timeout: TimeAmount = .seconds(10), outageWait: Duration = .zero, transport: ClusterTransport,
+        http: HTTPClient? = nil
     ) {
-        let urls = baseURL.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
-        self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, http: http, timeout: timeout, secret: secret) }
+        let urls = MasterLocation.split(baseURL, scheme: transport.scheme)
+        self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http) }
         self.preferred = PreferredMetaserver()
         self.outageWait = outageWait
     }
 
-    /// The body of `POST /v1/uploads/{id}/append`.
-    public struct AppendRequest: Codable, Sendable {
-        public var expectedOffset: UInt64
-        public var chunks: [ChunkRef]
-        public var newOffset: UInt64
-        public var hashState: [UInt8]
-
-        public init(expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8]) {
-            self.expectedOffset = expectedOffset
-            self.chunks = chunks
-            self.newOffset = newOffset
-            self.hashState = hashState
-        }
-    }
-
-    /// The body of `POST /v1/blobs/repair`.
-    public struct RepairRequest: Codable, Sendable {
-        /// The blob with its new chunks.
-        public var record: BlobRecord
-        /// The chunks the caller found bad; the swap happens only if they are still the stored ones.
-        public var stale: [ChunkRef]
-
-        public init(record: BlobRecord, stale: [ChunkRef]) {
-            self.record = record
-            self.stale = stale
-        }
-    }
-
-    /// The answer of `GET /v1/repositories/exists`.
-    public struct Exists: Codable, Sendable {
-        public var exists: Bool
-        public init(exists: Bool) { self.exists = exists }
-    }
+    /// How the metaservers are called (the secret, the CA).
+    public var transport: ClusterTransport { services[0].transport }
 
     /// Whether a metaserver says it is ready (`/readyz`: its database answers).
     public func isReady() async -> Bool {
@@ -142,7 +112,7 @@ public struct MetaClient: MetadataStore {
 
     public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
         try await call(
-            .POST, "/v1/blobs/repair", query: [("repo", repository)], as: BlobRecord.self, body: RepairRequest(record: record, stale: stale))
+            .POST, "/v1/blobs/repair", query: [("repo", repository)], as: BlobRecord.self, body: BlobRepairRequest(record: record, stale: stale))
     }
 
     public func blobs(after: String?, limit: Int) async throws(MetadataError) -> BlobPage {
@@ -182,7 +152,7 @@ public struct MetaClient: MetadataStore {
     }
 
     public func repositoryExists(_ repository: String) async throws(MetadataError) -> Bool {
-        try await call(.GET, "/v1/repositories/exists", query: [("repo", repository)], as: Exists.self).exists
+        try await call(.GET, "/v1/repositories/exists", query: [("repo", repository)], as: RepositoryExists.self).exists
     }
 
     public func referrers(of digest: Digest, in repository: String, artifactType: String?) async throws(MetadataError) -> [Descriptor] {
@@ -206,7 +176,7 @@ public struct MetaClient: MetadataStore {
     public func appendUpload(_ id: String, expectedOffset: UInt64, chunks: [ChunkRef], newOffset: UInt64, hashState: [UInt8])
         async throws(MetadataError) -> UploadSession
     {
-        let request = AppendRequest(expectedOffset: expectedOffset, chunks: chunks, newOffset: newOffset, hashState: hashState)
+        let request = UploadAppendRequest(expectedOffset: expectedOffset, chunks: chunks, newOffset: newOffset, hashState: hashState)
         return try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/append", as: UploadSession.self, body: request)
     }
 
@@ -246,37 +216,6 @@ public struct MetaClient: MetadataStore {
 
     public func expireUploads(idleSinceMs cutoff: Int64, limit: Int) async throws(MetadataError) -> [UploadSession] {
         try await call(.POST, "/v1/uploads/expire", query: [("before", String(cutoff)), ("limit", String(limit))], as: [UploadSession].self)
-    }
-}
-
-/// An empty JSON object, the answer of calls that return nothing.
-public struct Empty: Codable, Sendable {
-    public init() {}
-}
-
-/// Builds query strings with every reserved character escaped (`+` included, which some servers
-/// read as a space).
-public enum QueryString {
-    /// `?a=1&b=x%2Fy`, skipping nil values; empty when nothing is left.
-    public static func make(_ items: [(String, String?)]) -> String {
-        let parts = items.compactMap { name, value in value.map { "\(name)=\(escape($0))" } }
-        return parts.isEmpty ? "" : "?" + parts.joined(separator: "&")
-    }
-
-    /// Percent-escapes everything but unreserved characters (RFC 3986).
-    public static func escape(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(UnicodeScalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
-            }
-        }
-        return out
     }
 }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SpeedyCore
 import Synchronization
 
 /// Calls the chunkmaster's HTTP API (documented in docs/api.md). Given several masters
@@ -14,11 +15,14 @@ public struct MasterClient: Sendable {
     private let preferred: PreferredMaster
 
     /// Creates a client for the master at `baseURL`, or the masters at `URL,URL,…`.
-    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(5), secret: ClusterSecret? = ClusterTransport.secret) {
-        let urls = MasterLocation.split(baseURL)
-        services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, http: http, timeout: timeout, secret: secret) }
+    public init(baseURL: String, timeout: TimeAmount = .seconds(5), transport: ClusterTransport, http: HTTPClient? = nil) {
+        let urls = MasterLocation.split(baseURL, scheme: transport.scheme)
+        services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http) }
         preferred = PreferredMaster()
     }
+
+    /// How the masters are called (the secret, the CA): what clients made from this one's answers use.
+    public var transport: ClusterTransport { services[0].transport }
 
     /// The master calls go to first: the one that answered last.
     public var baseURL: String { services[preferred.index % services.count].baseURL }

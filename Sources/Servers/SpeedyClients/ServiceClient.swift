@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SpeedyCore
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -35,7 +36,7 @@ public enum ServiceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A small JSON-over-HTTP client shared by the role clients; it owns no connections itself but
-/// uses an `HTTPClient` (the process-wide shared one unless told otherwise).
+/// uses its transport's `HTTPClient` (or the one it is given).
 public struct ServiceClient: Sendable {
     /// Base URL such as `http://127.0.0.1:8099`.
     public let baseURL: String
@@ -43,18 +44,16 @@ public struct ServiceClient: Sendable {
     public let http: HTTPClient
     /// Per-request timeout.
     public let timeout: TimeAmount
-    /// The cluster secret sent with every request (internal APIs refuse requests without it).
-    public let secret: ClusterSecret?
+    /// The secret and actor sent with every request (internal APIs refuse requests without the secret).
+    public let transport: ClusterTransport
 
-    /// Creates a client for one peer; by default with the process's ``ClusterTransport`` settings.
-    public init(
-        baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(10),
-        secret: ClusterSecret? = ClusterTransport.secret
-    ) {
-        self.baseURL = MasterLocation.normalize(baseURL)
-        self.http = http
+    /// Creates a client for one peer, reached through `transport` (its `http` client unless
+    /// `http` names another); a bare `HOST:PORT` gets the transport's scheme.
+    public init(baseURL: String, timeout: TimeAmount = .seconds(10), transport: ClusterTransport, http: HTTPClient? = nil) {
+        self.baseURL = transport.url(baseURL)
+        self.http = http ?? transport.http
         self.timeout = timeout
-        self.secret = secret
+        self.transport = transport
     }
 
     /// Sends a request and returns status, headers and the whole body (bounded by `limit`).
@@ -81,8 +80,8 @@ public struct ServiceClient: Sendable {
     private func makeRequest(_ method: HTTPMethod, _ path: String, headers: [(String, String)]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        if let secret { request.headers.add(name: "Authorization", value: secret.authorization) }
-        if let actor = ClusterTransport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }
+        if let secret = transport.secret { request.headers.add(name: "Authorization", value: secret.authorization) }
+        if let actor = transport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         return request
     }

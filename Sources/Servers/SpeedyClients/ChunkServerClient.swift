@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SpeedyCore
 
 /// Calls one chunkserver's HTTP API (documented in docs/api.md).
 public struct ChunkServerClient: Sendable {
@@ -9,8 +10,9 @@ public struct ChunkServerClient: Sendable {
     public let service: ServiceClient
 
     /// Creates a client for the chunkserver at `baseURL` (`http://host:port` or `host:port`).
-    public init(baseURL: String, http: HTTPClient = ClusterTransport.http, timeout: TimeAmount = .seconds(30), secret: ClusterSecret? = ClusterTransport.secret) {
-        self.service = ServiceClient(baseURL: baseURL, http: http, timeout: timeout, secret: secret)
+    /// `http` replaces the transport's client (a chain member passes chunks on through its `peerHTTP`).
+    public init(baseURL: String, timeout: TimeAmount = .seconds(30), transport: ClusterTransport, http: HTTPClient? = nil) {
+        self.service = ServiceClient(baseURL: baseURL, timeout: timeout, transport: transport, http: http)
     }
 
     /// Stores a chunk; returns once every byte is durable on the chunkserver's disk.
