@@ -21,13 +21,13 @@ extension PostgresMetadataStore {
                     let batch = try await Self.garbageManifests(c, cutoff: cutoff, limit: limit - result.count, logger: logger)
                     if batch.isEmpty { break }
                     for manifest in batch {
-                        _ = try await Self.removeManifest(c, repository: manifest.repository, digest: manifest.digest.description, logger: logger)
+                        try await Self.perform(c, MetadataPlan.removeManifest(manifest.digest.description, in: manifest.repository), logger: logger)
                     }
                     result.manifests += batch
                 }
                 if result.count < limit {
                     for blob in try await Self.garbageBlobs(c, cutoff: cutoff, limit: limit - result.count, logger: logger) {
-                        try await Self.removeBlob(c, blob, logger: logger)
+                        try await Self.perform(c, MetadataPlan.removeBlob(blob, now: currentTimeMillis()), logger: logger)
                         result.blobs.append(blob)
                     }
                 }
@@ -45,7 +45,7 @@ extension PostgresMetadataStore {
             WHERE m.ref_ms < \(cutoff)
               AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
               AND NOT EXISTS (SELECT 1 FROM manifest_refs r
-                              WHERE r.target = m.digest AND r.kind = \(SQLiteMetadataStore.manifestReference) AND r.repository = m.repository)
+                              WHERE r.target = m.digest AND r.kind = \(ManifestReference.Kind.manifest.rawValue) AND r.repository = m.repository)
               AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))
             ORDER BY m.ref_ms LIMIT \(limit)
             """, as: (String, String, Int64).self, logger: logger
@@ -58,7 +58,7 @@ extension PostgresMetadataStore {
             c,
             """
             SELECT b.digest FROM blobs b
-            WHERE b.ref_ms < \(cutoff) AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.target = b.digest AND r.kind = \(SQLiteMetadataStore.blobReference))
+            WHERE b.ref_ms < \(cutoff) AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.target = b.digest AND r.kind = \(ManifestReference.Kind.blob.rawValue))
             ORDER BY b.ref_ms LIMIT \(limit)
             """, as: String.self, logger: logger)
         var blobs: [BlobRecord] = []
@@ -66,23 +66,6 @@ extension PostgresMetadataStore {
             if let blob = try await loadBlob(c, digest, logger: logger) { blobs.append(blob) }
         }
         return blobs
-    }
-
-    /// Deletes a blob everywhere and queues its chunks for deletion, in the caller's transaction.
-    private static func removeBlob(_ c: PostgresConnection, _ blob: BlobRecord, logger: Logger) async throws {
-        let key = blob.digest.description
-        if !blob.chunks.isEmpty {
-            try await c.query(
-                """
-                INSERT INTO chunk_deletions (group_id, file_id, length, crc, queued_ms)
-                SELECT g, f, l, k, \(now) FROM unnest(\(blob.chunks.map { Int64($0.group) })::bigint[], \(blob.chunks.map { Int64(bitPattern: $0.fileId) })::bigint[],
-                    \(blob.chunks.map { Int64($0.length) })::bigint[], \(blob.chunks.map { Int64($0.crc) })::bigint[]) AS t(g, f, l, k)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-        }
-        try await c.query("DELETE FROM repository_blobs WHERE digest = \(key)", logger: logger)
-        try await c.query("DELETE FROM blob_chunks WHERE digest = \(key)", logger: logger)
-        try await c.query("DELETE FROM blobs WHERE digest = \(key)", logger: logger)
     }
 
     public func chunkDeletions(limit: Int) async throws(MetadataError) -> [ChunkRef] {

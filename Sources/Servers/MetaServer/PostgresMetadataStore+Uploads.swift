@@ -43,7 +43,7 @@ extension PostgresMetadataStore {
                 as: (String, Int64, String, ByteBuffer, Int64).self, logger: logger
             ).first
         else { return nil }
-        let chunks = try WireJSON.decoder().decode([ChunkRef].self, from: Data(row.2.utf8))
+        let chunks = try UploadChunksColumn.decode(row.2)
         return UploadSession(id: id, repository: row.0, offset: UInt64(bitPattern: row.1), chunks: chunks, hashState: bytes(row.3), createdMs: row.4)
     }
 
@@ -57,25 +57,10 @@ extension PostgresMetadataStore {
         try MetadataChecks.append(expected: expectedOffset, chunks: chunks, newOffset: newOffset)
         return try await run {
             try await database.transaction { c in
-                guard var session = try await Self.loadUpload(c, id, logger: logger) else { throw MetadataError.uploadUnknown(id) }
-                guard session.offset == expectedOffset else { throw MetadataError.uploadOffsetMismatch(id: id, actual: session.offset) }
-                session.chunks += chunks
-                session.offset = newOffset
-                session.hashState = hashState
-                let encoded = String(decoding: try WireJSON.encoder().encode(session.chunks), as: UTF8.self)
-                try await c.query(
-                    """
-                    UPDATE uploads SET "offset" = \(Int64(bitPattern: newOffset)), chunks = \(encoded),
-                        hash_state = \(ByteBuffer(bytes: hashState)), updated_ms = \(Self.now) WHERE id = \(id)
-                    """, logger: logger)
-                // Appended chunks are the session's own now; a hold on them is no longer needed.
-                if !chunks.isEmpty {
-                    try await c.query(
-                        """
-                        DELETE FROM held_chunks WHERE upload_id = \(id) AND (group_id, file_id) IN
-                            (SELECT * FROM unnest(\(chunks.map { Int64($0.group) })::bigint[], \(chunks.map { Int64(bitPattern: $0.fileId) })::bigint[]))
-                        """, logger: logger)
-                }
+                let (session, steps) = try MetadataPlan.appendUpload(
+                    try await Self.loadUpload(c, id, logger: logger), id: id, expectedOffset: expectedOffset, chunks: chunks, newOffset: newOffset,
+                    hashState: hashState, now: Self.now)
+                try await Self.perform(c, steps, logger: logger)
                 return session
             }
         }
@@ -83,12 +68,7 @@ extension PostgresMetadataStore {
 
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         try await run {
-            try await database.transaction { c in
-                if try await PostgresBackend.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
-                    throw MetadataError.uploadUnknown(id)
-                }
-                try await c.query("DELETE FROM held_chunks WHERE upload_id = \(id)", logger: logger)
-            }
+            try await database.transaction { c in try await Self.perform(c, MetadataPlan.endUpload(id), logger: logger) }
         }
     }
 
@@ -110,8 +90,7 @@ extension PostgresMetadataStore {
                     guard var session = try await Self.loadUpload(c, id, logger: logger) else { continue }
                     // Chunks held by a request that never appended them are the caller's to delete too.
                     session.chunks += try await Self.heldChunks(c, upload: id, logger: logger)
-                    try await c.query("DELETE FROM uploads WHERE id = \(id)", logger: logger)
-                    try await c.query("DELETE FROM held_chunks WHERE upload_id = \(id)", logger: logger)
+                    try await Self.perform(c, MetadataPlan.endUpload(id), logger: logger)
                     sessions.append(session)
                 }
                 return sessions
@@ -122,35 +101,14 @@ extension PostgresMetadataStore {
     public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
         try MetadataChecks.chunks(chunks)
         try await run {
-            try await database.transaction { c in
-                if try await PostgresBackend.count(c, "UPDATE uploads SET updated_ms = \(Self.now) WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
-                    throw MetadataError.uploadUnknown(id)
-                }
-                guard !chunks.isEmpty else { return }
-                try await c.query(
-                    """
-                    INSERT INTO held_chunks (upload_id, group_id, file_id, length, crc)
-                    SELECT \(id), g, f, l, k FROM unnest(\(chunks.map { Int64($0.group) })::bigint[], \(chunks.map { Int64(bitPattern: $0.fileId) })::bigint[],
-                        \(chunks.map { Int64($0.length) })::bigint[], \(chunks.map { Int64($0.crc) })::bigint[]) AS t(g, f, l, k)
-                    ON CONFLICT DO NOTHING
-                    """, logger: logger)
-            }
+            try await database.transaction { c in try await Self.perform(c, MetadataPlan.holdChunks(chunks, upload: id, now: Self.now), logger: logger) }
         }
     }
 
     public func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(blob)
-        return try await run {
-            try await database.transaction { c in
-                if try await PostgresBackend.count(c, "DELETE FROM uploads WHERE id = \(id) RETURNING 1", logger: logger) == 0 {
-                    throw MetadataError.uploadUnknown(id)
-                }
-                try await c.query("DELETE FROM held_chunks WHERE upload_id = \(id)", logger: logger)
-                try await Self.ensureRepository(c, repository, logger: logger)
-                let stored = try await Self.storeBlob(c, blob, logger: logger)
-                try await Self.link(c, blob.digest.description, into: repository, logger: logger)
-                return stored
-            }
+        return try await writeBlob(blob.digest) { existing, now in
+            MetadataPlan.completeUpload(id, blob: blob, existing: existing, repository: repository, now: now)
         }
     }
 
@@ -162,7 +120,7 @@ extension PostgresMetadataStore {
 
     private static func openUploads(_ c: PostgresConnection, logger: Logger) async throws -> [(id: String, chunks: [ChunkRef])] {
         try await PostgresBackend.rows(c, "SELECT id, chunks FROM uploads", as: (String, String).self, logger: logger).map { row in
-            (row.0, try WireJSON.decoder().decode([ChunkRef].self, from: Data(row.1.utf8)))
+            (row.0, try UploadChunksColumn.decode(row.1))
         }
     }
 

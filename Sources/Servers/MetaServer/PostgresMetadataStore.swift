@@ -129,79 +129,15 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(record)
-        return try await run {
-            try await database.transaction { c in
-                try await Self.ensureRepository(c, repository, logger: logger)
-                let stored = try await Self.storeBlob(c, record, logger: logger)
-                try await Self.link(c, record.digest.description, into: repository, logger: logger)
-                return stored
-            }
+        return try await writeBlob(record.digest) { existing, now in
+            MetadataPlan.commitBlob(record, existing: existing, repository: repository, now: now)
         }
-    }
-
-    static func ensureRepository(_ c: PostgresConnection, _ name: String, logger: Logger) async throws {
-        try await c.query("INSERT INTO repositories (name, created_ms) VALUES (\(name), \(now)) ON CONFLICT DO NOTHING", logger: logger)
-    }
-
-    /// Inserts `record` unless its digest is stored; either way the blob counts as referenced now.
-    static func storeBlob(_ c: PostgresConnection, _ record: BlobRecord, logger: Logger) async throws -> BlobRecord {
-        let key = record.digest.description
-        if let existing = try await loadBlob(c, key, logger: logger) {
-            try await touchBlobs(c, [key], logger: logger)
-            return existing
-        }
-        let now = Self.now
-        try await c.query(
-            "INSERT INTO blobs (digest, size, created_ms, ref_ms) VALUES (\(key), \(Int64(record.size)), \(now), \(now))", logger: logger)
-        try await insertChunks(c, record, logger: logger)
-        return record
-    }
-
-    /// Moves the blobs' garbage collection fence to now: whatever just referenced them is safe.
-    static func touchBlobs(_ c: PostgresConnection, _ digests: [String], logger: Logger) async throws {
-        guard !digests.isEmpty else { return }
-        try await c.query("UPDATE blobs SET ref_ms = \(now) WHERE digest = ANY(\(digests))", logger: logger)
-    }
-
-    /// All of a blob's chunk rows in one statement.
-    private static func insertChunks(_ c: PostgresConnection, _ record: BlobRecord, logger: Logger) async throws {
-        guard !record.chunks.isEmpty else { return }
-        let seqs = record.chunks.indices.map { Int64($0) }
-        let groups = record.chunks.map { Int64($0.group) }
-        let files = record.chunks.map { Int64(bitPattern: $0.fileId) }
-        let lengths = record.chunks.map { Int64($0.length) }
-        let crcs = record.chunks.map { Int64($0.crc) }
-        try await c.query(
-            """
-            INSERT INTO blob_chunks (digest, seq, group_id, file_id, length, crc)
-            SELECT \(record.digest.description), s, g, f, l, k FROM unnest(\(seqs)::bigint[], \(groups)::bigint[], \(files)::bigint[],
-                \(lengths)::bigint[], \(crcs)::bigint[]) AS t(s, g, f, l, k)
-            """, logger: logger)
-    }
-
-    static func link(_ c: PostgresConnection, _ digest: String, into repository: String, logger: Logger) async throws {
-        try await c.query(
-            "INSERT INTO repository_blobs (repository, digest) VALUES (\(repository), \(digest)) ON CONFLICT DO NOTHING", logger: logger)
     }
 
     public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(record)
-        return try await run {
-            try await database.transaction { c in
-                let key = record.digest.description
-                if let existing = try await Self.loadBlob(c, key, logger: logger) {
-                    // Someone else replaced the chunks since the caller read them: theirs stand.
-                    guard existing.chunks == stale else { return existing }
-                    try await c.query("UPDATE blobs SET size = \(Int64(record.size)), ref_ms = \(Self.now) WHERE digest = \(key)", logger: logger)
-                    try await c.query("DELETE FROM blob_chunks WHERE digest = \(key)", logger: logger)
-                    try await Self.insertChunks(c, record, logger: logger)
-                } else {
-                    _ = try await Self.storeBlob(c, record, logger: logger)
-                }
-                try await Self.ensureRepository(c, repository, logger: logger)
-                try await Self.link(c, key, into: repository, logger: logger)
-                return record
-            }
+        return try await writeBlob(record.digest) { existing, now in
+            MetadataPlan.repairBlob(record, replacing: stale, existing: existing, repository: repository, now: now)
         }
     }
 
@@ -233,103 +169,25 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord {
-        try await run {
-            try await database.transaction { c in
-                let key = digest.description
-                // From anywhere: the blob need only be stored (as on SQLite).
-                guard let record = try await Self.loadBlob(c, key, linkedIn: from, logger: logger) else { throw MetadataError.blobUnknown(digest) }
-                try await Self.ensureRepository(c, repository, logger: logger)
-                try await Self.link(c, key, into: repository, logger: logger)
-                try await Self.touchBlobs(c, [key], logger: logger)
-                return record
-            }
+        // From anywhere: the blob need only be stored (as on SQLite).
+        try await writeBlob(digest, linkedIn: from) { found, now throws(MetadataError) in
+            try MetadataPlan.mountBlob(digest, found: found, into: repository, now: now)
         }
     }
 
     public func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError) {
         try await run {
-            let removed = try await database.statement { c in
-                try await PostgresBackend.count(
-                    c, "DELETE FROM repository_blobs WHERE repository = \(repository) AND digest = \(digest.description) RETURNING 1", logger: logger)
-            }
-            if removed == 0 { throw MetadataError.blobUnknown(digest) }
+            try await database.statement { c in try await Self.perform(c, MetadataPlan.unlinkBlob(digest, from: repository), logger: logger) }
         }
     }
 
     // MARK: Manifests and tags
 
+    /// The transaction's steps are ``MetadataPlan/putManifest(_:tag:now:)``'s, shared with SQLite.
     public func putManifest(_ record: ManifestRecord, tag: String?) async throws(MetadataError) {
-        let annotations = try? record.annotations.map { String(decoding: try WireJSON.encoder().encode($0), as: UTF8.self) }
         try await run {
             try await database.transaction { c in
-                let digest = record.digest.description
-                // Checked in the transaction that stores the manifest: a blob or manifest swept
-                // since the imageserver looked makes the push fail instead of dangle.
-                if let checked = record.references { try await Self.requireReferences(c, checked, in: record.repository, logger: logger) }
-                try await Self.ensureRepository(c, record.repository, logger: logger)
-                let now = Self.now
-                try await c.query(
-                    """
-                    INSERT INTO manifests (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms, ref_ms)
-                    VALUES (\(record.repository), \(digest), \(record.mediaType), \(ByteBuffer(bytes: record.content)),
-                        \(record.subject?.description), \(record.artifactType), \(annotations ?? nil), \(now), \(now))
-                    ON CONFLICT (repository, digest) DO UPDATE SET ref_ms = excluded.ref_ms
-                    """, logger: logger)
-                // Every descriptor the content names is kept, foreign layers included.
-                var references = ManifestReferences.everyDescriptor(in: record.content)
-                if let checked = record.references {
-                    references.blobs += checked.blobs
-                    references.manifests += checked.manifests
-                }
-                try await Self.insertReferences(c, repository: record.repository, manifest: digest, references, logger: logger)
-                try await Self.touchBlobs(c, Set(references.blobs).map(\.description), logger: logger)
-                if let tag {
-                    try await c.query(
-                        """
-                        INSERT INTO tags (repository, tag, digest, updated_ms) VALUES (\(record.repository), \(tag), \(digest), \(now))
-                        ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms
-                        """, logger: logger)
-                }
-            }
-        }
-    }
-
-    static func insertReferences(
-        _ c: PostgresConnection, repository: String, manifest: String, _ references: ManifestReferences, logger: Logger
-    ) async throws {
-        let targets = Set(
-            references.blobs.map { Pair(kind: Int64(SQLiteMetadataStore.blobReference), target: $0.description) }
-                + references.manifests.map { Pair(kind: Int64(SQLiteMetadataStore.manifestReference), target: $0.description) })
-        guard !targets.isEmpty else { return }
-        try await c.query(
-            """
-            INSERT INTO manifest_refs (repository, manifest, kind, target)
-            SELECT \(repository), \(manifest), k, t FROM unnest(\(targets.map(\.kind))::bigint[], \(targets.map(\.target))::text[]) AS u(k, t)
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
-    }
-
-    private struct Pair: Hashable {
-        var kind: Int64
-        var target: String
-    }
-
-    /// Throws `.blobUnknown` or `.manifestUnknown` for the first reference not stored in `repository`.
-    private static func requireReferences(_ c: PostgresConnection, _ references: ManifestReferences, in repository: String, logger: Logger) async throws {
-        let blobs = references.blobs.map(\.description)
-        if !blobs.isEmpty {
-            let linked = Set(
-                try await PostgresBackend.column(
-                    c, "SELECT digest FROM repository_blobs WHERE repository = \(repository) AND digest = ANY(\(blobs))", as: String.self, logger: logger))
-            if let missing = references.blobs.first(where: { !linked.contains($0.description) }) { throw MetadataError.blobUnknown(missing) }
-        }
-        let manifests = references.manifests.map(\.description)
-        if !manifests.isEmpty {
-            let stored = Set(
-                try await PostgresBackend.column(
-                    c, "SELECT digest FROM manifests WHERE repository = \(repository) AND digest = ANY(\(manifests))", as: String.self, logger: logger))
-            if let missing = references.manifests.first(where: { !stored.contains($0.description) }) {
-                throw MetadataError.manifestUnknown(missing.description)
+                try await Self.perform(c, MetadataPlan.putManifest(record, tag: tag, now: Self.now), logger: logger)
             }
         }
     }
@@ -353,7 +211,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
                 try await PostgresBackend.rows(c, query, as: (String, String, ByteBuffer, String?, String?, String?).self, logger: logger)
             }
             guard let row = rows.first, let digest = Digest(parsing: row.0) else { return nil }
-            let annotations = row.5.flatMap { try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8)) }
+            let annotations = ManifestRow.annotations(row.5)
             return ManifestRecord(
                 repository: repository, digest: digest, mediaType: row.1, content: Self.bytes(row.2),
                 subject: row.3.flatMap { Digest(parsing: $0) }, artifactType: row.4, annotations: annotations)
@@ -362,27 +220,13 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
 
     public func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError) {
         try await run {
-            try await database.transaction { c in
-                try await c.query("DELETE FROM tags WHERE repository = \(repository) AND digest = \(digest.description)", logger: logger)
-                if try await Self.removeManifest(c, repository: repository, digest: digest.description, logger: logger) == 0 {
-                    throw MetadataError.manifestUnknown(digest.description)
-                }
-            }
+            try await database.transaction { c in try await Self.perform(c, MetadataPlan.deleteManifest(digest, in: repository), logger: logger) }
         }
-    }
-
-    /// Deletes a manifest row and the references it made; returns how many manifests went (0 or 1).
-    static func removeManifest(_ c: PostgresConnection, repository: String, digest: String, logger: Logger) async throws -> Int {
-        try await c.query("DELETE FROM manifest_refs WHERE repository = \(repository) AND manifest = \(digest)", logger: logger)
-        return try await PostgresBackend.count(c, "DELETE FROM manifests WHERE repository = \(repository) AND digest = \(digest) RETURNING 1", logger: logger)
     }
 
     public func deleteTag(_ tag: String, in repository: String) async throws(MetadataError) {
         try await run {
-            let removed = try await database.statement { c in
-                try await PostgresBackend.count(c, "DELETE FROM tags WHERE repository = \(repository) AND tag = \(tag) RETURNING 1", logger: logger)
-            }
-            if removed == 0 { throw MetadataError.manifestUnknown(tag) }
+            try await database.statement { c in try await Self.perform(c, MetadataPlan.deleteTag(tag, in: repository), logger: logger) }
         }
     }
 
@@ -436,7 +280,7 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
             }
             return rows.compactMap { row in
                 guard let d = Digest(parsing: row.0) else { return nil }
-                let annotations = row.4.flatMap { try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8)) }
+                let annotations = ManifestRow.annotations(row.4)
                 return Descriptor(mediaType: row.1, digest: d, size: row.2, artifactType: row.3, annotations: annotations)
             }
         }

@@ -7,30 +7,14 @@ extension SQLiteMetadataStore {
     public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
         try MetadataChecks.chunks(chunks)
         try await run {
-            try await pool.write { db in
-                try db.execute(sql: "UPDATE uploads SET updated_ms = ? WHERE id = ?", arguments: [currentTimeMillis(), id])
-                if db.changesCount == 0 { throw MetadataError.uploadUnknown(id) }
-                for chunk in chunks {
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO held_chunks (upload_id, group_id, file_id, length, crc) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [id, Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc)])
-                }
-            }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.holdChunks(chunks, upload: id, now: currentTimeMillis())) }
         }
     }
 
     public func completeUpload(_ id: String, blob: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(blob)
-        return try await run {
-            try await pool.write { db in
-                try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
-                if db.changesCount == 0 { throw MetadataError.uploadUnknown(id) }
-                try db.execute(sql: "DELETE FROM held_chunks WHERE upload_id = ?", arguments: [id])
-                try Self.ensureRepository(db, repository)
-                let stored = try Self.storeBlob(db, blob)
-                try Self.link(db, blob.digest.description, into: repository)
-                return stored
-            }
+        return try await writeBlob(blob.digest) { existing, now in
+            MetadataPlan.completeUpload(id, blob: blob, existing: existing, repository: repository, now: now)
         }
     }
 
@@ -47,13 +31,13 @@ extension SQLiteMetadataStore {
                         let batch = try Self.garbageManifests(db, cutoff: cutoff, limit: limit - result.count)
                         if batch.isEmpty { break }
                         for manifest in batch {
-                            try Self.removeManifest(db, repository: manifest.repository, digest: manifest.digest.description)
+                            try Self.perform(db, MetadataPlan.removeManifest(manifest.digest.description, in: manifest.repository))
                         }
                         result.manifests += batch
                     }
                     if result.count < limit {
                         for blob in try Self.garbageBlobs(db, cutoff: cutoff, limit: limit - result.count) {
-                            try Self.removeBlob(db, blob)
+                            try Self.perform(db, MetadataPlan.removeBlob(blob, now: currentTimeMillis()))
                             result.blobs.append(blob)
                         }
                     }
@@ -78,7 +62,7 @@ extension SQLiteMetadataStore {
                                                         WHERE s.repository = m.repository AND s.digest = m.subject))
                 ORDER BY m.ref_ms LIMIT ?
                 """,
-            arguments: [cutoff, manifestReference, limit]
+            arguments: [cutoff, ManifestReference.Kind.manifest.rawValue, limit]
         ).compactMap { row in
             Digest(parsing: row["digest"] as String).map { SweptManifest(repository: row["repository"], digest: $0, size: row["size"]) }
         }
@@ -93,28 +77,8 @@ extension SQLiteMetadataStore {
                 WHERE b.ref_ms < ? AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.target = b.digest AND r.kind = ?)
                 ORDER BY b.ref_ms LIMIT ?
                 """,
-            arguments: [cutoff, blobReference, limit])
+            arguments: [cutoff, ManifestReference.Kind.blob.rawValue, limit])
         return try digests.compactMap { try loadBlob(db, $0) }
-    }
-
-    /// Deletes a manifest row and the references it made; `changesCount` is the manifest's.
-    static func removeManifest(_ db: Database, repository: String, digest: String) throws {
-        try db.execute(sql: "DELETE FROM manifest_refs WHERE repository = ? AND manifest = ?", arguments: [repository, digest])
-        try db.execute(sql: "DELETE FROM manifests WHERE repository = ? AND digest = ?", arguments: [repository, digest])
-    }
-
-    /// Deletes a blob everywhere and queues its chunks for deletion, in the caller's transaction.
-    private static func removeBlob(_ db: Database, _ blob: BlobRecord) throws {
-        let key = blob.digest.description
-        let now = currentTimeMillis()
-        for chunk in blob.chunks {
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO chunk_deletions (group_id, file_id, length, crc, queued_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc), now])
-        }
-        try db.execute(sql: "DELETE FROM repository_blobs WHERE digest = ?", arguments: [key])
-        try db.execute(sql: "DELETE FROM blob_chunks WHERE digest = ?", arguments: [key])
-        try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [key])
     }
 
     public func chunkDeletions(limit: Int) async throws(MetadataError) -> [ChunkRef] {
@@ -143,27 +107,5 @@ extension SQLiteMetadataStore {
     /// The chunks requests streaming into upload `id` hold.
     static func heldChunks(_ db: Database, upload id: String) throws -> [ChunkRef] {
         try Row.fetchAll(db, sql: "SELECT group_id, file_id, length, crc FROM held_chunks WHERE upload_id = ?", arguments: [id]).map(chunk)
-    }
-}
-
-extension ManifestReferences {
-    private struct Descriptor: Decodable {
-        var digest: String
-    }
-
-    private struct Shape: Decodable {
-        var config: Descriptor?
-        var layers: [Descriptor]?
-        var manifests: [Descriptor]?
-    }
-
-    /// Every descriptor `content` names, foreign layers included: for manifests stored without
-    /// the imageserver's list, where keeping too much is safe and keeping too little is not.
-    static func everyDescriptor(in content: [UInt8]) -> ManifestReferences {
-        guard let shape = try? JSONDecoder().decode(Shape.self, from: Data(content)) else {
-            return ManifestReferences(blobs: [], manifests: [])
-        }
-        let blobs = ([shape.config].compactMap { $0 } + (shape.layers ?? [])).compactMap { Digest(parsing: $0.digest) }
-        return ManifestReferences(blobs: blobs, manifests: (shape.manifests ?? []).compactMap { Digest(parsing: $0.digest) })
     }
 }

@@ -81,7 +81,8 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
             // can only keep more, never less.
             for row in try Row.fetchAll(db, sql: "SELECT repository, digest, content FROM manifests") {
                 let references = ManifestReferences.everyDescriptor(in: [UInt8](row["content"] as Data))
-                try Self.insertReferences(db, repository: row["repository"], manifest: row["digest"], references)
+                _ = try Self.apply(
+                    db, .recordReferences(repository: row["repository"], manifest: row["digest"], ManifestReference.rows(references)))
             }
         }
         // Two metaservers started at once on one directory take turns to open it and migrate it:
@@ -94,30 +95,19 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
         }
     }
 
-    /// `manifest_refs.kind` of a blob (config or layer) and of a manifest (an index entry).
-    static let blobReference = 0
-    static let manifestReference = 1
-
-    static func insertReferences(_ db: Database, repository: String, manifest: String, _ references: ManifestReferences) throws {
-        let targets = references.blobs.map { (blobReference, $0) } + references.manifests.map { (manifestReference, $0) }
-        for (kind, target) in targets {
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO manifest_refs (repository, manifest, kind, target) VALUES (?, ?, ?, ?)",
-                arguments: [repository, manifest, kind, target.description])
-        }
-    }
-
     /// Runs a GRDB call, turning its errors into ``MetadataError`` and timing it in
     /// `speedy_metaserver_database_seconds`, by the calling method's name.
     func run<T>(_ operation: String = #function, _ body: () async throws -> T) async throws(MetadataError) -> T {
         try await DatabaseMetrics.measure(operation, classify: { .unavailable("\($0)") }, body)
     }
 
-    static func ensureRepository(_ db: Database, _ name: String) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO repositories (name, created_ms) VALUES (?, ?)", arguments: [name, currentTimeMillis()])
-    }
-
-    static func loadBlob(_ db: Database, _ digest: String) throws -> BlobRecord? {
+    /// The stored blob `digest` with its chunks in order; with `repository`, only when linked there.
+    static func loadBlob(_ db: Database, _ digest: String, linkedIn repository: String? = nil) throws -> BlobRecord? {
+        if let repository {
+            let linked = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM repository_blobs WHERE repository = ? AND digest = ?", arguments: [repository, digest]) ?? false
+            guard linked else { return nil }
+        }
         guard let row = try Row.fetchOne(db, sql: "SELECT size FROM blobs WHERE digest = ?", arguments: [digest]),
             let parsed = Digest(parsing: digest)
         else { return nil }
@@ -137,82 +127,21 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
 
     public func blob(_ digest: Digest, in repository: String?) async throws(MetadataError) -> BlobRecord? {
         try await run {
-            try await pool.read { db in
-                if let repository {
-                    let linked = try Bool.fetchOne(
-                        db, sql: "SELECT 1 FROM repository_blobs WHERE repository = ? AND digest = ?",
-                        arguments: [repository, digest.description]) ?? false
-                    guard linked else { return nil }
-                }
-                return try Self.loadBlob(db, digest.description)
-            }
+            try await pool.read { db in try Self.loadBlob(db, digest.description, linkedIn: repository) }
         }
     }
 
     public func commitBlob(_ record: BlobRecord, repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(record)
-        return try await run {
-            try await pool.write { db in
-                try Self.ensureRepository(db, repository)
-                let key = record.digest.description
-                let stored = try Self.storeBlob(db, record)
-                try Self.link(db, key, into: repository)
-                return stored
-            }
+        return try await writeBlob(record.digest) { existing, now in
+            MetadataPlan.commitBlob(record, existing: existing, repository: repository, now: now)
         }
-    }
-
-    /// Inserts `record` unless its digest is stored; either way the blob counts as referenced now.
-    static func storeBlob(_ db: Database, _ record: BlobRecord) throws -> BlobRecord {
-        let key = record.digest.description
-        if let existing = try loadBlob(db, key) {
-            try touchBlob(db, key)
-            return existing
-        }
-        let now = currentTimeMillis()
-        try db.execute(
-            sql: "INSERT INTO blobs (digest, size, created_ms, ref_ms) VALUES (?, ?, ?, ?)", arguments: [key, Int64(record.size), now, now])
-        try insertChunks(db, record)
-        return record
-    }
-
-    /// Moves the blob's garbage collection fence to now: whatever just referenced it is safe.
-    private static func touchBlob(_ db: Database, _ digest: String) throws {
-        try db.execute(sql: "UPDATE blobs SET ref_ms = ? WHERE digest = ?", arguments: [currentTimeMillis(), digest])
-    }
-
-    private static func insertChunks(_ db: Database, _ record: BlobRecord) throws {
-        for (seq, chunk) in record.chunks.enumerated() {
-            try db.execute(
-                sql: "INSERT INTO blob_chunks (digest, seq, group_id, file_id, length, crc) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [record.digest.description, seq, Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc)])
-        }
-    }
-
-    static func link(_ db: Database, _ digest: String, into repository: String) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO repository_blobs (repository, digest) VALUES (?, ?)", arguments: [repository, digest])
     }
 
     public func repairBlob(_ record: BlobRecord, replacing stale: [ChunkRef], repository: String) async throws(MetadataError) -> BlobRecord {
         try MetadataChecks.blob(record)
-        return try await run {
-            try await pool.write { db in
-                let key = record.digest.description
-                guard let existing = try Self.loadBlob(db, key) else {
-                    _ = try Self.storeBlob(db, record)
-                    try Self.ensureRepository(db, repository)
-                    try Self.link(db, key, into: repository)
-                    return record
-                }
-                // Someone else replaced the chunks since the caller read them: theirs stand.
-                guard existing.chunks == stale else { return existing }
-                try db.execute(sql: "UPDATE blobs SET size = ?, ref_ms = ? WHERE digest = ?", arguments: [Int64(record.size), currentTimeMillis(), key])
-                try db.execute(sql: "DELETE FROM blob_chunks WHERE digest = ?", arguments: [key])
-                try Self.insertChunks(db, record)
-                try Self.ensureRepository(db, repository)
-                try Self.link(db, key, into: repository)
-                return record
-            }
+        return try await writeBlob(record.digest) { existing, now in
+            MetadataPlan.repairBlob(record, replacing: stale, existing: existing, repository: repository, now: now)
         }
     }
 
@@ -244,92 +173,25 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
     }
 
     public func mountBlob(_ digest: Digest, into repository: String, from: String?) async throws(MetadataError) -> BlobRecord {
-        try await run {
-            try await pool.write { db in
-                let key = digest.description
-                // From anywhere: the blob need only be stored (an imageserver that has seen its
-                // bytes links it, even when every repository unlinked it).
-                var source = true
-                if let from {
-                    source = try Bool.fetchOne(
-                        db, sql: "SELECT 1 FROM repository_blobs WHERE digest = ? AND repository = ?", arguments: [key, from]) ?? false
-                }
-                guard source, let record = try Self.loadBlob(db, key) else { throw MetadataError.blobUnknown(digest) }
-                try Self.ensureRepository(db, repository)
-                try Self.link(db, key, into: repository)
-                try Self.touchBlob(db, key)
-                return record
-            }
+        // From anywhere: the blob need only be stored (an imageserver that has seen its bytes
+        // links it, even when every repository unlinked it).
+        try await writeBlob(digest, linkedIn: from) { found, now throws(MetadataError) in
+            try MetadataPlan.mountBlob(digest, found: found, into: repository, now: now)
         }
     }
 
     public func unlinkBlob(_ digest: Digest, from repository: String) async throws(MetadataError) {
         try await run {
-            try await pool.write { db in
-                try db.execute(
-                    sql: "DELETE FROM repository_blobs WHERE repository = ? AND digest = ?", arguments: [repository, digest.description])
-                if db.changesCount == 0 { throw MetadataError.blobUnknown(digest) }
-            }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.unlinkBlob(digest, from: repository)) }
         }
     }
 
     // MARK: Manifests and tags
 
+    /// The transaction's steps are ``MetadataPlan/putManifest(_:tag:now:)``'s, shared with PostgreSQL.
     public func putManifest(_ record: ManifestRecord, tag: String?) async throws(MetadataError) {
-        let annotations = try? record.annotations.map { String(decoding: try WireJSON.encoder().encode($0), as: UTF8.self) }
         try await run {
-            try await pool.write { db in
-                let digest = record.digest.description
-                // Checked in the transaction that stores the manifest: a blob or manifest swept
-                // since the imageserver looked makes the push fail instead of dangle.
-                if let checked = record.references {
-                    try Self.requireReferences(db, checked, in: record.repository)
-                }
-                try Self.ensureRepository(db, record.repository)
-                let now = currentTimeMillis()
-                try db.execute(
-                    sql: """
-                        INSERT INTO manifests
-                            (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms, ref_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(repository, digest) DO UPDATE SET ref_ms = excluded.ref_ms
-                        """,
-                    arguments: [
-                        record.repository, digest, record.mediaType, Data(record.content),
-                        record.subject?.description, record.artifactType, annotations ?? nil, now, now,
-                    ])
-                // Every descriptor the content names is kept, foreign layers included (a client may
-                // push one anyway); only those the imageserver listed had to exist.
-                var references = ManifestReferences.everyDescriptor(in: record.content)
-                if let checked = record.references {
-                    references.blobs += checked.blobs
-                    references.manifests += checked.manifests
-                }
-                try Self.insertReferences(db, repository: record.repository, manifest: digest, references)
-                for blob in Set(references.blobs) { try Self.touchBlob(db, blob.description) }
-                if let tag {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO tags (repository, tag, digest, updated_ms) VALUES (?, ?, ?, ?)
-                            ON CONFLICT(repository, tag) DO UPDATE SET digest = excluded.digest, updated_ms = excluded.updated_ms
-                            """,
-                        arguments: [record.repository, tag, digest, now])
-                }
-            }
-        }
-    }
-
-    /// Throws `.blobUnknown` or `.manifestUnknown` for the first reference not stored in `repository`.
-    private static func requireReferences(_ db: Database, _ references: ManifestReferences, in repository: String) throws {
-        for blob in references.blobs {
-            let linked = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM repository_blobs WHERE repository = ? AND digest = ?", arguments: [repository, blob.description])
-            if linked != true { throw MetadataError.blobUnknown(blob) }
-        }
-        for manifest in references.manifests {
-            let stored = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", arguments: [repository, manifest.description])
-            if stored != true { throw MetadataError.manifestUnknown(manifest.description) }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.putManifest(record, tag: tag, now: currentTimeMillis())) }
         }
     }
 
@@ -349,9 +211,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                     db, sql: "SELECT * FROM manifests WHERE repository = ? AND digest = ?", arguments: [repository, digest]),
                     let parsed = Digest(parsing: digest)
                 else { return nil }
-                let annotations = (row["annotations"] as String?).flatMap {
-                    try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8))
-                }
+                let annotations = ManifestRow.annotations(row["annotations"])
                 return ManifestRecord(
                     repository: repository, digest: parsed, mediaType: row["media_type"], content: [UInt8](row["content"] as Data),
                     subject: (row["subject"] as String?).flatMap { Digest(parsing: $0) }, artifactType: row["artifact_type"],
@@ -362,20 +222,13 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
 
     public func deleteManifest(_ digest: Digest, in repository: String) async throws(MetadataError) {
         try await run {
-            try await pool.write { db in
-                try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND digest = ?", arguments: [repository, digest.description])
-                try Self.removeManifest(db, repository: repository, digest: digest.description)
-                if db.changesCount == 0 { throw MetadataError.manifestUnknown(digest.description) }
-            }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.deleteManifest(digest, in: repository)) }
         }
     }
 
     public func deleteTag(_ tag: String, in repository: String) async throws(MetadataError) {
         try await run {
-            try await pool.write { db in
-                try db.execute(sql: "DELETE FROM tags WHERE repository = ? AND tag = ?", arguments: [repository, tag])
-                if db.changesCount == 0 { throw MetadataError.manifestUnknown(tag) }
-            }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.deleteTag(tag, in: repository)) }
         }
     }
 
@@ -428,9 +281,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                 }
                 return try Row.fetchAll(db, sql: sql + " ORDER BY digest", arguments: arguments).compactMap { row in
                     guard let d = Digest(parsing: row["digest"] as String) else { return nil }
-                    let annotations = (row["annotations"] as String?).flatMap {
-                        try? WireJSON.decoder().decode([String: String].self, from: Data($0.utf8))
-                    }
+                    let annotations = ManifestRow.annotations(row["annotations"])
                     return Descriptor(
                         mediaType: row["media_type"], digest: d, size: row["size"], artifactType: row["artifact_type"],
                         annotations: annotations)
@@ -468,7 +319,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
 
     static func loadUpload(_ db: Database, _ id: String) throws -> UploadSession? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM uploads WHERE id = ?", arguments: [id]) else { return nil }
-        let chunks = try WireJSON.decoder().decode([ChunkRef].self, from: Data((row["chunks"] as String).utf8))
+        let chunks = try UploadChunksColumn.decode(row["chunks"])
         return UploadSession(
             id: id, repository: row["repository"], offset: UInt64(row["offset"] as Int64), chunks: chunks,
             hashState: [UInt8](row["hash_state"] as Data), createdMs: row["created_ms"])
@@ -484,21 +335,10 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
         try MetadataChecks.append(expected: expectedOffset, chunks: chunks, newOffset: newOffset)
         return try await run {
             try await pool.write { db in
-                guard var session = try Self.loadUpload(db, id) else { throw MetadataError.uploadUnknown(id) }
-                guard session.offset == expectedOffset else { throw MetadataError.uploadOffsetMismatch(id: id, actual: session.offset) }
-                session.chunks += chunks
-                session.offset = newOffset
-                session.hashState = hashState
-                let encoded = String(decoding: try WireJSON.encoder().encode(session.chunks), as: UTF8.self)
-                try db.execute(
-                    sql: "UPDATE uploads SET offset = ?, chunks = ?, hash_state = ?, updated_ms = ? WHERE id = ?",
-                    arguments: [Int64(newOffset), encoded, Data(hashState), currentTimeMillis(), id])
-                // Appended chunks are the session's own now; a hold on them is no longer needed.
-                for chunk in chunks {
-                    try db.execute(
-                        sql: "DELETE FROM held_chunks WHERE upload_id = ? AND group_id = ? AND file_id = ?",
-                        arguments: [id, Int64(chunk.group), Int64(chunk.fileId)])
-                }
+                let (session, steps) = try MetadataPlan.appendUpload(
+                    try Self.loadUpload(db, id), id: id, expectedOffset: expectedOffset, chunks: chunks, newOffset: newOffset, hashState: hashState,
+                    now: currentTimeMillis())
+                try Self.perform(db, steps)
                 return session
             }
         }
@@ -506,11 +346,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
 
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         try await run {
-            try await pool.write { db in
-                try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [id])
-                if db.changesCount == 0 { throw MetadataError.uploadUnknown(id) }
-                try db.execute(sql: "DELETE FROM held_chunks WHERE upload_id = ?", arguments: [id])
-            }
+            try await pool.write { db in try Self.perform(db, MetadataPlan.endUpload(id)) }
         }
     }
 
@@ -530,8 +366,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                 for i in sessions.indices {
                     // Chunks held by a request that never appended them are the caller's to delete too.
                     sessions[i].chunks += try Self.heldChunks(db, upload: sessions[i].id)
-                    try db.execute(sql: "DELETE FROM uploads WHERE id = ?", arguments: [sessions[i].id])
-                    try db.execute(sql: "DELETE FROM held_chunks WHERE upload_id = ?", arguments: [sessions[i].id])
+                    try Self.perform(db, MetadataPlan.endUpload(sessions[i].id))
                 }
                 return sessions
             }
