@@ -79,6 +79,18 @@ public final class VolumeChunkStore: ChunkStore {
         /// Volumes compacted away since the store opened, and the bytes of volume files removed.
         var compactions: UInt64 = 0
         var reclaimedBytes: UInt64 = 0
+
+        /// The state of a store just opened: the recovered index, its byte counts, and the
+        /// scanned records counted as changes since the checkpoint.
+        init(recovered index: [ChunkKey: ChunkLocation], volumes: [UInt32: VolumeFile], volumeEnds: [UInt32: Int], recordsScanned: Int) {
+            self.index = index
+            self.volumes = volumes
+            self.volumeEnds = volumeEnds
+            self.activeVolume = volumes.keys.max()!
+            self.liveBytes = index.values.reduce(0) { $0 + UInt64($1.length) }
+            for location in index.values { liveRecordBytes[location.volume, default: 0] += location.recordSize }
+            self.changesSinceCheckpoint = recordsScanned
+        }
     }
 
     /// Opens (or creates) the store in `configuration.directory`, recovering from the checkpoint
@@ -97,13 +109,43 @@ public final class VolumeChunkStore: ChunkStore {
         if let saved {
             try Self.finishRemovals(&volumes, checkpoint: saved, logger: logger)
         }
+        var (index, ends, report) = try Self.replay(volumes, after: saved, configuration: configuration, logger: logger)
+        if volumes.isEmpty {
+            let volume = try VolumeFile(creatingAt: dir + "/" + VolumeFile.fileName(id: 1), id: 1, size: configuration.volumeSize)
+            volumes[1] = volume
+            ends[1] = 0
+        }
+        Self.dropDangling(&index, volumes: volumes, logger: logger)
+        report.chunks = index.count
+        self.recovery = report
+        self.state = Mutex(State(recovered: index, volumes: volumes, volumeEnds: ends, recordsScanned: report.recordsScanned))
+        self.writer = NIOThreadPool(numberOfThreads: 1)
+        self.readers = NIOThreadPool(numberOfThreads: max(1, configuration.readThreads))
+        writer.start()
+        readers.start()
+        if report.recordsScanned > 0 || saved == nil {
+            do {
+                try checkpoint()
+            } catch {
+                try? writer.syncShutdownGracefully()
+                try? readers.syncShutdownGracefully()
+                throw error
+            }
+        }
+    }
+
+    /// Brings the checkpoint's index up to date with the records after each volume's scanned end
+    /// (every record without one), zeroing torn tails and the space past the last volume's end.
+    private static func replay(
+        _ volumes: [UInt32: VolumeFile], after saved: IndexCheckpoint?, configuration: VolumeStoreConfiguration, logger: Logger
+    ) throws(ChunkStoreError) -> (index: [ChunkKey: ChunkLocation], ends: [UInt32: Int], report: RecoveryReport) {
         var index = saved?.entries ?? [:]
         var ends: [UInt32: Int] = [:]
         var report = RecoveryReport(
             volumes: volumes.count, usedCheckpoint: saved != nil, recordsScanned: 0, tornTails: 0,
             corruptRecords: 0, chunks: 0)
         if saved == nil && !volumes.isEmpty {
-            logger.warning("no usable index checkpoint in \(dir): scanning every volume")
+            logger.warning("no usable index checkpoint in \(configuration.directory): scanning every volume")
         }
         for id in volumes.keys.sorted() {
             let volume = volumes[id]!
@@ -130,36 +172,16 @@ public final class VolumeChunkStore: ChunkStore {
             report.corruptRecords += outcome.corruptRecords + outcome.skippedRegions
             ends[id] = outcome.end
         }
-        if volumes.isEmpty {
-            let volume = try VolumeFile(creatingAt: dir + "/" + VolumeFile.fileName(id: 1), id: 1, size: configuration.volumeSize)
-            volumes[1] = volume
-            ends[1] = 0
-        }
-        // An entry naming a volume that is gone was moved by a compaction whose copy the scan found.
+        return (index, ends, report)
+    }
+
+    /// Drops the entries naming a volume that is gone: a compaction moved them, and the scan
+    /// found no copy.
+    private static func dropDangling(_ index: inout [ChunkKey: ChunkLocation], volumes: [UInt32: VolumeFile], logger: Logger) {
         let dangling = index.filter { volumes[$0.value.volume] == nil }
         if !dangling.isEmpty {
             logger.error("\(dangling.count) index entries name removed volumes and no copy was found; they are dropped")
             for key in dangling.keys { index[key] = nil }
-        }
-        report.chunks = index.count
-        self.recovery = report
-        var state = State(index: index, volumes: volumes, volumeEnds: ends, activeVolume: volumes.keys.max()!)
-        state.liveBytes = index.values.reduce(0) { $0 + UInt64($1.length) }
-        for location in index.values { state.liveRecordBytes[location.volume, default: 0] += location.recordSize }
-        state.changesSinceCheckpoint = report.recordsScanned
-        self.state = Mutex(state)
-        self.writer = NIOThreadPool(numberOfThreads: 1)
-        self.readers = NIOThreadPool(numberOfThreads: max(1, configuration.readThreads))
-        writer.start()
-        readers.start()
-        if report.recordsScanned > 0 || saved == nil {
-            do {
-                try checkpoint()
-            } catch {
-                try? writer.syncShutdownGracefully()
-                try? readers.syncShutdownGracefully()
-                throw error
-            }
         }
     }
 
@@ -392,109 +414,164 @@ public final class VolumeChunkStore: ChunkStore {
         case moved(ChunkKey, from: ChunkLocation, to: ChunkLocation)
     }
 
-    private func writeBatch(_ batch: [Pending]) -> [Result<ChunkInfo, ChunkStoreError>] {
+    /// What a batch has done so far: its answers, the records it appended and the index changes
+    /// waiting for their fsync.
+    private struct BatchProgress {
         var results: [Result<ChunkInfo, ChunkStoreError>] = []
         var staged: [Staged] = []
-        // The index as this batch will leave it, for duplicates and deletes within the batch.
+        /// The index as this batch will leave it, for duplicates and deletes within the batch.
         var overlay: [ChunkKey: ChunkLocation?] = [:]
         var touched: Set<UInt32> = []
-        var (active, end, failing) = state.withLock { s in
+        /// The volume records are appended to, and where its records end.
+        var active: VolumeFile
+        var end: Int
+        /// Whether the store fails writes (before the batch, or since one of its writes failed).
+        var failing: Bool
+        /// Where this batch leaves each volume it wrote to (a roll can touch two).
+        var ends: [UInt32: Int] = [:]
+        var free: UInt64
+    }
+
+    /// The record one operation of a batch appends.
+    private struct BatchRecord {
+        var key: ChunkKey
+        var payload: ByteBuffer
+        var crc: UInt32
+        var tombstone: Bool
+        /// Compaction's copy of a chunk: where the record it copies lies.
+        var relocating: ChunkLocation?
+        /// Compaction's copy of a tombstone, which changes nothing in the index.
+        var copiedTombstone: Bool
+    }
+
+    /// What one operation of a batch comes to: an answer without a write, or a record to append.
+    private enum BatchStep {
+        case answered(Result<ChunkInfo, ChunkStoreError>)
+        case append(BatchRecord)
+    }
+
+    /// Appends the batch's records, fsyncs every volume they touched, and only then applies their
+    /// index changes: one result per item, a success only once its record is durable.
+    private func writeBatch(_ batch: [Pending]) -> [Result<ChunkInfo, ChunkStoreError>] {
+        var progress = beginBatch()
+        for item in batch {
+            switch step(for: item.operation, overlay: progress.overlay) {
+            case .answered(let result):
+                progress.results.append(result)
+            case .append(let record):
+                let result = append(record, &progress)
+                progress.results.append(result)
+            }
+        }
+        let syncError = syncVolumes(progress.touched)
+        commit(progress, syncError: syncError)
+        if let syncError {
+            return progress.results.map { result in result.flatMap { _ in .failure(syncError) } }
+        }
+        return progress.results
+    }
+
+    /// A batch's starting point: the active volume, its end, whether the store fails writes, and
+    /// the free space.
+    private func beginBatch() -> BatchProgress {
+        let (active, end, failing) = state.withLock { s in
             (s.volumes[s.activeVolume]!, s.volumeEnds[s.activeVolume]!, s.failing)
         }
-        // Where this batch leaves each volume it wrote to (a roll can touch two).
-        var ends: [UInt32: Int] = [:]
-        var free = usage().freeBytes
+        return BatchProgress(active: active, end: end, failing: failing, free: usage().freeBytes)
+    }
 
-        // Looked up under the lock rather than from a copy: a copy of the index kept alive while
-        // the batch commits would make that commit copy the whole dictionary.
-        func current(_ key: ChunkKey) -> ChunkLocation? {
-            if let entry = overlay[key] { return entry }
-            return state.withLock { $0.index[key] }
+    /// Where `key` is as the batch so far leaves the index (nil: absent).
+    ///
+    /// Looked up under the lock rather than from a copy: a copy of the index kept alive while
+    /// the batch commits would make that commit copy the whole dictionary.
+    private func current(_ key: ChunkKey, overlay: [ChunkKey: ChunkLocation?]) -> ChunkLocation? {
+        if let entry = overlay[key] { return entry }
+        return state.withLock { $0.index[key] }
+    }
+
+    /// Decides an operation against the index as the batch leaves it: an identical retry, a
+    /// conflict, a missing chunk or a stale compaction copy is answered; the rest is a record.
+    private func step(for operation: Operation, overlay: [ChunkKey: ChunkLocation?]) -> BatchStep {
+        switch operation {
+        case .put(let k, let data, let c):
+            if let existing = current(k, overlay: overlay) {
+                let stored = ChunkInfo(fileId: k.fileId, length: existing.length, crc: existing.crc)
+                let same = existing.crc == c && Int(existing.length) == data.readableBytes
+                return .answered(same ? .success(stored) : .failure(.alreadyExists(k, stored: stored)))
+            }
+            return .append(BatchRecord(key: k, payload: data, crc: c, tombstone: false, relocating: nil, copiedTombstone: false))
+        case .delete(let k):
+            guard current(k, overlay: overlay) != nil else { return .answered(.failure(.notFound(k))) }
+            return .append(BatchRecord(key: k, payload: ByteBuffer(), crc: 0, tombstone: true, relocating: nil, copiedTombstone: false))
+        case .relocate(let k, let from, let data):
+            // Deleted or rewritten since compaction read it: the copy would be stale.
+            guard current(k, overlay: overlay) == from else {
+                return .answered(.success(ChunkInfo(fileId: k.fileId, length: from.length, crc: from.crc)))
+            }
+            return .append(BatchRecord(key: k, payload: data, crc: from.crc, tombstone: false, relocating: from, copiedTombstone: false))
+        case .tombstone(let k):
+            // Stored again since: a copied tombstone after the new record would delete it on a rescan.
+            guard current(k, overlay: overlay) == nil else { return .answered(.success(ChunkInfo(fileId: k.fileId, length: 0, crc: 0))) }
+            return .append(BatchRecord(key: k, payload: ByteBuffer(), crc: 0, tombstone: true, relocating: nil, copiedTombstone: true))
         }
+    }
 
-        for item in batch {
-            let key: ChunkKey
-            let payload: ByteBuffer
-            let crc: UInt32
-            let tombstone: Bool
-            switch item.operation {
-            case .put(let k, let data, let c):
-                if let existing = current(k) {
-                    let stored = ChunkInfo(fileId: k.fileId, length: existing.length, crc: existing.crc)
-                    let same = existing.crc == c && Int(existing.length) == data.readableBytes
-                    results.append(same ? .success(stored) : .failure(.alreadyExists(k, stored: stored)))
-                    continue
-                }
-                (key, payload, crc, tombstone) = (k, data, c, false)
-            case .delete(let k):
-                guard current(k) != nil else {
-                    results.append(.failure(.notFound(k)))
-                    continue
-                }
-                (key, payload, crc, tombstone) = (k, ByteBuffer(), 0, true)
-            case .relocate(let k, let from, let data):
-                // Deleted or rewritten since compaction read it: the copy would be stale.
-                guard current(k) == from else {
-                    results.append(.success(ChunkInfo(fileId: k.fileId, length: from.length, crc: from.crc)))
-                    continue
-                }
-                (key, payload, crc, tombstone) = (k, data, from.crc, false)
-            case .tombstone(let k):
-                // Stored again since: a copied tombstone after the new record would delete it on a rescan.
-                guard current(k) == nil else {
-                    results.append(.success(ChunkInfo(fileId: k.fileId, length: 0, crc: 0)))
-                    continue
-                }
-                (key, payload, crc, tombstone) = (k, ByteBuffer(), 0, true)
-            }
-            let relocating: ChunkLocation? = if case .relocate(_, let from, _) = item.operation { from } else { nil }
-            let copiedTombstone = if case .tombstone = item.operation { true } else { false }
-            if failing {
-                results.append(.failure(.readOnly(reason: "a disk write failed; an operator must check this disk")))
-                continue
-            }
-            let size = RecordHeader.recordSize(payloadLength: payload.readableBytes)
-            // The reserve is headroom: a write may dip into it, after which the store is read-only.
-            // Compaction may use it: its copies are what gives space back.
-            let reserve = relocating == nil ? configuration.reserveBytes : 0
-            if !tombstone && (free < reserve || free < UInt64(size)) {
-                results.append(.failure(.readOnly(reason: "free space \(free) bytes is under the \(configuration.reserveBytes)-byte reserve")))
-                continue
-            }
-            do throws(ChunkStoreError) {
-                if end + size > active.size {
-                    active = try rollVolume(after: active)
-                    end = 0
-                }
-                let header = RecordHeader(key: key, length: UInt32(payload.readableBytes), payloadCRC: crc, tombstone: tombstone)
-                try Self.writeRecord(header, payload: payload, to: active, at: end)
-                var location = ChunkLocation(volume: active.id, offset: UInt64(end), length: header.length, crc: crc, storedMs: clock.nowMs())
-                if let from = relocating {
-                    location.storedMs = from.storedMs
-                    staged.append(.moved(key, from: from, to: location))
-                    overlay[key] = location
-                } else if !copiedTombstone {
-                    staged.append(tombstone ? .removed(key) : .stored(key, location))
-                    overlay[key] = tombstone ? .some(nil) : location
-                }
-                touched.insert(active.id)
-                end += size
-                ends[active.id] = end
-                free -= min(free, UInt64(size))
-                results.append(.success(ChunkInfo(fileId: key.fileId, length: header.length, crc: crc)))
-            } catch {
-                if case .io(_, let code) = error, code == ENOSPC {
-                    results.append(.failure(.readOnly(reason: "disk full")))
-                    continue
-                }
-                logger.error("write of chunk \(key) failed: \(error); the store is now read-only")
-                failing = true
-                state.withLock { $0.ioErrors += 1 }
-                results.append(.failure(error))
-            }
+    /// Appends one record unless the store fails writes or lacks the space; a write error other
+    /// than a full disk turns the rest of the batch (and then the store) read-only.
+    private func append(_ record: BatchRecord, _ progress: inout BatchProgress) -> Result<ChunkInfo, ChunkStoreError> {
+        if progress.failing {
+            return .failure(.readOnly(reason: "a disk write failed; an operator must check this disk"))
         }
+        let size = RecordHeader.recordSize(payloadLength: record.payload.readableBytes)
+        // The reserve is headroom: a write may dip into it, after which the store is read-only.
+        // Compaction may use it: its copies are what gives space back.
+        let reserve = record.relocating == nil ? configuration.reserveBytes : 0
+        if !record.tombstone && (progress.free < reserve || progress.free < UInt64(size)) {
+            return .failure(.readOnly(reason: "free space \(progress.free) bytes is under the \(configuration.reserveBytes)-byte reserve"))
+        }
+        do throws(ChunkStoreError) {
+            return .success(try write(record, size: size, &progress))
+        } catch {
+            if case .io(_, let code) = error, code == ENOSPC {
+                return .failure(.readOnly(reason: "disk full"))
+            }
+            logger.error("write of chunk \(record.key) failed: \(error); the store is now read-only")
+            progress.failing = true
+            state.withLock { $0.ioErrors += 1 }
+            return .failure(error)
+        }
+    }
 
-        // One fsync per touched volume covers every record of the batch: the group commit.
+    /// Writes one record at the active volume's end (rolling to a new volume when it does not
+    /// fit) and stages its index change; nothing is synced or applied here.
+    private func write(_ record: BatchRecord, size: Int, _ progress: inout BatchProgress) throws(ChunkStoreError) -> ChunkInfo {
+        if progress.end + size > progress.active.size {
+            progress.active = try rollVolume(after: progress.active)
+            progress.end = 0
+        }
+        let key = record.key
+        let header = RecordHeader(key: key, length: UInt32(record.payload.readableBytes), payloadCRC: record.crc, tombstone: record.tombstone)
+        try Self.writeRecord(header, payload: record.payload, to: progress.active, at: progress.end)
+        var location = ChunkLocation(
+            volume: progress.active.id, offset: UInt64(progress.end), length: header.length, crc: record.crc, storedMs: clock.nowMs())
+        if let from = record.relocating {
+            location.storedMs = from.storedMs
+            progress.staged.append(.moved(key, from: from, to: location))
+            progress.overlay[key] = location
+        } else if !record.copiedTombstone {
+            progress.staged.append(record.tombstone ? .removed(key) : .stored(key, location))
+            progress.overlay[key] = record.tombstone ? .some(nil) : location
+        }
+        progress.touched.insert(progress.active.id)
+        progress.end += size
+        progress.ends[progress.active.id] = progress.end
+        progress.free -= min(progress.free, UInt64(size))
+        return ChunkInfo(fileId: key.fileId, length: header.length, crc: record.crc)
+    }
+
+    /// Fsyncs each volume in `touched`, timing each: one sync per volume covers every record of
+    /// the batch (the group commit). Returns the last failure, if any.
+    private func syncVolumes(_ touched: Set<UInt32>) -> ChunkStoreError? {
         var syncError: ChunkStoreError?
         let volumes = state.withLock { s in touched.map { s.volumes[$0]! } }
         for volume in volumes {
@@ -503,9 +580,15 @@ public final class VolumeChunkStore: ChunkStore {
             let elapsed = ContinuousClock.now - started
             Self.syncTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         }
+        return syncError
+    }
+
+    /// Ends the batch under the lock: after a good sync publishes the volume ends, the active
+    /// volume and the staged index changes; after a failed one only turns the store read-only.
+    private func commit(_ progress: BatchProgress, syncError: ChunkStoreError?) {
         state.withLock { s in
             s.inFlight = 0
-            if !touched.isEmpty { s.syncCount += 1 }
+            if !progress.touched.isEmpty { s.syncCount += 1 }
             if let syncError {
                 // After a failed fsync nothing written since the last good one can be trusted.
                 s.failing = true
@@ -513,36 +596,35 @@ public final class VolumeChunkStore: ChunkStore {
                 logger.error("fsync failed: \(syncError); the store is now read-only")
                 return
             }
-            s.failing = s.failing || failing
-            s.activeVolume = active.id
-            s.volumes[active.id] = active
-            for (id, volumeEnd) in ends { s.volumeEnds[id] = volumeEnd }
-            for change in staged {
-                switch change {
-                case .stored(let key, let location):
-                    s.index[key] = location
-                    s.liveBytes += UInt64(location.length)
-                    s.liveRecordBytes[location.volume, default: 0] += location.recordSize
-                    s.sortedIds[key.group] = nil
-                case .removed(let key):
-                    if let old = s.index.removeValue(forKey: key) {
-                        s.liveBytes -= UInt64(old.length)
-                        s.liveRecordBytes[old.volume, default: 0] -= old.recordSize
-                    }
-                    s.sortedIds[key.group] = nil
-                case .moved(let key, let from, let to):
-                    // The writer is the only one changing the index, so `from` is still current.
-                    s.index[key] = to
-                    s.liveRecordBytes[from.volume, default: 0] -= from.recordSize
-                    s.liveRecordBytes[to.volume, default: 0] += to.recordSize
-                }
+            s.failing = s.failing || progress.failing
+            s.activeVolume = progress.active.id
+            s.volumes[progress.active.id] = progress.active
+            for (id, volumeEnd) in progress.ends { s.volumeEnds[id] = volumeEnd }
+            for change in progress.staged { Self.apply(change, to: &s) }
+            s.changesSinceCheckpoint += progress.staged.count
+        }
+    }
+
+    /// Applies one staged change to the index, its live byte counts and the listing cache.
+    private static func apply(_ change: Staged, to s: inout State) {
+        switch change {
+        case .stored(let key, let location):
+            s.index[key] = location
+            s.liveBytes += UInt64(location.length)
+            s.liveRecordBytes[location.volume, default: 0] += location.recordSize
+            s.sortedIds[key.group] = nil
+        case .removed(let key):
+            if let old = s.index.removeValue(forKey: key) {
+                s.liveBytes -= UInt64(old.length)
+                s.liveRecordBytes[old.volume, default: 0] -= old.recordSize
             }
-            s.changesSinceCheckpoint += staged.count
+            s.sortedIds[key.group] = nil
+        case .moved(let key, let from, let to):
+            // The writer is the only one changing the index, so `from` is still current.
+            s.index[key] = to
+            s.liveRecordBytes[from.volume, default: 0] -= from.recordSize
+            s.liveRecordBytes[to.volume, default: 0] += to.recordSize
         }
-        if let syncError {
-            return results.map { result in result.flatMap { _ in .failure(syncError) } }
-        }
-        return results
     }
 
     /// Seals `volume` (its remaining tail stays zero) and creates the next one. The old volume is

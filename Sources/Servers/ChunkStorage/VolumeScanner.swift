@@ -40,18 +40,11 @@ struct VolumeScanner {
                 Result { () throws(ChunkStoreError) in try volume.read(into: b, at: offset) }
             }.get()
             let decoded = header.withUnsafeBytes { RecordHeader.decode($0) }
-            var candidate: RecordHeader?
-            switch decoded {
-            case .empty:
+            if decoded == .empty {
                 outcome.end = offset
                 return outcome
-            case .invalid:
-                candidate = nil
-            case .header(let h):
-                let fits = offset + h.recordSize <= volume.size && Int(h.length) <= maxChunkBytes
-                candidate = fits && (!h.isTombstone || h.length == 0) ? h : nil
             }
-            guard let h = candidate else {
+            guard let h = record(decoded, at: offset) else {
                 // Not a record: either the torn tail or a damaged header we must skip over.
                 if let next = try nextHeader(after: offset) {
                     logger.error("volume \(volume.id): damaged bytes at \(offset)..<\(next) skipped")
@@ -64,17 +57,7 @@ struct VolumeScanner {
                 return outcome
             }
             if !h.isTombstone {
-                if payload.count < Int(h.length) { payload = [UInt8](repeating: 0, count: Int(h.length)) }
-                let crc = try payload.withUnsafeMutableBytes { b in
-                    Result { () throws(ChunkStoreError) -> UInt32 in
-                        let slice = UnsafeMutableRawBufferPointer(rebasing: b[0..<Int(h.length)])
-                        try volume.read(into: slice, at: offset + RecordHeader.size)
-                        var crc = CRC32C()
-                        crc.update(UnsafeRawBufferPointer(slice))
-                        return crc.value
-                    }
-                }.get()
-                if crc != h.payloadCRC {
+                if try payloadCRC(of: h, at: offset, buffer: &payload) != h.payloadCRC {
                     guard try nextHeader(after: offset) != nil else {
                         outcome.end = offset
                         outcome.tornTail = true
@@ -90,6 +73,30 @@ struct VolumeScanner {
         }
         outcome.end = offset
         return outcome
+    }
+
+    /// The header decoded at `offset` if a record can start there: valid, inside the volume, no
+    /// longer than a chunk may be, and a tombstone only without payload.
+    private func record(_ decoded: RecordHeader.Decoded, at offset: Int) -> RecordHeader? {
+        guard case .header(let h) = decoded else { return nil }
+        let fits = offset + h.recordSize <= volume.size && Int(h.length) <= maxChunkBytes
+        return fits && (!h.isTombstone || h.length == 0) ? h : nil
+    }
+
+    /// The CRC-32C of the payload of the record `header` at `offset`, read into `buffer` (grown
+    /// when it is too small).
+    private func payloadCRC(of header: RecordHeader, at offset: Int, buffer: inout [UInt8]) throws(ChunkStoreError) -> UInt32 {
+        let length = Int(header.length)
+        if buffer.count < length { buffer = [UInt8](repeating: 0, count: length) }
+        return try buffer.withUnsafeMutableBytes { b in
+            Result { () throws(ChunkStoreError) -> UInt32 in
+                let slice = UnsafeMutableRawBufferPointer(rebasing: b[0..<length])
+                try volume.read(into: slice, at: offset + RecordHeader.size)
+                var crc = CRC32C()
+                crc.update(UnsafeRawBufferPointer(slice))
+                return crc.value
+            }
+        }.get()
     }
 
     /// The offset of the first valid record header after `offset`, searching to the volume's end.
