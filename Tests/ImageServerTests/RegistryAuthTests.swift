@@ -197,7 +197,7 @@ struct RegistryAuthTests {
         }
         #expect(try await checker.check(user: "alice", password: "alice-pass", from: "192.0.2.2"))
         let error = OCIError.loginDeferred(.limited(retryAfter: 42))
-        #expect(error.status == .tooManyRequests && error.code == "TOOMANYREQUESTS" && error.headers[.retryAfter] == "42")
+        #expect(error.status == .tooManyRequests && error.code == .tooManyRequests && error.headers[.retryAfter] == "42")
         let busy = OCIError.loginDeferred(.busy)
         #expect(busy.status == .serviceUnavailable && busy.headers[.retryAfter] == "1")
     }

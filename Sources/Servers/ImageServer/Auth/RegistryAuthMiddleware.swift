@@ -78,14 +78,14 @@ struct RegistryAuthMiddleware: RouterMiddleware {
                 throw challenge(request, requirement, "\(action) on \(repository) needs a login with that right")
             }
             logger.notice("denied \(action) on \(repository) to \(identity.user ?? "anonymous") from \(context.clientAddress)")
-            throw OCIError(.forbidden, "DENIED", "\(identity.user ?? "anonymous") may not \(action) \(repository)")
+            throw OCIError(.denied, "\(identity.user ?? "anonymous") may not \(action) \(repository)")
         }
         return try await next(request, context)
     }
 
     /// 401 UNAUTHORIZED with `WWW-Authenticate: Bearer realm=…,service=…[,scope=…]`.
     func challenge(_ request: Request, _ requirement: Requirement, _ message: String) -> OCIError {
-        var error = OCIError(.unauthorized, "UNAUTHORIZED", "authentication required: \(message)")
+        var error = OCIError(.unauthorized, "authentication required: \(message)")
         var value = "Bearer realm=\"\(realm(request))\",service=\"\(auth.configuration.service)\""
         if case .action(let action, let repository) = requirement {
             let actions = action == .push ? "pull,push" : action.rawValue

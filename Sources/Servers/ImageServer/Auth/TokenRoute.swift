@@ -37,17 +37,17 @@ struct TokenRoute: Sendable {
             }
             guard case .user(let name)? = identity else {
                 logger.notice("token refused to \(context.clientAddress): credentials that do not check out")
-                var error = OCIError(.unauthorized, "UNAUTHORIZED", "the user name or password is wrong")
+                var error = OCIError(.unauthorized, "the user name or password is wrong")
                 error.headers[.wwwAuthenticate] = "Basic realm=\"\(auth.configuration.service)\""
                 throw error
             }
             user = name
         }
         if let service = request.uri.queryParameters["service"], service != auth.configuration.service {
-            throw OCIError(.badRequest, "UNSUPPORTED", "this token endpoint serves '\(auth.configuration.service)', not '\(service.prefix(100))'")
+            throw OCIError(.unsupported, "this token endpoint serves '\(auth.configuration.service)', not '\(service.prefix(100))'")
         }
         let scopes = request.uri.queryParameters.getAll("scope").flatMap { $0.split(separator: " ") }
-        guard scopes.count <= 64 else { throw OCIError(.badRequest, "UNSUPPORTED", "too many scopes") }
+        guard scopes.count <= 64 else { throw OCIError(.unsupported, "too many scopes") }
         var access: [RegistryClaims.Access] = []
         for scope in scopes {
             let parts = scope.split(separator: ":", omittingEmptySubsequences: false)

@@ -76,7 +76,7 @@ actor ChunkHolder {
         if let oldest = unheld.map(\.started).min(), ContinuousClock.now - oldest >= deadline {
             // The metaserver was too slow to record the chunks in time: the push must be retried.
             var error = OCIError(
-                .serviceUnavailable, "UNAVAILABLE",
+                .unavailable,
                 "a chunk of this upload could not be recorded within \(deadline) of its write (the metaserver is slow); retry the push")
             error.headers[.retryAfter] = "5"
             throw error

@@ -35,7 +35,7 @@ extension RegistryAPI {
     static func pageSize(_ text: Substring?) throws(OCIError) -> Int {
         guard let text else { return defaultPage }
         guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            throw OCIError(.badRequest, "UNSUPPORTED", "n must be a whole number, got '\(text.prefix(50))'")
+            throw OCIError(.unsupported, "n must be a whole number, got '\(text.prefix(50))'")
         }
         return text.count > 6 ? largestPage : min(Int(text)!, largestPage)
     }

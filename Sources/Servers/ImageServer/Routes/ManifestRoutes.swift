@@ -34,7 +34,7 @@ extension RegistryAPI {
         do {
             body = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw OCIError(.contentTooLarge, "MANIFEST_INVALID", "manifest is over the \(limit)-byte limit")
+            throw OCIError(.manifestInvalid, "manifest is over the \(limit)-byte limit", status: .manifestTooLarge)
         }
         let content = Array(body.readableBytesView)
         var tag: String?
@@ -50,12 +50,10 @@ extension RegistryAPI {
         }
         let parsed = try ManifestParser.parse(content, contentType: request.headers[.contentType])
         for blob in parsed.blobs where try await meta.blob(blob, in: name) == nil {
-            throw OCIError(.badRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest references blob \(blob), which is not in \(name)", detail: blob.description)
+            throw OCIError.manifestBlobUnknown(blob: blob.description, in: name)
         }
         for manifest in parsed.manifests where try await meta.manifest(manifest.description, in: name) == nil {
-            throw OCIError(
-                .badRequest, "MANIFEST_BLOB_UNKNOWN", "the index references manifest \(manifest), which is not in \(name)",
-                detail: manifest.description)
+            throw OCIError.manifestBlobUnknown(manifest: manifest.description, in: name)
         }
         let record = ManifestRecord(
             repository: name, digest: digest, mediaType: parsed.mediaType, content: content, subject: parsed.subject,
@@ -65,9 +63,9 @@ extension RegistryAPI {
             try await meta.putManifest(record, tag: tag)
         } catch .blobUnknown(let gone) {
             // Swept by garbage collection since the checks above.
-            throw OCIError(.badRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest references blob \(gone), which is not in \(name)", detail: gone.description)
+            throw OCIError.manifestBlobUnknown(blob: gone.description, in: name)
         } catch .manifestUnknown(let gone) {
-            throw OCIError(.badRequest, "MANIFEST_BLOB_UNKNOWN", "the index references manifest \(gone), which is not in \(name)", detail: gone)
+            throw OCIError.manifestBlobUnknown(manifest: gone, in: name)
         }
         var headers = HTTPFields()
         headers[.location] = "/v2/\(name)/manifests/\(digest)"
@@ -99,7 +97,7 @@ extension RegistryAPI {
         if Digest.looksLikeDigest(reference) {
             guard Digest(parsing: reference) != nil else { throw OCIError.digestInvalid("'\(reference)' is not a valid digest") }
         } else if !OCINames.isValidTag(reference) {
-            throw OCIError(.badRequest, "MANIFEST_INVALID", "'\(reference.prefix(200))' is not a valid tag")
+            throw OCIError(.manifestInvalid, "'\(reference.prefix(200))' is not a valid tag")
         }
     }
 }

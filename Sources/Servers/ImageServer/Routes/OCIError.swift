@@ -6,17 +6,27 @@ import ServerSupport
 import SpeedyCore
 
 /// An error answer of the OCI Distribution API: `{"errors": [{"code", "message", "detail"}]}`
-/// with one of the spec's codes.
+/// with one of the codes of ``OCIErrorCode``.
 struct OCIError: HTTPResponseError, Sendable {
     let status: HTTPResponse.Status
-    let code: String
+    let code: OCIErrorCode
     let message: String
     let detail: String?
     /// Extra headers (a 416 carries the upload's Range and Location).
     var headers: HTTPFields = [:]
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, detail: String? = nil) {
-        self.status = status
+    /// An answer with `code`'s usual status.
+    init(_ code: OCIErrorCode, _ message: String, detail: String? = nil) {
+        self.status = code.status
+        self.code = code
+        self.message = message
+        self.detail = detail
+    }
+
+    /// An answer in one of the declared situations that send `code` with another status.
+    init(_ code: OCIErrorCode, _ message: String, detail: String? = nil, status override: OCIErrorCode.StatusOverride) {
+        assert(override.code == code, "\(override) is declared for \(override.code), not \(code)")
+        self.status = override.status
         self.code = code
         self.message = message
         self.detail = detail
@@ -32,7 +42,7 @@ struct OCIError: HTTPResponseError, Sendable {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try WireJSON.encoder().encode(Body(errors: [.init(code: code, message: message, detail: detail)]))
+        let body = try WireJSON.encoder().encode(Body(errors: [.init(code: code.rawValue, message: message, detail: detail)]))
         var fields = headers
         fields[.contentType] = "application/json"
         // A HEAD answer has no body: only the status tells.
@@ -41,24 +51,34 @@ struct OCIError: HTTPResponseError, Sendable {
     }
 
     static func nameInvalid(_ name: String) -> OCIError {
-        OCIError(.badRequest, "NAME_INVALID", "invalid repository name '\(name.prefix(300))'")
+        OCIError(.nameInvalid, "invalid repository name '\(name.prefix(300))'")
     }
-    static func nameUnknown(_ name: String) -> OCIError { OCIError(.notFound, "NAME_UNKNOWN", "repository \(name) is not known") }
-    static func digestInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "DIGEST_INVALID", message) }
-    static func blobUnknown(_ digest: String) -> OCIError { OCIError(.notFound, "BLOB_UNKNOWN", "blob \(digest) is not known", detail: digest) }
+    static func nameUnknown(_ name: String) -> OCIError { OCIError(.nameUnknown, "repository \(name) is not known") }
+    static func digestInvalid(_ message: String) -> OCIError { OCIError(.digestInvalid, message) }
+    static func blobUnknown(_ digest: String) -> OCIError { OCIError(.blobUnknown, "blob \(digest) is not known", detail: digest) }
     static func manifestUnknown(_ reference: String) -> OCIError {
-        OCIError(.notFound, "MANIFEST_UNKNOWN", "manifest \(reference) is not known", detail: reference)
+        OCIError(.manifestUnknown, "manifest \(reference) is not known", detail: reference)
     }
-    static func manifestInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "MANIFEST_INVALID", message) }
+    static func manifestInvalid(_ message: String) -> OCIError { OCIError(.manifestInvalid, message) }
+    /// A pushed manifest names a blob the repository does not have.
+    static func manifestBlobUnknown(blob: String, in name: String) -> OCIError {
+        OCIError(.manifestBlobUnknown, "the manifest references blob \(blob), which is not in \(name)", detail: blob)
+    }
+    /// A pushed index names a manifest the repository does not have.
+    static func manifestBlobUnknown(manifest: String, in name: String) -> OCIError {
+        OCIError(.manifestBlobUnknown, "the index references manifest \(manifest), which is not in \(name)", detail: manifest)
+    }
     static func uploadUnknown(_ id: String) -> OCIError {
-        OCIError(.notFound, "BLOB_UPLOAD_UNKNOWN", "upload \(id) is not known", detail: id)
+        OCIError(.blobUploadUnknown, "upload \(id) is not known", detail: id)
     }
-    static func sizeInvalid(_ message: String) -> OCIError { OCIError(.badRequest, "SIZE_INVALID", message) }
-    static func unsupported(_ message: String) -> OCIError { OCIError(.methodNotAllowed, "UNSUPPORTED", message) }
+    static func sizeInvalid(_ message: String) -> OCIError { OCIError(.sizeInvalid, message) }
+    /// A method the endpoint does not have.
+    static func methodNotAllowed(_ message: String) -> OCIError { OCIError(.unsupported, message, status: .methodNotAllowed) }
 
     /// No memory for the request's buffers within the wait limit: come back shortly.
     static func busy(_ error: BudgetExhausted) -> OCIError {
-        OCIError(.serviceUnavailable, "TOOMANYREQUESTS", "the registry is at its memory limit; no buffer came free within \(error.waited); retry shortly")
+        OCIError(
+            .tooManyRequests, "the registry is at its memory limit; no buffer came free within \(error.waited); retry shortly", status: .memoryBusy)
             .retrying(after: 2)
     }
 
@@ -67,9 +87,9 @@ struct OCIError: HTTPResponseError, Sendable {
     static func loginDeferred(_ reason: LoginDeferred) -> OCIError {
         switch reason {
         case .busy:
-            OCIError(.serviceUnavailable, "TOOMANYREQUESTS", "too many logins are being checked right now; retry in 1 s").retrying(after: 1)
+            OCIError(.tooManyRequests, "too many logins are being checked right now; retry in 1 s", status: .loginsBusy).retrying(after: 1)
         case .limited(let seconds):
-            OCIError(.tooManyRequests, "TOOMANYREQUESTS", "too many failed logins; retry in \(seconds) s").retrying(after: seconds)
+            OCIError(.tooManyRequests, "too many failed logins; retry in \(seconds) s").retrying(after: seconds)
         }
     }
 
@@ -79,11 +99,13 @@ struct OCIError: HTTPResponseError, Sendable {
     static func storage(_ error: ChunkIOError) -> OCIError {
         switch error {
         case .noWritableGroup:
-            OCIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "UNSUPPORTED", "cannot store the blob now: no group of chunkservers takes writes")
+            OCIError(.unsupported, "cannot store the blob now: no group of chunkservers takes writes", status: .noWritableGroup)
         case .unreadable(let ref, _):
-            OCIError(.serviceUnavailable, "BLOB_UNKNOWN", "the blob's data cannot be read right now (chunk \(ref.key)); retry shortly").retrying(after: 2)
+            OCIError(.blobUnknown, "the blob's data cannot be read right now (chunk \(ref.key)); retry shortly", status: .blobUnreadable)
+                .retrying(after: 2)
         case .noFileIds:
-            OCIError(.serviceUnavailable, "UNSUPPORTED", "cannot store the blob now: no chunkmaster leases file ids; retry shortly").retrying(after: 2)
+            OCIError(.unsupported, "cannot store the blob now: no chunkmaster leases file ids; retry shortly", status: .dependencyDown)
+                .retrying(after: 2)
         }
     }
 
@@ -102,16 +124,17 @@ struct OCIError: HTTPResponseError, Sendable {
         case .nameUnknown(let name): .nameUnknown(name)
         case .uploadUnknown(let id): .uploadUnknown(id)
         case .uploadOffsetMismatch(_, let actual):
-            OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "the upload is at offset \(actual)")
-        case .invalid(let message): OCIError(.badRequest, "UNSUPPORTED", message)
-        case .unavailable: OCIError(.serviceUnavailable, "UNSUPPORTED", "metadata unavailable: no metaserver answers; retry shortly").retrying(after: 2)
+            OCIError(.blobUploadInvalid, "the upload is at offset \(actual)", status: .uploadOutOfOrder)
+        case .invalid(let message): OCIError(.unsupported, message)
+        case .unavailable:
+            OCIError(.unsupported, "metadata unavailable: no metaserver answers; retry shortly", status: .dependencyDown).retrying(after: 2)
         case .tooManyUploads(let message): tooManyUploads(message)
         }
     }
 
     /// An upload cap is reached: sessions finish or expire within minutes, so come back later.
     private static func tooManyUploads(_ message: String) -> OCIError {
-        OCIError(.tooManyRequests, "TOOMANYREQUESTS", message).retrying(after: 60)
+        OCIError(.tooManyRequests, message).retrying(after: 60)
     }
 }
 

@@ -60,7 +60,7 @@ struct RateLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if !Self.exempt.contains(request.routedPath), let wait = limiter.take(context.clientNetwork) {
-            var error = OCIError(.tooManyRequests, "TOOMANYREQUESTS", "more than \(limiter.rate) requests a second from \(context.clientAddress); retry in \(wait) s")
+            var error = OCIError(.tooManyRequests, "more than \(limiter.rate) requests a second from \(context.clientAddress); retry in \(wait) s")
             error.headers[.retryAfter] = String(wait)
             throw error
         }

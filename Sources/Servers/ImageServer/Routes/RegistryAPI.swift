@@ -59,7 +59,7 @@ struct RegistryAPI: Sendable {
 
     private func dispatch(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         guard let path = OCIPath(path: request.uri.path) else {
-            throw OCIError(.notFound, "NAME_UNKNOWN", "no such API endpoint: \(request.uri.path)")
+            throw OCIError(.nameUnknown, "no such API endpoint: \(request.uri.path)")
         }
         if case .upload = path, request.method == .patch || request.method == .put {
             return try await uploadsInProgress.counting { try await route(path, request, context) }
@@ -104,7 +104,7 @@ struct RegistryAPI: Sendable {
         case (_, .options):
             return Response(status: .noContent, headers: [.allow: path.allowedMethods, .contentLength: "0"])
         default:
-            var error = OCIError.unsupported("\(request.method) is not supported on \(request.uri.path)")
+            var error = OCIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
             error.headers[.allow] = path.allowedMethods
             throw error
         }

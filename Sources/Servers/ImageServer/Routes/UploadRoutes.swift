@@ -181,7 +181,7 @@ extension RegistryAPI {
             _ = try await meta.mountBlob(digest, into: name, from: nil)
         } catch .blobUnknown {
             // Collected between the check and the link: the bytes are gone with the body.
-            var error = OCIError(.serviceUnavailable, "UNAVAILABLE", "blob \(digest) was deleted while it was being pushed; push it again")
+            var error = OCIError(.unavailable, "blob \(digest) was deleted while it was being pushed; push it again")
             error.headers[.retryAfter] = "1"
             throw error
         }
@@ -283,7 +283,7 @@ extension RegistryAPI {
 
     private func hasher(_ session: UploadSession) throws -> SHA256Hasher {
         guard let hasher = SHA256Hasher(savedState: session.hashState) else {
-            throw OCIError(.internalServerError, "BLOB_UPLOAD_INVALID", "upload \(session.id) has a damaged hash state")
+            throw OCIError(.blobUploadInvalid, "upload \(session.id) has a damaged hash state", status: .uploadStateDamaged)
         }
         return hasher
     }
@@ -299,11 +299,11 @@ extension RegistryAPI {
     private func contentRange(_ request: Request, session: UploadSession, name: String) throws -> UInt64? {
         guard let header = request.headers[.contentRange] else { return nil }
         guard let range = UploadContentRange(parsing: header) else {
-            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>, got '\(header.prefix(100))'")
+            throw OCIError(.blobUploadInvalid, "Content-Range must be <start>-<end>, got '\(header.prefix(100))'")
         }
         guard range.start == session.offset else { throw outOfOrder(name: name, id: session.id, offset: session.offset) }
         guard let length = range.length else {
-            throw OCIError(.badRequest, "BLOB_UPLOAD_INVALID", "Content-Range \(range.start)-\(range.end) covers more bytes than a blob can hold")
+            throw OCIError(.blobUploadInvalid, "Content-Range \(range.start)-\(range.end) covers more bytes than a blob can hold")
         }
         return length
     }
@@ -317,7 +317,7 @@ extension RegistryAPI {
     }
 
     private func outOfOrder(name: String, id: String, offset: UInt64) -> OCIError {
-        var error = OCIError(.rangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "chunks must be sent in order: the upload is at byte \(offset)")
+        var error = OCIError(.blobUploadInvalid, "chunks must be sent in order: the upload is at byte \(offset)", status: .uploadOutOfOrder)
         error.headers[.location] = "/v2/\(name)/blobs/uploads/\(id)"
         error.headers[.range] = Self.rangeHeader(offset)
         return error
