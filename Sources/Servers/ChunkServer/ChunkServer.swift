@@ -23,85 +23,33 @@ public enum ChunkServer {
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now
         let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2), transport: configuration.security.peers)
-        // Opening the store may scan volumes for a while: say INIT meanwhile, so the master sees a
-        // server recovering rather than a silent one.
-        let initializing = Task {
-            let hello = HeartbeatReport.initializing(
-                serverId: serverId, group: configuration.group, addr: (configuration.advertise ?? configuration.listen).description)
-            while !Task.isCancelled {
-                _ = try? await master.heartbeat(hello)
-                try? await Task.sleep(for: configuration.heartbeatInterval)
-            }
-        }
-        let store: VolumeChunkStore
-        do {
-            // Off the event loops, which run this role's tasks: the scan may take minutes, and
-            // the INIT heartbeats above must go on meanwhile.
-            store = try await NIOThreadPool.singleton.runIfActive {
-                try VolumeChunkStore(configuration: configuration.store, logger: logger)
-            }
-            initializing.cancel()
-        } catch {
-            initializing.cancel()
-            throw error
-        }
-        let r = store.recovery
-        logger.notice(
-            "store open: \(r.chunks) chunks in \(r.volumes) volumes, \(r.recordsScanned) records scanned, checkpoint \(r.usedCheckpoint ? "used" : "absent"), \(r.tornTails) torn tails dropped, \(r.corruptRecords) corrupt"
-        )
+        let store = try await openStore(configuration, serverId: serverId, master: master, logger: logger)
         let counters = TrafficCounters()
-        let advertised = Mutex(configuration.advertise ?? configuration.listen)
-
-        @Sendable func report() -> HeartbeatReport {
-            let usage = store.usage()
-            let status: ServerStatus =
-                switch usage.health {
-                case .writable: .readWrite
-                case .full: .readOnly
-                case .failing: .error
-                }
-            return HeartbeatReport(
-                serverId: serverId, group: configuration.group, addr: advertised.withLock { $0.description }, status: status,
-                diskTotalBytes: usage.totalBytes, diskUsedBytes: usage.usedBytes, diskFreeBytes: usage.freeBytes,
-                chunkCount: usage.chunkCount, chunkBytes: usage.chunkBytes,
-                readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
-                readOps: counters.readOps.load(ordering: .relaxed), writeOps: counters.writeOps.load(ordering: .relaxed),
-                crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
-                uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
-                reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
-                reclaimedBytes: store.compactionTotals.bytes)
-        }
-
-        let router = Self.router(store: store, configuration: configuration, counters: counters, report: report, logger: logger)
+        let heartbeat = HeartbeatSource(
+            store: store, counters: counters, serverId: serverId, group: configuration.group,
+            advertised: configuration.advertise ?? configuration.listen, started: started)
+        let router = Self.router(store: store, configuration: configuration, counters: counters, report: heartbeat.report, logger: logger)
         let compactor = Compactor(
             store: store, master: master, serverId: serverId, group: configuration.group,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
-
         let listening = Mutex(false)
-        let heartbeat = PeriodicTask(name: "heartbeat", interval: configuration.heartbeatInterval) {
-            guard listening.withLock({ $0 }) else { return }
-            do {
-                _ = try await master.heartbeat(report())
-            } catch {
-                logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
-            }
-        }
-        let checkpointer = PeriodicTask(name: "checkpoint", interval: configuration.checkpointInterval) {
-            guard store.needsCheckpoint else { return }
-            // Encoding and syncing a large index blocks: not on an event loop.
-            do { try await NIOThreadPool.singleton.runIfActive { try store.checkpoint() } } catch { logger.error("index checkpoint failed: \(error)") }
-        }
-        var services: [PeriodicTask] = [heartbeat, checkpointer]
-        if let interval = configuration.compactInterval {
-            services.append(PeriodicTask(name: "compaction", interval: interval) { _ = await compactor.run(threshold: nil) })
-        }
+        let services = periodicTasks(
+            configuration, store: store, compactor: compactor, logger: logger,
+            heartbeat: {
+                guard listening.withLock({ $0 }) else { return }
+                do {
+                    _ = try await master.heartbeat(heartbeat.report())
+                } catch {
+                    logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
+                }
+            })
         do {
             try await HTTPServer.run(
                 role: "chunkserver", router: router, listen: configuration.listen, transport: configuration.security.transport,
                 services: services, logger: logger
             ) { bound in
-                advertised.withLock { $0 = configuration.advertise ?? bound }
+                heartbeat.advertised.withLock { $0 = configuration.advertise ?? bound }
                 listening.withLock { $0 = true }
             }
         } catch {
@@ -110,6 +58,47 @@ public enum ChunkServer {
         }
         await store.close()
         logger.notice("chunkserver \(serverId) stopped; index checkpoint saved")
+    }
+
+    /// Opens the store off the event loops (the scan may take minutes), sending `INIT` heartbeats
+    /// meanwhile so the master sees a server recovering rather than a silent one.
+    private static func openStore(
+        _ configuration: ChunkServerConfiguration, serverId: String, master: MasterClient, logger: Logger
+    ) async throws -> VolumeChunkStore {
+        let initializing = Task {
+            let hello = HeartbeatReport.initializing(
+                serverId: serverId, group: configuration.group, addr: (configuration.advertise ?? configuration.listen).description)
+            while !Task.isCancelled {
+                _ = try? await master.heartbeat(hello)
+                try? await Task.sleep(for: configuration.heartbeatInterval)
+            }
+        }
+        defer { initializing.cancel() }
+        let store = try await NIOThreadPool.singleton.runIfActive {
+            try VolumeChunkStore(configuration: configuration.store, logger: logger)
+        }
+        let r = store.recovery
+        logger.notice(
+            "store open: \(r.chunks) chunks in \(r.volumes) volumes, \(r.recordsScanned) records scanned, checkpoint \(r.usedCheckpoint ? "used" : "absent"), \(r.tornTails) torn tails dropped, \(r.corruptRecords) corrupt"
+        )
+        return store
+    }
+
+    /// The heartbeat, the index checkpoint and (with an interval) compaction, as services.
+    private static func periodicTasks(
+        _ configuration: ChunkServerConfiguration, store: VolumeChunkStore, compactor: Compactor, logger: Logger,
+        heartbeat: @escaping @Sendable () async -> Void
+    ) -> [PeriodicTask] {
+        let checkpointer = PeriodicTask(name: "checkpoint", interval: configuration.checkpointInterval) {
+            guard store.needsCheckpoint else { return }
+            // Encoding and syncing a large index blocks: not on an event loop.
+            do { try await NIOThreadPool.singleton.runIfActive { try store.checkpoint() } } catch { logger.error("index checkpoint failed: \(error)") }
+        }
+        var services = [PeriodicTask(name: "heartbeat", interval: configuration.heartbeatInterval, body: heartbeat), checkpointer]
+        if let interval = configuration.compactInterval {
+            services.append(PeriodicTask(name: "compaction", interval: interval) { _ = await compactor.run(threshold: nil) })
+        }
+        return services
     }
 
     /// The API over `store` behind the cluster secret, but for compaction's routes (which need the
@@ -131,5 +120,46 @@ public enum ChunkServer {
             maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers
         ).register(on: router)
         return router
+    }
+}
+
+/// What the chunkserver tells the master every heartbeat: its store's health, space and traffic.
+final class HeartbeatSource: Sendable {
+    let store: VolumeChunkStore
+    let counters: TrafficCounters
+    let serverId: String
+    let group: UInt32
+    /// The address this server is reached at (known once it listens, or `--advertise`).
+    let advertised: Mutex<HostPort>
+    let started: ContinuousClock.Instant
+
+    init(store: VolumeChunkStore, counters: TrafficCounters, serverId: String, group: UInt32, advertised: HostPort, started: ContinuousClock.Instant) {
+        self.store = store
+        self.counters = counters
+        self.serverId = serverId
+        self.group = group
+        self.advertised = Mutex(advertised)
+        self.started = started
+    }
+
+    /// The report as of now.
+    @Sendable func report() -> HeartbeatReport {
+        let usage = store.usage()
+        let status: ServerStatus =
+            switch usage.health {
+            case .writable: .readWrite
+            case .full: .readOnly
+            case .failing: .error
+            }
+        return HeartbeatReport(
+            serverId: serverId, group: group, addr: advertised.withLock { $0.description }, status: status,
+            diskTotalBytes: usage.totalBytes, diskUsedBytes: usage.usedBytes, diskFreeBytes: usage.freeBytes,
+            chunkCount: usage.chunkCount, chunkBytes: usage.chunkBytes,
+            readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
+            readOps: counters.readOps.load(ordering: .relaxed), writeOps: counters.writeOps.load(ordering: .relaxed),
+            crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
+            uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
+            reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
+            reclaimedBytes: store.compactionTotals.bytes)
     }
 }

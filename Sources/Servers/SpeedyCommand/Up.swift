@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import ImageServer
 import NIOCore
@@ -88,17 +87,31 @@ struct Up: AsyncParsableCommand {
         }
         let cluster = ClusterTransport(secret: secret)
         let supervisor = Supervisor(executable: executable, commonArguments: ["--cluster-secret-file", secretPath])
-        supervisor.catchStopSignals()
+        StopSignal.catchSignals()
         let masterURL = "http://127.0.0.1:\(masterPort)"
-
         try supervisor.start(
             name: "chunkmaster",
             arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master"])
-        guard await waitForHealth(MasterClient(baseURL: masterURL, transport: cluster), stop: { supervisor.isStopRequested }) else {
-            supervisor.stopAll()
-            if supervisor.isStopRequested { return }
+        guard await waitForHealth(MasterClient(baseURL: masterURL, transport: cluster), stop: { StopSignal.isRequested }) else {
+            await supervisor.stopAll()
+            if StopSignal.isRequested { return }
             throw CleanExit.message("error: the chunkmaster did not come up on port \(masterPort); is the port taken?")
         }
+        let servers = try startChunkservers(supervisor, root: root, masterURL: masterURL)
+        let access = try startFrontRoles(supervisor, root: root, masterURL: masterURL)
+        let state = await waitUntilWritable(
+            MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: cluster), chunkservers: servers.map(\.0)
+        ) { StopSignal.isRequested }
+        if !StopSignal.isRequested {
+            printBanner(state, root: root, servers: servers, notes: access.notes)
+            await StopSignal.wait()
+        }
+        say("stopping…")
+        await supervisor.stopAll()
+    }
+
+    /// Starts `--groups` groups of `--replicas` chunkservers; returns their ids and addresses.
+    private func startChunkservers(_ supervisor: Supervisor, root: String, masterURL: String) throws -> [(String, String)] {
         var servers: [(String, String)] = []
         for group in 1...groups {
             for replica in 1...replicas {
@@ -114,7 +127,11 @@ struct Up: AsyncParsableCommand {
                 servers.append((id, "127.0.0.1:\(port)"))
             }
         }
-        let metaURL = "http://127.0.0.1:\(metaPort)"
+        return servers
+    }
+
+    /// Starts the metaserver and the imageserver; returns the registry's login and TLS flags and notes.
+    private func startFrontRoles(_ supervisor: Supervisor, root: String, masterURL: String) throws -> (arguments: [String], notes: [String]) {
         var metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL]
         if let gcEvery {
             metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--gc-compact"]
@@ -123,34 +140,28 @@ struct Up: AsyncParsableCommand {
         let access = try registryAccess(root: root)
         try supervisor.start(
             name: "imageserver",
-            arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", metaURL] + access.arguments)
-        let scheme = tls ? "https" : "http"
-        let state = await waitUntilWritable(
-            MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: cluster), chunkservers: servers.map(\.0)
-        ) { supervisor.isStopRequested }
-        if supervisor.isStopRequested {
-            say("stopping…")
-            supervisor.stopAll()
-            return
-        }
+            arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
+                + access.arguments)
+        return access
+    }
+
+    /// Says whether the cluster is ready, where each role listens, and what to try first.
+    private func printBanner(_ state: RegistryState, root: String, servers: [(String, String)], notes: [String]) {
         switch state {
         case .ready: say("Speedy is up (data in \(root))")
         case .notReady(let reason):
             say("Speedy started, but the registry is not ready yet: \(reason) (data in \(root))")
         }
-        say("  registry      \(scheme)://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
-        for line in access.notes { say(line) }
-        say("  chunkmaster   \(masterURL)")
-        say("  metaserver    \(metaURL)")
+        say("  registry      \(tls ? "https" : "http")://127.0.0.1:\(registryPort)   (OCI Distribution API: push and pull here)")
+        for line in notes { say(line) }
+        say("  chunkmaster   http://127.0.0.1:\(masterPort)")
+        say("  metaserver    http://127.0.0.1:\(metaPort)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
-        say("  cluster secret \(secretPath)   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
+        say("  cluster secret \(root)/cluster-secret   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
         let tlsFlag = tls ? "--dest-cert-dir \(root)/tls" : "--dest-tls-verify=false"
         let credentials = auth ? " --dest-creds admin:$(cat \(root)/admin-password)" : ""
         say("Try: skopeo copy \(tlsFlag)\(credentials) docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")
-        say("     SPEEDY_MASTER=\(masterURL) chunktool status    (Ctrl-C stops the cluster)")
-        await supervisor.waitForStopSignal()
-        say("stopping…")
-        supervisor.stopAll()
+        say("     SPEEDY_MASTER=http://127.0.0.1:\(masterPort) chunktool status    (Ctrl-C stops the cluster)")
     }
 
     /// The imageserver's login and TLS flags for --auth and --tls, making on first start what
@@ -230,125 +241,6 @@ struct Up: AsyncParsableCommand {
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
-    }
-}
-
-/// Set from `speedy up`'s SIGINT and SIGTERM handlers (an atomic store is safe there).
-let upStopSignalled = Atomic<Bool>(false)
-
-/// Starts, restarts and stops the child processes of `speedy up`.
-///
-/// A child that exits while the cluster is not stopping is started again after a pause that
-/// doubles with each quick failure (1 s up to 30 s) and resets once a child has run for a minute,
-/// so a role that crashes is back in seconds and one that cannot start does not spin.
-final class Supervisor: @unchecked Sendable {
-    private struct Child {
-        var name: String
-        var arguments: [String]
-        var process: Process
-        var startedAt: Date
-        var backoff: Double
-    }
-
-    private let executable: String
-    private let commonArguments: [String]
-    private let lock = NSLock()
-    private var children: [Child] = []
-    private var stopping = false
-
-    static let firstBackoff = 1.0
-    static let maximumBackoff = 30.0
-    /// A child that ran this long before exiting is restarted after the first pause again.
-    static let stableAfter = 60.0
-
-    /// - Parameter commonArguments: appended to every child's arguments (the secret file).
-    init(executable: String, commonArguments: [String] = []) {
-        self.executable = executable
-        self.commonArguments = commonArguments
-    }
-
-    func start(name: String, arguments: [String]) throws {
-        let process = prepare(name: name, arguments: arguments)
-        // Recorded before it runs: a child that dies at once must still be found and restarted.
-        lock.withLock {
-            children.append(Child(name: name, arguments: arguments, process: process, startedAt: Date(), backoff: Self.firstBackoff))
-        }
-        try process.run()
-    }
-
-    private func prepare(name: String, arguments: [String]) -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments + commonArguments
-        process.terminationHandler = { [weak self] process in self?.exited(name: name, status: process.terminationStatus) }
-        return process
-    }
-
-    /// Called when a child exits: unless the cluster is stopping, restart it after its pause.
-    private func exited(name: String, status: Int32) {
-        let pause: Double? = lock.withLock {
-            guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return nil }
-            if Date().timeIntervalSince(children[index].startedAt) >= Self.stableAfter { children[index].backoff = Self.firstBackoff }
-            let pause = children[index].backoff
-            children[index].backoff = min(pause * 2, Self.maximumBackoff)
-            return pause
-        }
-        guard let pause else { return }
-        say("speedy up: \(name) exited unexpectedly (status \(status)); restarting it in \(Int(pause)) s")
-        DispatchQueue.global().asyncAfter(deadline: .now() + pause) { [weak self] in self?.restart(name: name) }
-    }
-
-    private func restart(name: String) {
-        guard let arguments = lock.withLock({ stopping ? nil : children.first(where: { $0.name == name })?.arguments }) else { return }
-        let process = prepare(name: name, arguments: arguments)
-        let wanted = lock.withLock {
-            guard !stopping, let index = children.firstIndex(where: { $0.name == name }) else { return false }
-            children[index].process = process
-            children[index].startedAt = Date()
-            return true
-        }
-        // Stopping began meanwhile: it must not outlive the cluster.
-        guard wanted else { return }
-        do {
-            try process.run()
-            say("speedy up: \(name) restarted (pid \(process.processIdentifier))")
-        } catch {
-            say("speedy up: cannot restart \(name): \(error)")
-        }
-    }
-
-    /// From now on SIGINT and SIGTERM ask the cluster to stop rather than kill this process, so a
-    /// Ctrl-C while the cluster starts still stops every child. A plain handler, installed before
-    /// this returns: a dispatch signal source takes effect only later, and a SIGTERM in between
-    /// killed `speedy up` and left its children running.
-    func catchStopSignals() {
-        signal(SIGINT) { _ in upStopSignalled.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in upStopSignalled.store(true, ordering: .relaxed) }
-    }
-
-    /// Whether SIGINT or SIGTERM came.
-    var isStopRequested: Bool { upStopSignalled.load(ordering: .relaxed) }
-
-    /// Returns on SIGINT or SIGTERM (at once if one came already).
-    func waitForStopSignal() async {
-        while !isStopRequested { try? await Task.sleep(for: .milliseconds(100)) }
-    }
-
-    /// SIGTERM to every child, then SIGKILL to any still running after 10 s.
-    func stopAll() {
-        let list = lock.withLock {
-            stopping = true
-            return children
-        }
-        for child in list.reversed() where child.process.isRunning { kill(child.process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(10)
-        for child in list {
-            while child.process.isRunning && Date() < deadline { usleep(20_000) }
-            if child.process.isRunning {
-                say("speedy up: \(child.name) did not stop in time; killing it")
-                kill(child.process.processIdentifier, SIGKILL)
-            }
-        }
     }
 }
 

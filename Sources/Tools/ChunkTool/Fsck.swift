@@ -92,6 +92,22 @@ struct Fsck: AsyncParsableCommand {
         try await job.endingOnFailure { try await check(job) }
     }
 
+    /// What a scan has found so far, and the bytes it has read (for the rate limit).
+    private struct Scan {
+        var results: [GroupResult] = []
+        var lost: [LostChunk] = []
+        var bytesRead: UInt64 = 0
+    }
+
+    /// What one scan reads from and reports to.
+    private struct ScanContext {
+        let snapshot: ClusterSnapshot
+        let store: MetaClient
+        let transport: ClusterTransport
+        let progress: ProgressBar
+        let limiter: RateLimiter
+    }
+
     private func check(_ job: JobReporter) async throws {
         let snapshot = try await options.snapshot()
         let transport = options.transport
@@ -102,99 +118,118 @@ struct Fsck: AsyncParsableCommand {
         } catch {
             throw couldNotRun("cannot ask the metaserver at \(metaURL): \(error)")
         }
-        let groupIds = Set(referencedGroups).union(snapshot.groups.map(\.id)).sorted()
-        let progress = ProgressBar(enabled: !json, job: job)
-        let limiter = RateLimiter(megabytesPerSecond: rate)
-        var bytesRead: UInt64 = 0
-        var results: [GroupResult] = []
-        var lost: [LostChunk] = []
-        for id in groupIds {
-            // References before and after the listings: a chunk counts as lost only if it was
-            // referenced before it was listed missing and still is after (an upload cancelled
-            // meanwhile is no loss); as garbage only if referenced in neither (a chunk written
-            // and recorded during the scan is no garbage).
-            let before = try await references(in: id, from: store)
-            let readable = snapshot.groups.first { $0.id == id }?.members.filter(\.status.isReadable) ?? []
-            var listings: [(addr: String, chunks: [UInt64: ChunkInfo])] = []
-            for member in readable {
-                do {
-                    listings.append((member.addr, try await ChunkServerClient(baseURL: member.addr, transport: transport).listAll(group: id)))
-                } catch {
-                    throw couldNotRun("cannot list group \(id)'s chunks on \(member.id) at \(member.addr): \(options.reason(error))")
-                }
-            }
-            let after = try await references(in: id, from: store)
-            // By chunk, not owner: an upload that completes meanwhile hands its chunks to a blob.
-            let stillReferenced = Set(after.map { "\($0.fileId) \($0.crc) \($0.length)" })
-            let references = before.filter { stillReferenced.contains("\($0.fileId) \($0.crc) \($0.length)") }
-            var result = GroupResult(group: id, referenced: references.count, stored: 0, underReplicated: 0, lost: 0, garbage: [])
-            for (n, reference) in references.enumerated() {
-                let holders = listings.filter { $0.chunks[reference.fileId].map { $0.crc == reference.crc && $0.length == reference.length } ?? false }
-                if holders.count < max(1, readable.count) { result.underReplicated += 1 }
-                var why: String? = holders.isEmpty ? (listings.isEmpty ? "no member of group \(id) is readable" : "no member holds it with its recorded CRC") : nil
-                if why == nil, deep {
-                    why = "every copy fails its CRC"
-                    for holder in holders {
-                        guard let (data, crc) = try? await ChunkServerClient(baseURL: holder.addr, transport: transport).getChecked(ChunkKey(group: id, fileId: reference.fileId)) else { continue }
-                        bytesRead += UInt64(data.readableBytes)
-                        if crc == reference.crc, data.readableBytes == Int(reference.length) {
-                            why = nil
-                            break
-                        }
-                    }
-                    try await limiter.wait(after: bytesRead)
-                }
-                // A request that failed deletes the chunks it held: missing, they are no loss.
-                if let why, !reference.owner.hasPrefix("held:") {
-                    result.lost += 1
-                    lost.append(LostChunk(group: id, fileId: reference.fileId, owner: reference.owner, why: why))
-                }
-                progress.update(done: n + 1, total: references.count, bytes: bytesRead, label: "group \(id) chunks")
-            }
-            let referencedIds = Set((before + after).map(\.fileId))
-            let stored = listings.reduce(into: Set<UInt64>()) { $0.formUnion($1.chunks.keys) }
-            result.stored = stored.count
-            result.garbage = stored.subtracting(referencedIds).sorted()
-            results.append(result)
+        let context = ScanContext(
+            snapshot: snapshot, store: store, transport: transport, progress: ProgressBar(enabled: !json, job: job),
+            limiter: RateLimiter(megabytesPerSecond: rate))
+        var scan = Scan()
+        for id in Set(referencedGroups).union(snapshot.groups.map(\.id)).sorted() {
+            try await checkGroup(id, context, &scan)
         }
         var hashed: Int?
         var mismatches: [BlobDigestCheck.Mismatch] = []
         if deep {
+            let bytesRead = scan.bytesRead
             (hashed, mismatches) = try await BlobDigestCheck(store: store, snapshot: snapshot).run { done, bytes in
-                progress.update(done: done, total: done, bytes: bytesRead + bytes, label: "blob digests")
-                try await limiter.wait(after: bytesRead + bytes)
+                context.progress.update(done: done, total: done, bytes: bytesRead + bytes, label: "blob digests")
+                try await context.limiter.wait(after: bytesRead + bytes)
             }
         }
-        progress.finish()
-        let lostBlobs = Array(Set(lost.map(\.owner))).sorted()
+        context.progress.finish()
+        let lostBlobs = Array(Set(scan.lost.map(\.owner))).sorted()
         let report = Report(
-            groups: results, lostChunks: lost, lostBlobs: lostBlobs, garbageChunks: results.reduce(0) { $0 + $1.garbage.count },
-            blobsHashed: hashed, digestMismatches: mismatches, clean: lost.isEmpty && mismatches.isEmpty)
+            groups: scan.results, lostChunks: scan.lost, lostBlobs: lostBlobs, garbageChunks: scan.results.reduce(0) { $0 + $1.garbage.count },
+            blobsHashed: hashed, digestMismatches: mismatches, clean: scan.lost.isEmpty && mismatches.isEmpty)
         await job.end(
             .finished,
-            message: (lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s)") + ", \(report.garbageChunks) garbage chunks")
+            message: (scan.lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s)") + ", \(report.garbageChunks) garbage chunks")
+        try output(report)
+    }
+
+    /// Checks one group's references against its readable members' listings (and, with --deep,
+    /// reads every referenced chunk until one copy passes its CRC).
+    ///
+    /// References are read before and after the listings: a chunk counts as lost only if it was
+    /// referenced before it was listed missing and still is after (an upload cancelled meanwhile
+    /// is no loss); as garbage only if referenced in neither (a chunk written and recorded during
+    /// the scan is no garbage).
+    private func checkGroup(_ id: UInt32, _ context: ScanContext, _ scan: inout Scan) async throws {
+        let before = try await references(in: id, from: context.store)
+        let readable = context.snapshot.groups.first { $0.id == id }?.members.filter(\.status.isReadable) ?? []
+        let listings = try await list(group: id, on: readable, transport: context.transport)
+        let after = try await references(in: id, from: context.store)
+        // By chunk, not owner: an upload that completes meanwhile hands its chunks to a blob.
+        let stillReferenced = Set(after.map { "\($0.fileId) \($0.crc) \($0.length)" })
+        let references = before.filter { stillReferenced.contains("\($0.fileId) \($0.crc) \($0.length)") }
+        var result = GroupResult(group: id, referenced: references.count, stored: 0, underReplicated: 0, lost: 0, garbage: [])
+        for (n, reference) in references.enumerated() {
+            let holders = listings.filter { $0.chunks[reference.fileId].map { $0.crc == reference.crc && $0.length == reference.length } ?? false }
+            if holders.count < max(1, readable.count) { result.underReplicated += 1 }
+            var why: String? = holders.isEmpty ? (listings.isEmpty ? "no member of group \(id) is readable" : "no member holds it with its recorded CRC") : nil
+            if why == nil, deep {
+                why = await readFails(reference, group: id, holders: holders.map(\.addr), context.transport, bytesRead: &scan.bytesRead)
+                try await context.limiter.wait(after: scan.bytesRead)
+            }
+            // A request that failed deletes the chunks it held: missing, they are no loss.
+            if let why, !reference.owner.hasPrefix("held:") {
+                result.lost += 1
+                scan.lost.append(LostChunk(group: id, fileId: reference.fileId, owner: reference.owner, why: why))
+            }
+            context.progress.update(done: n + 1, total: references.count, bytes: scan.bytesRead, label: "group \(id) chunks")
+        }
+        let stored = listings.reduce(into: Set<UInt64>()) { $0.formUnion($1.chunks.keys) }
+        result.stored = stored.count
+        result.garbage = stored.subtracting(Set((before + after).map(\.fileId))).sorted()
+        scan.results.append(result)
+    }
+
+    /// Every listed chunk of `group` on each of `members`, or exit status 2 naming the one that failed.
+    private func list(group id: UInt32, on members: [MemberSnapshot], transport: ClusterTransport) async throws -> [(addr: String, chunks: [UInt64: ChunkInfo])] {
+        var listings: [(addr: String, chunks: [UInt64: ChunkInfo])] = []
+        for member in members {
+            do {
+                listings.append((member.addr, try await ChunkServerClient(baseURL: member.addr, transport: transport).listAll(group: id)))
+            } catch {
+                throw couldNotRun("cannot list group \(id)'s chunks on \(member.id) at \(member.addr): \(options.reason(error))")
+            }
+        }
+        return listings
+    }
+
+    /// Nil when one holder's copy of the chunk passes its CRC and length, else why it is lost.
+    private func readFails(
+        _ reference: ChunkReference, group id: UInt32, holders: [String], _ transport: ClusterTransport, bytesRead: inout UInt64
+    ) async -> String? {
+        for addr in holders {
+            let key = ChunkKey(group: id, fileId: reference.fileId)
+            guard let (data, crc) = try? await ChunkServerClient(baseURL: addr, transport: transport).getChecked(key) else { continue }
+            bytesRead += UInt64(data.readableBytes)
+            if crc == reference.crc, data.readableBytes == Int(reference.length) { return nil }
+        }
+        return "every copy fails its CRC"
+    }
+
+    /// Prints the report (JSON or text), lost blobs and digest mismatches on standard error, and
+    /// exits 1 when data is lost or a digest does not match.
+    private func output(_ report: Report) throws {
         if json {
             try printJSON(report)
         } else {
-            for r in results {
+            for r in report.groups {
                 print("group \(r.group): \(r.referenced) chunks referenced, \(r.stored) stored, \(r.underReplicated) under-replicated, \(r.lost) lost, \(r.garbage.count) garbage" + (r.garbage.isEmpty ? "" : " (\(VerifyReport.list(r.garbage)))"))
             }
-            if results.isEmpty { print("no groups and no blobs") }
-            print(lost.isEmpty ? "no data lost" : "DATA LOSS: \(lostBlobs.count) blob(s) have chunks with no good copy anywhere")
-            if let hashed {
-                print(mismatches.isEmpty ? "\(hashed) blob digest(s) recomputed: all match" : "DIGEST MISMATCH: \(mismatches.count) of \(hashed) blob(s)")
+            if report.groups.isEmpty { print("no groups and no blobs") }
+            print(report.lostChunks.isEmpty ? "no data lost" : "DATA LOSS: \(report.lostBlobs.count) blob(s) have chunks with no good copy anywhere")
+            if let hashed = report.blobsHashed {
+                print(report.digestMismatches.isEmpty ? "\(hashed) blob digest(s) recomputed: all match" : "DIGEST MISMATCH: \(report.digestMismatches.count) of \(hashed) blob(s)")
             }
         }
-        for mismatch in mismatches {
+        for mismatch in report.digestMismatches {
             FileHandle.standardError.write(Data("DIGEST MISMATCH: \(mismatch.digest): \(mismatch.why)\n".utf8))
         }
-        if !mismatches.isEmpty && lost.isEmpty { throw ToolExit.problems }
-        if !lost.isEmpty {
-            for blob in lostBlobs {
-                let chunks = lost.filter { $0.owner == blob }
-                FileHandle.standardError.write(Data("LOST: \(blob): \(chunks.map { "chunk \($0.group)/\($0.fileId) (\($0.why))" }.joined(separator: ", "))\n".utf8))
-            }
-            throw ToolExit.problems
+        for blob in report.lostBlobs {
+            let chunks = report.lostChunks.filter { $0.owner == blob }
+            FileHandle.standardError.write(Data("LOST: \(blob): \(chunks.map { "chunk \($0.group)/\($0.fileId) (\($0.why))" }.joined(separator: ", "))\n".utf8))
         }
+        if !report.clean { throw ToolExit.problems }
     }
 }

@@ -115,32 +115,61 @@ struct TransferJob {
         return TransferJob(command: command, master: master, destination: destination, source: source, transferringSince: .now)
     }
 
+    /// Copies until the destination holds every chunk of the source, verifies the two listings,
+    /// then retires the member the destination replaces and sets the destination `RW`.
     func run() async throws -> TransferReport {
         let started = ContinuousClock.now
-        let groupId = command.group
-        let master = self.master
-        let sourceClient = ChunkServerClient(baseURL: source.addr, transport: master.transport)
-        let destinationClient = ChunkServerClient(baseURL: destination.addr, transport: master.transport)
         var report = TransferReport(
             group: command.group, to: destination.addr, toId: destination.id, from: source.id, passes: 0, chunksCopied: 0, bytesCopied: 0,
             chunksAlreadyThere: 0, chunksWrittenByImageservers: 0, seconds: 0, megabytesPerSecond: 0, failures: [], unverified: [], retired: [], notes: [], markedReadWrite: false, complete: false)
-        let progress = ProgressBar(enabled: !command.json, job: reporter)
-        let limiter = RateLimiter(megabytesPerSecond: command.rate)
+        let copiedIds = try await copyUntilSettled(&report)
+        try await verify(&report, copiedIds: copiedIds)
+        let elapsed = ContinuousClock.now - started
+        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.megabytesPerSecond = report.seconds > 0 ? Double(report.bytesCopied) / 1e6 / report.seconds : 0
+        guard report.failures.isEmpty, report.unverified.isEmpty else { return report }
+        try await retireReplaced(&report)
+        do {
+            _ = try await master.setStatus(of: destination.id, to: .readWrite)
+            report.markedReadWrite = true
+        } catch {
+            throw couldNotRun("the copy is verified, but marking \(destination.id) RW failed: \(command.options.reason(error))")
+        }
+        report.complete = true
+        return report
+    }
+
+    private var sourceClient: ChunkServerClient { ChunkServerClient(baseURL: source.addr, transport: master.transport) }
+    private var destinationClient: ChunkServerClient { ChunkServerClient(baseURL: destination.addr, transport: master.transport) }
+
+    /// Both members' listings of the group, or exit status 2 saying what was being done.
+    private func listings(for purpose: String) async throws -> (source: [UInt64: ChunkInfo], destination: [UInt64: ChunkInfo]) {
+        do {
+            return (try await sourceClient.listAll(group: command.group), try await destinationClient.listAll(group: command.group))
+        } catch {
+            throw couldNotRun("cannot list chunks\(purpose): \(command.options.reason(error))")
+        }
+    }
+
+    /// The source's chunks the destination lacks, or holds with another CRC or length, by file id.
+    private static func missing(from destination: [UInt64: ChunkInfo], of source: [UInt64: ChunkInfo]) -> [ChunkInfo] {
+        source.values.filter { info in
+            destination[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
+        }.sorted { $0.fileId < $1.fileId }
+    }
+
+    /// Copy passes until one finds nothing to copy after the settle time (imageservers that had not
+    /// seen the destination yet may still have written to the source alone), a pass fails, or 50
+    /// passes could not catch up. Returns the ids copied; counts go into `report`.
+    private func copyUntilSettled(_ report: inout TransferReport) async throws -> Set<UInt64> {
         let counters = CopyCounters()
-        var sourceListing: [UInt64: ChunkInfo] = [:]
-        var destinationListing: [UInt64: ChunkInfo] = [:]
+        let limiter = RateLimiter(megabytesPerSecond: command.rate)
+        let progress = ProgressBar(enabled: !command.json, job: reporter)
         var copiedIds: Set<UInt64> = []
         var listedOnce = false
         while true {
-            do {
-                sourceListing = try await sourceClient.listAll(group: command.group)
-                destinationListing = try await destinationClient.listAll(group: command.group)
-            } catch {
-                throw couldNotRun("cannot list chunks: \(command.options.reason(error))")
-            }
-            let todo = sourceListing.values.filter { info in
-                destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
-            }.sorted { $0.fileId < $1.fileId }
+            let (sourceListing, destinationListing) = try await listings(for: "")
+            let todo = Self.missing(from: destinationListing, of: sourceListing)
             if !listedOnce {
                 report.chunksAlreadyThere = sourceListing.count - todo.count
                 listedOnce = true
@@ -157,36 +186,7 @@ struct TransferJob {
                 break
             }
             report.passes += 1
-            let totalBytes = todo.reduce(UInt64(0)) { $0 + UInt64($1.length) }
-            counters.startPass()
-            let passStart = counters.copied.load(ordering: .relaxed)
-            let present = destinationListing
-            let outcomes = await withTaskGroup(of: [(UInt64, String?)].self) { workers in
-                for _ in 0..<command.concurrency {
-                    workers.addTask {
-                        var outcomes: [(UInt64, String?)] = []
-                        while true {
-                            let index = counters.next.add(1, ordering: .relaxed).oldValue
-                            guard index < todo.count else { return outcomes }
-                            let info = todo[index]
-                            do {
-                                let key = ChunkKey(group: groupId, fileId: info.fileId)
-                                if try await Self.copy(key, master: master, info: info, from: sourceClient, to: destinationClient, replacing: present[info.fileId] != nil) {
-                                    let total = counters.copied.add(UInt64(info.length), ordering: .relaxed).newValue
-                                    try? await limiter.wait(after: total)
-                                    outcomes.append((info.fileId, nil))
-                                }
-                            } catch {
-                                outcomes.append((info.fileId, "chunk \(info.fileId): \(error)"))
-                            }
-                            let finished = counters.done.add(1, ordering: .relaxed).newValue
-                            progress.update(done: finished, total: todo.count, bytes: counters.copied.load(ordering: .relaxed) - passStart, totalBytes: totalBytes)
-                        }
-                    }
-                }
-                return await workers.reduce(into: [(UInt64, String?)]()) { $0 += $1 }
-            }
-            progress.finish()
+            let outcomes = await copyPass(todo, present: destinationListing, counters: counters, limiter: limiter, progress: progress)
             for (id, failure) in outcomes where failure == nil { copiedIds.insert(id) }
             let failures = outcomes.compactMap(\.1)
             if !failures.isEmpty {
@@ -196,26 +196,74 @@ struct TransferJob {
         }
         report.chunksCopied = copiedIds.count
         report.bytesCopied = counters.copied.load(ordering: .relaxed)
-        // Final verification: the two listings, chunk for chunk.
-        do {
-            sourceListing = try await sourceClient.listAll(group: command.group)
-            destinationListing = try await destinationClient.listAll(group: command.group)
-        } catch {
-            throw couldNotRun("cannot list chunks for the final verification: \(command.options.reason(error))")
-        }
-        report.unverified = sourceListing.values.filter { info in
-            destinationListing[info.fileId].map { $0.crc != info.crc || $0.length != info.length } ?? true
-        }.map(\.fileId).sorted()
-        report.chunksWrittenByImageservers = max(0, Set(destinationListing.keys).subtracting(copiedIds).count - report.chunksAlreadyThere)
-        let elapsed = ContinuousClock.now - started
-        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        report.megabytesPerSecond = report.seconds > 0 ? Double(report.bytesCopied) / 1e6 / report.seconds : 0
-        guard report.failures.isEmpty, report.unverified.isEmpty else { return report }
+        return copiedIds
+    }
 
-        // Retire the dead member first, so the group stays writable (recovering, then healthy).
-        // By default the one member the master fenced for this replacement, if it is still
-        // silent: one that came back (a reboot) keeps its data and needs a repair instead, and
-        // when several were fenced an operator chooses (--replaces).
+    /// Copies `todo` with `--concurrency` workers, paced by `limiter`, showing progress; returns
+    /// each copied chunk's id with nil, or with why it failed.
+    private func copyPass(
+        _ todo: [ChunkInfo], present: [UInt64: ChunkInfo], counters: CopyCounters, limiter: RateLimiter, progress: ProgressBar
+    ) async -> [(UInt64, String?)] {
+        let (groupId, master, source, destination) = (command.group, master, sourceClient, destinationClient)
+        let totalBytes = todo.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+        counters.startPass()
+        let passStart = counters.copied.load(ordering: .relaxed)
+        defer { progress.finish() }
+        return await withTaskGroup(of: [(UInt64, String?)].self) { workers in
+            for _ in 0..<command.concurrency {
+                workers.addTask {
+                    var outcomes: [(UInt64, String?)] = []
+                    while true {
+                        let index = counters.next.add(1, ordering: .relaxed).oldValue
+                        guard index < todo.count else { return outcomes }
+                        let info = todo[index]
+                        do {
+                            let key = ChunkKey(group: groupId, fileId: info.fileId)
+                            if try await Self.copy(key, master: master, info: info, from: source, to: destination, replacing: present[info.fileId] != nil) {
+                                let total = counters.copied.add(UInt64(info.length), ordering: .relaxed).newValue
+                                try? await limiter.wait(after: total)
+                                outcomes.append((info.fileId, nil))
+                            }
+                        } catch {
+                            outcomes.append((info.fileId, "chunk \(info.fileId): \(error)"))
+                        }
+                        let finished = counters.done.add(1, ordering: .relaxed).newValue
+                        progress.update(done: finished, total: todo.count, bytes: counters.copied.load(ordering: .relaxed) - passStart, totalBytes: totalBytes)
+                    }
+                }
+            }
+            return await workers.reduce(into: [(UInt64, String?)]()) { $0 += $1 }
+        }
+    }
+
+    /// The final verification: the two listings, chunk for chunk.
+    private func verify(_ report: inout TransferReport, copiedIds: Set<UInt64>) async throws {
+        let (sourceListing, destinationListing) = try await listings(for: " for the final verification")
+        report.unverified = Self.missing(from: destinationListing, of: sourceListing).map(\.fileId)
+        report.chunksWrittenByImageservers = max(0, Set(destinationListing.keys).subtracting(copiedIds).count - report.chunksAlreadyThere)
+    }
+
+    /// Retires the dead member first, so the group stays writable (recovering, then healthy).
+    private func retireReplaced(_ report: inout TransferReport) async throws {
+        for id in try await membersToRetire(&report) {
+            do {
+                _ = try await master.removeServer(id)
+                report.retired.append(id)
+            } catch {
+                // Removed by an earlier run that stopped before its end: done already.
+                if case .status(_, 409, let body?) = error, body.internalCode == .serverRetired {
+                    report.retired.append(id)
+                    continue
+                }
+                throw couldNotRun("the copy is verified, but removing \(id) failed: \(command.options.reason(error))")
+            }
+        }
+    }
+
+    /// `--replaces`, else the one member the master fenced for this replacement if it is still
+    /// silent: one that came back (a reboot) keeps its data and needs a repair instead, and when
+    /// several were fenced an operator chooses. What an operator must do goes into the notes.
+    private func membersToRetire(_ report: inout TransferReport) async throws -> [String] {
         let group = try await command.options.group(command.group)
         func isSilent(_ m: MemberSnapshot) -> Bool { m.lastHeartbeatAgeMs < 0 || m.lastHeartbeatAgeMs > 5000 }
         let fenced = group.members.filter { $0.fencedBy == destination.id && $0.status == .offline }
@@ -236,27 +284,7 @@ struct TransferJob {
         for member in fenced where !silent.contains(where: { $0.id == member.id }) {
             report.notes.append("\(member.id) was fenced OFFLINE for \(destination.id) but is running again: it missed writes; run chunktool repair --group \(command.group), then chunktool server set-status \(member.id) rw")
         }
-        for id in retire {
-            do {
-                _ = try await master.removeServer(id)
-                report.retired.append(id)
-            } catch {
-                // Removed by an earlier run that stopped before its end: done already.
-                if case .status(_, 409, let body?) = error, body.internalCode == .serverRetired {
-                    report.retired.append(id)
-                    continue
-                }
-                throw couldNotRun("the copy is verified, but removing \(id) failed: \(command.options.reason(error))")
-            }
-        }
-        do {
-            _ = try await master.setStatus(of: destination.id, to: .readWrite)
-            report.markedReadWrite = true
-        } catch {
-            throw couldNotRun("the copy is verified, but marking \(destination.id) RW failed: \(command.options.reason(error))")
-        }
-        report.complete = true
-        return report
+        return retire
     }
 
     /// Copies one chunk, reading it from another readable member when the source's copy fails.
