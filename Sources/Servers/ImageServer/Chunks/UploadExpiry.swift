@@ -29,7 +29,7 @@ struct UploadExpiry: Sendable {
                 logger.warning("cannot expire idle upload sessions: \(error)")
                 return
             }
-            for session in expired { io.discard(session.chunks) }
+            BlobWriter.discardExpired(expired, io: io)
             ended += expired.count
             if expired.count < Self.batch { break }
         }

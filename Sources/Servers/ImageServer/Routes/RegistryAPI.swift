@@ -94,7 +94,7 @@ struct RegistryAPI: Sendable {
         case (.upload(let name, let id), .get):
             return try await uploadStatus(name: name, id: id)
         case (.upload(let name, let id), .delete):
-            return try await cancelUpload(name: name, id: id)
+            return try await cancelUpload(context, name: name, id: id)
         case (.manifest(let name, let reference), .get), (.manifest(let name, let reference), .head):
             return try await getManifest(request, name: name, reference: reference, head: request.method == .head)
         case (.manifest(let name, let reference), .put):

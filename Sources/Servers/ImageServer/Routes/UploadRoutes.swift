@@ -30,18 +30,10 @@ extension RegistryAPI {
             // No session yet: one is opened only if the body streams long enough to need a hold.
             let meta = self.meta
             let limits = configuration.uploadLimits
-            let holder = chunkHolder(.lazy { try await meta.createUpload(repository: name, client: context.client, limits: limits).id })
-            do {
-                let outcome = try await upload(context).consume(request.body, hasher: SHA256Hasher(), holder: holder)
-                try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
-                return try await commit(
-                    name: name, digest: digest, size: outcome.bytes, chunks: outcome.chunks, written: outcome.chunks,
-                    hasher: outcome.hasher, client: context.client, holder: holder)
-            } catch {
-                // A session opened for holds must not outlive its request (nor count against a cap).
-                if let opened = await holder.opened { _ = await endSession(opened) }
-                throw error
-            }
+            let holds = ChunkHolder.Session.lazy { try await meta.createUpload(repository: name, client: context.client, limits: limits).id }
+            let writer = blobWriter(context, holds: holds, continuing: nil, hasher: SHA256Hasher())
+            try await writer.write(request.body, declared: declaredLength(request, contentRange: nil))
+            return try await commit(writer, name: name, digest: digest, client: context.client)
         }
         let session = try await meta.createUpload(repository: name, client: context.client, limits: configuration.uploadLimits)
         return uploadAccepted(name: name, session: session, status: .accepted)
@@ -50,33 +42,11 @@ extension RegistryAPI {
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends the body (optionally with Content-Range).
     func patchUpload(_ request: Request, _ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let session = try await session(id, name: name)
-        let holder = chunkHolder(.known(id))
-        let outcome = try await receive(request, context, into: session, name: name, holder: holder)
-        let newOffset = try end(of: session, after: outcome)
+        let writer = try await receive(request, context, into: session, name: name)
         do {
-            try await holder.checkDeadline()
-        } catch {
-            io.discard(outcome.chunks)
-            throw error
-        }
-        do {
-            let updated = try await meta.appendUpload(
-                id, expectedOffset: session.offset, chunks: outcome.chunks, newOffset: newOffset,
-                hashState: outcome.hasher.savedState)
-            return uploadAccepted(name: name, session: updated, status: .accepted)
-        } catch {
-            switch error {
-            case .uploadOffsetMismatch(_, let actual):
-                io.discard(outcome.chunks)
-                throw outOfOrder(name: name, id: id, offset: actual)
-            case .unavailable:
-                // The append may have been committed before the answer was lost: keeping the
-                // chunks (garbage at worst) is safe, deleting them could break a blob.
-                throw error
-            default:
-                io.discard(outcome.chunks)
-                throw error
-            }
+            return uploadAccepted(name: name, session: try await writer.append(), status: .accepted)
+        } catch MetadataError.uploadOffsetMismatch(_, let actual) {
+            throw outOfOrder(name: name, id: id, offset: actual)
         }
     }
 
@@ -90,12 +60,8 @@ extension RegistryAPI {
         {
             return linked
         }
-        let holder = chunkHolder(.known(id))
-        let outcome = try await receive(request, context, into: session, name: name, holder: holder)
-        let size = try end(of: session, after: outcome)
-        return try await commit(
-            name: name, digest: digest, size: size, chunks: session.chunks + outcome.chunks, written: outcome.chunks,
-            hasher: outcome.hasher, client: context.client, holder: holder)
+        let writer = try await receive(request, context, into: session, name: name)
+        return try await commit(writer, name: name, digest: digest, client: context.client)
     }
 
     /// `GET /v2/<name>/blobs/uploads/<id>`: where the upload stands.
@@ -104,38 +70,23 @@ extension RegistryAPI {
     }
 
     /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancels the upload and drops what it wrote.
-    func cancelUpload(name: String, id: String) async throws -> Response {
+    func cancelUpload(_ context: RegistryRequestContext, name: String, id: String) async throws -> Response {
         let session = try await session(id, name: name)
-        try await meta.deleteUpload(id)
-        io.discard(session.chunks)
+        try await blobWriter(context, holds: .known(id), continuing: session, hasher: SHA256Hasher()).cancel()
         return Response(status: .noContent)
     }
 
     // MARK: Helpers
 
     /// Reads a PATCH or PUT body into chunks, continuing the session's hash, after checking that
-    /// its Content-Range starts where the upload is and before checking that it was as long as said.
-    private func receive(
-        _ request: Request, _ context: RegistryRequestContext, into session: UploadSession, name: String, holder: ChunkHolder
-    ) async throws -> ChunkedUpload.Outcome {
+    /// its Content-Range starts where the upload is; the writer checks that it was as long as said.
+    private func receive(_ request: Request, _ context: RegistryRequestContext, into session: UploadSession, name: String) async throws
+        -> BlobWriter
+    {
         let expected = try contentRange(request, session: session, name: name)
-        let outcome = try await upload(context).consume(request.body, hasher: try hasher(session), holder: holder)
-        if let expected, outcome.bytes != expected {
-            io.discard(outcome.chunks)
-            throw OCIError.sizeInvalid("Content-Range promised \(expected) bytes, the body had \(outcome.bytes)")
-        }
-        try checkLength(request, received: outcome.bytes, chunks: outcome.chunks)
-        return outcome
-    }
-
-    /// Where the upload stands once `outcome` is appended (checked: a sum that overflows is refused).
-    private func end(of session: UploadSession, after outcome: ChunkedUpload.Outcome) throws -> UInt64 {
-        let (end, overflow) = session.offset.addingReportingOverflow(outcome.bytes)
-        guard !overflow else {
-            io.discard(outcome.chunks)
-            throw OCIError.sizeInvalid("the upload would be larger than a blob can be")
-        }
-        return end
+        let writer = blobWriter(context, holds: .known(session.id), continuing: session, hasher: try hasher(session))
+        try await writer.write(request.body, declared: declaredLength(request, contentRange: expected))
+        return writer
     }
 
     /// Stores identical content once: when the whole blob comes in this request and the
@@ -144,7 +95,7 @@ extension RegistryAPI {
     /// alone would hand a blob to anyone who knows its digest).
     ///
     /// The stored copy is read back and hashed first: a record that does not hold its bytes must
-    /// be replaced by the pushed ones (`replaceIfStoredCopyLies`), which needs them
+    /// be replaced by the pushed ones (``BlobWriter``'s commit does that), which needs them
     /// written. That read comes before the body is taken, so it is done only up to
     /// ``dedupLimit``; larger blobs are written and settled as any push.
     /// - Returns: nil when the normal path must run (not stored, too large, or the stored copy
@@ -164,10 +115,10 @@ extension RegistryAPI {
             hasher.update(piece)
             received += UInt64(piece.readableBytes)
         }
-        try checkLength(request, received: received, chunks: [])
+        try declaredLength(request, contentRange: nil).check(received: received)
         let actual = hasher.finalize()
         guard actual == digest else {
-            if let session { _ = await endSession(session) }
+            if let session { await endSession(session) }
             throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
         }
         if let session {
@@ -192,88 +143,26 @@ extension RegistryAPI {
     /// reading it back first must stay well within the client's idle limit.
     static let dedupLimit: UInt64 = 128 << 20
 
-    /// A holder for the chunks one request writes.
-    private func chunkHolder(_ session: ChunkHolder.Session) -> ChunkHolder {
-        ChunkHolder(meta: meta, session: session, interval: configuration.holdInterval, deadline: configuration.holdDeadline)
+    /// The owner of what one request writes to the upload `session` (nil: a whole blob in one
+    /// POST), holding its chunks in the session `holds` names.
+    private func blobWriter(
+        _ context: RegistryRequestContext, holds: ChunkHolder.Session, continuing session: UploadSession?, hasher: SHA256Hasher
+    ) -> BlobWriter {
+        let holder = ChunkHolder(meta: meta, session: holds, interval: configuration.holdInterval, deadline: configuration.holdDeadline)
+        return BlobWriter(io: io, meta: meta, chunker: upload(context), holder: holder, continuing: session, hasher: hasher, logger: logger)
     }
 
-    /// Checks the digest and records the blob, ending the upload session (if any) in the same
-    /// transaction. `chunks` are the whole blob's, `written` those this request wrote: what it
-    /// drops when the session turns out to be finished by another request.
-    private func commit(
-        name: String, digest: Digest, size: UInt64, chunks: [ChunkRef], written: [ChunkRef], hasher: SHA256Hasher, client: String,
-        holder: ChunkHolder
-    ) async throws -> Response {
-        let actual = hasher.finalize()
-        guard actual == digest else {
-            // The upload fails as a whole: its session ends and everything it wrote goes.
-            let ended = await endSession(await holder.sessionId)
-            io.discard(ended ? chunks : written)
-            throw OCIError.digestInvalid("the content's digest is \(actual), not \(digest)")
+    /// Has `writer` record the blob, a stored record of the digest read back first if there is one.
+    private func commit(_ writer: BlobWriter, name: String, digest: Digest, client: String) async throws -> Response {
+        try await writer.commit(digest: digest, repository: name) { stored in
+            await storedBlobHolds(stored, digest: digest, client: client)
         }
-        let ours = BlobRecord(digest: digest, size: size, chunks: chunks)
-        // The same digest stored before: its record stands only if its bytes really have it.
-        if let replaced = try await replaceIfStoredCopyLies(ours, repository: name, client: client, holder: holder) { return replaced }
-        let stored: BlobRecord
-        do {
-            try await holder.checkDeadline()
-            if let session = await holder.sessionId {
-                stored = try await meta.completeUpload(session, blob: ours, repository: name)
-            } else {
-                stored = try await meta.commitBlob(ours, repository: name)
-            }
-        } catch MetadataError.unavailable(let reason) {
-            // The commit may have happened before the answer was lost: garbage at worst.
-            throw MetadataError.unavailable(reason)
-        } catch MetadataError.uploadUnknown(let id) {
-            // Ended by another request, or committed by a metaserver whose answer was lost (the
-            // call then went on to another, which found the session ended by that very commit):
-            // only in the second case is our record stored, chunk for chunk.
-            guard try await committedAlready(ours, repository: name) else {
-                io.discard(written)
-                throw MetadataError.uploadUnknown(id)
-            }
-            logger.notice("upload \(id) was committed by an earlier attempt whose answer was lost")
-            stored = ours
-        } catch {
-            io.discard(written)
-            throw error
-        }
-        if stored.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(stored.chunks).contains($0) }) }
         return blobCreated(name: name, digest: digest)
     }
 
-    /// Whether `ours` is stored as it is, chunk for chunk: only this request's commit can have
-    /// stored these chunks.
-    private func committedAlready(_ ours: BlobRecord, repository: String) async throws -> Bool {
-        try await meta.blob(ours.digest, in: repository)?.chunks == ours.chunks
-    }
-
-    /// When another record of the digest is stored, reads it back; if its bytes do not have the
-    /// digest, replaces it with `ours` (already verified on the way in) and ends the session.
-    /// Every chunk this request wrote is held in its session first, so nothing collects them
-    /// during the read, however long it takes. Nil when the stored record stands or there is none.
-    private func replaceIfStoredCopyLies(_ ours: BlobRecord, repository: String, client: String, holder: ChunkHolder) async throws -> Response? {
-        guard let existing = try await meta.blob(ours.digest, in: nil), existing.chunks != ours.chunks else { return nil }
-        try await holder.holdAll()
-        guard await storedBlobHolds(existing, digest: ours.digest, client: client) == false else { return nil }
-        logger.warning("the metaserver's record of \(ours.digest) does not hold its bytes; replacing it with the one just pushed and verified")
-        let now = try await meta.repairBlob(ours, replacing: existing.chunks, repository: repository)
-        // The blob refers to the chunks now (or another push repaired it first): the session can go.
-        _ = await endSession(await holder.sessionId)
-        if now.chunks != ours.chunks { io.discard(ours.chunks.filter { !Set(now.chunks).contains($0) }) }
-        return blobCreated(name: repository, digest: ours.digest)
-    }
-
-    /// Ends a session after a failed finish; false when it was already gone (another request owns it).
-    private func endSession(_ id: String?) async -> Bool {
-        guard let id else { return true }
-        do {
-            try await meta.deleteUpload(id)
-            return true
-        } catch {
-            return false
-        }
+    /// Ends a session whose finish failed before anything was written.
+    private func endSession(_ id: String) async {
+        try? await meta.deleteUpload(id)
     }
 
     private func session(_ id: String, name: String) async throws -> UploadSession {
@@ -308,12 +197,9 @@ extension RegistryAPI {
         return length
     }
 
-    /// Content-Length is enforced by the HTTP layer too; this names the mismatch for the client.
-    private func checkLength(_ request: Request, received: UInt64, chunks: [ChunkRef]) throws {
-        if let declared = request.headers[.contentLength].flatMap({ UInt64($0) }), declared != received {
-            io.discard(chunks)
-            throw OCIError.sizeInvalid("Content-Length said \(declared) bytes, the body had \(received)")
-        }
+    /// What the request says its body holds: `contentRange` bytes (already parsed) and its Content-Length.
+    private func declaredLength(_ request: Request, contentRange: UInt64?) -> DeclaredLength {
+        DeclaredLength(contentRange: contentRange, contentLength: request.headers[.contentLength].flatMap { UInt64($0) })
     }
 
     private func outOfOrder(name: String, id: String, offset: UInt64) -> OCIError {
