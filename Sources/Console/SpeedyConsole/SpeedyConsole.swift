@@ -35,7 +35,48 @@ struct SpeedyConsole: ParsableCommand {
     func run() throws {
         let transport = options.transport
         let url = options.url
+        Self.catchStopSignals()
+        // A short timeout: an unreachable master should show as such within two seconds.
+        let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2), transport: transport), interval: interval)
+        let actions = ActionRunner(
+            client: MasterClient(baseURL: url, transport: transport), masterURL: url,
+            secretPath: ClusterOptions.secretPath(flag: options.cluster.clusterSecretFile), caPath: options.cluster.ca)
+        let polling = Task.detached { await poller.run() }
+        defer { polling.cancel() }
+
         let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        let terminal = try Terminal(allowColor: !noColor)
+        defer { terminal.close() }
+        let utf8 = (ProcessInfo.processInfo.environment["LC_ALL"] ?? ProcessInfo.processInfo.environment["LC_CTYPE"]
+            ?? ProcessInfo.processInfo.environment["LANG"] ?? "").uppercased().contains("UTF-8")
+        let dashboard = Dashboard(glyphs: terminal.colors && utf8 ? .unicode : .ascii)
+        var screen = Screen(state: ConsoleState(master: url))
+        while !stopRequested.load(ordering: .relaxed) {
+            if let event = terminal.readKey() {
+                switch event {
+                case .resize: screen.dirty = true
+                case .key(let key):
+                    if !screen.state.handle(key) { return }
+                    for action in screen.state.takeActions() { actions.run(action) }
+                    screen.dirty = true
+                }
+            }
+            if let notice = actions.newNotice() {
+                screen.state.notice = notice
+                screen.dirty = true
+            }
+            let now = currentTimeMillis()
+            screen.take(poller.latest(), nowMs: now)
+            if screen.dirty {
+                let (width, height) = terminal.size
+                terminal.draw(dashboard.render(screen.state, width: width, height: height, nowMs: now))
+                screen.dirty = false
+            }
+        }
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP set ``stopRequested``; the draw loop then gives the terminal back.
+    private static func catchStopSignals() {
         // A parent may have left these blocked or ignored; the console must always be able to quit
         // and give the terminal back.
         var wanted = sigset_t()
@@ -45,59 +86,34 @@ struct SpeedyConsole: ParsableCommand {
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGHUP) { _ in stopRequested.store(true, ordering: .relaxed) }
+    }
+}
 
-        // A short timeout: an unreachable master should show as such within two seconds.
-        let poller = Poller(client: MasterClient(baseURL: url, timeout: .seconds(2), transport: transport), interval: interval)
-        let actions = ActionRunner(
-            client: MasterClient(baseURL: url, transport: transport), masterURL: url,
-            secretPath: ClusterOptions.secretPath(flag: options.cluster.clusterSecretFile), caPath: options.cluster.ca)
-        let polling = Task.detached { await poller.run() }
-        defer { polling.cancel() }
+/// What the draw loop shows and whether it must be drawn again.
+struct Screen {
+    var state: ConsoleState
+    var dirty = true
+    /// The poller's version last shown.
+    private var seen = -1
+    private var lastSecond: Int64 = -1
 
-        let terminal = try Terminal(allowColor: !noColor)
-        defer { terminal.close() }
-        let utf8 = (ProcessInfo.processInfo.environment["LC_ALL"] ?? ProcessInfo.processInfo.environment["LC_CTYPE"]
-            ?? ProcessInfo.processInfo.environment["LANG"] ?? "").uppercased().contains("UTF-8")
-        let dashboard = Dashboard(glyphs: terminal.colors && utf8 ? .unicode : .ascii)
-        var state = ConsoleState(master: url)
-        var seen = -1
-        var lastSecond: Int64 = -1
-        var dirty = true
-        while !stopRequested.load(ordering: .relaxed) {
-            if let event = terminal.readKey() {
-                switch event {
-                case .resize: dirty = true
-                case .key(let key):
-                    if !state.handle(key) { return }
-                    for action in state.takeActions() { actions.run(action) }
-                    dirty = true
-                }
+    init(state: ConsoleState) { self.state = state }
+
+    /// Takes a new snapshot or error from the poller, and once a second the retry countdown.
+    mutating func take(_ latest: Poller.Latest, nowMs now: Int64) {
+        if latest.version != seen {
+            seen = latest.version
+            if let snapshot = latest.snapshot {
+                state.snapshot = snapshot
+                state.updatedAtMs = latest.updatedAtMs
             }
-            if let notice = actions.newNotice() {
-                state.notice = notice
-                dirty = true
-            }
-            let latest = poller.latest()
-            if latest.version != seen {
-                seen = latest.version
-                if let snapshot = latest.snapshot {
-                    state.snapshot = snapshot
-                    state.updatedAtMs = latest.updatedAtMs
-                }
-                state.connectionError = latest.error
-                dirty = true
-            }
-            let now = currentTimeMillis()
-            if now / 1000 != lastSecond {
-                lastSecond = now / 1000
-                state.retryInSeconds = latest.retryAtMs.map { max(0, Int(($0 - now + 999) / 1000)) } ?? 0
-                dirty = dirty || latest.error != nil
-            }
-            if dirty {
-                let (width, height) = terminal.size
-                terminal.draw(dashboard.render(state, width: width, height: height, nowMs: now))
-                dirty = false
-            }
+            state.connectionError = latest.error
+            dirty = true
+        }
+        if now / 1000 != lastSecond {
+            lastSecond = now / 1000
+            state.retryInSeconds = latest.retryAtMs.map { max(0, Int(($0 - now + 999) / 1000)) } ?? 0
+            dirty = dirty || latest.error != nil
         }
     }
 }

@@ -293,50 +293,7 @@ public final class ChunkMaster: Sendable {
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
         configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
         router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership) { self.isWarm })
-        router.post("/v1/heartbeat") { request, _ in
-            let report = try await request.decodeJSON(HeartbeatReport.self)
-            self.metrics.heartbeats.increment()
-            guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
-                throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
-            }
-            do {
-                guard let reply = try await self.heartbeat(report) else { throw APIError.notLeader("this master no longer leads; ask again") }
-                return try JSONResponse.make(reply)
-            } catch let error as ClusterMap.AdminError {
-                throw error.apiError
-            }
-        }
-        router.get("/v1/cluster") { request, _ in
-            let history = min(try request.queryInteger("history", as: Int.self) ?? 0, ClusterMap.historyLength)
-            var snapshot = self.snapshot(historySeconds: max(0, history))
-            if let events = try request.queryInteger("events", as: Int.self), events > 0 {
-                snapshot.recentEvents = try await self.store.latestEvents(limit: min(events, 1000))
-            }
-            return try JSONResponse.make(snapshot)
-        }
-        router.post("/v1/fileids") { request, _ in
-            let count = try request.queryInteger("count", as: UInt64.self) ?? 1000
-            guard (1...FileIdAllocator.maxLease).contains(count) else {
-                throw APIError.badRequest("count must be between 1 and \(FileIdAllocator.maxLease)")
-            }
-            let (isLeader, fence) = self.leadership.lead
-            guard isLeader else { throw APIError.notLeader("this master no longer leads; ask again") }
-            do {
-                let lease = try await self.allocator.lease(count: count, fence: fence)
-                self.metrics.fileIdsLeased.increment(by: Int(lease.count))
-                return try JSONResponse.make(lease)
-            } catch MasterStoreError.notLeader(let why) {
-                throw APIError.notLeader("this master no longer leads (\(why)); ask again")
-            } catch {
-                self.logger.error("file id lease failed: \(error)")
-                throw APIError(.leaseFailed, "cannot persist the file id high-water mark: \(error)")
-            }
-        }
-        router.get("/v1/events") { request, _ in
-            let after = try request.queryInteger("after", as: Int64.self) ?? 0
-            let limit = min(max(try request.queryInteger("limit", as: Int.self) ?? 100, 1), 1000)
-            return try JSONResponse.make(EventPage(events: try await self.store.events(after: after, limit: limit)))
-        }
+        MapRoutes(master: self).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) {
             if self.leadership.isLeader { return .ready }

@@ -49,53 +49,9 @@ struct Repair: AsyncParsableCommand {
         let target = try await options.group(group)
         let transport = options.transport
         let job = JobReporter(kind: "repair", target: "group \(group)", client: options.client)
-        let checking = ProgressBar(enabled: !json, job: job)
-        let before = try await job.endingOnFailure {
-            try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: checking, transport: transport).run()
-        }
-        checking.finish()
-        var copies: [Copy] = []
-        // The copy phase reports too: the console shows it moving (a job silent for 30 s is lost).
-        let toCopy = before.members.filter(\.reachable).reduce(0) { $0 + $1.missing.count + $1.corrupt.count }
-        var copiedBytes: UInt64 = 0
-        job.progress(done: 0, total: toCopy, bytes: 0)
-        for member in before.members where member.reachable {
-            let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
-            for (id, reason) in needs.sorted(by: { $0.0 < $1.0 }) {
-                // A source is any other reachable member that lists the chunk and did not fail its read.
-                guard let source = before.members.first(where: { other in
-                    other.id != member.id && other.reachable && !other.corrupt.contains(id) && !other.missing.contains(id) && !other.extra.contains(id)
-                }) else {
-                    copies.append(Copy(fileId: id, from: "-", to: member.id, reason: reason, done: false, error: "no member has a good copy"))
-                    job.progress(done: copies.count, total: toCopy, bytes: copiedBytes)
-                    continue
-                }
-                var copy = Copy(fileId: id, from: source.id, to: member.id, reason: reason, done: false)
-                if !dryRun {
-                    do {
-                        let key = ChunkKey(group: group, fileId: id)
-                        let data = try await ChunkServerClient(baseURL: source.addr, transport: transport).get(key)
-                        let destination = ChunkServerClient(baseURL: member.addr, transport: transport)
-                        if reason == "corrupt" { try await destination.delete(key) }
-                        _ = try await destination.put(key, data: data)
-                        copy.done = true
-                        copiedBytes += UInt64(data.readableBytes)
-                    } catch {
-                        copy.error = "\(error)"
-                    }
-                }
-                copies.append(copy)
-                job.progress(done: copies.count, total: toCopy, bytes: copiedBytes)
-            }
-        }
-        var after: VerifyReport?
-        if !dryRun {
-            let rechecking = ProgressBar(enabled: !json, job: job)
-            after = try await job.endingOnFailure {
-                try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: rechecking, transport: transport).run()
-            }
-            rechecking.finish()
-        }
+        let before = try await verify(target, job: job, transport: transport)
+        let copies = await copyMissingAndCorrupt(before, job: job, transport: transport)
+        let after = dryRun ? nil : try await verify(target, job: job, transport: transport)
         let result = Result(group: group, dryRun: dryRun, copies: copies, after: after)
         if json {
             try printJSON(result)
@@ -111,5 +67,57 @@ struct Repair: AsyncParsableCommand {
         let copied = copies.count { $0.done }
         await job.end(clean ? .finished : .failed, message: "\(copied) of \(copies.count) copies made" + (clean ? ", group clean" : ", group not clean"))
         if !clean { throw ToolExit.problems }
+    }
+
+    /// Lists and reads every member of the group, with a progress bar.
+    private func verify(_ target: GroupSnapshot, job: JobReporter, transport: ClusterTransport) async throws -> VerifyReport {
+        let progress = ProgressBar(enabled: !json, job: job)
+        defer { progress.finish() }
+        return try await job.endingOnFailure {
+            try await GroupVerifier(group: target, megabytesPerSecond: 0, readChunks: true, progress: progress, transport: transport).run()
+        }
+    }
+
+    /// Copies each chunk a reachable member misses or holds corrupt from another member with a
+    /// good copy (only says which it would with --dry-run). The copy phase reports progress too:
+    /// the console shows it moving (a job silent for 30 s is lost).
+    private func copyMissingAndCorrupt(_ before: VerifyReport, job: JobReporter, transport: ClusterTransport) async -> [Copy] {
+        var copies: [Copy] = []
+        let toCopy = before.members.filter(\.reachable).reduce(0) { $0 + $1.missing.count + $1.corrupt.count }
+        var copiedBytes: UInt64 = 0
+        job.progress(done: 0, total: toCopy, bytes: 0)
+        for member in before.members where member.reachable {
+            let needs = member.missing.map { ($0, "missing") } + member.corrupt.map { ($0, "corrupt") }
+            for (id, reason) in needs.sorted(by: { $0.0 < $1.0 }) {
+                // A source is any other reachable member that lists the chunk and did not fail its read.
+                let source = before.members.first { other in
+                    other.id != member.id && other.reachable && !other.corrupt.contains(id) && !other.missing.contains(id) && !other.extra.contains(id)
+                }
+                var copy = Copy(fileId: id, from: source?.id ?? "-", to: member.id, reason: reason, done: false)
+                if source == nil {
+                    copy.error = "no member has a good copy"
+                } else if let source, !dryRun {
+                    do {
+                        copiedBytes += try await copyChunk(id, from: source.addr, to: member.addr, replacing: reason == "corrupt", transport: transport)
+                        copy.done = true
+                    } catch {
+                        copy.error = "\(error)"
+                    }
+                }
+                copies.append(copy)
+                job.progress(done: copies.count, total: toCopy, bytes: copiedBytes)
+            }
+        }
+        return copies
+    }
+
+    /// Copies one chunk (deleting the destination's bad copy first); returns its size.
+    private func copyChunk(_ id: UInt64, from source: String, to destination: String, replacing: Bool, transport: ClusterTransport) async throws -> UInt64 {
+        let key = ChunkKey(group: group, fileId: id)
+        let data = try await ChunkServerClient(baseURL: source, transport: transport).get(key)
+        let target = ChunkServerClient(baseURL: destination, transport: transport)
+        if replacing { try await target.delete(key) }
+        _ = try await target.put(key, data: data)
+        return UInt64(data.readableBytes)
     }
 }
