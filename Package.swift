@@ -335,8 +335,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ChunkStorageTests",
+            dependencies: ["ChunkStorage", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChunkServerTests",
             dependencies: [
-                "ChunkStorage", "ChunkServer", "ServerSupport", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                "ChunkServer", "ChunkStorage", "ServerSupport", "SpeedyCore", "SpeedyTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

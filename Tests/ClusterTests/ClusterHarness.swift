@@ -74,36 +74,6 @@ final class ClusterHarness: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/speedy") } ?? candidates[1]
     }()
 
-    /// The first of `count` consecutive TCP ports that were free a moment ago, below the
-    /// kernel's ephemeral range: the ports other tests' servers get (`freePort`) and the ones
-    /// client connections use all come from that range, so a run of ports there could be taken
-    /// by the time it is bound (`speedy up` binds its chunkservers' ports one after another).
-    static func freePortRun(count: Int) -> Int {
-        while true {
-            let base = Int.random(in: 20_000..<(30_000 - count))
-            if (base..<(base + count)).allSatisfy(isFree) { return base }
-        }
-    }
-
-    private static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = loopback(port: port)
-        let len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        return withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
-        } == 0
-    }
-
-    /// 127.0.0.1:`port` as a socket address.
-    private static func loopback(port: Int) -> sockaddr_in {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return addr
-    }
-
     /// A TCP port that was free a moment ago.
     static func freePort() -> Int { TestPorts.free() }
 
@@ -277,58 +247,6 @@ final class ClusterHarness: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(100))
         }
         return await condition()
-    }
-
-    /// Sends `request` as raw bytes to `port` on loopback, half-closes, and returns what came back
-    /// (for requests no well-behaved client would send).
-    static func sendRaw(port: Int, _ request: String) -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = loopback(port: port)
-        let connected = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return "" }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        Glibc.shutdown(fd, Int32(SHUT_WR))
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            reply += buffer[0..<n]
-        }
-        return String(decoding: reply, as: UTF8.self)
-    }
-
-    /// Opens a connection to `port` on loopback, sends `bytes` and leaves it open: a client that
-    /// started a request and went silent. Returns the socket (close it when done).
-    static func openStalled(port: Int, _ bytes: String) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = loopback(port: port)
-        let connected = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            return nil
-        }
-        let data = Array(bytes.utf8)
-        _ = data.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        return fd
-    }
-
-    /// Whether the peer has closed `fd` (a read sees end of file or a reset), without waiting.
-    static func peerClosed(_ fd: Int32) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 { continue }  // an error answer before the close
-            return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
-        }
     }
 
     /// The process listening on TCP `port` on loopback (from /proc: the socket's inode in

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -64,7 +65,7 @@ extension ProcessSuites {
             #expect(Array(range.body.readableBytesView) == Array(bytes[100...199]))
             // A body shorter than its Content-Length (the client gives up half-way) stores nothing.
             let port0 = Int(servers[0].addr.split(separator: ":").last!)!
-            _ = ClusterHarness.sendRaw(
+            _ = LoopbackSocket.sendRaw(
                 port: port0,
                 "PUT /v1/chunks/1/\(lease.start + 3) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + String(repeating: "a", count: 50))
             let head = try await raw.send(.HEAD, "/v1/chunks/1/\(lease.start + 3)")
@@ -131,7 +132,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             // The master's port, six chunkservers' in a row, the metaserver's and the registry's.
-            let masterPort = ClusterHarness.freePortRun(count: 9)
+            let masterPort = TestPorts.freeRun(count: 9)
             let firstPort = masterPort + 1
             let masterURL = "http://127.0.0.1:\(masterPort)"
             let args = [

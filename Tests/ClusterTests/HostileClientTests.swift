@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -80,7 +81,7 @@ extension ProcessSuites {
                 let location = try #require(start.headers.first(name: "Location"))
                 locations.append(location)
                 let request = "PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 4194304\r\n\r\nx"
-                stalled.append(try #require(ClusterHarness.openStalled(port: port(registry), request)))
+                stalled.append(try #require(LoopbackSocket.openStalled(port: port(registry), request)))
             }
             try await Task.sleep(for: .milliseconds(500))
 
@@ -93,10 +94,10 @@ extension ProcessSuites {
             #expect(pull.status == 200)
             #expect(Array(pull.body.readableBytesView) == data)
             // They were all still hanging: the push and pull did not wait for them.
-            #expect(stalled.filter { ClusterHarness.peerClosed($0) }.isEmpty)
+            #expect(stalled.filter { LoopbackSocket.peerClosed($0) }.isEmpty)
 
             // The watchdog cuts every one off, and none of their single bytes was recorded.
-            #expect(await cluster.eventually(within: 45) { stalled.allSatisfy { ClusterHarness.peerClosed($0) } })
+            #expect(await cluster.eventually(within: 45) { stalled.allSatisfy { LoopbackSocket.peerClosed($0) } })
             #expect(cluster.log("imageserver").contains("sent or took next to nothing"))
             for location in locations.prefix(3) {
                 let status = try await client.send(.GET, location)
@@ -214,7 +215,7 @@ extension ProcessSuites {
         static func rawRequest(port: Int, _ target: String, method: String = "GET", secret: ClusterSecret? = nil) -> (status: Int, body: String) {
             var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
             if let secret { request += "Authorization: \(secret.authorization)\r\n" }
-            let reply = ClusterHarness.sendRaw(port: port, request + "\r\n")
+            let reply = LoopbackSocket.sendRaw(port: port, request + "\r\n")
             let status = reply.hasPrefix("HTTP/1.1 ") ? Int(reply.dropFirst(9).prefix(3)) ?? 0 : 0
             let body = reply.range(of: "\r\n\r\n").map { String(reply[$0.upperBound...]) } ?? ""
             return (status, body)

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOSSL
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 extension ProcessSuites {
@@ -55,7 +56,7 @@ extension ProcessSuites {
             // Without the CA, the certificate is not trusted: the tool could not run.
             #expect(try cluster.chunktool(["status", "--master", masterURL]).status == 2)
             // Plain HTTP to a TLS port gets no answer.
-            #expect(ClusterHarness.sendRaw(port: masterPort, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 200") == false)
+            #expect(LoopbackSocket.sendRaw(port: masterPort, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 200") == false)
 
             // A blob through the registry: chunk writes to the chunkservers and the metadata
             // calls all went over TLS.

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -34,7 +35,7 @@ extension ProcessSuites {
         /// `speedy up` on a free run of ports: the master on `base`, the metaserver on `base + 1`,
         /// the registry on `base + 2`, chunkservers from `base + 3`.
         func startSpeedyUp(_ cluster: ClusterHarness) throws -> (base: Int, process: Process) {
-            let base = ClusterHarness.freePortRun(count: 8)
+            let base = TestPorts.freeRun(count: 8)
             let up = try cluster.start(
                 "up",
                 [

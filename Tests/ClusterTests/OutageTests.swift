@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -139,7 +140,7 @@ extension ProcessSuites {
         @Test func aMetaserverKilledUnderSpeedyUpCostsPushesAPauseNotAnError() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let base = ClusterHarness.freePortRun(count: 8)
+            let base = TestPorts.freeRun(count: 8)
             let up = try cluster.start(
                 "up",
                 [

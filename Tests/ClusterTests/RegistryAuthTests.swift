@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOSSL
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -172,7 +173,7 @@ extension ProcessSuites {
         @Test func speedyUpWithAuthAndTLSServesRealClients() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let base = ClusterHarness.freePortRun(count: 6)
+            let base = TestPorts.freeRun(count: 6)
             let data = cluster.root + "/up"
             let registryPort = base + 5
             let up = try cluster.start(

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -237,7 +238,7 @@ extension ProcessSuites {
             try await expectError(.PATCH, session, body: [1, 2, 3], headers: [("Content-Range", "0-99")], status: 400, code: "SIZE_INVALID")
             // A body cut short of its Content-Length stores nothing.
             let port = Int(registry.hostPort.split(separator: ":").last!)!
-            _ = ClusterHarness.sendRaw(
+            _ = LoopbackSocket.sendRaw(
                 port: port, "POST /v2/app/blobs/uploads/?digest=\(good) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + String(repeating: "z", count: 40))
             #expect(try await client.send(.HEAD, "/v2/app/blobs/\(good)").status == 404)
             // Manifests: one that references a missing blob, one too large, one that is not JSON.
