@@ -225,6 +225,7 @@ public struct ClusterMap: Sendable {
                 uptimeMs: r?.uptimeMs ?? 0, setStatus: member.setStatus, fencedBy: member.fencedBy)
             snapshot.reclaimableBytes = r?.reclaimableBytes
             snapshot.reclaimedBytes = r?.reclaimedBytes
+            snapshot.scrub = r?.scrub
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),

@@ -18,6 +18,10 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     public var metaservers: [RoleSnapshot]?
     /// Operator jobs running now and those that ended in the last ten minutes, newest first.
     public var jobs: [JobSnapshot]?
+    /// Chunks no member of their group holds intact, oldest first: listed until a member holds
+    /// one intact again or none holds it at all (its blobs deleted and collected); nil from
+    /// masters before 0.15.
+    public var lostChunks: [LostChunk]?
 
     /// Creates a snapshot.
     public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals, recentEvents: [ClusterEvent]? = nil) {
@@ -113,6 +117,8 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var reclaimableBytes: UInt64?
     /// Bytes of volume files compaction removed since the server started.
     public var reclaimedBytes: UInt64?
+    /// The server's background scrub, as its last heartbeat said.
+    public var scrub: ScrubReport?
 
     /// Creates a member snapshot.
     public init(

@@ -41,6 +41,8 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
     public var reclaimableBytes: UInt64?
     /// Bytes of volume files compaction removed since the process started.
     public var reclaimedBytes: UInt64?
+    /// The background scrub; nil from a server that does not scrub (or not yet).
+    public var scrub: ScrubReport?
 
     /// Creates a report.
     public init(
@@ -49,8 +51,9 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
         chunkCount: UInt64, chunkBytes: UInt64,
         readBytes: UInt64, writeBytes: UInt64, readOps: UInt64, writeOps: UInt64,
         crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64, uptimeMs: UInt64,
-        reclaimableBytes: UInt64? = nil, reclaimedBytes: UInt64? = nil
+        reclaimableBytes: UInt64? = nil, reclaimedBytes: UInt64? = nil, scrub: ScrubReport? = nil
     ) {
+        self.scrub = scrub
         self.reclaimableBytes = reclaimableBytes
         self.reclaimedBytes = reclaimedBytes
         self.serverId = serverId
