@@ -16,6 +16,9 @@ struct ChunkRoutes: Sendable {
     let maxChunkBytes: Int
     /// How a chunk is passed on to the chain's next member (the secret, the CA, the peer pool).
     var peers = ClusterTransport.plain
+    /// Told of each chunk a read found damaged (bad CRC or a disk error), for the scrubber to
+    /// report and list until it is repaired.
+    var onDamage: @Sendable (UInt64, String) async -> Void = { _, _ in }
 
     static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
     static let chainHeader = HTTPField.Name(SpeedyHeader.chain)!
@@ -157,6 +160,10 @@ struct ChunkRoutes: Sendable {
         do {
             data = try await store.get(key)
         } catch {
+            switch error {
+            case .corrupt, .io: await onDamage(key.fileId, "found by a read: \(error)")
+            default: break
+            }
             throw Self.apiError(error)
         }
         counters.recordRead(bytes: data.readableBytes)

@@ -6,6 +6,7 @@ import NIOPosix
 import ServerSupport
 import SpeedyClients
 import SpeedyCore
+import ServiceLifecycle
 import Synchronization
 
 /// The chunkserver role: serves one group's chunks from a ``ChunkStorage/VolumeChunkStore`` and
@@ -28,13 +29,16 @@ public enum ChunkServer {
         let heartbeat = HeartbeatSource(
             store: store, counters: counters, serverId: serverId, group: configuration.group,
             advertised: configuration.advertise ?? configuration.listen, started: started)
-        let router = Self.router(store: store, configuration: configuration, counters: counters, report: heartbeat.report, logger: logger)
+        let scrubber = makeScrubber(configuration, store: store, counters: counters, serverId: serverId, master: master, heartbeat: heartbeat, logger: logger)
+        heartbeat.scrubber.withLock { $0 = scrubber }
+        let router = Self.router(
+            store: store, configuration: configuration, counters: counters, report: heartbeat.report, scrubber: scrubber, logger: logger)
         let compactor = Compactor(
             store: store, master: master, serverId: serverId, group: configuration.group,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
         let listening = Mutex(false)
-        let services = periodicTasks(
+        var services: [any Service] = periodicTasks(
             configuration, store: store, compactor: compactor, logger: logger,
             heartbeat: {
                 guard listening.withLock({ $0 }) else { return }
@@ -44,6 +48,7 @@ public enum ChunkServer {
                     logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
                 }
             })
+        if let scrubber { services.append(scrubber) }
         do {
             try await HTTPServer.run(
                 role: "chunkserver", router: router, listen: configuration.listen, transport: configuration.security.transport,
@@ -84,6 +89,24 @@ public enum ChunkServer {
         return store
     }
 
+    /// The background scrub (none with `--scrub-rate 0`). Each damaged chunk it or a read finds
+    /// goes to the master's event log and, in a heartbeat sent at once, to its repairer.
+    private static func makeScrubber(
+        _ configuration: ChunkServerConfiguration, store: VolumeChunkStore, counters: TrafficCounters, serverId: String,
+        master: MasterClient, heartbeat: HeartbeatSource, logger: Logger
+    ) -> Scrubber? {
+        guard configuration.scrubRate > 0 else { return nil }
+        let group = configuration.group
+        return Scrubber(
+            store: store, group: group, settings: .init(rate: configuration.scrubRate, every: configuration.scrubEvery),
+            directory: configuration.store.directory, counters: counters, logger: logger
+        ) { fileId, why in
+            let message = "chunk \(group)/\(fileId) damaged on \(serverId), \(why)"
+            try? await master.recordEvent(EventReport(kind: "chunk-damaged", serverId: serverId, group: group, message: message))
+            _ = try? await master.heartbeat(heartbeat.report())
+        }
+    }
+
     /// The heartbeat, the index checkpoint and (with an interval) compaction, as services.
     private static func periodicTasks(
         _ configuration: ChunkServerConfiguration, store: VolumeChunkStore, compactor: Compactor, logger: Logger,
@@ -105,7 +128,7 @@ public enum ChunkServer {
     /// master): what ``run(_:)`` serves, and what tests drive in process.
     static func router(
         store: VolumeChunkStore, configuration: ChunkServerConfiguration, counters: TrafficCounters,
-        report: @escaping @Sendable () -> HeartbeatReport, logger: Logger
+        report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
@@ -115,10 +138,11 @@ public enum ChunkServer {
         HealthRoutes.register(on: router) {
             store.usage().health == .failing ? .notReady("a disk write or fsync failed: the store is read-only until an operator looks") : .ready
         }
-        ChunkRoutes(
+        var routes = ChunkRoutes(
             store: store, group: configuration.group, counters: counters, stats: report,
-            maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers
-        ).register(on: router)
+            maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers)
+        if let scrubber { routes.onDamage = { fileId, why in await scrubber.noteDamaged(fileId, why: why) } }
+        routes.register(on: router)
         return router
     }
 }
@@ -132,6 +156,9 @@ final class HeartbeatSource: Sendable {
     /// The address this server is reached at (known once it listens, or `--advertise`).
     let advertised: Mutex<HostPort>
     let started: ContinuousClock.Instant
+    /// Set once at start, before the first heartbeat; nil with `--scrub-rate 0`. (The scrubber
+    /// sends heartbeats itself, so it is made after this.)
+    let scrubber = Mutex<Scrubber?>(nil)
 
     init(store: VolumeChunkStore, counters: TrafficCounters, serverId: String, group: UInt32, advertised: HostPort, started: ContinuousClock.Instant) {
         self.store = store
@@ -160,6 +187,6 @@ final class HeartbeatSource: Sendable {
             crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
             uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
             reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
-            reclaimedBytes: store.compactionTotals.bytes)
+            reclaimedBytes: store.compactionTotals.bytes, scrub: scrubber.withLock { $0 }?.report())
     }
 }

@@ -28,6 +28,11 @@ public struct ChunkServerConfiguration: Sendable {
     public var compactRate: Int = 32 << 20
     /// How often volumes are checked for compaction (nil: only when asked, `POST /v1/compact`).
     public var compactInterval: Duration? = .seconds(60)
+    /// Bytes per second the background scrub reads at most while clients leave the disk alone
+    /// (0: no scrubbing). A pass that would miss `scrubEvery` goes faster.
+    public var scrubRate: Int = 32 << 20
+    /// A scrub pass starts this long after the previous one started (HDFS's scan period).
+    public var scrubEvery: Duration = .seconds(7 * 86_400)
 
     /// Creates a configuration.
     public init(

@@ -181,6 +181,12 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @Option(help: "How often to look for volumes to compact (0: only when asked, by `chunktool gc --compact`).")
     var compactEvery = DurationArgument(.seconds(60))
 
+    @Option(help: "Bytes per second the background scrub reads at most, a quarter of it while clients use the disk (0: no scrubbing).")
+    var scrubRate = SizeArgument(bytes: 32 << 20)
+
+    @Option(help: "Start a scrub pass (read every chunk, check its CRC) this long after the last one started; a pass that would take longer speeds up.")
+    var scrubEvery = DurationArgument(.seconds(7 * 86_400))
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -197,6 +203,7 @@ struct ChunkServerCommand: AsyncParsableCommand {
         guard compactThreshold.isFinite, (0...1).contains(compactThreshold) else {
             throw ValidationError("--compact-threshold must be a fraction between 0 and 1")
         }
+        guard scrubEvery.duration >= .seconds(1) else { throw ValidationError("--scrub-every must be at least 1s") }
         if advertise == nil, ["0.0.0.0", "::"].contains(listen.host) {
             throw ValidationError("listening on \(listen.host) needs --advertise HOST:PORT: the address the master, imageservers and the other members reach this server at")
         }
@@ -216,6 +223,8 @@ struct ChunkServerCommand: AsyncParsableCommand {
         configuration.compactThreshold = compactThreshold
         configuration.compactRate = Int(min(compactRate.bytes, UInt64(Int.max)))
         configuration.compactInterval = compactEvery.duration == .zero ? nil : compactEvery.duration
+        configuration.scrubRate = Int(min(scrubRate.bytes, UInt64(Int.max)))
+        configuration.scrubEvery = scrubEvery.duration
         try await ChunkServer.run(configuration)
     }
 }
