@@ -10,12 +10,15 @@ struct MasterMetrics: Sendable {
     let fileIdsLeased: Counter
     /// 1 while this master leads, 0 while it stands by.
     let leading: Gauge
+    /// Copies of damaged or missing chunks the repairer put back (``AutoRepairer``).
+    let chunksRepaired: Counter
 
     init() {
         RoleMetrics.bootstrap()
         heartbeats = Counter(label: "speedy_master_heartbeats_total")
         fileIdsLeased = Counter(label: "speedy_master_file_ids_leased_total")
         leading = Gauge(label: "speedy_master_leading")
+        chunksRepaired = Counter(label: "speedy_master_chunks_repaired_total")
     }
 
     /// Gauges that come and go with servers, groups and roles.
