@@ -210,7 +210,7 @@ final class Scrubber: Service, Sendable {
 
     /// The pace for the next chunk: the configured rate (a share of it while clients are busy),
     /// but never slower than what finishes the pass by its deadline.
-    private func pace(busy: Bool) -> Double {
+    func pace(busy: Bool) -> Double {
         let p = progress.withLock { $0 }
         let base = Double(settings.rate) * (busy ? settings.busyShare : 1)
         let secondsLeft = max(1, Double(p.passStartedMs + settings.every.milliseconds - currentTimeMillis()) / 1000)
