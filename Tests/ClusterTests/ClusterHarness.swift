@@ -106,10 +106,14 @@ final class ClusterHarness: @unchecked Sendable {
         return process
     }
 
-    /// Starts a chunkmaster on a free port; returns its URL.
-    func startMaster(downAfter: Double = 1.5) throws -> (url: String, process: Process) {
+    /// Starts a chunkmaster on a free port; returns its URL. Automatic repair is off unless
+    /// asked for: most tests damage chunks to see the tools find them.
+    func startMaster(downAfter: Double = 1.5, autoRepair: Bool = false, arguments: [String] = []) throws -> (url: String, process: Process) {
         let port = Self.freePort()
-        let process = try start("master", ["chunkmaster", "--listen", "127.0.0.1:\(port)", "--data", root + "/master", "--down-after", String(downAfter)])
+        let process = try start(
+            "master",
+            ["chunkmaster", "--listen", "127.0.0.1:\(port)", "--data", root + "/master", "--down-after", String(downAfter)]
+                + (autoRepair ? [] : ["--no-auto-repair"]) + arguments)
         return ("http://127.0.0.1:\(port)", process)
     }
 
@@ -142,11 +146,13 @@ final class ClusterHarness: @unchecked Sendable {
     /// - Parameter chunkserverArguments: extra flags for every chunkserver.
     /// - Parameter imageserverEnvironment: extra environment of the imageserver (`SPEEDY_LOG_FORMAT`).
     /// - Parameter masterDownAfter: the master's down timeout.
+    /// - Parameter masterArguments: extra flags for the master; when given, automatic repair is on.
     func startRegistry(
         groups: Int = 1, imageserverArguments: [String] = [], chunkserverArguments: [String] = [],
-        imageserverEnvironment: [String: String] = [:], masterDownAfter: Double = 1.5
+        imageserverEnvironment: [String: String] = [:], masterDownAfter: Double = 1.5, masterArguments: [String]? = nil
     ) async throws -> Registry {
-        let (masterURL, _) = try startMaster(downAfter: masterDownAfter)
+        // Given master arguments replace the default `--no-auto-repair`.
+        let (masterURL, _) = try startMaster(downAfter: masterDownAfter, autoRepair: masterArguments != nil, arguments: masterArguments ?? [])
         var servers: [(String, String, Process)] = []
         for group in 1...groups {
             for i in 1...3 {

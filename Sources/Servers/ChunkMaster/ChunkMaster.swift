@@ -28,6 +28,10 @@ public struct ChunkMasterConfiguration: Sendable {
     /// How long the leader lease lasts without renewal, with `database`: a dead leader's
     /// standby takes over within about this plus a sixth of it.
     public var leaseTTL: Duration
+    /// Whether the leader repairs damaged chunks by itself (``AutoRepairer``).
+    public var autoRepair = true
+    /// Bytes per second repairs copy at most; nil: as fast as the members serve.
+    public var recoveryRate: Int?
 
     /// Creates a configuration.
     public init(
@@ -64,6 +68,8 @@ public final class ChunkMaster: Sendable {
     let advertised: Mutex<HostPort>
     /// Until when, after taking the lead, the map waits for remembered servers to report.
     let warming = Mutex<ContinuousClock.Instant?>(nil)
+    /// Chunks no member holds intact, as the repairer found them; in every snapshot.
+    let lost = Mutex<[ChunkKey: LostChunk]>([:])
     let logger: Logger
     let clock = ContinuousClock()
     let epoch: ContinuousClock.Instant
@@ -236,7 +242,7 @@ public final class ChunkMaster: Sendable {
     }
 
     /// Logs an event and appends it to the event log; a database failure is logged, not thrown.
-    private func recordEvent(kind: String, serverId: String?, group: UInt32? = nil, message: String) async {
+    func recordEvent(kind: String, serverId: String?, group: UInt32? = nil, message: String) async {
         logger.notice("\(message)")
         do {
             try await store.recordEvent(kind: kind, serverId: serverId, group: group, message: message)
@@ -260,6 +266,7 @@ public final class ChunkMaster: Sendable {
             snapshot.metaservers = roles.snapshots(of: .metaserver, nowMs: now)
         }
         snapshot.jobs = jobs.withLock { $0.snapshots(nowMs: now) }
+        snapshot.lostChunks = lost.withLock { $0.values.sorted { ($0.foundMs, $0.group, $0.fileId) < ($1.foundMs, $1.group, $1.fileId) } }
         return snapshot
     }
 
@@ -315,6 +322,9 @@ public final class ChunkMaster: Sendable {
     public func run() async throws {
         let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
         var services: [any Service] = [expiry]
+        if configuration.autoRepair {
+            services.append(AutoRepairer(master: self, transport: configuration.security.peers, bytesPerSecond: configuration.recoveryRate, logger: logger))
+        }
         if case .shared = leadership.mode {
             await claimLeadership()
             services.append(PeriodicTask(name: "leader lease", interval: leadership.renewInterval) { await self.claimLeadership() })

@@ -96,6 +96,12 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Option(help: "Address clients reach this master at, HOST:PORT, shown in `chunktool status` and the console, and given to clients by standbys (default: --listen).")
     var advertise: HostPort?
 
+    @Flag(inversion: .prefixedNo, help: "Repair damaged chunks by copying a good copy from another member of the group (the leader does).")
+    var autoRepair = true
+
+    @Option(help: "Bytes per second repairs copy at most, so clients keep the bandwidth (default: no limit).")
+    var recoveryRate: SizeArgument?
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -119,11 +125,12 @@ struct ChunkMasterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let security = try security.resolve(role: "chunkmaster")
-        let master = try await ChunkMaster(
-            configuration: .init(
-                listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
-                advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000))),
-            logger: makeLogger(label: "speedy.chunkmaster"))
+        var configuration = ChunkMasterConfiguration(
+            listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
+            advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000)))
+        configuration.autoRepair = autoRepair
+        configuration.recoveryRate = recoveryRate.flatMap { $0.bytes == 0 ? nil : Int(min($0.bytes, UInt64(Int.max))) }
+        let master = try await ChunkMaster(configuration: configuration, logger: makeLogger(label: "speedy.chunkmaster"))
         try await master.run()
     }
 }

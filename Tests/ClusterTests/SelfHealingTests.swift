@@ -1,0 +1,126 @@
+import Foundation
+import NIOCore
+import SpeedyClients
+import SpeedyCore
+import Testing
+
+extension ProcessSuites {
+    /// The cluster heals what rots without a command: chunkservers scrub, the master repairs,
+    /// and what no member holds intact is reported as lost (issue 22).
+    @Suite("Self-healing", .serialized)
+    struct SelfHealingTests {
+        /// Scrub passes every 4 s at a test-sized rate, with the master's repairer on.
+        static let scrubbing = ["--scrub-rate", "64M", "--scrub-every", "4s"]
+
+        /// Overwrites 4 bytes at `offset` of a chunkserver's first volume, under the running server.
+        static func damage(_ cluster: ClusterHarness, server: String, at offset: UInt64) throws {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: cluster.root + "/\(server)/volume-000001.dat"))
+            try handle.seek(toOffset: offset)
+            try handle.write(contentsOf: Data([0x00, 0xff, 0x5a, 0xa5]))
+            try handle.close()
+        }
+
+        /// Where to damage the `i`th chosen record: its header's CRC, its file id, its payload's
+        /// start, its payload's end.
+        static func offset(_ record: VolumeRecords.Record, variant i: Int) -> UInt64 {
+            switch i % 4 {
+            case 0: record.payloadOffset - 32 + 28
+            case 1: record.payloadOffset - 32 + 16
+            case 2: record.payloadOffset + 1000
+            default: record.payloadOffset + UInt64(record.length) - 4
+            }
+        }
+
+        @Test func scrubFindsBitRotOnEveryMemberAndTheMasterRepairsItUnderLoad() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(chunkserverArguments: Self.scrubbing, masterArguments: [])
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let load = RecoveryTests.LoadLog()
+            for n in 0..<6 {
+                let digest = try #require(await RecoveryTests().push(client, n))
+                await load.push(n, digest)
+            }
+            // Damage 8 chunks, each on one member only (cs1, cs2, cs3 in turn), at four kinds of place.
+            let records = try VolumeRecords.scan(cluster.root + "/cs1/volume-000001.dat")
+            #expect(records.count >= 12)
+            var damaged: [(server: String, fileId: UInt64)] = []
+            for (i, record) in records.prefix(8).enumerated() {
+                let server = "cs\(i % 3 + 1)"
+                let theirs = try VolumeRecords.scan(cluster.root + "/\(server)/volume-000001.dat")
+                let same = try #require(theirs.first { $0.fileId == record.fileId })
+                try Self.damage(cluster, server: server, at: Self.offset(same, variant: i))
+                damaged.append((server, record.fileId))
+            }
+
+            // Pushes and pulls go on while the scrub finds the damage and the master repairs it.
+            let loader = Task {
+                var n = 100
+                while !(await load.stopped), n < 160 {
+                    if let digest = await RecoveryTests().push(client, n) { await load.push(n, digest) } else { await load.refused() }
+                    n += 1
+                    if let (_, digest) = await load.any() { await load.pulled(await RecoveryTests().pull(client, digest)) }
+                }
+            }
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let healed = await cluster.eventually(within: 60) {
+                guard let events = try? await master.events(after: 0, limit: 1000) else { return false }
+                return damaged.allSatisfy { target in
+                    events.contains { $0.kind == "chunk-repaired" && $0.message.hasPrefix("chunk 1/\(target.fileId) repaired on \(target.server) ") }
+                }
+            }
+            await load.stop()
+            await loader.value
+            #expect(healed, "not every damaged chunk was repaired:\n\(cluster.roleLogs(["master", "cs1", "cs2", "cs3"]))")
+
+            // Each was reported by its member first, and no member lists damage any more.
+            let events = try await master.events(after: 0, limit: 1000)
+            for target in damaged {
+                #expect(events.contains { $0.kind == "chunk-damaged" && $0.serverId == target.server && $0.message.hasPrefix("chunk 1/\(target.fileId) damaged") })
+            }
+            let clean = await cluster.eventually(within: 10) {
+                guard let snapshot = try? await master.snapshot() else { return false }
+                return snapshot.groups[0].members.allSatisfy { ($0.scrub?.damaged ?? [1]).isEmpty && ($0.scrub?.passes ?? 0) >= 1 }
+            }
+            #expect(clean)
+            let snapshot = try await master.snapshot()
+            #expect(snapshot.jobs?.contains { $0.report.kind == "repair" && $0.actor == "master" } == true)
+            #expect(snapshot.lostChunks == [])
+
+            // Nothing a client read was wrong, every acknowledged blob pulls back whole, and verify agrees.
+            #expect(await load.pullFailures == [])
+            #expect(await load.pulls > 0)
+            for (_, digest) in await load.pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
+            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            #expect(verify.status == 0, "\(verify.output)")
+        }
+
+        @Test func aChunkDamagedOnEveryMemberIsReportedLostWithItsBlob() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(chunkserverArguments: Self.scrubbing, masterArguments: [])
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let digest = try #require(await RecoveryTests().push(client, 3))
+            let record = try #require(try VolumeRecords.scan(cluster.root + "/cs1/volume-000001.dat").first)
+            for server in ["cs1", "cs2", "cs3"] {
+                let theirs = try #require(try VolumeRecords.scan(cluster.root + "/\(server)/volume-000001.dat").first { $0.fileId == record.fileId })
+                try Self.damage(cluster, server: server, at: theirs.payloadOffset + 10)
+            }
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let reported = await cluster.eventually(within: 30) {
+                (try? await master.snapshot())?.lostChunks?.contains { $0.fileId == record.fileId } == true
+            }
+            #expect(reported, "\(cluster.roleLogs(["master"]))")
+            let lost = try #require(try await master.snapshot().lostChunks?.first)
+            #expect(lost.group == 1)
+            #expect(lost.usedBy == ["load/app@\(digest)"])
+            let events = try await master.events(after: 0, limit: 1000)
+            #expect(events.contains { $0.kind == "chunk-lost" && $0.message.contains("chunk 1/\(record.fileId) LOST") && $0.message.contains("\(digest)") })
+            // Nothing corrupt is served: the pull fails rather than return wrong bytes.
+            #expect(await RecoveryTests().pull(client, digest) != nil)
+            let status = try cluster.chunktool(["status", "--master", registry.masterURL])
+            #expect(status.status == 1, "\(status.output)")
+            #expect(status.output.contains("LOST"), "\(status.output)")
+        }
+    }
+}
