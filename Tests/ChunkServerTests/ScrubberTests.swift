@@ -43,7 +43,7 @@ struct ScrubberTests {
 
     func makeScrubber(_ store: VolumeChunkStore, _ dir: TemporaryDirectory, every: Duration = .seconds(3600), reports: Reports) -> Scrubber {
         Scrubber(
-            store: store, group: 1, settings: .init(rate: 1 << 30, every: every), directory: dir.path, counters: TrafficCounters(),
+            store: store, membership: GroupMembership(fixed: 1), settings: .init(rate: 1 << 30, every: every), directory: dir.path, counters: TrafficCounters(),
             logger: Logger(label: "scrub-test")
         ) { fileId, _ in reports.damaged.withLock { $0.append(fileId) } }
     }
@@ -120,7 +120,7 @@ struct ScrubberTests {
         defer { dir.remove() }
         let store = try await makeStore(dir, count: 1)
         let scrubber = Scrubber(
-            store: store, group: 1, settings: .init(rate: 1000, every: .seconds(100)), directory: dir.path, counters: TrafficCounters(),
+            store: store, membership: GroupMembership(fixed: 1), settings: .init(rate: 1000, every: .seconds(100)), directory: dir.path, counters: TrafficCounters(),
             logger: Logger(label: "scrub-test")
         ) { _, _ in }
         scrubber.progress.withLock { p in

@@ -4,6 +4,10 @@ import SpeedyClients
 import SpeedyCore
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension ProcessSuites {
     /// The cluster heals what rots without a command: chunkservers scrub, the master repairs,
     /// and what no member holds intact is reported as lost (issue 22).
@@ -121,6 +125,72 @@ extension ProcessSuites {
             let status = try cluster.chunktool(["status", "--master", registry.masterURL])
             #expect(status.status == 1, "\(status.output)")
             #expect(status.output.contains("LOST"), "\(status.output)")
+        }
+
+        @Test func aMemberKilledUnderLoadIsReplacedByASpareWithNoCommand() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(groups: 2, masterArguments: ["--replace-after", "3s"])
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let sparePort = ClusterHarness.freePort()
+            try cluster.start(
+                "spare1",
+                [
+                    "chunkserver", "--spare", "--master", registry.masterURL, "--listen", "127.0.0.1:\(sparePort)", "--data", cluster.root + "/spare1",
+                    "--id", "spare1", "--volume-size", "64M", "--reserve", "0", "--heartbeat-interval", "0.25",
+                ])
+            #expect(await cluster.eventually(within: 20) {
+                (try? await master.snapshot())?.spares?.contains { $0.id == "spare1" && $0.status == .readWrite } == true
+            })
+            // A spare serves no group: the imageservers place nothing on it.
+            #expect(try await master.snapshot().groups.allSatisfy { !$0.members.contains { $0.id == "spare1" } })
+
+            let log = RecoveryTests.LoadLog()
+            for n in 0..<6 {
+                let digest = try #require(await RecoveryTests().push(client, n))
+                await log.push(n, digest)
+            }
+            let load = Task {
+                for n in 100..<400 {
+                    if await log.stopped { break }
+                    if let digest = await RecoveryTests().push(client, n) { await log.push(n, digest) } else { await log.refused() }
+                    if let (_, digest) = await log.any() { await log.pulled(await RecoveryTests().pull(client, digest)) }
+                }
+            }
+            #expect(await cluster.eventually(within: 60) { await log.pushed.count >= 10 })
+            let victim = registry.chunkservers[1]
+            kill(victim.process.processIdentifier, SIGKILL)
+            victim.process.waitUntilExit()
+
+            // No command: the master gives the spare the dead member's place and fills it.
+            let replaced = await cluster.eventually(within: 90) {
+                guard let group = try? await master.snapshot().groups.first(where: { $0.id == 1 }) else { return false }
+                return group.state == .healthy && Set(group.members.map(\.id)) == ["cs1", "cs3", "spare1"]
+            }
+            #expect(replaced, "\(cluster.roleLogs(["master", "spare1"]))")
+            try await Task.sleep(for: .seconds(2))
+            await log.stop()
+            await load.value
+
+            // The event log says each step, and that the master took it.
+            let events = try await master.events(after: 0, limit: 1000)
+            let kinds = events.filter { $0.serverId == "spare1" || $0.serverId == victim.name }.map(\.kind)
+            for kind in ["spare-assigned", "server-fenced", "spare-filled", "server-removed"] { #expect(kinds.contains(kind), "\(kinds)") }
+            #expect(events.contains { $0.kind == "spare-assigned" && $0.message.contains("by master") })
+            let snapshot = try await master.snapshot()
+            #expect(snapshot.jobs?.contains { $0.report.kind == "transfer" && $0.actor == "master" && $0.report.state == .finished } == true)
+            #expect(snapshot.spares == [])
+
+            // Every acknowledged blob pulls back whole; the group verifies clean.
+            let pushed = await log.pushed
+            for (_, digest) in pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
+            #expect(await log.pullFailures == [], "pulls during the load failed")
+            let verify = try cluster.chunktool(["verify", "--all", "--master", registry.masterURL])
+            #expect(verify.status == 0, "\(verify.output)")
+            let (refused, pulls) = (await log.refusedPushes, await log.pulls)
+            print("replacement by a spare: \(pushed.count) blobs acknowledged, \(refused) pushes refused, \(pulls) pulls")
+            #expect(refused <= 1, "\(refused) pushes refused")
         }
     }
 }

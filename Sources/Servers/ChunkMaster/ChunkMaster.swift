@@ -32,6 +32,8 @@ public struct ChunkMasterConfiguration: Sendable {
     public var autoRepair = true
     /// Bytes per second repairs copy at most; nil: as fast as the members serve.
     public var recoveryRate: Int?
+    /// A member `DOWN` this long is replaced by a spare, when one waits (nil: never).
+    public var replaceAfter: Duration? = .seconds(600)
 
     /// Creates a configuration.
     public init(
@@ -123,20 +125,24 @@ public final class ChunkMaster: Sendable {
     /// longer), so the sender tries another.
     /// - Throws: `.serverRetired` for a server removed from the cluster.
     public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply? {
-        let taken = try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState)? in
+        let taken = try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? in
             let (isLeader, fence) = leadership.lead
             guard isLeader else { return nil }
             let now = nowMs
-            let (made, state) = try map.withLock { map throws(ClusterMap.AdminError) in
+            let (made, state, group) = try map.withLock { map throws(ClusterMap.AdminError) in
                 guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
-                return (map.apply(report, nowMs: now), map.state(of: report.group))
+                let made = map.apply(report, nowMs: now)
+                let group = map.members[report.serverId]?.group ?? report.group
+                return (made, map.state(of: group), group)
             }
             await save(made, fence: fence)
-            return (made, state)
+            return (made, state, group)
         }
-        guard let (made, state) = taken else { return nil }
+        guard let (made, state, group) = taken else { return nil }
         await record(made)
-        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds))
+        // A spare given a group learns it here.
+        let assigned = report.spare == true && group != report.group ? group : nil
+        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds), group: assigned)
     }
 
     /// Why an administrative change did not happen.
@@ -322,6 +328,10 @@ public final class ChunkMaster: Sendable {
     public func run() async throws {
         let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
         var services: [any Service] = [expiry]
+        if let replaceAfter = configuration.replaceAfter {
+            services.append(
+                SpareReplacer(master: self, transport: configuration.security.peers, after: replaceAfter, bytesPerSecond: configuration.recoveryRate, logger: logger))
+        }
         if configuration.autoRepair {
             services.append(AutoRepairer(master: self, transport: configuration.security.peers, bytesPerSecond: configuration.recoveryRate, logger: logger))
         }

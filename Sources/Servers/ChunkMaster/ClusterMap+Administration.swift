@@ -16,6 +16,8 @@ extension ClusterMap {
         case stillServing(String, ServerStatus)
         /// A group with members cannot be removed; remove them first.
         case groupNotEmpty(UInt32, members: Int)
+        /// Only a waiting spare can be given a group; this server is in `group`.
+        case notSpare(String, group: UInt32)
 
         public var description: String {
             switch self {
@@ -28,6 +30,7 @@ extension ClusterMap {
             case .stillServing(let id, let status): "server \(id) is \(status.rawValue); only a DOWN or OFFLINE server can be removed (set it OFFLINE first)"
             case .groupNotEmpty(let id, let members):
                 "group \(id) has \(members) member\(members == 1 ? "" : "s"); only an empty group can be removed (`chunktool server remove` them first)"
+            case .notSpare(let id, let group): "server \(id) is a member of group \(group), not a waiting spare"
             }
         }
 
@@ -42,6 +45,7 @@ extension ClusterMap {
             case .notSettable: .statusInvalid
             case .stillServing: .serverServing
             case .groupNotEmpty: .groupNotEmpty
+            case .notSpare: .serverExists
             }
         }
     }

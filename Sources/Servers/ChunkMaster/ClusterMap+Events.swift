@@ -5,7 +5,7 @@ extension ClusterMap.Change {
     /// not just the live picture.
     public var isDurable: Bool {
         switch self {
-        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .groupRemoved, .statusSet, .fenced, .serverRetired: true
+        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .groupRemoved, .statusSet, .fenced, .serverRetired, .spareAssigned: true
         case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose: false
         }
     }
@@ -14,7 +14,9 @@ extension ClusterMap.Change {
     public var event: (kind: String, serverId: String?, group: UInt32?, message: String) {
         switch self {
         case .serverJoined(let id, let group, let addr):
-            ("server-joined", id, group, "server \(id) joined group \(group) at \(addr)")
+            group == HeartbeatReport.spareGroup
+                ? ("server-joined", id, nil, "spare \(id) joined at \(addr), waiting for a group that needs it")
+                : ("server-joined", id, group, "server \(id) joined group \(group) at \(addr)")
         case .serverUp(let id, let group):
             ("server-up", id, group, "server \(id) in group \(group) is up")
         case .serverDown(let id, let group, let silentMs):
@@ -39,6 +41,8 @@ extension ClusterMap.Change {
             ("server-removed", id, group, "server \(id) was removed from group \(group)")
         case .fenced(let id, let group, let by):
             ("server-fenced", id, group, "server \(id) in group \(group) was set to OFFLINE: \(by) is replacing it, so it has missed writes")
+        case .spareAssigned(let id, let group, let replacing):
+            ("spare-assigned", id, group, "spare \(id) joined group \(group) as TRANSFERRING, to replace \(replacing), which stayed down")
         }
     }
 }

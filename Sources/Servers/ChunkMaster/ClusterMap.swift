@@ -63,6 +63,8 @@ public struct ClusterMap: Sendable {
         case serverRetired(id: String, group: UInt32)
         /// A dead member set `OFFLINE` because `by` began taking its writes.
         case fenced(id: String, group: UInt32, by: String)
+        /// A waiting spare made a `TRANSFERRING` member of `group`, to replace `replacing`.
+        case spareAssigned(id: String, group: UInt32, replacing: String)
     }
 
     /// Members by id.
@@ -93,12 +95,13 @@ public struct ClusterMap: Sendable {
         }
         members[id] = Member(
             id: id, group: group, addr: addr, report: nil, lastSeenMs: nil, isUp: false, setStatus: setStatus, fencedBy: fencedBy, isNewcomer: false)
-        groupStates[group] = state(of: group)
+        if group != HeartbeatReport.spareGroup { groupStates[group] = state(of: group) }
     }
 
     /// Adds a group remembered in the database.
     public mutating func restore(group: UInt32) {
-        if groupStates[group] == nil { groupStates[group] = state(of: group) }
+        // Group 0 is where spares wait (saved as a row so they can be), not a group.
+        if group != HeartbeatReport.spareGroup, groupStates[group] == nil { groupStates[group] = state(of: group) }
     }
 
     /// Whether `id` was removed from the cluster.
@@ -152,13 +155,17 @@ public struct ClusterMap: Sendable {
             member.readHistory.removeFirst(member.readHistory.count - Self.historyLength)
             member.writeHistory.removeFirst(member.writeHistory.count - Self.historyLength)
         }
-        member.group = report.group
+        // A spare the master gave a group reports group 0 until its next heartbeat's reply
+        // reaches it: the assignment stands.
+        if !(report.group == HeartbeatReport.spareGroup && report.spare == true && member.group != HeartbeatReport.spareGroup) {
+            member.group = report.group
+        }
         member.addr = report.addr
         member.report = report
         member.lastSeenMs = nowMs
         member.isUp = true
         members[member.id] = member
-        changes += rederive(groups: Set([oldGroup, report.group]))
+        changes += rederive(groups: Set([oldGroup, member.group]))
         return changes
     }
 
@@ -196,7 +203,8 @@ public struct ClusterMap: Sendable {
     /// behind (fencing turns `DOWN` into `OFFLINE`, which leaves the state as it is).
     mutating func rederive(groups: Set<UInt32>) -> [Change] {
         var changes: [Change] = []
-        for group in groups.sorted() {
+        // Spares wait in group 0, which is no group: it has no state.
+        for group in groups.sorted() where group != HeartbeatReport.spareGroup {
             let new = state(of: group)
             changes += fenceMissedWrites(in: group, state: new)
             let old = groupStates[group]
@@ -226,6 +234,7 @@ public struct ClusterMap: Sendable {
             snapshot.reclaimableBytes = r?.reclaimableBytes
             snapshot.reclaimedBytes = r?.reclaimedBytes
             snapshot.scrub = r?.scrub
+            snapshot.spare = r?.spare
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),
@@ -233,6 +242,7 @@ public struct ClusterMap: Sendable {
             }
             byGroup[member.group, default: []].append(snapshot)
         }
+        let spares = (byGroup.removeValue(forKey: HeartbeatReport.spareGroup) ?? []).sorted { $0.id < $1.id }
         let groups = byGroup.keys.sorted().map { id -> GroupSnapshot in
             let members = byGroup[id]!.sorted { $0.id < $1.id }
             let reporting = members.filter { $0.diskTotalBytes > 0 }
@@ -248,6 +258,8 @@ public struct ClusterMap: Sendable {
             group.reclaimedBytes = members.compactMap(\.reclaimedBytes).max()
             return group
         }
-        return ClusterSnapshot(master: master, generatedAtMs: wallClockMs, groups: groups, totals: ClusterTotals(groups: groups))
+        var snapshot = ClusterSnapshot(master: master, generatedAtMs: wallClockMs, groups: groups, totals: ClusterTotals(groups: groups))
+        snapshot.spares = spares
+        return snapshot
     }
 }

@@ -115,6 +115,9 @@ public final class PostgresMasterStore: MasterStore {
         case .serverRetired(let id, _):
             try await c.query(
                 "UPDATE master_servers SET retired = TRUE, set_status = NULL, fenced_by = NULL WHERE id = \(id)", logger: logger)
+        case .spareAssigned(let id, let group, _):
+            try await c.query(
+                "UPDATE master_servers SET group_id = \(Int64(group)), set_status = 'TRANSFERRING', fenced_by = NULL WHERE id = \(id)", logger: logger)
         case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose:
             break
         }

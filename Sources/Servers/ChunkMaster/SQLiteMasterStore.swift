@@ -129,6 +129,9 @@ public final class SQLiteMasterStore: MasterStore {
                 try db.execute(sql: "UPDATE servers SET set_status = 'OFFLINE', fenced_by = ? WHERE id = ?", arguments: [by, id])
             case .serverRetired(let id, _):
                 try db.execute(sql: "UPDATE servers SET retired = 1, set_status = NULL, fenced_by = NULL WHERE id = ?", arguments: [id])
+            case .spareAssigned(let id, let group, _):
+                try db.execute(
+                    sql: "UPDATE servers SET group_id = ?, set_status = 'TRANSFERRING', fenced_by = NULL WHERE id = ?", arguments: [Int64(group), id])
             case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose:
                 break
             }

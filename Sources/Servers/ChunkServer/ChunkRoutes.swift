@@ -10,7 +10,8 @@ import SpeedyCore
 /// a paged listing per group, and stats.
 struct ChunkRoutes: Sendable {
     let store: any ChunkStore
-    let group: UInt32
+    /// The group served: fixed, or a spare's once the master gives it one.
+    let membership: GroupMembership
     let counters: TrafficCounters
     let stats: @Sendable () -> HeartbeatReport
     let maxChunkBytes: Int
@@ -36,11 +37,7 @@ struct ChunkRoutes: Sendable {
     }
 
     private func key(_ context: SpeedyRequestContext) throws -> ChunkKey {
-        let groupText = context.parameters.get("group") ?? ""
-        guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
-        guard requested == group else {
-            throw APIError(.groupUnknown, "this chunkserver serves group \(group), not group \(requested)")
-        }
+        let group = try servedGroup(context)
         let idText = context.parameters.get("fileId") ?? ""
         guard let fileId = UInt64(idText) else { throw APIError.badRequest("file id must be a whole number, got '\(idText)'") }
         return ChunkKey(group: group, fileId: fileId)
@@ -203,12 +200,22 @@ struct ChunkRoutes: Sendable {
         return Response(status: .noContent)
     }
 
-    private func list(_ request: Request, _ context: SpeedyRequestContext) throws -> Response {
+    /// The path's group, when it is the one this server serves.
+    private func servedGroup(_ context: SpeedyRequestContext) throws -> UInt32 {
         let groupText = context.parameters.get("group") ?? ""
         guard let requested = UInt32(groupText) else { throw APIError.badRequest("group must be a whole number, got '\(groupText)'") }
+        let group = membership.group
+        guard group != GroupMembership.spareGroup else {
+            throw APIError(.groupUnknown, "this chunkserver is a spare: it serves no group until the master gives it one")
+        }
         guard requested == group else {
             throw APIError(.groupUnknown, "this chunkserver serves group \(group), not group \(requested)")
         }
+        return group
+    }
+
+    private func list(_ request: Request, _ context: SpeedyRequestContext) throws -> Response {
+        let group = try servedGroup(context)
         let after = try request.queryInteger("after", as: UInt64.self) ?? 0
         let limit = min(try request.queryInteger("limit", as: Int.self) ?? 1000, 10_000)
         guard limit > 0 else { throw APIError.badRequest("limit must be at least 1") }

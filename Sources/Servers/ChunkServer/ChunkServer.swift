@@ -24,17 +24,24 @@ public enum ChunkServer {
         let serverId = try ServerIdentity.load(directory: configuration.store.directory, requested: configuration.serverId)
         let started = ContinuousClock.now
         let master = MasterClient(baseURL: configuration.masterURL, timeout: .seconds(2), transport: configuration.security.peers)
-        let store = try await openStore(configuration, serverId: serverId, master: master, logger: logger)
+        let membership =
+            configuration.spare
+            ? try GroupMembership(configured: GroupMembership.spareGroup, spare: true, directory: configuration.store.directory)
+            : GroupMembership(fixed: configuration.group)
+        let store = try await openStore(configuration, membership: membership, serverId: serverId, master: master, logger: logger)
         let counters = TrafficCounters()
         let heartbeat = HeartbeatSource(
-            store: store, counters: counters, serverId: serverId, group: configuration.group,
+            store: store, counters: counters, serverId: serverId, membership: membership,
             advertised: configuration.advertise ?? configuration.listen, started: started)
-        let scrubber = makeScrubber(configuration, store: store, counters: counters, serverId: serverId, master: master, heartbeat: heartbeat, logger: logger)
+        let scrubber = makeScrubber(
+            configuration, store: store, membership: membership, counters: counters, serverId: serverId, master: master, heartbeat: heartbeat,
+            logger: logger)
         heartbeat.scrubber.withLock { $0 = scrubber }
         let router = Self.router(
-            store: store, configuration: configuration, counters: counters, report: heartbeat.report, scrubber: scrubber, logger: logger)
+            store: store, configuration: configuration, membership: membership, counters: counters, report: heartbeat.report, scrubber: scrubber,
+            logger: logger)
         let compactor = Compactor(
-            store: store, master: master, serverId: serverId, group: configuration.group,
+            store: store, master: master, serverId: serverId, membership: membership,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
         let listening = Mutex(false)
@@ -43,7 +50,10 @@ public enum ChunkServer {
             heartbeat: {
                 guard listening.withLock({ $0 }) else { return }
                 do {
-                    _ = try await master.heartbeat(heartbeat.report())
+                    let reply = try await master.heartbeat(heartbeat.report())
+                    if let group = reply.group, try membership.assign(group) {
+                        logger.notice("the master made this spare a member of group \(group): serving it from now on")
+                    }
                 } catch {
                     logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
                 }
@@ -68,11 +78,12 @@ public enum ChunkServer {
     /// Opens the store off the event loops (the scan may take minutes), sending `INIT` heartbeats
     /// meanwhile so the master sees a server recovering rather than a silent one.
     private static func openStore(
-        _ configuration: ChunkServerConfiguration, serverId: String, master: MasterClient, logger: Logger
+        _ configuration: ChunkServerConfiguration, membership: GroupMembership, serverId: String, master: MasterClient, logger: Logger
     ) async throws -> VolumeChunkStore {
         let initializing = Task {
-            let hello = HeartbeatReport.initializing(
-                serverId: serverId, group: configuration.group, addr: (configuration.advertise ?? configuration.listen).description)
+            var hello = HeartbeatReport.initializing(
+                serverId: serverId, group: membership.group, addr: (configuration.advertise ?? configuration.listen).description)
+            hello.spare = membership.startedAsSpare ? true : nil
             while !Task.isCancelled {
                 _ = try? await master.heartbeat(hello)
                 try? await Task.sleep(for: configuration.heartbeatInterval)
@@ -92,15 +103,15 @@ public enum ChunkServer {
     /// The background scrub (none with `--scrub-rate 0`). Each damaged chunk it or a read finds
     /// goes to the master's event log and, in a heartbeat sent at once, to its repairer.
     private static func makeScrubber(
-        _ configuration: ChunkServerConfiguration, store: VolumeChunkStore, counters: TrafficCounters, serverId: String,
-        master: MasterClient, heartbeat: HeartbeatSource, logger: Logger
+        _ configuration: ChunkServerConfiguration, store: VolumeChunkStore, membership: GroupMembership, counters: TrafficCounters,
+        serverId: String, master: MasterClient, heartbeat: HeartbeatSource, logger: Logger
     ) -> Scrubber? {
         guard configuration.scrubRate > 0 else { return nil }
-        let group = configuration.group
         return Scrubber(
-            store: store, group: group, settings: .init(rate: configuration.scrubRate, every: configuration.scrubEvery),
+            store: store, membership: membership, settings: .init(rate: configuration.scrubRate, every: configuration.scrubEvery),
             directory: configuration.store.directory, counters: counters, logger: logger
         ) { fileId, why in
+            let group = membership.group
             let message = "chunk \(group)/\(fileId) damaged on \(serverId), \(why)"
             try? await master.recordEvent(EventReport(kind: "chunk-damaged", serverId: serverId, group: group, message: message))
             _ = try? await master.heartbeat(heartbeat.report())
@@ -127,7 +138,7 @@ public enum ChunkServer {
     /// The API over `store` behind the cluster secret, but for compaction's routes (which need the
     /// master): what ``run(_:)`` serves, and what tests drive in process.
     static func router(
-        store: VolumeChunkStore, configuration: ChunkServerConfiguration, counters: TrafficCounters,
+        store: VolumeChunkStore, configuration: ChunkServerConfiguration, membership: GroupMembership? = nil, counters: TrafficCounters,
         report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
@@ -139,7 +150,7 @@ public enum ChunkServer {
             store.usage().health == .failing ? .notReady("a disk write or fsync failed: the store is read-only until an operator looks") : .ready
         }
         var routes = ChunkRoutes(
-            store: store, group: configuration.group, counters: counters, stats: report,
+            store: store, membership: membership ?? GroupMembership(fixed: configuration.group), counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers)
         if let scrubber { routes.onDamage = { fileId, why in await scrubber.noteDamaged(fileId, why: why) } }
         routes.register(on: router)
@@ -152,7 +163,7 @@ final class HeartbeatSource: Sendable {
     let store: VolumeChunkStore
     let counters: TrafficCounters
     let serverId: String
-    let group: UInt32
+    let membership: GroupMembership
     /// The address this server is reached at (known once it listens, or `--advertise`).
     let advertised: Mutex<HostPort>
     let started: ContinuousClock.Instant
@@ -160,11 +171,14 @@ final class HeartbeatSource: Sendable {
     /// sends heartbeats itself, so it is made after this.)
     let scrubber = Mutex<Scrubber?>(nil)
 
-    init(store: VolumeChunkStore, counters: TrafficCounters, serverId: String, group: UInt32, advertised: HostPort, started: ContinuousClock.Instant) {
+    init(
+        store: VolumeChunkStore, counters: TrafficCounters, serverId: String, membership: GroupMembership, advertised: HostPort,
+        started: ContinuousClock.Instant
+    ) {
         self.store = store
         self.counters = counters
         self.serverId = serverId
-        self.group = group
+        self.membership = membership
         self.advertised = Mutex(advertised)
         self.started = started
     }
@@ -179,7 +193,7 @@ final class HeartbeatSource: Sendable {
             case .failing: .error
             }
         return HeartbeatReport(
-            serverId: serverId, group: group, addr: advertised.withLock { $0.description }, status: status,
+            serverId: serverId, group: membership.group, addr: advertised.withLock { $0.description }, status: status,
             diskTotalBytes: usage.totalBytes, diskUsedBytes: usage.usedBytes, diskFreeBytes: usage.freeBytes,
             chunkCount: usage.chunkCount, chunkBytes: usage.chunkBytes,
             readBytes: counters.readBytes.load(ordering: .relaxed), writeBytes: counters.writeBytes.load(ordering: .relaxed),
@@ -187,6 +201,7 @@ final class HeartbeatSource: Sendable {
             crcErrors: usage.crcErrors, ioErrors: usage.ioErrors, pendingWrites: usage.pendingWrites,
             uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
             reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
-            reclaimedBytes: store.compactionTotals.bytes, scrub: scrubber.withLock { $0 }?.report())
+            reclaimedBytes: store.compactionTotals.bytes, scrub: scrubber.withLock { $0 }?.report(),
+            spare: membership.startedAsSpare ? true : nil)
     }
 }

@@ -8,8 +8,10 @@ public struct ChunkServerConfiguration: Sendable {
     public var listen: HostPort
     /// Base URL of the chunkmaster.
     public var masterURL: String
-    /// The group this server is a member of.
+    /// The group this server is a member of; with `spare`, ignored (a spare waits in group 0).
     public var group: UInt32
+    /// A spare: it belongs to no group until the master gives it one to replace a dead member.
+    public var spare = false
     /// Stable id; nil means the one kept in the data directory (made on first start).
     public var serverId: String?
     /// How often to send a heartbeat.

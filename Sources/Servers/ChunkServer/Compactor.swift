@@ -12,20 +12,20 @@ final class Compactor: Sendable {
     let store: VolumeChunkStore
     let master: MasterClient
     let serverId: String
-    let group: UInt32
+    let membership: GroupMembership
     /// Sealed volumes with less live data than this fraction are compacted.
     let threshold: Double
     let bytesPerSecond: Int
     let logger: Logger
 
     init(
-        store: VolumeChunkStore, master: MasterClient, serverId: String, group: UInt32, threshold: Double, bytesPerSecond: Int,
+        store: VolumeChunkStore, master: MasterClient, serverId: String, membership: GroupMembership, threshold: Double, bytesPerSecond: Int,
         logger: Logger
     ) {
         self.store = store
         self.master = master
         self.serverId = serverId
-        self.group = group
+        self.membership = membership
         self.threshold = threshold
         self.bytesPerSecond = bytesPerSecond
         self.logger = logger
@@ -77,7 +77,7 @@ final class Compactor: Sendable {
                     (\(ByteSize.format(UInt64(report.bytesMoved)))), \(ByteSize.format(UInt64(report.bytesReclaimed))) given back \
                     in \(report.durationMs) ms
                     """
-                try? await master.recordEvent(EventReport(kind: "volume-compacted", serverId: serverId, group: group, message: message))
+                try? await master.recordEvent(EventReport(kind: "volume-compacted", serverId: serverId, group: membership.group, message: message))
             } catch {
                 logger.warning("compaction of volume \(stat.id) stopped: \(error)")
                 if case .readOnly = error {} else { failed.withLock { $0[stat.id] = .now } }

@@ -43,7 +43,8 @@ final class Scrubber: Service, Sendable {
     }
 
     let store: any ChunkStore
-    let group: UInt32
+    /// The group whose chunks are scrubbed (a waiting spare's is empty).
+    let membership: GroupMembership
     let settings: Settings
     let path: String
     let counters: TrafficCounters
@@ -55,11 +56,11 @@ final class Scrubber: Service, Sendable {
     private let pace = Mutex<Double>(0)
 
     init(
-        store: any ChunkStore, group: UInt32, settings: Settings, directory: String, counters: TrafficCounters, logger: Logger,
+        store: any ChunkStore, membership: GroupMembership, settings: Settings, directory: String, counters: TrafficCounters, logger: Logger,
         onDamage: @escaping @Sendable (UInt64, String) async -> Void
     ) {
         self.store = store
-        self.group = group
+        self.membership = membership
         self.settings = settings
         self.path = directory + "/scrub.json"
         self.counters = counters
@@ -106,7 +107,7 @@ final class Scrubber: Service, Sendable {
                 continue
             }
             let position = progress.withLock { $0.position }
-            let batch = store.list(group: group, after: position, limit: 64)
+            let batch = store.list(group: membership.group, after: position, limit: 64)
             if batch.isEmpty {
                 finishPass()
                 save()
@@ -152,7 +153,7 @@ final class Scrubber: Service, Sendable {
 
     /// Reads one chunk (the store checks its CRC) and records the outcome.
     private func check(_ info: ChunkInfo) async {
-        let key = ChunkKey(group: group, fileId: info.fileId)
+        let key = ChunkKey(group: membership.group, fileId: info.fileId)
         var why: String?
         do {
             _ = try await store.get(key)
@@ -179,7 +180,7 @@ final class Scrubber: Service, Sendable {
             return true
         }
         guard isNew else { return }
-        logger.error("chunk \(group)/\(fileId) is damaged: \(why)")
+        logger.error("chunk \(membership.group)/\(fileId) is damaged: \(why)")
         save()
         await onDamage(fileId, why)
     }
@@ -189,7 +190,7 @@ final class Scrubber: Service, Sendable {
     private func recheckDamaged() async {
         let damaged = progress.withLock { $0.damaged }
         for fileId in damaged {
-            let key = ChunkKey(group: group, fileId: fileId)
+            let key = ChunkKey(group: membership.group, fileId: fileId)
             let healed: Bool
             do {
                 _ = try await store.get(key)
@@ -203,7 +204,7 @@ final class Scrubber: Service, Sendable {
             }
             if healed {
                 progress.withLock { _ = $0.damaged.remove(fileId) }
-                logger.notice("chunk \(group)/\(fileId) reads clean again (or is gone): no longer damaged")
+                logger.notice("chunk \(membership.group)/\(fileId) reads clean again (or is gone): no longer damaged")
             }
         }
     }

@@ -99,8 +99,11 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Repair damaged chunks by copying a good copy from another member of the group (the leader does).")
     var autoRepair = true
 
-    @Option(help: "Bytes per second repairs copy at most, so clients keep the bandwidth (default: no limit).")
+    @Option(help: "Bytes per second repairs and spare fills copy at most, so clients keep the bandwidth (default: no limit).")
     var recoveryRate: SizeArgument?
+
+    @Option(help: "Replace a chunkserver DOWN this long with a spare (speedy chunkserver --spare), filled from the rest of its group (0: never).")
+    var replaceAfter = DurationArgument(.seconds(600))
 
     @OptionGroup var security: RoleSecurityOptions
 
@@ -129,6 +132,7 @@ struct ChunkMasterCommand: AsyncParsableCommand {
             listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
             advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000)))
         configuration.autoRepair = autoRepair
+        configuration.replaceAfter = replaceAfter.duration == .zero ? nil : replaceAfter.duration
         configuration.recoveryRate = recoveryRate.flatMap { $0.bytes == 0 ? nil : Int(min($0.bytes, UInt64(Int.max))) }
         let master = try await ChunkMaster(configuration: configuration, logger: makeLogger(label: "speedy.chunkmaster"))
         try await master.run()
@@ -149,8 +153,11 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @Option(help: "Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).")
     var master: String?
 
-    @Option(help: "The group this chunkserver belongs to.")
-    var group: UInt32
+    @Option(help: "The group this chunkserver belongs to (1 or more).")
+    var group: UInt32?
+
+    @Flag(help: "Join as a spare: no group until the master gives it one, to replace a member that stays down (see chunkmaster --replace-after).")
+    var spare = false
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = HostPort(host: "127.0.0.1", port: 7657)
@@ -197,6 +204,8 @@ struct ChunkServerCommand: AsyncParsableCommand {
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
+        guard (group == nil) == spare else { throw ValidationError("name the group (--group G) or start a spare (--spare), one of the two") }
+        guard group != 0 else { throw ValidationError("--group must be 1 or more (group 0 is where spares wait)") }
         guard maxChunk.bytes > 0, maxChunk.bytes <= UInt64(UInt32.max) else { throw ValidationError("--max-chunk must be between 1 byte and 4 GiB") }
         guard volumeSize.bytes >= UInt64(RecordFormatLimits.minimumVolume(maxChunk: Int(maxChunk.bytes))) else {
             throw ValidationError("--volume-size must hold at least one chunk of --max-chunk (\(ByteSize.format(maxChunk.bytes)))")
@@ -224,12 +233,13 @@ struct ChunkServerCommand: AsyncParsableCommand {
             directory: data, volumeSize: Int(volumeSize.bytes), maxChunkBytes: Int(maxChunk.bytes),
             reserveBytes: reserve.bytes, capacityBytes: capacity?.bytes)
         var configuration = ChunkServerConfiguration(
-            listen: listen, masterURL: masterURL, group: group, serverId: id,
+            listen: listen, masterURL: masterURL, group: group ?? 0, serverId: id,
             heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)), store: store, security: security,
             advertise: advertise)
         configuration.compactThreshold = compactThreshold
         configuration.compactRate = Int(min(compactRate.bytes, UInt64(Int.max)))
         configuration.compactInterval = compactEvery.duration == .zero ? nil : compactEvery.duration
+        configuration.spare = spare
         configuration.scrubRate = Int(min(scrubRate.bytes, UInt64(Int.max)))
         configuration.scrubEvery = scrubEvery.duration
         try await ChunkServer.run(configuration)

@@ -22,6 +22,9 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     /// one intact again or none holds it at all (its blobs deleted and collected); nil from
     /// masters before 0.15.
     public var lostChunks: [LostChunk]?
+    /// Chunkservers started as spares that no group has taken yet, by id; nil from masters
+    /// before 0.15.
+    public var spares: [MemberSnapshot]?
 
     /// Creates a snapshot.
     public init(master: String, generatedAtMs: Int64, groups: [GroupSnapshot], totals: ClusterTotals, recentEvents: [ClusterEvent]? = nil) {
@@ -119,6 +122,8 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var reclaimedBytes: UInt64?
     /// The server's background scrub, as its last heartbeat said.
     public var scrub: ScrubReport?
+    /// True for a server started as a spare, waiting or given a group (the master fills those).
+    public var spare: Bool?
 
     /// Creates a member snapshot.
     public init(

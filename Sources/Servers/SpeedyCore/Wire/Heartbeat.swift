@@ -43,6 +43,11 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
     public var reclaimedBytes: UInt64?
     /// The background scrub; nil from a server that does not scrub (or not yet).
     public var scrub: ScrubReport?
+    /// The group a spare reports while it waits for one: no group serves it.
+    public static let spareGroup: UInt32 = 0
+    /// True from a server started as a spare (`--spare`), also after the master gave it a
+    /// group: a spare waiting for one reports group 0.
+    public var spare: Bool?
 
     /// Creates a report.
     public init(
@@ -51,9 +56,10 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
         chunkCount: UInt64, chunkBytes: UInt64,
         readBytes: UInt64, writeBytes: UInt64, readOps: UInt64, writeOps: UInt64,
         crcErrors: UInt64, ioErrors: UInt64, pendingWrites: UInt64, uptimeMs: UInt64,
-        reclaimableBytes: UInt64? = nil, reclaimedBytes: UInt64? = nil, scrub: ScrubReport? = nil
+        reclaimableBytes: UInt64? = nil, reclaimedBytes: UInt64? = nil, scrub: ScrubReport? = nil, spare: Bool? = nil
     ) {
         self.scrub = scrub
+        self.spare = spare
         self.reclaimableBytes = reclaimableBytes
         self.reclaimedBytes = reclaimedBytes
         self.serverId = serverId
@@ -92,10 +98,13 @@ public struct HeartbeatReply: Sendable, Codable, Equatable {
     public var groupState: GroupState
     /// Milliseconds the chunkserver should wait before its next heartbeat.
     public var intervalMs: UInt64
+    /// The group the master gave a spare, to serve from now on; nil for everyone else.
+    public var group: UInt32?
 
     /// Creates a reply.
-    public init(groupState: GroupState, intervalMs: UInt64) {
+    public init(groupState: GroupState, intervalMs: UInt64, group: UInt32? = nil) {
         self.groupState = groupState
         self.intervalMs = intervalMs
+        self.group = group
     }
 }
