@@ -145,6 +145,8 @@ extension ProcessSuites {
             })
             // A spare serves no group: the imageservers place nothing on it.
             #expect(try await master.snapshot().groups.allSatisfy { !$0.members.contains { $0.id == "spare1" } })
+            let listed = try cluster.chunktool(["server", "list", "--master", registry.masterURL])
+            #expect(listed.output.split(separator: "\n").contains { $0.hasPrefix("spare1") && $0.contains(" spare ") }, "\(listed.output)")
 
             let log = RecoveryTests.LoadLog()
             for n in 0..<6 {

@@ -118,8 +118,8 @@ struct ServerCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List chunkservers with their group, status, chunks and last heartbeat.",
-            discussion: "Exit status 0 when the list was printed, 2 when the master cannot be asked."
+            abstract: "List chunkservers with their group, status, chunks and last heartbeat; spares show group 'spare'.",
+            discussion: "Spares (speedy chunkserver --spare) are listed with group 'spare' (0 in --json, and --group 0 lists only them). Exit status 0 when the list was printed, 2 when the master cannot be asked."
         )
 
         @OptionGroup var options: MasterOptions
@@ -131,17 +131,19 @@ struct ServerCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let rows = try await options.snapshot().groups.filter { group == nil || $0.id == group }.flatMap { g in
-                g.members.map {
-                    Row(id: $0.id, group: g.id, addr: $0.addr, status: $0.status, setStatus: $0.setStatus, fencedBy: $0.fencedBy, chunks: $0.chunkCount,
-                        diskFreeBytes: $0.diskFreeBytes, lastHeartbeatAgeMs: $0.lastHeartbeatAgeMs)
-                }
+            let snapshot = try await options.snapshot()
+            func row(_ m: MemberSnapshot, group: UInt32) -> Row {
+                Row(id: m.id, group: group, addr: m.addr, status: m.status, setStatus: m.setStatus, fencedBy: m.fencedBy, chunks: m.chunkCount,
+                    diskFreeBytes: m.diskFreeBytes, lastHeartbeatAgeMs: m.lastHeartbeatAgeMs)
             }
+            var rows = snapshot.groups.filter { group == nil || $0.id == group }.flatMap { g in g.members.map { row($0, group: g.id) } }
+            // Spares wait in group 0 until the master gives one a group.
+            if group == nil || group == HeartbeatReport.spareGroup { rows += (snapshot.spares ?? []).map { row($0, group: HeartbeatReport.spareGroup) } }
             if json { return try printJSON(rows) }
             var table = [["SERVER", "GROUP", "ADDRESS", "STATUS", "SET BY OPERATOR", "CHUNKS", "FREE", "HEARTBEAT"]]
             for r in rows {
                 table.append([
-                    r.id, String(r.group), r.addr, r.status.rawValue, (r.setStatus?.rawValue ?? "-") + (r.fencedBy.map { " (fenced for \($0))" } ?? ""), String(r.chunks),
+                    r.id, r.group == HeartbeatReport.spareGroup ? "spare" : String(r.group), r.addr, r.status.rawValue, (r.setStatus?.rawValue ?? "-") + (r.fencedBy.map { " (fenced for \($0))" } ?? ""), String(r.chunks),
                     ByteSize.format(r.diskFreeBytes), r.lastHeartbeatAgeMs < 0 ? "never" : "\(r.lastHeartbeatAgeMs) ms ago",
                 ])
             }
