@@ -194,5 +194,64 @@ extension ProcessSuites {
             print("replacement by a spare: \(pushed.count) blobs acknowledged, \(refused) pushes refused, \(pulls) pulls")
             #expect(refused <= 1, "\(refused) pushes refused")
         }
+
+        /// Starts the spare `spare1` on `port`, its data in the cluster's `spare1` directory.
+        @discardableResult
+        static func startSpare(_ cluster: ClusterHarness, master: String, port: Int) throws -> Process {
+            try cluster.start(
+                "spare1",
+                [
+                    "chunkserver", "--spare", "--master", master, "--listen", "127.0.0.1:\(port)", "--data", cluster.root + "/spare1",
+                    "--id", "spare1", "--volume-size", "64M", "--reserve", "0", "--heartbeat-interval", "0.25",
+                ])
+        }
+
+        @Test func aSpareFillGoesOnAcrossRestartsOfTheMasterAndTheSpare() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            // Filled at 4 MB/s, the 60 MB of the group take long enough to restart things midway.
+            let masterArguments = ["--replace-after", "2s", "--recovery-rate", "4M"]
+            let registry = try await cluster.startRegistry(masterArguments: masterArguments)
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let sparePort = ClusterHarness.freePort()
+            var spare = try Self.startSpare(cluster, master: registry.masterURL, port: sparePort)
+            var pushed: [Digest] = []
+            for n in 0..<12 { pushed.append(try #require(await RecoveryTests().push(client, n))) }
+            #expect(await cluster.eventually(within: 20) { (try? await master.snapshot())?.spares?.count == 1 })
+            kill(registry.chunkservers[1].process.processIdentifier, SIGKILL)
+
+            // Midway through the fill, the master restarts...
+            func filling() async -> Int {
+                (try? await master.snapshot())?.jobs?.first { $0.report.kind == "transfer" && $0.report.state == .running }?.report.done ?? 0
+            }
+            #expect(await cluster.eventually(within: 30) { await filling() >= 3 }, "\(cluster.roleLogs(["master", "spare1"]))")
+            let masterPort = Int(registry.masterURL.split(separator: ":").last!)!
+            let masterPid = try #require(ClusterHarness.pid(listeningOn: masterPort))
+            kill(masterPid, SIGTERM)
+            #expect(await cluster.eventually(within: 10) { ClusterHarness.pid(listeningOn: masterPort) == nil })
+            try cluster.start(
+                "master",
+                ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master", "--down-after", "1.5"] + masterArguments)
+            // ...and goes on; then the spare is killed and comes back on its data directory.
+            #expect(await cluster.eventually(within: 30) { await filling() >= 6 }, "\(cluster.roleLogs(["master", "spare1"]))")
+            kill(spare.processIdentifier, SIGKILL)
+            spare.waitUntilExit()
+            spare = try Self.startSpare(cluster, master: registry.masterURL, port: sparePort)
+
+            let healed = await cluster.eventually(within: 90) {
+                guard let group = try? await master.snapshot().groups.first else { return false }
+                return group.state == .healthy && Set(group.members.map(\.id)) == ["cs1", "cs3", "spare1"]
+            }
+            #expect(healed, "\(cluster.roleLogs(["master", "spare1"]))")
+            // The spare came back in its group (kept in its data directory), not as a spare.
+            #expect(try String(contentsOfFile: cluster.root + "/spare1/group", encoding: .utf8) == "1\n")
+            let events = try await master.events(after: 0, limit: 1000)
+            #expect(events.filter { $0.kind == "spare-assigned" }.count == 1)
+            #expect(events.contains { $0.kind == "spare-filled" && $0.serverId == "spare1" })
+            for digest in pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
+            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            #expect(verify.status == 0, "\(verify.output)")
+        }
     }
 }
