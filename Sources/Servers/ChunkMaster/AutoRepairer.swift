@@ -40,7 +40,7 @@ final class AutoRepairer: Service, Sendable {
 
     /// Looks for work every two seconds while this master leads, until shutdown.
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 if self.master.leadership.isLeader { await self.round() }
                 try? await Task.sleep(for: .seconds(2))

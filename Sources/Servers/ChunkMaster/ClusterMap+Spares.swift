@@ -10,6 +10,13 @@ extension ClusterMap {
         public var dead: String
         /// The spare to take its place.
         public var spare: String
+
+        /// Creates a replacement.
+        public init(group: UInt32, dead: String, spare: String) {
+            self.group = group
+            self.dead = dead
+            self.spare = spare
+        }
     }
 
     /// The replacements due at `nowMs`: in each group with no `TRANSFERRING` member and a
@@ -33,10 +40,11 @@ extension ClusterMap {
         return due
     }
 
-    /// How long a `DOWN` member has been silent; nil for one that is not down, or that this
-    /// master has not yet had the time to miss.
+    /// How long a member that needs a replacement has been silent: one `DOWN`, or one fenced
+    /// `OFFLINE` for a replacement that replaced another (two died at once); nil for any other,
+    /// or for one this master has not yet had the time to miss.
     func silentMs(_ member: Member, nowMs: Int64) -> Int64? {
-        guard member.status == .down else { return nil }
+        guard member.status == .down || (member.status == .offline && member.fencedBy != nil && !member.isUp) else { return nil }
         if let seen = member.lastSeenMs { return nowMs - seen }
         return startupGraceOver ? nowMs - startedMs : nil
     }
@@ -59,6 +67,14 @@ extension ClusterMap {
         members[id]!.group = group
         members[id]!.setStatus = .transferring
         members[id]!.isNewcomer = false
-        return [.spareAssigned(id: id, group: group, replacing: dead)] + rederive(groups: [group])
+        var changes: [Change] = [.spareAssigned(id: id, group: group, replacing: dead)]
+        // The dead member is fenced for this spare even when an earlier replacement fenced it:
+        // the spare's fill ends by removing it.
+        if members[dead] != nil, members[dead]!.fencedBy != id {
+            members[dead]!.setStatus = .offline
+            members[dead]!.fencedBy = id
+            changes.append(.fenced(id: dead, group: group, by: id))
+        }
+        return changes + rederive(groups: [group])
     }
 }

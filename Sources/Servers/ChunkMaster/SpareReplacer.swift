@@ -45,7 +45,7 @@ final class SpareReplacer: Service, Sendable {
 
     /// Looks for work every second while this master leads, until shutdown.
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 if self.master.leadership.isLeader {
                     await self.assignSpares()
@@ -161,15 +161,22 @@ final class SpareReplacer: Service, Sendable {
             bytesPerSecond: bytesPerSecond)
     }
 
-    /// Step 3: removes the members fenced for the spare and sets it `RW`, in one saved change.
+    /// Step 3: removes the one member the spare replaces and sets the spare `RW`, in one saved
+    /// change. When several were fenced for it (two died at once), the longest silent goes; the
+    /// others stay fenced `OFFLINE` and get spares of their own, so the group keeps its size.
     private func finish(spare: String, group: UInt32) async throws -> [String] {
-        let fenced = master.snapshot().groups.first { $0.id == group }?.members.filter { $0.fencedBy == spare }.map(\.id) ?? []
+        let fenced = master.snapshot().groups.first { $0.id == group }?.members.filter { $0.fencedBy == spare } ?? []
+        // Never heard from (-1) counts as the longest silence.
+        let replaced = fenced.max { silence($0) < silence($1) }.map(\.id)
         _ = try await master.administer(group: group, by: "master") { map throws(ClusterMap.AdminError) in
-            var changes: [ClusterMap.Change] = []
-            for id in fenced where map.members[id] != nil { changes += try map.retire(id) }
-            return changes + (try map.setStatus(of: spare, to: .readWrite))
+            let retired = try replaced.map { id throws(ClusterMap.AdminError) in try map.retire(id) } ?? []
+            return retired + (try map.setStatus(of: spare, to: .readWrite))
         }
-        return fenced
+        return replaced.map { [$0] } ?? []
+    }
+
+    private func silence(_ member: MemberSnapshot) -> Int64 {
+        member.lastHeartbeatAgeMs < 0 ? .max : member.lastHeartbeatAgeMs
     }
 
     struct FillError: Error, CustomStringConvertible {

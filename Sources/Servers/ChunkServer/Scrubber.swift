@@ -86,7 +86,7 @@ final class Scrubber: Service, Sendable {
     /// Scrubs until the task is cancelled or the server shuts down.
     func run() async throws {
         // Graceful shutdown is not cancellation: turn it into one, which ends sleeps and the loop.
-        try? await cancelWhenGracefulShutdown { await self.scrub() }
+        await cancelWhenGracefulShutdown { await self.scrub() }
     }
 
     private func scrub() async {
