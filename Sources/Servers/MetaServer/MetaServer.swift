@@ -142,6 +142,7 @@ public enum MetaServer {
         ManifestRecordRoutes(store: store).register(on: router)
         UploadSessionRoutes(store: store).register(on: router)
         CollectionRoutes(store: store).register(on: router)
+        ChunkUserRoutes(store: store).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) { await readiness(of: store) }
         RoleMetrics.register(on: router, collect: collectMetrics)

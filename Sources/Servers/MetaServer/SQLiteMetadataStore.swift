@@ -85,6 +85,11 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                     db, .recordReferences(repository: row["repository"], manifest: row["digest"], ManifestReference.rows(references)))
             }
         }
+        // Which repositories link a blob (chunkUsers, and deleting a swept blob's links) is asked
+        // by digest, which the primary key (repository first) cannot seek: PostgreSQL's index.
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: "CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest)")
+        }
         // Two metaservers started at once on one directory take turns to open it and migrate it:
         // the second would fail on the first's tables, and opening a new file switches it to WAL,
         // which GRDB checks and which a concurrent opener can make fail.

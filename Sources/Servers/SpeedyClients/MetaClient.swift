@@ -188,6 +188,10 @@ public struct MetaClient: MetadataStore {
         try await call(.GET, "/v1/chunk-groups/\(group)", query: [("after", String(after)), ("limit", String(limit))], as: ChunkReferencePage.self)
     }
 
+    public func chunkUsers(group: UInt32, fileId: UInt64) async throws(MetadataError) -> ChunkUsers {
+        try await call(.GET, "/v1/chunks/\(group)/\(fileId)/users", as: ChunkUsers.self)
+    }
+
     public func holdChunks(_ chunks: [ChunkRef], upload id: String) async throws(MetadataError) {
         _ = try await call(.POST, "/v1/uploads/\(QueryString.escape(id))/hold", as: Empty.self, body: chunks)
     }

@@ -146,6 +146,14 @@ public protocol MetadataStore: Sendable {
     /// `after`, in ascending file id order; a page holds at most `limit` blob references plus the
     /// uploads' references in the same file id range.
     func chunkReferences(group: UInt32, after: UInt64, limit: Int) async throws(MetadataError) -> ChunkReferencePage
+
+    /// What uses chunk `fileId` of `group`: every stored blob whose chunk list names it (linked or
+    /// not), in ascending digest text order with the repositories linking each in ascending order,
+    /// and whether an upload session holds it (appended, or held by a request still streaming).
+    /// At most ``ChunkUsers/maxBlobs`` blobs and ``ChunkUsers/maxRepositories`` repositories per
+    /// blob, with `truncated` flags saying when more exist. An unknown chunk answers no blobs.
+    /// - Throws: `.invalid` when `fileId` is above `Int64.max` (no store can hold it).
+    func chunkUsers(group: UInt32, fileId: UInt64) async throws(MetadataError) -> ChunkUsers
 }
 
 /// Why a metadata operation failed.
