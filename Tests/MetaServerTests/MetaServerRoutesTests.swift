@@ -81,6 +81,25 @@ struct MetaServerRoutesTests {
         }
     }
 
+    @Test func chunkUsersRefusesAGroupOrFileIdThatIsNotAWholeNumberInRange() async throws {
+        try await withMetaserver { client in
+            for uri in [
+                "/v1/chunks/abc/1/users", "/v1/chunks/4294967296/1/users", "/v1/chunks/-1/1/users", "/v1/chunks/+1/1/users",
+                "/v1/chunks/1/x/users", "/v1/chunks/1/18446744073709551616/users", "/v1/chunks/1/%201/users",
+                // Fits a UInt64, but no store keeps a file id above Int64.max.
+                "/v1/chunks/1/9223372036854775808/users",
+            ] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == .badRequest, "\(uri)")
+                #expect(errorBody(response)?.code == InternalErrorCode.badRequest.rawValue, "\(uri)")
+            }
+            // Well-formed, on an empty store: nothing uses the chunk.
+            let unknown = try await client.execute(uri: "/v1/chunks/4294967295/9223372036854775807/users", method: .get)
+            #expect(unknown.status == .ok)
+            #expect(try WireJSON.decoder().decode(ChunkUsers.self, from: Data(unknown.body.readableBytesView)) == .unused)
+        }
+    }
+
     @Test func theClusterSecretGuardsEveryRouteButTheProbes() async throws {
         try await withMetaserver(security: RoleSecurity(secret: Self.secret)) { client in
             for uri in ["/v1/blobs", "/v1/chunk-groups", "/metrics"] {
