@@ -127,9 +127,51 @@ struct ChunkRoutesTests {
         }
     }
 
+    @Test func digestsSumEachRangesChunksAndRefuseBadRanges() async throws {
+        try await withChunkserver { client, store in
+            var crcs: [UInt64: UInt32] = [:]
+            for id in [1, 7, 8, 250, 251, 600, 999] as [UInt64] {
+                crcs[id] = try await store.put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(string: "chunk \(id)"), crc: nil).crc
+            }
+            let answer = try await client.execute(uri: "/v1/chunks/1/digests?from=1&to=1000&parts=4", method: .get)
+            #expect(answer.status == .ok)
+            let digests = try WireJSON.decoder().decode(ChunkRangeDigests.self, from: Data(answer.body.readableBytesView))
+            #expect(digests.group == 1)
+            #expect(digests.ranges.map { [$0.from, $0.to] } == [[1, 251], [251, 501], [501, 751], [751, 1000]])
+            for range in digests.ranges {
+                let held = crcs.filter { $0.key >= range.from && $0.key < range.to }
+                #expect(range.count == UInt64(held.count), "\(range)")
+                #expect(range.hash == held.reduce(0) { $0 &+ ChunkRangeDigest.chunkHash(fileId: $1.key, crc: $1.value) }, "\(range)")
+            }
+            #expect(digests.ranges.map(\.count) == [4, 1, 1, 1])
+            // The defaults: the whole id space in 16 parts.
+            let whole = try await client.execute(uri: "/v1/chunks/1/digests", method: .get)
+            let all = try WireJSON.decoder().decode(ChunkRangeDigests.self, from: Data(whole.body.readableBytesView))
+            #expect(all.ranges.count == 16)
+            #expect(all.ranges.first?.from == 0 && all.ranges.last?.to == .max)
+            #expect(all.ranges.reduce(0) { $0 + $1.count } == 7)
+
+            for (uri, status, code) in [
+                ("/v1/chunks/1/digests?from=5&to=5", 400, InternalErrorCode.badRequest), ("/v1/chunks/1/digests?from=9&to=3", 400, .badRequest),
+                ("/v1/chunks/1/digests?parts=0", 400, .badRequest), ("/v1/chunks/1/digests?parts=257", 400, .badRequest),
+                ("/v1/chunks/1/digests?parts=x", 400, .badRequest), ("/v1/chunks/1/digests?from=-1", 400, .badRequest),
+                ("/v1/chunks/1/digests?to=18446744073709551616", 400, .badRequest), ("/v1/chunks/2/digests", 404, .groupUnknown),
+                ("/v1/chunks/one/digests", 400, .badRequest),
+            ] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status.code == status, "\(uri)")
+                #expect(errorCode(response) == code.rawValue, "\(uri)")
+            }
+            // `digests` is no chunk to store.
+            let put = try await client.execute(uri: "/v1/chunks/1/digests", method: .put, body: ByteBuffer(string: "x"))
+            #expect(put.status.code >= 400)
+            #expect(store.usage().chunkCount == 7)
+        }
+    }
+
     @Test func theClusterSecretGuardsEveryRouteButTheProbes() async throws {
         try await withChunkserver(security: RoleSecurity(secret: Self.secret)) { client, store in
-            for (uri, method) in [("/v1/chunks/1/5", HTTPRequest.Method.put), ("/v1/chunks/1", .get), ("//v1//chunks/1", .get), ("/v1/stats", .get)] {
+            for (uri, method) in [("/v1/chunks/1/5", HTTPRequest.Method.put), ("/v1/chunks/1", .get), ("/v1/chunks/1/digests", .get), ("//v1//chunks/1", .get), ("/v1/stats", .get)] {
                 let response = try await client.execute(uri: uri, method: method, body: ByteBuffer(string: "x"))
                 #expect(response.status == .unauthorized, "\(method) \(uri)")
                 #expect(errorCode(response) == InternalErrorCode.unauthorized.rawValue, "\(method) \(uri)")

@@ -142,6 +142,39 @@ struct ChunkStoreConformanceTests {
     }
 
     @Test(arguments: Kind.allCases)
+    func digestsCutTheRangeEvenlyAndSumEachPartsChunks(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            var crcs: [UInt64: UInt32] = [:]
+            for id in [1, 2, 3, 10, 11, 25, 26, 99, 100] as [UInt64] {
+                crcs[id] = try await store.put(ChunkKey(group: 4, fileId: id), data: payload(64, seed: id), crc: nil).crc
+            }
+            _ = try await store.put(ChunkKey(group: 5, fileId: 12), data: payload(64, seed: 12), crc: nil)
+            try await store.delete(ChunkKey(group: 4, fileId: 3))
+            crcs[3] = nil
+            // [1, 101) in 3 parts: 100 ids, the first part one wider.
+            let digests = store.digests(group: 4, from: 1, to: 101, parts: 3)
+            #expect(digests.map { [$0.from, $0.to] } == [[1, 35], [35, 68], [68, 101]])
+            for digest in digests {
+                let held = crcs.filter { $0.key >= digest.from && $0.key < digest.to }
+                #expect(digest.count == UInt64(held.count), "\(digest)")
+                #expect(digest.hash == held.reduce(0) { $0 &+ ChunkRangeDigest.chunkHash(fileId: $1.key, crc: $1.value) }, "\(digest)")
+            }
+            #expect(digests.map(\.count) == [6, 0, 2])
+            // A chunk stored after a digest (or a listing) is in the next one.
+            #expect(store.list(group: 4, after: 0, limit: 100).count == 8)
+            _ = try await store.put(ChunkKey(group: 4, fileId: 50), data: payload(64, seed: 50), crc: nil)
+            #expect(store.digests(group: 4, from: 1, to: 101, parts: 3).map(\.count) == [6, 1, 2])
+            // The whole id space, the ends of the range, a span narrower than the parts asked, nothing.
+            #expect(store.digests(group: 4, from: 0, to: .max, parts: 16).reduce(0) { $0 + $1.count } == 9)
+            #expect(store.digests(group: 4, from: 0, to: .max, parts: 16).last?.to == .max)
+            #expect(store.digests(group: 4, from: 2, to: 100, parts: 1).map(\.count) == [7])
+            #expect(store.digests(group: 4, from: 10, to: 12, parts: 16).map { [$0.from, $0.to, $0.count] } == [[10, 11, 1], [11, 12, 1]])
+            #expect(store.digests(group: 4, from: 5, to: 5, parts: 4).isEmpty)
+            #expect(store.digests(group: 6, from: 0, to: 1000, parts: 2).map(\.count) == [0, 0])
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
     func concurrentWritesAllLand(kind: Kind) async throws {
         try await withStore(kind) { store in
             try await withThrowingTaskGroup(of: Void.self) { group in

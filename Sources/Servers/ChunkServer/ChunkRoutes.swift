@@ -28,6 +28,8 @@ struct ChunkRoutes: Sendable {
 
     func register(on router: Router<SpeedyRequestContext>) {
         router.put("/v1/chunks/{group}/{fileId}") { request, context in try await put(request, context) }
+        // A constant segment wins over {fileId}, so `digests` is never read as a file id.
+        router.get("/v1/chunks/{group}/digests") { request, context in try digests(request, context) }
         router.get("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: false) }
         router.head("/v1/chunks/{group}/{fileId}") { request, context in try await get(request, context, head: true) }
         router.delete("/v1/chunks/{group}/{fileId}") { request, context in try await delete(request, context) }
@@ -227,6 +229,25 @@ struct ChunkRoutes: Sendable {
             ages = chunks.map { info in store.ageMs(ChunkKey(group: group, fileId: info.fileId)) ?? 0 }
         }
         return try JSONResponse.make(ChunkListing(group: group, chunks: chunks, nextAfter: next, agesMs: ages))
+    }
+
+    /// Parts a digests request may ask for: enough to narrow a range fast, few enough for a
+    /// small answer.
+    static let maxDigestParts = 256
+
+    /// The count and hash of the chunks in each of `parts` near-equal ranges cutting [from, to):
+    /// replicas compare these rather than their listings.
+    private func digests(_ request: Request, _ context: SpeedyRequestContext) throws -> Response {
+        let group = try servedGroup(context)
+        let from = try request.queryInteger("from", as: UInt64.self) ?? 0
+        let to = try request.queryInteger("to", as: UInt64.self) ?? .max
+        let parts = try request.queryInteger("parts", as: Int.self) ?? 16
+        guard from < to else { throw APIError.badRequest("from (\(from)) must be less than to (\(to))") }
+        guard (1...Self.maxDigestParts).contains(parts) else {
+            throw APIError.badRequest("parts must be 1 to \(Self.maxDigestParts), got \(parts)")
+        }
+        let ranges = store.digests(group: group, from: from, to: to, parts: parts)
+        return try JSONResponse.make(ChunkRangeDigests(group: group, ranges: ranges))
     }
 
     /// Maps each store failure to its status and code.

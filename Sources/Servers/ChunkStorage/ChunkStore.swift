@@ -44,6 +44,19 @@ public protocol ChunkStore: Sendable {
     /// Up to `limit` chunks of `group` with file ids greater than `after`, ascending.
     func list(group: UInt32, after: UInt64, limit: Int) -> [ChunkInfo]
 
+    /// The count and hash of `group`'s chunks in each of `parts` near-equal contiguous ranges that
+    /// cut [`from`, `to`), in order: how replicas compare what they hold without listing it
+    /// (`GET /v1/chunks/{group}/digests`).
+    ///
+    /// The ranges cover [`from`, `to`) exactly, the first ones one id wider when the span does not
+    /// divide evenly; there are `min(parts, to - from)` of them, so none is empty, and none at all
+    /// when `from >= to` or `parts < 1`. Every implementation cuts a range the same way, so two
+    /// stores' answers line up part by part. A range's `hash` is the wrapping sum of
+    /// ``SpeedyCore/ChunkRangeDigest/chunkHash(fileId:crc:)`` over its chunks. A chunk stored or
+    /// deleted during the call may or may not be counted. Writes never wait long behind it, however
+    /// large the store.
+    func digests(group: UInt32, from: UInt64, to: UInt64, parts: Int) -> [ChunkRangeDigest]
+
     /// How long ago the chunk was stored, in milliseconds; nil if absent. Never more than the
     /// truth (a store that cannot tell says less), and measured so that the wall clock stepping
     /// forward cannot age a chunk: garbage collection deletes unreferenced chunks by this age.

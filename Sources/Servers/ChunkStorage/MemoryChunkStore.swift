@@ -66,6 +66,14 @@ public final class MemoryChunkStore: ChunkStore {
         }
     }
 
+    public func digests(group: UInt32, from: UInt64, to: UInt64, parts: Int) -> [ChunkRangeDigest] {
+        var digester = RangeDigester(from: from, to: to, parts: parts)
+        state.withLock { s in
+            for (key, data) in s.chunks where key.group == group { digester.add(fileId: key.fileId, crc: CRC32C.checksum(data)) }
+        }
+        return digester.digests
+    }
+
     public func ageMs(_ key: ChunkKey) -> Int64? {
         state.withLock { $0.stored[key].map { Int64((ContinuousClock.now - $0) / .milliseconds(1)) } }
     }

@@ -71,6 +71,9 @@ public final class VolumeChunkStore: ChunkStore {
         var changesSinceCheckpoint = 0
         /// Sorted file ids per group, rebuilt on the first listing after a change.
         var sortedIds: [UInt32: [UInt64]] = [:]
+        /// Counts the changes that clear ``sortedIds``: ids sorted outside the lock are cached only
+        /// when it has not moved meanwhile.
+        var idChanges: UInt64 = 0
         /// Bytes of live records (header and padding included) per volume: the rest of what a
         /// volume has written is reclaimable by compaction.
         var liveRecordBytes: [UInt32: Int] = [:]
@@ -276,6 +279,40 @@ public final class VolumeChunkStore: ChunkStore {
                 s.index[ChunkKey(group: group, fileId: id)].map { ChunkInfo(fileId: id, length: $0.length, crc: $0.crc) }
             }
         }
+    }
+
+    public func digests(group: UInt32, from: UInt64, to: UInt64, parts: Int) -> [ChunkRangeDigest] {
+        var digester = RangeDigester(from: from, to: to, parts: parts)
+        guard from < to else { return digester.digests }
+        let ids = sortedIds(group)
+        var next = ids.firstIndex(atLeast: from)
+        let end = ids.firstIndex(atLeast: to)
+        // CRCs are looked up a batch at a time, so a write waits for one batch at most.
+        while next < end {
+            let batch = ids[next..<min(end, next + 4096)]
+            state.withLock { s in
+                for id in batch {
+                    if let location = s.index[ChunkKey(group: group, fileId: id)] { digester.add(fileId: id, crc: location.crc) }
+                }
+            }
+            next = batch.endIndex
+        }
+        return digester.digests
+    }
+
+    /// `group`'s file ids in order: the listing's cache, or the ids gathered in one pass under the
+    /// lock and sorted outside it (cached when nothing changed meanwhile).
+    private func sortedIds(_ group: UInt32) -> [UInt64] {
+        let (cached, gathered, changes): ([UInt64]?, [UInt64], UInt64) = state.withLock { s in
+            if let ids = s.sortedIds[group] { return (ids, [], 0) }
+            return (nil, s.index.keys.compactMap { $0.group == group ? $0.fileId : nil }, s.idChanges)
+        }
+        if let cached { return cached }
+        let ids = gathered.sorted()
+        state.withLock { s in
+            if s.idChanges == changes { s.sortedIds[group] = ids }
+        }
+        return ids
     }
 
     public func usage() -> StorageUsage {
@@ -613,12 +650,14 @@ public final class VolumeChunkStore: ChunkStore {
             s.liveBytes += UInt64(location.length)
             s.liveRecordBytes[location.volume, default: 0] += location.recordSize
             s.sortedIds[key.group] = nil
+            s.idChanges += 1
         case .removed(let key):
             if let old = s.index.removeValue(forKey: key) {
                 s.liveBytes -= UInt64(old.length)
                 s.liveRecordBytes[old.volume, default: 0] -= old.recordSize
             }
             s.sortedIds[key.group] = nil
+            s.idChanges += 1
         case .moved(let key, let from, let to):
             // The writer is the only one changing the index, so `from` is still current.
             s.index[key] = to
@@ -691,3 +730,15 @@ public final class VolumeChunkStore: ChunkStore {
     }
 }
 
+extension [UInt64] {
+    /// The index of the first element not below `value`, in a sorted array (binary search).
+    fileprivate func firstIndex(atLeast value: UInt64) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if self[mid] < value { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}
