@@ -187,7 +187,9 @@ public struct GarbageCollector: Sendable {
             report.blobs += swept.blobs.count
             report.blobBytes += swept.blobs.reduce(0) { $0 + $1.size }
             if options.dryRun {
-                for chunk in swept.blobs.flatMap(\.chunks) { tally.count(chunk, replicas: tally.replicas(of: chunk.group), orphan: false) }
+                for chunk in swept.blobs.flatMap(\.chunks) + swept.movedChunks {
+                    tally.count(chunk, replicas: tally.replicas(of: chunk.group), orphan: false)
+                }
                 return
             }
             if swept.count < limit { return }

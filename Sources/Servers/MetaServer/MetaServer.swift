@@ -143,6 +143,7 @@ public enum MetaServer {
         UploadSessionRoutes(store: store).register(on: router)
         CollectionRoutes(store: store).register(on: router)
         ChunkUserRoutes(store: store).register(on: router)
+        ChunkMoveRoutes(store: store).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) { await readiness(of: store) }
         RoleMetrics.register(on: router, collect: collectMetrics)

@@ -38,6 +38,13 @@ enum MetadataChecks {
         }
     }
 
+    /// A chunk's copy holds the same bytes (length and CRC) under another key.
+    static func move(from: ChunkRef, to: ChunkRef) throws(MetadataError) {
+        try chunks([from, to])
+        guard from.length == to.length, from.crc == to.crc else { throw .invalid("a moved chunk keeps its length and CRC") }
+        guard from.key != to.key else { throw .invalid("chunk \(from.key) cannot be moved onto itself") }
+    }
+
     /// A page size within 0...10000 (the registry asks for at most 1000).
     static func pageLimit(_ limit: Int) -> Int { min(max(0, limit), 10_000) }
 }

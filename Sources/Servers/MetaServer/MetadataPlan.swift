@@ -114,6 +114,29 @@ enum MetadataPlan {
         ]
     }
 
+    // MARK: Moving chunks
+
+    /// Points `existing` (the stored blob, nil when there is none) at `to` wherever it names
+    /// `from`, and records `from` as moved, so garbage collection keeps it for the grace period
+    /// (pulls that read the old list may still read it). Nothing when the blob does not name
+    /// `from` (any longer): someone moved, repaired or swept it first. A blob that names `to`
+    /// already was moved by this very call, repeated after its answer was lost (`to` is a copy
+    /// under a file id its mover leased): moved, so the mover keeps the copy. The fence stays: a
+    /// move is no reference by a client.
+    static func moveChunk(of digest: Digest, from: ChunkRef, to: ChunkRef, existing: BlobRecord?, now: Int64) -> (moved: Bool, steps: [MetadataStep]) {
+        guard let existing, !existing.chunks.contains(to) else { return (existing != nil, []) }
+        guard existing.chunks.contains(from) else { return (false, []) }
+        let key = digest.description
+        return (true, [.write(.replaceChunk(digest: key, from: from, to: to)), .write(.recordMovedChunk(from, owner: key, now: now))])
+    }
+
+    /// Queues `moved` (chunks moved past the grace that nothing names) for deletion and forgets
+    /// them as moved, in the sweep's transaction.
+    static func retireMovedChunks(_ moved: [ChunkRef], now: Int64) -> [MetadataStep] {
+        guard !moved.isEmpty else { return [] }
+        return [.write(.queueChunkDeletions(moved, now: now)), .write(.forgetMovedChunks(moved.map(\.key)))]
+    }
+
     // MARK: Uploads
 
     /// Ends session `id` and releases whatever its requests held; fails when it is not open.

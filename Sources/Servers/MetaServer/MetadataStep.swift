@@ -77,6 +77,12 @@ enum MetadataWrite: Sendable {
     case unlinkEverywhere(digest: String)
     /// `chunk_deletions`: the chunks, queued now, each once.
     case queueChunkDeletions([ChunkRef], now: Int64)
+    /// `blob_chunks`: the blob's rows naming `from` (group, file id, length and CRC) name `to`.
+    case replaceChunk(digest: String, from: ChunkRef, to: ChunkRef)
+    /// `moved_chunks`: `chunk` was moved away for blob `owner` now; kept (referenced) until swept.
+    case recordMovedChunk(ChunkRef, owner: String, now: Int64)
+    /// `moved_chunks`: the rows of these chunks.
+    case forgetMovedChunks([ChunkKey])
 
     /// `manifests`: the row; when it is stored already, only its `ref_ms` moves (the first
     /// content, type and annotations stand).

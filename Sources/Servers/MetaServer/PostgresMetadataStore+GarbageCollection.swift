@@ -31,6 +31,11 @@ extension PostgresMetadataStore {
                         result.blobs.append(blob)
                     }
                 }
+                // After the blobs: a moved chunk that a blob swept just now still named is free now too.
+                if result.count < limit {
+                    result.movedChunks = try await Self.garbageMovedChunks(c, cutoff: cutoff, limit: limit - result.count, logger: logger)
+                    try await Self.perform(c, MetadataPlan.retireMovedChunks(result.movedChunks, now: currentTimeMillis()), logger: logger)
+                }
                 return result
             }
         }

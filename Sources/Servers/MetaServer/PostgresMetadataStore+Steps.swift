@@ -91,6 +91,26 @@ extension PostgresMetadataStore {
                     \(columns.lengths)::bigint[], \(columns.crcs)::bigint[]) AS t(g, f, l, k)
                 ON CONFLICT DO NOTHING RETURNING 1
                 """
+        case .replaceChunk(let digest, let from, let to):
+            query = """
+                UPDATE blob_chunks SET group_id = \(Int64(to.group)), file_id = \(Int64(bitPattern: to.fileId))
+                WHERE digest = \(digest) AND group_id = \(Int64(from.group)) AND file_id = \(Int64(bitPattern: from.fileId))
+                    AND length = \(Int64(from.length)) AND crc = \(Int64(from.crc))
+                RETURNING 1
+                """
+        case .recordMovedChunk(let chunk, let owner, let now):
+            query = """
+                INSERT INTO moved_chunks (group_id, file_id, length, crc, owner, moved_ms)
+                VALUES (\(Int64(chunk.group)), \(Int64(bitPattern: chunk.fileId)), \(Int64(chunk.length)), \(Int64(chunk.crc)), \(owner), \(now))
+                ON CONFLICT DO NOTHING RETURNING 1
+                """
+        case .forgetMovedChunks(let keys):
+            guard !keys.isEmpty else { return 0 }
+            query = """
+                DELETE FROM moved_chunks WHERE (group_id, file_id) IN
+                    (SELECT * FROM unnest(\(keys.map { Int64($0.group) })::bigint[], \(keys.map { Int64(bitPattern: $0.fileId) })::bigint[]))
+                RETURNING 1
+                """
         case .storeManifest(let row):
             query = """
                 INSERT INTO manifests (repository, digest, media_type, content, subject, artifact_type, annotations, created_ms, ref_ms)

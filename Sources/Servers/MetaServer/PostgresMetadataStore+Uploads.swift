@@ -131,7 +131,9 @@ extension PostgresMetadataStore {
             try await database.read { c in
                 var groups = Set(
                     try await PostgresBackend.column(
-                        c, "SELECT DISTINCT group_id FROM blob_chunks UNION SELECT DISTINCT group_id FROM held_chunks", as: Int64.self, logger: logger
+                        c,
+                        "SELECT DISTINCT group_id FROM blob_chunks UNION SELECT DISTINCT group_id FROM held_chunks UNION SELECT DISTINCT group_id FROM moved_chunks",
+                        as: Int64.self, logger: logger
                     ).map { UInt32(truncatingIfNeeded: $0) })
                 for upload in try await Self.openUploads(c, logger: logger) { groups.formUnion(upload.chunks.map(\.group)) }
                 return groups.sorted()
@@ -173,6 +175,7 @@ extension PostgresMetadataStore {
                             fileId: UInt64(bitPattern: row.1), length: UInt32(truncatingIfNeeded: row.2), crc: UInt32(truncatingIfNeeded: row.3),
                             owner: "held:" + row.0))
                 }
+                references += try await Self.movedReferences(c, group: group, after: after, upTo: upTo, logger: logger)
                 references.sort { $0.fileId < $1.fileId }
                 return ChunkReferencePage(references: references, nextAfter: full ? upTo : nil)
             }

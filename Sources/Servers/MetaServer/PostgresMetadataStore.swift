@@ -71,7 +71,14 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
         CREATE TABLE chunk_deletions (
             group_id BIGINT NOT NULL, file_id BIGINT NOT NULL, length BIGINT NOT NULL, crc BIGINT NOT NULL,
             queued_ms BIGINT NOT NULL, PRIMARY KEY (group_id, file_id));
+        """,
+        // 2: SQLite's v5, chunks a drain or rebalance moved away (docs/gc.md, "Moving chunks").
         """
+        CREATE TABLE moved_chunks (
+            group_id BIGINT NOT NULL, file_id BIGINT NOT NULL, length BIGINT NOT NULL, crc BIGINT NOT NULL,
+            owner TEXT COLLATE "C" NOT NULL, moved_ms BIGINT NOT NULL, PRIMARY KEY (group_id, file_id));
+        CREATE INDEX moved_chunks_by_time ON moved_chunks(moved_ms);
+        """,
     ]
 
     // MARK: Running calls

@@ -41,6 +41,11 @@ extension SQLiteMetadataStore {
                             result.blobs.append(blob)
                         }
                     }
+                    // After the blobs: a moved chunk that a blob swept just now still named is free now too.
+                    if result.count < limit {
+                        result.movedChunks = try Self.garbageMovedChunks(db, cutoff: cutoff, limit: limit - result.count)
+                        try Self.perform(db, MetadataPlan.retireMovedChunks(result.movedChunks, now: currentTimeMillis()))
+                    }
                     return dryRun ? .rollback : .commit
                 }
                 return result

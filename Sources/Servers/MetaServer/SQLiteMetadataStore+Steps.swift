@@ -86,6 +86,21 @@ extension SQLiteMetadataStore {
                     sql: "INSERT OR IGNORE INTO chunk_deletions (group_id, file_id, length, crc, queued_ms) VALUES (?, ?, ?, ?, ?)",
                     arguments: [Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc), now])
             }
+        case .replaceChunk(let digest, let from, let to):
+            try db.execute(
+                sql: """
+                    UPDATE blob_chunks SET group_id = ?, file_id = ?
+                    WHERE digest = ? AND group_id = ? AND file_id = ? AND length = ? AND crc = ?
+                    """,
+                arguments: [Int64(to.group), Int64(to.fileId), digest, Int64(from.group), Int64(from.fileId), Int64(from.length), Int64(from.crc)])
+        case .recordMovedChunk(let chunk, let owner, let now):
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO moved_chunks (group_id, file_id, length, crc, owner, moved_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [Int64(chunk.group), Int64(chunk.fileId), Int64(chunk.length), Int64(chunk.crc), owner, now])
+        case .forgetMovedChunks(let keys):
+            for key in keys {
+                try db.execute(sql: "DELETE FROM moved_chunks WHERE group_id = ? AND file_id = ?", arguments: [Int64(key.group), Int64(key.fileId)])
+            }
         case .storeManifest(let row):
             try db.execute(
                 sql: """

@@ -90,6 +90,17 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
         migrator.registerMigration("v4") { db in
             try db.execute(sql: "CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest)")
         }
+        // Chunks a drain or rebalance moved away from their blobs: referenced until swept past
+        // the grace (docs/gc.md, "Moving chunks").
+        migrator.registerMigration("v5") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE moved_chunks (
+                        group_id INTEGER NOT NULL, file_id INTEGER NOT NULL, length INTEGER NOT NULL, crc INTEGER NOT NULL,
+                        owner TEXT NOT NULL, moved_ms INTEGER NOT NULL, PRIMARY KEY (group_id, file_id));
+                    CREATE INDEX moved_chunks_by_time ON moved_chunks(moved_ms);
+                    """)
+        }
         // Two metaservers started at once on one directory take turns to open it and migrate it:
         // the second would fail on the first's tables, and opening a new file switches it to WAL,
         // which GRDB checks and which a concurrent opener can make fail.
@@ -386,6 +397,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                 var groups = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM blob_chunks").map { UInt32($0) })
                 for upload in try Self.openUploads(db) { groups.formUnion(upload.chunks.map(\.group)) }
                 groups.formUnion(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM held_chunks").map { UInt32($0) })
+                groups.formUnion(try Int64.fetchAll(db, sql: "SELECT DISTINCT group_id FROM moved_chunks").map { UInt32($0) })
                 return groups.sorted()
             }
         }
@@ -420,6 +432,7 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                             fileId: UInt64(row["file_id"] as Int64), length: UInt32(row["length"] as Int64), crc: UInt32(row["crc"] as Int64),
                             owner: "held:" + (row["upload_id"] as String)))
                 }
+                references += try Self.movedReferences(db, group: group, after: after, upTo: upTo)
                 references.sort { $0.fileId < $1.fileId }
                 return ChunkReferencePage(references: references, nextAfter: full ? upTo : nil)
             }

@@ -214,6 +214,15 @@ public struct MetaClient: MetadataStore {
         _ = try await call(.POST, "/v1/gc/chunks/forget", as: Empty.self, body: chunks)
     }
 
+    /// Safe to repeat: a move already made answers true again and changes nothing.
+    public func moveChunk(of digest: Digest, from: ChunkRef, to: ChunkRef) async throws(MetadataError) -> Bool {
+        try await call(.POST, "/v1/blobs/\(digest)/chunks/move", as: ChunkMoveResult.self, body: ChunkMoveRequest(from: from, to: to)).moved
+    }
+
+    public func groupUsage() async throws(MetadataError) -> [GroupUsage] {
+        try await call(.GET, "/v1/group-usage", as: GroupUsageList.self).groups
+    }
+
     public func deleteUpload(_ id: String) async throws(MetadataError) {
         _ = try await call(.DELETE, "/v1/uploads/\(QueryString.escape(id))", as: Empty.self)
     }

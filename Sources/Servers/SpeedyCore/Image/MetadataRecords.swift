@@ -207,7 +207,10 @@ public struct ChunkReference: Sendable, Equatable, Codable {
     public var length: UInt32
     /// Its CRC-32C.
     public var crc: UInt32
-    /// What refers to it: a blob digest (`sha256:…`), or `upload:<id>` for an upload in progress.
+    /// What refers to it: a blob digest (`sha256:…`); `upload:<id>` for a chunk appended to an
+    /// upload in progress, `held:<id>` for one a request streaming into it holds; `moved:<digest>`
+    /// for a chunk a drain or rebalance copied elsewhere for that blob, kept until garbage
+    /// collection's grace has passed (pulls that read the old chunk list may still read it).
     public var owner: String
 
     /// Creates a reference.

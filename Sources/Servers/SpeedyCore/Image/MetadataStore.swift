@@ -136,6 +136,25 @@ public protocol MetadataStore: Sendable {
     /// Removes chunks from the deletion queue once every replica is gone.
     func forgetChunkDeletions(_ chunks: [ChunkKey]) async throws(MetadataError)
 
+    // MARK: Moving chunks (drain, rebalance: docs/recovery.md, docs/gc.md)
+
+    /// Points blob `digest`'s chunk list at `to` wherever it names `from` (the same group, file
+    /// id, length and CRC), in one transaction that also records `from` as moved: a moved chunk
+    /// counts as referenced (``chunkReferences(group:after:limit:)`` lists it as `moved:<digest>`)
+    /// until a ``sweep(graceMs:limit:dryRun:)`` finds it moved more than the grace ago, with no
+    /// blob listing it and no request holding it, and queues it for deletion. The blob's fence
+    /// does not move.
+    /// - Returns: true when the blob named `from` and now names `to`, or named `to` already (the
+    ///   same move repeated after a lost answer); false when there is no such blob or it names
+    ///   neither (nothing changed).
+    /// - Throws: `.invalid` when `to` differs from `from` in length or CRC, is `from` itself, or a
+    ///   file id is above `Int64.max`.
+    func moveChunk(of digest: Digest, from: ChunkRef, to: ChunkRef) async throws(MetadataError) -> Bool
+
+    /// Per group, the chunk references blobs hold and their bytes, groups ascending; groups no
+    /// blob uses are absent. Uploads in progress and moved chunks are not counted.
+    func groupUsage() async throws(MetadataError) -> [GroupUsage]
+
     // MARK: Chunk references (fsck, garbage collection)
 
     /// Groups that any blob or upload in progress has chunks in, ascending.
