@@ -92,9 +92,17 @@ public struct ChunkServerClient: Sendable {
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
     }
 
-    /// One page of the chunks stored for `group`, with file ids greater than `after`.
-    public func list(group: UInt32, after: UInt64 = 0, limit: Int = 1000) async throws(ServiceError) -> ChunkListing {
-        try await service.json(.GET, "/v1/chunks/\(group)?after=\(after)&limit=\(limit)", as: ChunkListing.self)
+    /// One page of the chunks stored for `group`, with file ids greater than `after`; with `ages`,
+    /// how long ago the server stored each (``ChunkListing/agesMs``).
+    public func list(group: UInt32, after: UInt64 = 0, limit: Int = 1000, ages: Bool = false) async throws(ServiceError) -> ChunkListing {
+        try await service.json(.GET, "/v1/chunks/\(group)?after=\(after)&limit=\(limit)" + (ages ? "&ages=true" : ""), as: ChunkListing.self)
+    }
+
+    /// The count and hash of the chunks stored for `group` in each of `parts` (1 to 256)
+    /// near-equal ranges cutting [`from`, `to`), in order: what replicas compare instead of their
+    /// listings (``ReplicaComparison``).
+    public func digests(group: UInt32, from: UInt64 = 0, to: UInt64 = .max, parts: Int = 16) async throws(ServiceError) -> ChunkRangeDigests {
+        try await service.json(.GET, "/v1/chunks/\(group)/digests?from=\(from)&to=\(to)&parts=\(parts)", as: ChunkRangeDigests.self)
     }
 
     /// Every chunk stored for `group`, by file id (all pages).
