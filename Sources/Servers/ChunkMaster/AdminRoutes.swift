@@ -15,15 +15,23 @@ struct AdminRoutes: Sendable {
             return try JSONResponse.make(try await admin(group: body.id, request) { map throws(ClusterMap.AdminError) in try map.addGroup(body.id) }, status: .created)
         }
         router.delete("/v1/groups/{id}") { request, context in
-            guard let id = context.parameters.get("id").flatMap(UInt32.init) else {
-                throw APIError.badRequest("the group must be a whole number between 0 and \(UInt32.max)")
-            }
+            let id = try Self.groupId(context)
             do throws(ChunkMaster.AdministrationError) {
                 try await master.removeGroup(id, by: Self.actor(request))
             } catch {
                 throw error.apiError
             }
             return try JSONResponse.make(Empty())
+        }
+        // A drain (docs/recovery.md): the group takes no new chunks; DELETE lets it take them again.
+        router.post("/v1/groups/{id}/drain") { request, context in
+            let id = try Self.groupId(context)
+            let now = currentTimeMillis()
+            return try JSONResponse.make(try await admin(group: id, request) { map throws(ClusterMap.AdminError) in try map.setDraining(id, sinceMs: now) })
+        }
+        router.delete("/v1/groups/{id}/drain") { request, context in
+            let id = try Self.groupId(context)
+            return try JSONResponse.make(try await admin(group: id, request) { map throws(ClusterMap.AdminError) in try map.setDraining(id, sinceMs: nil) })
         }
         router.post("/v1/servers") { request, _ in
             let body = try await request.decodeJSON(ServerRegistration.self)
@@ -51,6 +59,14 @@ struct AdminRoutes: Sendable {
             throw (retired ? ClusterMap.AdminError.serverRetired(id) : .unknownServer(id)).apiError
         }
         return group
+    }
+
+    /// The `{id}` of a group route.
+    private static func groupId(_ context: SpeedyRequestContext) throws -> UInt32 {
+        guard let id = context.parameters.get("id").flatMap(UInt32.init) else {
+            throw APIError.badRequest("the group must be a whole number between 0 and \(UInt32.max)")
+        }
+        return id
     }
 
     /// Who sent the request, from its `X-Speedy-Actor` header.

@@ -108,7 +108,8 @@ public final class ChunkMaster: Sendable {
     /// The map as the store remembers it: every server down until it reports.
     static func loadMap(from store: any MasterStore, nowMs: Int64) async throws -> ClusterMap {
         var map = ClusterMap(startedMs: nowMs)
-        for group in try await store.groups() { map.restore(group: group) }
+        let draining = try await store.drainingGroups()
+        for group in try await store.groups() { map.restore(group: group, drainingSinceMs: draining[group]) }
         for server in try await store.servers() {
             map.restore(
                 id: server.id, group: server.group, addr: server.addr, setStatus: server.setStatus, fencedBy: server.fencedBy,

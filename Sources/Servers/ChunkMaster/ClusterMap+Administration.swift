@@ -18,6 +18,8 @@ extension ClusterMap {
         case groupNotEmpty(UInt32, members: Int)
         /// Only a waiting spare can be given a group; this server is in `group`.
         case notSpare(String, group: UInt32)
+        /// A drained group is removed with its members only once none that serves holds a chunk.
+        case drainedGroupHoldsChunks(UInt32, servers: [String])
 
         public var description: String {
             switch self {
@@ -31,6 +33,9 @@ extension ClusterMap {
             case .groupNotEmpty(let id, let members):
                 "group \(id) has \(members) member\(members == 1 ? "" : "s"); only an empty group can be removed (`chunktool server remove` them first)"
             case .notSpare(let id, let group): "server \(id) is a member of group \(group), not a waiting spare"
+            case .drainedGroupHoldsChunks(let id, let servers):
+                "group \(id) is drained but \(servers.joined(separator: ", ")) still hold\(servers.count == 1 ? "s" : "") chunks: "
+                    + "run `chunktool gc` once the drain's old copies are past the grace, then remove it again"
             }
         }
 
@@ -46,6 +51,7 @@ extension ClusterMap {
             case .stillServing: .serverServing
             case .groupNotEmpty: .groupNotEmpty
             case .notSpare: .serverExists
+            case .drainedGroupHoldsChunks: .groupNotEmpty
             }
         }
     }
@@ -59,13 +65,38 @@ extension ClusterMap {
     }
 
     /// Removes a group with no members (a mistaken `group add`, or one whose servers were all
-    /// removed). A chunkserver that later heartbeats for it makes it again, as for any new group.
+    /// removed), or a drained one (``setDraining(_:sinceMs:)``) whose serving members hold no
+    /// chunk any more, retiring its members with it. A chunkserver that later heartbeats for a
+    /// removed group makes it again, as for any new group; a retired one is refused.
     public mutating func removeGroup(_ id: UInt32) throws(AdminError) -> [Change] {
         guard groupStates[id] != nil else { throw .unknownGroup(id) }
-        let count = members.values.count { $0.group == id }
-        guard count == 0 else { throw .groupNotEmpty(id, members: count) }
+        let inGroup = members.values.filter { $0.group == id }.sorted { $0.id < $1.id }
+        var changes: [Change] = []
+        if !inGroup.isEmpty {
+            guard draining[id] != nil else { throw .groupNotEmpty(id, members: inGroup.count) }
+            // The master cannot see the metadata; an empty listing on every member that serves is
+            // what a drain, then a collection, leaves (an absent member's disk is gone with it).
+            let holding = inGroup.filter { !$0.status.isAbsent && ($0.report?.chunkCount ?? 0) > 0 }.map(\.id)
+            guard holding.isEmpty else { throw .drainedGroupHoldsChunks(id, servers: holding) }
+            for member in inGroup {
+                members[member.id] = nil
+                retired.insert(member.id)
+                changes.append(.serverRetired(id: member.id, group: id))
+            }
+        }
         groupStates[id] = nil
-        return [.groupRemoved(group: id)]
+        draining[id] = nil
+        return changes + [.groupRemoved(group: id)]
+    }
+
+    /// Drains `id` from `sinceMs` (the wall clock: imageservers place no new chunks in it), or
+    /// with nil lets it take chunks again. Setting what is set already changes nothing (a drain
+    /// run again keeps its first time).
+    public mutating func setDraining(_ id: UInt32, sinceMs: Int64?) throws(AdminError) -> [Change] {
+        guard groupStates[id] != nil else { throw .unknownGroup(id) }
+        guard (draining[id] == nil) != (sinceMs == nil) else { return [] }
+        draining[id] = sinceMs
+        return [.drainSet(group: id, sinceMs: sinceMs)]
     }
 
     /// Registers a server ahead of its heartbeats. Without a `status`, the master decides at its

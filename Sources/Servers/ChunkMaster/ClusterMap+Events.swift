@@ -5,7 +5,7 @@ extension ClusterMap.Change {
     /// not just the live picture.
     public var isDurable: Bool {
         switch self {
-        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .groupRemoved, .statusSet, .fenced, .serverRetired, .spareAssigned: true
+        case .serverJoined, .serverAdded, .addressChanged, .groupAdded, .groupRemoved, .statusSet, .fenced, .serverRetired, .spareAssigned, .drainSet: true
         case .serverUp, .serverDown, .statusChanged, .groupState, .errorsRose: false
         }
     }
@@ -43,6 +43,10 @@ extension ClusterMap.Change {
             ("server-fenced", id, group, "server \(id) in group \(group) was set to OFFLINE: \(by) is replacing it, so it has missed writes")
         case .spareAssigned(let id, let group, let replacing):
             ("spare-assigned", id, group, "spare \(id) joined group \(group) as TRANSFERRING, to replace \(replacing), which stayed down")
+        case .drainSet(let group, let since):
+            since == nil
+                ? ("group-drain", nil, group, "group \(group) takes new chunks again (no longer draining)")
+                : ("group-drain", nil, group, "group \(group) is draining: it takes no new chunks, and its chunks are to move to other groups")
         }
     }
 }

@@ -65,6 +65,9 @@ public struct ClusterMap: Sendable {
         case fenced(id: String, group: UInt32, by: String)
         /// A waiting spare made a `TRANSFERRING` member of `group`, to replace `replacing`.
         case spareAssigned(id: String, group: UInt32, replacing: String)
+        /// `group` drained since `sinceMs` (wall clock): it takes no new chunks; nil: it takes
+        /// them again.
+        case drainSet(group: UInt32, sinceMs: Int64?)
     }
 
     /// Members by id.
@@ -73,6 +76,9 @@ public struct ClusterMap: Sendable {
     public internal(set) var groupStates: [UInt32: GroupState] = [:]
     /// Servers removed from the cluster; their heartbeats are refused.
     public internal(set) var retired: Set<String> = []
+    /// Groups being drained (`chunktool group drain`), with when it was asked for (wall clock,
+    /// milliseconds): imageservers place no new chunks in them.
+    public internal(set) var draining: [UInt32: Int64] = [:]
     /// Whether the master has run longer than the down timeout, so a remembered member that has
     /// not reported yet is really silent.
     public internal(set) var startupGraceOver = false
@@ -98,10 +104,12 @@ public struct ClusterMap: Sendable {
         if group != HeartbeatReport.spareGroup { groupStates[group] = state(of: group) }
     }
 
-    /// Adds a group remembered in the database.
-    public mutating func restore(group: UInt32) {
+    /// Adds a group remembered in the database, drained since `drainingSinceMs` when not nil.
+    public mutating func restore(group: UInt32, drainingSinceMs: Int64? = nil) {
         // Group 0 is where spares wait (saved as a row so they can be), not a group.
-        if group != HeartbeatReport.spareGroup, groupStates[group] == nil { groupStates[group] = state(of: group) }
+        guard group != HeartbeatReport.spareGroup else { return }
+        if groupStates[group] == nil { groupStates[group] = state(of: group) }
+        if let drainingSinceMs { draining[group] = drainingSinceMs }
     }
 
     /// Whether `id` was removed from the cluster.
@@ -256,6 +264,10 @@ public struct ClusterMap: Sendable {
                 writeBytesPerSec: members.reduce(0) { $0 + $1.writeBytesPerSec })
             group.reclaimableBytes = members.compactMap(\.reclaimableBytes).max()
             group.reclaimedBytes = members.compactMap(\.reclaimedBytes).max()
+            if let since = draining[id] {
+                group.draining = true
+                group.drainingSinceMs = since
+            }
             return group
         }
         var snapshot = ClusterSnapshot(master: master, generatedAtMs: wallClockMs, groups: groups, totals: ClusterTotals(groups: groups))

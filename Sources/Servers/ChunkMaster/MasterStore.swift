@@ -15,6 +15,10 @@ public protocol MasterStore: Sendable {
     /// Every group not removed, in order.
     func groups() async throws -> [UInt32]
 
+    /// The groups being drained (not removed), with when each drain was asked for (wall clock,
+    /// milliseconds since the epoch).
+    func drainingGroups() async throws -> [UInt32: Int64]
+
     /// Writes the durable part of `changes` (servers, groups, settings; see
     /// ``ClusterMap/Change/isDurable``) in one transaction: all of them or none. The master calls it
     /// for one set of changes at a time, so the store sees them in the order the map made them.

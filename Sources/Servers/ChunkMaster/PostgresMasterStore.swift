@@ -38,7 +38,9 @@ public final class PostgresMasterStore: MasterStore {
             id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, url TEXT NOT NULL, term BIGINT NOT NULL,
             expires_at TIMESTAMPTZ NOT NULL);
         INSERT INTO master_lease (id, holder, url, term, expires_at) VALUES (1, '', '', 0, '-infinity')
-        """
+        """,
+        // 2: SQLite's v6, when a group's drain was asked for.
+        "ALTER TABLE master_groups ADD COLUMN draining_ms BIGINT",
     ]
 
     public func servers() async throws -> [StoredServer] {
@@ -59,6 +61,16 @@ public final class PostgresMasterStore: MasterStore {
         return try await database.statement { c in
             try await PostgresBackend.column(c, "SELECT id FROM master_groups WHERE removed_ms IS NULL ORDER BY id", as: Int64.self, logger: logger)
         }.map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    public func drainingGroups() async throws -> [UInt32: Int64] {
+        let logger = logger
+        let rows = try await database.statement { c in
+            try await PostgresBackend.rows(
+                c, "SELECT id, draining_ms FROM master_groups WHERE removed_ms IS NULL AND draining_ms IS NOT NULL", as: (Int64, Int64).self,
+                logger: logger)
+        }
+        return Dictionary(uniqueKeysWithValues: rows.map { (UInt32(truncatingIfNeeded: $0.0), $0.1) })
     }
 
     public func save(_ changes: [ClusterMap.Change], fence: LeaderTerm?) async throws {
@@ -107,7 +119,10 @@ public final class PostgresMasterStore: MasterStore {
         case .groupAdded(let group):
             try await addGroup(group)
         case .groupRemoved(let group):
-            try await c.query("UPDATE master_groups SET removed_ms = \(now) WHERE id = \(Int64(group))", logger: logger)
+            // A group made again later starts taking chunks.
+            try await c.query("UPDATE master_groups SET removed_ms = \(now), draining_ms = NULL WHERE id = \(Int64(group))", logger: logger)
+        case .drainSet(let group, let since):
+            try await c.query("UPDATE master_groups SET draining_ms = \(since) WHERE id = \(Int64(group))", logger: logger)
         case .statusSet(let id, _, let to, _):
             try await c.query("UPDATE master_servers SET set_status = \(to?.rawValue), fenced_by = NULL WHERE id = \(id)", logger: logger)
         case .fenced(let id, _, let by):

@@ -61,6 +61,10 @@ public final class SQLiteMasterStore: MasterStore {
                 t.column("expires_ms", .integer).notNull()
             }
         }
+        // v6: when a group's drain was asked for; NULL when it takes new chunks.
+        migrator.registerMigration("v6") { db in
+            try db.alter(table: "groups") { t in t.add(column: "draining_ms", .integer) }
+        }
         try migrator.migrate(queue)
     }
 
@@ -79,6 +83,14 @@ public final class SQLiteMasterStore: MasterStore {
     /// Every group not removed.
     public func groups() async throws -> [UInt32] {
         try await queue.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM groups WHERE removed_ms IS NULL ORDER BY id").map { UInt32($0) } }
+    }
+
+    /// Groups being drained, with when the drain was asked for.
+    public func drainingGroups() async throws -> [UInt32: Int64] {
+        try await queue.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, draining_ms FROM groups WHERE removed_ms IS NULL AND draining_ms IS NOT NULL")
+            return Dictionary(uniqueKeysWithValues: rows.map { (UInt32($0["id"] as Int64), $0["draining_ms"] as Int64) })
+        }
     }
 
     /// Writes the durable part of `changes` in one transaction.
@@ -122,7 +134,10 @@ public final class SQLiteMasterStore: MasterStore {
             case .groupAdded(let group):
                 try db.execute(sql: Self.addGroup, arguments: [Int64(group), now])
             case .groupRemoved(let group):
-                try db.execute(sql: "UPDATE groups SET removed_ms = ? WHERE id = ?", arguments: [now, Int64(group)])
+                // A group made again later starts taking chunks.
+                try db.execute(sql: "UPDATE groups SET removed_ms = ?, draining_ms = NULL WHERE id = ?", arguments: [now, Int64(group)])
+            case .drainSet(let group, let since):
+                try db.execute(sql: "UPDATE groups SET draining_ms = ? WHERE id = ?", arguments: [since, Int64(group)])
             case .statusSet(let id, _, let to, _):
                 try db.execute(sql: "UPDATE servers SET set_status = ?, fenced_by = NULL WHERE id = ?", arguments: [to?.rawValue, id])
             case .fenced(let id, _, let by):

@@ -121,9 +121,15 @@ public struct MasterClient: Sendable {
         try await json(.POST, "/v1/groups", as: GroupSnapshot.self, body: GroupCreation(id: id))
     }
 
-    /// Removes an empty group.
+    /// Removes an empty group, or a drained one whose members hold no chunk (they are retired).
     public func removeGroup(_ id: UInt32) async throws(ServiceError) {
         _ = try await json(.DELETE, "/v1/groups/\(id)", as: Empty.self)
+    }
+
+    /// Drains a group (imageservers place no new chunks in it), or with `false` lets it take
+    /// chunks again; returns it. Setting what is set already changes nothing.
+    public func setDraining(_ id: UInt32, _ draining: Bool) async throws(ServiceError) -> GroupSnapshot {
+        try await json(draining ? .POST : .DELETE, "/v1/groups/\(id)/drain", as: GroupSnapshot.self)
     }
 
     /// Registers a chunkserver; returns its group.

@@ -66,7 +66,7 @@ final class ClusterView: Sendable {
         let now = ContinuousClock.now
         return state.withLock { s in
             guard now - s.fetchedAt <= Self.maxMapAgeForWrites else { return nil }
-            return s.snapshot?.groups.first { $0.id == id && $0.state.isWritable }
+            return s.snapshot?.groups.first { $0.id == id && Self.takesNewChunks($0) }
         }
     }
 
@@ -140,7 +140,13 @@ final class ClusterView: Sendable {
     }
 
     private static func hasWritableGroup(_ snapshot: ClusterSnapshot) -> Bool {
-        snapshot.groups.contains { $0.state.isWritable && !$0.members.isEmpty }
+        snapshot.groups.contains { takesNewChunks($0) && !$0.members.isEmpty }
+    }
+
+    /// Whether new chunks may be placed in `group`: it is writable and not being drained (a
+    /// draining group still serves reads, and writes already under way finish).
+    private static func takesNewChunks(_ group: GroupSnapshot) -> Bool {
+        group.state.isWritable && group.draining != true
     }
 
     /// How recently a group must have been writable for a map without one to count as a blip.
@@ -165,7 +171,7 @@ final class ClusterView: Sendable {
         let now = ContinuousClock.now
         return state.withLock { s in
             guard let snapshot = s.snapshot, now - s.fetchedAt <= Self.maxMapAgeForWrites else { return nil }
-            let candidates = snapshot.groups.filter { $0.state.isWritable && !excluding.contains($0.id) && !$0.members.isEmpty }
+            let candidates = snapshot.groups.filter { Self.takesNewChunks($0) && !excluding.contains($0.id) && !$0.members.isEmpty }
             guard !candidates.isEmpty else { return nil }
             let weights = candidates.map { max(1, Int64($0.diskFreeBytes >> 20)) }
             let total = weights.reduce(0, +)

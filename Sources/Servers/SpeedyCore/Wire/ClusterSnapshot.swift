@@ -58,6 +58,12 @@ public struct GroupSnapshot: Sendable, Codable, Equatable {
     public var reclaimableBytes: UInt64?
     /// What compaction gave back on the member that got the most, since it started.
     public var reclaimedBytes: UInt64?
+    /// True while the group is drained (`chunktool group drain`): imageservers place no new
+    /// chunks in it, reads go on; absent otherwise.
+    public var draining: Bool?
+    /// When the drain was asked for, in milliseconds since the Unix epoch on the master's clock
+    /// (compare with ``ClusterSnapshot/generatedAtMs``); absent when not draining.
+    public var drainingSinceMs: Int64?
 
     /// Creates a group snapshot.
     public init(
