@@ -409,7 +409,7 @@ _chunktool_server_set-status() {
 
 _chunktool_verify() {
     repeating_flags=()
-    non_repeating_flags=(--all --listings-only --json -h --help)
+    non_repeating_flags=(--all --listings-only --quick --json -h --help)
     repeating_options=()
     non_repeating_options=(--master --cluster-secret-file --ca --group --server --rate)
     __chunktool_offer_flags_options 0

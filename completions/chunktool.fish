@@ -47,7 +47,7 @@ function __chunktool_parse_tokens -S
                 __chunktool_parse_subcommand 2 'master=' 'cluster-secret-file=' 'ca=' 'json' 'h/help'
             end
         case 'verify'
-            __chunktool_parse_subcommand 0 'master=' 'cluster-secret-file=' 'ca=' 'group=' 'server=' 'all' 'rate=' 'listings-only' 'json' 'h/help'
+            __chunktool_parse_subcommand 0 'master=' 'cluster-secret-file=' 'ca=' 'group=' 'server=' 'all' 'rate=' 'listings-only' 'quick' 'json' 'h/help'
         case 'repair'
             __chunktool_parse_subcommand 0 'master=' 'cluster-secret-file=' 'ca=' 'group=' 'dry-run' 'json' 'h/help'
         case 'fsck'
@@ -177,6 +177,7 @@ complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_op
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" all' -l 'all' -d 'Verify every group.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" rate' -l 'rate' -d 'Read at most this many MB/s per member (0: no limit), to spare a live cluster.' -rfka ''
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" listings-only' -l 'listings-only' -d 'Compare listings only; do not read the chunks.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" quick' -l 'quick' -d 'Compare the members range by range and list only where they differ; read nothing.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" json' -l 'json' -d 'Print the report as JSON.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool verify" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool repair" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''

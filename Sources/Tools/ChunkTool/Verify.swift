@@ -15,7 +15,11 @@ struct Verify: AsyncParsableCommand {
             members have it is missing there; one only a minority of members have is extra there; \
             one whose read fails its CRC is corrupt. Name the group (--group), one server (--server: \
             its listing is compared with its group's, and only its chunks are read) or --all groups. \
-            Exit status 0 when all replicas agree and read clean, 1 when problems were found, 2 when \
+            --quick reads nothing and lists only what differs: the members compare the count and hash \
+            of their chunks range by range, narrowing down to the ranges where they disagree, so \
+            identical members cost one request each; it also reports a chunk held under different \
+            CRCs, and how many requests it took. Of two members, a chunk only one has is missing on \
+            the other. Exit status 0 when all replicas agree and read clean, 1 when problems were found, 2 when \
             the check could not run.
             """
     )
@@ -37,6 +41,9 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Compare listings only; do not read the chunks.")
     var listingsOnly = false
 
+    @Flag(help: "Compare the members range by range and list only where they differ; read nothing.")
+    var quick = false
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -45,6 +52,7 @@ struct Verify: AsyncParsableCommand {
             throw ValidationError("name exactly one of --group G, --server ID or --all")
         }
         guard rate >= 0 else { throw ValidationError("--rate must not be negative") }
+        guard !quick || rate == 0 else { throw ValidationError("--rate does not apply to --quick, which reads nothing") }
     }
 
     struct AllReport: Codable {
@@ -74,7 +82,7 @@ struct Verify: AsyncParsableCommand {
         var reports: [VerifyReport] = []
         try await job.endingOnFailure {
             for (target, only) in targets {
-                reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, progress: progress, transport: options.transport).run())
+                reports.append(try await GroupVerifier(group: target, only: only, megabytesPerSecond: rate, readChunks: !listingsOnly, quick: quick, progress: progress, transport: options.transport).run())
             }
         }
         progress.finish()
@@ -103,17 +111,23 @@ struct VerifyReport: Codable {
         var extra: [UInt64]
         var corrupt: [UInt64]
         var bytesRead: UInt64
+        /// With --quick: chunks this member holds under another CRC than most members do.
+        var crcDiffers: [UInt64]? = nil
     }
 
     var group: UInt32
     var members: [Member]
     var chunksChecked: Int
+    /// With --quick: the HTTP requests the comparison took.
+    var requests: Int? = nil
     var missing: Int { members.reduce(0) { $0 + $1.missing.count } }
     var extra: Int { members.reduce(0) { $0 + $1.extra.count } }
     var corrupt: Int { members.reduce(0) { $0 + $1.corrupt.count } }
-    var clean: Bool { members.allSatisfy { $0.reachable } && missing == 0 && extra == 0 && corrupt == 0 }
+    var clean: Bool {
+        members.allSatisfy { $0.reachable && ($0.crcDiffers ?? []).isEmpty } && missing == 0 && extra == 0 && corrupt == 0
+    }
 
-    enum CodingKeys: String, CodingKey { case group, members, chunksChecked, missing, extra, corrupt, clean }
+    enum CodingKeys: String, CodingKey { case group, members, chunksChecked, missing, extra, corrupt, clean, requests }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -124,12 +138,14 @@ struct VerifyReport: Codable {
         try c.encode(extra, forKey: .extra)
         try c.encode(corrupt, forKey: .corrupt)
         try c.encode(clean, forKey: .clean)
+        try c.encodeIfPresent(requests, forKey: .requests)
     }
 
-    init(group: UInt32, members: [Member], chunksChecked: Int) {
+    init(group: UInt32, members: [Member], chunksChecked: Int, requests: Int? = nil) {
         self.group = group
         self.members = members
         self.chunksChecked = chunksChecked
+        self.requests = requests
     }
 
     init(from decoder: any Decoder) throws {
@@ -137,6 +153,7 @@ struct VerifyReport: Codable {
         group = try c.decode(UInt32.self, forKey: .group)
         members = try c.decode([Member].self, forKey: .members)
         chunksChecked = try c.decode(Int.self, forKey: .chunksChecked)
+        requests = try c.decodeIfPresent(Int.self, forKey: .requests)
     }
 
     var text: String {
@@ -150,9 +167,12 @@ struct VerifyReport: Codable {
             if !m.missing.isEmpty { line += ", missing \(Self.list(m.missing))" }
             if !m.extra.isEmpty { line += ", extra \(Self.list(m.extra))" }
             if !m.corrupt.isEmpty { line += ", corrupt \(Self.list(m.corrupt))" }
-            if m.missing.isEmpty && m.extra.isEmpty && m.corrupt.isEmpty { line += ", ok" }
+            let crcDiffers = m.crcDiffers ?? []
+            if !crcDiffers.isEmpty { line += ", CRC differs \(Self.list(crcDiffers))" }
+            if m.missing.isEmpty && m.extra.isEmpty && m.corrupt.isEmpty && crcDiffers.isEmpty { line += ", ok" }
             lines.append(line)
         }
+        if let requests { lines.append("  compared range by range in \(requests) requests; no chunk read") }
         return lines.joined(separator: "\n")
     }
 
@@ -169,6 +189,8 @@ struct GroupVerifier {
     var only: String? = nil
     let megabytesPerSecond: Double
     let readChunks: Bool
+    /// Compare by range digests (``ReplicaComparison``) rather than whole listings; read nothing.
+    var quick = false
     let progress: ProgressBar
     /// How the members are called.
     let transport: ClusterTransport
@@ -202,7 +224,23 @@ struct GroupVerifier {
         return result
     }
 
+    /// Compares the members by range digests: only the ranges where they differ are listed.
+    private func runQuick() async throws -> VerifyReport {
+        let members = group.members.map { ReplicaComparison.Member(id: $0.id, client: ChunkServerClient(baseURL: $0.addr, transport: transport)) }
+        let found = try await ReplicaComparison(group: group.id, members: members, confirmAfter: recheckAfter).run()
+        let byId = Dictionary(found.members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var reported: [VerifyReport.Member] = group.members.map { member in
+            let diff = byId[member.id]
+            return .init(
+                id: member.id, addr: member.addr, reachable: diff != nil, chunks: Int(diff?.chunks ?? 0), missing: diff?.missing ?? [],
+                extra: diff?.extra ?? [], corrupt: [], bytesRead: 0, crcDiffers: diff?.crcDiffers ?? [])
+        }
+        if let only { reported = reported.filter { $0.id == only } }
+        return VerifyReport(group: group.id, members: reported, chunksChecked: Int(found.chunks), requests: found.requests)
+    }
+
     func run() async throws -> VerifyReport {
+        if quick { return try await runQuick() }
         let listings = await listAll()
         var differences = Self.compare(listings)
         if differences.values.contains(where: { !$0.missing.isEmpty || !$0.extra.isEmpty }) {
