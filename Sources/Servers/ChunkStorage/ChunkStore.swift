@@ -53,8 +53,8 @@ public protocol ChunkStore: Sendable {
     /// when `from >= to` or `parts < 1`. Every implementation cuts a range the same way, so two
     /// stores' answers line up part by part. A range's `hash` is the wrapping sum of
     /// ``SpeedyCore/ChunkRangeDigest/chunkHash(fileId:crc:)`` over its chunks. A chunk stored or
-    /// deleted during the call may or may not be counted. Writes never wait long behind it, however
-    /// large the store.
+    /// deleted during the call may or may not be counted. Writes wait behind it for at most one
+    /// pass over the index, not for the whole computation.
     func digests(group: UInt32, from: UInt64, to: UInt64, parts: Int) -> [ChunkRangeDigest]
 
     /// How long ago the chunk was stored, in milliseconds; nil if absent. Never more than the
