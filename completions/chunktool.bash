@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|group|server|verify|repair|fsck|gc|help)
+    status|group|server|verify|repair|fsck|gc|rebalance|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc rebalance help' -- "${cur}"))
         ;;
     esac
 }
@@ -217,13 +217,13 @@ _chunktool_group() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    list|add|remove)
+    list|add|remove|drain|undrain)
         # Offer subcommand argument completions
         "_chunktool_group_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'list add remove' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'list add remove drain undrain' -- "${cur}"))
         ;;
     esac
 }
@@ -271,6 +271,63 @@ _chunktool_group_add() {
 }
 
 _chunktool_group_remove() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    esac
+}
+
+_chunktool_group_drain() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca --meta --rate --concurrency --settle --wait-uploads)
+    __chunktool_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--meta')
+        return
+        ;;
+    '--rate')
+        return
+        ;;
+    '--concurrency')
+        return
+        ;;
+    '--settle')
+        return
+        ;;
+    '--wait-uploads')
+        return
+        ;;
+    esac
+}
+
+_chunktool_group_undrain() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
@@ -516,6 +573,39 @@ _chunktool_gc() {
         return
         ;;
     '--upload-expiry')
+        return
+        ;;
+    esac
+}
+
+_chunktool_rebalance() {
+    repeating_flags=()
+    non_repeating_flags=(--dry-run --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca --meta --rate --concurrency --max-spread)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--meta')
+        return
+        ;;
+    '--rate')
+        return
+        ;;
+    '--concurrency')
+        return
+        ;;
+    '--max-spread')
         return
         ;;
     esac

@@ -10,8 +10,8 @@ import ToolSupport
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group",
-        abstract: "List groups, create one, or remove an empty one.",
-        subcommands: [List.self, Add.self, Remove.self]
+        abstract: "List groups, create one, drain one, or remove an empty one.",
+        subcommands: [List.self, Add.self, Remove.self, Drain.self, Undrain.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -31,7 +31,7 @@ struct GroupCommand: AsyncParsableCommand {
             var rows = [["GROUP", "STATE", "MEMBERS", "RW", "FREE", "CHUNKS"]]
             for g in groups {
                 rows.append([
-                    String(g.id), g.state.rawValue, String(g.members.count), String(g.members.count { $0.status == .readWrite }),
+                    String(g.id), g.state.rawValue + (g.draining == true ? ", draining" : ""), String(g.members.count), String(g.members.count { $0.status == .readWrite }),
                     ByteSize.format(g.diskFreeBytes), String(g.members.map(\.chunkCount).max() ?? 0),
                 ])
             }
@@ -69,12 +69,15 @@ struct GroupCommand: AsyncParsableCommand {
 extension GroupCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove a group that has no members (a mistaken `group add`, or one whose servers were all removed).",
+            abstract: "Remove a group that has no members, or a drained one whose members hold no chunk (they are removed with it).",
             discussion: """
-                Recorded in the master's event log with who removed it. A chunkserver that later \
-                heartbeats for the group makes it again. Exit status 0 when removed, 2 when refused \
-                (unknown group, or members left: `chunktool server remove` them first) or the master \
-                cannot be asked.
+                Recorded in the master's event log with who removed it. A group with members can be \
+                removed once drained (`chunktool group drain`) and collected (`chunktool gc`, after \
+                its --grace): its members, holding nothing, are removed from the cluster with it \
+                (their heartbeats are refused; stop them). A chunkserver that later heartbeats for \
+                the group makes it again. Exit status 0 when removed, 2 when refused (unknown group, \
+                members left in a group not drained, or a drained group's members still holding \
+                chunks) or the master cannot be asked.
                 """
         )
 

@@ -169,8 +169,9 @@ struct Fsck: AsyncParsableCommand {
                 why = await readFails(reference, group: id, holders: holders.map(\.addr), context.transport, bytesRead: &scan.bytesRead)
                 try await context.limiter.wait(after: scan.bytesRead)
             }
-            // A request that failed deletes the chunks it held: missing, they are no loss.
-            if let why, !reference.owner.hasPrefix("held:") {
+            // A request that failed deletes the chunks it held, and a moved chunk's blob names
+            // its copy: missing, they are no loss.
+            if let why, !reference.owner.hasPrefix("held:"), !reference.owner.hasPrefix("moved:") {
                 result.lost += 1
                 scan.lost.append(LostChunk(group: id, fileId: reference.fileId, owner: reference.owner, why: why))
             }
