@@ -37,6 +37,10 @@ public struct IndexCheckpoint: Sendable, Equatable {
         self.entries = entries
     }
 
+    /// Bytes to keep free on the filesystem for saving a checkpoint of `entries` chunks: the new
+    /// file is written beside the old one before it replaces it, and a mebibyte for it to grow.
+    static func headroom(entries: Int) -> Int { entries * entrySize(version: version) + (1 << 20) }
+
     /// Serializes the checkpoint.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
@@ -106,31 +110,37 @@ public struct IndexCheckpoint: Sendable, Equatable {
         return IndexCheckpoint(decoding: bytes)
     }
 
-    /// Writes the checkpoint to `path` atomically and durably.
+    /// Writes the checkpoint to `path` atomically and durably. On failure the old checkpoint
+    /// stays and the temporary file is removed: on a full disk, half a checkpoint would hold
+    /// space that compaction needs to finish.
     public func save(to path: String) throws(ChunkStoreError) {
         let temp = path + ".tmp"
+        do {
+            try writeTemporary(temp)
+        } catch {
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, path) == 0 else { throw .io(operation: "rename \(temp)", errno: errno) }
+        try VolumeFile.syncDirectory(containing: path)
+    }
+
+    /// Writes and fsyncs the encoded checkpoint to `temp`.
+    private func writeTemporary(_ temp: String) throws(ChunkStoreError) {
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(operation: "create \(temp)", errno: errno) }
+        defer { close(fd) }
         let bytes = encoded()
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 {
                 if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                throw .io(operation: "write \(temp)", errno: e)
+                throw .io(operation: "write \(temp)", errno: errno)
             }
             done += n
         }
-        guard fsync(fd) == 0 else {
-            let e = errno
-            close(fd)
-            throw .io(operation: "fsync \(temp)", errno: e)
-        }
-        close(fd)
-        guard rename(temp, path) == 0 else { throw .io(operation: "rename \(temp)", errno: errno) }
-        try VolumeFile.syncDirectory(containing: path)
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync \(temp)", errno: errno) }
     }
 }
 

@@ -64,6 +64,10 @@ public final class VolumeChunkStore: ChunkStore {
         var flushing = false
         var closed = false
         var failing = false
+        /// The filesystem's available bytes when a write last failed with ENOSPC: the store is
+        /// full until more than that is available again (a filesystem that cannot keep a
+        /// preallocation, or another writer, took what the store counted on).
+        var outOfSpaceAt: UInt64?
         var liveBytes: UInt64 = 0
         var crcErrors: UInt64 = 0
         var ioErrors: UInt64 = 0
@@ -129,6 +133,10 @@ public final class VolumeChunkStore: ChunkStore {
         if report.recordsScanned > 0 || saved == nil {
             do {
                 try checkpoint()
+            } catch .io(let operation, let code) where code == ENOSPC || code == EDQUOT {
+                // A full disk must not keep the chunks it holds from being served: the checkpoint
+                // only makes the next open faster, and the periodic one tries again.
+                logger.warning("index checkpoint not saved at open (\(operation): no space); the next open scans again")
             } catch {
                 try? writer.syncShutdownGracefully()
                 try? readers.syncShutdownGracefully()
@@ -319,32 +327,62 @@ public final class VolumeChunkStore: ChunkStore {
         let snapshot = state.withLock { s in
             (
                 appended: s.volumeEnds.values.reduce(0, +),
-                unwritten: s.volumes.values.reduce(0) { $0 + $1.size } - s.volumeEnds.values.reduce(0, +),
+                activeTail: s.volumes[s.activeVolume].map { $0.size - (s.volumeEnds[s.activeVolume] ?? 0) } ?? 0,
                 count: s.index.count, live: s.liveBytes, failing: s.failing,
                 crc: s.crcErrors, io: s.ioErrors, pending: s.pending.count + s.inFlight, syncs: s.syncCount
             )
         }
-        var total: UInt64
-        var free: UInt64
-        if let capacity = configuration.capacityBytes {
-            total = capacity
-            free = capacity > UInt64(snapshot.appended) ? capacity - UInt64(snapshot.appended) : 0
-        } else {
-            var fs = statvfs()
-            if statvfs(configuration.directory, &fs) == 0 {
-                total = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
-                // Preallocated but unwritten volume space is ours to fill, so it counts as free.
-                free = min(total, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) + UInt64(max(0, snapshot.unwritten)))
-            } else {
-                total = 0
-                free = 0
-            }
-        }
-        let health: StoreHealth = snapshot.failing ? .failing : (free < configuration.reserveBytes ? .full : .writable)
+        var (total, free) = space(appended: snapshot.appended, activeTail: snapshot.activeTail, entries: snapshot.count)
+        if stillOutOfSpace() { free = 0 }
+        let health: StoreHealth = snapshot.failing ? .failing : (free < writeFloor ? .full : .writable)
         return StorageUsage(
             totalBytes: total, usedBytes: total - free, freeBytes: free, chunkCount: UInt64(snapshot.count),
             chunkBytes: snapshot.live, health: health, crcErrors: snapshot.crc, ioErrors: snapshot.io,
             pendingWrites: UInt64(snapshot.pending), syncCount: snapshot.syncs)
+    }
+
+    /// Under this much free space the store is `.full`: the reserve, and never less than one
+    /// chunk of the largest size, so a store that says it takes writes has room for any chunk.
+    var writeFloor: UInt64 {
+        max(configuration.reserveBytes, UInt64(RecordHeader.recordSize(payloadLength: configuration.maxChunkBytes)))
+    }
+
+    /// Whether a write found the disk full and the filesystem has not gained space since.
+    private func stillOutOfSpace() -> Bool {
+        guard let mark = state.withLock({ $0.outOfSpaceAt }) else { return false }
+        guard let available = filesystemAvailable(), available > mark else { return true }
+        state.withLock { if $0.outOfSpaceAt == mark { $0.outOfSpaceAt = nil } }
+        return false
+    }
+
+    /// The filesystem's available bytes (statvfs), nil when it cannot be asked.
+    private func filesystemAvailable() -> UInt64? {
+        var fs = statvfs()
+        guard statvfs(configuration.directory, &fs) == 0 else { return nil }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+    }
+
+    /// The usable size and the free space, measured afresh at each call (statvfs), so a store
+    /// turns writable again by itself when space comes back.
+    ///
+    /// Free is only what writes can really use: the rest of the active volume, plus the whole
+    /// volumes the filesystem can still preallocate while keeping room for the index checkpoint.
+    /// Free space short of a volume is not counted: a new volume that cannot be preallocated
+    /// fails every write that needs it, so the store must turn read-only before then. Sealed
+    /// volumes' unused tails are never written. With `capacityBytes`, everything appended counts
+    /// as used and free space is never more than the filesystem's.
+    private func space(appended: Int, activeTail: Int, entries: Int) -> (total: UInt64, free: UInt64) {
+        var fs = statvfs()
+        guard statvfs(configuration.directory, &fs) == 0 else { return (configuration.capacityBytes ?? 0, 0) }
+        let fsTotal = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
+        let available = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        let headroom = UInt64(IndexCheckpoint.headroom(entries: entries))
+        let volume = UInt64(max(1, configuration.volumeSize))
+        let newVolumes = available > headroom ? (available - headroom) / volume * volume : 0
+        let writable = min(fsTotal, UInt64(max(0, activeTail)) + newVolumes)
+        guard let capacity = configuration.capacityBytes else { return (fsTotal, writable) }
+        let underCap = capacity > UInt64(appended) ? capacity - UInt64(appended) : 0
+        return (capacity, min(underCap, writable))
     }
 
     public func close() async {
@@ -392,7 +430,7 @@ public final class VolumeChunkStore: ChunkStore {
         let usage = usage()
         switch usage.health {
         case .writable: return nil
-        case .full: return "free space \(usage.freeBytes) bytes is under the \(configuration.reserveBytes)-byte reserve"
+        case .full: return "free space \(usage.freeBytes) bytes is under the \(writeFloor)-byte reserve"
         case .failing: return "a disk write failed; an operator must check this disk"
         }
     }
@@ -569,7 +607,12 @@ public final class VolumeChunkStore: ChunkStore {
         do throws(ChunkStoreError) {
             return .success(try write(record, size: size, &progress))
         } catch {
-            if case .io(_, let code) = error, code == ENOSPC {
+            if case .io(_, let code) = error, code == ENOSPC || code == EDQUOT {
+                // Nothing was acknowledged or indexed: the record's place is written over next.
+                let available = filesystemAvailable() ?? 0
+                state.withLock { $0.outOfSpaceAt = available }
+                progress.free = 0
+                logger.warning("write of chunk \(record.key) found the disk full; read-only until space comes back")
                 return .failure(.readOnly(reason: "disk full"))
             }
             logger.error("write of chunk \(record.key) failed: \(error); the store is now read-only")

@@ -215,8 +215,10 @@ public final class VolumeFile: Sendable {
         let length = min(length, size - offset)
         guard length > 0 else { return }
         // FALLOC_FL_ZERO_RANGE, then PUNCH_HOLE|KEEP_SIZE (re-reserved after), then plain writes.
+        // A hole is punched only where the filesystem could fill it again: on a full one (tmpfs
+        // has no ZERO_RANGE) the range would stay unreserved and later writes there hit ENOSPC.
         if speedy_fallocate(fd, 0x10, off_t(offset), off_t(length)) != 0 {
-            if speedy_fallocate(fd, 0x02 | 0x01, off_t(offset), off_t(length)) == 0 {
+            if hasRoom(for: length), speedy_fallocate(fd, 0x02 | 0x01, off_t(offset), off_t(length)) == 0 {
                 _ = posix_fallocate(fd, off_t(offset), off_t(length))
             } else {
                 let block = [UInt8](repeating: 0, count: 1 << 20)
@@ -231,6 +233,13 @@ public final class VolumeFile: Sendable {
             }
         }
         try sync()
+    }
+
+    /// Whether the filesystem has `bytes` free besides what this file holds (fstatvfs).
+    private func hasRoom(for bytes: Int) -> Bool {
+        var fs = statvfs()
+        guard fstatvfs(fd, &fs) == 0 else { return false }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) >= UInt64(bytes)
     }
 
     /// fsyncs the directory holding `path`, so a newly created or renamed file survives a crash.
