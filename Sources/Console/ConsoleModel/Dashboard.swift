@@ -318,6 +318,8 @@ public struct Dashboard: Sendable {
         var name = ScreenLine()
         name.add(" group \(row.group.id) ")
         name.add(glyph(row.group.state) + " " + row.group.state.rawValue, stateStyle(row.group.state))
+        // A draining group takes no new chunks; its state alone would not say so.
+        if row.group.draining == true { name.add("  draining", .dim) }
         if let dead = row.group.reclaimableBytes { name.add("  dead \(ByteSize.format(dead))", .dim) }
         lines.append(name)
         guard let m = row.member else { return lines }

@@ -54,7 +54,7 @@ enum StatusReport {
             for (i, m) in group.members.enumerated() {
                 let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) * 100 : 0
                 rows.append([
-                    i == 0 ? String(group.id) : "", i == 0 ? group.state.rawValue : "", m.id, m.addr, m.status.rawValue,
+                    i == 0 ? String(group.id) : "", i == 0 ? group.state.rawValue + (group.draining == true ? ", draining" : "") : "", m.id, m.addr, m.status.rawValue,
                     ByteSize.format(m.diskUsedBytes), ByteSize.format(m.diskTotalBytes), ByteSize.formatDecimal(fill, places: 1) + "%",
                     String(m.chunkCount), m.reclaimableBytes.map { ByteSize.format($0) } ?? "-", ByteSize.format(m.readBytesPerSec), ByteSize.format(m.writeBytesPerSec),
                     m.lastHeartbeatAgeMs < 0 ? "never" : "\(m.lastHeartbeatAgeMs) ms ago",
