@@ -130,6 +130,9 @@ public struct MemberSnapshot: Sendable, Codable, Equatable {
     public var scrub: ScrubReport?
     /// True for a server started as a spare, waiting or given a group (the master fills those).
     public var spare: Bool?
+    /// Its failure zone: the one it reported (`--zone`) or was registered with, else its
+    /// address's host. No two members of a group share one unless the master allows it.
+    public var zone: String?
 
     /// Creates a member snapshot.
     public init(

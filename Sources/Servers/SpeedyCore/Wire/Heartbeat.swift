@@ -48,6 +48,10 @@ public struct HeartbeatReport: Sendable, Codable, Equatable {
     /// True from a server started as a spare (`--spare`), also after the master gave it a
     /// group: a spare waiting for one reports group 0.
     public var spare: Bool?
+    /// The failure zone the operator gave the server (`--zone`), named as ``FailureZone`` allows;
+    /// nil: the host of `addr` counts (``FailureZone/defaultZone(ofAddress:)``). The master keeps
+    /// members of one group in different zones.
+    public var zone: String?
 
     /// Creates a report.
     public init(

@@ -32,6 +32,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
     case statusInvalid = "STATUS_INVALID"
     case serverServing = "SERVER_SERVING"
     case groupNotEmpty = "GROUP_NOT_EMPTY"
+    case zoneConflict = "ZONE_CONFLICT"
     // The metaserver (``MetadataError``)
     case blobUnknown = "BLOB_UNKNOWN"
     case manifestUnknown = "MANIFEST_UNKNOWN"
@@ -47,7 +48,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .badRequest, .checksumMismatch, .statusInvalid: 400
         case .unauthorized: 401
         case .groupUnknown, .chunkUnknown, .serverUnknown, .blobUnknown, .manifestUnknown, .nameUnknown, .uploadUnknown: 404
-        case .chunkExists, .groupExists, .serverRetired, .serverExists, .serverServing, .groupNotEmpty, .uploadOffsetMismatch: 409
+        case .chunkExists, .groupExists, .serverRetired, .serverExists, .serverServing, .groupNotEmpty, .zoneConflict, .uploadOffsetMismatch: 409
         case .crcDiffers: 412
         case .bodyTooLarge, .chunkTooLarge: 413
         case .chunkCorrupt, .ioError: 500
@@ -86,6 +87,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .statusInvalid: "a status an operator cannot set"
         case .serverServing: "the server is up; only a DOWN or OFFLINE one can be removed"
         case .groupNotEmpty: "only an empty group can be removed"
+        case .zoneConflict: "the server would share a failure zone with another member of its group (`--zone`); the message names both. The master's `--allow-same-zone` allows it"
         case .blobUnknown: "no such blob (in that repository); `detail` is its digest"
         case .manifestUnknown: "no such manifest or tag; `detail` is the reference"
         case .nameUnknown: "no such repository; `detail` is its name"

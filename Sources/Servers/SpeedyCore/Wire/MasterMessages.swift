@@ -128,13 +128,17 @@ public struct ServerRegistration: Sendable, Codable, Equatable {
     /// `TRANSFERRING` to have it filled by `transfer` before it serves reads; nil lets the master
     /// decide (`TRANSFERRING` when the group already holds chunks, else as reported).
     public var status: ServerStatus?
+    /// Its failure zone, for a server that reports none of its own (no `--zone`); nil: the host
+    /// of `addr` counts. A zone the server reports later takes its place.
+    public var zone: String?
 
     /// Creates the request.
-    public init(id: String, group: UInt32, addr: String, status: ServerStatus? = nil) {
+    public init(id: String, group: UInt32, addr: String, status: ServerStatus? = nil, zone: String? = nil) {
         self.id = id
         self.group = group
         self.addr = addr
         self.status = status
+        self.zone = zone
     }
 }
 
