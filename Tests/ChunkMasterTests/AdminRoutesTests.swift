@@ -58,6 +58,8 @@ struct AdminRoutesTests {
                 ("/v1/servers", .post, try json(registration), 409, .serverExists),
                 ("/v1/servers", .post, try json(ServerRegistration(id: "", group: 5, addr: "127.0.0.1:7002")), 400, .badRequest),
                 ("/v1/servers", .post, try json(ServerRegistration(id: "cs2", group: 5, addr: "nowhere")), 400, .badRequest),
+                ("/v1/servers", .post, try json(ServerRegistration(id: "cs2", group: 5, addr: "127.0.0.1:7002", zone: "rack 1")), 400, .badRequest),
+                ("/v1/servers", .post, try json(ServerRegistration(id: "cs2", group: 5, addr: "127.0.0.1:7002")), 409, .zoneConflict),
                 ("/v1/servers/ghost/status", .post, try json(StatusSetting(status: .readOnly)), 404, .serverUnknown),
                 ("/v1/servers/cs1/status", .post, try json(StatusSetting(status: .down)), 400, .statusInvalid),
                 ("/v1/servers/cs1/status", .post, ByteBuffer(string: #"{"status": "FAST"}"#), 400, .badRequest),
@@ -83,7 +85,9 @@ struct AdminRoutesTests {
         try await withMaster { client, _ in
             let nameless = HeartbeatReport.initializing(serverId: "", group: 1, addr: "127.0.0.1:7001")
             let noAddress = HeartbeatReport.initializing(serverId: "cs1", group: 1, addr: "nowhere")
-            for body in [try json(nameless), try json(noAddress), ByteBuffer(string: "[]")] {
+            var badZone = HeartbeatReport.initializing(serverId: "cs1", group: 1, addr: "127.0.0.1:7001")
+            badZone.zone = String(repeating: "z", count: 64)
+            for body in [try json(nameless), try json(noAddress), try json(badZone), ByteBuffer(string: "[]")] {
                 let response = try await client.execute(uri: "/v1/heartbeat", method: .post, body: body)
                 #expect(response.status == .badRequest)
                 #expect(errorCode(response) == InternalErrorCode.badRequest.rawValue)

@@ -101,3 +101,110 @@ struct ClusterMapTests {
         #expect(map.apply(report("a", group: 2), nowMs: 5).first == .serverUp(id: "a", group: 2))
     }
 }
+
+/// Failure zones: a group's members in different zones unless the master allows otherwise.
+extension ClusterMapTests {
+    /// `report(id)` in `zone` (nil: none named), at `host`.
+    func zoned(_ id: String, zone: String?, group: UInt32 = 1, host: String = "127.0.0.1") -> HeartbeatReport {
+        var r = report(id, group: group)
+        r.addr = "\(host):\(7000 + id.count)"
+        r.zone = zone
+        return r
+    }
+
+    /// The map's answer to `report`: nil when taken, else the member in the way; taken reports are applied.
+    func offer(_ report: HeartbeatReport, to map: inout ClusterMap, nowMs: Int64 = 0) -> String? {
+        do throws(ClusterMap.AdminError) {
+            try map.checkZone(of: report)
+        } catch {
+            guard case .zoneConflict(let server, let group, let zone, let other) = error else { return "\(error)" }
+            #expect(server == report.serverId && group == report.group && zone == (report.zone ?? "127.0.0.1"))
+            #expect(error.code == .zoneConflict && error.code.status == 409)
+            #expect(error.description.contains("group \(group)") && error.description.contains("zone \(zone)") && error.description.contains(other))
+            return other
+        }
+        _ = map.apply(report, nowMs: nowMs)
+        return nil
+    }
+
+    @Test func aServerJoiningAGroupWhereItsZoneIsTakenIsRefused() {
+        var map = ClusterMap()
+        #expect(offer(zoned("a", zone: "a"), to: &map) == nil)
+        #expect(offer(zoned("bb", zone: "b"), to: &map) == nil)
+        #expect(offer(zoned("ccc", zone: "b"), to: &map) == "bb")
+        #expect(map.members["ccc"] == nil)
+        #expect(map.zoneConflict(for: "ccc", in: 1, zone: "b") == "bb")
+        #expect(map.zoneConflict(for: "bb", in: 1, zone: "b") == nil, "a member is not in its own way")
+        #expect(map.zoneConflict(for: "ccc", in: 2, zone: "b") == nil, "another group")
+        #expect(map.zoneConflict(for: "ccc", in: HeartbeatReport.spareGroup, zone: "b") == nil, "spares wait in no group")
+        // In another zone it joins; members that stay where they are go on.
+        #expect(offer(zoned("ccc", zone: "c"), to: &map) == nil)
+        #expect(offer(zoned("bb", zone: "b"), to: &map, nowMs: 1000) == nil)
+        #expect(map.state(of: 1) == .healthy)
+        // A member moving into a taken zone is refused, as is one moving into a group where its zone is taken.
+        #expect(offer(zoned("a", zone: "c"), to: &map) == "ccc")
+        #expect(offer(zoned("dddd", zone: "z", group: 2), to: &map) == nil)
+        #expect(offer(zoned("dddd", zone: "a", group: 1), to: &map) == "a")
+        let zones = map.snapshot(master: "m", nowMs: 0, wallClockMs: 0).groups[0].members.map(\.zone)
+        #expect(zones == ["a", "b", "c"])
+    }
+
+    @Test func allowingSameZoneRegistersWhatWouldBeRefused() throws {
+        var map = ClusterMap()
+        _ = try map.register(ServerRegistration(id: "a", group: 1, addr: "10.0.0.1:7657", zone: "rack1"))
+        let refused = ServerRegistration(id: "b", group: 1, addr: "10.0.0.2:7657", zone: "rack1")
+        #expect(throws: ClusterMap.AdminError.zoneConflict(server: "b", group: 1, zone: "rack1", other: "a")) { try map.register(refused) }
+        #expect(map.members["b"] == nil)
+        _ = try map.register(refused, allowSameZone: true)
+        #expect(map.members["b"]?.failureZone == "rack1")
+        // A registered zone stands for a server that names none, until it names one.
+        var unnamed = zoned("a", zone: nil, host: "10.0.0.1")
+        _ = map.apply(unnamed, nowMs: 0)
+        #expect(map.members["a"]?.failureZone == "rack1")
+        unnamed.zone = "rack2"
+        _ = map.apply(unnamed, nowMs: 10)
+        #expect(map.members["a"]?.failureZone == "rack2")
+    }
+
+    @Test func retiredAndLostMembersLeaveTheirZone() throws {
+        var map = ClusterMap()
+        for (id, zone) in [("a", "a"), ("bb", "b"), ("ccc", "c")] { #expect(offer(zoned(id, zone: zone), to: &map) == nil) }
+        #expect(offer(zoned("dddd", zone: "b"), to: &map) == "bb")
+        // Removed from the cluster, bb no longer counts.
+        _ = try map.setStatus(of: "bb", to: .offline)
+        _ = try map.retire("bb")
+        #expect(map.zoneConflict(for: "dddd", in: 1, zone: "b") == nil)
+        #expect(offer(zoned("dddd", zone: "b"), to: &map, nowMs: 100) == nil)
+        // A member seen going down leaves its zone to its replacement...
+        _ = map.expire(nowMs: 5000, downAfterMs: 3000)
+        _ = map.apply(zoned("a", zone: "a"), nowMs: 5000)
+        #expect(map.members["ccc"]?.status == .down)
+        #expect(map.zoneConflict(for: "eeeee", in: 1, zone: "c") == nil)
+        // ...but one remembered from the database keeps it until the master had time to hear from it.
+        var restarted = ClusterMap(startedMs: 0)
+        restarted.restore(id: "ccc", group: 1, addr: "127.0.0.1:7003")
+        #expect(restarted.zoneConflict(for: "eeeee", in: 1, zone: "127.0.0.1") == "ccc")
+        _ = restarted.expire(nowMs: 4000, downAfterMs: 3000)
+        #expect(restarted.zoneConflict(for: "eeeee", in: 1, zone: "127.0.0.1") == nil)
+        // It reports a zone of its own then: still the member it was, not refused.
+        var again = ClusterMap(startedMs: 0)
+        again.restore(id: "bb", group: 1, addr: "127.0.0.1:7002")
+        again.restore(id: "ccc", group: 1, addr: "127.0.0.1:7003")
+        #expect(offer(zoned("bb", zone: "x"), to: &again) == nil)
+        #expect(offer(zoned("ccc", zone: "x"), to: &again) == nil)
+    }
+
+    @Test func aServerNamingNoZoneIsInItsHostsZone() {
+        #expect(FailureZone.defaultZone(ofAddress: "Stor1.example.com:7657") == "stor1.example.com")
+        #expect(FailureZone.defaultZone(ofAddress: "[::1]:7657") == "::1")
+        #expect(FailureZone.defaultZone(ofAddress: ":7657") == "127.0.0.1")
+        var map = ClusterMap()
+        #expect(offer(zoned("a", zone: nil), to: &map) == nil)
+        #expect(map.members["a"]?.failureZone == "127.0.0.1")
+        #expect(offer(zoned("bb", zone: nil), to: &map) == "a", "two chunkservers on one host share its zone")
+        #expect(offer(zoned("bb", zone: nil, host: "10.0.0.2"), to: &map) == nil)
+        #expect(offer(zoned("ccc", zone: "elsewhere"), to: &map) == nil, "a zone named on the same host")
+        for name in ["a", "rack-1.row_2", String(repeating: "z", count: 63)] { #expect(FailureZone.isValidName(name), "\(name)") }
+        for name in ["", "rack 1", "zone/a", "zöne", "a:b", String(repeating: "z", count: 64)] { #expect(!FailureZone.isValidName(name), "\(name)") }
+    }
+}

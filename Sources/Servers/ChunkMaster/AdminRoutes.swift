@@ -38,7 +38,11 @@ struct AdminRoutes: Sendable {
             guard !body.id.isEmpty, HostPort(parsing: body.addr) != nil else {
                 throw APIError.badRequest("a server needs an id and an address HOST:PORT")
             }
-            return try JSONResponse.make(try await admin(group: body.group, request) { map throws(ClusterMap.AdminError) in try map.register(body) }, status: .created)
+            if let zone = body.zone, !FailureZone.isValidName(zone) { throw APIError.badRequest(Self.badZone) }
+            let allowSameZone = master.configuration.allowSameZone
+            return try JSONResponse.make(
+                try await admin(group: body.group, request) { map throws(ClusterMap.AdminError) in try map.register(body, allowSameZone: allowSameZone) },
+                status: .created)
         }
         router.post("/v1/servers/{id}/status") { request, context in
             let id = context.parameters.get("id") ?? ""
@@ -60,6 +64,9 @@ struct AdminRoutes: Sendable {
         }
         return group
     }
+
+    /// What a zone name that ``FailureZone/isValidName(_:)`` refuses is answered with.
+    static let badZone = "a zone is 1 to \(FailureZone.maxLength) letters, digits, '.', '_' or '-'"
 
     /// The `{id}` of a group route.
     private static func groupId(_ context: SpeedyRequestContext) throws -> UInt32 {

@@ -34,6 +34,10 @@ public struct ChunkMasterConfiguration: Sendable {
     public var recoveryRate: Int?
     /// A member `DOWN` this long is replaced by a spare, when one waits (nil: never).
     public var replaceAfter: Duration? = .seconds(600)
+    /// Whether members of one group may share a failure zone (`--allow-same-zone`): a cluster on
+    /// one machine. Otherwise a server joining a group where another member is in its zone is
+    /// refused (``ClusterMap/zoneConflict(for:in:zone:)``).
+    public var allowSameZone = false
 
     /// Creates a configuration.
     public init(
@@ -72,6 +76,8 @@ public final class ChunkMaster: Sendable {
     let warming = Mutex<ContinuousClock.Instant?>(nil)
     /// Chunks no member holds intact, as the repairer found them; in every snapshot.
     let lost = Mutex<[ChunkKey: LostChunk]>([:])
+    /// The zone refusal last logged per server, so a server retrying every heartbeat is logged once.
+    let zoneRefusals = Mutex<[String: String]>([:])
     let logger: Logger
     let clock = ContinuousClock()
     let epoch: ContinuousClock.Instant
@@ -124,14 +130,34 @@ public final class ChunkMaster: Sendable {
 
     /// Takes a heartbeat and records what it changed; nil when this master does not lead (any
     /// longer), so the sender tries another.
-    /// - Throws: `.serverRetired` for a server removed from the cluster.
+    /// - Throws: `.serverRetired` for a server removed from the cluster; `.zoneConflict` for one
+    ///   joining a group where another member is in its zone (unless ``ChunkMasterConfiguration/allowSameZone``).
     public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply? {
-        let taken = try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? in
+        let taken: ([ClusterMap.Change], GroupState, UInt32)?
+        do throws(ClusterMap.AdminError) {
+            taken = try await apply(report)
+        } catch {
+            await recordRefusal(error)
+            throw error
+        }
+        guard let (made, state, group) = taken else { return nil }
+        zoneRefusals.withLock { _ = $0.removeValue(forKey: report.serverId) }
+        await record(made)
+        // A spare given a group learns it here.
+        let assigned = report.spare == true && group != report.group ? group : nil
+        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds), group: assigned)
+    }
+
+    /// Applies a heartbeat to the map and saves what it changed, in one turn; nil when this
+    /// master does not lead. Returns the changes, and the group it is in with its state.
+    private func apply(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? {
+        try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? in
             let (isLeader, fence) = leadership.lead
             guard isLeader else { return nil }
             let now = nowMs
             let (made, state, group) = try map.withLock { map throws(ClusterMap.AdminError) in
                 guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
+                if !configuration.allowSameZone { try map.checkZone(of: report) }
                 let made = map.apply(report, nowMs: now)
                 let group = map.members[report.serverId]?.group ?? report.group
                 return (made, map.state(of: group), group)
@@ -139,11 +165,15 @@ public final class ChunkMaster: Sendable {
             await save(made, fence: fence)
             return (made, state, group)
         }
-        guard let (made, state, group) = taken else { return nil }
-        await record(made)
-        // A spare given a group learns it here.
-        let assigned = report.spare == true && group != report.group ? group : nil
-        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds), group: assigned)
+    }
+
+    /// Puts a zone refusal in the event log the first time it is made: a refused chunkserver asks
+    /// again every heartbeat. Logged again once the server was let in, or with another conflict.
+    func recordRefusal(_ refusal: ClusterMap.AdminError) async {
+        guard case .zoneConflict(let server, let group, _, _) = refusal else { return }
+        let message = "refused: \(refusal)"
+        let isNew = zoneRefusals.withLock { $0.updateValue(message, forKey: server) != message }
+        if isNew { await recordEvent(kind: "zone-conflict", serverId: server, group: group, message: message) }
     }
 
     /// Why an administrative change did not happen.
@@ -163,7 +193,14 @@ public final class ChunkMaster: Sendable {
     public func administer(
         group: UInt32, by actor: String? = nil, _ change: (inout ClusterMap) throws(ClusterMap.AdminError) -> [ClusterMap.Change]
     ) async throws(AdministrationError) -> GroupSnapshot {
-        await record(try await saveAndMake(change), by: actor)
+        let made: [ClusterMap.Change]
+        do throws(AdministrationError) {
+            made = try await saveAndMake(change)
+        } catch {
+            if case .refused(let refusal) = error { await recordRefusal(refusal) }
+            throw error
+        }
+        await record(made, by: actor)
         guard let snapshot = snapshot().groups.first(where: { $0.id == group }) else { throw .refused(.unknownGroup(group)) }
         return snapshot
     }

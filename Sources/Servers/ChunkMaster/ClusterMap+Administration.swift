@@ -20,6 +20,9 @@ extension ClusterMap {
         case notSpare(String, group: UInt32)
         /// A drained group is removed with its members only once none that serves holds a chunk.
         case drainedGroupHoldsChunks(UInt32, servers: [String])
+        /// `server` would join `group` in `zone`, where member `other` is already
+        /// (``ClusterMap/zoneConflict(for:in:zone:)``).
+        case zoneConflict(server: String, group: UInt32, zone: String, other: String)
 
         public var description: String {
             switch self {
@@ -36,6 +39,9 @@ extension ClusterMap {
             case .drainedGroupHoldsChunks(let id, let servers):
                 "group \(id) is drained but \(servers.joined(separator: ", ")) still hold\(servers.count == 1 ? "s" : "") chunks: "
                     + "run `chunktool gc` once the drain's old copies are past the grace, then remove it again"
+            case .zoneConflict(let server, let group, let zone, let other):
+                "server \(server) cannot join group \(group): its member \(other) is in zone \(zone) already, and a group's members "
+                    + "must be in different failure zones; start the chunkserver with another --zone, or the master with --allow-same-zone"
             }
         }
 
@@ -52,6 +58,7 @@ extension ClusterMap {
             case .groupNotEmpty: .groupNotEmpty
             case .notSpare: .serverExists
             case .drainedGroupHoldsChunks: .groupNotEmpty
+            case .zoneConflict: .zoneConflict
             }
         }
     }
@@ -100,12 +107,18 @@ extension ClusterMap {
     }
 
     /// Registers a server ahead of its heartbeats. Without a `status`, the master decides at its
-    /// first report, as for a server that joins by heartbeat.
-    public mutating func register(_ registration: ServerRegistration) throws(AdminError) -> [Change] {
+    /// first report, as for a server that joins by heartbeat. Unless `allowSameZone`, a server
+    /// whose zone another member of the group is in already is refused (`zoneConflict`).
+    public mutating func register(_ registration: ServerRegistration, allowSameZone: Bool = false) throws(AdminError) -> [Change] {
         guard !retired.contains(registration.id) else { throw .serverRetired(registration.id) }
         guard members[registration.id] == nil else { throw .serverExists(registration.id) }
         if let status = registration.status, !StatusSetting.settable.contains(status) { throw .notSettable(status) }
+        let zone = registration.zone ?? FailureZone.defaultZone(ofAddress: registration.addr)
+        if !allowSameZone, let other = zoneConflict(for: registration.id, in: registration.group, zone: zone) {
+            throw .zoneConflict(server: registration.id, group: registration.group, zone: zone, other: other)
+        }
         var member = Member(id: registration.id, group: registration.group, addr: registration.addr, report: nil, lastSeenMs: nil, isUp: false)
+        member.zone = registration.zone
         var changes: [Change] = [.serverAdded(id: member.id, group: member.group, addr: member.addr)]
         if let wanted = registration.status {
             member.isNewcomer = false

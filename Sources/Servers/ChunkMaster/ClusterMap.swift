@@ -34,6 +34,13 @@ public struct ClusterMap: Sendable {
         /// saved: after a master restart every remembered server counts as known (a server
         /// registered but not yet reporting then joins as it reports; set it TRANSFERRING by hand).
         var isNewcomer = true
+        /// The zone it reported (`--zone`), or was registered with while it reports none; nil:
+        /// its address's host counts (``failureZone``). Not saved: a restarted master learns it
+        /// again from the next heartbeat.
+        public var zone: String?
+
+        /// The failure zone it counts in: ``zone``, else the host of its address.
+        public var failureZone: String { zone ?? FailureZone.defaultZone(ofAddress: addr) }
 
         /// Status as shown to operators and imageservers: `OFFLINE` when set so; `DOWN` when
         /// silent; else the reported one, with an operator's setting in place of a reported `RW`.
@@ -169,6 +176,8 @@ public struct ClusterMap: Sendable {
             member.group = report.group
         }
         member.addr = report.addr
+        // A server that names no zone keeps the one it was registered with.
+        if let zone = report.zone { member.zone = zone }
         member.report = report
         member.lastSeenMs = nowMs
         member.isUp = true
@@ -243,6 +252,7 @@ public struct ClusterMap: Sendable {
             snapshot.reclaimedBytes = r?.reclaimedBytes
             snapshot.scrub = r?.scrub
             snapshot.spare = r?.spare
+            snapshot.zone = member.failureZone
             if historySeconds > 0 {
                 snapshot.history = ThroughputHistory(
                     readBytesPerSec: Array(member.readHistory.suffix(historySeconds)),

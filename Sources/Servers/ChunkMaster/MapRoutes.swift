@@ -16,6 +16,7 @@ struct MapRoutes: Sendable {
             guard !report.serverId.isEmpty, HostPort(parsing: report.addr) != nil else {
                 throw APIError.badRequest("heartbeat needs a server id and an address HOST:PORT")
             }
+            if let zone = report.zone, !FailureZone.isValidName(zone) { throw APIError.badRequest(AdminRoutes.badZone) }
             do {
                 guard let reply = try await master.heartbeat(report) else { throw APIError.notLeader("this master no longer leads; ask again") }
                 return try JSONResponse.make(reply)
