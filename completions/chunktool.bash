@@ -399,7 +399,7 @@ _chunktool_server_add() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--master --cluster-secret-file --ca --group --status)
+    non_repeating_options=(--master --cluster-secret-file --ca --group --zone --status)
     __chunktool_offer_flags_options 1
 
     # Offer option value completions
@@ -414,6 +414,9 @@ _chunktool_server_add() {
         return
         ;;
     '--group')
+        return
+        ;;
+    '--zone')
         return
         ;;
     '--status')

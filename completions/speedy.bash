@@ -231,9 +231,9 @@ _speedy_up() {
 
 _speedy_chunkmaster() {
     repeating_flags=()
-    non_repeating_flags=(--insecure -h --help)
+    non_repeating_flags=(--auto-repair --no-auto-repair --allow-same-zone --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -254,6 +254,12 @@ _speedy_chunkmaster() {
         return
         ;;
     '--advertise')
+        return
+        ;;
+    '--recovery-rate')
+        return
+        ;;
+    '--replace-after')
         return
         ;;
     '--cluster-secret-file')
@@ -277,9 +283,9 @@ _speedy_chunkmaster() {
 
 _speedy_chunkserver() {
     repeating_flags=()
-    non_repeating_flags=(--insecure -h --help)
+    non_repeating_flags=(--spare --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --advertise --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--master --group --listen --advertise --zone --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --scrub-rate --scrub-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -294,6 +300,9 @@ _speedy_chunkserver() {
         return
         ;;
     '--advertise')
+        return
+        ;;
+    '--zone')
         return
         ;;
     '--data')
@@ -324,6 +333,12 @@ _speedy_chunkserver() {
         return
         ;;
     '--compact-every')
+        return
+        ;;
+    '--scrub-rate')
+        return
+        ;;
+    '--scrub-every')
         return
         ;;
     '--cluster-secret-file')

@@ -107,13 +107,14 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Starts a chunkmaster on a free port; returns its URL. Automatic repair is off unless
-    /// asked for: most tests damage chunks to see the tools find them.
-    func startMaster(downAfter: Double = 1.5, autoRepair: Bool = false, arguments: [String] = []) throws -> (url: String, process: Process) {
+    /// asked for: most tests damage chunks to see the tools find them. Members of a group may
+    /// share a zone unless asked otherwise: every chunkserver of a test is on this host.
+    func startMaster(downAfter: Double = 1.5, autoRepair: Bool = false, allowSameZone: Bool = true, arguments: [String] = []) throws -> (url: String, process: Process) {
         let port = Self.freePort()
         let process = try start(
             "master",
             ["chunkmaster", "--listen", "127.0.0.1:\(port)", "--data", root + "/master", "--down-after", String(downAfter)]
-                + (autoRepair ? [] : ["--no-auto-repair"]) + arguments)
+                + (autoRepair ? [] : ["--no-auto-repair"]) + (allowSameZone ? ["--allow-same-zone"] : []) + arguments)
         return ("http://127.0.0.1:\(port)", process)
     }
 

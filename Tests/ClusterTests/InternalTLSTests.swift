@@ -31,7 +31,9 @@ extension ProcessSuites {
 
             let masterPort = ClusterHarness.freePort()
             let masterURL = "https://127.0.0.1:\(masterPort)"
-            try cluster.start("master", ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master", "--down-after", "1.5"] + serving)
+            try cluster.start(
+                "master",
+                ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master", "--down-after", "1.5", "--allow-same-zone"] + serving)
             for i in 1...3 {
                 try cluster.start(
                     "cs\(i)",

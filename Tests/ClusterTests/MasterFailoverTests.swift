@@ -21,7 +21,7 @@ extension ProcessSuites {
                 try cluster.start(
                     "master\(i + 1)",
                     [
-                        "chunkmaster", "--listen", "127.0.0.1:\(port)", "--down-after", "1.5",
+                        "chunkmaster", "--listen", "127.0.0.1:\(port)", "--down-after", "1.5", "--allow-same-zone",
                         "--database", database.replacingOccurrences(of: ":\(password)@", with: "@"),
                     ], environment: ["PGPASSWORD": password])
             }
@@ -135,7 +135,10 @@ extension ProcessSuites {
             let port = try #require(URL(string: masters[first])?.port)
             try cluster.start(
                 "master\(first + 1)-again",
-                ["chunkmaster", "--listen", "127.0.0.1:\(port)", "--down-after", "1.5", "--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@")],
+                [
+                    "chunkmaster", "--listen", "127.0.0.1:\(port)", "--down-after", "1.5", "--allow-same-zone",
+                    "--database", database.replacingOccurrences(of: ":\(server.password)@", with: "@"),
+                ],
                 environment: ["PGPASSWORD": server.password])
             let answers = await cluster.eventually(within: 10) {
                 (try? await ServiceClient(baseURL: masters[first], transport: .plain).send(.GET, "/readyz"))?.status == 503

@@ -110,6 +110,14 @@ public final class ScratchFilesystem: @unchecked Sendable {
         try setSizeLimit(0)
     }
 
+    /// Unmounts and mounts the device again, as an operator does once a disk is back: ext4 turns
+    /// itself read-only after a write error, and mounting replays its journal.
+    public func remount() throws {
+        guard let device else { throw SpawnedProgram.Failure("only a loop device is remounted") }
+        try Self.command("/usr/bin/umount", [path])
+        try Self.command("/usr/bin/mount", [device, path])
+    }
+
     /// Sets the loop device's size limit (0: the whole image) with LOOP_GET_STATUS64 and
     /// LOOP_SET_STATUS64, which the kernel takes while the device is mounted.
     private func setSizeLimit(_ bytes: Int) throws {

@@ -94,6 +94,7 @@ final class AutoRepairer: Service, Sendable {
     }
 
     /// Repairs one copy; returns the bytes copied, or nil when it was not repaired (already
+            let copy: (data: ByteBuffer, crc: UInt32)
     /// clean, lost, or a member failed: it is tried again later).
     private func repair(_ target: Target, in group: GroupSnapshot, reason: String) async -> UInt64? {
         guard let member = group.members.first(where: { $0.id == target.serverId }) else { return nil }
@@ -103,17 +104,25 @@ final class AutoRepairer: Service, Sendable {
         var outcomes: [String] = ["\(member.id): \(reason)"]
         for source in group.members where source.id != member.id && source.status.isServing {
             do {
-                let (data, crc) = try await ChunkServerClient(baseURL: source.addr, timeout: .seconds(30), transport: transport).getChecked(target.key)
-                if reason == "damaged" { try? await destination.delete(target.key) }
-                _ = try await destination.put(target.key, data: data, crc: crc)
-                master.metrics.chunksRepaired.increment()
-                await master.recordEvent(
-                    kind: "chunk-repaired", serverId: member.id, group: group.id,
-                    message: "chunk \(target.key) repaired on \(member.id) from \(source.id) (it was \(reason))")
-                return UInt64(data.readableBytes)
+                copy = try await ChunkServerClient(baseURL: source.addr, timeout: .seconds(30), transport: transport).getChecked(target.key)
             } catch {
                 outcomes.append("\(source.id): \(error)")
+                continue
             }
+            do {
+                try await replace(target.key, on: destination, with: copy, damaged: reason == "damaged")
+            } catch {
+                // A good copy exists, so nothing is lost: the member could not take it (a disk
+                // failing writes turns it ERR). Tried again after the backoff.
+                backoff.withLock { $0[target] = .now }
+                logger.warning("chunk \(target.key) on \(member.id) not repaired: it did not take the copy from \(source.id): \(error)")
+                return nil
+            }
+            master.metrics.chunksRepaired.increment()
+            await master.recordEvent(
+                kind: "chunk-repaired", serverId: member.id, group: group.id,
+                message: "chunk \(target.key) repaired on \(member.id) from \(source.id) (it was \(reason))")
+            return UInt64(copy.data.readableBytes)
         }
         backoff.withLock { $0[target] = .now }
         // Lost only when every other member answered and none had it intact; an unreachable
@@ -125,6 +134,17 @@ final class AutoRepairer: Service, Sendable {
             logger.warning("chunk \(target.key) on \(member.id) not repaired yet: \(outcomes.joined(separator: "; "))")
         }
         return nil
+    }
+
+    /// Puts a good copy on `destination`, deleting its damaged one first: a put of the same bytes
+    /// over a copy that is still indexed would be taken for a retry and change nothing.
+    private func replace(
+        _ key: ChunkKey, on destination: ChunkServerClient, with copy: (data: ByteBuffer, crc: UInt32), damaged: Bool
+    ) async throws(ServiceError) {
+        if damaged {
+            do { try await destination.delete(key) } catch .status(_, 404, _) {}
+        }
+        _ = try await destination.put(key, data: copy.data, crc: copy.crc)
     }
 
     /// Records a chunk no member holds intact, loudly, with the blobs that use it.

@@ -32,7 +32,7 @@ public enum ChunkServer {
         let counters = TrafficCounters()
         let heartbeat = HeartbeatSource(
             store: store, counters: counters, serverId: serverId, membership: membership,
-            advertised: configuration.advertise ?? configuration.listen, started: started)
+            advertised: configuration.advertise ?? configuration.listen, zone: configuration.zone, started: started)
         let scrubber = makeScrubber(
             configuration, store: store, membership: membership, counters: counters, serverId: serverId, master: master, heartbeat: heartbeat,
             logger: logger)
@@ -45,15 +45,19 @@ public enum ChunkServer {
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
         let listening = Mutex(false)
+        let refusals = RefusalLog(logger: logger)
         var services: [any Service] = periodicTasks(
             configuration, store: store, compactor: compactor, logger: logger,
             heartbeat: {
                 guard listening.withLock({ $0 }) else { return }
                 do {
                     let reply = try await master.heartbeat(heartbeat.report())
+                    refusals.accepted()
                     if let group = reply.group, try membership.assign(group) {
                         logger.notice("the master made this spare a member of group \(group): serving it from now on")
                     }
+                } catch let error as ServiceError where error.httpStatus == 409 {
+                    refusals.refused(error)
                 } catch {
                     logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
                 }
@@ -84,6 +88,7 @@ public enum ChunkServer {
             var hello = HeartbeatReport.initializing(
                 serverId: serverId, group: membership.group, addr: (configuration.advertise ?? configuration.listen).description)
             hello.spare = membership.startedAsSpare ? true : nil
+            hello.zone = configuration.zone
             while !Task.isCancelled {
                 _ = try? await master.heartbeat(hello)
                 try? await Task.sleep(for: configuration.heartbeatInterval)
@@ -166,6 +171,8 @@ final class HeartbeatSource: Sendable {
     let membership: GroupMembership
     /// The address this server is reached at (known once it listens, or `--advertise`).
     let advertised: Mutex<HostPort>
+    /// `--zone`; nil leaves the master to take the advertised address's host.
+    let zone: String?
     let started: ContinuousClock.Instant
     /// Set once at start, before the first heartbeat; nil with `--scrub-rate 0`. (The scrubber
     /// sends heartbeats itself, so it is made after this.)
@@ -173,8 +180,9 @@ final class HeartbeatSource: Sendable {
 
     init(
         store: VolumeChunkStore, counters: TrafficCounters, serverId: String, membership: GroupMembership, advertised: HostPort,
-        started: ContinuousClock.Instant
+        zone: String? = nil, started: ContinuousClock.Instant
     ) {
+        self.zone = zone
         self.store = store
         self.counters = counters
         self.serverId = serverId
@@ -192,7 +200,7 @@ final class HeartbeatSource: Sendable {
             case .full: .readOnly
             case .failing: .error
             }
-        return HeartbeatReport(
+        var report = HeartbeatReport(
             serverId: serverId, group: membership.group, addr: advertised.withLock { $0.description }, status: status,
             diskTotalBytes: usage.totalBytes, diskUsedBytes: usage.usedBytes, diskFreeBytes: usage.freeBytes,
             chunkCount: usage.chunkCount, chunkBytes: usage.chunkBytes,
@@ -203,5 +211,7 @@ final class HeartbeatSource: Sendable {
             reclaimableBytes: UInt64(store.volumeStats().reduce(0) { $0 + $1.deadBytes }),
             reclaimedBytes: store.compactionTotals.bytes, scrub: scrubber.withLock { $0 }?.report(),
             spare: membership.startedAsSpare ? true : nil)
+        report.zone = zone
+        return report
     }
 }

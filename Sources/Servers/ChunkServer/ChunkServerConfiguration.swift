@@ -24,6 +24,9 @@ public struct ChunkServerConfiguration: Sendable {
     public var security: RoleSecurity
     /// The address told to the master, when it differs from `listen` (a wildcard or NAT).
     public var advertise: HostPort?
+    /// The failure zone (`--zone`, a ``FailureZone`` name) told to the master; nil: the host of
+    /// the advertised address counts, so chunkservers on one machine share a zone.
+    public var zone: String?
     /// A sealed volume whose live records fill less than this fraction of it is compacted.
     public var compactThreshold: Double = 0.5
     /// Bytes per second a compaction copies at most (0: no limit), so pulls keep their speed.

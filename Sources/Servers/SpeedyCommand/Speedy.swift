@@ -71,7 +71,9 @@ struct ChunkMasterCommand: AsyncParsableCommand {
             masters share it: one leads (a lease in the database) and the others stand by, answering \
             503 NOT_LEADER with the leader's address, and take over within a few seconds when it \
             dies. Clients find the masters through --master URL,URL or SPEEDY_MASTER and follow the \
-            leader.
+            leader. The members of a group must be in different failure zones (each chunkserver's \
+            --zone, else its host): a chunkserver joining a group where another member is in its \
+            zone is refused (409 ZONE_CONFLICT, in the event log) unless --allow-same-zone.
             """
     )
 
@@ -105,6 +107,9 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Option(help: "Replace a chunkserver DOWN this long with a spare (speedy chunkserver --spare), filled from the rest of its group (0: never).")
     var replaceAfter = DurationArgument(.seconds(600))
 
+    @Flag(help: "Let members of one group share a failure zone (chunkserver --zone, else its host): a cluster on one machine, a test.")
+    var allowSameZone = false
+
     @OptionGroup var security: RoleSecurityOptions
 
     func validate() throws {
@@ -132,6 +137,7 @@ struct ChunkMasterCommand: AsyncParsableCommand {
             listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
             advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000)))
         configuration.autoRepair = autoRepair
+        configuration.allowSameZone = allowSameZone
         configuration.replaceAfter = replaceAfter.duration == .zero ? nil : replaceAfter.duration
         configuration.recoveryRate = recoveryRate.flatMap { $0.bytes == 0 ? nil : Int(min($0.bytes, UInt64(Int.max))) }
         let master = try await ChunkMaster(configuration: configuration, logger: makeLogger(label: "speedy.chunkmaster"))
@@ -146,7 +152,10 @@ struct ChunkServerCommand: AsyncParsableCommand {
         discussion: """
             Chunks are appended to volume files of --volume-size under --data, each with a CRC-32C; \
             a write is acknowledged only once fsynced. Below --reserve free bytes the server turns \
-            read-only. Its id is kept in DATA/server-id.
+            read-only. Its id is kept in DATA/server-id. The master keeps the members of a group in \
+            different failure zones (--zone, else the host of --advertise): one on the same host as \
+            another member of its group is refused, and says so in this log, unless the master has \
+            --allow-same-zone.
             """
     )
 
@@ -164,6 +173,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
 
     @Option(help: "Address the master and clients reach this server at, HOST:PORT (default: --listen; needed when listening on 0.0.0.0).")
     var advertise: HostPort?
+
+    @Option(help: .init("The failure zone this server is in (a host, rack or room): letters, digits, '.', '_', '-', at most 63 (default: the host of --advertise).", valueName: "name"))
+    var zone: String?
 
     @Option(help: "Data directory (volume files, index checkpoint, server id).")
     var data: String
@@ -220,6 +232,9 @@ struct ChunkServerCommand: AsyncParsableCommand {
             throw ValidationError("--compact-threshold must be a fraction between 0 and 1")
         }
         guard scrubEvery.duration >= .seconds(1) else { throw ValidationError("--scrub-every must be at least 1s") }
+        if let zone, !FailureZone.isValidName(zone) {
+            throw ValidationError("--zone must be 1 to \(FailureZone.maxLength) letters, digits, '.', '_' or '-'")
+        }
         if advertise == nil, ["0.0.0.0", "::"].contains(listen.host) {
             throw ValidationError("listening on \(listen.host) needs --advertise HOST:PORT: the address the master, imageservers and the other members reach this server at")
         }
@@ -240,6 +255,7 @@ struct ChunkServerCommand: AsyncParsableCommand {
         configuration.compactRate = Int(min(compactRate.bytes, UInt64(Int.max)))
         configuration.compactInterval = compactEvery.duration == .zero ? nil : compactEvery.duration
         configuration.spare = spare
+        configuration.zone = zone
         configuration.scrubRate = Int(min(scrubRate.bytes, UInt64(Int.max)))
         configuration.scrubEvery = scrubEvery.duration
         try await ChunkServer.run(configuration)

@@ -21,6 +21,9 @@ struct Up: AsyncParsableCommand {
             The internal APIs ask for the cluster secret in DATA/cluster-secret (made on first start, \
             mode 0600); chunktool, transfer and speedy-console run from the same directory find it \
             there. A role that exits unexpectedly is restarted, with a growing pause between tries. \
+            Every chunkserver is on this machine, so the members of a group share a failure zone: \
+            the master runs with --allow-same-zone (a cluster that survives losing a host needs \
+            chunkservers on several). \
             Ctrl-C or SIGTERM stops every child cleanly.
             """
     )
@@ -91,7 +94,7 @@ struct Up: AsyncParsableCommand {
         let masterURL = "http://127.0.0.1:\(masterPort)"
         try supervisor.start(
             name: "chunkmaster",
-            arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master"])
+            arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master", "--allow-same-zone"])
         guard await waitForHealth(MasterClient(baseURL: masterURL, transport: cluster), stop: { StopSignal.isRequested }) else {
             await supervisor.stopAll()
             if StopSignal.isRequested { return }

@@ -161,8 +161,11 @@ struct ServerCommand: AsyncParsableCommand {
                 Asks the chunkserver at HOST:PORT for its id and group, then registers it. Chunkservers \
                 also join by their first heartbeat; registering first lets a script put a replacement \
                 in TRANSFERRING before it serves anything. Without --status, a server joining a group \
-                that already holds chunks becomes TRANSFERRING. Exit status 0 when registered (or \
-                registered already in that group), 2 otherwise.
+                that already holds chunks becomes TRANSFERRING. --zone names the failure zone of a \
+                chunkserver started without one (default: its own --zone, else its host); the master \
+                refuses a server whose zone another member of the group is in (ZONE_CONFLICT) unless \
+                it runs with --allow-same-zone. Exit status 0 when registered (or registered already \
+                in that group), 2 otherwise.
                 """
         )
 
@@ -173,6 +176,9 @@ struct ServerCommand: AsyncParsableCommand {
 
         @Option(help: "The group it must serve (checked against the chunkserver's own).")
         var group: UInt32
+
+        @Option(help: .init("Its failure zone, when it was started without --zone (checked against the chunkserver's own otherwise).", valueName: "name"))
+        var zone: String?
 
         @Option(help: "rw or transferring (default: decided by the master: transferring when the server is empty and its group holds chunks).", transform: { text in
             let status = try SetStatus.parse(text)
@@ -192,6 +198,7 @@ struct ServerCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard HostPort(parsing: addr) != nil else { throw couldNotRun("'\(addr)' is not HOST:PORT") }
+            if let zone, !FailureZone.isValidName(zone) { throw couldNotRun("--zone must be 1 to \(FailureZone.maxLength) letters, digits, '.', '_' or '-'") }
             let stats: HeartbeatReport
             do {
                 stats = try await ChunkServerClient(baseURL: addr, timeout: .seconds(5), transport: options.transport).stats()
@@ -201,9 +208,13 @@ struct ServerCommand: AsyncParsableCommand {
             guard stats.group == group else {
                 throw couldNotRun("the chunkserver at \(addr) serves group \(stats.group), not \(group); restart it with --group \(group)")
             }
+            if let zone, let own = stats.zone, own != zone {
+                throw couldNotRun("the chunkserver at \(addr) is in zone \(own), not \(zone); restart it with --zone \(zone)")
+            }
             var result: GroupSnapshot
             do {
-                result = try await options.client.addServer(ServerRegistration(id: stats.serverId, group: group, addr: addr, status: status))
+                result = try await options.client.addServer(
+                    ServerRegistration(id: stats.serverId, group: group, addr: addr, status: status, zone: zone ?? stats.zone))
             } catch {
                 // Registered already (its heartbeat may have come first): fine when it is in this
                 // group; the status asked for is then set.
