@@ -2,7 +2,6 @@ import CoreMetrics
 import Logging
 import NIOCore
 import ServerSupport
-import ServiceLifecycle
 import SpeedyClients
 import SpeedyCore
 import Synchronization
@@ -15,7 +14,7 @@ import Synchronization
 /// while it works; every copy and every loss goes to the event log. It keeps nothing on disk: the
 /// chunkservers keep listing their damaged chunks (across their restarts too) until a good copy
 /// is put over them, so a new leader picks up where the last one stopped.
-final class AutoRepairer: Service, Sendable {
+final class AutoRepairer: Sendable {
     let master: ChunkMaster
     let transport: ClusterTransport
     /// Bytes per second the copies may take at most; nil: no limit.
@@ -24,6 +23,8 @@ final class AutoRepairer: Service, Sendable {
     /// When a repair of a chunk on a member last failed: it waits a while before the next try.
     private let backoff = Mutex<[Target: ContinuousClock.Instant]>([:])
     private let jobs = Atomic<Int>(0)
+    /// When the lost chunks were last read again: every 30 s, not every round.
+    private let lostChecked = Mutex<ContinuousClock.Instant?>(nil)
 
     /// One copy of a chunk on one member.
     struct Target: Hashable, Sendable {
@@ -38,17 +39,8 @@ final class AutoRepairer: Service, Sendable {
         self.logger = logger
     }
 
-    /// Looks for work every two seconds while this master leads, until shutdown.
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                if self.master.leadership.isLeader { await self.round() }
-                try? await Task.sleep(for: .seconds(2))
-            }
-        }
-    }
-
-    /// One round: repair what members report damaged, then look again at the lost chunks.
+    /// One round (every two seconds while this master leads): repair what members report
+    /// damaged, then look again at the lost chunks.
     func round() async {
         let snapshot = master.snapshot()
         let work = damagedCopies(in: snapshot)
@@ -94,7 +86,6 @@ final class AutoRepairer: Service, Sendable {
     }
 
     /// Repairs one copy; returns the bytes copied, or nil when it was not repaired (already
-            let copy: (data: ByteBuffer, crc: UInt32)
     /// clean, lost, or a member failed: it is tried again later).
     private func repair(_ target: Target, in group: GroupSnapshot, reason: String) async -> UInt64? {
         guard let member = group.members.first(where: { $0.id == target.serverId }) else { return nil }
@@ -103,6 +94,7 @@ final class AutoRepairer: Service, Sendable {
         if reason == "damaged", (try? await destination.get(target.key)) != nil { return nil }
         var outcomes: [String] = ["\(member.id): \(reason)"]
         for source in group.members where source.id != member.id && source.status.isServing {
+            let copy: (data: ByteBuffer, crc: UInt32)
             do {
                 copy = try await ChunkServerClient(baseURL: source.addr, timeout: .seconds(30), transport: transport).getChecked(target.key)
             } catch {
@@ -159,6 +151,12 @@ final class AutoRepairer: Service, Sendable {
 
     /// A lost chunk stays listed until a member reads it clean again or no member holds it.
     private func recheckLost(_ snapshot: ClusterSnapshot) async {
+        let due = lostChecked.withLock { last in
+            guard last.map({ ContinuousClock.now - $0 >= .seconds(30) }) ?? true else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
         for key in master.lost.withLock({ Array($0.keys) }) {
             guard let group = snapshot.groups.first(where: { $0.id == key.group }) else { continue }
             var held = false

@@ -361,18 +361,27 @@ public final class ChunkMaster: Sendable {
         return router
     }
 
+    /// A loop that runs `body` every `interval` while this master leads.
+    private func leaderTask(_ name: String, every interval: Duration, _ body: @escaping @Sendable () async -> Void) -> PeriodicTask {
+        PeriodicTask(name: name, interval: interval) { if self.leadership.isLeader { await body() } }
+    }
+
     /// Serves until SIGINT or SIGTERM; with a shared database, claims the lead and renews it
     /// meanwhile, and gives it up on the way out.
     public func run() async throws {
         let expiry = PeriodicTask(name: "down-detection", interval: .milliseconds(250)) { await self.expireSilentServers() }
         var services: [any Service] = [expiry]
-        if let replaceAfter = configuration.replaceAfter {
-            services.append(
-                SpareReplacer(master: self, transport: configuration.security.peers, after: replaceAfter, bytesPerSecond: configuration.recoveryRate, logger: logger))
+        // What the leader does by itself.
+        let peers = configuration.security.peers
+        let replacer = configuration.replaceAfter.map {
+            SpareReplacer(master: self, transport: peers, after: $0, bytesPerSecond: configuration.recoveryRate, logger: logger)
         }
+        if let replacer { services.append(leaderTask("spare replacement", every: .seconds(1)) { await replacer.round() }) }
         if configuration.autoRepair {
-            services.append(AutoRepairer(master: self, transport: configuration.security.peers, bytesPerSecond: configuration.recoveryRate, logger: logger))
+            let repairer = AutoRepairer(master: self, transport: peers, bytesPerSecond: configuration.recoveryRate, logger: logger)
+            services.append(leaderTask("auto-repair", every: .seconds(2)) { await repairer.round() })
         }
+        defer { replacer?.stop() }
         if case .shared = leadership.mode {
             await claimLeadership()
             services.append(PeriodicTask(name: "leader lease", interval: leadership.renewInterval) { await self.claimLeadership() })

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import ServiceLifecycle
 import SpeedyClients
 import SpeedyCore
 import Synchronization
@@ -20,7 +19,7 @@ import Synchronization
 /// Everything it needs to go on is in the saved map (the spare's group and status, who is
 /// fenced for whom) and in the spare's listing, so it resumes after a restart of the master,
 /// the spare or the source. A member that comes back before step 1 is simply up again.
-final class SpareReplacer: Service, Sendable {
+final class SpareReplacer: Sendable {
     let master: ChunkMaster
     let transport: ClusterTransport
     let after: Duration
@@ -43,17 +42,14 @@ final class SpareReplacer: Service, Sendable {
         self.logger = logger
     }
 
-    /// Looks for work every second while this master leads, until shutdown.
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                if self.master.leadership.isLeader {
-                    await self.assignSpares()
-                    self.startFills()
-                }
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+    /// One round (every second while this master leads): steps 1 and 2.
+    func round() async {
+        await assignSpares()
+        startFills()
+    }
+
+    /// Stops the fills under way (the master is stopping); the next leader resumes them.
+    func stop() {
         for task in filling.withLock({ Array($0.values) }) { task.cancel() }
     }
 
