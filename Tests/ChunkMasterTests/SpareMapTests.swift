@@ -43,8 +43,8 @@ struct SpareMapTests {
             _ = map.apply(spareReport("s2", free: 900), nowMs: t)
             _ = map.expire(nowMs: t, downAfterMs: 1500)
         }
-        #expect(map.replacementsDue(afterMs: 10_000, nowMs: 5000) == [])
-        let due = map.replacementsDue(afterMs: 3000, nowMs: 5000)
+        #expect(map.replacementsDue(afterMs: 10_000, nowMs: 5000, allowSameZone: true) == [])
+        let due = map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true)
         #expect(due == [ClusterMap.Replacement(group: 1, dead: "bb", spare: "s2")])
 
         let changes = try map.assignSpare("s2", to: 1, replacing: "bb")
@@ -53,7 +53,7 @@ struct SpareMapTests {
         #expect(changes.contains(.groupState(group: 1, from: .degraded, to: .recovering)))
         #expect(changes.filter(\.isDurable).count == 2)
         // One replacement at a time per group: none is due while s2 is filled.
-        #expect(map.replacementsDue(afterMs: 3000, nowMs: 6000) == [])
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 6000, allowSameZone: true) == [])
 
         // Until its next heartbeat's reply reaches it, the spare still says group 0: it stays in 1.
         _ = map.apply(spareReport("s2"), nowMs: 5100)
@@ -77,11 +77,11 @@ struct SpareMapTests {
             for id in ["a", "ccc"] { _ = map.apply(report(id), nowMs: t) }
             _ = map.expire(nowMs: t, downAfterMs: 1500)
         }
-        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000) == [])
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true) == [])
         // A spare joins; bb comes back before the master acts: nothing is due.
         _ = map.apply(spareReport("s1"), nowMs: 5000)
         _ = map.apply(report("bb", uptimeMs: 10), nowMs: 5000)
-        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000) == [])
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true) == [])
         #expect(map.state(of: 1) == .healthy)
     }
 
@@ -94,7 +94,7 @@ struct SpareMapTests {
             _ = map.apply(spareReport("s2", free: 900), nowMs: t)
             _ = map.expire(nowMs: t, downAfterMs: 1500)
         }
-        let first = try #require(map.replacementsDue(afterMs: 3000, nowMs: 5000).first)
+        let first = try #require(map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true).first)
         #expect(first.spare == "s2")
         _ = try map.assignSpare(first.spare, to: 1, replacing: first.dead)
         // The member s2 replaces is fenced for it; the other, in a group with one RW member left
@@ -106,10 +106,33 @@ struct SpareMapTests {
         _ = try map.retire(first.dead)
         _ = try map.setStatus(of: "s2", to: .readWrite)
         // The other one, still fenced and silent, is due next, with the remaining spare.
-        let second = map.replacementsDue(afterMs: 3000, nowMs: 5200)
+        let second = map.replacementsDue(afterMs: 3000, nowMs: 5200, allowSameZone: true)
         #expect(second.map(\.spare) == ["s1"])
         #expect(second.map(\.dead) == [first.dead == "bb" ? "ccc" : "bb"])
         let changes = try map.assignSpare("s1", to: 1, replacing: second[0].dead)
         #expect(changes.contains(.fenced(id: second[0].dead, group: 1, by: "s1")))
+    }
+
+    @Test func aSpareInTheZoneOfALiveMemberIsNotGivenToItsGroup() throws {
+        // a, bb and ccc in zones z1, z2 and z3; s1 (the most room) in z1, s2 in z2.
+        func zoned(_ r: HeartbeatReport, _ zone: String) -> HeartbeatReport { var r = r; r.zone = zone; return r }
+        var map = ClusterMap()
+        let zones = ["a": "z1", "bb": "z2", "ccc": "z3"]
+        let spares = [("s1", "z1", UInt64(900)), ("s2", "z2", UInt64(500))]
+        // ccc stops.
+        for t in stride(from: Int64(0), through: 5000, by: 500) {
+            for id in t == 0 ? ["a", "bb", "ccc"] : ["a", "bb"] { _ = map.apply(zoned(report(id), zones[id]!), nowMs: t) }
+            for (id, zone, free) in spares { _ = map.apply(zoned(spareReport(id, free: free), zone), nowMs: t) }
+            _ = map.expire(nowMs: t, downAfterMs: 1500)
+        }
+        // s1 and s2 share a zone with a and bb: neither may take ccc's place, unless allowed.
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000) == [])
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true).map(\.spare) == ["s1"])
+        // A spare in ccc's own zone may: ccc is down and holds its zone no more.
+        _ = map.apply(zoned(spareReport("s3", free: 100), "z3"), nowMs: 5000)
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000) == [ClusterMap.Replacement(group: 1, dead: "ccc", spare: "s3")])
+        // A draining group gets no spare.
+        _ = try map.setDraining(1, sinceMs: 5000)
+        #expect(map.replacementsDue(afterMs: 3000, nowMs: 5000, allowSameZone: true) == [])
     }
 }

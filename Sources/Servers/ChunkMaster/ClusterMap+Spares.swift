@@ -22,17 +22,19 @@ extension ClusterMap {
     /// The replacements due at `nowMs`: in each group with no `TRANSFERRING` member and a
     /// readable one to copy from, the member silent for longer than `afterMs` (the longest
     /// silent first), with the spare that would take its place. One per group at a time; no
-    /// spare is given twice.
-    public func replacementsDue(afterMs: Int64, nowMs: Int64) -> [Replacement] {
+    /// spare is given twice. A draining group gets none (its chunks are leaving it), and a spare
+    /// in the failure zone of a member that stays in the group is not given to it unless
+    /// `allowSameZone`.
+    public func replacementsDue(afterMs: Int64, nowMs: Int64, allowSameZone: Bool = false) -> [Replacement] {
         var taken: Set<String> = []
         var due: [Replacement] = []
-        for group in groupStates.keys.sorted() {
+        for group in groupStates.keys.sorted() where draining[group] == nil {
             let inGroup = members.values.filter { $0.group == group }
             guard !inGroup.contains(where: { $0.status == .transferring }),
                 inGroup.contains(where: { $0.status.isReadable }),
                 let dead = inGroup.filter({ silentMs($0, nowMs: nowMs).map { $0 > afterMs } ?? false })
                     .max(by: { (silentMs($0, nowMs: nowMs) ?? 0, $1.id) < (silentMs($1, nowMs: nowMs) ?? 0, $0.id) }),
-                let spare = spare(for: group, excluding: taken)
+                let spare = spare(for: group, excluding: taken, allowSameZone: allowSameZone)
             else { continue }
             taken.insert(spare)
             due.append(Replacement(group: group, dead: dead.id, spare: spare))
@@ -49,11 +51,14 @@ extension ClusterMap {
         return startupGraceOver ? nowMs - startedMs : nil
     }
 
-    /// The waiting spare to put into `group`: up and writable, the most free space first.
-    func spare(for group: UInt32, excluding taken: Set<String>) -> String? {
+    /// The waiting spare to put into `group`: up and writable, in a zone no other member of the
+    /// group holds (unless `allowSameZone`), the most free space first. The dead member holds
+    /// no zone once it is seen down, so a spare in its zone may take its place.
+    func spare(for group: UInt32, excluding taken: Set<String>, allowSameZone: Bool) -> String? {
         members.values.filter { spare in
             spare.group == HeartbeatReport.spareGroup && spare.report?.spare == true && spare.status == .readWrite
                 && !taken.contains(spare.id)
+                && (allowSameZone || zoneConflict(for: spare.id, in: group, zone: spare.failureZone) == nil)
         }.max { ($0.report?.diskFreeBytes ?? 0, $1.id) < ($1.report?.diskFreeBytes ?? 0, $0.id) }?.id
     }
 

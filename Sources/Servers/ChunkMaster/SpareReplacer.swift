@@ -181,9 +181,10 @@ final class SpareReplacer: Sendable {
 }
 
 extension ChunkMaster {
-    /// The replacements due now (see ``ClusterMap/replacementsDue(afterMs:nowMs:)``).
+    /// The replacements due now (see ``ClusterMap/replacementsDue(afterMs:nowMs:allowSameZone:)``).
     func replacementsDue(afterMs: Int64) -> [ClusterMap.Replacement] {
+        let allowSameZone = configuration.allowSameZone
         let now = (clock.now - epoch).milliseconds
-        return map.withLock { $0.replacementsDue(afterMs: afterMs, nowMs: now) }
+        return map.withLock { $0.replacementsDue(afterMs: afterMs, nowMs: now, allowSameZone: allowSameZone) }
     }
 }
