@@ -52,6 +52,9 @@ struct MasterMetrics: Sendable {
                 readings.append(Reading("speedy_master_role_heartbeat_age_seconds", labels, Double(entry.lastHeartbeatAgeMs) / 1000))
             }
         }
+        // Lost chunks and the spares left to replace dead members: 0 rather than absent, to alert on.
+        readings.append(Reading("speedy_master_lost_chunks", [], Double(snapshot.lostChunks?.count ?? 0)))
+        readings.append(Reading("speedy_master_spare_servers", [], Double((snapshot.spares ?? []).count { !$0.status.isAbsent })))
         let t = snapshot.totals
         for (kind, total, used, free) in [
             ("raw", t.diskTotalBytes, t.diskUsedBytes, t.diskTotalBytes &- min(t.diskTotalBytes, t.diskUsedBytes)),

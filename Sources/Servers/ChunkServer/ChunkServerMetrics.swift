@@ -30,6 +30,7 @@ final class ChunkServerMetrics: Sendable {
         Gauge(label: "speedy_chunkserver_pending_writes").record(Double(report.pendingWrites))
         Gauge(label: "speedy_chunkserver_reclaimable_bytes").record(Double(report.reclaimableBytes ?? 0))
         Gauge(label: "speedy_chunkserver_writable").record(report.status == .readWrite ? 1 : 0)
+        if let scrub = report.scrub { collect(scrub) }
         // How far each volume file is written, and how much of that is still live; a volume
         // compaction removed leaves /metrics.
         volumeGauges.publish(
@@ -40,6 +41,17 @@ final class ChunkServerMetrics: Sendable {
                     ScrapedGauges.Reading("speedy_chunkserver_volume_live_bytes", labels, Double(volume.liveBytes)),
                 ]
             })
+    }
+
+    /// Sets the scrub's gauges (none with `--scrub-rate 0`). The last full pass's time is
+    /// absent before the first pass ends, so that an alert on its age does not fire on a new server.
+    private func collect(_ scrub: ScrubReport) {
+        Gauge(label: "speedy_chunkserver_scrub_progress_ratio").record(scrub.fraction)
+        Gauge(label: "speedy_chunkserver_scrub_running").record(scrub.running ? 1 : 0)
+        Gauge(label: "speedy_chunkserver_scrub_damaged_chunks").record(Double(scrub.damaged.count))
+        if let ended = scrub.lastFullPassMs {
+            Gauge(label: "speedy_chunkserver_scrub_last_full_pass_timestamp_seconds").record(Double(ended) / 1000)
+        }
     }
 
     /// Moves the counter `label` up to `total` (the process's own count since it started).

@@ -1,4 +1,5 @@
 import ChunkStorage
+import CoreMetrics
 import Foundation
 import Logging
 import ServerSupport
@@ -169,6 +170,8 @@ final class Scrubber: Service, Sendable {
             p.checkedChunks += 1
             p.checkedBytes += UInt64(info.length)
         }
+        // Made at each use, not at init: the scrubber may be made before the metrics backend.
+        Counter(label: "speedy_chunkserver_scrub_checked_bytes_total").increment(by: Int(info.length))
         if let why { await noteDamaged(info.fileId, why: "found by scrub: \(why)") }
     }
 
