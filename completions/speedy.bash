@@ -233,7 +233,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--auto-repair --no-auto-repair --allow-same-zone --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --compare-every --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -254,6 +254,9 @@ _speedy_chunkmaster() {
         return
         ;;
     '--advertise')
+        return
+        ;;
+    '--compare-every')
         return
         ;;
     '--recovery-rate')

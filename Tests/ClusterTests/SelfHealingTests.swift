@@ -125,6 +125,70 @@ extension ProcessSuites {
             let status = try cluster.chunktool(["status", "--master", registry.masterURL])
             #expect(status.status == 1, "\(status.output)")
             #expect(status.output.contains("LOST"), "\(status.output)")
+            print(status.output) // TEMP
+            let lostRow = status.output.split(separator: "\n").first { $0.hasPrefix("LOST") && $0.contains("1/\(record.fileId) ") }
+            #expect(lostRow?.contains("load/app@\(digest)") == true, "\(status.output)")
+            // Each member's row says its scrub found the chunk damaged and when its last pass ended.
+            let lastPass = try Regex(#"  (idle|\d+% running), 1 damaged  +\d+s ago$"#)
+            for server in ["cs1", "cs2", "cs3"] {
+                let row = status.output.split(separator: "\n").first { !$0.hasPrefix("LOST") && $0.contains(" \(server) ") }
+                #expect(row?.contains(lastPass) == true, "\(status.output)")
+            }
+            let json = try cluster.chunktool(["status", "--json", "--master", registry.masterURL])
+            #expect(json.status == 1)
+            let decoded = try WireJSON.decoder().decode(ClusterSnapshot.self, from: Data(json.output.utf8))
+            #expect(decoded.lostChunks?.map(\.fileId) == [record.fileId])
+            try await expectScrubMetrics(registry, damagedFileId: record.fileId)
+        }
+
+        /// The master counts the lost chunk; each chunkserver's scrub gauges show a finished pass
+        /// and the damaged chunk.
+        func expectScrubMetrics(_ registry: ClusterHarness.Registry, damagedFileId: UInt64) async throws {
+            let view = ObservabilityTests()
+            let master = try await view.scrape(registry.masterURL)
+            #expect(master["speedy_master_lost_chunks"] == 1, "\(master.keys.filter { $0.hasPrefix("speedy_master_") }.sorted())")
+            #expect(master["speedy_master_spare_servers"] == 0)
+            let now = Date().timeIntervalSince1970
+            for chunkserver in registry.chunkservers {
+                let metrics = try await view.scrape("http://" + chunkserver.addr)
+                let scrub = metrics.filter { $0.key.hasPrefix("speedy_chunkserver_scrub") }
+                #expect(metrics["speedy_chunkserver_scrub_damaged_chunks"] == 1, "\(chunkserver.name): \(scrub)")
+                #expect(metrics["speedy_chunkserver_scrub_progress_ratio"].map { (0...1).contains($0) } == true, "\(scrub)")
+                #expect(metrics["speedy_chunkserver_scrub_running"].map { $0 == 0 || $0 == 1 } == true, "\(scrub)")
+                #expect((metrics["speedy_chunkserver_scrub_checked_bytes_total"] ?? 0) > 0, "\(scrub)")
+                let ended = try #require(metrics["speedy_chunkserver_scrub_last_full_pass_timestamp_seconds"], "\(scrub)")
+                #expect(ended <= now + 1 && ended > now - 60, "\(chunkserver.name): last full pass \(now - ended) s ago")
+            }
+        }
+
+        @Test func aChunkMissingOnOneMemberIsFoundByComparisonAndCopiedBack() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry(masterArguments: ["--compare-every", "2s", "--compare-min-age", "0s"])
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            var digests: [Digest] = []
+            for n in 0..<4 { digests.append(try #require(await RecoveryTests().push(client, n))) }
+            // Two chunks deleted from cs2 behind everyone's back: no read fails, no scrub sees it.
+            let cs2 = ChunkServerClient(baseURL: registry.chunkservers[1].addr, transport: ClusterHarness.transport)
+            let held = try await cs2.listAll(group: 1).keys.sorted()
+            #expect(held.count >= 4)
+            let gone = [held[1], held[held.count - 2]]
+            for fileId in gone { try await cs2.delete(ChunkKey(group: 1, fileId: fileId)) }
+
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let repaired = await cluster.eventually(within: 30) {
+                guard let events = try? await master.events(after: 0, limit: 1000) else { return false }
+                return gone.allSatisfy { id in events.contains { $0.kind == "chunk-repaired" && $0.message.hasPrefix("chunk 1/\(id) repaired on cs2 ") && $0.message.hasSuffix("(it was missing)") } }
+            }
+            #expect(repaired, "\(cluster.roleLogs(["master"]))")
+            for fileId in gone { #expect(try await cs2.get(ChunkKey(group: 1, fileId: fileId)).readableBytes > 0) }
+            // Only the missing ones were copied; the group verifies clean and the blob pulls whole.
+            let events = try await master.events(after: 0, limit: 1000)
+            #expect(events.filter { $0.kind == "chunk-repaired" }.count == gone.count)
+            #expect(try await master.snapshot().lostChunks == [])
+            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            #expect(verify.status == 0, "\(verify.output)")
+            for digest in digests { #expect(await RecoveryTests().pull(client, digest) == nil) }
         }
 
         @Test func aMemberKilledUnderLoadIsReplacedByASpareWithNoCommand() async throws {
@@ -147,6 +211,9 @@ extension ProcessSuites {
             #expect(try await master.snapshot().groups.allSatisfy { !$0.members.contains { $0.id == "spare1" } })
             let listed = try cluster.chunktool(["server", "list", "--master", registry.masterURL])
             #expect(listed.output.split(separator: "\n").contains { $0.hasPrefix("spare1") && $0.contains(" spare ") }, "\(listed.output)")
+            let status = try cluster.chunktool(["status", "--master", registry.masterURL])
+            #expect(status.output.contains("spares 1:") && status.output.split(separator: "\n").contains { $0.hasPrefix("spare1 ") }, "\(status.output)")
+            #expect(try await ObservabilityTests().scrape(registry.masterURL)["speedy_master_spare_servers"] == 1)
 
             let log = RecoveryTests.LoadLog()
             for n in 0..<6 {
@@ -171,6 +238,7 @@ extension ProcessSuites {
                 return group.state == .healthy && Set(group.members.map(\.id)) == ["cs1", "cs3", "spare1"]
             }
             #expect(replaced, "\(cluster.roleLogs(["master", "spare1"]))")
+            #expect(try await ObservabilityTests().scrape(registry.masterURL)["speedy_master_spare_servers"] == 0)
             try await Task.sleep(for: .seconds(2))
             await log.stop()
             await load.value

@@ -8,7 +8,9 @@ import Synchronization
 
 /// The leading master's repairer: copies each chunk a member reports damaged (its scrub or a
 /// read failed the CRC) from a member whose copy reads clean, as `chunktool repair` would, and
-/// reports a chunk no member holds intact as lost, with the blobs that use it.
+/// reports a chunk no member holds intact as lost, with the blobs that use it. Every
+/// `compareEvery` it compares each group's members by range digests (``ReplicaComparison``) and
+/// copies back the chunks a member misses that the others hold.
 ///
 /// It works one chunk at a time, paced by `--recovery-rate`, and shows itself as a `repair` job
 /// while it works; every copy and every loss goes to the event log. It keeps nothing on disk: the
@@ -25,6 +27,12 @@ final class AutoRepairer: Sendable {
     private let jobs = Atomic<Int>(0)
     /// When the lost chunks were last read again: every 30 s, not every round.
     private let lostChecked = Mutex<ContinuousClock.Instant?>(nil)
+    /// How often each group's members are compared; nil: never.
+    let compareEvery: Duration?
+    /// Chunks younger than this are left out of a comparison.
+    let compareMinAge: Duration
+    /// When each group's members were last compared.
+    private let compared = Mutex<[UInt32: ContinuousClock.Instant]>([:])
 
     /// One copy of a chunk on one member.
     struct Target: Hashable, Sendable {
@@ -32,20 +40,60 @@ final class AutoRepairer: Sendable {
         var serverId: String
     }
 
-    init(master: ChunkMaster, transport: ClusterTransport, bytesPerSecond: Int?, logger: Logger) {
+    init(master: ChunkMaster, transport: ClusterTransport, bytesPerSecond: Int?, compareEvery: Duration? = nil, compareMinAge: Duration = .seconds(60), logger: Logger) {
         self.master = master
         self.transport = transport
         self.bytesPerSecond = bytesPerSecond
+        self.compareEvery = compareEvery
+        self.compareMinAge = compareMinAge
         self.logger = logger
     }
 
     /// One round (every two seconds while this master leads): repair what members report
-    /// damaged, then look again at the lost chunks.
+    /// damaged, compare the members of a group whose turn it is, then look again at the lost
+    /// chunks.
     func round() async {
         let snapshot = master.snapshot()
         let work = damagedCopies(in: snapshot)
         if !work.isEmpty { await repair(work, in: snapshot, reason: "damaged") }
+        if let group = groupDueForComparison(in: snapshot) { await compare(group, in: snapshot) }
         await recheckLost(snapshot)
+    }
+
+    /// The next group to compare: one whose members all serve and none is being filled or
+    /// drained, not compared for `compareEvery` (since this master started to lead, at first).
+    func groupDueForComparison(in snapshot: ClusterSnapshot) -> GroupSnapshot? {
+        guard let compareEvery else { return nil }
+        let now = ContinuousClock.now
+        return compared.withLock { last in
+            let due = snapshot.groups.filter { group in
+                group.members.count > 1 && group.draining != true
+                    && group.members.allSatisfy { $0.status.isServing && $0.status != .transferring }
+                    && last[group.id].map { now - $0 >= compareEvery } ?? true
+            }.min { (last[$0.id] ?? now, $0.id) < (last[$1.id] ?? now, $1.id) }
+            if let due { last[due.id] = now }
+            return due
+        }
+    }
+
+    /// Compares `group`'s members and copies back what one misses and the others hold. A
+    /// difference counts only when it is still there two seconds later (a collection or a move
+    /// deletes a chunk from the members one after another). Chunks younger than `compareMinAge`
+    /// (a minute) are left out: a write may still be on its way along the chain.
+    func compare(_ group: GroupSnapshot, in snapshot: ClusterSnapshot) async {
+        let members = group.members.map {
+            ReplicaComparison.Member(id: $0.id, client: ChunkServerClient(baseURL: $0.addr, timeout: .seconds(30), transport: transport))
+        }
+        let comparison = ReplicaComparison(group: group.id, members: members, minAgeMs: compareMinAge.milliseconds, confirmAfter: .seconds(2))
+        guard let report = try? await comparison.run() else { return }
+        let missing = report.members.flatMap { member in member.missing.map { Target(key: ChunkKey(group: group.id, fileId: $0), serverId: member.id) } }
+        let differing = report.members.filter { !$0.crcDiffers.isEmpty || !$0.extra.isEmpty }
+        if !missing.isEmpty || !differing.isEmpty {
+            let summary = report.members.filter { !$0.clean }
+                .map { "\($0.id): \($0.missing.count) missing, \($0.extra.count) extra, \($0.crcDiffers.count) with another CRC" }
+            logger.info("group \(group.id) compared in \(report.requests) requests: \(summary.joined(separator: "; "))")
+        }
+        if !missing.isEmpty { await repair(missing, in: snapshot, reason: "missing") }
     }
 
     /// Every damaged copy an up member lists, but those whose last try failed lately.
@@ -118,9 +166,10 @@ final class AutoRepairer: Sendable {
         }
         backoff.withLock { $0[target] = .now }
         // Lost only when every other member answered and none had it intact; an unreachable
-        // member may still hold a good copy.
+        // member may still hold a good copy. A missing chunk no other member serves either was
+        // deleted meanwhile (collected or moved); one they hold damaged, their scrubs report.
         let others = group.members.filter { $0.id != member.id }
-        if others.allSatisfy(\.status.isServing) {
+        if reason == "damaged", others.allSatisfy(\.status.isServing) {
             await reportLost(target.key, why: outcomes.joined(separator: "; "))
         } else {
             logger.warning("chunk \(target.key) on \(member.id) not repaired yet: \(outcomes.joined(separator: "; "))")

@@ -30,6 +30,12 @@ public struct ChunkMasterConfiguration: Sendable {
     public var leaseTTL: Duration
     /// Whether the leader repairs damaged chunks by itself (``AutoRepairer``).
     public var autoRepair = true
+    /// How often the leader compares each group's members (range digests) and copies back the
+    /// chunks one misses, with `autoRepair` (nil: never).
+    public var compareEvery: Duration? = .seconds(3600)
+    /// Chunks younger than this are left out of the comparison: a write may still be on its
+    /// way along the chain.
+    public var compareMinAge: Duration = .seconds(60)
     /// Bytes per second repairs copy at most; nil: as fast as the members serve.
     public var recoveryRate: Int?
     /// A member `DOWN` this long is replaced by a spare, when one waits (nil: never).
@@ -378,7 +384,9 @@ public final class ChunkMaster: Sendable {
         }
         if let replacer { services.append(leaderTask("spare replacement", every: .seconds(1)) { await replacer.round() }) }
         if configuration.autoRepair {
-            let repairer = AutoRepairer(master: self, transport: peers, bytesPerSecond: configuration.recoveryRate, logger: logger)
+            let repairer = AutoRepairer(
+                master: self, transport: peers, bytesPerSecond: configuration.recoveryRate, compareEvery: configuration.compareEvery,
+                compareMinAge: configuration.compareMinAge, logger: logger)
             services.append(leaderTask("auto-repair", every: .seconds(2)) { await repairer.round() })
         }
         defer { replacer?.stop() }

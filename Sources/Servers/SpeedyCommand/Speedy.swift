@@ -101,6 +101,12 @@ struct ChunkMasterCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Repair damaged chunks by copying a good copy from another member of the group (the leader does).")
     var autoRepair = true
 
+    @Option(help: "With auto-repair, compare each group's members this often (range digests: a few requests when they agree) and copy back the chunks one misses (0: never).")
+    var compareEvery = DurationArgument(.seconds(3600))
+
+    @Option(help: ArgumentHelp("Leave chunks younger than this out of the comparison (tests).", visibility: .hidden))
+    var compareMinAge = DurationArgument(.seconds(60))
+
     @Option(help: "Bytes per second repairs and spare fills copy at most, so clients keep the bandwidth (default: no limit).")
     var recoveryRate: SizeArgument?
 
@@ -137,6 +143,8 @@ struct ChunkMasterCommand: AsyncParsableCommand {
             listen: listen, dataDirectory: data, downAfter: .milliseconds(Int64(downAfter * 1000)), security: security,
             advertise: advertise, database: try database.map { try PostgresURL($0) }, leaseTTL: .milliseconds(Int64(leaseTtl * 1000)))
         configuration.autoRepair = autoRepair
+        configuration.compareEvery = compareEvery.duration == .zero ? nil : compareEvery.duration
+        configuration.compareMinAge = compareMinAge.duration
         configuration.allowSameZone = allowSameZone
         configuration.replaceAfter = replaceAfter.duration == .zero ? nil : replaceAfter.duration
         configuration.recoveryRate = recoveryRate.flatMap { $0.bytes == 0 ? nil : Int(min($0.bytes, UInt64(Int.max))) }
