@@ -125,7 +125,6 @@ extension ProcessSuites {
             let status = try cluster.chunktool(["status", "--master", registry.masterURL])
             #expect(status.status == 1, "\(status.output)")
             #expect(status.output.contains("LOST"), "\(status.output)")
-            print(status.output) // TEMP
             let lostRow = status.output.split(separator: "\n").first { $0.hasPrefix("LOST") && $0.contains("1/\(record.fileId) ") }
             #expect(lostRow?.contains("load/app@\(digest)") == true, "\(status.output)")
             // Each member's row says its scrub found the chunk damaged and when its last pass ended.
