@@ -40,22 +40,31 @@ public struct ConsoleState: Sendable {
     /// Creates the state for watching `master`.
     public init(master: String) { self.master = master }
 
-    /// One member of one group: a line of the group table.
+    /// One member of one group, or one spare: a line of the group table.
     public struct Row: Sendable, Equatable {
-        public var group: GroupSnapshot
+        /// The member's group; nil for a spare (a chunkserver started with `--spare` that no
+        /// group has taken yet).
+        public var group: GroupSnapshot?
         public var member: MemberSnapshot?
         public var firstOfGroup: Bool
+
+        /// Whether the row is a spare's.
+        public var isSpare: Bool { group == nil }
     }
 
-    /// The group table's rows after the filter: one per member (a group with no members gets one).
+    /// The group table's rows after the filter: one per member (a group with no members gets
+    /// one), then one per spare. The filter matches a group id, a server id or address, and
+    /// for spares also `spare` and the zone.
     public var rows: [Row] {
         guard let snapshot else { return [] }
         let needle = filter.lowercased()
+        func matches(_ member: MemberSnapshot) -> Bool {
+            member.id.lowercased().contains(needle) || member.addr.lowercased().contains(needle)
+        }
         var rows: [Row] = []
         for group in snapshot.groups {
             let members = group.members.filter { member in
-                needle.isEmpty || String(group.id).contains(needle) || member.id.lowercased().contains(needle)
-                    || member.addr.lowercased().contains(needle)
+                needle.isEmpty || String(group.id).contains(needle) || matches(member)
             }
             if members.isEmpty {
                 if needle.isEmpty || String(group.id).contains(needle) { rows.append(Row(group: group, member: nil, firstOfGroup: true)) }
@@ -63,6 +72,10 @@ public struct ConsoleState: Sendable {
             }
             for (i, member) in members.enumerated() { rows.append(Row(group: group, member: member, firstOfGroup: i == 0)) }
         }
+        let spares = (snapshot.spares ?? []).filter { spare in
+            needle.isEmpty || "spare".contains(needle) || matches(spare) || (spare.zone?.lowercased().contains(needle) ?? false)
+        }
+        for (i, spare) in spares.enumerated() { rows.append(Row(group: nil, member: spare, firstOfGroup: i == 0)) }
         return rows
     }
 
@@ -155,7 +168,11 @@ extension ConsoleState {
         case .character("s"):
             if let server = selectedRow?.member?.id { prompt = .chooseStatus(server: server) } else { notice = "select a server first" }
         case .character("v"):
-            if let group = selectedRow?.group.id { prompt = .confirm(.verify(group: group)) } else { notice = "no group to verify" }
+            if let group = selectedRow?.group?.id {
+                prompt = .confirm(.verify(group: group))
+            } else {
+                notice = selectedRow?.isSpare == true ? "a spare is in no group yet: nothing to verify" : "no group to verify"
+            }
         case .up, .character("k"):
             if focus == .groups { selection = max(0, selection - 1) } else { eventScroll = max(0, eventScroll - 1) }
         case .down, .character("j"):

@@ -18,11 +18,12 @@ public struct Dashboard: Sendable {
         lines.append(titleLine(state, nowMs: nowMs))
         lines += totalsLines(state)
         lines.append(bannerLine(state, width: width, nowMs: nowMs))
+        if let lost = lostLine(state.snapshot, width: width) { lines.append(lost) }
         let bottomHeight = max(7, (height - 6) / 3)
         let front = frontPane(state, width: width)
         let jobs = jobsPane(state, width: width)
         let tableHeight = max(1, height - lines.count - 1 - bottomHeight - 1 - front.count - jobs.count)
-        lines += table(state, width: width, rows: tableHeight)
+        lines += table(state, width: width, rows: tableHeight, nowMs: nowMs)
         lines += front
         lines += jobs
         lines += bottomPanes(state, width: width, height: bottomHeight, nowMs: nowMs)
@@ -73,6 +74,13 @@ public struct Dashboard: Sendable {
         groups.add("\(t.groupsDown) down", t.groupsDown > 0 ? .down : .dim)
         groups.add(glyphs.separator)
         groups.add("servers \(t.serversUp)/\(t.servers) up", t.serversDown > 0 ? .degraded : .normal)
+        if let spares = state.snapshot?.spares, !spares.isEmpty {
+            groups.add(" + \(spares.count) spare\(spares.count == 1 ? "" : "s")", .transferring)
+        }
+        if let snapshot = state.snapshot, case let damaged = Self.damagedTotal(snapshot), damaged > 0 {
+            groups.add(glyphs.separator)
+            groups.add("\(Self.damagedLabel(damaged)) damaged", .down)
+        }
         let pct = t.usableTotalBytes > 0 ? Double(t.usableUsedBytes) / Double(t.usableTotalBytes) * 100 : 0
         capacity.add(" capacity \(ByteSize.format(t.usableUsedBytes)) / \(ByteSize.format(t.usableTotalBytes)) used (\(ByteSize.formatDecimal(pct, places: 1))%)")
         capacity.add("  raw \(ByteSize.format(t.diskUsedBytes)) / \(ByteSize.format(t.diskTotalBytes))", .dim)
@@ -98,7 +106,7 @@ public struct Dashboard: Sendable {
     // MARK: Group table
 
     struct Columns {
-        var group = 4, state = 12, server = 8, status = 6, bar = 8, rate = 10, addr = 0, spark = 7
+        var group = 4, state = 12, server = 8, status = 6, bar = 8, rate = 10, addr = 0, scrub = 0, spark = 7
     }
 
     private func columns(width: Int) -> Columns {
@@ -106,6 +114,11 @@ public struct Dashboard: Sendable {
         // Fixed part: group, state, server, status, "[bar] 100.0%", read, write, with spaces.
         let fixed = c.group + 1 + c.state + 1 + c.server + 1 + c.status + 1 + (c.bar + 9) + 1 + c.rate + 1 + c.rate + 1
         var spare = width - fixed - c.spark
+        // The scrub column comes before the address: at 80 columns neither fits.
+        if spare >= Self.scrubColumnWidth + 1 {
+            c.scrub = Self.scrubColumnWidth
+            spare -= c.scrub + 1
+        }
         if spare >= 24 {
             c.addr = 21
             spare -= 22
@@ -115,15 +128,16 @@ public struct Dashboard: Sendable {
             c.server += spare / 6
             spare -= spare / 3 + spare / 6
         }
-        c.spark = max(3, width - (fixed + (c.addr > 0 ? c.addr + 1 : 0) + (c.bar - 8) + (c.server - 8)))
+        let optional = (c.addr > 0 ? c.addr + 1 : 0) + (c.scrub > 0 ? c.scrub + 1 : 0)
+        c.spark = max(3, width - (fixed + optional + (c.bar - 8) + (c.server - 8)))
         return c
     }
 
-    private func pad(_ text: String, _ width: Int) -> String {
+    func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
     }
 
-    private func padLeft(_ text: String, _ width: Int) -> String {
+    func padLeft(_ text: String, _ width: Int) -> String {
         text.count >= width ? String(text.prefix(width)) : String(repeating: " ", count: width - text.count) + text
     }
 
@@ -165,12 +179,14 @@ public struct Dashboard: Sendable {
         }
     }
 
-    private func table(_ state: ConsoleState, width: Int, rows height: Int) -> [ScreenLine] {
+    private func table(_ state: ConsoleState, width: Int, rows height: Int, nowMs: Int64) -> [ScreenLine] {
         let c = columns(width: width)
         var header = ScreenLine()
         var title = pad("GRP", c.group) + " " + pad("STATE", c.state) + " " + pad("SERVER", c.server) + " "
         if c.addr > 0 { title += pad("ADDRESS", c.addr) + " " }
-        title += pad("STATUS", c.status) + " " + pad("DISK", c.bar + 9) + " " + padLeft("READ/s", c.rate) + " "
+        title += pad("STATUS", c.status) + " " + pad("DISK", c.bar + 9) + " "
+        if c.scrub > 0 { title += pad("SCRUB", c.scrub) + " " }
+        title += padLeft("READ/s", c.rate) + " "
             + padLeft("WRITE/s", c.rate) + " " + "LAST 60s"
         header.add(title, .heading)
         var lines = [header]
@@ -185,11 +201,15 @@ public struct Dashboard: Sendable {
         for (index, row) in rows.enumerated().dropFirst(max(0, top)).prefix(height) {
             var line = ScreenLine()
             let selected = index == selection && state.focus == .groups
-            line.add(pad(row.firstOfGroup ? String(row.group.id) : "", c.group) + " ")
-            if row.firstOfGroup {
-                line.add(pad(glyph(row.group.state) + " " + row.group.state.rawValue, c.state), stateStyle(row.group.state))
-            } else {
-                line.add(pad("", c.state))
+            if let group = row.group {
+                line.add(pad(row.firstOfGroup ? String(group.id) : "", c.group) + " ")
+                if row.firstOfGroup {
+                    line.add(pad(glyph(group.state) + " " + group.state.rawValue, c.state), stateStyle(group.state))
+                } else {
+                    line.add(pad("", c.state))
+                }
+            } else if let spare = row.member {
+                line.spans.append(spareCell(spare, width: c.group + 1 + c.state))
             }
             line.add(" ")
             guard let m = row.member else {
@@ -206,6 +226,10 @@ public struct Dashboard: Sendable {
             line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: c.bar - filled) + "]",
                 fill > 0.9 ? .down : (fill > 0.75 ? .degraded : .accent))
             line.add(padLeft(ByteSize.formatDecimal(fill * 100, places: 1) + "%", 7) + " ")
+            if c.scrub > 0 {
+                line.spans.append(scrubCell(m, nowMs: nowMs))
+                line.add(" ")
+            }
             line.add(padLeft(Self.rate(m.readBytesPerSec), c.rate) + " " + padLeft(Self.rate(m.writeBytesPerSec), c.rate) + " ")
             line.add(sparkline(m.history, width: c.spark), .accent)
             lines.append(selected ? line.fitted(to: width, fill: .selected) : line)
@@ -297,7 +321,7 @@ public struct Dashboard: Sendable {
 
     private func bottomPanes(_ state: ConsoleState, width: Int, height: Int, nowMs: Int64) -> [ScreenLine] {
         let leftWidth = max(40, min(48, width / 2))
-        let left = detail(state, height: height, width: leftWidth)
+        let left = detail(state, height: height, width: leftWidth, nowMs: nowMs)
         let right = events(state, height: height)
         return (0..<height).map { i in
             var line = (i < left.count ? left[i] : ScreenLine()).fitted(to: leftWidth)
@@ -307,7 +331,7 @@ public struct Dashboard: Sendable {
         }
     }
 
-    private func detail(_ state: ConsoleState, height: Int, width: Int) -> [ScreenLine] {
+    private func detail(_ state: ConsoleState, height: Int, width: Int, nowMs: Int64) -> [ScreenLine] {
         let rows = state.rows
         var lines = [ScreenLine([Span(" Detail " + String(repeating: glyphs.rule, count: max(0, width - 8)), .heading)])]
         guard state.showDetail, !rows.isEmpty else {
@@ -316,11 +340,16 @@ public struct Dashboard: Sendable {
         }
         let row = rows[min(state.selection, rows.count - 1)]
         var name = ScreenLine()
-        name.add(" group \(row.group.id) ")
-        name.add(glyph(row.group.state) + " " + row.group.state.rawValue, stateStyle(row.group.state))
-        // A draining group takes no new chunks; its state alone would not say so.
-        if row.group.draining == true { name.add("  draining", .dim) }
-        if let dead = row.group.reclaimableBytes { name.add("  dead \(ByteSize.format(dead))", .dim) }
+        if let group = row.group {
+            name.add(" group \(group.id) ")
+            name.add(glyph(group.state) + " " + group.state.rawValue, stateStyle(group.state))
+            // A draining group takes no new chunks; its state alone would not say so.
+            if group.draining == true { name.add("  draining", .dim) }
+            if let dead = group.reclaimableBytes { name.add("  dead \(ByteSize.format(dead))", .dim) }
+        } else {
+            name.add(" spare", .transferring)
+            name.add("  in no group yet", .dim)
+        }
         lines.append(name)
         guard let m = row.member else { return lines }
         var status = ScreenLine()
@@ -328,9 +357,13 @@ public struct Dashboard: Sendable {
         status.add(m.status.rawValue, statusStyle(m.status))
         status.add(" heartbeat " + (m.lastHeartbeatAgeMs < 0 ? "never" : "\(m.lastHeartbeatAgeMs) ms ago"))
         lines.append(status)
-        lines.append(ScreenLine([Span(" addr    \(m.addr)")]))
+        var addr = ScreenLine([Span(" addr    \(m.addr)")])
+        if let zone = m.zone { addr.add("  zone \(zone)") }
+        lines.append(addr)
         let pct = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) * 100 : 0
         lines.append(ScreenLine([Span(" disk    \(ByteSize.format(m.diskUsedBytes)) / \(ByteSize.format(m.diskTotalBytes)) (\(ByteSize.formatDecimal(pct, places: 1))%)")]))
+        // Before the rest: the table shows the scrub only when the terminal is wide enough.
+        lines += scrubDetail(m, nowMs: nowMs, width: width)
         lines.append(ScreenLine([Span(" free    \(ByteSize.format(m.diskFreeBytes))  chunks \(m.chunkCount)")]))
         lines.append(ScreenLine([Span(" read    \(Self.rate(m.readBytesPerSec))  \(ByteSize.formatDecimal(m.readOpsPerSec, places: 1)) op/s")]))
         lines.append(ScreenLine([Span(" write   \(Self.rate(m.writeBytesPerSec))  \(ByteSize.formatDecimal(m.writeOpsPerSec, places: 1)) op/s")]))
@@ -356,8 +389,8 @@ public struct Dashboard: Sendable {
             line.add(Self.clock(event.timeMs) + " ", .dim)
             let style: TextStyle =
                 switch event.kind {
-                case "server-down", "disk-errors": .down
-                case "server-up", "server-joined": .healthy
+                case "server-down", "disk-errors", "chunk-lost", "chunk-damaged": .down
+                case "server-up", "server-joined", "chunk-repaired", "chunk-found", "spare-filled": .healthy
                 case "group-state": event.message.contains("healthy") ? .healthy : .degraded
                 default: .normal
                 }
@@ -393,8 +426,7 @@ public struct Dashboard: Sendable {
         "  PgUp PgDn    move ten at a time",
         "  Enter        show or hide the selected server's detail",
         "  Tab          switch between the group table and events",
-        "  /            filter by group, server id or address",
-        "  Esc          clear the filter",
+        "  / (Esc)      filter by group, server, address (clear it)",
         "  s            set the selected server RW, RO or OFFLINE",
         "  v            verify the selected server's group",
         "               (both ask to confirm; the event log says who)",
@@ -406,6 +438,8 @@ public struct Dashboard: Sendable {
         "read-only or failing), read-only (all RO), down (none up).",
         "Servers: RW, RO, ERR, INIT, DOWN, OFF (set offline by an",
         "operator), XFER (a replacement being filled by transfer).",
+        "SCRUB: % of this pass (idle between), age of the last full",
+        "pass, or N damaged. spare rows: in no group yet, and zone.",
     ]
 
     private func overlayHelp(on lines: inout [ScreenLine], width: Int, height: Int) {
