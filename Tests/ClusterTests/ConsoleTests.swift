@@ -161,6 +161,69 @@ extension ProcessSuites {
             try tmux.keys("q")
         }
 
+        /// Issue 22: each server's scrub, the damaged chunks, a spare with its zone and the alert
+        /// line for a lost chunk, as the console shows them (120 columns: the SCRUB column shows).
+        @Test func consoleShowsScrubsASpareAndALostChunk() async throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+                Issue.record("tmux is not installed (.ci/run installs it)")
+                return
+            }
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let scrubbing = SelfHealingTests.scrubbing
+            let registry = try await cluster.startRegistry(chunkserverArguments: scrubbing, masterArguments: [])
+            try cluster.start(
+                "spare1",
+                [
+                    "chunkserver", "--spare", "--zone", "rack-s", "--master", registry.masterURL, "--listen", "127.0.0.1:\(ClusterHarness.freePort())",
+                    "--data", cluster.root + "/spare1", "--id", "spare1", "--volume-size", "64M", "--reserve", "0", "--heartbeat-interval", "0.25",
+                ] + scrubbing)
+            // A blob whose first chunk rots on every member: the master reports it lost.
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            let digest = try #require(await RecoveryTests().push(client, 3))
+            let record = try #require(try VolumeRecords.scan(cluster.root + "/cs1/volume-000001.dat").first)
+            for server in ["cs1", "cs2", "cs3"] {
+                let theirs = try #require(try VolumeRecords.scan(cluster.root + "/\(server)/volume-000001.dat").first { $0.fileId == record.fileId })
+                try SelfHealingTests.damage(cluster, server: server, at: theirs.payloadOffset + 10)
+            }
+
+            let tmux = Tmux()
+            defer { _ = try? tmux.run(["kill-server"]) }
+            try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "120", "-y", "36", "-e", "LANG=C.UTF-8", "-e", "NO_COLOR=", "bash --norc --noprofile"])
+            try tmux.keys("\(ClusterHarness.binDirectory)/speedy-console --master \(registry.masterURL)", "Enter")
+            // The spare's row: marked spare, its zone, a finished scrub pass (nothing to read).
+            let spareRow = try Regex(#"^spare rack-s +spare1 .*RW .*% +idle \d+s "#)
+            let spare = await cluster.eventually(within: 20) {
+                let s = tmux.screen()
+                return s.contains("SCRUB") && s.contains("+ 1 spare") && s.split(separator: "\n").contains { $0.contains(spareRow) }
+            }
+            #expect(spare, "screen:\n\(tmux.screen())")
+            // The scrubs find the damage on every member; the master calls the chunk lost.
+            let short = "load/app@sha256:\(digest.hex.prefix(12))…"
+            let damagedRow = try Regex(#" cs\d .* RW .*% 1 damaged "#)
+            let lost = await cluster.eventually(within: 60) {
+                let s = tmux.screen()
+                let damagedRows = s.split(separator: "\n").filter { $0.contains(damagedRow) }
+                return s.contains("LOST 1 chunk in group 1 — used by \(short)") && damagedRows.count == 3 && s.contains("│ 3 damaged")
+            }
+            #expect(lost, "screen:\n\(tmux.screen())\n\(cluster.roleLogs(["master"]))")
+            // cs1 is selected: its detail says where its scrub stands and what it found.
+            let detail = try Regex(#" scrub   (idle|\d+%)  full pass \d+s ago"#)
+            #expect(await cluster.eventually(within: 5) {
+                let s = tmux.screen()
+                return s.contains(detail) && s.contains(" damaged 1 now  1 found") && s.contains("zone 127.0.0.1")
+            }, "screen:\n\(tmux.screen())")
+            // The spare selected (the last row): the detail pane says it is one, and its zone.
+            for _ in 0..<3 { try tmux.keys("j") }
+            let selected = await cluster.eventually(within: 5) {
+                let s = tmux.screen()
+                return s.contains(" spare  in no group yet") && s.contains("zone rack-s") && s.contains(" spare1 RW heartbeat")
+            }
+            #expect(selected, "screen:\n\(tmux.screen())")
+            try tmux.keys("q")
+            #expect(await cluster.eventually(within: 5) { tmux.display("#{pane_current_command}") == "bash" })
+        }
+
         @Test func consoleSurvivesAnUnreachableMasterAndCtrlC() async throws {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
                 Issue.record("tmux is not installed (.ci/run installs it)")
