@@ -273,7 +273,7 @@ extension ProcessSuites {
                 ])
         }
 
-        @Test func aSpareFillGoesOnAcrossRestartsOfTheMasterAndTheSpare() async throws {
+        @Test func aSpareFillGoesOnAcrossRestartsOfTheMasterASourceAndTheSpare() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             // Filled at 4 MB/s, the 60 MB of the group take long enough to restart things midway.
@@ -300,8 +300,19 @@ extension ProcessSuites {
             try cluster.start(
                 "master",
                 ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master", "--down-after", "1.5"] + masterArguments)
-            // ...and goes on; then the spare is killed and comes back on its data directory.
+            // ...and goes on; then a source member is killed and comes back (the fill reads from
+            // the other meanwhile), and the spare is killed and comes back on its data directory.
             #expect(await cluster.eventually(within: 30) { await filling() >= 6 }, "\(cluster.roleLogs(["master", "spare1"]))")
+            let source = registry.chunkservers[0]
+            kill(source.process.processIdentifier, SIGKILL)
+            source.process.waitUntilExit()
+            try await Task.sleep(for: .seconds(1))
+            let sourcePort = Int(source.addr.split(separator: ":").last!)!
+            _ = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: source.name, port: sourcePort)
+            #expect(await cluster.eventually(within: 20) {
+                (try? await master.snapshot())?.groups.first?.members.first { $0.id == source.name }?.status == .readWrite
+            })
+            #expect(try await master.snapshot().groups.first?.state == .recovering, "the fill ended before the source came back")
             kill(spare.processIdentifier, SIGKILL)
             spare.waitUntilExit()
             spare = try Self.startSpare(cluster, master: registry.masterURL, port: sparePort)
