@@ -191,6 +191,14 @@ struct DashboardTests {
         #expect(screen.contains("is2") && screen.contains("DOWN"))
         #expect(screen.contains("transfer group 1") && screen.contains("40%") && screen.contains("ETA 1:12") && screen.contains("alice@h"))
         #expect(screen.contains("[████████░░░░░░░░░░░░]"))
+        // The master's repairs and spare fills are jobs too; their longer names fit when wide.
+        snap.jobs?.append(
+            JobSnapshot(
+                report: JobReport(id: "r", kind: "repair", target: "group 1 (damaged chunks)", state: .failed, done: 3, total: 3, bytes: 0, message: "0 of 3 chunks repaired"),
+                actor: "master", startedAgoMs: 1000, updatedAgoMs: 500, fraction: 1, bytesPerSec: 0, itemsPerSec: 0, etaSeconds: nil))
+        let wide = text(Dashboard(glyphs: .unicode).render(state(snap), width: 160, height: 40, nowMs: 0))
+        #expect(wide.contains(" repair group 1 (damaged chunks) [████████████████████] 100%  3/3 chunks  0 B/s  failed: 0 of 3 chunks repaired  master"), "\(wide)")
+        #expect(text(Dashboard(glyphs: .unicode).render(state(snap), width: 100, height: 40, nowMs: 0)).contains(" repair group 1 (damaged chun ["))
     }
 
     static let hour: Int64 = 3_600_000

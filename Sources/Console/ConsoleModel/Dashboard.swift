@@ -290,10 +290,14 @@ public struct Dashboard: Sendable {
         let jobs = state.snapshot?.jobs ?? []
         guard !jobs.isEmpty else { return [] }
         var lines = [ScreenLine([Span(" Jobs " + String(repeating: glyphs.rule, count: max(0, width - 6)), .heading)])]
+        // The master's own jobs have longer names (`repair group 1 (damaged chunks)`,
+        // `transfer group 1: spare s1`): shown whole when the terminal is wide.
+        let longest = jobs.prefix(3).map { "\($0.report.kind) \($0.report.target)".count }.max() ?? 0
+        let labelWidth = width >= 120 ? min(36, max(28, longest)) : 28
         for job in jobs.prefix(3) {
             let r = job.report
             var line = ScreenLine()
-            line.add(" " + pad("\(r.kind) \(r.target)", 28) + " ")
+            line.add(" " + pad("\(r.kind) \(r.target)", labelWidth) + " ")
             let barWidth = 20
             let filled = min(barWidth, Int((job.fraction * Double(barWidth)).rounded(.down)))
             let style: TextStyle =
