@@ -217,25 +217,32 @@ public struct Dashboard: Sendable {
                 lines.append(selected ? line.fitted(to: width, fill: .selected) : line)
                 continue
             }
-            line.add(pad(m.id, c.server) + " ")
-            if c.addr > 0 { line.add(pad(m.addr, c.addr) + " ", .dim) }
-            line.add(pad(statusLabel(m.status), c.status), statusStyle(m.status))
-            line.add(" ")
-            let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) : 0
-            let filled = min(c.bar, Int((fill * Double(c.bar)).rounded()))
-            line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: c.bar - filled) + "]",
-                fill > 0.9 ? .down : (fill > 0.75 ? .degraded : .accent))
-            line.add(padLeft(ByteSize.formatDecimal(fill * 100, places: 1) + "%", 7) + " ")
-            if c.scrub > 0 {
-                line.spans.append(scrubCell(m, nowMs: nowMs))
-                line.add(" ")
-            }
-            line.add(padLeft(Self.rate(m.readBytesPerSec), c.rate) + " " + padLeft(Self.rate(m.writeBytesPerSec), c.rate) + " ")
-            line.add(sparkline(m.history, width: c.spark), .accent)
+            line.spans += memberCells(m, c, nowMs: nowMs)
             lines.append(selected ? line.fitted(to: width, fill: .selected) : line)
         }
         while lines.count < height + 1 { lines.append(ScreenLine()) }
         return lines
+    }
+
+    /// A member's cells of the table, from its id to its sparkline.
+    private func memberCells(_ m: MemberSnapshot, _ c: Columns, nowMs: Int64) -> [Span] {
+        var line = ScreenLine()
+        line.add(pad(m.id, c.server) + " ")
+        if c.addr > 0 { line.add(pad(m.addr, c.addr) + " ", .dim) }
+        line.add(pad(statusLabel(m.status), c.status), statusStyle(m.status))
+        line.add(" ")
+        let fill = m.diskTotalBytes > 0 ? Double(m.diskUsedBytes) / Double(m.diskTotalBytes) : 0
+        let filled = min(c.bar, Int((fill * Double(c.bar)).rounded()))
+        line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: c.bar - filled) + "]",
+            fill > 0.9 ? .down : (fill > 0.75 ? .degraded : .accent))
+        line.add(padLeft(ByteSize.formatDecimal(fill * 100, places: 1) + "%", 7) + " ")
+        if c.scrub > 0 {
+            line.spans.append(scrubCell(m, nowMs: nowMs))
+            line.add(" ")
+        }
+        line.add(padLeft(Self.rate(m.readBytesPerSec), c.rate) + " " + padLeft(Self.rate(m.writeBytesPerSec), c.rate) + " ")
+        line.add(sparkline(m.history, width: c.spark), .accent)
+        return line.spans
     }
 
     /// Read+write throughput per second, scaled to the busiest second shown.
