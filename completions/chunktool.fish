@@ -116,7 +116,7 @@ end
 
 complete -c 'chunktool' -f
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_flags_or_options "chunktool" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'status' -d 'Show every group, its state and its members\' disks and traffic.'
+complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'status' -d 'Show every group, its state and its members\' disks, traffic and scrub, lost chunks and spares.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'group' -d 'List groups, create one, drain one, or remove an empty one.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'server' -d 'List, register, remove chunkservers or set their status.'
 complete -c 'chunktool' -n '__chunktool_should_offer_completions_for_positional "chunktool" -eq 1' -fa 'verify' -d 'Compare a group\'s replicas and read every chunk to check its CRC.'
