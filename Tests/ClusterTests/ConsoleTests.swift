@@ -224,6 +224,61 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 5) { tmux.display("#{pane_current_command}") == "bash" })
         }
 
+        /// Issue 22: what the cluster does by itself shows as it happens: a spare replacing a
+        /// member killed with SIGKILL (the master's transfer job and its events), then a drain
+        /// of another group (chunktool's drain job).
+        @Test func consoleShowsAReplacementAndADrainAsTheyHappen() async throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+                Issue.record("tmux is not installed (.ci/run installs it)")
+                return
+            }
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            // Filled at 4 MB/s, the fill is slow enough to be seen running.
+            let registry = try await cluster.startRegistry(groups: 2, masterArguments: ["--replace-after", "2s", "--recovery-rate", "4M"])
+            try SelfHealingTests.startSpare(cluster, master: registry.masterURL, port: ClusterHarness.freePort())
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            var pushed: [Digest] = []
+            for n in 0..<12 { pushed.append(try #require(await RecoveryTests().push(client, n))) }
+
+            let tmux = Tmux()
+            defer { _ = try? tmux.run(["kill-server"]) }
+            try tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "120", "-y", "40", "-e", "LANG=C.UTF-8", "-e", "NO_COLOR=", "bash --norc --noprofile"])
+            try tmux.keys("\(ClusterHarness.binDirectory)/speedy-console --master \(registry.masterURL)", "Enter")
+            #expect(await cluster.eventually(within: 20) { tmux.screen().contains("+ 1 spare") }, "screen:\n\(tmux.screen())")
+
+            // cs2 dies: the master gives spare1 its place and fills it, on screen while it runs.
+            kill(registry.chunkservers[1].process.processIdentifier, SIGKILL)
+            let filling = await cluster.eventually(within: 30) {
+                let s = tmux.screen()
+                return s.contains("transfer group 1: spare spare1") && s.contains("spare spare1 joined group 1 as TRANSFERRING")
+                    && s.split(separator: "\n").contains { $0.contains("transfer group 1: spare spare1") && $0.contains("ETA") }
+            }
+            #expect(filling, "screen:\n\(tmux.screen())")
+            let filled = await cluster.eventually(within: 90) {
+                let s = tmux.screen()
+                return s.contains("spare spare1 filled in group 1") && s.split(separator: "\n").contains { $0.contains("transfer group 1: spare spare1") && $0.contains("finished") }
+            }
+            #expect(filled, "screen:\n\(tmux.screen())")
+
+            // An operator drains group 2: chunktool's job shows with its progress, then finished.
+            let drain = Task.detached {
+                try cluster.chunktool(["group", "drain", "2", "--settle", "3s", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
+            }
+            let draining = await cluster.eventually(within: 20) {
+                let s = tmux.screen()
+                return s.split(separator: "\n").contains { $0.contains("drain group 2") && $0.contains("%") } && s.contains("group 2 is draining")
+            }
+            #expect(draining, "screen:\n\(tmux.screen())")
+            let result = try await drain.value
+            #expect(result.status == 0, "\(result.output)")
+            #expect(await cluster.eventually(within: 5) {
+                tmux.screen().split(separator: "\n").contains { $0.contains("drain group 2") && $0.contains("finished") }
+            }, "screen:\n\(tmux.screen())")
+            try tmux.keys("q")
+            for digest in pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
+        }
+
         @Test func consoleSurvivesAnUnreachableMasterAndCtrlC() async throws {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
                 Issue.record("tmux is not installed (.ci/run installs it)")
