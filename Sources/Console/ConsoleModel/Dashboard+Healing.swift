@@ -58,7 +58,7 @@ extension Dashboard {
         line.add(" scrub   \(Self.scrubProgress(scrub))  ")
         let age = Self.lastPassAge(scrub, nowMs: nowMs)
         line.add(age == "never" ? "full pass never" : "full pass \(age) ago", scrub.lastFullPassMs == nil ? .dim : .normal)
-        let more = scrub.running ? "  \(Self.rate(scrub.bytesPerSec))" : "  \(scrub.passes) passes"
+        let more = scrub.running ? "  \(Self.rate(scrub.bytesPerSec))" : "  \(scrub.passes) pass\(scrub.passes == 1 ? "" : "es")"
         if line.text.count + more.count <= width { line.add(more, .dim) }
         var lines = [line]
         let damaged = Self.damagedCount(m)
