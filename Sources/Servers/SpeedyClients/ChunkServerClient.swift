@@ -73,8 +73,27 @@ public struct ChunkServerClient: Sendable {
 
     /// Reads a whole chunk; the returned CRC is the server's, and the data has been checked against it.
     public func getChecked(_ key: ChunkKey) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
-        let path = "/v1/chunks/\(key.group)/\(key.fileId)"
-        let reply = try await service.send(.GET, path)
+        try await Self.getChecked(key, from: service, headers: [])
+    }
+
+    /// Reads a whole chunk with a ticket from the imageserver's ``ChunkMap`` instead of the
+    /// cluster secret (how `speedy peer` reads), and checks its CRC against the one the server sent.
+    public func get(_ key: ChunkKey, ticket: String) async throws(ServiceError) -> ByteBuffer {
+        try await getChecked(key, ticket: ticket).data
+    }
+
+    /// Like ``getChecked(_:)``, authorized by `ticket` (``ChunkMap/Entry/ticket``) alone: the
+    /// transport's secret, if it has one, is not sent. An empty ticket (a cluster run with
+    /// `--insecure`) sends no `Authorization` at all.
+    public func getChecked(_ key: ChunkKey, ticket: String) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+        let anonymous = ServiceClient(baseURL: service.baseURL, timeout: service.timeout, transport: service.transport.anonymous, http: service.http)
+        let headers = ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: ticket))]
+        return try await Self.getChecked(key, from: anonymous, headers: headers)
+    }
+
+    private static func getChecked(_ key: ChunkKey, from service: ServiceClient, headers: [(String, String)]) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+        let path = Self.path(key)
+        let reply = try await service.send(.GET, path, headers: headers)
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
         guard let header = reply.headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
             throw .badResponse(url: service.baseURL + path, reason: "missing \(SpeedyHeader.crc32c)")
