@@ -20,7 +20,7 @@ struct ChunkRoutesTests {
 
     /// Runs `test` against the chunkserver router of group 1 over a fresh store (1 MiB chunks at most).
     func withChunkserver(
-        security: RoleSecurity = .insecure, _ test: @escaping @Sendable (any TestClientProtocol, VolumeChunkStore) async throws -> Void
+        security: RoleSecurity = .insecure, logger: Logger = Logger(label: "test"), _ test: @escaping @Sendable (any TestClientProtocol, VolumeChunkStore) async throws -> Void
     ) async throws {
         let dir = try TemporaryDirectory("chunk-routes")
         defer { dir.remove() }
@@ -31,7 +31,7 @@ struct ChunkRoutesTests {
             store: store.configuration, security: security)
         let report: @Sendable () -> HeartbeatReport = { .initializing(serverId: "cs-test", group: 1, addr: "127.0.0.1:1") }
         let router = ChunkServer.router(
-            store: store, configuration: configuration, counters: TrafficCounters(), report: report, logger: Logger(label: "test"))
+            store: store, configuration: configuration, counters: TrafficCounters(), report: report, logger: logger)
         do {
             try await Application(router: router).test(.router) { client in try await test(client, store) }
         } catch {

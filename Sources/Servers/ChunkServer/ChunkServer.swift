@@ -140,15 +140,16 @@ public enum ChunkServer {
         return services
     }
 
-    /// The API over `store` behind the cluster secret, but for compaction's routes (which need the
-    /// master): what ``run(_:)`` serves, and what tests drive in process.
+    /// The API over `store` behind the cluster secret (or, for a chunk read, a chunk ticket), but
+    /// for compaction's routes (which need the master): what ``run(_:)`` serves, and what tests
+    /// drive in process.
     static func router(
         store: VolumeChunkStore, configuration: ChunkServerConfiguration, membership: GroupMembership? = nil, counters: TrafficCounters,
         report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger)
+        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger, chunkTickets: true)
         let metrics = ChunkServerMetrics()
         RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
         HealthRoutes.register(on: router) {

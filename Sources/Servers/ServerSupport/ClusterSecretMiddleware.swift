@@ -8,29 +8,60 @@ import SpeedyCore
 /// balancers and supervisors can probe without the secret; it says nothing but "ok".
 ///
 /// It fails closed: a request is let through without the secret only when the path the router
-/// will route it by (``RoutedPath``) is one of the ``PublicPaths``; every other spelling, and every
-/// route added later, asks for the secret.
+/// will route it by (``RoutedPath``) is one of the ``PublicPaths``, or, on a chunkserver (given a
+/// ``ChunkTicketGate``), when it is a `GET` or `HEAD` of the one chunk its
+/// `Authorization: SpeedyTicket` ticket names; every other spelling, and every route added later,
+/// asks for the secret. A ticket refused answers 401 (malformed, forged, expired) or 403 `FORBIDDEN`
+/// (a good ticket used for anything else).
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let secret: ClusterSecret
     let logger: Logger
     let open: PublicPaths
+    let tickets: ChunkTicketGate?
 
-    /// Guards a router with `secret`: every routed path but those `open` names.
-    public init(secret: ClusterSecret, logger: Logger, open: PublicPaths = .probes) {
+    /// Guards a router with `secret`: every routed path but those `open` names; with `tickets`,
+    /// chunk reads may carry a chunk ticket instead.
+    public init(secret: ClusterSecret, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil) {
         self.secret = secret
         self.logger = logger
         self.open = open
+        self.tickets = tickets
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if open.contains(request.routedPath) || secret.isCarried(by: request.headers[.authorization]) {
             return try await next(request, context)
         }
+        if let tickets, let ticket = ChunkTicketGate.ticket(in: request.headers[.authorization]) {
+            return try await admit(ticket, tickets, request, context, next: next)
+        }
         let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"
         logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(why)")
         var response = try APIError(.unauthorized, "this API needs the cluster secret (Authorization: Bearer)")
             .response(from: request, context: context)
         response.headers[.wwwAuthenticate] = "Bearer realm=\"speedy-cluster\""
+        return response
+    }
+
+    /// Lets a chunk read through on its ticket, or answers why not (the log names the method,
+    /// path, client and reason, never the ticket).
+    private func admit(
+        _ ticket: String, _ gate: ChunkTicketGate, _ request: Request, _ context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let refusal: APIError
+        do {
+            try gate.admit(ticket, method: request.method, routed: request.routedPath, nowMs: currentTimeMillis())
+            return try await next(request, context)
+        } catch let error as ChunkTicketGate.Refusal {
+            switch error {
+            case .unauthorized(let why): refusal = APIError(.unauthorized, "\(why)")
+            case .forbidden(let why): refusal = APIError(.forbidden, why)
+            }
+        }
+        logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(refusal.message)")
+        var response = try refusal.response(from: request, context: context)
+        if refusal.status == .unauthorized { response.headers[.wwwAuthenticate] = "SpeedyTicket realm=\"speedy-cluster\"" }
         return response
     }
 }

@@ -24,9 +24,14 @@ public struct RoleSecurity: Sendable {
     public static let insecure = RoleSecurity(secret: nil)
 
     /// Puts the secret check in front of every route of `router`, or says loudly that there is none.
-    public func guardRoutes<Context: RemoteAddressRequestContext>(_ router: Router<Context>, role: String, logger: Logger) {
+    /// With `chunkTickets` (chunkservers), a chunk read may carry a chunk ticket signed under the
+    /// secret instead (``ChunkTicketGate``).
+    public func guardRoutes<Context: RemoteAddressRequestContext>(
+        _ router: Router<Context>, role: String, logger: Logger, chunkTickets: Bool = false
+    ) {
         if let secret {
-            router.middlewares.add(ClusterSecretMiddleware<Context>(secret: secret, logger: logger))
+            let tickets = chunkTickets ? ChunkTicketGate(key: ChunkTicketKey(secret: secret)) : nil
+            router.middlewares.add(ClusterSecretMiddleware<Context>(secret: secret, logger: logger, tickets: tickets))
         } else {
             logger.critical(
                 "INSECURE: the \(role) API asks for no cluster secret (--insecure); anyone who can reach its port can read, change and delete cluster data"

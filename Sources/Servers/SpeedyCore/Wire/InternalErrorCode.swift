@@ -8,6 +8,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
     case badRequest = "BAD_REQUEST"
     case bodyTooLarge = "BODY_TOO_LARGE"
     case unauthorized = "UNAUTHORIZED"
+    case forbidden = "FORBIDDEN"
     // Chunkservers
     case groupUnknown = "GROUP_UNKNOWN"
     case chunkUnknown = "CHUNK_UNKNOWN"
@@ -47,6 +48,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         switch self {
         case .badRequest, .checksumMismatch, .statusInvalid: 400
         case .unauthorized: 401
+        case .forbidden: 403
         case .groupUnknown, .chunkUnknown, .serverUnknown, .blobUnknown, .manifestUnknown, .nameUnknown, .uploadUnknown: 404
         case .chunkExists, .groupExists, .serverRetired, .serverExists, .serverServing, .groupNotEmpty, .zoneConflict, .uploadOffsetMismatch: 409
         case .crcDiffers: 412
@@ -64,7 +66,8 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         switch self {
         case .badRequest: "a malformed request: a bad number, name or body"
         case .bodyTooLarge: "a JSON body over the route's limit"
-        case .unauthorized: "no cluster secret, or a wrong one"
+        case .unauthorized: "no cluster secret, or a wrong one; or a chunk ticket malformed, forged or expired (the message says which)"
+        case .forbidden: "a good chunk ticket used for anything but a `GET` or `HEAD` of the one chunk it names"
         case .groupUnknown: "a chunkserver asked about a group it does not serve; the master: no such group"
         case .chunkUnknown: "no such chunk on this chunkserver"
         case .chunkExists: "a chunk is already stored under that key"
