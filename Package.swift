@@ -213,6 +213,29 @@ let package = Package(
             path: "Sources/Servers/ImageServer",
             swiftSettings: swiftSettings
         ),
+        // PeerAgent: `speedy peer`, the node agent on a client host: a pull-only registry mirror
+        // that reads blobs as chunks straight from the chunkservers (with the registry's tickets,
+        // never the cluster secret) into a bounded disk cache. It knows the registry only over HTTP.
+        .target(
+            name: "PeerAgent",
+            dependencies: [
+                "SpeedyCore",
+                "SpeedyClients",
+                "ServerSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Servers/PeerAgent",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "SpeedyCommand",
             dependencies: [
@@ -223,6 +246,7 @@ let package = Package(
                 "ChunkMaster",
                 "MetaServer",
                 "ImageServer",
+                "PeerAgent",
                 "ServerSupport",
                 "CommandLineSupport",
                 // For the chunkserver's volume options and `speedy up --gc-every`.

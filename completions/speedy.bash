@@ -173,13 +173,13 @@ _speedy() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    up|chunkmaster|chunkserver|metaserver|imageserver|htpasswd|certificates|help)
+    up|chunkmaster|chunkserver|metaserver|imageserver|peer|htpasswd|certificates|help)
         # Offer subcommand argument completions
         "_speedy_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver htpasswd certificates help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver peer htpasswd certificates help' -- "${cur}"))
         ;;
     esac
 }
@@ -495,6 +495,36 @@ _speedy_imageserver() {
         ;;
     '--tls-min-version')
         __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
+    esac
+}
+
+_speedy_peer() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--listen')
+        return
+        ;;
+    '--registry')
+        return
+        ;;
+    '--cache')
+        return
+        ;;
+    '--cache-size')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--chunk-window')
         return
         ;;
     esac

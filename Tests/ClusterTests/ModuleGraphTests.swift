@@ -61,14 +61,14 @@ struct ModuleGraphTests {
 
     @Test func onlyTheMasterAndTheMetaserverLinkPostgreSQL() throws {
         let graph = try Self.targets()
-        for module in ["ChunkServer", "ImageServer", "ServerSupport", "GarbageCollection", "ToolSupport", "ChunkTool", "Transfer", "SpeedyConsole"] {
+        for module in ["ChunkServer", "ImageServer", "PeerAgent", "ServerSupport", "GarbageCollection", "ToolSupport", "ChunkTool", "Transfer", "SpeedyConsole"] {
             let reached = Self.closure(of: module, in: graph).intersection(["PostgresNIO", "SpeedyPostgres"])
             #expect(reached.isEmpty, "\(module) reaches \(reached.sorted())")
         }
         for module in ["ChunkMaster", "MetaServer"] {
             #expect(Self.closure(of: module, in: graph).contains("SpeedyPostgres"))
         }
-        for folder in ["Sources/Servers/ChunkServer", "Sources/Servers/ImageServer", "Sources/Servers/ServerSupport", "Sources/Tools"] {
+        for folder in ["Sources/Servers/ChunkServer", "Sources/Servers/ImageServer", "Sources/Servers/PeerAgent", "Sources/Servers/ServerSupport", "Sources/Tools"] {
             #expect(try Self.imports(under: folder).isDisjoint(with: ["PostgresNIO", "SpeedyPostgres"]), "\(folder) imports PostgreSQL")
         }
     }
@@ -79,5 +79,16 @@ struct ModuleGraphTests {
         #expect(clients.isDisjoint(with: ["Hummingbird", "ServerSupport", "ArgumentParser"]), "SpeedyClients reaches \(clients.sorted())")
         #expect(!(graph["SpeedyCommand"] ?? []).contains("ToolSupport"))
         #expect(try !Self.imports(under: "Sources/Servers/SpeedyCommand").contains("ToolSupport"))
+    }
+
+    /// The node agent runs on client hosts: it speaks to the registry and the chunkservers over
+    /// HTTP through the clients, and links no other role, no storage engine and no database.
+    @Test func theAgentKnowsTheClusterOnlyThroughItsHTTPAPIs() throws {
+        let graph = try Self.targets()
+        let reached = Self.closure(of: "PeerAgent", in: graph)
+        #expect(reached.contains("SpeedyClients"))
+        let roles: Set = ["ChunkServer", "ChunkMaster", "MetaServer", "ImageServer", "ChunkStorage", "GarbageCollection", "SpeedyPostgres"]
+        #expect(reached.isDisjoint(with: roles), "PeerAgent reaches \(reached.intersection(roles).sorted())")
+        #expect(try Self.imports(under: "Sources/Servers/PeerAgent").isDisjoint(with: roles))
     }
 }

@@ -18,7 +18,7 @@ import CommandLineSupport
 /// set before any task runs, so it is decided here from the role's name.
 @main
 enum SpeedyMain {
-    static let dataPathRoles: Set<String> = ["chunkserver", "imageserver"]
+    static let dataPathRoles: Set<String> = ["chunkserver", "imageserver", "peer"]
 
     static func main() {
         if let role = CommandLine.arguments.dropFirst().first, dataPathRoles.contains(role) {
@@ -41,9 +41,9 @@ struct Speedy: AsyncParsableCommand {
         discussion: """
             Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three \
             normally), metaserver, imageservers. For a whole cluster on this machine, `speedy up` \
-            starts them all.
+            starts them all. On client hosts, `speedy peer` is the node agent (docs/peer.md).
             """,
-        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, Htpasswd.self, Certificates.self]
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, PeerCommand.self, Htpasswd.self, Certificates.self]
     )
 }
 

@@ -1,0 +1,186 @@
+import NIOHTTP1
+import CoreMetrics
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import SpeedyCore
+
+/// A whole blob GET through the agent. The registry is asked first, with the client's
+/// credentials, for the blob's chunk map: that answer is the authorization check, so nothing is
+/// served (not even from the cache) before the registry said this client may pull it. Then the
+/// blob comes from the cache, else from the chunkservers, else from the registry's blob GET;
+/// every path hashes what it sends and never completes a response whose bytes do not verify.
+struct BlobRoute: Sendable {
+    let upstream: RegistryUpstream
+    let cache: BlobCache
+    let fetcher: ChunkFetcher
+    let inFlight: InFlightFetches
+    /// How long a pull waits for another pull of the same blob to fill the cache.
+    let sameBlobWait: Duration
+    let metrics: PeerMetrics
+    let logger: Logger
+
+    /// Answers `GET /v2/<name>/blobs/<digest>` (`target` as the client sent it).
+    func get(name: String, digest: Digest, target: String, clientHeaders: HTTPFields) async throws -> Response {
+        switch await upstream.chunkMap(name: name, digest: digest, clientHeaders: clientHeaders) {
+        case .refused(let reply):
+            return upstream.response(reply, head: false)
+        case .map(let map):
+            guard map.size == map.chunks.reduce(0, { $0 + UInt64($1.length) }), map.digest == digest.description else {
+                logger.warning("chunk map of \(digest) is inconsistent (size \(map.size), digest \(map.digest)); using the blob GET")
+                return try await relay(target: target, digest: digest, clientHeaders: clientHeaders)
+            }
+            if let entry = cache.lookup(digest), entry.size == map.size {
+                metrics.cacheHits.increment()
+                return serve(entry, digest: digest)
+            }
+            return serveChunks(map, name: name, digest: digest, clientHeaders: clientHeaders)
+        case .unsupported:
+            if let entry = cache.lookup(digest) {
+                // A registry without chunk maps: its blob HEAD, with the client's credentials, decides.
+                let head = try await upstream.send(.head, target, clientHeaders: clientHeaders)
+                guard head.status == .ok else { return upstream.relay(head, head: true) }
+                metrics.cacheHits.increment()
+                return serve(entry, digest: digest)
+            }
+            return try await relay(target: target, digest: digest, clientHeaders: clientHeaders)
+        }
+    }
+
+    /// The headers of a blob answered by the agent itself.
+    static func headers(_ digest: Digest) -> HTTPFields {
+        [
+            .contentType: "application/octet-stream", .eTag: "\"\(digest)\"", HTTPField.Name("Docker-Content-Digest")!: digest.description,
+            HTTPField.Name("Docker-Distribution-API-Version")!: "registry/2.0",
+        ]
+    }
+
+    /// The cached blob `entry`, read from disk and checked against `digest` as it goes out.
+    func serve(_ entry: BlobCache.Entry, digest: Digest) -> Response {
+        Response(
+            status: .ok, headers: Self.headers(digest),
+            body: ResponseBody(contentLength: Int(entry.size)) { writer in try await self.sendCached(entry, digest: digest, to: &writer) })
+    }
+
+    private func sendCached(_ entry: BlobCache.Entry, digest: Digest, to writer: inout any ResponseBodyWriter) async throws {
+        var sender = VerifiedSender(digest: digest, size: entry.size, sink: nil, cache: cache, metrics: metrics)
+        do {
+            try await CachedBlobReader.send(entry, digest: digest, to: &sender, writer: &writer)
+            try await sender.finish(to: &writer)
+        } catch {
+            if case PeerError.digestMismatch = error { cache.remove(digest) }
+            if case PeerError.cache = error { cache.remove(digest) }
+            metrics.failedDownloads.increment()
+            logger.error("cached blob \(digest): \(error); response cut short")
+            throw error
+        }
+    }
+
+    /// The blob read from the chunkservers (see ``ChunkFetcher``), into the cache as it goes out.
+    func serveChunks(_ map: ChunkMap, name: String, digest: Digest, clientHeaders: HTTPFields) -> Response {
+        Response(
+            status: .ok, headers: Self.headers(digest),
+            body: ResponseBody(contentLength: Int(map.size)) { writer in
+                try await self.sendChunks(map, name: name, digest: digest, clientHeaders: clientHeaders, to: &writer)
+            })
+    }
+
+    private func sendChunks(_ map: ChunkMap, name: String, digest: Digest, clientHeaders: HTTPFields, to writer: inout any ResponseBodyWriter) async throws {
+        let owner = inFlight.claim(digest)
+        if !owner {
+            // Another pull on this host is fetching it: wait for the cache, within bounds.
+            await inFlight.wait(for: digest, atMost: sameBlobWait)
+            if let entry = cache.lookup(digest), entry.size == map.size {
+                metrics.cacheHits.increment()
+                return try await sendCached(entry, digest: digest, to: &writer)
+            }
+        }
+        defer { if owner { inFlight.release(digest) } }
+        metrics.cacheMisses.increment()
+        var sender = VerifiedSender(digest: digest, size: map.size, sink: temporaryFile(size: map.size), cache: cache, metrics: metrics)
+        do {
+            let failed = try await fetcher.fetchInOrder(map.chunks) { piece in try await sender.send(piece, to: &writer) }
+            if let failed {
+                let offset = map.chunks[..<failed].reduce(0) { $0 + UInt64($1.length) }
+                logger.warning("blob \(digest): no member served chunk \(failed) of \(map.chunks.count); the rest from the registry, from byte \(offset)")
+                try await relayRest(name: name, digest: digest, from: offset, clientHeaders: clientHeaders, into: &sender, writer: &writer)
+            }
+            try await sender.finish(to: &writer)
+        } catch {
+            sender.abandon()
+            metrics.failedDownloads.increment()
+            logger.error("blob \(digest): \(error); response cut short")
+            throw error
+        }
+    }
+
+    /// A temporary cache file for a blob of `size` bytes; nil when it could not be cached.
+    private func temporaryFile(size: UInt64) -> CacheTempFile? {
+        guard cache.accepts(size: size) else { return nil }
+        do {
+            return try CacheTempFile(path: cache.temporaryPath())
+        } catch {
+            logger.warning("\(error); serving without caching")
+            return nil
+        }
+    }
+
+    /// Bytes `offset…` of the blob from the registry's blob GET with a `Range`.
+    private func relayRest(
+        name: String, digest: Digest, from offset: UInt64, clientHeaders: HTTPFields,
+        into sender: inout VerifiedSender, writer: inout any ResponseBodyWriter
+    ) async throws {
+        let target = "/v2/\(name)/blobs/\(digest)"
+        let response = try await upstream.send(.get, target, clientHeaders: RegistryUpstream.credentials(clientHeaders), extra: [("Range", "bytes=\(offset)-")])
+        // A 200 is the whole blob (a registry that ignores Range): skip what was sent already.
+        var skip: UInt64
+        switch response.status.code {
+        case 206: skip = 0
+        case 200: skip = offset
+        default: throw PeerError.blobUnavailable("the registry answered \(response.status.code) to bytes \(offset)- of \(digest)")
+        }
+        for try await piece in response.body {
+            metrics.imageserverBytes.increment(by: Int64(piece.readableBytes))
+            var piece = piece
+            if skip > 0 {
+                let dropped = Int(min(skip, UInt64(piece.readableBytes)))
+                piece.moveReaderIndex(forwardBy: dropped)
+                skip -= UInt64(dropped)
+            }
+            try await sender.send(piece, to: &writer)
+        }
+    }
+
+    /// The registry's own blob GET streamed through, checked against `digest`, and cached when
+    /// it verifies (a registry without chunk maps, or an inconsistent map).
+    func relay(target: String, digest: Digest, clientHeaders: HTTPFields) async throws -> Response {
+        let response = try await upstream.send(.get, target, clientHeaders: clientHeaders)
+        guard response.status == .ok else { return upstream.relay(response, head: false) }
+        metrics.cacheMisses.increment()
+        let length = RegistryUpstream.contentLength(response.headers)
+        return Response(
+            status: .ok, headers: RegistryUpstream.fields(response.headers),
+            body: ResponseBody(contentLength: length.flatMap { Int(exactly: $0) }) { writer in
+                try await self.relayBody(response, length: length, digest: digest, to: &writer)
+            })
+    }
+
+    private func relayBody(_ response: HTTPClientResponse, length: UInt64?, digest: Digest, to writer: inout any ResponseBodyWriter) async throws {
+        var sender = VerifiedSender(digest: digest, size: length, sink: length.flatMap { temporaryFile(size: $0) }, cache: cache, metrics: metrics)
+        do {
+            for try await piece in response.body {
+                metrics.imageserverBytes.increment(by: Int64(piece.readableBytes))
+                try await sender.send(piece, to: &writer)
+            }
+            try await sender.finish(to: &writer)
+        } catch {
+            sender.abandon()
+            metrics.failedDownloads.increment()
+            logger.error("blob \(digest) from the registry: \(error); response cut short")
+            throw error
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import NIOHTTP1
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServerSupport
+import SpeedyCore
+
+/// The agent's `/v2/` API: a pull-only mirror of the registry. Everything but a whole blob GET
+/// is forwarded with the client's credentials and answered as the registry answers; pushes
+/// and deletes are refused. Whole blob GETs go through ``BlobRoute``.
+struct MirrorRoutes: Sendable {
+    let upstream: RegistryUpstream
+    let blobs: BlobRoute
+
+    /// The message of the 405 a push or delete gets.
+    static let pullsOnly = "speedy peer serves pulls only: push to the registry"
+
+    /// Adds the `/v2` routes to `router`.
+    func register(on router: Router<SpeedyRequestContext>) {
+        for method in [HTTPRequest.Method.get, .head, .options] {
+            router.on("/v2", method: method) { request, _ in try await self.pull(request) }
+            router.on("/v2/**", method: method) { request, _ in try await self.pull(request) }
+        }
+        for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
+            router.on("/v2", method: method) { _, _ in Self.refusal() }
+            router.on("/v2/**", method: method) { _, _ in Self.refusal() }
+        }
+    }
+
+    /// A pull: a whole blob GET by a SHA-256 digest goes the chunk path; anything else (blob
+    /// HEADs, ranged GETs, manifests, tags, referrers, the catalog, `/v2/`) is forwarded.
+    func pull(_ request: Request) async throws -> Response {
+        let target = request.head.path ?? "/v2/"
+        if request.method == .get, request.headers[.range] == nil, let (name, digest) = Self.blob(in: request.uri.path) {
+            return try await blobs.get(name: name, digest: digest, target: target, clientHeaders: request.headers)
+        }
+        let method = request.method
+        let response = try await upstream.send(method, target, clientHeaders: request.headers)
+        return upstream.relay(response, head: method == .head)
+    }
+
+    /// The repository and digest of a blob path (`/v2/<name>/blobs/<sha256 digest>`).
+    static func blob(in path: String) -> (name: String, digest: Digest)? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        // "", "v2", name…, "blobs", digest
+        guard parts.count >= 5, parts[1] == "v2", parts[parts.count - 2] == "blobs",
+            let digest = Digest(parsing: parts[parts.count - 1]), digest.algorithm == .sha256
+        else { return nil }
+        let name = parts[2..<(parts.count - 2)].joined(separator: "/")
+        guard OCINames.isValidRepository(name) else { return nil }
+        return (name, digest)
+    }
+
+    /// The answer to a push or delete: 405 `UNSUPPORTED`, in the OCI error format.
+    static func refusal() -> Response {
+        let body = #"{"errors":[{"code":"UNSUPPORTED","message":"\#(pullsOnly)"}]}"#
+        return Response(
+            status: .methodNotAllowed,
+            headers: [.contentType: "application/json", .allow: "GET, HEAD, OPTIONS", HTTPField.Name("Docker-Distribution-API-Version")!: "registry/2.0"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}

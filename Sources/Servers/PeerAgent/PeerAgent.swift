@@ -1,0 +1,59 @@
+import NIOHTTP1
+import CoreMetrics
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import ServerSupport
+import SpeedyClients
+import SpeedyCore
+
+/// `speedy peer`: the node agent, one per client host. A pull-only registry mirror for the
+/// host's docker, podman, containerd or skopeo: manifests and every authorization come from the
+/// registry (with the client's own credentials), blobs come as chunks straight from the
+/// chunkservers with the per-chunk tickets the registry hands out, into a bounded disk cache
+/// that serves repeat pulls. It holds no cluster secret (docs/peer.md).
+///
+/// Where blob bytes come from is the ``BlobRoute``'s concern alone, so peers (other agents
+/// holding the chunks) can become one more source in front of the chunkservers.
+public enum PeerAgent {
+    /// Runs the agent until SIGINT or SIGTERM.
+    public static func run(_ configuration: PeerAgentConfiguration, logger: Logger = makeLogger(label: "speedy.peer")) async throws {
+        let metrics = PeerMetrics()
+        let transport: ClusterTransport
+        do {
+            transport = try ClusterTransport(secret: nil, caFile: configuration.caFile)
+        } catch {
+            throw PeerError.registry("--ca \(configuration.caFile ?? ""): \(error)")
+        }
+        let cache = try BlobCache(directory: configuration.cacheDirectory, limit: configuration.cacheBytes, logger: logger)
+        let upstream = RegistryUpstream(
+            baseURL: configuration.registryURL, transport: transport, timeout: configuration.registryTimeout,
+            readIdle: configuration.readIdleTimeout, metrics: metrics, logger: logger)
+        let fetcher = ChunkFetcher(
+            transport: transport, timeout: configuration.chunkTimeout, window: configuration.chunkWindow, metrics: metrics, logger: logger)
+        let blobs = BlobRoute(
+            upstream: upstream, cache: cache, fetcher: fetcher, inFlight: InFlightFetches(), sameBlobWait: configuration.sameBlobWait,
+            metrics: metrics, logger: logger)
+
+        let router = Router(context: SpeedyRequestContext.self)
+        MirrorRoutes(upstream: upstream, blobs: blobs).register(on: router)
+        let readiness = ReadinessCheck(maxAge: .seconds(2)) { await registryReadiness(upstream) }
+        HealthRoutes.register(on: router) { await readiness.current() }
+        // The agent listens for its own host; its metrics carry no cluster data.
+        RoleMetrics.register(on: router) { metrics.collect(cache: cache.usage()) }
+        logger.notice("speedy peer: mirroring \(configuration.registryURL) (pulls only), cache \(configuration.cacheDirectory)")
+        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, logger: logger)
+        try? await upstream.http.shutdown()
+    }
+
+    /// Ready when the registry answers `GET /v2/` (200, or 401 when it wants logins).
+    static func registryReadiness(_ upstream: RegistryUpstream) async -> Readiness {
+        do {
+            let response = try await upstream.send(.get, "/v2/", clientHeaders: [:])
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            return [200, 401].contains(Int(response.status.code)) ? .ready : .notReady("the registry answers /v2/ with \(response.status.code)")
+        } catch {
+            return .notReady("\(error)")
+        }
+    }
+}

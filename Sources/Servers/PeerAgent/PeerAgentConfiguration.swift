@@ -1,0 +1,35 @@
+import SpeedyCore
+
+/// What `speedy peer` is told at start-up.
+public struct PeerAgentConfiguration: Sendable {
+    /// Where the agent listens for its host's clients (loopback normally).
+    public var listen: HostPort
+    /// Base URL of the registry (an imageserver, or a load balancer in front of several).
+    public var registryURL: String
+    /// The cache directory: verified blobs under `blobs/`, downloads in progress under `tmp/`.
+    public var cacheDirectory: String
+    /// The most bytes the cache keeps; the least recently used blobs go first.
+    public var cacheBytes: UInt64
+    /// PEM file of the CA trusted for the registry's and the chunkservers' TLS (nil: the system's roots).
+    public var caFile: String?
+    /// Chunks fetched ahead of the one being sent to the client.
+    public var chunkWindow: Int = 4
+    /// How long one chunk request to a chunkserver may take before the next member is tried.
+    public var chunkTimeout: Duration = .seconds(30)
+    /// How long the registry may take to answer a request's head.
+    public var registryTimeout: Duration = .seconds(60)
+    /// How long a body from the registry may stall before the transfer fails.
+    public var readIdleTimeout: Duration = .seconds(30)
+    /// How long a pull waits for another pull of the same blob on this host to fill the cache
+    /// before it fetches the blob itself.
+    public var sameBlobWait: Duration = .seconds(60)
+
+    /// Creates a configuration with the defaults for everything but the addresses and the cache.
+    public init(listen: HostPort, registryURL: String, cacheDirectory: String, cacheBytes: UInt64, caFile: String? = nil) {
+        self.listen = listen
+        self.registryURL = registryURL
+        self.cacheDirectory = cacheDirectory
+        self.cacheBytes = cacheBytes
+        self.caFile = caFile
+    }
+}

@@ -1,0 +1,40 @@
+import CoreMetrics
+import Metrics
+import ServerSupport
+
+/// The agent's counters (docs/peer.md, docs/metrics.md): where blob bytes came from, what the
+/// cache did, what was served and how many chunks failed their CRC.
+struct PeerMetrics: Sendable {
+    /// Chunk bytes read from chunkservers (each chunk counted once it passed its CRC).
+    let chunkserverBytes: Counter
+    /// Body bytes the registry sent (blobs, manifests, listings).
+    let imageserverBytes: Counter
+    /// Blob GETs served from the cache.
+    let cacheHits: Counter
+    /// Blob GETs the cache did not have.
+    let cacheMisses: Counter
+    /// Body bytes sent to the host's clients.
+    let servedBytes: Counter
+    /// Chunks a chunkserver sent with a wrong CRC-32C or length (another member was tried).
+    let crcFailures: Counter
+    /// Blob downloads that ended without a verified blob (the client's response was cut short).
+    let failedDownloads: Counter
+
+    init() {
+        RoleMetrics.bootstrap()
+        chunkserverBytes = Counter(label: "speedy_peer_chunkserver_bytes_total")
+        imageserverBytes = Counter(label: "speedy_peer_imageserver_bytes_total")
+        cacheHits = Counter(label: "speedy_peer_cache_hits_total")
+        cacheMisses = Counter(label: "speedy_peer_cache_misses_total")
+        servedBytes = Counter(label: "speedy_peer_served_bytes_total")
+        crcFailures = Counter(label: "speedy_peer_chunk_crc_failures_total")
+        failedDownloads = Counter(label: "speedy_peer_failed_downloads_total")
+    }
+
+    /// Sets the cache gauges (read at each scrape).
+    func collect(cache: BlobCache.Usage) {
+        Gauge(label: "speedy_peer_cache_bytes").record(Double(cache.bytes))
+        Gauge(label: "speedy_peer_cache_blobs").record(Double(cache.blobs))
+        Gauge(label: "speedy_peer_cache_limit_bytes").record(Double(cache.limit))
+    }
+}

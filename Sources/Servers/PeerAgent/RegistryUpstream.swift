@@ -1,0 +1,136 @@
+import NIOFoundationCompat
+import CoreMetrics
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import SpeedyClients
+import SpeedyCore
+
+/// The registry the agent mirrors, over HTTP: requests forwarded with the client's own
+/// credentials, answers passed back with their status, headers and streamed body, and the blob
+/// chunk maps the chunk path reads (`GET /v2/<name>/_speedy/chunks/<digest>`).
+struct RegistryUpstream: Sendable {
+    /// What the registry said to a chunk map request.
+    enum ChunkMapAnswer: Sendable {
+        /// The client may pull the blob; here is where its chunks are, with their tickets.
+        case map(ChunkMap)
+        /// The client may not pull it, or there is no such blob: the answer to pass back.
+        case refused(Reply)
+        /// The registry does not serve chunk maps (an older one, or it failed): use the blob GET.
+        case unsupported
+    }
+
+    /// A whole, small answer of the registry.
+    struct Reply: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+    }
+
+    /// Headers that belong to one connection, never forwarded either way (RFC 9110 7.6.1), and
+    /// the ones the HTTP client sets itself.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length",
+    ]
+
+    let baseURL: String
+    let http: HTTPClient
+    let timeout: Duration
+    let metrics: PeerMetrics
+    let logger: Logger
+
+    /// A client of the registry at `baseURL`, trusting `caFile` for its TLS. Redirects are
+    /// passed back to the client rather than followed; a body that stalls for `readIdle` fails.
+    init(baseURL: String, transport: ClusterTransport, timeout: Duration, readIdle: Duration, metrics: PeerMetrics, logger: Logger) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout.connect = .seconds(5)
+        configuration.timeout.read = .milliseconds(readIdle.milliseconds)
+        configuration.decompression = .disabled
+        transport.applyTLS(to: &configuration)
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeout = timeout
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Sends `method target` (path and query as the client sent them) with the client's
+    /// end-to-end headers and `extra` ones; returns once the answer's head is in.
+    func send(_ method: HTTPRequest.Method, _ target: String, clientHeaders: HTTPFields, extra: [(String, String)] = []) async throws(PeerError) -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: baseURL + target)
+        request.method = HTTPMethod(rawValue: method.rawValue)
+        for field in clientHeaders where !Self.hopByHop.contains(field.name.canonicalName) {
+            request.headers.add(name: field.name.rawName, value: field.value)
+        }
+        for (name, value) in extra { request.headers.replaceOrAdd(name: name, value: value) }
+        do {
+            return try await http.execute(request, timeout: .milliseconds(timeout.milliseconds))
+        } catch {
+            throw .registry("\(method) \(baseURL + target): \(error)")
+        }
+    }
+
+    /// Reads a whole answer of at most `limit` bytes.
+    func collect(_ response: HTTPClientResponse, limit: Int = 1 << 20) async throws(PeerError) -> Reply {
+        do {
+            var body = try await response.body.collect(upTo: limit)
+            metrics.imageserverBytes.increment(by: Int64(body.readableBytes))
+            body = body.slice()
+            return Reply(status: Int(response.status.code), headers: response.headers, body: body)
+        } catch {
+            throw .registry("reading an answer: \(error)")
+        }
+    }
+
+    /// Asks the registry where blob `digest` of `name` is, with the client's credentials: the
+    /// authorization check of every blob the agent serves, from the cache or not.
+    func chunkMap(name: String, digest: Digest, clientHeaders: HTTPFields) async -> ChunkMapAnswer {
+        let target = "/v2/\(name)/_speedy/chunks/\(digest)"
+        let reply: Reply
+        do {
+            let response = try await send(.get, target, clientHeaders: Self.credentials(clientHeaders), extra: [("Accept", "application/json")])
+            reply = try await collect(response, limit: 64 << 20)
+        } catch {
+            logger.warning("chunk map of \(digest): \(error); falling back to the blob GET")
+            return .unsupported
+        }
+        switch reply.status {
+        case 200:
+            do {
+                return .map(try WireJSON.decoder().decode(ChunkMap.self, from: reply.body))
+            } catch {
+                logger.warning("chunk map of \(digest) does not decode: \(error); falling back to the blob GET")
+                return .unsupported
+            }
+        case 401, 403:
+            return .refused(reply)
+        case 404 where Self.errorCode(reply.body) == "BLOB_UNKNOWN":
+            return .refused(reply)
+        default:
+            // An unknown route (404 NAME_UNKNOWN), or a registry in trouble: the blob GET decides.
+            return .unsupported
+        }
+    }
+
+    /// Only the headers a chunk map request carries on the client's behalf.
+    static func credentials(_ headers: HTTPFields) -> HTTPFields {
+        var kept = HTTPFields()
+        for field in headers where field.name == .authorization || field.name == .userAgent { kept.append(field) }
+        return kept
+    }
+
+    /// The `code` of the first error of an OCI error body.
+    static func errorCode(_ body: ByteBuffer) -> String? {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+            let errors = json["errors"] as? [[String: Any]]
+        else { return nil }
+        return errors.first?["code"] as? String
+    }
+}

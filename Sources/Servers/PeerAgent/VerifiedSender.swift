@@ -1,0 +1,82 @@
+import CoreMetrics
+import HummingbirdCore
+import NIOCore
+import SpeedyCore
+
+/// Sends a blob's bytes to a client while hashing them (and, on a miss, writing them to a
+/// temporary cache file), always one piece behind: the last piece goes out only once the whole
+/// blob hashed to its digest and had its announced length. A blob that does not verify is never
+/// completed, whatever its source: the caller throws, the connection ends short of its
+/// `Content-Length`, and the client sees a failed download.
+struct VerifiedSender {
+    let digest: Digest
+    /// The length announced to the client, when known.
+    let size: UInt64?
+    let metrics: PeerMetrics
+    private var hasher = SHA256Hasher()
+    private var held: ByteBuffer?
+    private var sink: CacheTempFile?
+    private let cache: BlobCache
+    /// Bytes hashed so far.
+    private(set) var received: UInt64 = 0
+
+    /// A sender of `digest`; with `sink`, the bytes also go to that temporary file, which
+    /// enters `cache` once they verify.
+    init(digest: Digest, size: UInt64?, sink: CacheTempFile?, cache: BlobCache, metrics: PeerMetrics) {
+        self.digest = digest
+        self.size = size
+        self.sink = sink
+        self.cache = cache
+        self.metrics = metrics
+    }
+
+    /// Takes the next piece of the blob: hashes and stores it, and sends the one held before.
+    mutating func send(_ piece: ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
+        guard piece.readableBytes > 0 else { return }
+        received += UInt64(piece.readableBytes)
+        if let size, received > size {
+            throw PeerError.digestMismatch(expected: digest.description, got: "more than \(size) bytes")
+        }
+        hasher.update(piece)
+        try await sink?.append(piece)
+        if let previous = held {
+            try await writer.write(previous)
+            metrics.servedBytes.increment(by: Int64(previous.readableBytes))
+        }
+        held = piece
+    }
+
+    /// Checks the length and the digest; when both are right, moves the temporary file into the
+    /// cache, then sends the last piece and ends the response. Throws
+    /// ``PeerError/digestMismatch(expected:got:)`` otherwise, having sent nothing more.
+    mutating func finish(to writer: inout any ResponseBodyWriter) async throws {
+        if let size, received != size {
+            throw PeerError.digestMismatch(expected: digest.description, got: "\(received) of \(size) bytes")
+        }
+        let got = hasher.finalize()
+        guard got == digest else { throw PeerError.digestMismatch(expected: digest.description, got: got.description) }
+        let verified = sink
+        sink = nil
+        if let verified {
+            do {
+                try await verified.finish()
+                cache.commit(verified.path, digest: digest, size: received)
+            } catch {
+                // The bytes are right; only the cache missed them.
+                verified.discard()
+            }
+        }
+        if let last = held {
+            try await writer.write(last)
+            metrics.servedBytes.increment(by: Int64(last.readableBytes))
+        }
+        held = nil
+        try await writer.finish(nil)
+    }
+
+    /// Deletes the temporary file, if any (the transfer failed).
+    mutating func abandon() {
+        sink?.discard()
+        sink = nil
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpeedyClients
+import SpeedyCore
+import SpeedyTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ProcessSuites {
+    /// `speedy peer`, the node agent (issue 23): a registry cluster and an agent pointed at it,
+    /// pulled through with skopeo and raw HTTP.
+    @Suite("Node agent (speedy peer)", .serialized)
+    struct PeerAgentTests {
+        /// A running agent.
+        struct Peer {
+            var url: String
+            var hostPort: String
+            var process: Process
+        }
+
+        /// Starts `speedy peer` for `registry` with its cache in ROOT/peer-cache; returns once it is ready.
+        func startPeer(_ cluster: ClusterHarness, registry: String, port: Int? = nil) async throws -> Peer {
+            let port = port ?? ClusterHarness.freePort()
+            let process = try cluster.start(
+                "peer", ["peer", "--listen", "127.0.0.1:\(port)", "--registry", registry, "--cache", cluster.root + "/peer-cache", "--cache-size", "1G"])
+            let url = "http://127.0.0.1:\(port)"
+            let ready = await cluster.eventually(within: 20) {
+                (try? await ServiceClient(baseURL: url, transport: .plain).send(.GET, "/readyz"))?.status == 200
+            }
+            guard ready else { throw HarnessError("speedy peer did not come up:\n\(cluster.log("peer"))") }
+            return Peer(url: url, hostPort: "127.0.0.1:\(port)", process: process)
+        }
+
+        /// The sum of a metric's samples on the agent's `/metrics` (0 when absent).
+        func metric(_ peer: Peer, _ name: String) async throws -> Double {
+            let reply = try await ServiceClient(baseURL: peer.url, transport: .plain).send(.GET, "/metrics")
+            return String(buffer: reply.body).split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        }
+
+        /// Runs skopeo with `arguments`.
+        func skopeo(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            try ClusterHarness.run("/usr/bin/skopeo", arguments)
+        }
+
+        /// Checks that every blob of the layout `pulled` hashes to its name and came from `source`;
+        /// returns the largest (the layer).
+        @discardableResult
+        func checkLayout(_ pulled: String, from source: String) throws -> (digest: String, size: Int) {
+            let names = try FileManager.default.contentsOfDirectory(atPath: pulled + "/blobs/sha256")
+            let sourceNames = Set(try FileManager.default.contentsOfDirectory(atPath: source + "/blobs/sha256"))
+            #expect(names.count == 3)
+            var largest = ("", 0)
+            for hex in names {
+                let data = try Data(contentsOf: URL(fileURLWithPath: pulled + "/blobs/sha256/" + hex))
+                #expect(Digest.of([UInt8](data)).hex == hex)
+                #expect(sourceNames.contains(hex))
+                if data.count > largest.1 { largest = ("sha256:" + hex, data.count) }
+            }
+            return largest
+        }
+
+        @Test func skopeoPullsThroughTheAgentFromTheChunkserversThenFromItsCache() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            // 10 MB of random data: a layer of three 4 MiB chunks.
+            let layout = try cluster.makeImage(named: "app", randomBytes: 10_000_000)
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            var peer = try await startPeer(cluster, registry: registry.registryURL)
+
+            let first = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled1:v1"])
+            #expect(first.status == 0, "\(first.output)\n\(cluster.roleLogs(["peer", "imageserver"]))")
+            let layer = try checkLayout(cluster.root + "/pulled1", from: layout)
+            // The layer and the config came from the cluster (chunks, or the registry's blob GET
+            // where it serves no chunk maps), into the cache.
+            let fromChunkservers = try await metric(peer, "speedy_peer_chunkserver_bytes_total")
+            let fromRegistry = try await metric(peer, "speedy_peer_imageserver_bytes_total")
+            #expect(fromChunkservers + fromRegistry >= Double(layer.size), "\(cluster.log("peer"))")
+            #expect(try await metric(peer, "speedy_peer_cache_misses_total") == 2)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 0)
+            #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)))
+
+            // The second pull is served from the cache: no chunk read again.
+            let second = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled2:v1"])
+            #expect(second.status == 0, "\(second.output)")
+            try checkLayout(cluster.root + "/pulled2", from: layout)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 2)
+            #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == fromChunkservers)
+            #expect(try await metric(peer, "speedy_peer_served_bytes_total") >= Double(2 * layer.size))
+
+            // The cache survives a restart of the agent.
+            let port = Int(peer.hostPort.split(separator: ":").last!)!
+            kill(peer.process.processIdentifier, SIGTERM)
+            peer.process.waitUntilExit()
+            peer = try await startPeer(cluster, registry: registry.registryURL, port: port)
+            let third = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled3:v1"])
+            #expect(third.status == 0, "\(third.output)")
+            try checkLayout(cluster.root + "/pulled3", from: layout)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 2)
+            #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == 0)
+
+            // Manifests and tags come through; pushes do not.
+            let tags = try skopeo(["list-tags", "--tls-verify=false", "docker://\(peer.hostPort)/team/app"])
+            #expect(tags.output.contains("\"v1\""), "\(tags.output)")
+            let pushThrough = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(peer.hostPort)/team/other:v1"])
+            #expect(pushThrough.status != 0)
+            let agent = ServiceClient(baseURL: peer.url, transport: .plain)
+            let post = try await agent.send(.POST, "/v2/team/other/blobs/uploads/")
+            #expect(post.status == 405)
+            #expect(errorCode(post.body) == "UNSUPPORTED")
+            #expect(String(buffer: post.body).contains("speedy peer serves pulls only: push to the registry"))
+            #expect(try await agent.send(.DELETE, "/v2/team/app/manifests/v1").status == 405)
+            #expect(try await agent.send(.GET, "/healthz").status == 200)
+            // A blob HEAD is forwarded, with the registry's headers.
+            let head = try await agent.send(.HEAD, "/v2/team/app/blobs/\(layer.digest)")
+            #expect(head.status == 200)
+            #expect(head.headers.first(name: "Docker-Content-Digest") == layer.digest)
+            #expect(head.headers.first(name: "Content-Length") == String(layer.size))
+        }
+    }
+}
