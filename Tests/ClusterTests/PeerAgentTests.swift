@@ -123,5 +123,74 @@ extension ProcessSuites {
             #expect(head.headers.first(name: "Docker-Content-Digest") == layer.digest)
             #expect(head.headers.first(name: "Content-Length") == String(layer.size))
         }
+
+        /// An htpasswd line made by `speedy htpasswd`, the password piped in.
+        func htpasswdLine(user: String, password: String) throws -> String {
+            let made = try ClusterHarness.run(
+                "/bin/sh", ["-c", "printf '%s\\n' '\(password)' | '\(ClusterHarness.binDirectory)/speedy' htpasswd --cost 4 \(user)"])
+            #expect(made.status == 0, "\(made.output)")
+            return made.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func basic(_ user: String, _ password: String) -> (String, String) {
+            ("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
+        }
+
+        /// With logins on, the registry decides every blob the agent serves: a user with the
+        /// right pulls through it (the token flow goes to the registry's token endpoint), and a
+        /// client with no, wrong or insufficient credentials is refused even for a cached blob.
+        @Test func theRegistryDecidesWhoPullsEvenFromTheCache() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let users = cluster.root + "/htpasswd"
+            let lines = try [("alice", "alice-pass"), ("reader", "reader-pass"), ("outsider", "outsider-pass")].map { try htpasswdLine(user: $0.0, password: $0.1) }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
+            try "alice ** pull,push,delete\nreader team/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
+            try String(repeating: "k", count: 40).write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
+            let registry = try await cluster.startRegistry(imageserverArguments: [
+                "--htpasswd", users, "--access", cluster.root + "/access", "--token-key-file", cluster.root + "/token-key",
+            ])
+            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            let peer = try await startPeer(cluster, registry: registry.registryURL)
+
+            // No credentials: the registry's challenge comes back, pointing at its token endpoint.
+            let agent = ServiceClient(baseURL: peer.url, transport: .plain)
+            let probe = try await agent.send(.GET, "/v2/")
+            #expect(probe.status == 401)
+            #expect(probe.headers.first(name: "WWW-Authenticate")?.contains("realm=\"\(registry.registryURL)/token\"") == true)
+            let anonymous = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/anonymous:v1"])
+            #expect(anonymous.status != 0)
+
+            // reader pulls through the agent (Basic to the agent, then the registry's token).
+            let pulled = try skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver"]))")
+            let layer = try checkLayout(cluster.root + "/pulled", from: layout)
+            #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)))
+
+            // The layer is cached now; still nobody else gets it.
+            let hits = try await metric(peer, "speedy_peer_cache_hits_total")
+            let path = "/v2/team/app/blobs/\(layer.digest)"
+            let none = try await agent.send(.GET, path)
+            #expect(none.status == 401)
+            #expect(errorCode(none.body) == "UNAUTHORIZED")
+            #expect(none.headers.first(name: "WWW-Authenticate")?.contains("scope=\"repository:team/app:pull\"") == true)
+            #expect(try await agent.send(.GET, path, headers: [basic("reader", "wrong")]).status == 401)
+            let outsider = try await agent.send(.GET, path, headers: [basic("outsider", "outsider-pass")])
+            #expect([401, 403].contains(outsider.status))
+            #expect(try await agent.send(.GET, path, headers: [("Authorization", "Bearer not.a.token")]).status == 401)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == hits)
+            // reader gets it from the cache.
+            let allowed = try await agent.send(.GET, path, headers: [basic("reader", "reader-pass")], limit: 16 << 20)
+            #expect(allowed.status == 200)
+            #expect(Digest.of(Array(allowed.body.readableBytesView)).description == layer.digest)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == hits + 1)
+            // A push with good credentials is still refused: the agent serves pulls only.
+            let post = try await agent.send(.POST, "/v2/team/app/blobs/uploads/", headers: [basic("alice", "alice-pass")])
+            #expect(post.status == 405)
+            #expect(errorCode(post.body) == "UNSUPPORTED")
+            #expect(!cluster.log("peer").contains("reader-pass"))
+        }
     }
 }
