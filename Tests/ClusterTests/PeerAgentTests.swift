@@ -192,5 +192,69 @@ extension ProcessSuites {
             #expect(errorCode(post.body) == "UNSUPPORTED")
             #expect(!cluster.log("peer").contains("reader-pass"))
         }
+
+        /// Damages, in place under the running chunkservers, the record of `fileId` on each of `members`.
+        func damage(_ cluster: ClusterHarness, fileId: UInt64, on members: [String]) throws {
+            for member in members {
+                let volume = cluster.root + "/\(member)/volume-000001.dat"
+                let record = try #require(try VolumeRecords.scan(volume).first { $0.fileId == fileId })
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: volume))
+                try handle.seek(toOffset: record.payloadOffset + 1000)
+                try handle.write(contentsOf: Data([0x00, 0xff, 0x00, 0xff, 0x55]))
+                try handle.close()
+            }
+        }
+
+        /// A chunk damaged on two members of three is read from the third; a chunk damaged on
+        /// every member fails the download: the response is cut short (never a complete answer
+        /// with wrong bytes) and nothing enters the cache.
+        @Test func damagedChunksAreReadElsewhereOrFailTheDownloadWithoutCaching() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ ($0 >> 9)) } }
+            let a = payload(10_000_000, 1)  // three chunks
+            let b = payload(6_000_000, 2)  // two chunks
+            for (data, repo) in [(a, "team/a"), (b, "team/b")] {
+                let pushed = try await client.send(.POST, "/v2/\(repo)/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
+                #expect(pushed.status == 201)
+            }
+            // A's chunks were written before B's: the lowest file ids are A's, the highest B's.
+            let fileIds = try VolumeRecords.scan(cluster.root + "/cs1/volume-000001.dat").map(\.fileId).sorted()
+            #expect(fileIds.count == 5)
+            try damage(cluster, fileId: fileIds[1], on: ["cs1", "cs2"])
+            try damage(cluster, fileId: fileIds[4], on: ["cs1", "cs2", "cs3"])
+            let peer = try await startPeer(cluster, registry: registry.registryURL)
+            let agent = ServiceClient(baseURL: peer.url, timeout: .seconds(60), transport: .plain)
+
+            let good = try await agent.send(.GET, "/v2/team/a/blobs/\(Digest.of(a))", limit: 32 << 20)
+            #expect(good.status == 200)
+            #expect(Array(good.body.readableBytesView) == a, "\(cluster.log("peer"))")
+            #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(a).hex))
+            // Read as chunks, the damaged one was refused by (or failed its CRC from) the members
+            // asked before the good one: cs1 and cs2 are damaged, and a member is asked at most once.
+            if try await metric(peer, "speedy_peer_chunkserver_bytes_total") > 0 {
+                let retries = cluster.log("peer").split(separator: "\n").filter { $0.contains("trying the next member") }
+                #expect(retries.count <= 2, "\(retries)")
+            }
+
+            // B cannot be read whole anywhere: the client never gets a complete 200.
+            do {
+                let broken = try await agent.send(.GET, "/v2/team/b/blobs/\(Digest.of(b))", limit: 32 << 20)
+                #expect(broken.status != 200, "a complete answer for a blob no one can read: \(broken.body.readableBytes) bytes")
+            } catch {
+                // The connection ended before the body did: what a failed download looks like.
+            }
+            #expect(!FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(b).hex))
+            #expect(await cluster.eventually(within: 5) {
+                ((try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/peer-cache/tmp")) ?? ["?"]).isEmpty
+            })
+            #expect(try await metric(peer, "speedy_peer_failed_downloads_total") >= 1, "\(cluster.log("peer"))")
+            // A is still served whole, from the cache.
+            let again = try await agent.send(.GET, "/v2/team/a/blobs/\(Digest.of(a))", limit: 32 << 20)
+            #expect(Array(again.body.readableBytesView) == a)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 1)
+        }
     }
 }
