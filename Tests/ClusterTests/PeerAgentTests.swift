@@ -23,10 +23,10 @@ extension ProcessSuites {
         }
 
         /// Starts `speedy peer` for `registry` with its cache in ROOT/peer-cache; returns once it is ready.
-        func startPeer(_ cluster: ClusterHarness, registry: String, port: Int? = nil) async throws -> Peer {
+        func startPeer(_ cluster: ClusterHarness, registry: String, port: Int? = nil, cacheSize: String = "1G") async throws -> Peer {
             let port = port ?? ClusterHarness.freePort()
             let process = try cluster.start(
-                "peer", ["peer", "--listen", "127.0.0.1:\(port)", "--registry", registry, "--cache", cluster.root + "/peer-cache", "--cache-size", "1G"])
+                "peer", ["peer", "--listen", "127.0.0.1:\(port)", "--registry", registry, "--cache", cluster.root + "/peer-cache", "--cache-size", cacheSize])
             let url = "http://127.0.0.1:\(port)"
             let ready = await cluster.eventually(within: 20) {
                 (try? await ServiceClient(baseURL: url, transport: .plain).send(.GET, "/readyz"))?.status == 200
@@ -255,6 +255,51 @@ extension ProcessSuites {
             let again = try await agent.send(.GET, "/v2/team/a/blobs/\(Digest.of(a))", limit: 32 << 20)
             #expect(Array(again.body.readableBytesView) == a)
             #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 1)
+        }
+
+        /// The cache keeps to its size, least recently used out first; two pulls of one blob at
+        /// once read its chunks once.
+        @Test func theCacheEvictsTheLeastRecentlyUsedAndConcurrentPullsFetchOnce() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 29 &+ seed &* 11 &+ ($0 >> 10)) } }
+            let blobs = [payload(5_000_000, 1), payload(5_000_000, 2), payload(5_000_000, 3), payload(9_000_000, 4)]
+            for data in blobs {
+                let pushed = try await client.send(.POST, "/v2/team/c/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
+                #expect(pushed.status == 201)
+            }
+            let peer = try await startPeer(cluster, registry: registry.registryURL, cacheSize: "12M")
+            let agent = ServiceClient(baseURL: peer.url, timeout: .seconds(60), transport: .plain)
+            func get(_ data: [UInt8]) async throws {
+                let reply = try await agent.send(.GET, "/v2/team/c/blobs/\(Digest.of(data))", limit: 32 << 20)
+                #expect(reply.status == 200)
+                #expect(Array(reply.body.readableBytesView) == data)
+            }
+            func cached(_ data: [UInt8]) -> Bool {
+                FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(data).hex)
+            }
+            try await get(blobs[0])
+            try await get(blobs[1])
+            try await get(blobs[0])  // blobs[0] is now the more recently used
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 1)
+            try await get(blobs[2])  // 15 MB > 12 MB: blobs[1] goes
+            #expect(cached(blobs[0]) && !cached(blobs[1]) && cached(blobs[2]))
+            #expect(try await metric(peer, "speedy_peer_cache_bytes") == 10_000_000)
+
+            // Two pulls of blobs[3] at once: one fetch, the other served from the cache it filled.
+            let before = try await metric(peer, "speedy_peer_chunkserver_bytes_total") + metric(peer, "speedy_peer_imageserver_bytes_total")
+            async let first: Void = get(blobs[3])
+            async let second: Void = get(blobs[3])
+            _ = try await (first, second)
+            let after = try await metric(peer, "speedy_peer_chunkserver_bytes_total") + metric(peer, "speedy_peer_imageserver_bytes_total")
+            if try await metric(peer, "speedy_peer_chunkserver_bytes_total") > 0 {
+                // Chunk maps and the chunks of one copy; without chunk maps there is no sharing.
+                #expect(after - before < Double(blobs[3].count) + 100_000, "\(after - before) bytes fetched for two pulls")
+            }
+            #expect(cached(blobs[3]))
+            #expect(try await metric(peer, "speedy_peer_cache_bytes") <= 12_000_000)
         }
     }
 }

@@ -36,13 +36,15 @@ public enum PeerAgent {
             metrics: metrics, logger: logger)
 
         let router = Router(context: SpeedyRequestContext.self)
+        let watchdog = IdleWatchdog(limit: configuration.clientIdleTimeout, logger: logger)
+        router.middlewares.add(IdleWatchdogMiddleware(watchdog: watchdog))
         MirrorRoutes(upstream: upstream, blobs: blobs).register(on: router)
         let readiness = ReadinessCheck(maxAge: .seconds(2)) { await registryReadiness(upstream) }
         HealthRoutes.register(on: router) { await readiness.current() }
         // The agent listens for its own host; its metrics carry no cluster data.
         RoleMetrics.register(on: router) { metrics.collect(cache: cache.usage()) }
         logger.notice("speedy peer: mirroring \(configuration.registryURL) (pulls only), cache \(configuration.cacheDirectory)")
-        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, logger: logger)
+        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, services: [watchdog], logger: logger)
         try? await upstream.http.shutdown()
     }
 

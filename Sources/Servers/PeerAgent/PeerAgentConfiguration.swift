@@ -20,6 +20,9 @@ public struct PeerAgentConfiguration: Sendable {
     public var registryTimeout: Duration = .seconds(60)
     /// How long a body from the registry may stall before the transfer fails.
     public var readIdleTimeout: Duration = .seconds(30)
+    /// How long a client may take (or send) next to nothing mid-request before its connection is
+    /// closed, so a download nobody reads does not hold chunks and a fetch forever.
+    public var clientIdleTimeout: Duration = .seconds(30)
     /// How long a pull waits for another pull of the same blob on this host to fill the cache
     /// before it fetches the blob itself.
     public var sameBlobWait: Duration = .seconds(60)
