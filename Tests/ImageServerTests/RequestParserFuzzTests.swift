@@ -57,6 +57,7 @@ struct RequestParserFuzzTests {
         let seeds = [
             "/v2/", "/v2/_catalog", "/v2/team/app/manifests/v1", "/v2/a/b/c/blobs/sha256:" + String(repeating: "0", count: 64),
             "/v2/x/blobs/uploads/", "/v2/x/blobs/uploads/0b4c", "/v2/x/tags/list", "/v2/x/referrers/sha256:00",
+            "/v2/x/_speedy/chunks/sha256:00",
         ]
         for input in Self.inputs(seeds, seed: 1) {
             guard let path = OCIPath(path: input) else { continue }

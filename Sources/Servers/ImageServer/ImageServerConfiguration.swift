@@ -54,6 +54,10 @@ public struct ImageServerConfiguration: Sendable {
     /// request fails instead. Garbage collection's chunk grace period must be longer.
     public var holdDeadline: Duration = .seconds(60)
 
+    /// How long the chunk tickets of a chunk map (`GET /v2/<name>/_speedy/chunks/<digest>`) let
+    /// their bearer read the blob's chunks from the chunkservers.
+    public var ticketLifetime: Duration = .seconds(600)
+
     /// How the imageserver calls the master, the metaservers and the chunkservers: the cluster
     /// secret (which its own `/metrics` asks for too; none under `--insecure`) and the CA it trusts.
     public var cluster = ClusterTransport.plain

@@ -18,6 +18,10 @@ struct ChunkIOMetrics: Sendable {
     /// A copy whose bytes did not match their CRC or the blob's record.
     let crcMismatches: Counter
     let readFailures: Counter
+    /// Chunk maps answered (`GET /v2/<name>/_speedy/chunks/<digest>`).
+    let chunkMaps: Counter
+    /// Chunk tickets handed out in them.
+    let chunkTickets: Counter
 
     init() {
         RoleMetrics.bootstrap()
@@ -32,6 +36,8 @@ struct ChunkIOMetrics: Sendable {
         readFailovers = Counter(label: "speedy_imageserver_chunk_read_failovers_total")
         crcMismatches = Counter(label: "speedy_imageserver_chunk_crc_mismatches_total")
         readFailures = Counter(label: "speedy_imageserver_chunk_read_failures_total")
+        chunkMaps = Counter(label: "speedy_imageserver_chunk_maps_total")
+        chunkTickets = Counter(label: "speedy_imageserver_chunk_tickets_total")
     }
 
     /// Metrics shared by every ``ChunkIO`` of the process.

@@ -210,6 +210,21 @@ final class ClusterView: Sendable {
         return readersCached(of: group).map(\.addr)
     }
 
+    /// Addresses (`HOST:PORT`) of `group`'s members a client outside the cluster (`speedy peer`)
+    /// should read from, best first: the readable ones, least busy first; every member the map
+    /// names when it calls none readable (see ``readers(of:)``). Empty for a group the map does
+    /// not know.
+    func servingMembers(of group: UInt32) async -> [String] {
+        guard await current() != nil else { return [] }
+        var members = readersCached(of: group)
+        if members.isEmpty {
+            await refresh()
+            members = readersCached(of: group)
+        }
+        let readable = members.filter(\.readable)
+        return (readable.isEmpty ? members : readable).map(\.addr)
+    }
+
     private func readersCached(of group: UInt32) -> [(addr: String, readable: Bool)] {
         state.withLock { s in
             guard let members = s.snapshot?.groups.first(where: { $0.id == group })?.members else { return [] }

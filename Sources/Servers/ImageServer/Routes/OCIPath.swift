@@ -9,11 +9,15 @@ enum OCIPath: Equatable {
     case uploads(name: String)
     case upload(name: String, id: String)
     case referrers(name: String, digest: String)
+    /// `/v2/<name>/_speedy/chunks/<digest>`: Speedy's extension (OCI keeps `/v2/<name>/_<ext>/`
+    /// for them) answering a blob's ``SpeedyCore/ChunkMap``; a pull of `<name>` like the blob's GET.
+    case chunkMap(name: String, digest: String)
 
     /// The methods the API answers on this path, as an `Allow` header value.
     var allowedMethods: String {
         switch self {
         case .base, .catalog, .tags, .referrers: "GET, HEAD, OPTIONS"
+        case .chunkMap: "GET, OPTIONS"
         case .manifest: "GET, HEAD, PUT, DELETE, OPTIONS"
         case .blob: "GET, HEAD, DELETE, OPTIONS"
         case .uploads: "POST, OPTIONS"
@@ -32,6 +36,7 @@ enum OCIPath: Equatable {
         case .uploads: "/v2/<name>/blobs/uploads/"
         case .upload: "/v2/<name>/blobs/uploads/<id>"
         case .referrers: "/v2/<name>/referrers/<digest>"
+        case .chunkMap: "/v2/<name>/_speedy/chunks/<digest>"
         }
     }
 
@@ -69,6 +74,8 @@ enum OCIPath: Equatable {
             self = .manifest(name: name, reference: parts[n - 1])
         } else if n >= 3, parts[n - 2] == "referrers", !trailingSlash, let name = name(dropping: 2) {
             self = .referrers(name: name, digest: parts[n - 1])
+        } else if n >= 4, parts[n - 3] == "_speedy", parts[n - 2] == "chunks", !trailingSlash, let name = name(dropping: 3) {
+            self = .chunkMap(name: name, digest: parts[n - 1])
         } else {
             return nil
         }
@@ -79,7 +86,7 @@ enum OCIPath: Equatable {
         switch self {
         case .base, .catalog: nil
         case .tags(let name), .manifest(let name, _), .blob(let name, _), .uploads(let name), .upload(let name, _),
-            .referrers(let name, _):
+            .referrers(let name, _), .chunkMap(let name, _):
             name
         }
     }

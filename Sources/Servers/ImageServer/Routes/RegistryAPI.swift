@@ -83,6 +83,8 @@ struct RegistryAPI: Sendable {
             return try await referrers(request, name: name, digest: digest)
         case (.blob(let name, let digest), .get), (.blob(let name, let digest), .head):
             return try await getBlob(request, context, name: name, digest: digest, head: request.method == .head)
+        case (.chunkMap(let name, let digest), .get):
+            return try await chunkMap(name: name, digest: digest)
         case (.blob(let name, let digest), .delete):
             return try await deleteBlob(name: name, digest: digest)
         case (.uploads(let name), .post):
