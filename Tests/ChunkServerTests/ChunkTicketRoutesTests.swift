@@ -6,7 +6,9 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ServerSupport
+import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Synchronization
 import Testing
 
@@ -107,6 +109,62 @@ struct ChunkTicketRoutesTests {
                 }
             }
             #expect(!log.lines.contains { $0.contains(expired) || $0.contains(forged) || $0.contains(good) })
+        }
+    }
+}
+
+extension ChunkTicketRoutesTests {
+    /// Serves a chunkserver of group 1 with `security` on a loopback port holding chunk 1/5, and
+    /// runs `test` with its base URL.
+    func withLiveChunkserver(security: RoleSecurity, _ test: @escaping @Sendable (String) async throws -> Void) async throws {
+        let dir = try TemporaryDirectory("chunk-tickets-live")
+        defer { dir.remove() }
+        let store = try VolumeChunkStore(
+            configuration: VolumeStoreConfiguration(directory: dir.path, volumeSize: 8 << 20, maxChunkBytes: 1 << 20, reserveBytes: 0))
+        _ = try await store.put(Self.chunk, data: Self.hello, crc: nil)
+        let configuration = ChunkServerConfiguration(
+            listen: HostPort(host: "127.0.0.1", port: 0), masterURL: "http://127.0.0.1:1", group: 1, store: store.configuration, security: security)
+        let report: @Sendable () -> HeartbeatReport = { .initializing(serverId: "cs", group: 1, addr: "127.0.0.1:1") }
+        let router = ChunkServer.router(
+            store: store, configuration: configuration, counters: TrafficCounters(), report: report, logger: Logger(label: "test"))
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+        do {
+            try await app.test(.live) { client in try await test("http://127.0.0.1:\(client.port!)") }
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    /// `ChunkServerClient.getChecked(_:ticket:)` sends the ticket and never the transport's
+    /// secret: a bad ticket is refused even from a transport that holds the right secret.
+    @Test func theClientSendsTheTicketAndNotTheSecret() async throws {
+        try await withLiveChunkserver(security: RoleSecurity(secret: Self.secret)) { url in
+            let ticket = Self.key.ticket(for: Self.chunk, expiresMs: currentTimeMillis() + 600_000)
+            let anonymous = ChunkServerClient(baseURL: url, transport: .plain)
+            let (data, crc) = try await anonymous.getChecked(Self.chunk, ticket: ticket)
+            #expect(data == Self.hello && crc == CRC32C.checksum(Self.hello))
+            #expect(try await anonymous.get(Self.chunk, ticket: ticket) == Self.hello)
+            let withSecret = ChunkServerClient(baseURL: url, transport: ClusterTransport(secret: Self.secret))
+            #expect(try await withSecret.get(Self.chunk) == Self.hello)
+            let forged = ChunkTicketKey(secret: ClusterSecret("another-cluster-secret-0123456789")!).ticket(for: Self.chunk, expiresMs: currentTimeMillis() + 600_000)
+            for (client, ticket) in [(withSecret, forged), (withSecret, ""), (anonymous, "")] {
+                do {
+                    _ = try await client.getChecked(Self.chunk, ticket: ticket)
+                    Issue.record("read with ticket '\(ticket.prefix(8))…'")
+                } catch let error as ServiceError {
+                    #expect(error.httpStatus == 401)
+                }
+            }
+        }
+    }
+
+    /// Under `--insecure` the chunkservers ask for nothing, and the empty tickets of the maps read.
+    @Test func anInsecureChunkserverTakesAnEmptyTicket() async throws {
+        try await withLiveChunkserver(security: .insecure) { url in
+            let data = try await ChunkServerClient(baseURL: url, transport: .plain).get(Self.chunk, ticket: "")
+            #expect(data == Self.hello)
         }
     }
 }
