@@ -502,7 +502,7 @@ _speedy_imageserver() {
 
 _speedy_peer() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--blobs-from-registry -h --help)
     repeating_options=()
     non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window)
     __speedy_offer_flags_options 0

@@ -23,10 +23,10 @@ extension ProcessSuites {
         }
 
         /// Starts `speedy peer` for `registry` with its cache in ROOT/peer-cache; returns once it is ready.
-        func startPeer(_ cluster: ClusterHarness, registry: String, port: Int? = nil, cacheSize: String = "1G") async throws -> Peer {
+        func startPeer(_ cluster: ClusterHarness, registry: String, port: Int? = nil, cacheSize: String = "1G", arguments: [String] = []) async throws -> Peer {
             let port = port ?? ClusterHarness.freePort()
             let process = try cluster.start(
-                "peer", ["peer", "--listen", "127.0.0.1:\(port)", "--registry", registry, "--cache", cluster.root + "/peer-cache", "--cache-size", cacheSize])
+                "peer", ["peer", "--listen", "127.0.0.1:\(port)", "--registry", registry, "--cache", cluster.root + "/peer-cache", "--cache-size", cacheSize] + arguments)
             let url = "http://127.0.0.1:\(port)"
             let ready = await cluster.eventually(within: 20) {
                 (try? await ServiceClient(baseURL: url, transport: .plain).send(.GET, "/readyz"))?.status == 200
@@ -339,6 +339,43 @@ extension ProcessSuites {
             #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") >= Double(layer.size), "\(cluster.log("peer"))")
             #expect(try await metric(peer, "speedy_peer_imageserver_bytes_total") < 100_000)
             #expect(!cluster.log("peer").contains(password))
+        }
+
+        /// `--blobs-from-registry` (and so a registry without chunk maps): blobs come through the
+        /// registry's blob GET, checked and cached the same way; a cached blob is served only
+        /// after the registry answered its HEAD with the client's credentials.
+        @Test func blobsFromTheRegistryAreCachedAndStillAuthorizedEachTime() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let users = cluster.root + "/htpasswd"
+            try (try htpasswdLine(user: "reader", password: "reader-pass") + "\n" + (try htpasswdLine(user: "alice", password: "alice-pass")) + "\n")
+                .write(toFile: users, atomically: true, encoding: .utf8)
+            try "alice ** pull,push\nreader team/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
+            let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access"])
+            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            let peer = try await startPeer(cluster, registry: registry.registryURL, arguments: ["--blobs-from-registry"])
+
+            let pulled = try skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.log("peer"))")
+            let layer = try checkLayout(cluster.root + "/pulled", from: layout)
+            #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == 0)
+            let fromRegistry = try await metric(peer, "speedy_peer_imageserver_bytes_total")
+            #expect(fromRegistry >= Double(layer.size))
+            #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)))
+
+            let agent = ServiceClient(baseURL: peer.url, transport: .plain)
+            let path = "/v2/team/app/blobs/\(layer.digest)"
+            #expect(try await agent.send(.GET, path).status == 401)
+            #expect(try await agent.send(.GET, path, headers: [basic("reader", "wrong")]).status == 401)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 0)
+            let allowed = try await agent.send(.GET, path, headers: [basic("reader", "reader-pass")], limit: 16 << 20)
+            #expect(allowed.status == 200)
+            #expect(Digest.of(Array(allowed.body.readableBytesView)).description == layer.digest)
+            #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 1)
+            // Only the HEAD went to the registry for it.
+            #expect(try await metric(peer, "speedy_peer_imageserver_bytes_total") < fromRegistry + 10_000)
         }
     }
 }

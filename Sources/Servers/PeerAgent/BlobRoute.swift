@@ -20,12 +20,16 @@ struct BlobRoute: Sendable {
     let inFlight: InFlightFetches
     /// How long a pull waits for another pull of the same blob to fill the cache.
     let sameBlobWait: Duration
+    /// Never ask for chunk maps: every blob through the registry's blob GET.
+    let blobsFromRegistry: Bool
     let metrics: PeerMetrics
     let logger: Logger
 
     /// Answers `GET /v2/<name>/blobs/<digest>` (`target` as the client sent it).
     func get(name: String, digest: Digest, target: String, clientHeaders: HTTPFields) async throws -> Response {
-        switch await upstream.chunkMap(name: name, digest: digest, clientHeaders: clientHeaders) {
+        let answer: RegistryUpstream.ChunkMapAnswer =
+            blobsFromRegistry ? .unsupported : await upstream.chunkMap(name: name, digest: digest, clientHeaders: clientHeaders)
+        switch answer {
         case .refused(let reply):
             return upstream.response(reply, head: false)
         case .map(let map):

@@ -33,7 +33,7 @@ public enum PeerAgent {
             transport: transport, timeout: configuration.chunkTimeout, window: configuration.chunkWindow, metrics: metrics, logger: logger)
         let blobs = BlobRoute(
             upstream: upstream, cache: cache, fetcher: fetcher, inFlight: InFlightFetches(), sameBlobWait: configuration.sameBlobWait,
-            metrics: metrics, logger: logger)
+            blobsFromRegistry: configuration.blobsFromRegistry, metrics: metrics, logger: logger)
 
         let router = Router(context: SpeedyRequestContext.self)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleTimeout, logger: logger)

@@ -12,6 +12,9 @@ public struct PeerAgentConfiguration: Sendable {
     public var cacheBytes: UInt64
     /// PEM file of the CA trusted for the registry's and the chunkservers' TLS (nil: the system's roots).
     public var caFile: String?
+    /// Read every blob through the registry's blob GET instead of as chunks from the
+    /// chunkservers (a host that cannot reach them); cached and checked the same way.
+    public var blobsFromRegistry = false
     /// Chunks fetched ahead of the one being sent to the client.
     public var chunkWindow: Int = 4
     /// How long one chunk request to a chunkserver may take before the next member is tried.

@@ -40,6 +40,9 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Chunks read ahead of the one being sent.", valueName: "n"))
     var chunkWindow = 4
 
+    @Flag(help: "Read blobs through the registry's blob GET instead of from the chunkservers (a host that cannot reach them); still cached and checked.")
+    var blobsFromRegistry = false
+
     func validate() throws {
         guard let url = URL(string: registry), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
             throw ValidationError("--registry must be an http:// or https:// URL")
@@ -52,6 +55,7 @@ struct PeerCommand: AsyncParsableCommand {
         var configuration = PeerAgentConfiguration(
             listen: listen, registryURL: registry, cacheDirectory: cache, cacheBytes: cacheSize.bytes, caFile: ca)
         configuration.chunkWindow = chunkWindow
+        configuration.blobsFromRegistry = blobsFromRegistry
         try await PeerAgent.run(configuration)
     }
 }
