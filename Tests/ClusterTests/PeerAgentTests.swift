@@ -117,6 +117,9 @@ extension ProcessSuites {
             #expect(String(buffer: post.body).contains("speedy peer serves pulls only: push to the registry"))
             #expect(try await agent.send(.DELETE, "/v2/team/app/manifests/v1").status == 405)
             #expect(try await agent.send(.GET, "/healthz").status == 200)
+            let metrics = String(buffer: try await agent.send(.GET, "/metrics").body)
+            #expect(metrics.contains("route=\"/v2/<name>/blobs/<digest>\""), "\(metrics)")
+            #expect(metrics.contains("speedy_peer_cache_bytes "))
             // A blob HEAD is forwarded, with the registry's headers.
             let head = try await agent.send(.HEAD, "/v2/team/app/blobs/\(layer.digest)")
             #expect(head.status == 200)

@@ -55,6 +55,22 @@ struct MirrorRoutes: Sendable {
         return (name, digest)
     }
 
+    /// The route's name in metrics and the request log: a small fixed set, never the path.
+    static func routeLabel(_ path: String) -> String? {
+        guard path.hasPrefix("/v2") else { return nil }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        if parts.count <= 1 { return "/v2/" }
+        if parts.count == 2, parts[1] == "_catalog" { return "/v2/_catalog" }
+        let kinds: [(Int, Substring, String)] = [
+            (2, "blobs", "/v2/<name>/blobs/<digest>"), (2, "manifests", "/v2/<name>/manifests/<reference>"),
+            (2, "referrers", "/v2/<name>/referrers/<digest>"), (2, "tags", "/v2/<name>/tags/list"),
+        ]
+        if parts.count >= 3, parts[parts.count - 2] == "blobs", parts[parts.count - 1] == "uploads" { return "/v2/<name>/blobs/uploads/" }
+        if parts.count >= 4, parts[parts.count - 3] == "blobs", parts[parts.count - 2] == "uploads" { return "/v2/<name>/blobs/uploads/<id>" }
+        for (back, kind, label) in kinds where parts.count > back && parts[parts.count - back] == kind { return label }
+        return "/v2/other"
+    }
+
     /// The answer to a push or delete: 405 `UNSUPPORTED`, in the OCI error format.
     static func refusal() -> Response {
         let body = #"{"errors":[{"code":"UNSUPPORTED","message":"\#(pullsOnly)"}]}"#

@@ -36,6 +36,7 @@ public enum PeerAgent {
             blobsFromRegistry: configuration.blobsFromRegistry, metrics: metrics, logger: logger)
 
         let router = Router(context: SpeedyRequestContext.self)
+        router.middlewares.add(RequestTelemetryMiddleware(logger: logger) { MirrorRoutes.routeLabel($0.uri.path) })
         let watchdog = IdleWatchdog(limit: configuration.clientIdleTimeout, logger: logger)
         router.middlewares.add(IdleWatchdogMiddleware(watchdog: watchdog))
         MirrorRoutes(upstream: upstream, blobs: blobs).register(on: router)
