@@ -300,6 +300,15 @@ extension ProcessSuites {
             #expect(after - before < Double(blobs[3].count) + 100_000, "\(after - before) bytes fetched for two pulls")
             #expect(cached(blobs[3]))
             #expect(try await metric(peer, "speedy_peer_cache_bytes") <= 12_000_000)
+
+            // Without the registry nothing is served, not even from the cache: no one is left to
+            // say who may pull it.
+            let imageserver = try #require(ClusterHarness.pid(listeningOn: Int(registry.hostPort.split(separator: ":").last!)!))
+            kill(imageserver, SIGKILL)
+            let down = try await agent.send(.GET, "/v2/team/c/blobs/\(Digest.of(blobs[3]))")
+            #expect(down.status == 503)
+            #expect(errorCode(down.body) == "UNAVAILABLE")
+            #expect(try await agent.send(.GET, "/v2/team/c/tags/list").status == 503)
         }
 
         /// `speedy up --auth --tls`: the agent reaches the registry, and the chunkservers, over

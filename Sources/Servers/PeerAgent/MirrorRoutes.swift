@@ -35,12 +35,18 @@ struct MirrorRoutes: Sendable {
     /// HEADs, ranged GETs, manifests, tags, referrers, the catalog, `/v2/`) is forwarded.
     func pull(_ request: Request) async throws -> Response {
         let target = request.head.path ?? "/v2/"
-        if request.method == .get, request.headers[.range] == nil, let (name, digest) = Self.blob(in: request.uri.path) {
-            return try await blobs.get(name: name, digest: digest, target: target, clientHeaders: request.headers)
+        do {
+            if request.method == .get, request.headers[.range] == nil, let (name, digest) = Self.blob(in: request.uri.path) {
+                return try await blobs.get(name: name, digest: digest, target: target, clientHeaders: request.headers)
+            }
+            let method = request.method
+            let response = try await upstream.send(method, target, clientHeaders: request.headers)
+            return upstream.relay(response, head: method == .head)
+        } catch PeerError.registry(let reason) {
+            // Nothing can be authorized without the registry: a 503 the client may retry.
+            upstream.logger.warning("\(reason)")
+            return Self.error(.serviceUnavailable, code: "UNAVAILABLE", "speedy peer cannot reach the registry", head: request.method == .head)
         }
-        let method = request.method
-        let response = try await upstream.send(method, target, clientHeaders: request.headers)
-        return upstream.relay(response, head: method == .head)
     }
 
     /// The repository and digest of a blob path (`/v2/<name>/blobs/<sha256 digest>`).
@@ -73,10 +79,17 @@ struct MirrorRoutes: Sendable {
 
     /// The answer to a push or delete: 405 `UNSUPPORTED`, in the OCI error format.
     static func refusal() -> Response {
-        let body = #"{"errors":[{"code":"UNSUPPORTED","message":"\#(pullsOnly)"}]}"#
+        var response = error(.methodNotAllowed, code: "UNSUPPORTED", pullsOnly, head: false)
+        response.headers[.allow] = "GET, HEAD, OPTIONS"
+        return response
+    }
+
+    /// An answer in the OCI error format, `{"errors": [{"code", "message"}]}` (no body to a HEAD).
+    static func error(_ status: HTTPResponse.Status, code: String, _ message: String, head: Bool) -> Response {
+        let body = #"{"errors":[{"code":"\#(code)","message":"\#(message)"}]}"#
         return Response(
-            status: .methodNotAllowed,
-            headers: [.contentType: "application/json", .allow: "GET, HEAD, OPTIONS", HTTPField.Name("Docker-Distribution-API-Version")!: "registry/2.0"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+            status: status,
+            headers: [.contentType: "application/json", HTTPField.Name("Docker-Distribution-API-Version")!: "registry/2.0"],
+            body: head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 }

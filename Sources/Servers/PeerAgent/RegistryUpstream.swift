@@ -51,6 +51,8 @@ struct RegistryUpstream: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout.connect = .seconds(5)
+        // A registry that refuses connections is down: say so now, not at the request's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.read = .milliseconds(readIdle.milliseconds)
         configuration.decompression = .disabled
         transport.applyTLS(to: &configuration)
