@@ -389,5 +389,55 @@ extension ProcessSuites {
             // Only the HEAD went to the registry for it.
             #expect(try await metric(peer, "speedy_peer_imageserver_bytes_total") < fromRegistry + 10_000)
         }
+
+        /// Members that hold another chunk under a chunk's key (intact by their own CRC, wrong by
+        /// the map's): the agent's own CRC check refuses their copies and asks the next member;
+        /// when every member has a wrong copy, the download fails and nothing is cached.
+        @Test func chunksThatFailTheMapsCRCAreReadElsewhere() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ seed &* 5 &+ ($0 >> 8)) } }
+            let two = payload(6_000_000, 1)  // two chunks
+            let one = payload(1_000_000, 2)  // one chunk
+            for data in [two, one] {
+                let pushed = try await client.send(.POST, "/v2/team/x/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
+                #expect(pushed.status == 201)
+            }
+            let records = try VolumeRecords.scan(cluster.root + "/cs1/volume-000001.dat").sorted { $0.fileId < $1.fileId }
+            #expect(records.count == 3)
+            /// Replaces the chunk `record` on `members` with as many other bytes, stored with their own CRC.
+            func replace(_ record: VolumeRecords.Record, on members: [String]) async throws {
+                let key = ChunkKey(group: 1, fileId: record.fileId)
+                let other = ByteBuffer(bytes: [UInt8](repeating: 0x5a, count: Int(record.length)))
+                for (name, addr, _) in registry.chunkservers where members.contains(name) {
+                    let server = ChunkServerClient(baseURL: addr, transport: ClusterHarness.transport)
+                    try await server.delete(key)
+                    _ = try await server.put(key, data: other)
+                }
+            }
+            try await replace(records[1], on: ["cs1", "cs2"])
+            try await replace(records[2], on: ["cs1", "cs2", "cs3"])
+            let peer = try await startPeer(cluster, registry: registry.registryURL)
+            let agent = ServiceClient(baseURL: peer.url, timeout: .seconds(60), transport: .plain)
+
+            let good = try await agent.send(.GET, "/v2/team/x/blobs/\(Digest.of(two))", limit: 32 << 20)
+            #expect(good.status == 200)
+            #expect(Array(good.body.readableBytesView) == two, "\(cluster.log("peer"))")
+            let refusedBefore = try await metric(peer, "speedy_peer_chunk_crc_failures_total")
+            #expect(refusedBefore <= 2)
+
+            // Every member's copy of `one` is wrong: three CRC failures, then the registry, which
+            // cannot serve it either; the client never gets a complete answer, the cache nothing.
+            do {
+                let broken = try await agent.send(.GET, "/v2/team/x/blobs/\(Digest.of(one))", limit: 32 << 20)
+                #expect(broken.status != 200, "a blob no member holds intact was served")
+            } catch {
+                // Cut short: a failed download.
+            }
+            #expect(try await metric(peer, "speedy_peer_chunk_crc_failures_total") == refusedBefore + 3, "\(cluster.log("peer"))")
+            #expect(!FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(one).hex))
+        }
     }
 }
