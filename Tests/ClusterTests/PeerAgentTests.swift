@@ -439,5 +439,33 @@ extension ProcessSuites {
             #expect(try await metric(peer, "speedy_peer_chunk_crc_failures_total") == refusedBefore + 3, "\(cluster.log("peer"))")
             #expect(!FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(one).hex))
         }
+
+        /// The registries.conf of docs/peer.md: skopeo (containers/image, as podman and CRI-O)
+        /// names the registry and pulls through the agent, its mirror.
+        @Test func aRegistriesConfMirrorSendsPullsThroughTheAgent() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            let peer = try await startPeer(cluster, registry: registry.registryURL)
+            let conf = cluster.root + "/registries.conf"
+            try """
+                [[registry]]
+                location = "\(registry.hostPort)"
+                insecure = true
+
+                [[registry.mirror]]
+                location = "\(peer.hostPort)"
+                insecure = true
+
+                """.write(toFile: conf, atomically: true, encoding: .utf8)
+            let pulled = try skopeo(["--registries-conf", conf, "copy", "docker://\(registry.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            #expect(pulled.status == 0, "\(pulled.output)")
+            let layer = try checkLayout(cluster.root + "/pulled", from: layout)
+            #expect(try await metric(peer, "speedy_peer_cache_misses_total") == 2)
+            #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") >= Double(layer.size))
+        }
     }
 }
