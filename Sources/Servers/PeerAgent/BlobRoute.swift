@@ -1,11 +1,11 @@
-import NIOHTTP1
-import CoreMetrics
 import AsyncHTTPClient
+import CoreMetrics
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import SpeedyCore
 
 /// A whole blob GET through the agent. The registry is asked first, with the client's
@@ -46,7 +46,8 @@ struct BlobRoute: Sendable {
             if let entry = cache.lookup(digest) {
                 // A registry without chunk maps: its blob HEAD, with the client's credentials, decides.
                 let head = try await upstream.send(.head, target, clientHeaders: clientHeaders)
-                guard head.status == .ok else { return upstream.relay(head, head: true) }
+                // A refusal is answered by the GET itself, with its error body.
+                guard head.status == .ok else { return try await relay(target: target, digest: digest, clientHeaders: clientHeaders) }
                 metrics.cacheHits.increment()
                 return serve(entry, digest: digest)
             }

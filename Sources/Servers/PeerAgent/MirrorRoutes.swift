@@ -1,4 +1,3 @@
-import NIOHTTP1
 import CoreMetrics
 import Foundation
 import HTTPTypes
@@ -6,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServerSupport
 import SpeedyCore
 

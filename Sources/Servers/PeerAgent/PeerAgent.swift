@@ -1,8 +1,8 @@
-import NIOHTTP1
-import CoreMetrics
 import AsyncHTTPClient
+import CoreMetrics
 import Hummingbird
 import Logging
+import NIOHTTP1
 import ServerSupport
 import SpeedyClients
 import SpeedyCore

@@ -1,5 +1,5 @@
-import CoreMetrics
 import AsyncHTTPClient
+import CoreMetrics
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore

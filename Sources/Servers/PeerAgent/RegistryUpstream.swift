@@ -1,12 +1,12 @@
-import NIOFoundationCompat
-import CoreMetrics
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
