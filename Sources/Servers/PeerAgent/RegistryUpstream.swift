@@ -53,6 +53,9 @@ struct RegistryUpstream: Sendable {
         configuration.timeout.connect = .seconds(5)
         // A registry that refuses connections is down: say so now, not at the request's deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Blob GETs through the registry hold a connection for as long as they stream: room for
+        // many clients of the host at once (the default 8 would queue the ninth behind them).
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         configuration.timeout.read = .milliseconds(readIdle.milliseconds)
         configuration.decompression = .disabled
         transport.applyTLS(to: &configuration)
