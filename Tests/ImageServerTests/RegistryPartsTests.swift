@@ -4,6 +4,16 @@ import Testing
 
 @Suite("Registry building blocks")
 struct RegistryPartsTests {
+    @Test func chunkMapMembersTakeTurnsAmongTheReadableOnly() {
+        let members = ["a", "b", "c", "down"]
+        #expect(RegistryAPI.turn(members, readable: 3, by: 0) == ["a", "b", "c", "down"])
+        #expect(RegistryAPI.turn(members, readable: 3, by: 1) == ["b", "c", "a", "down"])
+        #expect(RegistryAPI.turn(members, readable: 3, by: 5) == ["c", "a", "b", "down"])
+        #expect(RegistryAPI.turn(members, readable: 1, by: 7) == members)
+        #expect(RegistryAPI.turn(members, readable: 0, by: 7) == members)
+        #expect(RegistryAPI.turn([], readable: 0, by: 3) == [])
+    }
+
     @Test func pathsWithSlashesInNamesParse() {
         #expect(OCIPath(path: "/v2/") == .base)
         #expect(OCIPath(path: "/v2") == .base)

@@ -212,17 +212,17 @@ final class ClusterView: Sendable {
 
     /// Addresses (`HOST:PORT`) of `group`'s members a client outside the cluster (`speedy peer`)
     /// should read from, best first: the readable ones, least busy first; every member the map
-    /// names when it calls none readable (see ``readers(of:)``). Empty for a group the map does
-    /// not know.
-    func servingMembers(of group: UInt32) async -> [String] {
-        guard await current() != nil else { return [] }
+    /// names when it calls none readable (see ``readers(of:)``), with how many of them are
+    /// readable (0 then). Empty for a group the map does not know.
+    func servingMembers(of group: UInt32) async -> (addresses: [String], readable: Int) {
+        guard await current() != nil else { return ([], 0) }
         var members = readersCached(of: group)
         if members.isEmpty {
             await refresh()
             members = readersCached(of: group)
         }
         let readable = members.filter(\.readable)
-        return (readable.isEmpty ? members : readable).map(\.addr)
+        return readable.isEmpty ? (members.map(\.addr), 0) : (readable.map(\.addr), readable.count)
     }
 
     private func readersCached(of group: UInt32) -> [(addr: String, readable: Bool)] {

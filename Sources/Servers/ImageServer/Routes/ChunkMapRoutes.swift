@@ -16,16 +16,22 @@ extension RegistryAPI {
         let expiresMs = currentTimeMillis() + configuration.ticketLifetime.milliseconds
         // Under `--insecure` there is no key, and the chunkservers ask for no ticket.
         let key = configuration.cluster.secret.map { ChunkTicketKey(secret: $0) }
-        var members: [UInt32: [String]] = [:]
+        var members: [UInt32: (addresses: [String], readable: Int)] = [:]
         var entries: [ChunkMap.Entry] = []
         entries.reserveCapacity(blob.chunks.count)
-        for chunk in blob.chunks {
+        // Agents read each chunk from its first member: the readable members take turns, from a
+        // place that differs per request, so a fleet pulling one image reads from every member.
+        let start = Int.random(in: 0..<64)
+        for (index, chunk) in blob.chunks.enumerated() {
             if members[chunk.group] == nil {
-                members[chunk.group] = await io.view.servingMembers(of: chunk.group).map { configuration.cluster.url($0) }
+                let serving = await io.view.servingMembers(of: chunk.group)
+                members[chunk.group] = (serving.addresses.map { configuration.cluster.url($0) }, serving.readable)
             }
+            let serving = members[chunk.group] ?? ([], 0)
             entries.append(
                 ChunkMap.Entry(
-                    group: chunk.group, fileId: chunk.fileId, length: chunk.length, crc: chunk.crc, members: members[chunk.group] ?? [],
+                    group: chunk.group, fileId: chunk.fileId, length: chunk.length, crc: chunk.crc,
+                    members: Self.turn(serving.addresses, readable: serving.readable, by: start + index),
                     ticket: key?.ticket(for: chunk.key, expiresMs: expiresMs) ?? ""))
         }
         ChunkIOMetrics.shared.chunkMaps.increment()
@@ -35,5 +41,12 @@ extension RegistryAPI {
         response.headers[.cacheControl] = "no-store"
         response.headers[Self.contentDigest] = digest.description
         return response
+    }
+
+    /// `addresses` with its first `readable` rotated by `turn` (the rest, the last resort, stay last).
+    static func turn(_ addresses: [String], readable: Int, by turn: Int) -> [String] {
+        guard readable > 1 else { return addresses }
+        let shift = turn % readable
+        return Array(addresses[shift..<readable] + addresses[0..<shift] + addresses[readable...])
     }
 }
