@@ -1,5 +1,6 @@
 import ServerSupport
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 /// Chunk tickets (issue 23): what the imageserver signs and chunkservers check. A ticket is good
@@ -113,18 +114,6 @@ struct ChunkTicketKeyTests {
     }
 }
 
-/// SplitMix64: the same inputs on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension String {
     /// The text with its first `target` replaced (unchanged without one).

@@ -2,10 +2,11 @@ import ChunkStorage
 import Foundation
 import NIOCore
 import SpeedyCore
+import SpeedyTestSupport
 
 /// `count` bytes of a repeatable pattern that differs per `seed`.
 func payload(_ count: Int, seed: UInt64) -> ByteBuffer {
-    var generator = SplitMix(state: seed)
+    var generator = SeededGenerator(seed: seed)
     var bytes = [UInt8](repeating: 0, count: count)
     var i = 0
     while i < count {
@@ -18,16 +19,6 @@ func payload(_ count: Int, seed: UInt64) -> ByteBuffer {
     return ByteBuffer(bytes: bytes)
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Overwrites bytes of a file at an offset (to damage a volume on purpose).
 func overwrite(path: String, at offset: Int, with bytes: [UInt8]) throws {

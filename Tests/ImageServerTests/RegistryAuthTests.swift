@@ -4,6 +4,7 @@ import HTTPTypes
 @testable import ImageServer
 import JWTKit
 import Logging
+import SpeedyTestSupport
 import Testing
 
 @Suite("Registry logins and permissions")

@@ -2,6 +2,7 @@ import Foundation
 @testable import ImageServer
 import NIOCore
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 /// Every parser of request input, fed random and mutated input: none may trap, and what parses
