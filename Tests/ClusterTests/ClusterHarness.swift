@@ -133,6 +133,21 @@ final class ClusterHarness: @unchecked Sendable {
         return ("127.0.0.1:\(port)", process)
     }
 
+    /// `speedy up --auth --tls` (one group of three) on a free run of six ports, its data in the
+    /// cluster's `up` directory (the CA in `tls/`, the admin's password in `admin-password`).
+    /// Stop it with SIGTERM, so it stops its children (a SIGKILL would leave them running).
+    func startSecureUp() throws -> (data: String, registryPort: Int, process: Process) {
+        let base = TestPorts.freeRun(count: 6)
+        let data = root + "/up"
+        let process = try start(
+            "up",
+            [
+                "up", "--data", data, "--groups", "1", "--replicas", "3", "--master-port", String(base), "--chunkserver-port", String(base + 1),
+                "--meta-port", String(base + 4), "--registry-port", String(base + 5), "--volume-size", "64M", "--reserve", "0", "--auth", "--tls",
+            ])
+        return (data, base + 5, process)
+    }
+
     /// A whole registry cluster: master, groups of three chunkservers, metaserver, imageserver.
     struct Registry {
         var masterURL: String

@@ -316,15 +316,7 @@ extension ProcessSuites {
         @Test func theAgentPullsFromAClusterWithTLSAndLogins() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let base = TestPorts.freeRun(count: 6)
-            let data = cluster.root + "/up"
-            let registryPort = base + 5
-            let up = try cluster.start(
-                "up",
-                [
-                    "up", "--data", data, "--groups", "1", "--replicas", "3", "--master-port", String(base), "--chunkserver-port", String(base + 1),
-                    "--meta-port", String(base + 4), "--registry-port", String(registryPort), "--volume-size", "64M", "--reserve", "0", "--auth", "--tls",
-                ])
+            let (data, registryPort, up) = try cluster.startSecureUp()
             defer {
                 kill(up.processIdentifier, SIGTERM)
                 up.waitUntilExit()
