@@ -419,7 +419,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -470,6 +470,9 @@ _speedy_imageserver() {
         return
         ;;
     '--hold-deadline')
+        return
+        ;;
+    '--ticket-lifetime')
         return
         ;;
     '--id')

@@ -64,7 +64,7 @@ extension ProcessSuites {
             try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
             try "alice ** pull,push,delete\nreader team/* pull\noutsider other/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             let registry = try await cluster.startRegistry(
-                groups: 2, imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access", "--chunk-size", "64K"])
+                groups: 2, imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access", "--chunk-size", "64K", "--ticket-lifetime", "5m"])
             let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
             let a = try await push(randomBytes(300_000), to: "team/app", client)
             let b = try await push(randomBytes(200_000), to: "team/app", client)
@@ -75,7 +75,7 @@ extension ProcessSuites {
             let map = try await chunkMap(a, in: "team/app", client, basic("reader", "reader-pass"))
             #expect(map.digest == a.description && map.size == 300_000 && map.chunks.count == 5)
             #expect(map.chunks.reduce(0) { $0 + UInt64($1.length) } == map.size)
-            #expect(map.expiresMs >= started + 590_000 && map.expiresMs <= currentTimeMillis() + 600_000)
+            #expect(map.expiresMs >= started + 290_000 && map.expiresMs <= currentTimeMillis() + 300_000, "--ticket-lifetime 5m")
             let groupOf = Dictionary(uniqueKeysWithValues: registry.chunkservers.map { ("http://" + $0.addr, $0.name.hasPrefix("g2-") ? UInt32(2) : 1) })
             for entry in map.chunks {
                 #expect(entry.members.count == 3 && entry.members.allSatisfy { groupOf[$0] == entry.group }, "\(entry.members)")

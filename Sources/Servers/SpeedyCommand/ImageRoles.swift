@@ -148,6 +148,11 @@ struct ImageServerCommand: AsyncParsableCommand {
             valueName: "duration"))
     var holdDeadline = DurationArgument(.seconds(60))
 
+    @Option(
+        help: ArgumentHelp(
+            "How long the chunk tickets in a chunk map (for `speedy peer`) let their holder read each chunk, e.g. 10m.", valueName: "duration"))
+    var ticketLifetime = DurationArgument(.seconds(600))
+
     @Option(help: ArgumentHelp("The id this imageserver reports to the master (default: imageserver@HOST:PORT).", valueName: "id"))
     var id: String?
 
@@ -174,6 +179,9 @@ struct ImageServerCommand: AsyncParsableCommand {
             throw ValidationError("--uploads-per-repository and --uploads-per-client must be at least 1")
         }
         guard holdDeadline.duration >= .milliseconds(500) else { throw ValidationError("--hold-deadline must be at least 500ms") }
+        guard ticketLifetime.duration >= .seconds(10), ticketLifetime.duration <= .seconds(86400) else {
+            throw ValidationError("--ticket-lifetime must be between 10s and 24h")
+        }
         guard rateLimit >= 0, rateLimit <= 1_000_000 else { throw ValidationError("--rate-limit must be between 0 and 1000000") }
         guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
@@ -198,6 +206,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.uploadExpiry = .milliseconds(Int64(uploadExpiry * 3_600_000))
         // Holds come often enough that several fit in the deadline.
         configuration.holdDeadline = holdDeadline.duration
+        configuration.ticketLifetime = ticketLifetime.duration
         configuration.holdInterval = min(.seconds(5), holdDeadline.duration / 4)
         configuration.uploadLimits = UploadLimits(perRepository: uploadsPerRepository, perClient: uploadsPerClient)
         configuration.auth = RegistryAuthConfiguration(htpasswdPath: htpasswd, accessPath: access, tokenKeyPath: tokenKeyFile)
