@@ -85,6 +85,10 @@ extension ProcessSuites {
             #expect(try await metric(peer, "speedy_peer_cache_misses_total") == 2)
             #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 0)
             #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)))
+            // Only the agent's user may read the cache: other local users must ask the registry.
+            func mode(_ path: String) throws -> Int { try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1 }
+            for directory in ["", "/blobs/sha256", "/tmp"] { #expect(try mode(cluster.root + "/peer-cache" + directory) == 0o700, "\(directory)") }
+            #expect(try mode(cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)) == 0o600)
 
             // The second pull is served from the cache: no chunk read again.
             let second = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled2:v1"])

@@ -47,8 +47,13 @@ final class BlobCache: Sendable {
         self.logger = logger
         let files = FileManager.default
         do {
-            try files.createDirectory(atPath: directory + "/blobs/sha256", withIntermediateDirectories: true)
-            try files.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+            // This user's alone: a blob is served only after the registry allows the client,
+            // so no other local user may read the cache from the disk.
+            let owner: [FileAttributeKey: Any] = [.posixPermissions: 0o700]
+            try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: owner)
+            try files.setAttributes(owner, ofItemAtPath: directory)
+            try files.createDirectory(atPath: directory + "/blobs/sha256", withIntermediateDirectories: true, attributes: owner)
+            try files.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true, attributes: owner)
             for leftover in try files.contentsOfDirectory(atPath: directory + "/tmp") {
                 try files.removeItem(atPath: directory + "/tmp/" + leftover)
             }

@@ -139,7 +139,7 @@ struct BlobRoute: Sendable {
         into sender: inout VerifiedSender, writer: inout any ResponseBodyWriter
     ) async throws {
         let target = "/v2/\(name)/blobs/\(digest)"
-        let response = try await upstream.send(.get, target, clientHeaders: RegistryUpstream.credentials(clientHeaders), extra: [("Range", "bytes=\(offset)-")])
+        let response = try await upstream.send(.get, target, clientHeaders: RegistryUpstream.credentials(clientHeaders), extra: [("Range", "bytes=\(offset)-"), ("Accept-Encoding", "identity")])
         // A 200 is the whole blob (a registry that ignores Range): skip what was sent already.
         var skip: UInt64
         switch response.status.code {
@@ -162,7 +162,8 @@ struct BlobRoute: Sendable {
     /// The registry's own blob GET streamed through, checked against `digest`, and cached when
     /// it verifies (a registry without chunk maps, or an inconsistent map).
     func relay(target: String, digest: Digest, clientHeaders: HTTPFields) async throws -> Response {
-        let response = try await upstream.send(.get, target, clientHeaders: clientHeaders)
+        // The bytes are checked against the digest: no proxy may compress them on the way.
+        let response = try await upstream.send(.get, target, clientHeaders: clientHeaders, extra: [("Accept-Encoding", "identity")])
         guard response.status == .ok else { return upstream.relay(response, head: false) }
         metrics.cacheMisses.increment()
         let length = RegistryUpstream.contentLength(response.headers)

@@ -12,9 +12,10 @@ final class CacheTempFile: Sendable {
     let path: String
     private let fd: Int32
 
-    /// Creates the file (it must not exist).
+    /// Creates the file (it must not exist), readable by this user alone: what the cache holds
+    /// is served only after the registry allows it, so no other local user may read it directly.
     init(path: String) throws(PeerError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .cache("cannot create \(path): errno \(errno)") }
         self.path = path
         self.fd = fd

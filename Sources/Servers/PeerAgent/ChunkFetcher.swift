@@ -58,7 +58,7 @@ struct ChunkFetcher: Sendable {
             let client = ChunkServerClient(
                 baseURL: member, timeout: .milliseconds(timeout.milliseconds), transport: transport, http: transport.peerHTTP)
             do {
-                let data = try await client.get(key, ticket: entry.ticket)
+                let data = try await client.getChecked(key, ticket: entry.ticket, limit: Int(entry.length)).data
                 guard data.readableBytes == Int(entry.length), CRC32C.checksum(data) == entry.crc else {
                     metrics.crcFailures.increment()
                     logger.warning("chunk \(key) from \(member): \(data.readableBytes) bytes, not the \(entry.length) with CRC \(CRCFormat.hex(entry.crc)) of the map; trying the next member")

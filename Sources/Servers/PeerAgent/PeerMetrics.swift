@@ -19,6 +19,8 @@ struct PeerMetrics: Sendable {
     let crcFailures: Counter
     /// Blob downloads that ended without a verified blob (the client's response was cut short).
     let failedDownloads: Counter
+    /// Downloads the cache could not keep (its disk full or failing); the client still got them.
+    let cacheWriteFailures: Counter
 
     init() {
         RoleMetrics.bootstrap()
@@ -29,6 +31,7 @@ struct PeerMetrics: Sendable {
         servedBytes = Counter(label: "speedy_peer_served_bytes_total")
         crcFailures = Counter(label: "speedy_peer_chunk_crc_failures_total")
         failedDownloads = Counter(label: "speedy_peer_failed_downloads_total")
+        cacheWriteFailures = Counter(label: "speedy_peer_cache_write_failures_total")
     }
 
     /// Sets the cache gauges (read at each scrape).

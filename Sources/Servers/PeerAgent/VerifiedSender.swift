@@ -38,7 +38,16 @@ struct VerifiedSender {
             throw PeerError.digestMismatch(expected: digest.description, got: "more than \(size) bytes")
         }
         hasher.update(piece)
-        try await sink?.append(piece)
+        // A cache that cannot take the bytes (a full disk) costs the cache, never the pull.
+        if let file = sink {
+            do {
+                try await file.append(piece)
+            } catch {
+                file.discard()
+                sink = nil
+                metrics.cacheWriteFailures.increment()
+            }
+        }
         if let previous = held {
             try await writer.write(previous)
             metrics.servedBytes.increment(by: Int64(previous.readableBytes))

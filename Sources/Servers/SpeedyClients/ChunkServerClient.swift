@@ -85,15 +85,19 @@ public struct ChunkServerClient: Sendable {
     /// Like ``getChecked(_:)``, authorized by `ticket` (``ChunkMap/Entry/ticket``) alone: the
     /// transport's secret, if it has one, is not sent. An empty ticket (a cluster run with
     /// `--insecure`) sends no `Authorization` at all.
-    public func getChecked(_ key: ChunkKey, ticket: String) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+    /// `limit` bounds the bytes taken (a chunk's length, from the map: a member cannot make the
+    /// caller buffer more).
+    public func getChecked(_ key: ChunkKey, ticket: String, limit: Int = 64 << 20) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
         let anonymous = ServiceClient(baseURL: service.baseURL, timeout: service.timeout, transport: service.transport.anonymous, http: service.http)
         let headers = ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: ticket))]
-        return try await Self.getChecked(key, from: anonymous, headers: headers)
+        return try await Self.getChecked(key, from: anonymous, headers: headers, limit: limit)
     }
 
-    private static func getChecked(_ key: ChunkKey, from service: ServiceClient, headers: [(String, String)]) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+    private static func getChecked(
+        _ key: ChunkKey, from service: ServiceClient, headers: [(String, String)], limit: Int = 64 << 20
+    ) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
         let path = Self.path(key)
-        let reply = try await service.send(.GET, path, headers: headers)
+        let reply = try await service.send(.GET, path, headers: headers, limit: limit)
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
         guard let header = reply.headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
             throw .badResponse(url: service.baseURL + path, reason: "missing \(SpeedyHeader.crc32c)")
