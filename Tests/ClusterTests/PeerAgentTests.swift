@@ -131,17 +131,12 @@ extension ProcessSuites {
             #expect(head.headers.first(name: "Content-Length") == String(layer.size))
         }
 
-        /// An htpasswd line made by `speedy htpasswd`, the password piped in.
+        /// An htpasswd line made by `speedy htpasswd` (``RegistryAuthTests/htpasswdLine(user:password:)``).
         func htpasswdLine(user: String, password: String) throws -> String {
-            let made = try ClusterHarness.run(
-                "/bin/sh", ["-c", "printf '%s\\n' '\(password)' | '\(ClusterHarness.binDirectory)/speedy' htpasswd --cost 4 \(user)"])
-            #expect(made.status == 0, "\(made.output)")
-            return made.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            try RegistryAuthTests().htpasswdLine(user: user, password: password)
         }
 
-        func basic(_ user: String, _ password: String) -> (String, String) {
-            ("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
-        }
+        func basic(_ user: String, _ password: String) -> (String, String) { RegistryAuthTests().basic(user, password) }
 
         /// With logins on, the registry decides every blob the agent serves: a user with the
         /// right pulls through it (the token flow goes to the registry's token endpoint), and a
