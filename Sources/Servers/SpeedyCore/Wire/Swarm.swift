@@ -1,0 +1,118 @@
+/// The tracker's wire types (`speedy tracker`, docs/peer.md): node agents announce the chunks
+/// they hold and ask which other agents hold a blob's chunks. Every request is signed with the
+/// peer secret (``PeerSignature`` in ServerSupport).
+///
+/// - `POST /v1/announce` with a ``SwarmAnnounce``: answered with a ``SwarmAnnounceReply``.
+/// - `GET /v1/peers/<digest>?agent=<id>`: a ``SwarmPeers``, the caller left out.
+/// - `GET /v1/swarm`: a ``SwarmSummary``, for the console and scripts.
+public enum Swarm {
+    /// The most blobs one announce may carry.
+    public static let maxBlobsPerAnnounce = 4096
+    /// The most peers one lookup answers with.
+    public static let maxPeersPerLookup = 64
+}
+
+/// What an agent tells the tracker: where peers reach it and which chunks of which blobs it holds.
+public struct SwarmAnnounce: Sendable, Equatable, Codable {
+    /// The agent's id: random, chosen at start.
+    public var agent: String
+    /// The base URL other agents fetch chunks from, `http://host:port`.
+    public var address: String
+    /// True: `blobs` is everything the agent holds and replaces what it announced before (sent at
+    /// start and every ``SwarmAnnounceReply/intervalSeconds``, so a restarted tracker learns the
+    /// swarm back). False: `blobs` updates only the blobs it names.
+    public var full: Bool
+    /// The blobs announced; one whose ``Holding/have`` holds nothing is no longer held.
+    public var blobs: [Holding]
+    /// Bytes this agent has sent to other agents since it started (the console's bytes/s).
+    public var servedBytes: UInt64
+
+    /// Creates an announce.
+    public init(agent: String, address: String, full: Bool, blobs: [Holding], servedBytes: UInt64) {
+        self.agent = agent
+        self.address = address
+        self.full = full
+        self.blobs = blobs
+        self.servedBytes = servedBytes
+    }
+
+    /// One blob an agent holds all or part of.
+    public struct Holding: Sendable, Equatable, Codable {
+        /// The blob's digest, `sha256:…`.
+        public var digest: String
+        /// The chunks held, by their index in the blob's chunk map.
+        public var have: ChunkBitfield
+
+        /// Creates a holding.
+        public init(digest: String, have: ChunkBitfield) {
+            self.digest = digest
+            self.have = have
+        }
+    }
+}
+
+/// The tracker's answer to an announce.
+public struct SwarmAnnounceReply: Sendable, Equatable, Codable {
+    /// How often the agent must send a full announce; the tracker forgets an agent that has not
+    /// announced for three intervals.
+    public var intervalSeconds: Int
+
+    /// Creates a reply.
+    public init(intervalSeconds: Int) { self.intervalSeconds = intervalSeconds }
+}
+
+/// The agents that hold chunks of one blob.
+public struct SwarmPeers: Sendable, Equatable, Codable {
+    /// The blob's digest.
+    public var digest: String
+    /// At most ``Swarm/maxPeersPerLookup`` agents, in random order.
+    public var peers: [Peer]
+
+    /// Creates a lookup answer.
+    public init(digest: String, peers: [Peer]) {
+        self.digest = digest
+        self.peers = peers
+    }
+
+    /// One agent holding chunks of the blob.
+    public struct Peer: Sendable, Equatable, Codable {
+        /// The agent's id.
+        public var agent: String
+        /// Its base URL for chunk requests.
+        public var address: String
+        /// The chunks it holds.
+        public var have: ChunkBitfield
+
+        /// Creates a peer.
+        public init(agent: String, address: String, have: ChunkBitfield) {
+            self.agent = agent
+            self.address = address
+            self.have = have
+        }
+    }
+}
+
+/// The swarm at a glance.
+public struct SwarmSummary: Sendable, Equatable, Codable {
+    /// Agents that announced within three intervals.
+    public var agents: Int
+    /// Distinct blobs they hold chunks of.
+    public var blobs: Int
+    /// Bytes the live agents have sent to other agents, summed.
+    public var servedBytes: UInt64
+    /// Bytes per second the agents sent to each other over the last minute or so.
+    public var servedBytesPerSecond: Double
+    /// Announces and lookups the tracker answered per second over the last minute or so.
+    public var announcesPerSecond: Double
+    public var lookupsPerSecond: Double
+
+    /// Creates a summary.
+    public init(agents: Int, blobs: Int, servedBytes: UInt64, servedBytesPerSecond: Double, announcesPerSecond: Double, lookupsPerSecond: Double) {
+        self.agents = agents
+        self.blobs = blobs
+        self.servedBytes = servedBytes
+        self.servedBytesPerSecond = servedBytesPerSecond
+        self.announcesPerSecond = announcesPerSecond
+        self.lookupsPerSecond = lookupsPerSecond
+    }
+}
