@@ -8,13 +8,17 @@ public enum PeerError: Error, Sendable, CustomStringConvertible {
     case blobUnavailable(String)
     /// The registry could not be reached or answered something unusable.
     case registry(String)
+    /// The agent cannot start as configured (an unreadable `--ca`, a bad flag value).
+    case configuration(String)
 
+    /// A one-line account of the error, for logs and start-up failures.
     public var description: String {
         switch self {
         case .cache(let reason): "cache: \(reason)"
         case .digestMismatch(let expected, let got): "blob \(expected) arrived as \(got): not served, not cached"
         case .blobUnavailable(let reason): "blob unavailable: \(reason)"
         case .registry(let reason): "registry: \(reason)"
+        case .configuration(let reason): "configuration: \(reason)"
         }
     }
 }
