@@ -10,6 +10,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import Synchronization
 
 /// The registry the agent mirrors, over HTTP: requests forwarded with the client's own
 /// credentials, answers passed back with their status, headers and streamed body, and the blob
@@ -27,9 +28,38 @@ struct RegistryUpstream: Sendable {
 
     /// A whole, small answer of the registry.
     struct Reply: Sendable {
+        /// The HTTP status code.
         var status: Int
+        /// The answer's headers, as the registry sent them.
         var headers: HTTPHeaders
+        /// The whole body.
         var body: ByteBuffer
+    }
+
+    /// Until when the registry is taken not to serve chunk maps, shared by every copy of the
+    /// upstream: a registry without them would otherwise cost a wasted request per blob GET.
+    final class ChunkMapSupport: Sendable {
+        /// How long an answer that the route is not there holds.
+        let memory: Duration
+        private let unsupportedUntil = Mutex<ContinuousClock.Instant?>(nil)
+
+        /// Remembers a registry without chunk maps for `memory`.
+        init(memory: Duration) { self.memory = memory }
+
+        /// Whether the registry answered, less than ``memory`` ago, that it has no chunk maps.
+        var knownUnsupported: Bool {
+            unsupportedUntil.withLock { until in until.map { ContinuousClock.now < $0 } ?? false }
+        }
+
+        /// Records that the registry has no chunk maps; true when it was not known already.
+        func markUnsupported() -> Bool {
+            let now = ContinuousClock.now
+            return unsupportedUntil.withLock { until in
+                let known = until.map { now < $0 } ?? false
+                until = now + memory
+                return !known
+            }
+        }
     }
 
     /// Headers that belong to one connection, never forwarded either way (RFC 9110 7.6.1), and
@@ -39,15 +69,27 @@ struct RegistryUpstream: Sendable {
         "transfer-encoding", "upgrade", "host", "content-length",
     ]
 
+    /// The registry's base URL, without a trailing slash.
     let baseURL: String
+    /// The HTTP client every request to the registry goes through.
     let http: HTTPClient
+    /// How long the registry may take to answer a request's head.
     let timeout: Duration
+    /// Counts the registry's body bytes.
     let metrics: PeerMetrics
+    /// Where the agent logs.
     let logger: Logger
+    /// Whether the registry was seen without chunk maps lately.
+    let chunkMapSupport: ChunkMapSupport
 
-    /// A client of the registry at `baseURL`, trusting `caFile` for its TLS. Redirects are
-    /// passed back to the client rather than followed; a body that stalls for `readIdle` fails.
-    init(baseURL: String, transport: ClusterTransport, timeout: Duration, readIdle: Duration, metrics: PeerMetrics, logger: Logger) {
+    /// A client of the registry at `baseURL`, trusting `transport`'s CA for its TLS. Redirects
+    /// are passed back to the client rather than followed; a body that stalls for `readIdle`
+    /// fails. A registry that answers it has no chunk maps is not asked again for
+    /// `unsupportedMemory`.
+    init(
+        baseURL: String, transport: ClusterTransport, timeout: Duration, readIdle: Duration, metrics: PeerMetrics, logger: Logger,
+        unsupportedMemory: Duration = .seconds(600)
+    ) {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout.connect = .seconds(5)
@@ -64,6 +106,7 @@ struct RegistryUpstream: Sendable {
         self.timeout = timeout
         self.metrics = metrics
         self.logger = logger
+        self.chunkMapSupport = ChunkMapSupport(memory: unsupportedMemory)
     }
 
     /// Sends `method target` (path and query as the client sent them) with the client's
@@ -95,14 +138,17 @@ struct RegistryUpstream: Sendable {
     }
 
     /// Asks the registry where blob `digest` of `name` is, with the client's credentials: the
-    /// authorization check of every blob the agent serves, from the cache or not.
+    /// authorization check of every blob the agent serves, from the cache or not. A registry
+    /// known to have no chunk maps (``ChunkMapSupport``) is not asked: `.unsupported` at once.
     func chunkMap(name: String, digest: Digest, clientHeaders: HTTPFields) async -> ChunkMapAnswer {
+        if chunkMapSupport.knownUnsupported { return .unsupported }
         let target = "/v2/\(name)/_speedy/chunks/\(digest)"
         let reply: Reply
         do {
             let response = try await send(.get, target, clientHeaders: Self.credentials(clientHeaders), extra: [("Accept", "application/json")])
             reply = try await collect(response, limit: 64 << 20)
         } catch {
+            // Unreachable, or cut off: a passing trouble, not the registry's kind.
             logger.warning("chunk map of \(digest): \(error); falling back to the blob GET")
             return .unsupported
         }
@@ -112,16 +158,27 @@ struct RegistryUpstream: Sendable {
                 return .map(try WireJSON.decoder().decode(ChunkMap.self, from: reply.body))
             } catch {
                 logger.warning("chunk map of \(digest) does not decode: \(error); falling back to the blob GET")
-                return .unsupported
+                return unsupported(reply.status)
             }
         case 401, 403:
             return .refused(reply)
         case 404 where Self.errorCode(reply.body) == "BLOB_UNKNOWN":
             return .refused(reply)
+        case 404, 405, 501:
+            // No such route (404 NAME_UNKNOWN or a plain 404 page): a registry without chunk maps.
+            return unsupported(reply.status)
         default:
-            // An unknown route (404 NAME_UNKNOWN), or a registry in trouble: the blob GET decides.
+            // A registry in trouble (5xx), or a request it did not like: the blob GET decides.
             return .unsupported
         }
+    }
+
+    /// `.unsupported`, remembered for ``ChunkMapSupport/memory`` (the registry answered `status`).
+    private func unsupported(_ status: Int) -> ChunkMapAnswer {
+        if chunkMapSupport.markUnsupported() {
+            logger.notice("the registry has no chunk maps (it answered \(status)): blobs through its blob GET for the next \(chunkMapSupport.memory)")
+        }
+        return .unsupported
     }
 
     /// Only the headers a chunk map request carries on the client's behalf.
