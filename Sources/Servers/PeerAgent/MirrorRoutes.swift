@@ -13,7 +13,9 @@ import SpeedyCore
 /// is forwarded with the client's credentials and answered as the registry answers; pushes
 /// and deletes are refused. Whole blob GETs go through ``BlobRoute``.
 struct MirrorRoutes: Sendable {
+    /// Where everything but whole blob GETs goes.
     let upstream: RegistryUpstream
+    /// Whole blob GETs.
     let blobs: BlobRoute
 
     /// The message of the 405 a push or delete gets.
@@ -32,21 +34,50 @@ struct MirrorRoutes: Sendable {
     }
 
     /// A pull: a whole blob GET by a SHA-256 digest goes the chunk path; anything else (blob
-    /// HEADs, ranged GETs, manifests, tags, referrers, the catalog, `/v2/`) is forwarded.
+    /// HEADs, ranged GETs, manifests, tags, referrers, the catalog, `/v2/`) is forwarded. The
+    /// target forwarded is rebuilt from the routed path and the query, never the target as sent
+    /// (an absolute form, `..` segments): only the registry's `/v2/` API is reachable.
     func pull(_ request: Request) async throws -> Response {
-        let target = request.head.path ?? "/v2/"
+        let head = request.method == .head
+        guard let path = Self.registryPath(request.uri.path) else {
+            return Self.error(.notFound, code: "NAME_UNKNOWN", Self.notRegistryPath, head: head)
+        }
+        let target = path + (request.uri.query.map { "?" + $0 } ?? "")
         do {
-            if request.method == .get, request.headers[.range] == nil, let (name, digest) = Self.blob(in: request.uri.path) {
+            if request.method == .get, request.headers[.range] == nil, let (name, digest) = Self.blob(in: path) {
                 return try await blobs.get(name: name, digest: digest, target: target, clientHeaders: request.headers)
             }
-            let method = request.method
-            let response = try await upstream.send(method, target, clientHeaders: request.headers)
-            return upstream.relay(response, head: method == .head)
+            let response = try await upstream.send(request.method, target, clientHeaders: request.headers)
+            return upstream.relay(response, head: head)
         } catch PeerError.registry(let reason) {
             // Nothing can be authorized without the registry: a 503 the client may retry.
             upstream.logger.warning("\(reason)")
-            return Self.error(.serviceUnavailable, code: "UNAVAILABLE", "speedy peer cannot reach the registry", head: request.method == .head)
+            return Self.error(.serviceUnavailable, code: "UNAVAILABLE", "speedy peer cannot reach the registry", head: head)
         }
+    }
+
+    /// The message of the 404 a path outside the registry's API gets.
+    static let notRegistryPath = "speedy peer forwards only /v2/ paths without empty, dot or dot-dot segments"
+
+    /// The path to forward for a routed `path`: `/v2/`, or `/v2/` and segments each non-empty
+    /// (but a last one: a trailing slash) that, percent-decoded, are neither `.` nor `..` and
+    /// hold no slash, backslash or control character. Nil for anything else.
+    static func registryPath(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].isEmpty, parts[1] == "v2" else { return nil }
+        let rest = parts.dropFirst(2)
+        if rest.isEmpty || rest.elementsEqual([""]) { return "/v2/" }
+        for index in rest.indices where !isPlainSegment(rest[index]) {
+            guard index == rest.indices.last, rest[index].isEmpty else { return nil }
+        }
+        return "/v2/" + rest.joined(separator: "/")
+    }
+
+    /// Whether `segment` names one thing and nothing else once the registry decodes it.
+    static func isPlainSegment(_ segment: Substring) -> Bool {
+        guard !segment.isEmpty, let decoded = String(segment).removingPercentEncoding else { return false }
+        return decoded != "." && decoded != ".."
+            && !decoded.unicodeScalars.contains { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f }
     }
 
     /// The repository and digest of a blob path (`/v2/<name>/blobs/<sha256 digest>`).
