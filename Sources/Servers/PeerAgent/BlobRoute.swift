@@ -11,15 +11,14 @@ import SpeedyCore
 /// A whole blob GET through the agent. The registry is asked first, with the client's
 /// credentials, for the blob's chunk map: that answer is the authorization check, so nothing is
 /// served (not even from the cache) before the registry said this client may pull it. Then the
-/// blob comes from the cache, else from the chunkservers, else from the registry's blob GET;
+/// blob comes from the cache, else from the blob's download (``SwarmDownloads``: peers, the
+/// chunkservers, the registry), else in order from the chunkservers and the registry's blob GET;
 /// every path hashes what it sends and never completes a response whose bytes do not verify.
 struct BlobRoute: Sendable {
     let upstream: RegistryUpstream
     let cache: BlobCache
     let fetcher: ChunkFetcher
-    let inFlight: InFlightFetches
-    /// How long a pull waits for another pull of the same blob to fill the cache.
-    let sameBlobWait: Duration
+    let downloads: SwarmDownloads
     /// Never ask for chunk maps: every blob through the registry's blob GET.
     let blobsFromRegistry: Bool
     let metrics: PeerMetrics
@@ -84,7 +83,7 @@ struct BlobRoute: Sendable {
         }
     }
 
-    /// The blob read from the chunkservers (see ``ChunkFetcher``), into the cache as it goes out.
+    /// The blob from its download (every pull of it on the host follows one), into the cache.
     func serveChunks(_ map: ChunkMap, name: String, digest: Digest, clientHeaders: HTTPFields) -> Response {
         Response(
             status: .ok, headers: Self.headers(digest),
@@ -94,32 +93,56 @@ struct BlobRoute: Sendable {
     }
 
     private func sendChunks(_ map: ChunkMap, name: String, digest: Digest, clientHeaders: HTTPFields, to writer: inout any ResponseBodyWriter) async throws {
-        let owner = inFlight.claim(digest)
-        if !owner {
-            // Another pull on this host is fetching it: wait for the cache, within bounds.
-            await inFlight.wait(for: digest, atMost: sameBlobWait)
-            if let entry = cache.lookup(digest), entry.size == map.size {
-                metrics.cacheHits.increment()
-                return try await sendCached(entry, digest: digest, to: &writer)
-            }
-        }
-        defer { if owner { inFlight.release(digest) } }
         metrics.cacheMisses.increment()
-        var sender = VerifiedSender(digest: digest, size: map.size, sink: temporaryFile(size: map.size), cache: cache, metrics: metrics)
+        var sender = VerifiedSender(digest: digest, size: map.size, sink: nil, cache: cache, metrics: metrics)
         do {
-            let failed = try await fetcher.fetchInOrder(map.chunks) { piece in try await sender.send(piece, to: &writer) }
-            if let failed {
-                let offset = map.chunks[..<failed].reduce(0) { $0 + UInt64($1.length) }
-                logger.warning("blob \(digest): no member served chunk \(failed) of \(map.chunks.count); the rest from the registry, from byte \(offset)")
-                try await relayRest(name: name, digest: digest, from: offset, clientHeaders: clientHeaders, into: &sender, writer: &writer)
+            var next = 0
+            if let partial = downloads.join(map, digest: digest, name: name, credentials: RegistryUpstream.credentials(clientHeaders)) {
+                next = try await follow(partial, into: &sender, writer: &writer)
+            }
+            if next < map.chunks.count {
+                try await sendInOrder(map, from: next, name: name, digest: digest, clientHeaders: clientHeaders, into: &sender, writer: &writer)
             }
             try await sender.finish(to: &writer)
         } catch {
-            sender.abandon()
             metrics.failedDownloads.increment()
             logger.error("blob \(digest): \(error); response cut short")
             throw error
         }
+    }
+
+    /// Sends the download's chunks in blob order as they arrive; returns how many were sent,
+    /// short of all of them when the download failed (the caller sends the rest another way).
+    private func follow(_ partial: PartialBlob, into sender: inout VerifiedSender, writer: inout any ResponseBodyWriter) async throws -> Int {
+        var index = 0
+        while index < partial.count {
+            let piece: ByteBuffer
+            do {
+                try await partial.wait(for: index)
+                piece = try await partial.file.read(at: partial.offsets[index], count: Int(partial.map.chunks[index].length))
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                logger.warning("blob \(partial.digest): the download stopped at chunk \(index) of \(partial.count) (\(error)); the rest in order")
+                return index
+            }
+            try await sender.send(piece, to: &writer)
+            index += 1
+        }
+        return index
+    }
+
+    /// Chunks `first…` in order from the chunkservers, then what they miss from the registry.
+    private func sendInOrder(
+        _ map: ChunkMap, from first: Int, name: String, digest: Digest, clientHeaders: HTTPFields,
+        into sender: inout VerifiedSender, writer: inout any ResponseBodyWriter
+    ) async throws {
+        guard let failed = try await fetcher.fetchInOrder(map.chunks[first...], deliver: { piece in try await sender.send(piece, to: &writer) })
+        else { return }
+        let stopped = first + failed
+        let offset = map.chunks[..<stopped].reduce(0) { $0 + UInt64($1.length) }
+        logger.warning("blob \(digest): no member served chunk \(stopped) of \(map.chunks.count); the rest from the registry, from byte \(offset)")
+        try await relayRest(name: name, digest: digest, from: offset, clientHeaders: clientHeaders, into: &sender, writer: &writer)
     }
 
     /// A temporary cache file for a blob of `size` bytes; nil when it could not be cached.

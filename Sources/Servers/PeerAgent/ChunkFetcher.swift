@@ -1,32 +1,38 @@
 import CoreMetrics
 import Logging
 import NIOCore
+import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 
-/// Reads a blob's chunks straight from the chunkservers with the registry's tickets: a few at
-/// a time, handed on in blob order; each checked against the CRC-32C and length of the chunk
-/// map, another member tried when one fails or sends a bad copy.
+/// Reads chunks from the two sources that need no registry round trip: the chunkservers, with
+/// the registry's tickets, and other agents (peers), with a request signed by the peer secret.
+/// Every chunk is checked against the CRC-32C and length of the registry's chunk map before it
+/// is handed on; a source that sends a bad copy is skipped.
 struct ChunkFetcher: Sendable {
     /// No cluster secret: a ticket is the only credential a chunk request carries.
     let transport: ClusterTransport
-    let timeout: Duration
-    /// Chunks fetched ahead of the one being handed on.
+    let getter: ChunkGetter
+    /// Signs requests to peers; nil when the agent runs without a swarm.
+    let signer: PeerRequestSigner?
+    /// Chunks fetched ahead of the one being handed on (in order), or at once (in a swarm).
     let window: Int
     let metrics: PeerMetrics
     let logger: Logger
 
     /// Hands each chunk of `chunks` to `deliver` in order while the next `window - 1` are
-    /// fetched; returns the index of the first chunk no member served (the caller gets the rest
-    /// elsewhere), or nil when every chunk came. Nothing after a failed chunk is handed on.
-    func fetchInOrder(_ chunks: [ChunkMap.Entry], deliver: (ByteBuffer) async throws -> Void) async throws -> Int? {
-        try await withThrowingTaskGroup(of: (Int, ByteBuffer?).self) { group in
+    /// fetched from the chunkservers; returns the index of the first chunk no member served (the
+    /// caller gets the rest elsewhere), or nil when every chunk came. Nothing after a failed
+    /// chunk is handed on. The path when no temporary file can be written.
+    func fetchInOrder(_ chunks: ArraySlice<ChunkMap.Entry>, deliver: (ByteBuffer) async throws -> Void) async throws -> Int? {
+        let chunks = Array(chunks)
+        return try await withThrowingTaskGroup(of: (Int, ByteBuffer?).self) { group in
             var next = 0
             func start() {
                 guard next < chunks.count else { return }
                 let index = next
                 let entry = chunks[index]
-                group.addTask { (index, await self.fetch(entry)) }
+                group.addTask { (index, await self.fromChunkservers(entry)) }
                 next += 1
             }
             for _ in 0..<max(1, window) { start() }
@@ -51,26 +57,55 @@ struct ChunkFetcher: Sendable {
     }
 
     /// One chunk from the first member that serves a good copy; nil when none does.
-    func fetch(_ entry: ChunkMap.Entry) async -> ByteBuffer? {
-        let key = ChunkKey(group: entry.group, fileId: entry.fileId)
+    func fromChunkservers(_ entry: ChunkMap.Entry) async -> ByteBuffer? {
+        let key = entry.key
         for member in entry.members {
             if Task.isCancelled { return nil }
-            let client = ChunkServerClient(
-                baseURL: member, timeout: .milliseconds(timeout.milliseconds), transport: transport, http: transport.peerHTTP)
+            let headers = entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))]
             do {
-                let data = try await client.getChecked(key, ticket: entry.ticket, limit: Int(entry.length)).data
-                guard data.readableBytes == Int(entry.length), CRC32C.checksum(data) == entry.crc else {
+                let data = try await getter.get(transport.url(member) + "/v1/chunks/\(key.group)/\(key.fileId)", headers: headers, length: Int(entry.length))
+                guard Self.matches(data, entry) else {
                     metrics.crcFailures.increment()
-                    logger.warning("chunk \(key) from \(member): \(data.readableBytes) bytes, not the \(entry.length) with CRC \(CRCFormat.hex(entry.crc)) of the map; trying the next member")
+                    logger.warning("chunk \(key) from \(member): \(data.readableBytes) bytes not matching the map's length \(entry.length) and CRC \(CRCFormat.hex(entry.crc)); trying the next member")
                     continue
                 }
                 metrics.chunkserverBytes.increment(by: Int64(data.readableBytes))
                 return data
             } catch {
-                if case .badResponse(_, let reason) = error, reason.contains("CRC") { metrics.crcFailures.increment() }
                 logger.info("chunk \(key) from \(member): \(error); trying the next member")
             }
         }
         return nil
+    }
+
+    /// What a peer answered for one chunk.
+    enum PeerOutcome: Sendable {
+        case chunk(ByteBuffer)
+        /// It sent bytes that fail the map's CRC or length: drop it for this blob.
+        case bad
+        /// It does not have the chunk, or could not be reached: try another source.
+        case unavailable(String)
+    }
+
+    /// Chunk `entry` at `offset` of blob `digest` from the peer at `address`.
+    func fromPeer(_ address: String, digest: Digest, offset: UInt64, entry: ChunkMap.Entry) async -> PeerOutcome {
+        guard let signer else { return .unavailable("no peer secret") }
+        let target = PeerServeRoutes.target(digest: digest, offset: offset, length: UInt64(entry.length))
+        do {
+            let data = try await getter.get(
+                address + target, headers: [("Authorization", signer.authorization(.GET, target))], length: Int(entry.length))
+            guard Self.matches(data, entry) else { return .bad }
+            metrics.peerBytes.increment(by: Int64(data.readableBytes))
+            return .chunk(data)
+        } catch ChunkGetter.Failure.tooLong {
+            return .bad
+        } catch {
+            return .unavailable("\(error)")
+        }
+    }
+
+    /// Whether `data` is the chunk the map describes: its length and CRC-32C.
+    static func matches(_ data: ByteBuffer, _ entry: ChunkMap.Entry) -> Bool {
+        data.readableBytes == Int(entry.length) && CRC32C.checksum(data) == entry.crc
     }
 }

@@ -3,6 +3,7 @@ import CoreMetrics
 import Hummingbird
 import Logging
 import NIOHTTP1
+import ServiceLifecycle
 import ServerSupport
 import SpeedyClients
 import SpeedyCore
@@ -29,11 +30,17 @@ public enum PeerAgent {
         let upstream = RegistryUpstream(
             baseURL: configuration.registryURL, transport: transport, timeout: configuration.registryTimeout,
             readIdle: configuration.readIdleTimeout, metrics: metrics, logger: logger)
+        let swarm = configuration.swarm.map { SwarmMembership(configuration: $0, transport: transport, cache: cache, metrics: metrics, logger: logger) }
+        let getter = ChunkGetter(http: transport.peerHTTP, headTimeout: configuration.chunkTimeout, idleTimeout: configuration.chunkTimeout)
         let fetcher = ChunkFetcher(
-            transport: transport, timeout: configuration.chunkTimeout, window: configuration.chunkWindow, metrics: metrics, logger: logger)
+            transport: transport, getter: getter, signer: swarm?.signer, window: configuration.chunkWindow, metrics: metrics, logger: logger)
+        let context = DownloadContext(
+            fetcher: fetcher, upstream: upstream, cache: cache, tracker: swarm?.tracker, announcer: swarm?.announcer, index: swarm?.index,
+            lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1), metrics: metrics, logger: logger)
+        let downloads = SwarmDownloads(context: context, window: configuration.chunkWindow)
         let blobs = BlobRoute(
-            upstream: upstream, cache: cache, fetcher: fetcher, inFlight: InFlightFetches(), sameBlobWait: configuration.sameBlobWait,
-            blobsFromRegistry: configuration.blobsFromRegistry, metrics: metrics, logger: logger)
+            upstream: upstream, cache: cache, fetcher: fetcher, downloads: downloads, blobsFromRegistry: configuration.blobsFromRegistry,
+            metrics: metrics, logger: logger)
 
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger) { MirrorRoutes.routeLabel($0.uri.path) })
@@ -45,7 +52,9 @@ public enum PeerAgent {
         // The agent listens for its own host; its metrics carry no cluster data.
         RoleMetrics.register(on: router) { metrics.collect(cache: cache.usage()) }
         logger.notice("speedy peer: mirroring \(configuration.registryURL) (pulls only), cache \(configuration.cacheDirectory)")
-        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, services: [watchdog], logger: logger)
+        var services: [any Service] = [watchdog]
+        if let swarm { services += swarm.services(downloads: downloads, logger: logger) }
+        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, services: services, logger: logger)
         try? await upstream.http.shutdown()
     }
 

@@ -17,8 +17,9 @@ public struct PeerAgentConfiguration: Sendable {
     public var blobsFromRegistry = false
     /// Chunks fetched ahead of the one being sent to the client.
     public var chunkWindow: Int = 4
-    /// How long one chunk request to a chunkserver may take before the next member is tried.
-    public var chunkTimeout: Duration = .seconds(30)
+    /// How long a chunkserver or peer may take to answer a chunk request's head, and how long
+    /// its body may stall, before the next source is tried.
+    public var chunkTimeout: Duration = .seconds(5)
     /// How long the registry may take to answer a request's head.
     public var registryTimeout: Duration = .seconds(60)
     /// How long a body from the registry may stall before the transfer fails.
@@ -26,9 +27,8 @@ public struct PeerAgentConfiguration: Sendable {
     /// How long a client may take (or send) next to nothing mid-request before its connection is
     /// closed, so a download nobody reads does not hold chunks and a fetch forever.
     public var clientIdleTimeout: Duration = .seconds(30)
-    /// How long a pull waits for another pull of the same blob on this host to fill the cache
-    /// before it fetches the blob itself.
-    public var sameBlobWait: Duration = .seconds(60)
+    /// Fetch chunks from other agents too (nil: from the chunkservers and the registry alone).
+    public var swarm: SwarmConfiguration?
 
     /// Creates a configuration with the defaults for everything but the addresses and the cache.
     public init(listen: HostPort, registryURL: String, cacheDirectory: String, cacheBytes: UInt64, caFile: String? = nil) {
@@ -37,5 +37,32 @@ public struct PeerAgentConfiguration: Sendable {
         self.cacheDirectory = cacheDirectory
         self.cacheBytes = cacheBytes
         self.caFile = caFile
+    }
+}
+
+/// How an agent joins the swarm of other agents (docs/peer.md).
+public struct SwarmConfiguration: Sendable {
+    /// Base URL of the tracker (`speedy tracker`).
+    public var trackerURL: String
+    /// Where this agent listens for other agents' chunk requests.
+    public var peerListen: HostPort
+    /// The base URL other agents reach `peerListen` at, as announced to the tracker.
+    public var advertiseURL: String
+    /// The peer secret every agent of the swarm and the tracker share.
+    public var secret: ClusterSecret
+    /// The most bytes per second sent to other agents (nil: no bound).
+    public var uploadBytesPerSecond: UInt64?
+    /// How often a download asks the tracker again who holds its blob.
+    public var lookupInterval: Duration = .milliseconds(500)
+    /// How long a peer's request waits for a chunk this agent is still fetching.
+    public var chunkWait: Duration = .seconds(4)
+
+    /// Creates a swarm configuration.
+    public init(trackerURL: String, peerListen: HostPort, advertiseURL: String, secret: ClusterSecret, uploadBytesPerSecond: UInt64?) {
+        self.trackerURL = trackerURL
+        self.peerListen = peerListen
+        self.advertiseURL = advertiseURL
+        self.secret = secret
+        self.uploadBytesPerSecond = uploadBytesPerSecond
     }
 }

@@ -7,6 +7,12 @@ import ServerSupport
 struct PeerMetrics: Sendable {
     /// Chunk bytes read from chunkservers (each chunk counted once it passed its CRC).
     let chunkserverBytes: Counter
+    /// Chunk bytes read from other agents (each chunk counted once it passed its CRC).
+    let peerBytes: Counter
+    /// Chunk bytes sent to other agents.
+    let uploadedBytes: Counter
+    /// Chunks a peer sent with a wrong CRC-32C or length (the peer was dropped for that blob).
+    let badPeerChunks: Counter
     /// Body bytes the registry sent (blobs, manifests, listings).
     let imageserverBytes: Counter
     /// Blob GETs served from the cache.
@@ -26,6 +32,9 @@ struct PeerMetrics: Sendable {
         RoleMetrics.bootstrap()
         chunkserverBytes = Counter(label: "speedy_peer_chunkserver_bytes_total")
         imageserverBytes = Counter(label: "speedy_peer_imageserver_bytes_total")
+        peerBytes = Counter(label: "speedy_peer_peer_bytes_total")
+        uploadedBytes = Counter(label: "speedy_peer_uploaded_bytes_total")
+        badPeerChunks = Counter(label: "speedy_peer_bad_peer_chunks_total")
         cacheHits = Counter(label: "speedy_peer_cache_hits_total")
         cacheMisses = Counter(label: "speedy_peer_cache_misses_total")
         servedBytes = Counter(label: "speedy_peer_served_bytes_total")

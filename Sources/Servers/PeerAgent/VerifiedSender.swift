@@ -41,7 +41,7 @@ struct VerifiedSender {
         // A cache that cannot take the bytes (a full disk) costs the cache, never the pull.
         if let file = sink {
             do {
-                try await file.append(piece)
+                try await file.write(piece, at: received - UInt64(piece.readableBytes))
             } catch {
                 file.discard()
                 sink = nil

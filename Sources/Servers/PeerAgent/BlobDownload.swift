@@ -1,0 +1,199 @@
+import AsyncHTTPClient
+import CoreMetrics
+import HTTPTypes
+import NIOHTTP1
+import Logging
+import NIOCore
+import SpeedyCore
+import Synchronization
+
+/// What every download of the agent shares: where chunks come from and where blobs go.
+struct DownloadContext: Sendable {
+    let fetcher: ChunkFetcher
+    let upstream: RegistryUpstream
+    let cache: BlobCache
+    /// Asks who else holds a blob's chunks; nil when the agent runs without a swarm.
+    let tracker: TrackerClient?
+    let announcer: SwarmAnnouncer?
+    let index: SwarmIndex?
+    /// How often a download asks the tracker for its blob's holders again.
+    let lookupInterval: Duration
+    let metrics: PeerMetrics
+    let logger: Logger
+}
+
+/// One blob downloading into a ``PartialBlob``, BitTorrent-style: ``ChunkFetcher/window``
+/// fetches at once, each taking the chunk the fewest peers hold (ties in an order random per
+/// download, so agents that start together fetch different chunks from the chunkservers), from a
+/// peer that holds it, else from the chunkservers, else from the registry. A peer that sends a
+/// bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
+/// the cache only once it hashes to its digest.
+///
+/// It runs in a task of its own (``SwarmDownloads``), not in a client's request: the clients of
+/// this host and its peers follow it, and it finishes for the cache even when the client that
+/// started it goes away.
+final class BlobDownload: Sendable {
+    /// The holders of the blob's chunks as the tracker last said, less those dropped.
+    private struct PeerView {
+        var peers: [SwarmPeers.Peer] = []
+        var dropped: Set<String> = []
+
+        func holders(of index: Int) -> [SwarmPeers.Peer] {
+            peers.filter { $0.have.contains(index) && !dropped.contains($0.agent) }
+        }
+    }
+
+    let partial: PartialBlob
+    private let name: String
+    private let credentials: HTTPFields
+    private let context: DownloadContext
+    private let window: Int
+    /// The order ties are broken in: shuffled in a swarm, the blob's order alone.
+    private let order: [Int]
+    private let view = Mutex(PeerView())
+    private let onEnd: @Sendable () -> Void
+
+    /// A download of `partial` for repository `name`; `credentials` (the first client's) are
+    /// used only for the registry's blob GET, the last resort. `onEnd` runs once it ends.
+    init(partial: PartialBlob, name: String, credentials: HTTPFields, context: DownloadContext, window: Int, onEnd: @escaping @Sendable () -> Void) {
+        self.partial = partial
+        self.name = name
+        self.credentials = credentials
+        self.context = context
+        self.window = max(1, window)
+        order = context.tracker == nil ? Array(0..<partial.count) : Array(0..<partial.count).shuffled()
+        self.onEnd = onEnd
+    }
+
+    /// Fetches every chunk, verifies and caches the blob; failures end in ``PartialBlob/fail(_:)``.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.verifyAndCache() }
+            if context.tracker != nil { group.addTask { await self.followTheSwarm() } }
+            for _ in 0..<window { group.addTask { await self.fetchChunks() } }
+        }
+        onEnd()
+        context.announcer?.changed(partial.digest)
+    }
+
+    /// One fetch slot: claims the rarest missing chunk, fetches and writes it, until none is left.
+    private func fetchChunks() async {
+        while let index = partial.claim({ self.rarest(among: $0) }) {
+            context.announcer?.changed(partial.digest)
+            do {
+                let data = try await fetch(index)
+                try await partial.file.write(data, at: partial.offsets[index])
+                partial.markHeld(index)
+                context.announcer?.changed(partial.digest)
+            } catch {
+                partial.fail(error as? PeerError ?? .blobUnavailable("\(error)"))
+                return
+            }
+        }
+    }
+
+    /// The missing chunk the fewest live peers hold, the first in ``order`` among equals.
+    private func rarest(among states: [PartialBlob.ChunkState]) -> Int? {
+        let peers = view.withLock { view in view.peers.filter { !view.dropped.contains($0.agent) } }
+        var best: (index: Int, holders: Int)?
+        for index in order where states[index] == .missing {
+            let holders = peers.reduce(0) { $0 + ($1.have.contains(index) ? 1 : 0) }
+            if best == nil || holders < best!.holders { best = (index, holders) }
+            if holders == 0 { break }
+        }
+        return best?.index
+    }
+
+    /// Chunk `index` from a peer that holds it, else the chunkservers, else the registry.
+    private func fetch(_ index: Int) async throws(PeerError) -> ByteBuffer {
+        let entry = partial.map.chunks[index]
+        let offset = partial.offsets[index]
+        let holders = view.withLock { $0.holders(of: index) }.shuffled()
+        for peer in holders.prefix(3) {
+            switch await context.fetcher.fromPeer(peer.address, digest: partial.digest, offset: offset, entry: entry) {
+            case .chunk(let data):
+                return data
+            case .bad:
+                view.withLock { _ = $0.dropped.insert(peer.agent) }
+                context.metrics.badPeerChunks.increment()
+                context.logger.warning("peer \(peer.agent) at \(peer.address) sent chunk \(index) of \(partial.digest) with a wrong length or CRC: dropped for this blob")
+            case .unavailable(let why):
+                context.logger.debug("chunk \(index) of \(partial.digest) from peer \(peer.address): \(why)")
+            }
+        }
+        if let data = await context.fetcher.fromChunkservers(entry) { return data }
+        if let data = await fromRegistry(entry, offset: offset) { return data }
+        throw .blobUnavailable("chunk \(index) of \(partial.digest): no peer, chunkserver or the registry served a good copy")
+    }
+
+    /// Chunk `entry` through the registry's blob GET with a `Range`, checked like any other.
+    private func fromRegistry(_ entry: ChunkMap.Entry, offset: UInt64) async -> ByteBuffer? {
+        let last = offset + UInt64(entry.length) - 1
+        do {
+            let response = try await context.upstream.send(
+                .get, "/v2/\(name)/blobs/\(partial.digest)", clientHeaders: RegistryUpstream.credentials(credentials),
+                extra: [("Range", "bytes=\(offset)-\(last)"), ("Accept-Encoding", "identity")])
+            guard response.status.code == 206,
+                response.headers.first(name: "Content-Range") == "bytes \(offset)-\(last)/\(partial.map.size)"
+            else {
+                _ = try? await response.body.collect(upTo: 64 << 10)
+                context.logger.warning("chunk at \(offset) of \(partial.digest): the registry answered \(response.status.code) to a range request")
+                return nil
+            }
+            let data = try await response.body.collect(upTo: Int(entry.length))
+            context.metrics.imageserverBytes.increment(by: Int64(data.readableBytes))
+            return ChunkFetcher.matches(data, entry) ? data : nil
+        } catch {
+            context.logger.warning("chunk at \(offset) of \(partial.digest) from the registry: \(error)")
+            return nil
+        }
+    }
+
+    /// Asks the tracker who holds the blob's chunks, at once and then every lookup interval,
+    /// while chunks are still missing.
+    private func followTheSwarm() async {
+        guard let tracker = context.tracker else { return }
+        while partial.hasMissing, partial.failure == nil, !Task.isCancelled {
+            do {
+                let answer = try await tracker.peers(of: partial.digest)
+                let usable = answer.peers.filter { $0.have.count == partial.count }
+                view.withLock { $0.peers = usable }
+            } catch {
+                context.logger.debug("tracker lookup of \(partial.digest): \(error)")
+            }
+            try? await Task.sleep(for: context.lookupInterval)
+        }
+    }
+
+    /// Hashes the chunks in blob order as they arrive; when the blob hashes to its digest, makes
+    /// the file durable and moves it into the cache.
+    private func verifyAndCache() async {
+        var hasher = SHA256Hasher()
+        do {
+            for index in 0..<partial.count {
+                try await partial.wait(for: index)
+                hasher.update(try await partial.file.read(at: partial.offsets[index], count: Int(partial.map.chunks[index].length)))
+            }
+        } catch {
+            partial.file.discard()
+            return
+        }
+        let got = hasher.finalize()
+        guard got == partial.digest else {
+            context.logger.error("blob \(partial.digest) assembled from chunks that each passed their CRC hashes to \(got): not cached")
+            partial.fail(.digestMismatch(expected: partial.digest.description, got: got.description))
+            partial.file.discard()
+            return
+        }
+        do {
+            try await partial.file.finish()
+            context.cache.commit(partial.file.path, digest: partial.digest, size: partial.map.size)
+            context.index?.record(partial.digest, chunks: partial.count)
+        } catch {
+            // The bytes are right; only the cache missed them.
+            context.metrics.cacheWriteFailures.increment()
+            partial.file.discard()
+        }
+        partial.markVerified()
+    }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import SpeedyCore
+import Synchronization
+
+/// One chunk-sized GET, from a chunkserver or a peer, that gives up on a silent source quickly:
+/// the response's head must come within ``headTimeout`` and the body may stall no longer than
+/// ``idleTimeout``, however long the whole transfer takes on a slow link. A source that stops
+/// answering (a stopped process, a dead host) costs seconds, not a chunk's full time budget.
+struct ChunkGetter: Sendable {
+    let http: HTTPClient
+    let headTimeout: Duration
+    let idleTimeout: Duration
+
+    /// Why a GET gave no chunk.
+    enum Failure: Error, Sendable, CustomStringConvertible {
+        /// The source answered with `status` (404: it does not have it).
+        case status(Int)
+        /// The body was longer than the chunk.
+        case tooLong
+        /// No head, or no body bytes, within the timeouts.
+        case silent
+        /// The connection failed.
+        case unreachable(String)
+
+        var description: String {
+            switch self {
+            case .status(let code): "answered \(code)"
+            case .tooLong: "sent more bytes than the chunk has"
+            case .silent: "went silent"
+            case .unreachable(let reason): "unreachable: \(reason)"
+            }
+        }
+    }
+
+    /// The body of `GET url` (at most `length` bytes; the caller checks length and CRC).
+    func get(_ url: String, headers: [(String, String)], length: Int) async throws(Failure) -> ByteBuffer {
+        var request = HTTPClientRequest(url: url)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.headers.add(name: "Accept-Encoding", value: "identity")
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .nanoseconds(Int64(headTimeout.nanoseconds)))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw .silent
+        } catch {
+            throw .unreachable("\(error)")
+        }
+        guard response.status == .ok else {
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            throw .status(Int(response.status.code))
+        }
+        do {
+            return try await body(response, length: length)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .unreachable("\(error)")
+        }
+    }
+
+    /// Reads the body while a watchdog checks, every ``idleTimeout``, that bytes still come.
+    private func body(_ response: HTTPClientResponse, length: Int) async throws -> ByteBuffer {
+        let progress = Progress()
+        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var data = ByteBufferAllocator().buffer(capacity: length)
+                for try await piece in response.body {
+                    guard data.readableBytes + piece.readableBytes <= length else { throw Failure.tooLong }
+                    data.writeImmutableBuffer(piece)
+                    progress.pieces.add(1, ordering: .relaxed)
+                }
+                return data
+            }
+            group.addTask {
+                var seen = -1
+                while true {
+                    try await Task.sleep(for: idleTimeout)
+                    let now = progress.pieces.load(ordering: .relaxed)
+                    if now == seen { throw Failure.silent }
+                    seen = now
+                }
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let data = first else { throw Failure.silent }
+            return data
+        }
+    }
+
+    private final class Progress: Sendable {
+        let pieces = Atomic<Int>(0)
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : scaled &+ attoseconds / 1_000_000_000
+    }
+}
