@@ -431,6 +431,83 @@ extension ProcessSuites {
             #expect(!FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + Digest.of(one).hex))
         }
 
+        /// Starts Debian's `docker-registry` (the reference registry: no chunk maps) on a free
+        /// port, logging every request; returns its host and port.
+        func startReferenceRegistry(_ cluster: ClusterHarness) async throws -> String {
+            let port = ClusterHarness.freePort()
+            let config = cluster.root + "/docker-registry.yml"
+            try """
+                version: 0.1
+                log: { level: info }
+                storage: { filesystem: { rootdirectory: \(cluster.root)/docker-registry-data } }
+                http: { addr: "127.0.0.1:\(port)" }
+
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            try cluster.start("docker-registry", ["serve", config], program: "/usr/bin/docker-registry")
+            let ready = await cluster.eventually(within: 20) {
+                (try? await ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain).send(.GET, "/v2/"))?.status == 200
+            }
+            guard ready else { throw HarnessError("docker-registry did not come up:\n\(cluster.log("docker-registry"))") }
+            return "127.0.0.1:\(port)"
+        }
+
+        /// The request targets in docker-registry's access log (`"GET /v2/… HTTP/1.1" 200 …`).
+        func accessTargets(_ cluster: ClusterHarness) -> [String] {
+            cluster.log("docker-registry").split(separator: "\n").compactMap { line in
+                guard let quote = line.firstIndex(of: "\""), let request = line[line.index(after: quote)...].split(separator: "\"").first else { return nil }
+                let parts = request.split(separator: " ")
+                return parts.count == 3 && parts[2].hasPrefix("HTTP/") ? String(parts[1]) : nil
+            }
+        }
+
+        /// A registry without chunk maps is asked for one once, not for every blob (the agent
+        /// remembers its answer), and serves the blobs through its blob GET. And whatever target a
+        /// client sends (dot segments, an absolute form), only the registry's /v2/ API is reached.
+        @Test func aRegistryWithoutChunkMapsIsAskedOnceAndOnlyItsV2APIIsReached() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await startReferenceRegistry(cluster)
+            let layout = try cluster.makeImage(named: "app", randomBytes: 3_000_000)
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            let peer = try await startPeer(cluster, registry: "http://" + registry)
+            let agent = ServiceClient(baseURL: peer.url, timeout: .seconds(60), transport: .plain)
+            func chunkMapRequests() -> Int { accessTargets(cluster).filter { $0.contains("/_speedy/chunks/") }.count }
+
+            // The image's config and layer, one after the other: one chunk map request in all.
+            let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+            let manifest = try await agent.send(.GET, "/v2/team/app/manifests/v1", headers: [accept])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(manifest.body.readableBytesView)) as? [String: Any], "\(manifest.status)")
+            let layers = (json["layers"] as? [[String: Any]]) ?? []
+            let digests = ([json["config"] as? [String: Any]] + layers).compactMap { $0?["digest"] as? String }
+            #expect(digests.count == 2)
+            for digest in digests {
+                let reply = try await agent.send(.GET, "/v2/team/app/blobs/\(digest)", limit: 16 << 20)
+                #expect(reply.status == 200)
+                #expect(Digest.of(Array(reply.body.readableBytesView)).description == digest)
+            }
+            #expect(chunkMapRequests() == 1, "\(accessTargets(cluster))")
+            let pulled = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.log("peer"))")
+            try checkLayout(cluster.root + "/pulled", from: layout)
+            #expect(chunkMapRequests() == 1)
+
+            // Targets that would leave /v2/ are answered by the agent, never forwarded.
+            let port = Int(peer.hostPort.split(separator: ":").last!)!
+            for target in ["//v2/../debug/vars", "/v2/../debug/vars", "/v2/%2e%2e/debug/vars", "/v2/team/app/./tags/list", "http://\(registry)/debug/vars"] {
+                let answer = LoopbackSocket.sendRaw(port: port, "GET \(target) HTTP/1.1\r\nHost: \(peer.hostPort)\r\nConnection: close\r\n\r\n")
+                #expect(answer.hasPrefix("HTTP/1.1 404"), "\(target): \(answer)")
+            }
+            let dotted = LoopbackSocket.sendRaw(port: port, "GET /v2/../debug/vars HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(dotted.contains("NAME_UNKNOWN") && dotted.contains("speedy peer forwards only /v2/ paths"), "\(dotted)")
+            // An absolute-form target reaches the registry's /v2/ path it names, query and all.
+            let absolute = LoopbackSocket.sendRaw(port: port, "GET http://elsewhere.example/v2/team/app/tags/list?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(absolute.hasPrefix("HTTP/1.1 200") && absolute.contains("\"v1\""), "\(absolute)")
+            let targets = accessTargets(cluster)
+            #expect(targets.allSatisfy { $0.hasPrefix("/v2/") && !$0.contains("/.") && !$0.contains("%2e") }, "\(targets)")
+            #expect(targets.contains("/v2/team/app/tags/list?n=5"), "\(targets)")
+        }
+
         /// The registries.conf of docs/peer.md: skopeo (containers/image, as podman and CRI-O)
         /// names the registry and pulls through the agent, its mirror.
         @Test func aRegistriesConfMirrorSendsPullsThroughTheAgent() async throws {
