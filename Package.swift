@@ -236,6 +236,25 @@ let package = Package(
             path: "Sources/Servers/PeerAgent",
             swiftSettings: swiftSettings
         ),
+        // Tracker: `speedy tracker`, the directory of the node agents' swarm: who holds which chunks
+        // of which blob, in memory only, every request signed with the peer secret. Like PeerAgent
+        // it knows no other role's code.
+        .target(
+            name: "Tracker",
+            dependencies: [
+                "SpeedyCore",
+                "SpeedyClients",
+                "ServerSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Servers/Tracker",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "SpeedyCommand",
             dependencies: [
@@ -247,6 +266,7 @@ let package = Package(
                 "MetaServer",
                 "ImageServer",
                 "PeerAgent",
+                "Tracker",
                 "ServerSupport",
                 "CommandLineSupport",
                 // For the chunkserver's volume options and `speedy up --gc-every`.
@@ -394,6 +414,15 @@ let package = Package(
             dependencies: [
                 "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TrackerTests",
+            dependencies: [
+                "Tracker", "PeerAgent", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -61,14 +61,14 @@ struct ModuleGraphTests {
 
     @Test func onlyTheMasterAndTheMetaserverLinkPostgreSQL() throws {
         let graph = try Self.targets()
-        for module in ["ChunkServer", "ImageServer", "PeerAgent", "ServerSupport", "GarbageCollection", "ToolSupport", "ChunkTool", "Transfer", "SpeedyConsole"] {
+        for module in ["ChunkServer", "ImageServer", "PeerAgent", "Tracker", "ServerSupport", "GarbageCollection", "ToolSupport", "ChunkTool", "Transfer", "SpeedyConsole"] {
             let reached = Self.closure(of: module, in: graph).intersection(["PostgresNIO", "SpeedyPostgres"])
             #expect(reached.isEmpty, "\(module) reaches \(reached.sorted())")
         }
         for module in ["ChunkMaster", "MetaServer"] {
             #expect(Self.closure(of: module, in: graph).contains("SpeedyPostgres"))
         }
-        for folder in ["Sources/Servers/ChunkServer", "Sources/Servers/ImageServer", "Sources/Servers/PeerAgent", "Sources/Servers/ServerSupport", "Sources/Tools"] {
+        for folder in ["Sources/Servers/ChunkServer", "Sources/Servers/ImageServer", "Sources/Servers/PeerAgent", "Sources/Servers/Tracker", "Sources/Servers/ServerSupport", "Sources/Tools"] {
             #expect(try Self.imports(under: folder).isDisjoint(with: ["PostgresNIO", "SpeedyPostgres"]), "\(folder) imports PostgreSQL")
         }
     }
@@ -90,5 +90,16 @@ struct ModuleGraphTests {
         let roles: Set = ["ChunkServer", "ChunkMaster", "MetaServer", "ImageServer", "ChunkStorage", "GarbageCollection", "SpeedyPostgres"]
         #expect(reached.isDisjoint(with: roles), "PeerAgent reaches \(reached.intersection(roles).sorted())")
         #expect(try Self.imports(under: "Sources/Servers/PeerAgent").isDisjoint(with: roles))
+    }
+
+    /// The tracker any host may run holds no cluster data: it links no other role (the agent
+    /// included: they share only the wire types), no storage engine and no database.
+    @Test func theTrackerLinksNoOtherRole() throws {
+        let graph = try Self.targets()
+        let reached = Self.closure(of: "Tracker", in: graph)
+        let roles: Set = ["ChunkServer", "ChunkMaster", "MetaServer", "ImageServer", "PeerAgent", "ChunkStorage", "GarbageCollection", "SpeedyPostgres"]
+        #expect(reached.contains("ServerSupport"))
+        #expect(reached.isDisjoint(with: roles), "Tracker reaches \(reached.intersection(roles).sorted())")
+        #expect(try Self.imports(under: "Sources/Servers/Tracker").isDisjoint(with: roles))
     }
 }

@@ -7,6 +7,9 @@ public struct ConsoleState: Sendable {
     public var master: String
     /// The last snapshot received, if any.
     public var snapshot: ClusterSnapshot?
+    /// The trackers of node agents' swarms as the master last heard from them (each
+    /// ``RoleSnapshot/swarm`` carries its swarm); empty while no tracker reports.
+    public var trackers: [RoleSnapshot] = []
     /// Wall-clock milliseconds when `snapshot` arrived.
     public var updatedAtMs: Int64?
     /// Why the last refresh failed, while it keeps failing.

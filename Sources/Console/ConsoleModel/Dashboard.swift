@@ -264,9 +264,10 @@ public struct Dashboard: Sendable {
         guard let snapshot = state.snapshot else { return [] }
         let roles = (snapshot.imageservers ?? []).map { ("imageserver", $0) } + (snapshot.metaservers ?? []).map { ("metaserver", $0) }
         var lines = [ScreenLine([Span(" Front " + String(repeating: glyphs.rule, count: max(0, width - 7)), .heading)])]
+        let swarm = swarmLine(state.trackers).map { ScreenLine([Span(" swarm " + $0, .normal)]) }
         if roles.isEmpty {
             lines.append(ScreenLine([Span(" no imageserver or metaserver reports to the master", .dim)]))
-            return lines
+            return lines + (swarm.map { [$0] } ?? [])
         }
         let idWidth = min(30, roles.map(\.1.id.count).max() ?? 0)
         for (role, r) in roles.prefix(6) {
@@ -288,7 +289,24 @@ public struct Dashboard: Sendable {
             lines.append(line)
         }
         if roles.count > 6 { lines.append(ScreenLine([Span(" … and \(roles.count - 6) more (chunktool status lists all)", .dim)])) }
+        if let swarm { lines.append(swarm) }
         return lines
+    }
+
+    /// The node agents' swarm in one line, summed over the trackers that are up and report one:
+    /// `agents 8 │ peers serve 23.1 MiB/s │ tracker 120 announces/s, 300 lookups/s`. Nil when no
+    /// tracker reports, so a cluster without agents shows nothing.
+    public func swarmLine(_ trackers: [RoleSnapshot]) -> String? {
+        let swarms = trackers.filter { $0.status == .up }.compactMap(\.swarm)
+        guard !swarms.isEmpty else { return nil }
+        let agents = swarms.reduce(0) { $0 + $1.agents }
+        let served = swarms.reduce(0.0) { $0 + $1.servedBytesPerSecond }
+        let announces = swarms.reduce(0.0) { $0 + $1.announcesPerSecond }
+        let lookups = swarms.reduce(0.0) { $0 + $1.lookupsPerSecond }
+        let dot = glyphs.separator
+        let who = swarms.count == 1 ? "tracker" : "\(swarms.count) trackers"
+        return "agents \(agents)\(dot)peers serve \(Self.rate(served))\(dot)\(who) "
+            + "\(ByteSize.formatDecimal(announces, places: 0)) announces/s, \(ByteSize.formatDecimal(lookups, places: 0)) lookups/s"
     }
 
     /// Operator jobs (verify, repair, transfer) with a progress bar, rate and time left; nothing

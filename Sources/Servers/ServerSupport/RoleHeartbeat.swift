@@ -8,9 +8,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// Tells the master, every interval, that an imageserver or metaserver is alive and what it is
-/// doing (``RoleReport``), so `chunktool status` and the console show it and mark it down when
-/// it goes silent.
+/// Tells the master, every interval, that an imageserver, metaserver or tracker is alive and
+/// what it is doing (``RoleReport``), so `chunktool status` and the console show it and mark it
+/// down when it goes silent. A tracker's reports carry its swarm (``RoleReport/swarm``).
 public final class RoleHeartbeat: Service, Sendable {
     let role: FrontRole
     let requestedId: String?
@@ -20,6 +20,7 @@ public final class RoleHeartbeat: Service, Sendable {
     let openUploads: @Sendable () -> UInt64
     let readiness: ReadinessCheck
     let logger: Logger
+    let swarm: @Sendable () -> SwarmSummary?
     let started = ContinuousClock.now
     private let address = Mutex<HostPort?>(nil)
     private let failing = Mutex(false)
@@ -27,9 +28,11 @@ public final class RoleHeartbeat: Service, Sendable {
     /// - Parameters:
     ///   - id: the id to report; nil reports `role@HOST:PORT` of the bound address.
     ///   - openUploads: upload bodies streaming in now (an imageserver), or open upload sessions (a metaserver).
+    ///   - swarm: a tracker's swarm now; nil for every other role.
     public init(
         role: FrontRole, id: String?, master: MasterClient, tally: RequestTally, interval: Duration = .seconds(1),
-        openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: ReadinessCheck, logger: Logger
+        openUploads: @escaping @Sendable () -> UInt64 = { 0 }, readiness: ReadinessCheck, logger: Logger,
+        swarm: @escaping @Sendable () -> SwarmSummary? = { nil }
     ) {
         self.role = role
         self.requestedId = id
@@ -39,6 +42,7 @@ public final class RoleHeartbeat: Service, Sendable {
         self.openUploads = openUploads
         self.readiness = readiness
         self.logger = logger
+        self.swarm = swarm
     }
 
     /// Records the address the server listens on (heartbeats start once it is known). An
@@ -68,13 +72,15 @@ public final class RoleHeartbeat: Service, Sendable {
     func report() -> RoleReport? {
         guard let addr = address.withLock({ $0 }) else { return nil }
         let state = readiness.latest()
-        return RoleReport(
+        var report = RoleReport(
             role: role, id: requestedId ?? "\(role.rawValue)@\(addr)", addr: addr.description, version: SpeedyVersion.current,
             uptimeMs: UInt64((ContinuousClock.now - started).milliseconds),
             requests: tally.requests.load(ordering: .relaxed), clientErrors: tally.clientErrors.load(ordering: .relaxed),
             serverErrors: tally.serverErrors.load(ordering: .relaxed), bytesIn: tally.bytesIn.load(ordering: .relaxed),
             bytesOut: tally.bytesOut.load(ordering: .relaxed), openUploads: openUploads(), residentBytes: Self.residentBytes(),
             ready: state.ready, notReadyReason: state.reason.map { String($0.prefix(RoleReport.maxText)) })
+        report.swarm = swarm()
+        return report
     }
 
     private func send(_ report: RoleReport) async {

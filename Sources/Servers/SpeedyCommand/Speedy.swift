@@ -41,9 +41,10 @@ struct Speedy: AsyncParsableCommand {
         discussion: """
             Start the roles in this order: chunkmaster, chunkservers (one per disk, a group of three \
             normally), metaserver, imageservers. For a whole cluster on this machine, `speedy up` \
-            starts them all. On client hosts, `speedy peer` is the node agent (docs/peer.md).
+            starts them all. On client hosts, `speedy peer` is the node agent (docs/peer.md), and \
+            agents find each other through `speedy tracker`.
             """,
-        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, PeerCommand.self, Htpasswd.self, Certificates.self]
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, PeerCommand.self, TrackerCommand.self, Htpasswd.self, Certificates.self]
     )
 }
 

@@ -42,6 +42,8 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
     case uploadOffsetMismatch = "UPLOAD_OFFSET_MISMATCH"
     case tooManyUploads = "TOO_MANY_UPLOADS"
     case metadataUnavailable = "UNAVAILABLE"
+    // The tracker
+    case swarmFull = "SWARM_FULL"
 
     /// The HTTP status the code is sent with.
     public var status: Int {
@@ -56,7 +58,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .chunkCorrupt, .ioError: 500
         case .chainFailed: 502
         case .tooManyUploads: 429
-        case .shuttingDown, .notLeader, .notSaved, .leaseFailed, .rolesFull, .metadataUnavailable: 503
+        case .shuttingDown, .notLeader, .notSaved, .leaseFailed, .rolesFull, .metadataUnavailable, .swarmFull: 503
         case .readOnly: 507
         }
     }
@@ -98,6 +100,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .uploadOffsetMismatch: "an append expected another offset; `detail` is `ID OFFSET`, where the session is"
         case .tooManyUploads: "an upload cap is reached (per repository or per client); `detail` says which"
         case .metadataUnavailable: "the metaserver's database does not answer; ask another metaserver"
+        case .swarmFull: "the tracker keeps no more agents (100,000 live ones); the agent goes on without peers until one is forgotten"
         }
     }
 }

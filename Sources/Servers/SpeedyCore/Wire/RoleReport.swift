@@ -1,6 +1,7 @@
-/// The roles in front of the chunkservers that report to the master: imageservers and metaservers.
+/// The roles besides the chunkservers that report to the master: imageservers, metaservers, and
+/// the trackers of node agents' swarms (after 0.15; an older master refuses a tracker's heartbeat).
 public enum FrontRole: String, Sendable, Codable, Equatable, CaseIterable {
-    case imageserver, metaserver
+    case imageserver, metaserver, tracker
 }
 
 /// What an imageserver or a metaserver tells the master every heartbeat interval
@@ -37,6 +38,9 @@ public struct RoleReport: Sendable, Codable, Equatable {
     /// The last report of a role stopping cleanly: the master takes it off the map at once
     /// rather than show it down (absent, and ignored, before 0.14).
     public var leaving: Bool?
+    /// A tracker's swarm at the time of the report (absent from every other role, and from
+    /// before 0.16).
+    public var swarm: SwarmSummary?
 
     /// Creates a report.
     public init(
@@ -103,6 +107,8 @@ public struct RoleSnapshot: Sendable, Codable, Equatable {
     public var openUploads: UInt64
     /// Resident memory at its last heartbeat.
     public var residentBytes: UInt64
+    /// A tracker's swarm as its last heartbeat reported it; nil for other roles.
+    public var swarm: SwarmSummary?
 
     /// Creates a snapshot.
     public init(

@@ -1,0 +1,137 @@
+import SpeedyCore
+import Synchronization
+import Testing
+
+@testable import Tracker
+
+/// The swarm table on its own, with a clock moved by hand: what a full and a partial announce do
+/// to an agent's holdings, expiry after three intervals, the bounds, and the rates.
+@Suite("Tracker swarm table")
+struct TrackerSwarmTableTests {
+    /// A monotonic clock tests set.
+    final class ManualClock: Sendable {
+        let ms = Mutex<Int64>(1_000_000)
+        func advance(_ delta: Int64) { ms.withLock { $0 += delta } }
+        var read: @Sendable () -> Int64 { { [self] in ms.withLock { $0 } } }
+    }
+
+    static func digest(_ n: Int) -> Digest { Digest(algorithm: .sha256, hex: String(repeating: String(n % 10), count: 64)) }
+
+    static func field(_ count: Int, _ held: [Int]) -> ChunkBitfield {
+        var field = ChunkBitfield(count: count)
+        for index in held { field.insert(index) }
+        return field
+    }
+
+    func holdings(of agent: String, _ digest: Digest, in table: SwarmTable) -> ChunkBitfield? {
+        table.peers(of: digest, caller: "someone-else").first { $0.agent == agent }?.have
+    }
+
+    @Test func aPartialAnnounceMergesAnEmptyHoldingRemovesAndAFullOneReplaces() throws {
+        let table = SwarmTable(interval: .seconds(15))
+        let (a, b, c) = (Self.digest(1), Self.digest(2), Self.digest(3))
+        try table.announce(agent: "n1", address: "http://10.0.0.1:6789", full: true, blobs: [a: Self.field(8, [0, 1]), b: .full(count: 4)], servedBytes: 0)
+        try table.announce(agent: "n1", address: "http://10.0.0.1:6789", full: false, blobs: [a: Self.field(8, [0, 1, 2]), c: .full(count: 2)], servedBytes: 0)
+        #expect(holdings(of: "n1", a, in: table) == Self.field(8, [0, 1, 2]))
+        #expect(holdings(of: "n1", b, in: table) == .full(count: 4), "a partial announce keeps the blobs it does not name")
+        #expect(holdings(of: "n1", c, in: table) == .full(count: 2))
+        try table.announce(agent: "n1", address: "http://10.0.0.1:6789", full: false, blobs: [b: ChunkBitfield(count: 4)], servedBytes: 0)
+        #expect(holdings(of: "n1", b, in: table) == nil, "a holding with nothing held is dropped")
+        #expect(table.summary().blobs == 2)
+        try table.announce(agent: "n1", address: "http://10.0.0.1:7000", full: true, blobs: [b: Self.field(4, [3])], servedBytes: 0)
+        #expect(holdings(of: "n1", a, in: table) == nil, "a full announce replaces everything held before")
+        #expect(holdings(of: "n1", c, in: table) == nil)
+        let peers = table.peers(of: b, caller: "x")
+        #expect(peers == [SwarmPeers.Peer(agent: "n1", address: "http://10.0.0.1:7000", have: Self.field(4, [3]))])
+        #expect(table.summary().blobs == 1)
+    }
+
+    @Test func anAgentSilentForThreeIntervalsIsForgotten() throws {
+        let clock = ManualClock()
+        let table = SwarmTable(interval: .seconds(1), now: clock.read)
+        let blob = Self.digest(4)
+        try table.announce(agent: "quiet", address: "http://10.0.0.2:6789", full: true, blobs: [blob: .full(count: 3)], servedBytes: 10)
+        try table.announce(agent: "chatty", address: "http://10.0.0.3:6789", full: true, blobs: [blob: .full(count: 3)], servedBytes: 5)
+        clock.advance(2_000)
+        try table.announce(agent: "chatty", address: "http://10.0.0.3:6789", full: true, blobs: [blob: .full(count: 3)], servedBytes: 5)
+        clock.advance(900)
+        #expect(Set(table.peers(of: blob, caller: "x").map(\.agent)) == ["quiet", "chatty"], "2.9 s of silence is under three intervals")
+        clock.advance(200)
+        #expect(table.peers(of: blob, caller: "x").map(\.agent) == ["chatty"])
+        let summary = table.summary()
+        #expect(summary.agents == 1)
+        #expect(summary.servedBytes == 5, "a forgotten agent's bytes leave the sum")
+        clock.advance(3_100)
+        #expect(table.summary().agents == 0)
+        #expect(table.summary().blobs == 0)
+    }
+
+    @Test func theBoundsRefuseANewAgentAndAnAgentHoldingTooMuch() throws {
+        var limits = SwarmTable.Limits()
+        (limits.agents, limits.holdingsPerAgent) = (2, 3)
+        let table = SwarmTable(interval: .seconds(15), limits: limits)
+        let three = Dictionary(uniqueKeysWithValues: (1...3).map { (Self.digest($0), ChunkBitfield.full(count: 1)) })
+        try table.announce(agent: "a", address: "http://h:1", full: true, blobs: three, servedBytes: 0)
+        #expect(throws: SwarmTableError.tooManyHoldings(limit: 3)) {
+            try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(4): .full(count: 1)], servedBytes: 0)
+        }
+        // Dropping one makes room for another in the same announce.
+        try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(1): ChunkBitfield(count: 1), Self.digest(4): .full(count: 1)], servedBytes: 0)
+        try table.announce(agent: "b", address: "http://h:2", full: true, blobs: [:], servedBytes: 0)
+        #expect(throws: SwarmTableError.full(agents: 2)) {
+            try table.announce(agent: "c", address: "http://h:3", full: true, blobs: [:], servedBytes: 0)
+        }
+        try table.announce(agent: "b", address: "http://h:2", full: true, blobs: [:], servedBytes: 0)
+    }
+
+    @Test func aLookupAnswersAtMostTheLimitOfDistinctHoldersWithoutTheCaller() throws {
+        let table = SwarmTable(interval: .seconds(15))
+        let blob = Self.digest(5)
+        for n in 0..<500 {
+            try table.announce(agent: "agent-\(n)", address: "http://10.1.\(n / 250).\(n % 250):6789", full: true, blobs: [blob: .full(count: 2)], servedBytes: 0)
+        }
+        let first = table.peers(of: blob, caller: "agent-0")
+        #expect(first.count == Swarm.maxPeersPerLookup)
+        #expect(Set(first.map(\.agent)).count == first.count)
+        #expect(!first.contains { $0.agent == "agent-0" })
+        let second = table.peers(of: blob, caller: "agent-0")
+        #expect(first.map(\.agent) != second.map(\.agent), "holders come in random order")
+        // A small swarm: everyone but the caller.
+        let small = SwarmTable(interval: .seconds(15))
+        for n in 0..<3 { try small.announce(agent: "s\(n)", address: "http://h:\(n + 1)", full: true, blobs: [blob: .full(count: 1)], servedBytes: 0) }
+        #expect(Set(small.peers(of: blob, caller: "s1").map(\.agent)) == ["s0", "s2"])
+    }
+
+    @Test func ratesCountAnnouncesLookupsAndTheGrowthOfServedBytes() throws {
+        let clock = ManualClock()
+        let table = SwarmTable(interval: .seconds(15), now: clock.read)
+        let blob = Self.digest(6)
+        for second in 0..<10 {
+            try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [blob: .full(count: 1)], servedBytes: UInt64(second) * 1_000)
+            _ = table.peers(of: blob, caller: "b")
+            _ = table.peers(of: blob, caller: "b")
+            clock.advance(1_000)
+        }
+        let summary = table.summary()
+        #expect(abs(summary.announcesPerSecond - 1.0) < 0.01, "\(summary)")
+        #expect(abs(summary.lookupsPerSecond - 2.0) < 0.01, "\(summary)")
+        #expect(abs(summary.servedBytesPerSecond - 900.0) < 0.01, "9,000 bytes of growth over 10 s: \(summary)")
+        #expect(summary.servedBytes == 9_000)
+        // A minute later without traffic the rates fall to nothing.
+        clock.advance(61_000)
+        let idle = table.summary()
+        #expect(idle.announcesPerSecond == 0 && idle.lookupsPerSecond == 0 && idle.servedBytesPerSecond == 0)
+    }
+
+    @Test func peerAddressesAreSchemeHostAndPortAlone() {
+        for good in ["http://10.0.0.1:6789", "https://node-7.example.com:443", "http://[fe80::1]:6789", "http://localhost:1"] {
+            #expect(TrackerRoutes.isPeerAddress(good), "\(good)")
+        }
+        let bad = [
+            "10.0.0.1:6789", "ftp://h:1", "http://h", "http://h:0", "http://h:65536", "http://h:1/", "http://h:1/path",
+            "http://h:1?x=1", "http://user@h:1", "http://h :1", "http://:1", "http://h:+1", "http://h:01", "http://fe80::1:1",
+            "http://h:1#frag", "http://" + String(repeating: "a", count: 200) + ":1",
+        ]
+        for address in bad { #expect(!TrackerRoutes.isPeerAddress(address), "\(address)") }
+    }
+}
