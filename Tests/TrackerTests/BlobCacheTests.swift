@@ -30,6 +30,7 @@ struct BlobCacheTests {
         cache.commit(temporary, digest: blob.digest, size: UInt64(blob.bytes.count), reserved: reserved)
     }
 
+    /// Whether `blob`'s file is in `cache`'s folder.
     func cached(_ cache: BlobCache, _ blob: (digest: Digest, bytes: [UInt8])) -> Bool {
         FileManager.default.fileExists(atPath: cache.path(of: blob.digest))
     }
@@ -136,6 +137,7 @@ struct BlobCacheTests {
 /// The registry's range answers, as the agent checks them before relaying their bytes.
 @Suite("Node agent: Content-Range checks")
 struct ContentRangeTests {
+    /// Why ``RegistryUpstream/checkContentRange(_:from:total:)`` refuses `value` (nil: it passes).
     func check(_ value: String?, from offset: UInt64, total: UInt64?) -> String? {
         var headers = HTTPHeaders()
         if let value { headers.add(name: "Content-Range", value: value) }
