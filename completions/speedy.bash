@@ -173,13 +173,13 @@ _speedy() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    up|chunkmaster|chunkserver|metaserver|imageserver|peer|htpasswd|certificates|help)
+    up|chunkmaster|chunkserver|metaserver|imageserver|peer|tracker|htpasswd|certificates|help)
         # Offer subcommand argument completions
         "_speedy_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver peer htpasswd certificates help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver peer tracker htpasswd certificates help' -- "${cur}"))
         ;;
     esac
 }
@@ -507,7 +507,7 @@ _speedy_peer() {
     repeating_flags=()
     non_repeating_flags=(--blobs-from-registry -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window)
+    non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window --chunk-timeout --tracker --peer-listen --peer-advertise --peer-secret-file --upload-rate)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -528,6 +528,67 @@ _speedy_peer() {
         return
         ;;
     '--chunk-window')
+        return
+        ;;
+    '--chunk-timeout')
+        return
+        ;;
+    '--tracker')
+        return
+        ;;
+    '--peer-listen')
+        return
+        ;;
+    '--peer-advertise')
+        return
+        ;;
+    '--peer-secret-file')
+        return
+        ;;
+    '--upload-rate')
+        return
+        ;;
+    esac
+}
+
+_speedy_tracker() {
+    repeating_flags=()
+    non_repeating_flags=(--insecure -h --help)
+    repeating_options=()
+    non_repeating_options=(--listen --peer-secret-file --announce-interval --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--listen')
+        return
+        ;;
+    '--peer-secret-file')
+        return
+        ;;
+    '--announce-interval')
+        return
+        ;;
+    '--master')
+        return
+        ;;
+    '--id')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--tls-cert')
+        return
+        ;;
+    '--tls-key')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--tls-min-version')
+        __speedy_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
     esac

@@ -24,7 +24,7 @@ public enum Tracker {
                 master: MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: configuration.security.peers), tally: tally,
                 readiness: ReadinessCheck { .ready }, logger: logger, swarm: { table.summary() })
         }
-        logger.notice("speedy tracker: agents announce every \(configuration.announceInterval) (forgotten after \(table.expiryMs / 1000) s of silence)")
+        logger.notice("speedy tracker: agents announce every \(DurationText.format(configuration.announceInterval)) (forgotten after \(table.expiryMs / 1000) s of silence)")
         try await HTTPServer.run(
             role: "tracker", router: router, listen: configuration.listen, transport: configuration.security.transport,
             services: heartbeat.map { [$0] } ?? [], logger: logger
