@@ -25,7 +25,7 @@ struct TrackerCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = HostPort(host: "0.0.0.0", port: 6790)
 
-    @Option(help: ArgumentHelp("File holding the peer secret every agent signs its requests with (at least 32 characters).", valueName: "path"))
+    @Option(help: ArgumentHelp("File holding the peer secret every agent signs its requests with (at least 16 printable characters; 32 random bytes in hex are best).", valueName: "path"))
     var peerSecretFile: String
 
     @Option(help: "How often agents send a full announce; an agent silent for three intervals is forgotten.")
