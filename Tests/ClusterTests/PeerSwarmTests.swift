@@ -26,16 +26,16 @@ extension ProcessSuites {
             var cache: String
         }
 
-        /// Starts `speedy tracker` with `secretFile`; returns its URL.
-        func startTracker(_ cluster: ClusterHarness, secretFile: String) async throws -> String {
-            let port = ClusterHarness.freePort()
-            _ = try cluster.start("tracker", ["tracker", "--listen", "127.0.0.1:\(port)", "--peer-secret-file", secretFile, "--announce-interval", "2s"])
+        /// Starts `speedy tracker` with `secretFile`; returns its URL and process.
+        func startTracker(_ cluster: ClusterHarness, secretFile: String, port: Int? = nil) async throws -> (url: String, process: Process) {
+            let port = port ?? ClusterHarness.freePort()
+            let process = try cluster.start("tracker", ["tracker", "--listen", "127.0.0.1:\(port)", "--peer-secret-file", secretFile, "--announce-interval", "2s"])
             let url = "http://127.0.0.1:\(port)"
             let ready = await cluster.eventually(within: 20) {
                 (try? await ServiceClient(baseURL: url, transport: .plain).send(.GET, "/readyz"))?.status == 200
             }
             guard ready else { throw HarnessError("speedy tracker did not come up:\n\(cluster.log("tracker"))") }
-            return url
+            return (url, process)
         }
 
         /// Starts agent `name` in the swarm, its cache in ROOT/NAME-cache.
@@ -92,7 +92,7 @@ extension ProcessSuites {
             #expect(push.status == 0, "\(push.output)")
             let secretFile = cluster.root + "/peer.secret"
             try SecretFile.write(ClusterSecret.generate().value + "\n", to: secretFile)
-            let tracker = try await startTracker(cluster, secretFile: secretFile)
+            let tracker = try await startTracker(cluster, secretFile: secretFile).url
             func agent(_ name: String) async throws -> Agent {
                 try await startAgent(cluster, name, registry: registry.registryURL, tracker: tracker, secretFile: secretFile, uploadRate: "8M")
             }
@@ -147,6 +147,49 @@ extension ProcessSuites {
             let forged = "SpeedyPeer intruder.\(currentTimeMillis()).\(String(repeating: "A", count: 43))"
             #expect(try await stranger.send(.GET, target, headers: [("Authorization", forged)]).status == 401)
             #expect(!cluster.log("a").contains(forged))
+        }
+
+        /// The tracker keeps nothing on disk and neither does an agent's announce: after both
+        /// restart, the agent announces its cached blobs again (from its swarm index) and a new
+        /// agent reads the layer from it rather than from the chunkservers.
+        @Test func aRestartedTrackerAndAgentFindEachOtherAgain() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let registry = try await cluster.startRegistry()
+            let layout = try cluster.makeImage(named: "app", randomBytes: 12_000_000)
+            let push = try agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            #expect(push.status == 0, "\(push.output)")
+            let secretFile = cluster.root + "/peer.secret"
+            try SecretFile.write(ClusterSecret.generate().value + "\n", to: secretFile)
+            var tracker = try await startTracker(cluster, secretFile: secretFile)
+            func agent(_ name: String) async throws -> Agent {
+                try await startAgent(cluster, name, registry: registry.registryURL, tracker: tracker.url, secretFile: secretFile, uploadRate: "64M")
+            }
+            var seeder = try await agent("seeder")
+            let first = await pull(seeder, "team/app:v1", into: "pulled-seeder", root: cluster.root)
+            #expect(first.status == 0, "\(first.output)")
+            let layer = try agents.checkLayout(cluster.root + "/pulled-seeder", from: layout)
+
+            // Both restart: the tracker on its port, the agent on its cache (a new id, a new port).
+            let trackerPort = Int(tracker.url.split(separator: ":").last!)!
+            for process in [tracker.process, seeder.peer.process] {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            tracker = try await startTracker(cluster, secretFile: secretFile, port: trackerPort)
+            seeder = try await agent("seeder")
+            try await Task.sleep(for: .seconds(1))
+
+            let leecher = try await agent("leecher")
+            let second = await pull(leecher, "team/app:v1", into: "pulled-leecher", root: cluster.root)
+            #expect(second.status == 0, "\(second.output)")
+            try agents.checkLayout(cluster.root + "/pulled-leecher", from: layout)
+            let fromPeers = try await agents.metric(leecher.peer, "speedy_peer_peer_bytes_total")
+            let fromChunkservers = try await agents.metric(leecher.peer, "speedy_peer_chunkserver_bytes_total")
+            let logs = cluster.roleLogs(["seeder", "leecher", "tracker"])
+            #expect(fromPeers >= Double(layer.size), "\(Int(fromPeers)) bytes from peers\n\(logs)")
+            #expect(fromChunkservers < Double(layer.size), "\(Int(fromChunkservers)) bytes from the chunkservers\n\(logs)")
+            #expect(try await agents.metric(seeder.peer, "speedy_peer_uploaded_bytes_total") >= Double(layer.size))
         }
     }
 }

@@ -22,11 +22,11 @@ struct DownloadContext: Sendable {
     let logger: Logger
 }
 
-/// One blob downloading into a ``PartialBlob``, BitTorrent-style: ``ChunkFetcher/window``
-/// fetches at once, each taking the chunk the fewest peers hold (ties in an order random per
-/// download, so agents that start together fetch different chunks from the chunkservers), from a
-/// peer that holds it, else from the chunkservers, else from the registry. A peer that sends a
-/// bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
+/// One blob downloading into a ``PartialBlob``, BitTorrent-style: `window` fetches at once,
+/// each taking the chunk the fewest peers hold (ties in an order random per download), from a
+/// peer that holds it, else from the chunkservers, else from the registry. Agents that claim a
+/// chunk at the same moment agree, by a rank every one of them computes alike, which one reads it
+/// from the chunkservers. A peer that sends a bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
 /// the cache only once it hashes to its digest.
 ///
 /// It runs in a task of its own (``SwarmDownloads``), not in a client's request: the clients of
@@ -34,7 +34,7 @@ struct DownloadContext: Sendable {
 /// started it goes away.
 final class BlobDownload: Sendable {
     /// The holders of the blob's chunks as the tracker last said, less those dropped.
-    private struct PeerView {
+    private struct PeerView: Sendable {
         var peers: [SwarmPeers.Peer] = []
         var dropped: Set<String> = []
 
@@ -67,34 +67,74 @@ final class BlobDownload: Sendable {
 
     /// Fetches every chunk, verifies and caches the blob; failures end in ``PartialBlob/fail(_:)``.
     func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.verifyAndCache() }
-            if context.tracker != nil { group.addTask { await self.followTheSwarm() } }
-            for _ in 0..<window { group.addTask { await self.fetchChunks() } }
-        }
+        async let verified: Void = verifyAndCache()
+        await fetchChunks()
+        await verified
         onEnd()
         context.announcer?.changed(partial.digest)
     }
 
-    /// One fetch slot: claims the rarest missing chunk, fetches and writes it, until none is left.
+    /// Keeps ``window`` fetches going: claims the rarest missing chunks as slots free up, and in
+    /// a swarm tells the tracker about the claims at once and asks again who holds what, so that
+    /// of the agents that claimed one chunk together only one reads it from the chunkservers
+    /// (``origins(of:before:after:)``) and the others read it from that one.
     private func fetchChunks() async {
-        while let index = partial.claim({ self.rarest(among: $0) }) {
-            context.announcer?.changed(partial.digest)
-            do {
-                let data = try await fetch(index)
-                try await partial.file.write(data, at: partial.offsets[index])
-                partial.markHeld(index)
-                context.announcer?.changed(partial.digest)
-            } catch {
-                partial.fail(error as? PeerError ?? .blobUnavailable("\(error)"))
-                return
+        var lastLookup: ContinuousClock.Instant?
+        await withTaskGroup(of: Bool.self) { group in
+            var inFlight = 0
+            while true {
+                if context.tracker != nil, partial.hasMissing, lastLookup.map({ .now - $0 >= context.lookupInterval }) ?? true {
+                    await lookUpHolders()
+                    lastLookup = .now
+                }
+                let before = view.withLock { $0 }
+                var batch: [Int] = []
+                while inFlight + batch.count < window, let index = partial.claim({ self.rarest(among: $0, in: before) }) { batch.append(index) }
+                if !batch.isEmpty, context.tracker != nil {
+                    await context.announcer?.announceNow(partial.digest)
+                    await lookUpHolders()
+                    lastLookup = .now
+                }
+                let after = view.withLock { $0 }
+                for index in batch {
+                    let peers = origins(of: index, before: before, after: after)
+                    group.addTask { await self.fetchAndStore(index, peers: peers) }
+                    inFlight += 1
+                }
+                guard inFlight > 0 else { return }
+                let fetched = await group.next() ?? false
+                inFlight -= 1
+                if !fetched { return }
             }
         }
     }
 
-    /// The missing chunk the fewest live peers hold, the first in ``order`` among equals.
-    private func rarest(among states: [PartialBlob.ChunkState]) -> Int? {
-        let peers = view.withLock { view in view.peers.filter { !view.dropped.contains($0.agent) } }
+    /// Fetches chunk `index` (from `peers` first) and writes it to the file; false when the
+    /// download failed.
+    private func fetchAndStore(_ index: Int, peers: [SwarmPeers.Peer]) async -> Bool {
+        let data: ByteBuffer
+        do {
+            data = try await fetch(index, peers: peers)
+        } catch {
+            partial.fail(error)
+            return false
+        }
+        do {
+            try await partial.file.write(data, at: partial.offsets[index])
+        } catch {
+            // A full disk: the followers get the rest in order, uncached.
+            context.metrics.cacheWriteFailures.increment()
+            partial.fail(error)
+            return false
+        }
+        partial.markHeld(index)
+        context.announcer?.changed(partial.digest)
+        return true
+    }
+
+    /// The missing chunk the fewest live peers hold in `view`, the first in ``order`` among equals.
+    private func rarest(among states: [PartialBlob.ChunkState], in view: PeerView) -> Int? {
+        let peers = view.peers.filter { !view.dropped.contains($0.agent) }
         var best: (index: Int, holders: Int)?
         for index in order where states[index] == .missing {
             let holders = peers.reduce(0) { $0 + ($1.have.contains(index) ? 1 : 0) }
@@ -104,12 +144,37 @@ final class BlobDownload: Sendable {
         return best?.index
     }
 
-    /// Chunk `index` from a peer that holds it, else the chunkservers, else the registry.
-    private func fetch(_ index: Int) async throws(PeerError) -> ByteBuffer {
+    /// The peers to ask for chunk `index`, claimed by this agent between the views `before` and
+    /// `after`: whoever held or claimed it before (it is on its way there), else the agents that
+    /// claimed it together with this one and rank before it for this chunk; none (the
+    /// chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and
+    /// the chunk, which every agent computes alike, so each chunk has one origin and the origins
+    /// of a blob's chunks spread over the agents.
+    private func origins(of index: Int, before: PeerView, after: PeerView) -> [SwarmPeers.Peer] {
+        let earlier = before.holders(of: index)
+        if !earlier.isEmpty { return earlier.shuffled() }
+        guard let me = context.tracker?.signer.agent else { return [] }
+        let mine = Self.rank(me, partial.digest, index)
+        return after.holders(of: index).filter { Self.rank($0.agent, partial.digest, index) < mine }
+            .sorted { Self.rank($0.agent, partial.digest, index) < Self.rank($1.agent, partial.digest, index) }
+    }
+
+    /// FNV-1a of `agent|digest|index`: the same on every agent.
+    static func rank(_ agent: String, _ digest: Digest, _ index: Int) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(agent)|\(digest)|\(index)".utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    /// Chunk `index` from one of `peers`, else the chunkservers, else the registry.
+    private func fetch(_ index: Int, peers: [SwarmPeers.Peer]) async throws(PeerError) -> ByteBuffer {
         let entry = partial.map.chunks[index]
         let offset = partial.offsets[index]
-        let holders = view.withLock { $0.holders(of: index) }.shuffled()
-        for peer in holders.prefix(3) {
+        let live = view.withLock { view in peers.filter { !view.dropped.contains($0.agent) } }
+        for peer in live.prefix(3) {
             switch await context.fetcher.fromPeer(peer.address, digest: partial.digest, offset: offset, entry: entry) {
             case .chunk(let data):
                 return data
@@ -149,19 +214,16 @@ final class BlobDownload: Sendable {
         }
     }
 
-    /// Asks the tracker who holds the blob's chunks, at once and then every lookup interval,
-    /// while chunks are still missing.
-    private func followTheSwarm() async {
+    /// Asks the tracker who holds the blob's chunks (agents whose bitfield has another length
+    /// hold another layout of the blob, and are left out).
+    private func lookUpHolders() async {
         guard let tracker = context.tracker else { return }
-        while partial.hasMissing, partial.failure == nil, !Task.isCancelled {
-            do {
-                let answer = try await tracker.peers(of: partial.digest)
-                let usable = answer.peers.filter { $0.have.count == partial.count }
-                view.withLock { $0.peers = usable }
-            } catch {
-                context.logger.debug("tracker lookup of \(partial.digest): \(error)")
-            }
-            try? await Task.sleep(for: context.lookupInterval)
+        do {
+            let answer = try await tracker.peers(of: partial.digest)
+            let usable = answer.peers.filter { $0.have.count == partial.count }
+            view.withLock { $0.peers = usable }
+        } catch {
+            context.logger.debug("tracker lookup of \(partial.digest): \(error)")
         }
     }
 
@@ -175,24 +237,22 @@ final class BlobDownload: Sendable {
                 hasher.update(try await partial.file.read(at: partial.offsets[index], count: Int(partial.map.chunks[index].length)))
             }
         } catch {
-            partial.file.discard()
+            partial.file.discard(from: context.cache)
             return
         }
         let got = hasher.finalize()
         guard got == partial.digest else {
             context.logger.error("blob \(partial.digest) assembled from chunks that each passed their CRC hashes to \(got): not cached")
             partial.fail(.digestMismatch(expected: partial.digest.description, got: got.description))
-            partial.file.discard()
+            partial.file.discard(from: context.cache)
             return
         }
         do {
-            try await partial.file.finish()
-            context.cache.commit(partial.file.path, digest: partial.digest, size: partial.map.size)
+            try await partial.file.commit(to: context.cache, digest: partial.digest, size: partial.map.size)
             context.index?.record(partial.digest, chunks: partial.count)
         } catch {
             // The bytes are right; only the cache missed them.
             context.metrics.cacheWriteFailures.increment()
-            partial.file.discard()
         }
         partial.markVerified()
     }

@@ -36,19 +36,22 @@ struct BlobRoute: Sendable {
                 logger.warning("chunk map of \(digest) is inconsistent (size \(map.size), digest \(map.digest)); using the blob GET")
                 return try await relay(target: target, digest: digest, clientHeaders: clientHeaders)
             }
-            if let entry = cache.lookup(digest), entry.size == map.size {
+            // Opened before the 200: a blob evicted a moment later is still served whole.
+            if let blob = cache.openForReading(digest), blob.size == map.size {
                 metrics.cacheHits.increment()
-                return serve(entry, digest: digest)
+                return serve(blob, digest: digest)
             }
             return serveChunks(map, name: name, digest: digest, clientHeaders: clientHeaders)
         case .unsupported:
-            if let entry = cache.lookup(digest) {
+            if cache.lookup(digest) != nil {
                 // A registry without chunk maps: its blob HEAD, with the client's credentials, decides.
                 let head = try await upstream.send(.head, target, clientHeaders: clientHeaders)
                 // A refusal is answered by the GET itself, with its error body.
                 guard head.status == .ok else { return try await relay(target: target, digest: digest, clientHeaders: clientHeaders) }
-                metrics.cacheHits.increment()
-                return serve(entry, digest: digest)
+                if let blob = cache.openForReading(digest) {
+                    metrics.cacheHits.increment()
+                    return serve(blob, digest: digest)
+                }
             }
             return try await relay(target: target, digest: digest, clientHeaders: clientHeaders)
         }
@@ -62,21 +65,22 @@ struct BlobRoute: Sendable {
         ]
     }
 
-    /// The cached blob `entry`, read from disk and checked against `digest` as it goes out.
-    func serve(_ entry: BlobCache.Entry, digest: Digest) -> Response {
+    /// The cached blob `blob` (opened already), read from disk and checked against `digest` as it goes out.
+    func serve(_ blob: BlobCache.OpenBlob, digest: Digest) -> Response {
         Response(
             status: .ok, headers: Self.headers(digest),
-            body: ResponseBody(contentLength: Int(entry.size)) { writer in try await self.sendCached(entry, digest: digest, to: &writer) })
+            body: ResponseBody(contentLength: Int(blob.size)) { writer in try await self.sendCached(blob, digest: digest, to: &writer) })
     }
 
-    private func sendCached(_ entry: BlobCache.Entry, digest: Digest, to writer: inout any ResponseBodyWriter) async throws {
-        var sender = VerifiedSender(digest: digest, size: entry.size, sink: nil, cache: cache, metrics: metrics)
+    private func sendCached(_ blob: BlobCache.OpenBlob, digest: Digest, to writer: inout any ResponseBodyWriter) async throws {
+        var sender = VerifiedSender(digest: digest, size: blob.size, sink: nil, cache: cache, metrics: metrics)
         do {
-            try await CachedBlobReader.send(entry, digest: digest, to: &sender, writer: &writer)
+            try await CachedBlobReader.send(blob, digest: digest, to: &sender, writer: &writer)
             try await sender.finish(to: &writer)
         } catch {
-            if case PeerError.digestMismatch = error { cache.remove(digest) }
-            if case PeerError.cache = error { cache.remove(digest) }
+            // Only that very file goes: a good copy committed since stays.
+            if case PeerError.digestMismatch = error { cache.remove(digest, file: blob) }
+            if case PeerError.cache = error { cache.remove(digest, file: blob) }
             metrics.failedDownloads.increment()
             logger.error("cached blob \(digest): \(error); response cut short")
             throw error
@@ -112,7 +116,9 @@ struct BlobRoute: Sendable {
     }
 
     /// Sends the download's chunks in blob order as they arrive; returns how many were sent,
-    /// short of all of them when the download failed (the caller sends the rest another way).
+    /// short of all of them when the download's disk failed (the caller sends the rest another
+    /// way). Any other failure of the download (a chunk no source served, a wrong digest) is
+    /// thrown: every source was tried already.
     private func follow(_ partial: PartialBlob, into sender: inout VerifiedSender, writer: inout any ResponseBodyWriter) async throws -> Int {
         var index = 0
         while index < partial.count {
@@ -120,10 +126,9 @@ struct BlobRoute: Sendable {
             do {
                 try await partial.wait(for: index)
                 piece = try await partial.file.read(at: partial.offsets[index], count: Int(partial.map.chunks[index].length))
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                logger.warning("blob \(partial.digest): the download stopped at chunk \(index) of \(partial.count) (\(error)); the rest in order")
+            } catch PeerError.cache(let reason) {
+                // Only the disk failed the download: the chunks are still there to fetch.
+                logger.warning("blob \(partial.digest): the download stopped at chunk \(index) of \(partial.count) (\(reason)); the rest in order, uncached")
                 return index
             }
             try await sender.send(piece, to: &writer)
@@ -145,12 +150,14 @@ struct BlobRoute: Sendable {
         try await relayRest(name: name, digest: digest, from: offset, clientHeaders: clientHeaders, into: &sender, writer: &writer)
     }
 
-    /// A temporary cache file for a blob of `size` bytes; nil when it could not be cached.
+    /// A temporary cache file for a blob of `size` bytes, its room reserved in the cache; nil
+    /// when it could not be cached.
     private func temporaryFile(size: UInt64) -> CacheTempFile? {
-        guard cache.accepts(size: size) else { return nil }
+        guard cache.reserve(size) else { return nil }
         do {
-            return try CacheTempFile(path: cache.temporaryPath())
+            return try CacheTempFile(path: cache.temporaryPath(), reserved: size)
         } catch {
+            cache.release(size)
             logger.warning("\(error); serving without caching")
             return nil
         }
@@ -166,7 +173,9 @@ struct BlobRoute: Sendable {
         // A 200 is the whole blob (a registry that ignores Range): skip what was sent already.
         var skip: UInt64
         switch response.status.code {
-        case 206: skip = 0
+        case 206:
+            try RegistryUpstream.checkContentRange(response.headers, from: offset, total: sender.size)
+            skip = 0
         case 200: skip = offset
         default: throw PeerError.blobUnavailable("the registry answered \(response.status.code) to bytes \(offset)- of \(digest)")
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SpeedyCore
 
 #if canImport(Glibc)
 import Glibc
@@ -9,17 +10,21 @@ import Glibc
 /// whatever order they arrive, and read back by the clients and peers that follow the download;
 /// every system call runs on NIO's thread pool, never on a request's executor. The file ends
 /// moved into the cache (``finish()`` then ``BlobCache/commit(_:digest:size:)``) or deleted
-/// (``discard()``); the descriptor stays open until the last reader lets go of it.
+/// (``discard(from:)``); the descriptor stays open until the last reader lets go of it.
 final class CacheTempFile: Sendable {
     let path: String
+    /// The room reserved for it in the cache (``BlobCache/reserve(_:)``): given to
+    /// ``BlobCache/commit(_:digest:size:reserved:)``, or released by ``discard(from:)``.
+    let reserved: UInt64
     private let fd: Int32
 
     /// Creates the file (it must not exist), readable by this user alone: what the cache holds
     /// is served only after the registry allows it, so no other local user may read it directly.
-    init(path: String) throws(PeerError) {
+    init(path: String, reserved: UInt64) throws(PeerError) {
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .cache("cannot create \(path): errno \(errno)") }
         self.path = path
+        self.reserved = reserved
         self.fd = fd
     }
 
@@ -59,10 +64,22 @@ final class CacheTempFile: Sendable {
         }
     }
 
-    /// Deletes the file (the download failed or did not verify); readers still holding it
-    /// keep reading what it had.
-    func discard() {
+    /// Deletes the file and gives its reservation back to `cache` (the download failed, did not
+    /// verify, or the cache could not keep it); readers still holding it keep reading what it had.
+    func discard(from cache: BlobCache) {
         unlink(path)
+        cache.release(reserved)
+    }
+
+    /// Makes the file durable and moves it into `cache` as `digest`, with its reservation.
+    func commit(to cache: BlobCache, digest: Digest, size: UInt64) async throws(PeerError) {
+        do {
+            try await finish()
+        } catch {
+            discard(from: cache)
+            throw error
+        }
+        cache.commit(path, digest: digest, size: size, reserved: reserved)
     }
 
     /// `count` bytes at `offset` of `fd`, read in full (a short file throws).

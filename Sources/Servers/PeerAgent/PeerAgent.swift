@@ -24,7 +24,7 @@ public enum PeerAgent {
         do {
             transport = try ClusterTransport(secret: nil, caFile: configuration.caFile)
         } catch {
-            throw PeerError.registry("--ca \(configuration.caFile ?? ""): \(error)")
+            throw PeerError.configuration("--ca \(configuration.caFile ?? ""): \(error)")
         }
         let cache = try BlobCache(directory: configuration.cacheDirectory, limit: configuration.cacheBytes, logger: logger)
         let upstream = RegistryUpstream(

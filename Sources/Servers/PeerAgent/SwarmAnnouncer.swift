@@ -48,6 +48,18 @@ final class SwarmAnnouncer: Service, Sendable {
         }
     }
 
+    /// Announces what the agent holds of `digest` now, without waiting for the next tick (a
+    /// download's fresh claims); on failure the next tick tries again.
+    func announceNow(_ digest: Digest) async {
+        guard let holdings = holdings.withLock({ $0 }) else { return }
+        let announce = SwarmAnnounce(agent: tracker.signer.agent, address: address, full: false, blobs: holdings([digest]), servedBytes: served())
+        do {
+            _ = try await tracker.announce(announce)
+        } catch {
+            changed(digest)
+        }
+    }
+
     /// Sends a full announce when one is due, else the pending changes, if any.
     func announceDue() async {
         let now = ContinuousClock.now

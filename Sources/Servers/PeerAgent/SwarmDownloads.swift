@@ -21,15 +21,17 @@ final class SwarmDownloads: Sendable {
     /// when no temporary file can be made, or the cache could never keep the blob (the caller
     /// then streams the chunks in order, uncached), or a download in progress has another layout.
     func join(_ map: ChunkMap, digest: Digest, name: String, credentials: HTTPFields) -> PartialBlob? {
-        guard context.cache.accepts(size: map.size) else { return nil }
         return active.withLock { active -> PartialBlob? in
             if let current = active[digest] {
                 return current.map.size == map.size && current.count == map.chunks.count ? current : nil
             }
+            // The download's room in the cache is reserved before its file exists.
+            guard context.cache.reserve(map.size) else { return nil }
             let file: CacheTempFile
             do {
-                file = try CacheTempFile(path: context.cache.temporaryPath())
+                file = try CacheTempFile(path: context.cache.temporaryPath(), reserved: map.size)
             } catch {
+                context.cache.release(map.size)
                 context.logger.warning("\(error); serving \(digest) without caching")
                 context.metrics.cacheWriteFailures.increment()
                 return nil

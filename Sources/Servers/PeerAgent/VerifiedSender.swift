@@ -43,7 +43,7 @@ struct VerifiedSender {
             do {
                 try await file.write(piece, at: received - UInt64(piece.readableBytes))
             } catch {
-                file.discard()
+                file.discard(from: cache)
                 sink = nil
                 metrics.cacheWriteFailures.increment()
             }
@@ -66,15 +66,8 @@ struct VerifiedSender {
         guard got == digest else { throw PeerError.digestMismatch(expected: digest.description, got: got.description) }
         let verified = sink
         sink = nil
-        if let verified {
-            do {
-                try await verified.finish()
-                cache.commit(verified.path, digest: digest, size: received)
-            } catch {
-                // The bytes are right; only the cache missed them.
-                verified.discard()
-            }
-        }
+        // The bytes are right; a cache that cannot keep them misses only them.
+        if let verified { try? await verified.commit(to: cache, digest: digest, size: received) }
         if let last = held {
             try await writer.write(last)
             metrics.servedBytes.increment(by: Int64(last.readableBytes))
@@ -85,7 +78,7 @@ struct VerifiedSender {
 
     /// Deletes the temporary file, if any (the transfer failed).
     mutating func abandon() {
-        sink?.discard()
+        sink?.discard(from: cache)
         sink = nil
     }
 }
