@@ -78,10 +78,32 @@ struct TrackerSwarmTableTests {
         // Dropping one makes room for another in the same announce.
         try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(1): ChunkBitfield(count: 1), Self.digest(4): .full(count: 1)], servedBytes: 0)
         try table.announce(agent: "b", address: "http://h:2", full: true, blobs: [:], servedBytes: 0)
-        #expect(throws: SwarmTableError.full(agents: 2)) {
+        #expect(throws: SwarmTableError.full("the tracker keeps at most 2 agents")) {
             try table.announce(agent: "c", address: "http://h:3", full: true, blobs: [:], servedBytes: 0)
         }
         try table.announce(agent: "b", address: "http://h:2", full: true, blobs: [:], servedBytes: 0)
+    }
+
+    @Test func bitfieldBytesAreBoundedPerAgentAndInAll() throws {
+        var limits = SwarmTable.Limits()
+        (limits.bitfieldBytesPerAgent, limits.bitfieldBytes) = (1_000, 1_500)
+        let table = SwarmTable(interval: .seconds(15), limits: limits)
+        // 4,000 chunks: 500 bytes each.
+        let big = ChunkBitfield.full(count: 4_000)
+        try table.announce(agent: "a", address: "http://h:1", full: true, blobs: [Self.digest(1): big, Self.digest(2): big], servedBytes: 0)
+        #expect(throws: SwarmTableError.bitfieldsTooLarge(limit: 1_000)) {
+            try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(3): big], servedBytes: 0)
+        }
+        // Replacing a blob's bitfield costs only the difference.
+        try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(2): Self.field(4_000, [1])], servedBytes: 0)
+        try table.announce(agent: "b", address: "http://h:2", full: true, blobs: [Self.digest(1): big], servedBytes: 0)
+        #expect(throws: SwarmTableError.full("the tracker keeps at most 1500 bytes of bitfields")) {
+            try table.announce(agent: "c", address: "http://h:3", full: true, blobs: [Self.digest(1): big], servedBytes: 0)
+        }
+        // Dropping a blob frees its bytes for everyone.
+        try table.announce(agent: "a", address: "http://h:1", full: false, blobs: [Self.digest(2): ChunkBitfield(count: 4_000)], servedBytes: 0)
+        try table.announce(agent: "c", address: "http://h:3", full: true, blobs: [Self.digest(1): big], servedBytes: 0)
+        #expect(table.summary().agents == 3)
     }
 
     @Test func aLookupAnswersAtMostTheLimitOfDistinctHoldersWithoutTheCaller() throws {

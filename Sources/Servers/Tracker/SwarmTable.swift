@@ -3,10 +3,13 @@ import Synchronization
 
 /// Why the table refused an announce.
 public enum SwarmTableError: Error, Sendable, Equatable {
-    /// A new agent while the table holds ``SwarmTable/Limits/agents`` live ones already.
-    case full(agents: Int)
+    /// A new agent while the table holds ``SwarmTable/Limits/agents`` live ones already, or an
+    /// announce that would pass ``SwarmTable/Limits/bitfieldBytes``; the text says which.
+    case full(String)
     /// The agent would hold more than ``SwarmTable/Limits/holdingsPerAgent`` blobs.
     case tooManyHoldings(limit: Int)
+    /// The agent's bitfields would take more than ``SwarmTable/Limits/bitfieldBytesPerAgent``.
+    case bitfieldsTooLarge(limit: Int)
 }
 
 /// The tracker's whole state: which agent holds which chunks of which blob, in memory only. A
@@ -23,6 +26,11 @@ public final class SwarmTable: Sendable {
         public var agents = 100_000
         /// Blobs one agent may hold at most.
         public var holdingsPerAgent = 65_536
+        /// Bytes of bitfields one agent may have at the tracker: a bitfield of a 4 TiB blob is
+        /// 128 KiB, so a count of holdings alone does not bound memory.
+        public var bitfieldBytesPerAgent = 16 << 20
+        /// Bytes of bitfields of all agents together.
+        public var bitfieldBytes = 2 << 30
 
         /// The default bounds.
         public init() {}
@@ -34,12 +42,15 @@ public final class SwarmTable: Sendable {
         var holdings: [Digest: ChunkBitfield] = [:]
         var lastSeenMs: Int64
         var servedBytes: UInt64 = 0
+        /// Bytes of its bitfields, what its holdings cost beyond their count.
+        var bitfieldBytes = 0
     }
 
     struct State: Sendable {
         var agents: [String: Agent] = [:]
         var holders: [Digest: HolderSet] = [:]
         var servedBytes: UInt64 = 0
+        var bitfieldBytes = 0
         var rates: SwarmRates
         var lastSweepMs: Int64
         var generator = SystemRandomNumberGenerator()
@@ -77,50 +88,78 @@ public final class SwarmTable: Sendable {
         let nowMs = now()
         try state.withLock { (state: inout State) throws(SwarmTableError) in
             sweepIfDue(&state, nowMs: nowMs)
-            let known = state.agents[agent]
-            if known == nil, state.agents.count >= limits.agents { throw .full(agents: limits.agents) }
-            let current = known ?? Agent(address: address, lastSeenMs: nowMs)
-            guard Self.holdingCount(after: blobs, full: full, on: current) <= limits.holdingsPerAgent else {
-                throw .tooManyHoldings(limit: limits.holdingsPerAgent)
-            }
-            var entry = current
-            if full {
-                for digest in entry.holdings.keys where blobs[digest].map({ $0.held == 0 }) ?? true {
-                    Self.unindex(agent, digest, &state)
-                }
-                entry.holdings = [:]
-            }
-            for (digest, have) in blobs {
-                if have.held == 0 {
-                    if entry.holdings.removeValue(forKey: digest) != nil { Self.unindex(agent, digest, &state) }
-                } else {
-                    entry.holdings[digest] = have
-                    state.holders[digest, default: HolderSet()].insert(agent)
-                }
-            }
+            let after = try admit(agent, blobs, full: full, in: state)
+            let isNew = state.agents.index(forKey: agent) == nil
+            // Out of the table while it changes, so its holdings are changed in place, not copied.
+            var entry = state.agents.removeValue(forKey: agent) ?? Agent(address: address, lastSeenMs: nowMs)
+            Self.apply(blobs, full: full, as: agent, to: &entry.holdings, index: &state.holders)
             // Counters only grow while the agent runs; a smaller one is not growth.
-            let growth = known != nil && servedBytes > current.servedBytes ? servedBytes - current.servedBytes : 0
-            state.servedBytes = state.servedBytes - current.servedBytes + servedBytes
-            (entry.address, entry.lastSeenMs, entry.servedBytes) = (address, nowMs, servedBytes)
+            let growth = !isNew && servedBytes > entry.servedBytes ? servedBytes - entry.servedBytes : 0
+            state.servedBytes = state.servedBytes - entry.servedBytes + servedBytes
+            state.bitfieldBytes = state.bitfieldBytes - entry.bitfieldBytes + after.bytes
+            (entry.address, entry.lastSeenMs, entry.servedBytes, entry.bitfieldBytes) = (address, nowMs, servedBytes, after.bytes)
             state.agents[agent] = entry
             state.rates.record(nowMs: nowMs, announces: 1, servedBytes: growth)
         }
     }
 
-    /// How many blobs an agent holding `agent`'s blobs would hold after `blobs` were applied.
-    private static func holdingCount(after blobs: [Digest: ChunkBitfield], full: Bool, on agent: Agent) -> Int {
-        if full { return blobs.values.count { $0.held > 0 } }
-        var count = agent.holdings.count
-        for (digest, have) in blobs {
-            let held = agent.holdings[digest] != nil
-            if have.held == 0, held { count -= 1 } else if have.held > 0, !held { count += 1 }
-        }
-        return count
+    /// What an agent would hold after an announce: blobs, and bytes of bitfields.
+    struct Footprint: Equatable {
+        var holdings = 0
+        var bytes = 0
     }
 
-    private static func unindex(_ agent: String, _ digest: Digest, _ state: inout State) {
-        state.holders[digest]?.remove(agent)
-        if state.holders[digest]?.isEmpty == true { state.holders[digest] = nil }
+    /// What `agent` would hold after the announce, once it is within every bound.
+    private func admit(_ agent: String, _ blobs: [Digest: ChunkBitfield], full: Bool, in state: State) throws(SwarmTableError) -> Footprint {
+        let known = state.agents[agent]
+        if known == nil, state.agents.count >= limits.agents { throw .full("the tracker keeps at most \(limits.agents) agents") }
+        let after = Self.footprint(after: blobs, full: full, on: known)
+        guard after.holdings <= limits.holdingsPerAgent else { throw .tooManyHoldings(limit: limits.holdingsPerAgent) }
+        guard after.bytes <= limits.bitfieldBytesPerAgent else { throw .bitfieldsTooLarge(limit: limits.bitfieldBytesPerAgent) }
+        guard state.bitfieldBytes - (known?.bitfieldBytes ?? 0) + after.bytes <= limits.bitfieldBytes else {
+            throw .full("the tracker keeps at most \(limits.bitfieldBytes) bytes of bitfields")
+        }
+        return after
+    }
+
+    /// Changes `holdings` (and the index of holders) as the announce says.
+    private static func apply(
+        _ blobs: [Digest: ChunkBitfield], full: Bool, as agent: String, to holdings: inout [Digest: ChunkBitfield], index: inout [Digest: HolderSet]
+    ) {
+        if full {
+            for digest in holdings.keys where blobs[digest].map({ $0.held == 0 }) ?? true { unindex(agent, digest, &index) }
+            holdings = [:]
+        }
+        for (digest, have) in blobs {
+            if have.held == 0 {
+                if holdings.removeValue(forKey: digest) != nil { unindex(agent, digest, &index) }
+            } else {
+                holdings[digest] = have
+                index[digest, default: HolderSet()].insert(agent)
+            }
+        }
+    }
+
+    /// The holdings and bitfield bytes of `agent` (nil: a new one) after `blobs` were applied.
+    private static func footprint(after blobs: [Digest: ChunkBitfield], full: Bool, on agent: Agent?) -> Footprint {
+        var result = full ? Footprint() : Footprint(holdings: agent?.holdings.count ?? 0, bytes: agent?.bitfieldBytes ?? 0)
+        for (digest, have) in blobs {
+            let before = full ? nil : agent?.holdings[digest]
+            if let before {
+                result.holdings -= 1
+                result.bytes -= before.byteCount
+            }
+            if have.held > 0 {
+                result.holdings += 1
+                result.bytes += have.byteCount
+            }
+        }
+        return result
+    }
+
+    private static func unindex(_ agent: String, _ digest: Digest, _ index: inout [Digest: HolderSet]) {
+        index[digest]?.remove(agent)
+        if index[digest]?.isEmpty == true { index[digest] = nil }
     }
 
     /// At most `limit` live agents other than `caller` that hold chunks of `digest`, in random
@@ -163,9 +202,15 @@ public final class SwarmTable: Sendable {
         let oldest = nowMs - expiryMs
         let silent = state.agents.filter { $0.value.lastSeenMs < oldest }
         for (id, agent) in silent {
-            for digest in agent.holdings.keys { Self.unindex(id, digest, &state) }
+            for digest in agent.holdings.keys { Self.unindex(id, digest, &state.holders) }
             state.servedBytes -= agent.servedBytes
+            state.bitfieldBytes -= agent.bitfieldBytes
             state.agents[id] = nil
         }
     }
+}
+
+extension ChunkBitfield {
+    /// Bytes the bitfield takes: what a holding costs the tracker's memory.
+    fileprivate var byteCount: Int { (count + 7) / 8 }
 }

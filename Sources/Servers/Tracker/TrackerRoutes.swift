@@ -51,10 +51,12 @@ public struct TrackerRoutes: Sendable {
         }
         do {
             try table.announce(agent: signer, address: announce.address, full: announce.full, blobs: blobs, servedBytes: announce.servedBytes)
-        } catch .full(let agents) {
-            throw APIError(.swarmFull, "the tracker keeps at most \(agents) agents")
+        } catch .full(let reason) {
+            throw APIError(.swarmFull, reason)
         } catch .tooManyHoldings(let limit) {
             throw APIError.badRequest("an agent holds at most \(limit) blobs at the tracker")
+        } catch .bitfieldsTooLarge(let limit) {
+            throw APIError.badRequest("an agent's bitfields take at most \(limit) bytes at the tracker")
         }
         return try JSONResponse.make(SwarmAnnounceReply(intervalSeconds: Int(table.interval.components.seconds)))
     }

@@ -100,7 +100,7 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         case .uploadOffsetMismatch: "an append expected another offset; `detail` is `ID OFFSET`, where the session is"
         case .tooManyUploads: "an upload cap is reached (per repository or per client); `detail` says which"
         case .metadataUnavailable: "the metaserver's database does not answer; ask another metaserver"
-        case .swarmFull: "the tracker keeps no more agents (100,000 live ones); the agent goes on without peers until one is forgotten"
+        case .swarmFull: "the tracker keeps no more agents (100,000) or bitfields (2 GiB); the agent goes on without peers until some are forgotten"
         }
     }
 }
