@@ -38,7 +38,11 @@ public enum Tracker {
         table: SwarmTable, configuration: TrackerConfiguration, tally: RequestTally = RequestTally(), logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
-        router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { TrackerRoutes.routeLabel($0.uri.path) })
+        // A fleet's announces and lookups, thousands a second, would bury the log at `info`: the
+        // request log is there at `debug` (refused signatures are warned about regardless).
+        var requestLog = logger
+        if requestLog.logLevel == .info { requestLog.logLevel = .notice }
+        router.middlewares.add(RequestTelemetryMiddleware(logger: requestLog, tally: tally) { TrackerRoutes.routeLabel($0.uri.path) })
         let key = PeerKey(secret: configuration.peerSecret)
         if let secret = configuration.security.secret {
             let swarmPaths = PublicPaths(paths: HealthRoutes.openPaths, trees: ["/v1"])
