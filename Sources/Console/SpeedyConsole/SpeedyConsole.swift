@@ -105,6 +105,7 @@ struct Screen {
             seen = latest.version
             if let snapshot = latest.snapshot {
                 state.snapshot = snapshot
+                state.trackers = snapshot.trackers ?? []
                 state.updatedAtMs = latest.updatedAtMs
             }
             state.connectionError = latest.error

@@ -314,6 +314,7 @@ public final class ChunkMaster: Sendable {
         frontRoles.withLock { roles in
             snapshot.imageservers = roles.snapshots(of: .imageserver, nowMs: now)
             snapshot.metaservers = roles.snapshots(of: .metaserver, nowMs: now)
+            snapshot.trackers = roles.snapshots(of: .tracker, nowMs: now)
         }
         snapshot.jobs = jobs.withLock { $0.snapshots(nowMs: now) }
         snapshot.lostChunks = lost.withLock { $0.values.sorted { ($0.foundMs, $0.group, $0.fileId) < ($1.foundMs, $1.group, $1.fileId) } }

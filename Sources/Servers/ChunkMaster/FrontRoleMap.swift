@@ -103,13 +103,16 @@ public struct FrontRoleMap: Sendable {
     public func snapshots(of role: FrontRole, nowMs: Int64) -> [RoleSnapshot] {
         entries.values.filter { $0.report.role == role }.sorted { $0.report.id < $1.report.id }.map { entry in
             let r = entry.report
-            return RoleSnapshot(
+            var snapshot = RoleSnapshot(
                 id: r.id, addr: r.addr, status: entry.isUp ? .up : .down, lastHeartbeatAgeMs: nowMs - entry.lastSeenMs,
                 version: r.version, uptimeMs: r.uptimeMs, ready: entry.isUp && r.ready,
                 notReadyReason: entry.isUp ? r.notReadyReason : "no heartbeat", requestsPerSec: entry.requestsPerSec,
                 clientErrorsPerSec: entry.clientErrorsPerSec, serverErrorsPerSec: entry.serverErrorsPerSec,
                 bytesInPerSec: entry.bytesInPerSec, bytesOutPerSec: entry.bytesOutPerSec, openUploads: r.openUploads,
                 residentBytes: r.residentBytes)
+            // A silent tracker's last swarm is no longer the swarm.
+            snapshot.swarm = entry.isUp ? r.swarm : nil
+            return snapshot
         }
     }
 }

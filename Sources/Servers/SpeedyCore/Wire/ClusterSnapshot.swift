@@ -16,6 +16,9 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     public var imageservers: [RoleSnapshot]?
     /// The metaservers that heartbeat to the master, by id.
     public var metaservers: [RoleSnapshot]?
+    /// The trackers of node agents' swarms that heartbeat to the master, by id, each with its
+    /// swarm (``RoleSnapshot/swarm``); nil from masters before 0.16.
+    public var trackers: [RoleSnapshot]?
     /// Operator jobs running now and those that ended in the last ten minutes, newest first.
     public var jobs: [JobSnapshot]?
     /// Chunks no member of their group holds intact, oldest first: listed until a member holds
