@@ -146,8 +146,8 @@ final class BlobDownload: Sendable {
 
     /// The peers to ask for chunk `index`, claimed by this agent between the views `before` and
     /// `after`: whoever held or claimed it before (it is on its way there), else the agents that
-    /// claimed it together with this one and rank before it for this chunk; none (the
-    /// chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and
+    /// claimed it together with this one and rank before it for this chunk, its parent in a binary
+    /// tree first; none (the chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and
     /// the chunk, which every agent computes alike, so each chunk has one origin and the origins
     /// of a blob's chunks spread over the agents.
     private func origins(of index: Int, before: PeerView, after: PeerView) -> [SwarmPeers.Peer] {
@@ -155,8 +155,14 @@ final class BlobDownload: Sendable {
         if !earlier.isEmpty { return earlier.shuffled() }
         guard let me = context.tracker?.signer.agent else { return [] }
         let mine = Self.rank(me, partial.digest, index)
-        return after.holders(of: index).filter { Self.rank($0.agent, partial.digest, index) < mine }
+        let ahead = after.holders(of: index).filter { Self.rank($0.agent, partial.digest, index) < mine }
             .sorted { Self.rank($0.agent, partial.digest, index) < Self.rank($1.agent, partial.digest, index) }
+        // A binary tree in rank order: the agent at position k reads from the one at (k - 1) / 2,
+        // so no agent sends a chunk to more than two others, and the origins' links are not
+        // what everyone waits on. The ones ranked before it are the fallbacks, origin first.
+        guard !ahead.isEmpty else { return [] }
+        let parent = (ahead.count - 1) / 2
+        return [ahead[parent]] + ahead.enumerated().filter { $0.offset != parent }.map(\.element)
     }
 
     /// FNV-1a of `agent|digest|index`: the same on every agent.

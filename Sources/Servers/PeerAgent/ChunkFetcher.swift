@@ -13,6 +13,9 @@ struct ChunkFetcher: Sendable {
     /// No cluster secret: a ticket is the only credential a chunk request carries.
     let transport: ClusterTransport
     let getter: ChunkGetter
+    /// The getter for peers: it waits longer for a response's head, since a peer answers a chunk
+    /// it claimed only once the chunk arrived (``SwarmConfiguration/chunkWait``).
+    let peerGetter: ChunkGetter
     /// Signs requests to peers; nil when the agent runs without a swarm.
     let signer: PeerRequestSigner?
     /// Chunks fetched ahead of the one being handed on (in order), or at once (in a swarm).
@@ -92,7 +95,7 @@ struct ChunkFetcher: Sendable {
         guard let signer else { return .unavailable("no peer secret") }
         let target = PeerServeRoutes.target(digest: digest, offset: offset, length: UInt64(entry.length))
         do {
-            let data = try await getter.get(
+            let data = try await peerGetter.get(
                 address + target, headers: [("Authorization", signer.authorization(.GET, target))], length: Int(entry.length))
             guard Self.matches(data, entry) else { return .bad }
             metrics.peerBytes.increment(by: Int64(data.readableBytes))

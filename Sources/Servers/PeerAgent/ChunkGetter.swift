@@ -10,8 +10,8 @@ import Synchronization
 /// answering (a stopped process, a dead host) costs seconds, not a chunk's full time budget.
 struct ChunkGetter: Sendable {
     let http: HTTPClient
-    let headTimeout: Duration
-    let idleTimeout: Duration
+    var headTimeout: Duration
+    var idleTimeout: Duration
 
     /// Why a GET gave no chunk.
     enum Failure: Error, Sendable, CustomStringConvertible {

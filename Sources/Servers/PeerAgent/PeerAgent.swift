@@ -32,8 +32,11 @@ public enum PeerAgent {
             readIdle: configuration.readIdleTimeout, metrics: metrics, logger: logger)
         let swarm = configuration.swarm.map { SwarmMembership(configuration: $0, transport: transport, cache: cache, metrics: metrics, logger: logger) }
         let getter = ChunkGetter(http: transport.peerHTTP, headTimeout: configuration.chunkTimeout, idleTimeout: configuration.chunkTimeout)
+        var peerGetter = getter
+        if let swarm = configuration.swarm { peerGetter.headTimeout = swarm.chunkWait + configuration.chunkTimeout }
         let fetcher = ChunkFetcher(
-            transport: transport, getter: getter, signer: swarm?.signer, window: configuration.chunkWindow, metrics: metrics, logger: logger)
+            transport: transport, getter: getter, peerGetter: peerGetter, signer: swarm?.signer, window: configuration.chunkWindow,
+            metrics: metrics, logger: logger)
         let context = DownloadContext(
             fetcher: fetcher, upstream: upstream, cache: cache, tracker: swarm?.tracker, announcer: swarm?.announcer, index: swarm?.index,
             lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1), metrics: metrics, logger: logger)

@@ -54,8 +54,9 @@ public struct SwarmConfiguration: Sendable {
     public var uploadBytesPerSecond: UInt64?
     /// How often a download asks the tracker again who holds its blob.
     public var lookupInterval: Duration = .milliseconds(500)
-    /// How long a peer's request waits for a chunk this agent is still fetching.
-    public var chunkWait: Duration = .seconds(4)
+    /// How long a peer's request waits for a chunk this agent is still fetching: a claimed chunk
+    /// is on its way, and waiting for it beats a second read from the chunkservers.
+    public var chunkWait: Duration = .seconds(20)
 
     /// Creates a swarm configuration.
     public init(trackerURL: String, peerListen: HostPort, advertiseURL: String, secret: ClusterSecret, uploadBytesPerSecond: UInt64?) {

@@ -88,6 +88,18 @@ struct PeerCommand: AsyncParsableCommand {
             throw ValidationError("--peer-listen \(peerListen) listens everywhere: say with --peer-advertise which URL other agents use")
         }
         if let uploadRate, uploadRate.bytes < 64 << 10 { throw ValidationError("--upload-rate must be at least 64K (bytes a second)") }
+        if let peerSecretFile { _ = try loadPeerSecret(peerSecretFile) }
+    }
+
+    /// The peer secret in `path`, or a usage error naming the flag and what is wrong with the file.
+    private func loadPeerSecret(_ path: String) throws -> ClusterSecret {
+        do {
+            return try ClusterSecret.load(path: path)
+        } catch .unreadable(_, let reason) {
+            throw ValidationError("--peer-secret-file \(path): cannot read it: \(reason)")
+        } catch .weak {
+            throw ValidationError("--peer-secret-file \(path): the peer secret must be at least \(ClusterSecret.minimumLength) printable characters without spaces")
+        }
     }
 
     private static func isHTTPURL(_ text: String) -> Bool {
@@ -102,12 +114,7 @@ struct PeerCommand: AsyncParsableCommand {
         configuration.blobsFromRegistry = blobsFromRegistry
         configuration.chunkTimeout = chunkTimeout.duration
         if let tracker, let peerListen, let peerSecretFile {
-            let secret: ClusterSecret
-            do {
-                secret = try ClusterSecret.load(path: peerSecretFile)
-            } catch {
-                throw couldNotRun("--peer-secret-file \(peerSecretFile): \(error)")
-            }
+            let secret = try loadPeerSecret(peerSecretFile)
             let advertise = peerAdvertise ?? "http://\(peerListen)"
             configuration.swarm = SwarmConfiguration(
                 trackerURL: tracker.hasSuffix("/") ? String(tracker.dropLast()) : tracker, peerListen: peerListen,
