@@ -4,6 +4,7 @@ import HTTPTypes
 import NIOHTTP1
 import Logging
 import NIOCore
+import SpeedyClients
 import SpeedyCore
 import Synchronization
 
@@ -18,15 +19,17 @@ struct DownloadContext: Sendable {
     let index: SwarmIndex?
     /// How often a download asks the tracker for its blob's holders again.
     let lookupInterval: Duration
+    /// How long a download waits between announcing its claims and asking who else claimed.
+    let claimSettling: Duration
     let metrics: PeerMetrics
     let logger: Logger
 }
 
 /// One blob downloading into a ``PartialBlob``, BitTorrent-style: `window` fetches at once,
 /// each taking the chunk the fewest peers hold (ties in an order random per download), from a
-/// peer that holds it, else from the chunkservers, else from the registry. Agents that claim a
-/// chunk at the same moment agree, by a rank every one of them computes alike, which one reads it
-/// from the chunkservers. A peer that sends a bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
+/// peer that holds it, else from the chunkservers, else from the registry. Agents agree, by a
+/// rank every one of them computes alike, which one reads a chunk from the chunkservers and
+/// whom each of the others reads it from (``origins(of:before:after:)``). A peer that sends a bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
 /// the cache only once it hashes to its digest.
 ///
 /// It runs in a task of its own (``SwarmDownloads``), not in a client's request: the clients of
@@ -92,6 +95,9 @@ final class BlobDownload: Sendable {
                 while inFlight + batch.count < window, let index = partial.claim({ self.rarest(among: $0, in: before) }) { batch.append(index) }
                 if !batch.isEmpty, context.tracker != nil {
                     await context.announcer?.announceNow(partial.digest)
+                    // Agents that start together claim together: a moment for their claims to
+                    // reach the tracker too, so each decides on the same claimants.
+                    try? await Task.sleep(for: context.claimSettling)
                     await lookUpHolders()
                     lastLookup = .now
                 }
@@ -109,27 +115,171 @@ final class BlobDownload: Sendable {
         }
     }
 
-    /// Fetches chunk `index` (from `peers` first) and writes it to the file; false when the
-    /// download failed.
+    /// Fetches chunk `index` into the file (from `peers` first, then the chunkservers, then the
+    /// registry); false when the download failed.
     private func fetchAndStore(_ index: Int, peers: [SwarmPeers.Peer]) async -> Bool {
-        let data: ByteBuffer
-        do {
-            data = try await fetch(index, peers: peers)
-        } catch {
-            partial.fail(error)
-            return false
-        }
-        do {
-            try await partial.file.write(data, at: partial.offsets[index])
+        let entry = partial.map.chunks[index]
+        let live = view.withLock { view in peers.filter { !view.dropped.contains($0.agent) } }
+        do throws(PeerError) {
+            var got = try await fromPeers(index, live.prefix(3))
+            if !got { got = try await fromChunkservers(index) }
+            if got {
+                partial.markHeld(index)
+                context.announcer?.changed(partial.digest)
+                return true
+            }
+            if let data = await fromRegistry(entry, offset: partial.offsets[index]) {
+                try await partial.file.write(data, at: partial.offsets[index])
+                partial.markHeld(index)
+                context.announcer?.changed(partial.digest)
+                return true
+            }
+            partial.fail(.blobUnavailable("chunk \(index) of \(partial.digest): no peer, chunkserver or the registry served a good copy"))
         } catch {
             // A full disk: the followers get the rest in order, uncached.
             context.metrics.cacheWriteFailures.increment()
             partial.fail(error)
-            return false
         }
-        partial.markHeld(index)
-        context.announcer?.changed(partial.digest)
-        return true
+        return false
+    }
+
+    /// Chunk `index` from the first of `peers` that sends a good copy; a peer that sends a bad
+    /// one is dropped for the blob.
+    private func fromPeers(_ index: Int, _ peers: ArraySlice<SwarmPeers.Peer>) async throws(PeerError) -> Bool {
+        guard let signer = context.fetcher.signer else { return false }
+        let entry = partial.map.chunks[index]
+        for peer in peers {
+            let target = PeerServeRoutes.target(digest: partial.digest, offset: partial.offsets[index], length: UInt64(entry.length))
+            let headers = [("Authorization", signer.authorization(.GET, target))]
+            switch try await receive(index, from: peer.address + target, headers: headers, getter: context.fetcher.peerGetter) {
+            case .good:
+                context.metrics.peerBytes.increment(by: Int64(entry.length))
+                return true
+            case .bad:
+                view.withLock { _ = $0.dropped.insert(peer.agent) }
+                context.metrics.badPeerChunks.increment()
+                context.logger.warning("peer \(peer.agent) at \(peer.address) sent chunk \(index) of \(partial.digest) with a wrong length or CRC: dropped for this blob")
+            case .unavailable(let why):
+                context.logger.debug("chunk \(index) of \(partial.digest) from peer \(peer.address): \(why)")
+            }
+        }
+        return false
+    }
+
+    /// Chunk `index` from the first member of its group that sends a good copy.
+    private func fromChunkservers(_ index: Int) async throws(PeerError) -> Bool {
+        let entry = partial.map.chunks[index]
+        let headers = entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))]
+        for member in entry.members {
+            let url = context.fetcher.transport.url(member) + "/v1/chunks/\(entry.group)/\(entry.fileId)"
+            switch try await receive(index, from: url, headers: headers, getter: context.fetcher.getter) {
+            case .good:
+                context.metrics.chunkserverBytes.increment(by: Int64(entry.length))
+                return true
+            case .bad:
+                context.metrics.crcFailures.increment()
+                context.logger.warning("chunk \(entry.key) from \(member): not the map's length \(entry.length) and CRC \(CRCFormat.hex(entry.crc)); trying the next member")
+            case .unavailable(let why):
+                context.logger.info("chunk \(entry.key) from \(member): \(why); trying the next member")
+            }
+        }
+        return false
+    }
+
+    /// How one attempt at a chunk ended.
+    private enum Received {
+        case good
+        /// The bytes failed the map's length or CRC.
+        case bad
+        case unavailable(String)
+    }
+
+    /// One attempt at chunk `index` from `url`. Its bytes go into the file as they arrive, so
+    /// peers waiting for the chunk read them at once (each checks the CRC itself); an attempt
+    /// that fails is thrown away (``PartialBlob/reset(_:)``), cutting off whoever read its bytes.
+    /// Throws only when the disk fails.
+    private func receive(_ index: Int, from url: String, headers: [(String, String)], getter: ChunkGetter) async throws(PeerError) -> Received {
+        let entry = partial.map.chunks[index]
+        let base = partial.offsets[index]
+        let partial = self.partial
+        let attempt = Attempt()
+        // Written in blocks, not in the pieces the connection hands over: fewer system calls,
+        // and fewer wake-ups of the peers streaming the chunk.
+        let store: @Sendable (Attempt.Block) async throws -> Void = { block in
+            try await partial.file.write(block.bytes, at: base + UInt64(block.offset))
+            partial.advance(index, to: block.offset + block.bytes.readableBytes)
+        }
+        do {
+            try await getter.stream(url, headers: headers, length: Int(entry.length)) { piece in
+                if let block = attempt.take(piece) { try await store(block) }
+            }
+            if let block = attempt.rest() { try await store(block) }
+        } catch let error as ChunkGetter.Failure {
+            partial.reset(index)
+            switch error {
+            case .sink(let failure): throw failure
+            case .tooLong: return .bad
+            default: return .unavailable("\(error)")
+            }
+        } catch {
+            partial.reset(index)
+            throw error as? PeerError ?? .cache("\(error)")
+        }
+        guard attempt.matches(entry) else {
+            partial.reset(index)
+            return .bad
+        }
+        return .good
+    }
+
+    /// The bytes an attempt received so far, their CRC, and those not written yet.
+    private final class Attempt: Sendable {
+        /// Bytes gathered before they are written.
+        static let blockBytes = 256 << 10
+
+        /// Bytes to write at `offset` in the chunk.
+        struct Block: Sendable {
+            var offset: Int
+            var bytes: ByteBuffer
+        }
+
+        private struct State {
+            var count = 0
+            var crc = CRC32C()
+            var pending: ByteBuffer?
+            var pendingOffset = 0
+        }
+
+        private let state = Mutex(State())
+
+        /// Counts `piece` in; returns a block to write once enough has gathered.
+        func take(_ piece: ByteBuffer) -> Block? {
+            state.withLock { state in
+                state.count += piece.readableBytes
+                state.crc.update(piece)
+                if state.pending == nil {
+                    state.pending = ByteBufferAllocator().buffer(capacity: Self.blockBytes)
+                    state.pendingOffset = state.count - piece.readableBytes
+                }
+                state.pending!.writeImmutableBuffer(piece)
+                guard state.pending!.readableBytes >= Self.blockBytes else { return nil }
+                defer { state.pending = nil }
+                return Block(offset: state.pendingOffset, bytes: state.pending!)
+            }
+        }
+
+        /// The block still gathered at the end, if any.
+        func rest() -> Block? {
+            state.withLock { state in
+                defer { state.pending = nil }
+                return state.pending.map { Block(offset: state.pendingOffset, bytes: $0) }
+            }
+        }
+
+        /// Whether the bytes are the chunk the map describes.
+        func matches(_ entry: ChunkMap.Entry) -> Bool {
+            state.withLock { $0.count == Int(entry.length) && $0.crc.value == entry.crc }
+        }
     }
 
     /// The missing chunk the fewest live peers hold in `view`, the first in ``order`` among equals.
@@ -145,21 +295,21 @@ final class BlobDownload: Sendable {
     }
 
     /// The peers to ask for chunk `index`, claimed by this agent between the views `before` and
-    /// `after`: whoever held or claimed it before (it is on its way there), else the agents that
-    /// claimed it together with this one and rank before it for this chunk, its parent in a binary
-    /// tree first; none (the chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and
-    /// the chunk, which every agent computes alike, so each chunk has one origin and the origins
-    /// of a blob's chunks spread over the agents.
+    /// `after`: the agents that hold or claimed it and rank before this one for this chunk, its
+    /// parent in a binary tree in rank order first (no agent sends a chunk to more than two
+    /// others, so no origin's link is what all wait on), then the rest, origin first. None (the
+    /// chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and the
+    /// chunk, which every agent computes alike: each chunk has one origin, the origins of a blob's
+    /// chunks spread over the agents, and since an agent only ever waits on agents ranked before
+    /// it, no two wait on each other (the lab's first tree, which also took any earlier claimant,
+    /// had pairs doing just that until their requests timed out).
     private func origins(of index: Int, before: PeerView, after: PeerView) -> [SwarmPeers.Peer] {
-        let earlier = before.holders(of: index)
-        if !earlier.isEmpty { return earlier.shuffled() }
-        guard let me = context.tracker?.signer.agent else { return [] }
+        guard let me = context.tracker?.signer.agent else { return before.holders(of: index).shuffled() }
         let mine = Self.rank(me, partial.digest, index)
-        let ahead = after.holders(of: index).filter { Self.rank($0.agent, partial.digest, index) < mine }
+        var seen = Set<String>()
+        let ahead = (before.holders(of: index) + after.holders(of: index))
+            .filter { seen.insert($0.agent).inserted && Self.rank($0.agent, partial.digest, index) < mine }
             .sorted { Self.rank($0.agent, partial.digest, index) < Self.rank($1.agent, partial.digest, index) }
-        // A binary tree in rank order: the agent at position k reads from the one at (k - 1) / 2,
-        // so no agent sends a chunk to more than two others, and the origins' links are not
-        // what everyone waits on. The ones ranked before it are the fallbacks, origin first.
         guard !ahead.isEmpty else { return [] }
         let parent = (ahead.count - 1) / 2
         return [ahead[parent]] + ahead.enumerated().filter { $0.offset != parent }.map(\.element)
@@ -173,28 +323,6 @@ final class BlobDownload: Sendable {
             hash = hash &* 0x100_0000_01b3
         }
         return hash
-    }
-
-    /// Chunk `index` from one of `peers`, else the chunkservers, else the registry.
-    private func fetch(_ index: Int, peers: [SwarmPeers.Peer]) async throws(PeerError) -> ByteBuffer {
-        let entry = partial.map.chunks[index]
-        let offset = partial.offsets[index]
-        let live = view.withLock { view in peers.filter { !view.dropped.contains($0.agent) } }
-        for peer in live.prefix(3) {
-            switch await context.fetcher.fromPeer(peer.address, digest: partial.digest, offset: offset, entry: entry) {
-            case .chunk(let data):
-                return data
-            case .bad:
-                view.withLock { _ = $0.dropped.insert(peer.agent) }
-                context.metrics.badPeerChunks.increment()
-                context.logger.warning("peer \(peer.agent) at \(peer.address) sent chunk \(index) of \(partial.digest) with a wrong length or CRC: dropped for this blob")
-            case .unavailable(let why):
-                context.logger.debug("chunk \(index) of \(partial.digest) from peer \(peer.address): \(why)")
-            }
-        }
-        if let data = await context.fetcher.fromChunkservers(entry) { return data }
-        if let data = await fromRegistry(entry, offset: offset) { return data }
-        throw .blobUnavailable("chunk \(index) of \(partial.digest): no peer, chunkserver or the registry served a good copy")
     }
 
     /// Chunk `entry` through the registry's blob GET with a `Range`, checked like any other.

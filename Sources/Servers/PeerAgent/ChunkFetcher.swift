@@ -5,10 +5,11 @@ import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 
-/// Reads chunks from the two sources that need no registry round trip: the chunkservers, with
-/// the registry's tickets, and other agents (peers), with a request signed by the peer secret.
-/// Every chunk is checked against the CRC-32C and length of the registry's chunk map before it
-/// is handed on; a source that sends a bad copy is skipped.
+/// Reads chunks in blob order straight from the chunkservers, with the registry's tickets (the
+/// path when a blob cannot be downloaded into the cache), and holds what ``BlobDownload`` needs
+/// to reach chunkservers and other agents (peers). Every chunk is checked against the CRC-32C
+/// and length of the registry's chunk map before it is handed on; a source that sends a bad
+/// copy is skipped.
 struct ChunkFetcher: Sendable {
     /// No cluster secret: a ticket is the only credential a chunk request carries.
     let transport: ClusterTransport
@@ -79,32 +80,6 @@ struct ChunkFetcher: Sendable {
             }
         }
         return nil
-    }
-
-    /// What a peer answered for one chunk.
-    enum PeerOutcome: Sendable {
-        case chunk(ByteBuffer)
-        /// It sent bytes that fail the map's CRC or length: drop it for this blob.
-        case bad
-        /// It does not have the chunk, or could not be reached: try another source.
-        case unavailable(String)
-    }
-
-    /// Chunk `entry` at `offset` of blob `digest` from the peer at `address`.
-    func fromPeer(_ address: String, digest: Digest, offset: UInt64, entry: ChunkMap.Entry) async -> PeerOutcome {
-        guard let signer else { return .unavailable("no peer secret") }
-        let target = PeerServeRoutes.target(digest: digest, offset: offset, length: UInt64(entry.length))
-        do {
-            let data = try await peerGetter.get(
-                address + target, headers: [("Authorization", signer.authorization(.GET, target))], length: Int(entry.length))
-            guard Self.matches(data, entry) else { return .bad }
-            metrics.peerBytes.increment(by: Int64(data.readableBytes))
-            return .chunk(data)
-        } catch ChunkGetter.Failure.tooLong {
-            return .bad
-        } catch {
-            return .unavailable("\(error)")
-        }
     }
 
     /// Whether `data` is the chunk the map describes: its length and CRC-32C.

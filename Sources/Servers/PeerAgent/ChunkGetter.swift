@@ -23,6 +23,8 @@ struct ChunkGetter: Sendable {
         case silent
         /// The connection failed.
         case unreachable(String)
+        /// The caller's sink failed (its disk, say); the transfer was fine.
+        case sink(PeerError)
 
         var description: String {
             switch self {
@@ -30,12 +32,22 @@ struct ChunkGetter: Sendable {
             case .tooLong: "sent more bytes than the chunk has"
             case .silent: "went silent"
             case .unreachable(let reason): "unreachable: \(reason)"
+            case .sink(let error): "\(error)"
             }
         }
     }
 
     /// The body of `GET url` (at most `length` bytes; the caller checks length and CRC).
     func get(_ url: String, headers: [(String, String)], length: Int) async throws(Failure) -> ByteBuffer {
+        let collected = Collected(capacity: length)
+        try await stream(url, headers: headers, length: length) { piece in collected.append(piece) }
+        return collected.data
+    }
+
+    /// Hands the body of `GET url` to `sink` piece by piece as it arrives (at most `length` bytes
+    /// in all; the caller checks length and CRC). An error `sink` throws ends the request and is
+    /// rethrown as ``Failure/sink(_:)``.
+    func stream(_ url: String, headers: [(String, String)], length: Int, into sink: @escaping @Sendable (ByteBuffer) async throws -> Void) async throws(Failure) {
         var request = HTTPClientRequest(url: url)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "Accept-Encoding", value: "identity")
@@ -52,26 +64,32 @@ struct ChunkGetter: Sendable {
             throw .status(Int(response.status.code))
         }
         do {
-            return try await body(response, length: length)
+            try await body(response, length: length, sink: sink)
         } catch let failure as Failure {
             throw failure
+        } catch let error as SinkError {
+            throw .sink(error.underlying as? PeerError ?? .cache("\(error.underlying)"))
         } catch {
             throw .unreachable("\(error)")
         }
     }
 
-    /// Reads the body while a watchdog checks, every ``idleTimeout``, that bytes still come.
-    private func body(_ response: HTTPClientResponse, length: Int) async throws -> ByteBuffer {
+    /// Reads the body into `sink` while a watchdog checks, every ``idleTimeout``, that bytes still come.
+    private func body(_ response: HTTPClientResponse, length: Int, sink: @escaping @Sendable (ByteBuffer) async throws -> Void) async throws {
         let progress = Progress()
-        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                var data = ByteBufferAllocator().buffer(capacity: length)
+                var received = 0
                 for try await piece in response.body {
-                    guard data.readableBytes + piece.readableBytes <= length else { throw Failure.tooLong }
-                    data.writeImmutableBuffer(piece)
+                    received += piece.readableBytes
+                    guard received <= length else { throw Failure.tooLong }
+                    do {
+                        try await sink(piece)
+                    } catch {
+                        throw SinkError(underlying: error)
+                    }
                     progress.pieces.add(1, ordering: .relaxed)
                 }
-                return data
             }
             group.addTask {
                 var seen = -1
@@ -83,9 +101,21 @@ struct ChunkGetter: Sendable {
                 }
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let data = first else { throw Failure.silent }
-            return data
+            try await group.next()
         }
+    }
+
+    /// An error of the caller's sink, told apart from the transfer's own.
+    private struct SinkError: Error {
+        let underlying: any Error
+    }
+
+    /// A body collected whole.
+    private final class Collected: Sendable {
+        private let buffer: Mutex<ByteBuffer>
+        init(capacity: Int) { buffer = Mutex(ByteBufferAllocator().buffer(capacity: capacity)) }
+        func append(_ piece: ByteBuffer) { buffer.withLock { $0.writeImmutableBuffer(piece) } }
+        var data: ByteBuffer { buffer.withLock { $0 } }
     }
 
     private final class Progress: Sendable {

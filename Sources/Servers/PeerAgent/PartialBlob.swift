@@ -17,6 +17,13 @@ final class PartialBlob: Sendable {
 
     private struct State {
         var chunks: [ChunkState]
+        /// Bytes of each chunk in the file from the attempt in course (all of it once held).
+        var available: [Int]
+        /// Bumped each time an attempt's bytes are thrown away: a reader that saw another
+        /// generation must not go on.
+        var generations: [Int]
+        /// Bumped on every change to a chunk, so a waiter never misses one.
+        var versions: [Int]
         var failure: PeerError?
         var verified = false
         /// Waiters by chunk index; index `chunks.count` waits for the verdict on the whole blob.
@@ -43,7 +50,10 @@ final class PartialBlob: Sendable {
             offset += UInt64(entry.length)
         }
         self.offsets = offsets
-        state = Mutex(State(chunks: Array(repeating: .missing, count: map.chunks.count)))
+        let count = map.chunks.count
+        state = Mutex(State(
+            chunks: Array(repeating: .missing, count: count), available: Array(repeating: 0, count: count),
+            generations: Array(repeating: 0, count: count), versions: Array(repeating: 0, count: count)))
     }
 
     /// How many chunks the blob has.
@@ -64,8 +74,41 @@ final class PartialBlob: Sendable {
 
     /// Records chunk `index` as written and checked, and wakes whoever waits for it.
     func markHeld(_ index: Int) {
-        resume(state.withLock { state in
+        change(index) { state in
             state.chunks[index] = .held
+            state.available[index] = Int(self.map.chunks[index].length)
+        }
+    }
+
+    /// Records that the first `bytes` of chunk `index` are in the file (not checked yet: a peer
+    /// reading them checks the chunk's CRC itself).
+    func advance(_ index: Int, to bytes: Int) {
+        change(index) { $0.available[index] = bytes }
+    }
+
+    /// Throws away the bytes of chunk `index` from a failed attempt: readers of them stop.
+    func reset(_ index: Int) {
+        change(index) { state in
+            state.available[index] = 0
+            state.generations[index] += 1
+        }
+    }
+
+    /// What a reader of chunk `index` needs: its state, the bytes in the file, their generation,
+    /// and the version to wait on for the next change.
+    func progress(_ index: Int) -> (state: ChunkState, available: Int, generation: Int, version: Int) {
+        state.withLock { ($0.chunks[index], $0.available[index], $0.generations[index], $0.versions[index]) }
+    }
+
+    /// Waits until chunk `index` changes from `version`; throws the download's failure.
+    func waitChange(_ index: Int, from version: Int) async throws {
+        try await waitFor(key: index) { $0.versions[index] != version }
+    }
+
+    private func change(_ index: Int, _ body: (inout State) -> Void) {
+        resume(state.withLock { state in
+            body(&state)
+            state.versions[index] += 1
             return state.waiters.removeValue(forKey: index).map { Array($0.values) } ?? []
         }, with: nil)
     }
@@ -106,7 +149,11 @@ final class PartialBlob: Sendable {
 
     /// Waits until chunk `index` is held; throws the download's failure, or `CancellationError`.
     func wait(for index: Int) async throws {
-        try await waitFor(key: index) { state in state.chunks[index] == .held }
+        while true {
+            let now = progress(index)
+            if now.state == .held { return }
+            try await waitChange(index, from: now.version)
+        }
     }
 
     /// Waits until the whole blob verified; throws the download's failure.

@@ -33,13 +33,15 @@ public enum PeerAgent {
         let swarm = configuration.swarm.map { SwarmMembership(configuration: $0, transport: transport, cache: cache, metrics: metrics, logger: logger) }
         let getter = ChunkGetter(http: transport.peerHTTP, headTimeout: configuration.chunkTimeout, idleTimeout: configuration.chunkTimeout)
         var peerGetter = getter
-        if let swarm = configuration.swarm { peerGetter.headTimeout = swarm.chunkWait + configuration.chunkTimeout }
+        // A peer streams a chunk it is still receiving: its body may pause while its own source does.
+        if let swarm = configuration.swarm { peerGetter.idleTimeout = swarm.chunkWait + configuration.chunkTimeout }
         let fetcher = ChunkFetcher(
             transport: transport, getter: getter, peerGetter: peerGetter, signer: swarm?.signer, window: configuration.chunkWindow,
             metrics: metrics, logger: logger)
         let context = DownloadContext(
             fetcher: fetcher, upstream: upstream, cache: cache, tracker: swarm?.tracker, announcer: swarm?.announcer, index: swarm?.index,
-            lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1), metrics: metrics, logger: logger)
+            lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1),
+            claimSettling: configuration.swarm?.claimSettling ?? .zero, metrics: metrics, logger: logger)
         let downloads = SwarmDownloads(context: context, window: configuration.chunkWindow)
         let blobs = BlobRoute(
             upstream: upstream, cache: cache, fetcher: fetcher, downloads: downloads, blobsFromRegistry: configuration.blobsFromRegistry,

@@ -54,9 +54,13 @@ public struct SwarmConfiguration: Sendable {
     public var uploadBytesPerSecond: UInt64?
     /// How often a download asks the tracker again who holds its blob.
     public var lookupInterval: Duration = .milliseconds(500)
-    /// How long a peer's request waits for a chunk this agent is still fetching: a claimed chunk
-    /// is on its way, and waiting for it beats a second read from the chunkservers.
-    public var chunkWait: Duration = .seconds(20)
+    /// How long a download waits after announcing its claims before it asks who else claimed
+    /// the same chunks (and so which of them reads each from the chunkservers).
+    public var claimSettling: Duration = .milliseconds(250)
+    /// How long a peer's request for a chunk this agent is still receiving may wait for its next
+    /// bytes: a claimed chunk is on its way, and waiting for it beats a second read from the
+    /// chunkservers.
+    public var chunkWait: Duration = .seconds(10)
 
     /// Creates a swarm configuration.
     public init(trackerURL: String, peerListen: HostPort, advertiseURL: String, secret: ClusterSecret, uploadBytesPerSecond: UInt64?) {

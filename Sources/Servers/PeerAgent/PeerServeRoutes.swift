@@ -15,9 +15,9 @@ import Glibc
 
 /// The agent's peer port: other agents read chunks here, signed with the peer secret (the
 /// router's ``PeerSignatureMiddleware``). `GET /v1/peer/blobs/<digest>?offset=O&length=L` answers
-/// the chunk at `O` of `L` bytes from a blob in the cache or one still downloading (waiting a
-/// little for a chunk on its way: it was announced as soon as it was claimed), paced by
-/// `--upload-rate`; 404 when the agent does not have it.
+/// the chunk at `O` of `L` bytes from a blob in the cache, or from one still downloading as the
+/// chunk's bytes arrive (it was announced as soon as it was claimed), paced by `--upload-rate`;
+/// 404 when the agent does not have it.
 struct PeerServeRoutes: Sendable {
     /// The longest chunk served.
     static let maxLength: UInt64 = 64 << 20
@@ -59,7 +59,16 @@ struct PeerServeRoutes: Sendable {
             return try APIError(.badRequest, "GET /v1/peer/blobs/<digest>?offset=O&length=L, L from 1 to \(Self.maxLength)")
                 .response(from: request, context: context)
         }
-        guard let data = try await read(digest, offset: offset, length: length) else {
+        if let partial = downloads.partial(of: digest), let index = partial.chunk(at: offset, length: length),
+            partial.progress(index).state != .missing
+        {
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody(contentLength: Int(length)) { writer in
+                    try await self.stream(partial, index, to: &writer)
+                })
+        }
+        guard let data = await readCached(digest, offset: offset, length: length) else {
             return try APIError(.blobUnknown, "this agent does not hold that chunk").response(from: request, context: context)
         }
         return Response(
@@ -67,40 +76,64 @@ struct PeerServeRoutes: Sendable {
             body: ResponseBody(contentLength: data.readableBytes) { writer in
                 var rest = data
                 while let piece = rest.readSlice(length: min(Self.pieceBytes, rest.readableBytes)), piece.readableBytes > 0 {
-                    try await pacer.take(piece.readableBytes)
-                    try await writer.write(piece)
-                    served.total.add(UInt64(piece.readableBytes), ordering: .relaxed)
-                    metrics.uploadedBytes.increment(by: Int64(piece.readableBytes))
+                    try await send(piece, to: &writer)
                 }
                 try await writer.finish(nil)
             })
     }
 
-    /// The chunk's bytes from a download in progress or the cache; nil when not held.
-    private func read(_ digest: Digest, offset: UInt64, length: UInt64) async throws -> ByteBuffer? {
-        if let partial = downloads.partial(of: digest), let index = partial.chunk(at: offset, length: length) {
-            switch partial.chunkState(index) {
-            case .missing: return nil
-            case .fetching, .held:
-                guard await held(partial, index) else { return nil }
-                return try? await partial.file.read(at: offset, count: Int(length))
+    /// Sends chunk `index` of a download in progress as its bytes reach the file (cut-through:
+    /// a chunk passes along a chain of agents without waiting at each for its last byte). The
+    /// response is cut short when the bytes stop for ``chunkWait``, the attempt that wrote them is
+    /// thrown away, or the download fails: the peer then asks elsewhere, and checks the CRC of
+    /// whatever it got whole.
+    private func stream(_ partial: PartialBlob, _ index: Int, to writer: inout any ResponseBodyWriter) async throws {
+        let length = Int(partial.map.chunks[index].length)
+        let base = partial.offsets[index]
+        var sent = 0
+        var generation: Int?
+        while sent < length {
+            let now = partial.progress(index)
+            if generation == nil { generation = now.generation }
+            guard now.generation == generation, now.state != .missing else { throw PeerError.blobUnavailable("chunk \(index) of \(partial.digest) was thrown away") }
+            if now.available > sent {
+                let count = min(Self.pieceBytes, now.available - sent)
+                let piece = try await partial.file.read(at: base + UInt64(sent), count: count)
+                // Read after a reset: those bytes may be the next attempt's.
+                guard partial.progress(index).generation == generation else { throw PeerError.blobUnavailable("chunk \(index) was thrown away") }
+                try await send(piece, to: &writer)
+                sent += count
+                continue
+            }
+            guard try await changes(partial, index, from: now.version) else {
+                throw PeerError.blobUnavailable("chunk \(index) of \(partial.digest): no bytes for \(chunkWait)")
             }
         }
-        return await readCached(digest, offset: offset, length: length)
+        try await writer.finish(nil)
     }
 
-    /// Whether chunk `index` arrives within ``chunkWait``.
-    private func held(_ partial: PartialBlob, _ index: Int) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await partial.wait(for: index)) != nil }
+    /// Whether chunk `index` changes from `version` within ``chunkWait``.
+    private func changes(_ partial: PartialBlob, _ index: Int, from version: Int) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                try? await Task.sleep(for: chunkWait)
+                try await partial.waitChange(index, from: version)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: chunkWait)
                 return false
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
         }
+    }
+
+    /// Sends one piece, paced by `--upload-rate`, and counts it.
+    private func send(_ piece: ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
+        try await pacer.take(piece.readableBytes)
+        try await writer.write(piece)
+        served.total.add(UInt64(piece.readableBytes), ordering: .relaxed)
+        metrics.uploadedBytes.increment(by: Int64(piece.readableBytes))
     }
 
     /// Bytes of a cached blob, read without touching its place in the LRU order.
