@@ -295,7 +295,8 @@ final class BlobDownload: Sendable {
     }
 
     /// The peers to ask for chunk `index`, claimed by this agent between the views `before` and
-    /// `after`: the agents that hold or claimed it and rank before this one for this chunk, its
+    /// `after`: agents that have it in hand, if any; else the agents that claimed it and rank
+    /// before this one for this chunk, its
     /// parent in a binary tree in rank order first (no agent sends a chunk to more than two
     /// others, so no origin's link is what all wait on), then the rest, origin first. None (the
     /// chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and the
@@ -305,6 +306,9 @@ final class BlobDownload: Sendable {
     /// had pairs doing just that until their requests timed out).
     private func origins(of index: Int, before: PeerView, after: PeerView) -> [SwarmPeers.Peer] {
         guard let me = context.tracker?.signer.agent else { return before.holders(of: index).shuffled() }
+        // Agents with the chunk in hand wait on no one: any of them, whatever its rank.
+        let inHand = after.holders(of: index).filter { $0.held?.contains(index) == true }
+        if !inHand.isEmpty { return inHand.shuffled() }
         let mine = Self.rank(me, partial.digest, index)
         var seen = Set<String>()
         let ahead = (before.holders(of: index) + after.holders(of: index))

@@ -144,6 +144,15 @@ final class PartialBlob: Sendable {
         }
     }
 
+    /// The chunks in the file and checked: a peer asking for one of these waits on nothing.
+    func inHand() -> ChunkBitfield {
+        state.withLock { state in
+            var field = ChunkBitfield(count: state.chunks.count)
+            for (index, chunk) in state.chunks.enumerated() where chunk == .held { field.insert(index) }
+            return field
+        }
+    }
+
     /// The state of chunk `index`.
     func chunkState(_ index: Int) -> ChunkState { state.withLock { $0.chunks[index] } }
 

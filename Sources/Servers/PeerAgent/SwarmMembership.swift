@@ -57,16 +57,23 @@ struct SwarmMembership: Sendable {
     /// What the agent holds of `only` (every blob when nil): downloads in progress by their
     /// chunks, cached blobs whole; a blob it no longer holds with an empty bitfield.
     static func holdings(_ only: Set<Digest>?, downloads: SwarmDownloads, cache: BlobCache, index: SwarmIndex) -> [SwarmAnnounce.Holding] {
-        var holdings: [Digest: ChunkBitfield] = [:]
+        var holdings: [Digest: SwarmAnnounce.Holding] = [:]
         var gone: [Digest] = []
         for (digest, chunks) in index.all() where only?.contains(digest) ?? true {
-            if access(cache.path(of: digest), F_OK) == 0 { holdings[digest] = .full(count: chunks) } else { gone.append(digest) }
+            guard access(cache.path(of: digest), F_OK) == 0 else {
+                gone.append(digest)
+                continue
+            }
+            let all = ChunkBitfield.full(count: chunks)
+            holdings[digest] = SwarmAnnounce.Holding(digest: digest.description, have: all, held: all)
         }
         index.forget(gone)
         for partial in downloads.inProgress() where only?.contains(partial.digest) ?? true && holdings[partial.digest] == nil {
-            holdings[partial.digest] = partial.announced()
+            holdings[partial.digest] = SwarmAnnounce.Holding(digest: partial.digest.description, have: partial.announced(), held: partial.inHand())
         }
-        for digest in only ?? [] where holdings[digest] == nil { holdings[digest] = ChunkBitfield(count: 0) }
-        return holdings.map { SwarmAnnounce.Holding(digest: $0.key.description, have: $0.value) }
+        for digest in only ?? [] where holdings[digest] == nil {
+            holdings[digest] = SwarmAnnounce.Holding(digest: digest.description, have: ChunkBitfield(count: 0))
+        }
+        return Array(holdings.values)
     }
 }

@@ -40,6 +40,8 @@ public final class SwarmTable: Sendable {
     struct Agent: Sendable {
         var address: String
         var holdings: [Digest: ChunkBitfield] = [:]
+        /// Of the holdings, the chunks in hand, for the blobs the agent said.
+        var inHand: [Digest: ChunkBitfield] = [:]
         var lastSeenMs: Int64
         var servedBytes: UInt64 = 0
         /// Bytes of its bitfields, what its holdings cost beyond their count.
@@ -84,15 +86,21 @@ public final class SwarmTable: Sendable {
 
     /// Takes an announce whose fields were checked already: a full one replaces what `agent`
     /// held, a partial one updates the blobs it names, and a blob with no chunk held is dropped.
-    public func announce(agent: String, address: String, full: Bool, blobs: [Digest: ChunkBitfield], servedBytes: UInt64) throws(SwarmTableError) {
+    /// `held` gives, for some of the blobs, the chunks in hand (a subset of the blob's bitfield
+    /// in `blobs`, checked by the caller).
+    public func announce(
+        agent: String, address: String, full: Bool, blobs: [Digest: ChunkBitfield], held: [Digest: ChunkBitfield] = [:], servedBytes: UInt64
+    ) throws(SwarmTableError) {
         let nowMs = now()
         try state.withLock { (state: inout State) throws(SwarmTableError) in
             sweepIfDue(&state, nowMs: nowMs)
-            let after = try admit(agent, blobs, full: full, in: state)
+            let after = try admit(agent, blobs, held: held, full: full, in: state)
             let isNew = state.agents.index(forKey: agent) == nil
             // Out of the table while it changes, so its holdings are changed in place, not copied.
             var entry = state.agents.removeValue(forKey: agent) ?? Agent(address: address, lastSeenMs: nowMs)
             Self.apply(blobs, full: full, as: agent, to: &entry.holdings, index: &state.holders)
+            if full { entry.inHand = [:] }
+            for (digest, have) in blobs { entry.inHand[digest] = have.held == 0 ? nil : held[digest] }
             // Counters only grow while the agent runs; a smaller one is not growth.
             let growth = !isNew && servedBytes > entry.servedBytes ? servedBytes - entry.servedBytes : 0
             state.servedBytes = state.servedBytes - entry.servedBytes + servedBytes
@@ -110,10 +118,10 @@ public final class SwarmTable: Sendable {
     }
 
     /// What `agent` would hold after the announce, once it is within every bound.
-    private func admit(_ agent: String, _ blobs: [Digest: ChunkBitfield], full: Bool, in state: State) throws(SwarmTableError) -> Footprint {
+    private func admit(_ agent: String, _ blobs: [Digest: ChunkBitfield], held: [Digest: ChunkBitfield], full: Bool, in state: State) throws(SwarmTableError) -> Footprint {
         let known = state.agents[agent]
         if known == nil, state.agents.count >= limits.agents { throw .full("the tracker keeps at most \(limits.agents) agents") }
-        let after = Self.footprint(after: blobs, full: full, on: known)
+        let after = Self.footprint(after: blobs, held: held, full: full, on: known)
         guard after.holdings <= limits.holdingsPerAgent else { throw .tooManyHoldings(limit: limits.holdingsPerAgent) }
         guard after.bytes <= limits.bitfieldBytesPerAgent else { throw .bitfieldsTooLarge(limit: limits.bitfieldBytesPerAgent) }
         guard state.bitfieldBytes - (known?.bitfieldBytes ?? 0) + after.bytes <= limits.bitfieldBytes else {
@@ -141,17 +149,18 @@ public final class SwarmTable: Sendable {
     }
 
     /// The holdings and bitfield bytes of `agent` (nil: a new one) after `blobs` were applied.
-    private static func footprint(after blobs: [Digest: ChunkBitfield], full: Bool, on agent: Agent?) -> Footprint {
+    private static func footprint(after blobs: [Digest: ChunkBitfield], held: [Digest: ChunkBitfield], full: Bool, on agent: Agent?) -> Footprint {
         var result = full ? Footprint() : Footprint(holdings: agent?.holdings.count ?? 0, bytes: agent?.bitfieldBytes ?? 0)
         for (digest, have) in blobs {
             let before = full ? nil : agent?.holdings[digest]
             if let before {
                 result.holdings -= 1
-                result.bytes -= before.byteCount
+                // A blob's bitfields: the holding's, and as long again for the chunks in hand.
+                result.bytes -= before.byteCount * (agent?.inHand[digest] == nil ? 1 : 2)
             }
             if have.held > 0 {
                 result.holdings += 1
-                result.bytes += have.byteCount
+                result.bytes += have.byteCount * (held[digest] == nil ? 1 : 2)
             }
         }
         return result
@@ -177,7 +186,7 @@ public final class SwarmTable: Sendable {
             }
             return chosen.compactMap { id in
                 guard let agent = agents[id], let have = agent.holdings[digest] else { return nil }
-                return SwarmPeers.Peer(agent: id, address: agent.address, have: have)
+                return SwarmPeers.Peer(agent: id, address: agent.address, have: have, held: agent.inHand[digest])
             }
         }
     }

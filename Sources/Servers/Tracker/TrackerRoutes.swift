@@ -43,14 +43,22 @@ public struct TrackerRoutes: Sendable {
             throw APIError.badRequest("an announce names at most \(Swarm.maxBlobsPerAnnounce) blobs, got \(announce.blobs.count); send the rest in partial announces")
         }
         var blobs: [Digest: ChunkBitfield] = [:]
+        var held: [Digest: ChunkBitfield] = [:]
         for holding in announce.blobs {
             guard let digest = Digest(parsing: holding.digest) else {
                 throw APIError.badRequest("'\(holding.digest.prefix(140))' is not a digest (sha256:<64 hex>)")
             }
             blobs[digest] = holding.have
+            if let inHand = holding.held {
+                guard inHand.isSubset(of: holding.have) else {
+                    throw APIError.badRequest("the chunks held of \(digest) must be among those it has (same count, a subset)")
+                }
+                held[digest] = inHand
+            }
         }
         do {
-            try table.announce(agent: signer, address: announce.address, full: announce.full, blobs: blobs, servedBytes: announce.servedBytes)
+            try table.announce(
+                agent: signer, address: announce.address, full: announce.full, blobs: blobs, held: held, servedBytes: announce.servedBytes)
         } catch .full(let reason) {
             throw APIError(.swarmFull, reason)
         } catch .tooManyHoldings(let limit) {

@@ -49,6 +49,11 @@ public struct ChunkBitfield: Sendable, Equatable, Codable {
         bytes[index >> 3] |= 0x80 >> UInt8(index & 7)
     }
 
+    /// Whether every chunk held here is held in `other` too (a bitfield of another count never is).
+    public func isSubset(of other: ChunkBitfield) -> Bool {
+        count == other.count && zip(bytes, other.bytes).allSatisfy { $0 & ~$1 == 0 }
+    }
+
     /// How many chunks are held.
     public var held: Int { bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
 

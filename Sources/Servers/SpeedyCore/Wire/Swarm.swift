@@ -40,13 +40,17 @@ public struct SwarmAnnounce: Sendable, Equatable, Codable {
     public struct Holding: Sendable, Equatable, Codable {
         /// The blob's digest, `sha256:…`.
         public var digest: String
-        /// The chunks held, by their index in the blob's chunk map.
+        /// The chunks held or claimed (on their way), by their index in the blob's chunk map.
         public var have: ChunkBitfield
+        /// Of those, the chunks in hand: an agent asked for one of these answers at once and
+        /// waits on no one. Absent: the agent does not say (read `have` as claims).
+        public var held: ChunkBitfield?
 
         /// Creates a holding.
-        public init(digest: String, have: ChunkBitfield) {
+        public init(digest: String, have: ChunkBitfield, held: ChunkBitfield? = nil) {
             self.digest = digest
             self.have = have
+            self.held = held
         }
     }
 }
@@ -80,14 +84,17 @@ public struct SwarmPeers: Sendable, Equatable, Codable {
         public var agent: String
         /// Its base URL for chunk requests.
         public var address: String
-        /// The chunks it holds.
+        /// The chunks it holds or claimed.
         public var have: ChunkBitfield
+        /// Of those, the chunks in hand (see ``SwarmAnnounce/Holding/held``), when it said.
+        public var held: ChunkBitfield?
 
         /// Creates a peer.
-        public init(agent: String, address: String, have: ChunkBitfield) {
+        public init(agent: String, address: String, have: ChunkBitfield, held: ChunkBitfield? = nil) {
             self.agent = agent
             self.address = address
             self.have = have
+            self.held = held
         }
     }
 }
