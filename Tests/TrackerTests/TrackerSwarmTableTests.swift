@@ -46,6 +46,27 @@ struct TrackerSwarmTableTests {
         #expect(table.summary().blobs == 1)
     }
 
+    @Test func theChunksInHandGoWithTheHoldingAndLeaveWithIt() throws {
+        let table = SwarmTable(interval: .seconds(15))
+        let blob = Self.digest(5)
+        try table.announce(
+            agent: "n1", address: "http://10.0.0.1:6789", full: true, blobs: [blob: Self.field(4, [0, 1, 2])],
+            held: [blob: Self.field(4, [0])], servedBytes: 0)
+        #expect(table.peers(of: blob, caller: "x").first?.held == Self.field(4, [0]))
+        // A partial announce that says nothing of the chunks in hand no longer claims any.
+        try table.announce(agent: "n1", address: "http://10.0.0.1:6789", full: false, blobs: [blob: Self.field(4, [0, 1, 2, 3])], servedBytes: 0)
+        #expect(table.peers(of: blob, caller: "x").first?.held == nil)
+        try table.announce(
+            agent: "n1", address: "http://10.0.0.1:6789", full: false, blobs: [blob: .full(count: 4)], held: [blob: .full(count: 4)], servedBytes: 0)
+        #expect(table.peers(of: blob, caller: "x").first?.held == .full(count: 4))
+        try table.announce(agent: "n1", address: "http://10.0.0.1:6789", full: false, blobs: [blob: ChunkBitfield(count: 4)], held: [blob: .full(count: 4)], servedBytes: 0)
+        #expect(table.peers(of: blob, caller: "x").isEmpty, "a holding with nothing held leaves with its chunks in hand")
+        // The wire's check: in hand is a subset of held or claimed, of the same count.
+        #expect(Self.field(4, [1]).isSubset(of: Self.field(4, [0, 1])))
+        #expect(!Self.field(4, [2]).isSubset(of: Self.field(4, [0, 1])))
+        #expect(!Self.field(8, [1]).isSubset(of: Self.field(4, [0, 1])))
+    }
+
     @Test func anAgentSilentForThreeIntervalsIsForgotten() throws {
         let clock = ManualClock()
         let table = SwarmTable(interval: .seconds(1), now: clock.read)
