@@ -82,16 +82,23 @@ extension ProcessSuites {
             }
         }
 
-        @Test func fourAgentsPullOneImageWhileOneDiesAndOneLies() async throws {
-            let cluster = ClusterHarness()
-            defer { cluster.shutdown() }
+        /// A registry holding `team/app:v1`, a layer of `bytes` random bytes, and a peer secret in
+        /// ROOT/peer.secret: what every test here starts from.
+        func swarmSetUp(_ cluster: ClusterHarness, layerBytes bytes: Int) async throws -> (registry: ClusterHarness.Registry, layout: String, secretFile: String) {
             let registry = try await cluster.startRegistry()
-            // 40 MB of random data: a layer of ten 4 MiB chunks.
-            let layout = try cluster.makeImage(named: "app", randomBytes: 40_000_000)
+            let layout = try cluster.makeImage(named: "app", randomBytes: bytes)
             let push = try agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let secretFile = cluster.root + "/peer.secret"
             try SecretFile.write(ClusterSecret.generate().value + "\n", to: secretFile)
+            return (registry, layout, secretFile)
+        }
+
+        @Test func fourAgentsPullOneImageWhileOneDiesAndOneLies() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            // 40 MB of random data: a layer of ten 4 MiB chunks.
+            let (registry, layout, secretFile) = try await swarmSetUp(cluster, layerBytes: 40_000_000)
             let tracker = try await startTracker(cluster, secretFile: secretFile).url
             func agent(_ name: String) async throws -> Agent {
                 try await startAgent(cluster, name, registry: registry.registryURL, tracker: tracker, secretFile: secretFile, uploadRate: "8M")
@@ -155,12 +162,7 @@ extension ProcessSuites {
         @Test func aRestartedTrackerAndAgentFindEachOtherAgain() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let registry = try await cluster.startRegistry()
-            let layout = try cluster.makeImage(named: "app", randomBytes: 12_000_000)
-            let push = try agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
-            #expect(push.status == 0, "\(push.output)")
-            let secretFile = cluster.root + "/peer.secret"
-            try SecretFile.write(ClusterSecret.generate().value + "\n", to: secretFile)
+            let (registry, layout, secretFile) = try await swarmSetUp(cluster, layerBytes: 12_000_000)
             var tracker = try await startTracker(cluster, secretFile: secretFile)
             func agent(_ name: String) async throws -> Agent {
                 try await startAgent(cluster, name, registry: registry.registryURL, tracker: tracker.url, secretFile: secretFile, uploadRate: "64M")
