@@ -43,6 +43,44 @@ struct PeerServeRoutes: Sendable {
         "/v1/peer/blobs/\(digest)?offset=\(offset)&length=\(length)"
     }
 
+    /// A chunk request: the blob and the bytes of it asked for.
+    struct ChunkRequest: Sendable, Equatable {
+        var digest: Digest
+        var offset: UInt64
+        var length: UInt64
+    }
+
+    /// The request's digest and query, checked: a digest (`sha256:<64 hex>`), an offset of 0 to
+    /// `Int64.max` and a length of 1 to ``maxLength`` (decimal digits only), ending no further
+    /// than `Int64.max` (the largest file offset). Anything else is `400 BAD_REQUEST` saying what.
+    static func parse(digest: String?, offset: String?, length: String?) throws(APIError) -> ChunkRequest {
+        let usage = "GET /v1/peer/blobs/<digest>?offset=O&length=L"
+        guard let digest, let parsed = Digest(parsing: digest) else {
+            throw .badRequest("\(usage): <digest> must be sha256:<64 hex> or sha512:<128 hex>")
+        }
+        guard let offset, let start = decimal(offset), start <= UInt64(Int64.max) else {
+            throw .badRequest("\(usage): O must be a number of bytes from 0 to \(Int64.max)")
+        }
+        guard let length, let count = decimal(length), (1...maxLength).contains(count) else {
+            throw .badRequest("\(usage): L must be a number of bytes from 1 to \(maxLength)")
+        }
+        guard start <= UInt64(Int64.max) - count else {
+            throw .badRequest("\(usage): O + L must be at most \(Int64.max)")
+        }
+        return ChunkRequest(digest: parsed, offset: start, length: count)
+    }
+
+    /// Whether `length` bytes at `offset` lie within a blob of `size` bytes.
+    static func fits(offset: UInt64, length: UInt64, size: UInt64) -> Bool {
+        offset <= size && length <= size - offset
+    }
+
+    /// A decimal number of digits alone (no sign, no spaces), nil when it is not one or overflows.
+    private static func decimal(_ text: String) -> UInt64? {
+        guard (1...20).contains(text.utf8.count), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return UInt64(text)
+    }
+
     /// Adds the route to `router`.
     func register(on router: Router<SpeedyRequestContext>) {
         router.get("/v1/peer/blobs/:digest") { request, context in
@@ -51,14 +89,15 @@ struct PeerServeRoutes: Sendable {
     }
 
     private func serve(_ request: Request, context: SpeedyRequestContext) async throws -> Response {
-        guard let digest = context.parameters.get("digest").flatMap({ Digest(parsing: $0) }),
-            let offset = request.uri.queryParameters.get("offset").flatMap({ UInt64($0) }),
-            let length = request.uri.queryParameters.get("length").flatMap({ UInt64($0) }),
-            (1...Self.maxLength).contains(length), offset <= UInt64.max - length
-        else {
-            return try APIError(.badRequest, "GET /v1/peer/blobs/<digest>?offset=O&length=L, L from 1 to \(Self.maxLength)")
-                .response(from: request, context: context)
+        let chunk: ChunkRequest
+        do throws(APIError) {
+            chunk = try Self.parse(
+                digest: context.parameters.get("digest"), offset: request.uri.queryParameters.get("offset"),
+                length: request.uri.queryParameters.get("length"))
+        } catch {
+            return try error.response(from: request, context: context)
         }
+        let (digest, offset, length) = (chunk.digest, chunk.offset, chunk.length)
         if let partial = downloads.partial(of: digest), let index = partial.chunk(at: offset, length: length),
             partial.progress(index).state != .missing
         {
@@ -68,8 +107,15 @@ struct PeerServeRoutes: Sendable {
                     try await self.stream(partial, index, to: &writer)
                 })
         }
-        guard let data = await readCached(digest, offset: offset, length: length) else {
+        let data: ByteBuffer
+        switch await readCached(digest, offset: offset, length: length) {
+        case .bytes(let bytes):
+            data = bytes
+        case .absent:
             return try APIError(.blobUnknown, "this agent does not hold that chunk").response(from: request, context: context)
+        case .pastTheEnd(let size):
+            return try APIError(.badRequest, "bytes \(offset) to \(offset + length - 1) are past the end of \(digest) (\(size) bytes)")
+                .response(from: request, context: context)
         }
         return Response(
             status: .ok, headers: [.contentType: "application/octet-stream"],
@@ -136,14 +182,29 @@ struct PeerServeRoutes: Sendable {
         metrics.uploadedBytes.increment(by: Int64(piece.readableBytes))
     }
 
+    /// What the cache has of a chunk request.
+    private enum Cached: Sendable {
+        case bytes(ByteBuffer)
+        /// Not cached (or not readable).
+        case absent
+        /// Cached, but the range goes past the end of the blob, which is `size` bytes.
+        case pastTheEnd(size: UInt64)
+    }
+
     /// Bytes of a cached blob, read without touching its place in the LRU order.
-    private func readCached(_ digest: Digest, offset: UInt64, length: UInt64) async -> ByteBuffer? {
+    private func readCached(_ digest: Digest, offset: UInt64, length: UInt64) async -> Cached {
         let path = cache.path(of: digest)
-        return try? await NIOThreadPool.singleton.runIfActive {
+        let read = try? await NIOThreadPool.singleton.runIfActive { () throws -> Cached in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw PeerError.cache("\(path) not cached") }
+            guard fd >= 0 else { return .absent }
             defer { close(fd) }
-            return try CacheTempFile.pread(fd, path: path, at: offset, count: Int(length))
+            var status = stat()
+            guard fstat(fd, &status) == 0 else { return .absent }
+            let size = UInt64(max(status.st_size, 0))
+            // Checked against the file before any read: an offset past the end is never a file offset.
+            guard Self.fits(offset: offset, length: length, size: size) else { return .pastTheEnd(size: size) }
+            return .bytes(try CacheTempFile.pread(fd, path: path, at: offset, count: Int(length)))
         }
+        return read ?? .absent
     }
 }
