@@ -1,3 +1,4 @@
+import HTTPTypes
 import ServerSupport
 import SpeedyCore
 import Testing
