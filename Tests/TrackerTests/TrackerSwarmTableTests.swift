@@ -42,7 +42,7 @@ struct TrackerSwarmTableTests {
         #expect(holdings(of: "n1", a, in: table) == nil, "a full announce replaces everything held before")
         #expect(holdings(of: "n1", c, in: table) == nil)
         let peers = table.peers(of: b, caller: "x")
-        #expect(peers == [SwarmPeers.Peer(agent: "n1", address: "http://10.0.0.1:7000", have: Self.field(4, [3]))])
+        #expect(peers == [SwarmPeers.Peer(agent: "n1", address: "http://10.0.0.1:7000", have: Self.field(4, [3]), joined: 4)], "dropped and held again: joined anew")
         #expect(table.summary().blobs == 1)
     }
 
@@ -65,6 +65,27 @@ struct TrackerSwarmTableTests {
         #expect(Self.field(4, [1]).isSubset(of: Self.field(4, [0, 1])))
         #expect(!Self.field(4, [2]).isSubset(of: Self.field(4, [0, 1])))
         #expect(!Self.field(8, [1]).isSubset(of: Self.field(4, [0, 1])))
+    }
+
+    /// The order agents joined a blob's swarm is the order of their first announces of it, the
+    /// same in every lookup, kept across full announces and per blob.
+    @Test func agentsAreNumberedInTheOrderTheyJoinABlob() throws {
+        let table = SwarmTable(interval: .seconds(15))
+        let (blob, other) = (Self.digest(6), Self.digest(7))
+        for agent in ["late", "early", "middle"].reversed() {
+            try table.announce(agent: agent, address: "http://\(agent):1", full: false, blobs: [blob: Self.field(4, [0])], servedBytes: 0)
+        }
+        try table.announce(agent: "late", address: "http://late:1", full: false, blobs: [other: Self.field(4, [1])], servedBytes: 0)
+        let joined = { (agent: String) in table.peers(of: blob, caller: "x").first { $0.agent == agent }?.joined }
+        #expect(joined("middle")! < joined("early")! && joined("early")! < joined("late")!)
+        #expect(table.joined(blob, by: "late") == joined("late"))
+        #expect(table.joined(other, by: "middle") == nil, "no number for a blob the agent does not hold")
+        let before = joined("middle")
+        try table.announce(agent: "middle", address: "http://middle:1", full: true, blobs: [blob: .full(count: 4)], servedBytes: 0)
+        #expect(joined("middle") == before, "a full announce that still holds the blob keeps its place")
+        try table.announce(agent: "middle", address: "http://middle:1", full: true, blobs: [other: .full(count: 4)], servedBytes: 0)
+        #expect(table.joined(blob, by: "middle") == nil, "a full announce without the blob leaves its swarm")
+        #expect(table.joined(other, by: "middle")! > table.joined(other, by: "late")!)
     }
 
     @Test func anAgentSilentForThreeIntervalsIsForgotten() throws {

@@ -78,7 +78,7 @@ struct TrackerTests {
             let interval = try WireJSON.decoder().decode(SwarmAnnounceReply.self, from: Data(reply.body.readableBytesView))
             #expect(interval.intervalSeconds == 15)
             let found = try await peers(client, as: "agent-b")
-            #expect(found == SwarmPeers(digest: Self.blob, peers: [.init(agent: "agent-a", address: "http://127.0.0.1:7001", have: Self.half)]))
+            #expect(found == SwarmPeers(digest: Self.blob, peers: [.init(agent: "agent-a", address: "http://127.0.0.1:7001", have: Self.half, joined: 1)]), "the first to join is numbered 1")
             #expect(try await peers(client, as: "agent-a").peers.isEmpty, "the caller is left out")
             let other = "sha256:" + String(repeating: "cd", count: 32)
             #expect(try await peers(client, as: "agent-b", digest: other).peers.isEmpty)
@@ -205,6 +205,12 @@ struct TrackerTests {
             let reply = try await a.announce(announce)
             #expect(reply.intervalSeconds == 15)
             #expect(try await b.peers(of: digest).peers.map(\.agent) == ["agent-a"])
+            // Each learns where it stands in the blob's swarm: a joined first, b not at all yet.
+            let joinedA = try #require(try await b.peers(of: digest).peers.first?.joined)
+            #expect(try await a.peers(of: digest).callerJoined == joinedA)
+            #expect(try await b.peers(of: digest).callerJoined == nil)
+            _ = try await b.announce(SwarmAnnounce(agent: "agent-b", address: "http://127.0.0.1:7002", full: true, blobs: [holding], servedBytes: 0))
+            #expect(try await b.peers(of: digest).callerJoined! > joinedA)
         }
         try await run { a, b in
             #expect(try await b.peers(of: digest).peers.isEmpty, "a new tracker starts empty")

@@ -42,6 +42,8 @@ public final class SwarmTable: Sendable {
         var holdings: [Digest: ChunkBitfield] = [:]
         /// Of the holdings, the chunks in hand, for the blobs the agent said.
         var inHand: [Digest: ChunkBitfield] = [:]
+        /// When it joined each blob's swarm (``SwarmPeers/Peer/joined``).
+        var joined: [Digest: UInt64] = [:]
         var lastSeenMs: Int64
         var servedBytes: UInt64 = 0
         /// Bytes of its bitfields, what its holdings cost beyond their count.
@@ -55,6 +57,8 @@ public final class SwarmTable: Sendable {
         var bitfieldBytes = 0
         var rates: SwarmRates
         var lastSweepMs: Int64
+        /// The last ``SwarmPeers/Peer/joined`` handed out.
+        var lastJoined: UInt64 = 0
         var generator = SystemRandomNumberGenerator()
     }
 
@@ -101,6 +105,7 @@ public final class SwarmTable: Sendable {
             Self.apply(blobs, full: full, as: agent, to: &entry.holdings, index: &state.holders)
             if full { entry.inHand = [:] }
             for (digest, have) in blobs { entry.inHand[digest] = have.held == 0 ? nil : held[digest] }
+            Self.join(blobs, full: full, &entry, lastJoined: &state.lastJoined)
             // Counters only grow while the agent runs; a smaller one is not growth.
             let growth = !isNew && servedBytes > entry.servedBytes ? servedBytes - entry.servedBytes : 0
             state.servedBytes = state.servedBytes - entry.servedBytes + servedBytes
@@ -108,6 +113,20 @@ public final class SwarmTable: Sendable {
             (entry.address, entry.lastSeenMs, entry.servedBytes, entry.bitfieldBytes) = (address, nowMs, servedBytes, after.bytes)
             state.agents[agent] = entry
             state.rates.record(nowMs: nowMs, announces: 1, servedBytes: growth)
+        }
+    }
+
+    /// Numbers the blobs `entry` holds now and did not before, in the order announces arrive,
+    /// and forgets those it holds no longer.
+    private static func join(_ blobs: [Digest: ChunkBitfield], full: Bool, _ entry: inout Agent, lastJoined: inout UInt64) {
+        if full { entry.joined = entry.joined.filter { entry.holdings[$0.key] != nil } }
+        for (digest, have) in blobs {
+            if have.held == 0 {
+                entry.joined[digest] = nil
+            } else if entry.joined[digest] == nil {
+                lastJoined += 1
+                entry.joined[digest] = lastJoined
+            }
         }
     }
 
@@ -186,9 +205,15 @@ public final class SwarmTable: Sendable {
             }
             return chosen.compactMap { id in
                 guard let agent = agents[id], let have = agent.holdings[digest] else { return nil }
-                return SwarmPeers.Peer(agent: id, address: agent.address, have: have, held: agent.inHand[digest])
+                return SwarmPeers.Peer(agent: id, address: agent.address, have: have, held: agent.inHand[digest], joined: agent.joined[digest])
             }
         }
+    }
+
+    /// When `agent` joined the swarm of `digest` (``SwarmPeers/Peer/joined``); nil when it holds
+    /// nothing of it.
+    public func joined(_ digest: Digest, by agent: String) -> UInt64? {
+        state.withLock { $0.agents[agent]?.joined[digest] }
     }
 
     /// The swarm at a glance: live agents, blobs held, bytes served and the rates of the last minute.

@@ -80,7 +80,7 @@ public struct TrackerRoutes: Sendable {
         guard let digest = Digest(parsing: text) else {
             throw APIError.badRequest("'\(text.prefix(140))' is not a digest (sha256:<64 hex>)")
         }
-        return try JSONResponse.make(SwarmPeers(digest: digest.description, peers: table.peers(of: digest, caller: caller)))
+        return try JSONResponse.make(SwarmPeers(digest: digest.description, peers: table.peers(of: digest, caller: caller), callerJoined: table.joined(digest, by: caller)))
     }
 
     /// The verified signer; a router without the signature middleware answers 401 rather than trust anyone.

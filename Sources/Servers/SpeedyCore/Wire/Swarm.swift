@@ -71,11 +71,14 @@ public struct SwarmPeers: Sendable, Equatable, Codable {
     public var digest: String
     /// At most ``Swarm/maxPeersPerLookup`` agents, in random order.
     public var peers: [Peer]
+    /// When the caller joined the blob's swarm (``Peer/joined``), if it holds chunks of it.
+    public var callerJoined: UInt64?
 
     /// Creates a lookup answer.
-    public init(digest: String, peers: [Peer]) {
+    public init(digest: String, peers: [Peer], callerJoined: UInt64? = nil) {
         self.digest = digest
         self.peers = peers
+        self.callerJoined = callerJoined
     }
 
     /// One agent holding chunks of the blob.
@@ -88,13 +91,19 @@ public struct SwarmPeers: Sendable, Equatable, Codable {
         public var have: ChunkBitfield
         /// Of those, the chunks in hand (see ``SwarmAnnounce/Holding/held``), when it said.
         public var held: ChunkBitfield?
+        /// The order agents joined the blob's swarm in, as this tracker saw their first announce
+        /// of it: lower joined first. Every agent reads the same order, so an agent that waits
+        /// only on agents that joined before it can never wait in a circle. Absent from a
+        /// tracker that does not keep it.
+        public var joined: UInt64?
 
         /// Creates a peer.
-        public init(agent: String, address: String, have: ChunkBitfield, held: ChunkBitfield? = nil) {
+        public init(agent: String, address: String, have: ChunkBitfield, held: ChunkBitfield? = nil, joined: UInt64? = nil) {
             self.agent = agent
             self.address = address
             self.have = have
             self.held = held
+            self.joined = joined
         }
     }
 }
