@@ -27,9 +27,10 @@ struct DownloadContext: Sendable {
 
 /// One blob downloading into a ``PartialBlob``, BitTorrent-style: `window` fetches at once,
 /// each taking the chunk the fewest peers hold (ties in an order random per download), from a
-/// peer that holds it, else from the chunkservers, else from the registry. Agents agree, by a
-/// rank every one of them computes alike, which one reads a chunk from the chunkservers and
-/// whom each of the others reads it from (``origins(of:before:after:)``). A peer that sends a bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
+/// peer that holds it, else from the chunkservers, else from the registry. Agents agree, by the
+/// order the tracker saw them join the blob's swarm, which one reads a chunk from the
+/// chunkservers and whom each of the others reads it from (``origins(of:in:)``). A peer that
+/// sends a bad chunk is dropped for the blob. The blob is hashed in order as chunks arrive and enters
 /// the cache only once it hashes to its digest.
 ///
 /// It runs in a task of its own (``SwarmDownloads``), not in a client's request: the clients of
@@ -40,6 +41,8 @@ final class BlobDownload: Sendable {
     private struct PeerView: Sendable {
         var peers: [SwarmPeers.Peer] = []
         var dropped: Set<String> = []
+        /// When this agent joined the blob's swarm, as the tracker numbers it.
+        var joined: UInt64?
 
         func holders(of index: Int) -> [SwarmPeers.Peer] {
             peers.filter { $0.have.contains(index) && !dropped.contains($0.agent) }
@@ -80,7 +83,7 @@ final class BlobDownload: Sendable {
     /// Keeps ``window`` fetches going: claims the rarest missing chunks as slots free up, and in
     /// a swarm tells the tracker about the claims at once and asks again who holds what, so that
     /// of the agents that claimed one chunk together only one reads it from the chunkservers
-    /// (``origins(of:before:after:)``) and the others read it from that one.
+    /// (``origins(of:in:)``) and the others read it from that one.
     private func fetchChunks() async {
         var lastLookup: ContinuousClock.Instant?
         await withTaskGroup(of: Bool.self) { group in
@@ -95,15 +98,15 @@ final class BlobDownload: Sendable {
                 while inFlight + batch.count < window, let index = partial.claim({ self.rarest(among: $0, in: before) }) { batch.append(index) }
                 if !batch.isEmpty, context.tracker != nil {
                     await context.announcer?.announceNow(partial.digest)
-                    // Agents that start together claim together: a moment for their claims to
-                    // reach the tracker too, so each decides on the same claimants.
-                    try? await Task.sleep(for: context.claimSettling)
+                    // Asked after the announce, so the answer has every agent that joined first.
+                    if context.claimSettling > .zero { try? await Task.sleep(for: context.claimSettling) }
                     await lookUpHolders()
                     lastLookup = .now
                 }
                 let after = view.withLock { $0 }
                 for index in batch {
-                    let peers = origins(of: index, before: before, after: after)
+                    let peers = origins(of: index, in: after)
+                    context.logger.debug("chunk \(index) of \(partial.digest) claimed; origins \(peers.map(\.agent))")
                     group.addTask { await self.fetchAndStore(index, peers: peers) }
                     inFlight += 1
                 }
@@ -151,9 +154,11 @@ final class BlobDownload: Sendable {
         for peer in peers {
             let target = PeerServeRoutes.target(digest: partial.digest, offset: partial.offsets[index], length: UInt64(entry.length))
             let headers = [("Authorization", signer.authorization(.GET, target))]
+            let started = ContinuousClock.now
             switch try await receive(index, from: peer.address + target, headers: headers, getter: context.fetcher.peerGetter) {
             case .good:
                 context.metrics.peerBytes.increment(by: Int64(entry.length))
+                context.logger.debug("chunk \(index) of \(partial.digest) from peer \(peer.agent) in \(ContinuousClock.now - started)")
                 return true
             case .bad:
                 view.withLock { _ = $0.dropped.insert(peer.agent) }
@@ -172,9 +177,11 @@ final class BlobDownload: Sendable {
         let headers = entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))]
         for member in entry.members {
             let url = context.fetcher.transport.url(member) + "/v1/chunks/\(entry.group)/\(entry.fileId)"
+            let started = ContinuousClock.now
             switch try await receive(index, from: url, headers: headers, getter: context.fetcher.getter) {
             case .good:
                 context.metrics.chunkserverBytes.increment(by: Int64(entry.length))
+                context.logger.debug("chunk \(index) of \(partial.digest) from chunkserver \(member) in \(ContinuousClock.now - started)")
                 return true
             case .bad:
                 context.metrics.crcFailures.increment()
@@ -234,8 +241,10 @@ final class BlobDownload: Sendable {
 
     /// The bytes an attempt received so far, their CRC, and those not written yet.
     private final class Attempt: Sendable {
-        /// Bytes gathered before they are written.
-        static let blockBytes = 256 << 10
+        /// Bytes gathered before they are written. Each agent of a chain holds back up to this
+        /// much before the next sees it, so it is kept small: at a stream's 1–2 MB/s on the lab,
+        /// 256 KiB cost a chain of eight over a second per chunk.
+        static let blockBytes = 64 << 10
 
         /// Bytes to write at `offset` in the chunk.
         struct Block: Sendable {
@@ -294,39 +303,24 @@ final class BlobDownload: Sendable {
         return best?.index
     }
 
-    /// The peers to ask for chunk `index`, claimed by this agent between the views `before` and
-    /// `after`: agents that have it in hand, if any; else the agents that claimed it and rank
-    /// before this one for this chunk, its
-    /// parent in a binary tree in rank order first (no agent sends a chunk to more than two
-    /// others, so no origin's link is what all wait on), then the rest, origin first. None (the
-    /// chunkservers) when this agent ranks first. The rank is a hash of the agent, the blob and the
-    /// chunk, which every agent computes alike: each chunk has one origin, the origins of a blob's
-    /// chunks spread over the agents, and since an agent only ever waits on agents ranked before
-    /// it, no two wait on each other (the lab's first tree, which also took any earlier claimant,
-    /// had pairs doing just that until their requests timed out).
-    private func origins(of index: Int, before: PeerView, after: PeerView) -> [SwarmPeers.Peer] {
-        guard let me = context.tracker?.signer.agent else { return before.holders(of: index).shuffled() }
-        // Agents with the chunk in hand wait on no one: any of them, whatever its rank.
-        let inHand = after.holders(of: index).filter { $0.held?.contains(index) == true }
-        if !inHand.isEmpty { return inHand.shuffled() }
-        let mine = Self.rank(me, partial.digest, index)
-        var seen = Set<String>()
-        let ahead = (before.holders(of: index) + after.holders(of: index))
-            .filter { seen.insert($0.agent).inserted && Self.rank($0.agent, partial.digest, index) < mine }
-            .sorted { Self.rank($0.agent, partial.digest, index) < Self.rank($1.agent, partial.digest, index) }
-        guard !ahead.isEmpty else { return [] }
-        let parent = (ahead.count - 1) / 2
-        return [ahead[parent]] + ahead.enumerated().filter { $0.offset != parent }.map(\.element)
-    }
-
-    /// FNV-1a of `agent|digest|index`: the same on every agent.
-    static func rank(_ agent: String, _ digest: Digest, _ index: Int) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "\(agent)|\(digest)|\(index)".utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
+    /// The peers to ask for chunk `index`, which this agent just claimed, in `view` (looked up
+    /// after the claim was announced): first the agents that joined the blob's swarm before this
+    /// one and hold or claimed the chunk, the latest to join first, then agents that joined later
+    /// and have the chunk in hand. None, so the chunkservers, when no one holds it yet.
+    ///
+    /// Reading from the latest earlier joiner makes a chain per chunk in the order the tracker
+    /// numbered the joins: each agent sends each chunk on to one other at most, so the swarm's
+    /// uploads spread evenly over its agents whoever came first (the lab's binary tree, and
+    /// before it "anyone with it in hand", left a fast starter sending to most of the fleet while
+    /// others sat idle). Chunks pass cut-through, so a chain is barely slower to its end than a
+    /// tree. An agent waits only on agents that joined before it, or on none (chunks in hand),
+    /// so no two agents ever wait on each other.
+    private func origins(of index: Int, in view: PeerView) -> [SwarmPeers.Peer] {
+        let holders = view.holders(of: index)
+        let inHand = holders.filter { $0.held?.contains(index) == true }
+        guard let mine = view.joined else { return inHand.shuffled() }
+        let earlier = holders.filter { ($0.joined ?? .max) < mine }.sorted { $0.joined! > $1.joined! }
+        return earlier + inHand.filter { ($0.joined ?? .max) > mine }.shuffled()
     }
 
     /// Chunk `entry` through the registry's blob GET with a `Range`, checked like any other.
@@ -359,7 +353,7 @@ final class BlobDownload: Sendable {
         do {
             let answer = try await tracker.peers(of: partial.digest)
             let usable = answer.peers.filter { $0.have.count == partial.count }
-            view.withLock { $0.peers = usable }
+            view.withLock { ($0.peers, $0.joined) = (usable, answer.callerJoined) }
         } catch {
             context.logger.debug("tracker lookup of \(partial.digest): \(error)")
         }
