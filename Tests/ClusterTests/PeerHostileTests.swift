@@ -284,9 +284,9 @@ extension ProcessSuites {
             try agents.checkLayout(cluster.root + "/pulled-b", from: layout)
             print("pull with a peer stopped mid-chunk: done \(took) after the stop")
             // A peer's body may pause for the swarm's chunk wait (10 s) plus --chunk-timeout before
-            // b gives up on it (docs/peer.md, "Lying and dying peers"); the idle check samples once
-            // per that period, so a stall is seen after one to two of them.
-            #expect(took < .seconds(2 * (10 + 2) + 15), "b took \(took) after a stopped mid-chunk\n\(logs)")
+            // b gives up on it (docs/peer.md, "Lying and dying peers"); the idle check samples four
+            // times a period, so a stall is seen within 1¼ of it; the rest comes from chunkservers.
+            #expect(took < .seconds(12 * 5 / 4 + 8), "b took \(took) after a stopped mid-chunk\n\(logs)")
             let fromChunkservers = try await agents.metric(b.peer, "speedy_peer_chunkserver_bytes_total")
             let fromPeers = try await agents.metric(b.peer, "speedy_peer_peer_bytes_total")
             print("b read \(Int(fromChunkservers)) bytes from the chunkservers, \(Int(fromPeers)) from peers")

@@ -74,7 +74,7 @@ struct ChunkGetter: Sendable {
         }
     }
 
-    /// Reads the body into `sink` while a watchdog checks, every ``idleTimeout``, that bytes still come.
+    /// Reads the body into `sink` while a watchdog checks that bytes came within ``idleTimeout``.
     private func body(_ response: HTTPClientResponse, length: Int, sink: @escaping @Sendable (ByteBuffer) async throws -> Void) async throws {
         let progress = Progress()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -92,12 +92,17 @@ struct ChunkGetter: Sendable {
                 }
             }
             group.addTask {
-                var seen = -1
+                // Checked four times a period, so a source silent from its first byte or its
+                // hundredth is cut off within 1¼ ``idleTimeout``, not up to two.
+                var (seen, since) = (0, ContinuousClock.now)
                 while true {
-                    try await Task.sleep(for: idleTimeout)
+                    try await Task.sleep(for: idleTimeout / 4)
                     let now = progress.pieces.load(ordering: .relaxed)
-                    if now == seen { throw Failure.silent }
-                    seen = now
+                    if now != seen {
+                        (seen, since) = (now, .now)
+                    } else if .now - since >= idleTimeout {
+                        throw Failure.silent
+                    }
                 }
             }
             defer { group.cancelAll() }
