@@ -507,7 +507,7 @@ _speedy_peer() {
     repeating_flags=()
     non_repeating_flags=(--blobs-from-registry -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window --chunk-timeout --tracker --peer-listen --peer-advertise --peer-secret-file --upload-rate)
+    non_repeating_options=(--listen --registry --cache --cache-size --ca --chunk-window --chunk-timeout --client-idle-timeout --tracker --peer-listen --peer-advertise --peer-secret-file --upload-rate)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -531,6 +531,9 @@ _speedy_peer() {
         return
         ;;
     '--chunk-timeout')
+        return
+        ;;
+    '--client-idle-timeout')
         return
         ;;
     '--tracker')

@@ -59,7 +59,11 @@ public enum PeerAgent {
         logger.notice("speedy peer: mirroring \(configuration.registryURL) (pulls only), cache \(configuration.cacheDirectory)")
         var services: [any Service] = [watchdog]
         if let swarm { services += swarm.services(downloads: downloads, logger: logger) }
-        try await HTTPServer.run(role: "peer", router: router, listen: configuration.listen, services: services, logger: logger)
+        // A request head left half sent never reaches the watchdog (it watches requests the
+        // router has): the connection's own idle timeout closes it, after the same time.
+        try await HTTPServer.run(
+            role: "peer", router: router, listen: configuration.listen, transport: ServerTransport(idleTimeout: configuration.clientIdleTimeout),
+            services: services, logger: logger)
         try? await upstream.http.shutdown()
     }
 

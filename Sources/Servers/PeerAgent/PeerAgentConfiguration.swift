@@ -25,7 +25,8 @@ public struct PeerAgentConfiguration: Sendable {
     /// How long a body from the registry may stall before the transfer fails.
     public var readIdleTimeout: Duration = .seconds(30)
     /// How long a client may take (or send) next to nothing mid-request before its connection is
-    /// closed, so a download nobody reads does not hold chunks and a fetch forever.
+    /// closed, so a download nobody reads does not hold chunks and a fetch forever; a connection
+    /// between requests, or with a request head half sent, is closed after as long.
     public var clientIdleTimeout: Duration = .seconds(30)
     /// Fetch chunks from other agents too (nil: from the chunkservers and the registry alone).
     public var swarm: SwarmConfiguration?

@@ -50,6 +50,9 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long a chunkserver or peer may take to start answering a chunk request, or stall mid-chunk, before the next source is tried.", valueName: "duration"))
     var chunkTimeout = DurationArgument(.seconds(5))
 
+    @Option(help: ArgumentHelp("How long a client may send or take next to nothing (under 16 KiB) mid-request, or leave a request half sent, before its connection is closed.", valueName: "duration"))
+    var clientIdleTimeout = DurationArgument(.seconds(30))
+
     @Option(help: ArgumentHelp("Base URL of the tracker (speedy tracker) that joins this agent to the swarm.", valueName: "url"))
     var tracker: String?
 
@@ -75,6 +78,9 @@ struct PeerCommand: AsyncParsableCommand {
         guard (1...64).contains(chunkWindow) else { throw ValidationError("--chunk-window must be between 1 and 64") }
         if let ca, !FileManager.default.isReadableFile(atPath: ca) { throw ValidationError("--ca \(ca): no such readable file") }
         guard (1...300).contains(chunkTimeout.duration.components.seconds) else { throw ValidationError("--chunk-timeout must be between 1s and 5m") }
+        guard clientIdleTimeout.duration >= .seconds(1), clientIdleTimeout.duration <= .seconds(3600) else {
+            throw ValidationError("--client-idle-timeout must be between 1s and 1h")
+        }
         let swarmOptions = [tracker != nil, peerListen != nil, peerSecretFile != nil]
         guard swarmOptions.allSatisfy({ $0 }) || swarmOptions.allSatisfy({ !$0 }) else {
             throw ValidationError("--tracker, --peer-listen and --peer-secret-file go together (all three join the swarm)")
@@ -113,6 +119,7 @@ struct PeerCommand: AsyncParsableCommand {
         configuration.chunkWindow = chunkWindow
         configuration.blobsFromRegistry = blobsFromRegistry
         configuration.chunkTimeout = chunkTimeout.duration
+        configuration.clientIdleTimeout = clientIdleTimeout.duration
         if let tracker, let peerListen, let peerSecretFile {
             let secret = try loadPeerSecret(peerSecretFile)
             let advertise = peerAdvertise ?? "http://\(peerListen)"
