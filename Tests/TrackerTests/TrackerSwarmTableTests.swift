@@ -88,6 +88,47 @@ struct TrackerSwarmTableTests {
         #expect(table.joined(other, by: "middle")! > table.joined(other, by: "late")!)
     }
 
+    /// Two distinct reporters within the window quarantine an agent for ``SwarmTable/quarantineMs``;
+    /// reports age out; the summary names the agents left out.
+    @Test func twoReportersQuarantineAnAgentForAWhile() throws {
+        let clock = ManualClock()
+        let table = SwarmTable(interval: .seconds(15), now: clock.read)
+        let blob = Self.digest(8)
+        for agent in ["liar", "a", "b"] {
+            try table.announce(agent: agent, address: "http://\(agent):1", full: true, blobs: [blob: .full(count: 4)], servedBytes: 0)
+        }
+        #expect(!table.report(by: "liar", accused: "liar"), "no one reports itself")
+        #expect(!table.report(by: "a", accused: "liar"))
+        #expect(!table.report(by: "a", accused: "liar"), "the same reporter twice is one reporter")
+        // The first report ages out of the window before the second comes (the agents announce
+        // on meanwhile).
+        clock.advance(SwarmTable.reportWindowMs)
+        for agent in ["liar", "a", "b"] {
+            try table.announce(agent: agent, address: "http://\(agent):1", full: true, blobs: [blob: .full(count: 4)], servedBytes: 0)
+        }
+        #expect(!table.report(by: "b", accused: "liar"))
+        #expect(table.report(by: "a", accused: "liar"))
+        #expect(Set(table.peers(of: blob, caller: "x").map(\.agent)) == ["a", "b"])
+        #expect(table.summary().quarantined == ["liar"])
+        #expect(!table.report(by: "b", accused: "liar"), "already quarantined")
+        clock.advance(SwarmTable.quarantineMs - 1)
+        for agent in ["liar", "a", "b"] {
+            try table.announce(agent: agent, address: "http://\(agent):1", full: true, blobs: [blob: .full(count: 4)], servedBytes: 0)
+        }
+        #expect(table.summary().quarantined == ["liar"])
+        clock.advance(1)
+        #expect(Set(table.peers(of: blob, caller: "x").map(\.agent)) == ["liar", "a", "b"], "the quarantine ends")
+        #expect(table.summary().quarantined == [])
+        // A full table of accused takes no new ones.
+        var limits = SwarmTable.Limits()
+        limits.accused = 1
+        let small = SwarmTable(interval: .seconds(15), limits: limits, now: clock.read)
+        #expect(!small.report(by: "a", accused: "x1"))
+        #expect(!small.report(by: "a", accused: "x2"))
+        #expect(!small.report(by: "b", accused: "x2"), "x2 was never kept")
+        #expect(small.report(by: "b", accused: "x1"))
+    }
+
     @Test func anAgentSilentForThreeIntervalsIsForgotten() throws {
         let clock = ManualClock()
         let table = SwarmTable(interval: .seconds(1), now: clock.read)

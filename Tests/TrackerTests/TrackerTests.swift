@@ -222,5 +222,19 @@ struct TrackerTests {
                 transport: ClusterTransport(secret: nil))
             await #expect(throws: ServiceError.self) { try await mallory.peers(of: digest) }
         }
+        // Reports of bad chunks: one agent's word alone leaves the accused in; a second agent's
+        // takes it out of lookups. An agent cannot report itself into a quorum.
+        try await run { a, b in
+            let liar = TrackerClient(baseURL: a.service.baseURL, signer: PeerRequestSigner(key: Self.key, agent: "liar"), transport: ClusterTransport(secret: nil))
+            _ = try await liar.announce(SwarmAnnounce(agent: "liar", address: "http://127.0.0.1:7009", full: true, blobs: [holding], servedBytes: 0))
+            try await a.report("liar", digest: digest, index: 3)
+            try await a.report("liar", digest: digest, index: 4)
+            try await liar.report("liar", digest: digest, index: 3)
+            #expect(try await b.peers(of: digest).peers.map(\.agent) == ["liar"], "one reporter, however often, is not enough")
+            try await b.report("liar", digest: digest, index: 3)
+            #expect(try await a.peers(of: digest).peers.isEmpty, "two reporters: the liar is left out of lookups")
+            _ = try await liar.announce(SwarmAnnounce(agent: "liar", address: "http://127.0.0.1:7009", full: true, blobs: [holding], servedBytes: 0))
+            #expect(try await b.peers(of: digest).peers.isEmpty, "announcing again does not end a quarantine")
+        }
     }
 }

@@ -163,12 +163,27 @@ final class BlobDownload: Sendable {
             case .bad:
                 view.withLock { _ = $0.dropped.insert(peer.agent) }
                 context.metrics.badPeerChunks.increment()
-                context.logger.warning("peer \(peer.agent) at \(peer.address) sent chunk \(index) of \(partial.digest) with a wrong length or CRC: dropped for this blob")
+                context.logger.warning("peer \(peer.agent) at \(peer.address) sent chunk \(index) of \(partial.digest) with a wrong length or CRC: dropped for this blob, reported to the tracker")
+                report(peer.agent, index)
             case .unavailable(let why):
                 context.logger.debug("chunk \(index) of \(partial.digest) from peer \(peer.address): \(why)")
             }
         }
         return false
+    }
+
+    /// Tells the tracker, in the background, that `agent` sent a bad chunk `index`: two agents
+    /// reporting one peer keep it out of every lookup for a while (``SwarmReport``).
+    private func report(_ agent: String, _ index: Int) {
+        guard let tracker = context.tracker else { return }
+        let (digest, logger) = (partial.digest, context.logger)
+        Task {
+            do throws(ServiceError) {
+                try await tracker.report(agent, digest: digest, index: index)
+            } catch {
+                logger.info("reporting peer \(agent) to the tracker: \(error)")
+            }
+        }
     }
 
     /// Chunk `index` from the first member of its group that sends a good copy.

@@ -40,6 +40,21 @@ struct TrackerClient: Sendable {
         return try decode(reply, SwarmPeers.self, target)
     }
 
+    /// Reports that `accused` sent chunk `index` of `digest` with a wrong length or CRC.
+    func report(_ accused: String, digest: Digest, index: Int) async throws(ServiceError) {
+        let body: ByteBuffer
+        do {
+            body = ByteBuffer(data: try WireJSON.encoder().encode(SwarmReport(agent: signer.agent, accused: accused, digest: digest.description, index: index)))
+        } catch {
+            throw .badResponse(url: service.baseURL, reason: "cannot encode the report: \(error)")
+        }
+        let target = "/v1/reports"
+        let reply = try await service.send(
+            .POST, target, body: body,
+            headers: [("Authorization", signer.authorization(.POST, target, body: body)), ("Content-Type", "application/json")])
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + target)
+    }
+
     private func decode<T: Decodable>(_ reply: (status: Int, headers: HTTPHeaders, body: ByteBuffer), _ type: T.Type, _ target: String) throws(ServiceError) -> T {
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + target)
         do {

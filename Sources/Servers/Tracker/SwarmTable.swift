@@ -31,6 +31,8 @@ public final class SwarmTable: Sendable {
         public var bitfieldBytesPerAgent = 16 << 20
         /// Bytes of bitfields of all agents together.
         public var bitfieldBytes = 2 << 30
+        /// Agents with reports against them kept at most (``SwarmReport``).
+        public var accused = 10_000
 
         /// The default bounds.
         public init() {}
@@ -59,8 +61,20 @@ public final class SwarmTable: Sendable {
         var lastSweepMs: Int64
         /// The last ``SwarmPeers/Peer/joined`` handed out.
         var lastJoined: UInt64 = 0
+        /// Reports of bad chunks within ``SwarmTable/reportWindowMs``: accused → reporter → when.
+        var reports: [String: [String: Int64]] = [:]
+        /// Agents left out of lookups, until when.
+        var quarantine: [String: Int64] = [:]
         var generator = SystemRandomNumberGenerator()
     }
+
+    /// How many distinct agents must report one peer before it is left out of lookups.
+    public static let reportsToQuarantine = 2
+    /// How long a report counts, and how long a quarantine lasts.
+    public static let reportWindowMs: Int64 = 10 * 60_000
+    public static let quarantineMs: Int64 = 10 * 60_000
+    /// Reporters kept per accused agent.
+    static let reportersKept = 16
 
     /// How often agents must send a full announce.
     public let interval: Duration
@@ -200,13 +214,36 @@ public final class SwarmTable: Sendable {
             state.rates.record(nowMs: nowMs, lookups: 1)
             guard let holders = state.holders[digest] else { return [] }
             let agents = state.agents
+            let quarantine = state.quarantine
             let chosen = holders.sample(limit, using: &state.generator) { id in
-                id != caller && (agents[id]?.lastSeenMs ?? .min) >= oldest
+                id != caller && (agents[id]?.lastSeenMs ?? .min) >= oldest && (quarantine[id] ?? .min) <= nowMs
             }
             return chosen.compactMap { id in
                 guard let agent = agents[id], let have = agent.holdings[digest] else { return nil }
                 return SwarmPeers.Peer(agent: id, address: agent.address, have: have, held: agent.inHand[digest], joined: agent.joined[digest])
             }
+        }
+    }
+
+    /// Takes `reporter`'s word that `accused` sent it a bad chunk; true when that makes
+    /// ``reportsToQuarantine`` distinct reporters within ``reportWindowMs``, and `accused` is
+    /// left out of every lookup for ``quarantineMs`` from now.
+    public func report(by reporter: String, accused: String) -> Bool {
+        guard reporter != accused else { return false }
+        let nowMs = now()
+        return state.withLock { state in
+            sweepIfDue(&state, nowMs: nowMs)
+            if let until = state.quarantine[accused], until > nowMs { return false }
+            guard state.reports[accused] != nil || state.reports.count < limits.accused else { return false }
+            var reporters = state.reports[accused, default: [:]].filter { nowMs - $0.value < Self.reportWindowMs }
+            if reporters[reporter] != nil || reporters.count < Self.reportersKept { reporters[reporter] = nowMs }
+            guard reporters.count >= Self.reportsToQuarantine else {
+                state.reports[accused] = reporters
+                return false
+            }
+            state.reports[accused] = nil
+            state.quarantine[accused] = nowMs + Self.quarantineMs
+            return true
         }
     }
 
@@ -224,7 +261,8 @@ public final class SwarmTable: Sendable {
             let rates = state.rates.perSecond(nowMs: nowMs)
             return SwarmSummary(
                 agents: state.agents.count, blobs: state.holders.count, servedBytes: state.servedBytes,
-                servedBytesPerSecond: rates.servedBytes, announcesPerSecond: rates.announces, lookupsPerSecond: rates.lookups)
+                servedBytesPerSecond: rates.servedBytes, announcesPerSecond: rates.announces, lookupsPerSecond: rates.lookups,
+                quarantined: state.quarantine.filter { $0.value > nowMs }.keys.sorted())
         }
     }
 
@@ -234,6 +272,8 @@ public final class SwarmTable: Sendable {
         guard nowMs - state.lastSweepMs >= 1000 else { return }
         state.lastSweepMs = nowMs
         let oldest = nowMs - expiryMs
+        state.quarantine = state.quarantine.filter { $0.value > nowMs }
+        state.reports = state.reports.filter { $0.value.values.contains { nowMs - $0 < Self.reportWindowMs } }
         let silent = state.agents.filter { $0.value.lastSeenMs < oldest }
         for (id, agent) in silent {
             for digest in agent.holdings.keys { Self.unindex(id, digest, &state.holders) }

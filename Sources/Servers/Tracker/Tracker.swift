@@ -52,7 +52,7 @@ public enum Tracker {
         } else {
             router.middlewares.add(PeerSignatureMiddleware(key: key, logger: logger))
         }
-        TrackerRoutes(table: table).register(on: router)
+        TrackerRoutes(table: table, logger: logger).register(on: router)
         HealthRoutes.register(on: router) { .ready }
         RoleMetrics.register(on: router) {
             let summary = table.summary()
@@ -61,6 +61,7 @@ public enum Tracker {
             Gauge(label: "speedy_tracker_announces_per_second").record(summary.announcesPerSecond)
             Gauge(label: "speedy_tracker_lookups_per_second").record(summary.lookupsPerSecond)
             Gauge(label: "speedy_tracker_served_bytes_per_second").record(summary.servedBytesPerSecond)
+            Gauge(label: "speedy_tracker_quarantined_agents").record(summary.quarantined?.count ?? 0)
         }
         return router
     }

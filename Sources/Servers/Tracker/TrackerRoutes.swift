@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import ServerSupport
 import SpeedyCore
 
@@ -9,24 +10,48 @@ import SpeedyCore
 ///
 /// - `POST /v1/announce`: a ``SwarmAnnounce`` → ``SwarmAnnounceReply``.
 /// - `GET /v1/peers/<digest>?agent=<id>`: ``SwarmPeers``, the caller left out.
+/// - `POST /v1/reports`: a ``SwarmReport`` → 204.
 /// - `GET /v1/swarm`: ``SwarmSummary``.
 public struct TrackerRoutes: Sendable {
     /// The swarm the routes read and change.
     public let table: SwarmTable
 
+    /// Where quarantines are told.
+    let logger: Logger
+
     /// Routes over `table`.
-    public init(table: SwarmTable) { self.table = table }
+    public init(table: SwarmTable, logger: Logger = Logger(label: "speedy.tracker")) {
+        self.table = table
+        self.logger = logger
+    }
 
     /// Adds the three routes to `router`, which must be guarded by ``PeerSignatureMiddleware``.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/v1/announce") { request, _ in try await announce(request) }
         router.get("/v1/peers/:digest") { request, context in try lookup(request, digest: context.parameters.get("digest") ?? "") }
+        router.post("/v1/reports") { request, _ in try await report(request) }
         router.get("/v1/swarm") { _, _ in try JSONResponse.make(table.summary()) }
+    }
+
+    /// Takes a ``SwarmReport`` from its signer: 204, and a warning when it quarantines the accused.
+    private func report(_ request: Request) async throws -> Response {
+        let signer = try Self.signer(of: request)
+        let report = try await request.decodeJSON(SwarmReport.self, limit: 64 << 10)
+        guard report.agent == signer else {
+            throw APIError(.forbidden, "agent \(signer) signed a report for agent '\(report.agent.prefix(64))': an agent reports only for itself")
+        }
+        guard Digest(parsing: report.digest) != nil, report.index >= 0, !report.accused.isEmpty, report.accused.utf8.count <= 64 else {
+            throw APIError.badRequest("a report names the accused agent (at most 64 bytes), a digest (sha256:<64 hex>) and a chunk index of 0 or more")
+        }
+        if table.report(by: signer, accused: report.accused) {
+            logger.warning("agent \(report.accused.prefix(64)) left out of lookups for \(SwarmTable.quarantineMs / 60_000) minutes: reported by \(SwarmTable.reportsToQuarantine) agents for bad chunks, the last \(signer) for chunk \(report.index) of \(report.digest)")
+        }
+        return Response(status: .noContent)
     }
 
     /// The Prometheus route label of a path: digests are not labels.
     public static func routeLabel(_ path: String) -> String? {
-        if path == "/v1/announce" || path == "/v1/swarm" { return path }
+        if path == "/v1/announce" || path == "/v1/swarm" || path == "/v1/reports" { return path }
         return path.hasPrefix("/v1/peers/") ? "/v1/peers/:digest" : nil
     }
 

@@ -4,6 +4,7 @@
 ///
 /// - `POST /v1/announce` with a ``SwarmAnnounce``: answered with a ``SwarmAnnounceReply``.
 /// - `GET /v1/peers/<digest>?agent=<id>`: a ``SwarmPeers``, the caller left out.
+/// - `POST /v1/reports` with a ``SwarmReport``: 204.
 /// - `GET /v1/swarm`: a ``SwarmSummary``, for the console and scripts.
 public enum Swarm {
     /// The most blobs one announce may carry.
@@ -52,6 +53,28 @@ public struct SwarmAnnounce: Sendable, Equatable, Codable {
             self.have = have
             self.held = held
         }
+    }
+}
+
+/// An agent telling the tracker that a peer sent it a chunk that failed the chunk map's length or
+/// CRC. Two agents reporting the same peer keep it out of every lookup for a while
+/// (``SwarmSummary/quarantined``); one report alone does nothing, so one agent cannot shut out
+/// another.
+public struct SwarmReport: Sendable, Equatable, Codable {
+    /// The reporting agent (the request's signer).
+    public var agent: String
+    /// The agent that sent the bad chunk.
+    public var accused: String
+    /// The blob, `sha256:…`, and the chunk's index in its chunk map.
+    public var digest: String
+    public var index: Int
+
+    /// Creates a report.
+    public init(agent: String, accused: String, digest: String, index: Int) {
+        self.agent = agent
+        self.accused = accused
+        self.digest = digest
+        self.index = index
     }
 }
 
@@ -121,9 +144,16 @@ public struct SwarmSummary: Sendable, Equatable, Codable {
     /// Announces and lookups the tracker answered per second over the last minute or so.
     public var announcesPerSecond: Double
     public var lookupsPerSecond: Double
+    /// Agents left out of lookups now, reported by two or more others for bad chunks
+    /// (``SwarmReport``). Absent from a tracker that does not keep it.
+    public var quarantined: [String]?
 
     /// Creates a summary.
-    public init(agents: Int, blobs: Int, servedBytes: UInt64, servedBytesPerSecond: Double, announcesPerSecond: Double, lookupsPerSecond: Double) {
+    public init(
+        agents: Int, blobs: Int, servedBytes: UInt64, servedBytesPerSecond: Double, announcesPerSecond: Double, lookupsPerSecond: Double,
+        quarantined: [String]? = nil
+    ) {
+        self.quarantined = quarantined
         self.agents = agents
         self.blobs = blobs
         self.servedBytes = servedBytes
