@@ -20,17 +20,8 @@ struct TrackerClient: Sendable {
 
     /// Announces `announce`; returns how often to send a full one.
     func announce(_ announce: SwarmAnnounce) async throws(ServiceError) -> SwarmAnnounceReply {
-        let body: ByteBuffer
-        do {
-            body = ByteBuffer(data: try WireJSON.encoder().encode(announce))
-        } catch {
-            throw .badResponse(url: service.baseURL, reason: "cannot encode the announce: \(error)")
-        }
         let target = "/v1/announce"
-        let reply = try await service.send(
-            .POST, target, body: body,
-            headers: [("Authorization", signer.authorization(.POST, target, body: body)), ("Content-Type", "application/json")])
-        return try decode(reply, SwarmAnnounceReply.self, target)
+        return try decode(try await post(announce, to: target), SwarmAnnounceReply.self, target)
     }
 
     /// The agents (this one left out) holding chunks of `digest`.
@@ -42,17 +33,22 @@ struct TrackerClient: Sendable {
 
     /// Reports that `accused` sent chunk `index` of `digest` with a wrong length or CRC.
     func report(_ accused: String, digest: Digest, index: Int) async throws(ServiceError) {
+        let target = "/v1/reports"
+        let reply = try await post(SwarmReport(agent: signer.agent, accused: accused, digest: digest.description, index: index), to: target)
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + target)
+    }
+
+    /// `value` as JSON in a signed POST to `target`.
+    private func post(_ value: some Encodable, to target: String) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
         let body: ByteBuffer
         do {
-            body = ByteBuffer(data: try WireJSON.encoder().encode(SwarmReport(agent: signer.agent, accused: accused, digest: digest.description, index: index)))
+            body = ByteBuffer(data: try WireJSON.encoder().encode(value))
         } catch {
-            throw .badResponse(url: service.baseURL, reason: "cannot encode the report: \(error)")
+            throw .badResponse(url: service.baseURL + target, reason: "cannot encode the request: \(error)")
         }
-        let target = "/v1/reports"
-        let reply = try await service.send(
+        return try await service.send(
             .POST, target, body: body,
             headers: [("Authorization", signer.authorization(.POST, target, body: body)), ("Content-Type", "application/json")])
-        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + target)
     }
 
     private func decode<T: Decodable>(_ reply: (status: Int, headers: HTTPHeaders, body: ByteBuffer), _ type: T.Type, _ target: String) throws(ServiceError) -> T {
