@@ -23,6 +23,15 @@ struct TrackerSwarmLineTests {
         #expect(line == "agents 8 | peers serve 23.1 MiB/s | tracker 120 announces/s, 300 lookups/s")
     }
 
+    @Test func quarantinedAgentsAreCountedOnceAcrossTrackers() {
+        var first = swarm(agents: 5, served: 0, announces: 1, lookups: 1)
+        first.quarantined = ["liar", "other"]
+        var second = swarm(agents: 3, served: 0, announces: 1, lookups: 1)
+        second.quarantined = ["liar"]
+        let line = Dashboard(glyphs: .ascii).swarmLine([tracker("t1", swarm: first), tracker("t2", swarm: second)])
+        #expect(line == "agents 8 (2 quarantined) | peers serve 0 B/s | 2 trackers 2 announces/s, 2 lookups/s")
+    }
+
     @Test func severalTrackersAreSummedAndSilentOnesLeftOut() {
         let trackers = [
             tracker("t1", swarm: swarm(agents: 5, served: 1024, announces: 10, lookups: 20)),

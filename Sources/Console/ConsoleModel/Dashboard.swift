@@ -294,7 +294,7 @@ public struct Dashboard: Sendable {
     }
 
     /// The node agents' swarm in one line, summed over the trackers that are up and report one:
-    /// `agents 8 │ peers serve 23.1 MiB/s │ tracker 120 announces/s, 300 lookups/s`. Nil when no
+    /// `agents 8 (1 quarantined) │ peers serve 23.1 MiB/s │ tracker 120 announces/s, 300 lookups/s`. Nil when no
     /// tracker reports, so a cluster without agents shows nothing.
     public func swarmLine(_ trackers: [RoleSnapshot]) -> String? {
         let swarms = trackers.filter { $0.status == .up }.compactMap(\.swarm)
@@ -305,7 +305,10 @@ public struct Dashboard: Sendable {
         let lookups = swarms.reduce(0.0) { $0 + $1.lookupsPerSecond }
         let dot = glyphs.separator
         let who = swarms.count == 1 ? "tracker" : "\(swarms.count) trackers"
-        return "agents \(agents)\(dot)peers serve \(Self.rate(served))\(dot)\(who) "
+        // Agents reported for bad chunks (left out of lookups) are what an operator must look at.
+        let quarantined = Set(swarms.flatMap { $0.quarantined ?? [] }).count
+        let out = quarantined == 0 ? "" : " (\(quarantined) quarantined)"
+        return "agents \(agents)\(out)\(dot)peers serve \(Self.rate(served))\(dot)\(who) "
             + "\(ByteSize.formatDecimal(announces, places: 0)) announces/s, \(ByteSize.formatDecimal(lookups, places: 0)) lookups/s"
     }
 
