@@ -57,6 +57,14 @@ struct BlobRoute: Sendable {
         }
     }
 
+    /// Rethrows a client's going (``VerifiedSender/ClientGone``) after a note in the log: its
+    /// response ends, but nothing failed that `speedy_peer_failed_downloads_total` counts.
+    static func rethrowIfClientGone(_ error: any Error, digest: Digest, logger: Logger) throws {
+        guard let gone = error as? VerifiedSender.ClientGone else { return }
+        logger.info("blob \(digest): the client went away mid-response (\(gone.underlying))")
+        throw gone
+    }
+
     /// The headers of a blob answered by the agent itself.
     static func headers(_ digest: Digest) -> HTTPFields {
         [
@@ -81,6 +89,7 @@ struct BlobRoute: Sendable {
             // Only that very file goes: a good copy committed since stays.
             if case PeerError.digestMismatch = error { cache.remove(digest, file: blob) }
             if case PeerError.cache = error { cache.remove(digest, file: blob) }
+            try Self.rethrowIfClientGone(error, digest: digest, logger: logger)
             metrics.failedDownloads.increment()
             logger.error("cached blob \(digest): \(error); response cut short")
             throw error
@@ -109,6 +118,7 @@ struct BlobRoute: Sendable {
             }
             try await sender.finish(to: &writer)
         } catch {
+            try Self.rethrowIfClientGone(error, digest: digest, logger: logger)
             metrics.failedDownloads.increment()
             logger.error("blob \(digest): \(error); response cut short")
             throw error
@@ -216,6 +226,7 @@ struct BlobRoute: Sendable {
             try await sender.finish(to: &writer)
         } catch {
             sender.abandon()
+            try Self.rethrowIfClientGone(error, digest: digest, logger: logger)
             metrics.failedDownloads.increment()
             logger.error("blob \(digest) from the registry: \(error); response cut short")
             throw error

@@ -49,10 +49,24 @@ struct VerifiedSender {
             }
         }
         if let previous = held {
-            try await writer.write(previous)
+            try await Self.write(previous, to: &writer)
             metrics.servedBytes.increment(by: Int64(previous.readableBytes))
         }
         held = piece
+    }
+
+    /// The client's connection failed under a write: it went away, or the idle watchdog cut it
+    /// off. Not a failed download: no source failed.
+    struct ClientGone: Error {
+        let underlying: any Error
+    }
+
+    private static func write(_ piece: ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
+        do {
+            try await writer.write(piece)
+        } catch {
+            throw ClientGone(underlying: error)
+        }
     }
 
     /// Checks the length and the digest; when both are right, moves the temporary file into the
@@ -69,11 +83,15 @@ struct VerifiedSender {
         // The bytes are right; a cache that cannot keep them misses only them.
         if let verified { try? await verified.commit(to: cache, digest: digest, size: received) }
         if let last = held {
-            try await writer.write(last)
+            try await Self.write(last, to: &writer)
             metrics.servedBytes.increment(by: Int64(last.readableBytes))
         }
         held = nil
-        try await writer.finish(nil)
+        do {
+            try await writer.finish(nil)
+        } catch {
+            throw ClientGone(underlying: error)
+        }
     }
 
     /// Deletes the temporary file, if any (the transfer failed).
