@@ -59,11 +59,11 @@ extension ProcessSuites {
 
         /// Pulls `image` through `agent` into ROOT/`into` with skopeo.
         func pull(_ agent: Agent, _ image: String, into: String, root: String) async -> (status: Int32, output: String) {
+            // On a thread of its own: a blocking wait on the test pool's two threads would hold
+            // back the test's own polling (the kill of b) until a pull ends.
             let hostPort = agent.peer.hostPort
-            return await Task.detached {
-                (try? ClusterHarness.run("/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(hostPort)/\(image)", "oci:\(root)/\(into):v1"]))
-                    ?? (-1, "skopeo did not run")
-            }.value
+            return (try? await ClusterHarness.runDetached("/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(hostPort)/\(image)", "oci:\(root)/\(into):v1"]))
+                ?? (-1, "skopeo did not run")
         }
 
         /// Flips one byte in every 4 MiB of the cached blob `hex`: the agent serves it as it is.
