@@ -19,8 +19,6 @@ struct DownloadContext: Sendable {
     let index: SwarmIndex?
     /// How often a download asks the tracker for its blob's holders again.
     let lookupInterval: Duration
-    /// How long a download waits between announcing its claims and asking who else claimed.
-    let claimSettling: Duration
     let metrics: PeerMetrics
     let logger: Logger
 }
@@ -99,7 +97,6 @@ final class BlobDownload: Sendable {
                 if !batch.isEmpty, context.tracker != nil {
                     await context.announcer?.announceNow(partial.digest)
                     // Asked after the announce, so the answer has every agent that joined first.
-                    if context.claimSettling > .zero { try? await Task.sleep(for: context.claimSettling) }
                     await lookUpHolders()
                     lastLookup = .now
                 }

@@ -40,8 +40,7 @@ public enum PeerAgent {
             metrics: metrics, logger: logger)
         let context = DownloadContext(
             fetcher: fetcher, upstream: upstream, cache: cache, tracker: swarm?.tracker, announcer: swarm?.announcer, index: swarm?.index,
-            lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1),
-            claimSettling: configuration.swarm?.claimSettling ?? .zero, metrics: metrics, logger: logger)
+            lookupInterval: configuration.swarm?.lookupInterval ?? .seconds(1), metrics: metrics, logger: logger)
         let downloads = SwarmDownloads(context: context, window: configuration.chunkWindow)
         let blobs = BlobRoute(
             upstream: upstream, cache: cache, fetcher: fetcher, downloads: downloads, blobsFromRegistry: configuration.blobsFromRegistry,

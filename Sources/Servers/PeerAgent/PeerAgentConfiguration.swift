@@ -55,10 +55,6 @@ public struct SwarmConfiguration: Sendable {
     public var uploadBytesPerSecond: UInt64?
     /// How often a download asks the tracker again who holds its blob.
     public var lookupInterval: Duration = .milliseconds(500)
-    /// How long a download waits after announcing its claims before it asks who else claimed
-    /// the same chunks. None is needed: the tracker numbers joins as announces arrive, and the
-    /// lookup follows the announce (``SwarmPeers/Peer/joined``).
-    public var claimSettling: Duration = .zero
     /// How long a peer's request for a chunk this agent is still receiving may wait for its next
     /// bytes: a claimed chunk is on its way, and waiting for it beats a second read from the
     /// chunkservers.
