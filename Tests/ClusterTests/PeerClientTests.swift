@@ -13,9 +13,10 @@ import Glibc
 extension ProcessSuites {
     /// The node agent behind real clients (issue 23), each configured exactly as docs/peer.md
     /// shows ("Pointing clients at it"): podman with a `[[registry.mirror]]` in registries.conf,
-    /// containerd with a hosts.toml. The clients name the registry; the agent must serve the
-    /// layers (its metrics say so), and the client must end up with the registry's image.
-    @Suite("Node agent with podman and containerd", .serialized)
+    /// containerd with a hosts.toml (both name the registry), Docker by the agent's address. The
+    /// agent must serve the layers (its metrics say so), and the client must end up with the
+    /// registry's image.
+    @Suite("Node agent with podman, containerd and Docker", .serialized)
     struct PeerClientTests {
         /// Why podman cannot be used here, or nil.
         static let podmanUnavailable: String? =
@@ -27,6 +28,14 @@ extension ProcessSuites {
                 return "\(tool) is not installed (.ci/run installs containerd)"
             }
             return getuid() == 0 ? nil : "containerd needs root"
+        }()
+
+        /// Why Docker cannot be used here, or nil.
+        static let dockerUnavailable: String? = {
+            for tool in ["/usr/sbin/dockerd", "/usr/bin/docker"] where !FileManager.default.isExecutableFile(atPath: tool) {
+                return "\(tool) is not installed (apt-get install docker.io)"
+            }
+            return getuid() == 0 ? nil : "dockerd needs root"
         }()
 
         /// What a test pulls: the image in the registry and its parts.
@@ -242,6 +251,56 @@ extension ProcessSuites {
             let content = try ctr(["content", "ls", "--quiet"])
             #expect(content.output.contains(image.layer.digest), "\(content.output)")
             print("peer-clients: containerd pull of \(image.reference) (layer \(image.layer.size) B) through the agent in \(took): \(counters)")
+        }
+
+        /// A dockerd of the test's own (it starts and stops a managed containerd of its own):
+        /// data root in the test's directory, exec root, pid file and socket in a short directory
+        /// under /tmp; no iptables, no bridge, the vfs storage driver. The host's Docker is untouched.
+        @Test(.enabled(if: PeerClientTests.dockerUnavailable == nil, "\(PeerClientTests.dockerUnavailable ?? "")"))
+        func dockerPullsThroughTheAgentByItsAddress() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let image = try await pushImage(cluster)
+            let peer = try await PeerAgentTests().startPeer(cluster, registry: image.registry.registryURL)
+            let run = "/tmp/spd-dk-" + UUID().uuidString.prefix(8)
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let socket = "unix://\(run)/docker.sock"
+            let dockerd = try cluster.start("dockerd", [
+                "--data-root", cluster.root + "/docker", "--exec-root", run + "/exec", "--pidfile", run + "/docker.pid",
+                "-H", socket, "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver", "vfs",
+            ], program: "/usr/sbin/dockerd")
+            defer {
+                // SIGTERM to our dockerd (by its PID; it stops its managed containerd), a SIGKILL if it lingers.
+                kill(dockerd.processIdentifier, SIGTERM)
+                let deadline = Date().addingTimeInterval(15)
+                while dockerd.isRunning && Date() < deadline { usleep(50_000) }
+                if dockerd.isRunning { kill(dockerd.processIdentifier, SIGKILL) }
+                dockerd.waitUntilExit()
+                try? FileManager.default.removeItem(atPath: run)
+                try? FileManager.default.removeItem(atPath: cluster.root + "/docker")
+            }
+            // No client config of the host's: an empty config directory of the test's own.
+            let config = cluster.root + "/docker-config"
+            try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+            let docker = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/docker", ["--config", config, "-H", socket] + arguments) }
+            let ready = await cluster.eventually(within: 30) { (try? docker(["info"]))?.status == 0 }
+            try #require(ready, "dockerd did not come up:\n\(cluster.log("dockerd"))")
+
+            // As docs/peer.md says: by the agent's address (127.0.0.1, which Docker treats as insecure).
+            let reference = "\(peer.hostPort)/team/app:v1"
+            let started = ContinuousClock.now
+            let pulled = try docker(["pull", reference])
+            let took = ContinuousClock.now - started
+            #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver", "dockerd"]))")
+            let counters = try await Counters(peer)
+            #expect(counters.misses == 2, "\(counters)")
+            #expect(counters.fromChunkservers >= Double(image.layer.size), "\(counters)\n\(cluster.log("peer"))")
+            #expect(counters.fromRegistry < 100_000, "\(counters)")
+            #expect(counters.served >= Double(image.layer.size), "\(counters)")
+            // Docker holds the registry's image: its id the config's digest, its RepoDigest the manifest's.
+            let inspected = try docker(["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", reference])
+            #expect(inspected.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(image.config) \(peer.hostPort)/team/app@\(image.manifest)", "\(inspected.output)")
+            print("peer-clients: docker pull of \(reference) (layer \(image.layer.size) B) through the agent in \(took): \(counters)")
         }
     }
 }
