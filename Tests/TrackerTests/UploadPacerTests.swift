@@ -24,7 +24,8 @@ struct UploadPacerTests {
             #expect(pacer.book(64 << 20, now: base) == nil)
             let started = ContinuousClock.now
             for _ in 0..<100 { try await pacer.take(64 << 20) }
-            #expect(ContinuousClock.now - started < .milliseconds(200), "an unpaced take returns at once")
+            // Paced at any rate, 6.4 GiB would take far longer; a loaded machine still fits in 5 s.
+            #expect(ContinuousClock.now - started < .seconds(5), "an unpaced take returns at once")
         }
         // Nothing to send books nothing, paced or not.
         let paced = UploadPacer(bytesPerSecond: 1_000_000, slack: .zero)
@@ -95,8 +96,10 @@ struct UploadPacerTests {
     }
 
     @Test func concurrentTakesKeepThePaceOnTheRealClock() async throws {
-        // 1 MB/s, no slack, ten pieces of 100 kB from ten tasks at once: about 0.9 s in all, and
-        // at no instant has more gone than the rate allows (the piece leaving at it aside).
+        // 1 MB/s, no slack, ten pieces of 100 kB from ten tasks at once: at least 0.9 s in all,
+        // and at no instant has more gone than the rate allows (the piece leaving at it aside).
+        // No upper bound: a loaded machine (CI's two cores) may wake the tasks late, and how
+        // fast is a benchmark's business, not a test's.
         let pacer = UploadPacer(bytesPerSecond: 1_000_000, slack: .zero)
         let start = ContinuousClock.now
         let returned = Returned()
@@ -113,7 +116,6 @@ struct UploadPacerTests {
         let instants = returned.list.withLock { $0 }.sorted().map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
         #expect(instants.count == 10)
         #expect(instants.last! >= 0.9 - 0.005, "\(instants)")
-        #expect(instants.last! < 3, "ten pieces at 1 MB/s took \(instants.last!) s")
         for (index, at) in instants.enumerated() {
             // `index` pieces went before this one: at most rate × elapsed (+ 5 ms of clock slop).
             let before = Double(index * 100_000)
