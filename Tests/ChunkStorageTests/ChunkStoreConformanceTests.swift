@@ -2,6 +2,9 @@ import ChunkStorage
 import NIOCore
 import SpeedyCore
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import SpeedyTestSupport
 
 /// The contract of ``ChunkStore``, checked against every implementation (as distribution's
@@ -45,6 +48,32 @@ struct ChunkStoreConformanceTests {
             #expect(age >= 55 && age <= elapsed + 1, "age \(age) after \(elapsed) ms")
             try await store.delete(key)
             #expect(store.ageMs(key) == nil)
+        }
+    }
+
+    /// An extent, where a store has one, holds exactly the bytes `get` returns, stays readable
+    /// through its own descriptor, and is gone with the chunk.
+    @Test(arguments: Kind.allCases)
+    func anExtentHoldsTheChunksBytes(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let key = ChunkKey(group: 1, fileId: 9)
+            #expect(store.extent(key) == nil)
+            let data = payload(300_001, seed: 4)
+            let info = try await store.put(key, data: data, crc: nil)
+            guard let extent = store.extent(key) else {
+                #expect(kind == .memory, "a store with files gives an extent")
+                return
+            }
+            #expect(extent.length == data.readableBytes && extent.crc == info.crc)
+            let fd = extent.open()
+            #expect(fd >= 0)
+            defer { close(fd) }
+            var bytes = [UInt8](repeating: 0, count: extent.length)
+            let read = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, extent.length, off_t(extent.offset)) }
+            #expect(read == extent.length)
+            #expect(ByteBuffer(bytes: bytes) == data)
+            try await store.delete(key)
+            #expect(store.extent(key) == nil)
         }
     }
 

@@ -37,9 +37,12 @@ public enum ChunkServer {
             configuration, store: store, membership: membership, counters: counters, serverId: serverId, master: master, heartbeat: heartbeat,
             logger: logger)
         heartbeat.scrubber.withLock { $0 = scrubber }
+        // Whole-chunk reads go from the volume file to the socket by sendfile, on plain HTTP.
+        var transport = configuration.security.transport
+        if transport.tls == nil { transport.fileRegions = FileRegionResponses() }
         let router = Self.router(
             store: store, configuration: configuration, membership: membership, counters: counters, report: heartbeat.report, scrubber: scrubber,
-            logger: logger)
+            fileRegions: transport.fileRegions, logger: logger)
         let compactor = Compactor(
             store: store, master: master, serverId: serverId, membership: membership,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
@@ -65,7 +68,7 @@ public enum ChunkServer {
         if let scrubber { services.append(scrubber) }
         do {
             try await HTTPServer.run(
-                role: "chunkserver", router: router, listen: configuration.listen, transport: configuration.security.transport,
+                role: "chunkserver", router: router, listen: configuration.listen, transport: transport,
                 services: services, logger: logger
             ) { bound in
                 heartbeat.advertised.withLock { $0 = configuration.advertise ?? bound }
@@ -145,7 +148,8 @@ public enum ChunkServer {
     /// drive in process.
     static func router(
         store: VolumeChunkStore, configuration: ChunkServerConfiguration, membership: GroupMembership? = nil, counters: TrafficCounters,
-        report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, logger: Logger
+        report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, fileRegions: FileRegionResponses? = nil,
+        logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
@@ -158,6 +162,7 @@ public enum ChunkServer {
         var routes = ChunkRoutes(
             store: store, membership: membership ?? GroupMembership(fixed: configuration.group), counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers)
+        routes.fileRegions = fileRegions
         if let scrubber { routes.onDamage = { fileId, why in await scrubber.noteDamaged(fileId, why: why) } }
         routes.register(on: router)
         return router

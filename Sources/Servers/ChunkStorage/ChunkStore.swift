@@ -36,6 +36,12 @@ public protocol ChunkStore: Sendable {
     /// The length and CRC of a stored chunk, without reading it; nil if absent.
     func info(_ key: ChunkKey) -> ChunkInfo?
 
+    /// Where a stored chunk's bytes lie in a file, so they can be sent without being read into
+    /// memory (`sendfile`). Nothing is read or checked: this is for a reader that checks the CRC
+    /// itself before a byte goes further (the imageserver), and that reports a mismatch. Nil when
+    /// the chunk is absent, the store is closed, or it keeps no files (``MemoryChunkStore``).
+    func extent(_ key: ChunkKey) -> ChunkExtent?
+
     /// Deletes a chunk durably.
     ///
     /// - Throws: `.notFound` when there is no such chunk; `.io` on a disk error.
@@ -68,6 +74,27 @@ public protocol ChunkStore: Sendable {
     /// Flushes whatever makes the next open fast (the index checkpoint) and releases files.
     /// Calls after `close` fail with `.closed`.
     func close() async
+}
+
+/// Where a stored chunk's payload lies in a file (``ChunkStore/extent(_:)``).
+public struct ChunkExtent: Sendable {
+    /// Returns a new descriptor of the file, which the caller closes; below 0 on failure. It
+    /// stays valid when the file is unlinked (a compacted volume), so the bytes stay readable.
+    public let open: @Sendable () -> Int32
+    /// Where the payload starts in the file.
+    public let offset: Int
+    /// The payload's length.
+    public let length: Int
+    /// The CRC-32C recorded when the chunk was stored.
+    public let crc: UInt32
+
+    /// Describes `length` bytes at `offset` of the file `open` opens.
+    public init(open: @escaping @Sendable () -> Int32, offset: Int, length: Int, crc: UInt32) {
+        self.open = open
+        self.offset = offset
+        self.length = length
+        self.crc = crc
+    }
 }
 
 /// Why a chunk store operation failed. One case per failure, so callers map each to a response.

@@ -43,6 +43,9 @@ public final class MemoryChunkStore: ChunkStore {
         }
     }
 
+    /// Always nil: the chunks are in memory, not in a file.
+    public func extent(_ key: ChunkKey) -> ChunkExtent? { nil }
+
     public func info(_ key: ChunkKey) -> ChunkInfo? {
         state.withLock { s in
             s.chunks[key].map { ChunkInfo(fileId: key.fileId, length: UInt32($0.readableBytes), crc: CRC32C.checksum($0)) }

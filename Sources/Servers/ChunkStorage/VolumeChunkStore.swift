@@ -257,6 +257,15 @@ public final class VolumeChunkStore: ChunkStore {
         return try result.get()
     }
 
+    public func extent(_ key: ChunkKey) -> ChunkExtent? {
+        state.withLock { s in
+            guard !s.closed, let location = s.index[key], let volume = s.volumes[location.volume] else { return nil }
+            return ChunkExtent(
+                open: { volume.duplicateDescriptor() }, offset: Int(location.offset) + RecordHeader.size,
+                length: Int(location.length), crc: location.crc)
+        }
+    }
+
     /// When the chunk was stored, by ``clock``; nil if absent.
     public func storedMs(_ key: ChunkKey) -> Int64? { state.withLock { $0.index[key]?.storedMs } }
 

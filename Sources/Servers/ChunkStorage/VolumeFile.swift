@@ -83,6 +83,12 @@ public final class VolumeFile: Sendable {
         if direct >= 0 { close(direct) }
     }
 
+    /// A new descriptor of the file (`dup`), for a reader that outlives this object's use: it
+    /// keeps the bytes readable after the file is unlinked. The caller closes it; -1 on failure.
+    public func duplicateDescriptor() -> Int32 {
+        fcntl(fd, F_DUPFD_CLOEXEC, 0)
+    }
+
     /// The O_DIRECT descriptor, opened now if it was not yet; -1 when there is none.
     private func directDescriptor() -> Int32 {
         directFD.withLock { fd in

@@ -67,6 +67,9 @@ public struct ServerTransport: Sendable {
     /// A connection with no request in progress for this long is closed (so idle sockets cannot
     /// pile up); a slow request body is bounded separately, by the role.
     public var idleTimeout: Duration
+    /// Where a route's file-range responses are registered (``FileRegionResponses``); used on
+    /// plain HTTP only, since TLS encrypts every byte in the process.
+    public var fileRegions: FileRegionResponses?
 
     /// Creates a transport; the defaults serve plain HTTP (TLS 1.2 and newer once given files)
     /// and close connections idle for 60 s.
@@ -96,6 +99,10 @@ public struct ServerTransport: Sendable {
     }
 
     func serverBuilder() throws -> HTTPServerBuilder {
+        if tls == nil, let regions = fileRegions {
+            let idleTimeout = idleTimeout
+            return HTTPServerBuilder { responder in FileRegionHTTP1Channel(responder: responder, idleTimeout: idleTimeout, regions: regions) }
+        }
         let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout.milliseconds) * 1_000_000)))
         guard let tls else { return http1 }
         return try .tls(http1, tlsConfiguration: try tlsConfiguration(tls))

@@ -72,8 +72,25 @@ public struct ChunkServerClient: Sendable {
     }
 
     /// Reads a whole chunk; the returned CRC is the server's, and the data has been checked against it.
-    public func getChecked(_ key: ChunkKey) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
-        try await Self.getChecked(key, from: service, headers: [])
+    ///
+    /// - Parameter serverChecks: false lets the server send the stored bytes unchecked, straight
+    ///   from its volume file (``SpeedyHeader/read``); they are still checked here. A caller
+    ///   that gets a CRC mismatch that way tells the server with ``verify(_:)``.
+    public func getChecked(_ key: ChunkKey, serverChecks: Bool = true) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+        try await Self.getChecked(key, from: service, headers: serverChecks ? [] : [(SpeedyHeader.read, "unchecked")])
+    }
+
+    /// Has the server read and check its copy of `key` (a whole read it checks itself, whose bytes
+    /// are dropped): a copy that fails its CRC is reported damaged by the server, and repaired.
+    /// Returns whether the server's copy is good; throws when it cannot tell.
+    @discardableResult
+    public func verify(_ key: ChunkKey) async throws(ServiceError) -> Bool {
+        let path = Self.path(key)
+        let reply = try await service.send(.GET, path)
+        // CHUNK_CORRUPT and IO_ERROR: the copy cannot be read good.
+        if reply.status == InternalErrorCode.chunkCorrupt.status { return false }
+        try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
+        return true
     }
 
     /// Reads a whole chunk with a ticket from the imageserver's ``ChunkMap`` instead of the

@@ -120,8 +120,9 @@ struct ChunkIO: Sendable {
             if !errors.isEmpty { metrics.readFailovers.increment() }
             do {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
+                // Unchecked by the member, which sends it from its volume file: it is checked here.
                 let (data, crc) = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getChecked(ref.key)
+                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getChecked(ref.key, serverChecks: false)
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     metrics.crcMismatches.increment()
@@ -133,7 +134,10 @@ struct ChunkIO: Sendable {
                 metrics.readSeconds.recordElapsed(since: started)
                 return data
             } catch {
-                if case .badResponse(_, let reason) = error as? ServiceError, reason.contains("CRC") { metrics.crcMismatches.increment() }
+                if case .badResponse(_, let reason) = error as? ServiceError, reason.contains("CRC") {
+                    metrics.crcMismatches.increment()
+                    askToVerify(ref.key, at: addr)
+                }
                 errors.append("\(addr): \(error)")
             }
         }
@@ -141,6 +145,21 @@ struct ChunkIO: Sendable {
         if errors.isEmpty { errors.append("the cluster map names no member of group \(ref.group)") }
         logger.error("chunk \(ref.key) unreadable: \(errors.joined(separator: "; "))")
         throw .unreadable(ref, errors: errors)
+    }
+
+    /// Has `addr` check its copy of `key` in the background, after it sent bytes that failed
+    /// their CRC: a damaged copy is then reported by the member itself, which the master repairs.
+    /// (The member's own check, not this process's word: no caller can get a good copy flagged.)
+    private func askToVerify(_ key: ChunkKey, at addr: String) {
+        let (cluster, http, logger) = (cluster, readHTTP, logger)
+        Task.detached {
+            do {
+                let good = try await ChunkServerClient(baseURL: addr, transport: cluster, http: http).verify(key)
+                logger.warning("chunk \(key) from \(addr) failed its CRC on the way here; the member's own check: \(good ? "its copy is good (damaged in transit)" : "its copy is damaged, reported for repair")")
+            } catch {
+                logger.warning("chunk \(key) from \(addr) failed its CRC; asking the member to check its copy: \(error)")
+            }
+        }
     }
 
     /// Deletes chunks from every member of their groups, ignoring failures (garbage cleanup).

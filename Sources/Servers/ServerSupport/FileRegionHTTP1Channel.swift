@@ -1,0 +1,90 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Hummingbird's plain HTTP/1 channel with one handler more, under Hummingbird's codec:
+/// ``FileRegionResponseHandler``, which sends the file ranges of ``FileRegionResponses``.
+/// Everything else (the pipeline, the idle timeout, request handling) is Hummingbird's own.
+struct FileRegionHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let idleTimeout: Duration
+    let regions: FileRegionResponses
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // Hummingbird's defaults for the decoder's limits.
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = 80 * 1024
+            limits.maxHeaderListSize = 80 * 1024
+            limits.maxHeaderFieldCount = 1000
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try pipeline.addHandler(FileRegionResponseHandler(regions: regions, logger: logger))
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value asyncChannel: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+/// Writes a ``FileRegionResponses`` range as the body of the response head carrying its token,
+/// and passes every other part through. The range's descriptor is closed once it is written, or
+/// once the write fails (the client left).
+final class FileRegionResponseHandler: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let regions: FileRegionResponses
+    let logger: Logger
+
+    init(regions: FileRegionResponses, logger: Logger) {
+        self.regions = regions
+        self.logger = logger
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head(var head) = unwrapOutboundIn(data), let token = head.headers.first(name: FileRegionResponses.tokenHeader) else {
+            context.write(data, promise: promise)
+            return
+        }
+        head.headers.remove(name: FileRegionResponses.tokenHeader)
+        guard let range = regions.take(token) else {
+            // Only a route of this process sets the header, so this is a bug: a head whose body
+            // cannot follow is never sent.
+            logger.error("a response named file range \(token), which is not registered: connection closed")
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+            return
+        }
+        let descriptor = range.open()
+        guard descriptor >= 0 else {
+            logger.error("cannot open the file of a response (errno \(errno)): connection closed")
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+            return
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        context.write(wrapOutboundOut(.head(head)), promise: promise)
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        sent.futureResult.whenComplete { _ in try? handle.close() }
+        let region = FileRegion(fileHandle: handle, readerIndex: range.offset, endIndex: range.offset + range.length)
+        context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: sent)
+    }
+}
