@@ -239,6 +239,9 @@ extension ProcessSuites {
             #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == Double(a.count))
             let retries = cluster.log("peer").split(separator: "\n").filter { $0.contains("trying the next member") }
             #expect(retries.count <= 2, "\(retries)")
+            // Members send chunks to agents unchecked; one whose copy failed the map's CRC was
+            // asked to check it itself, and refused it.
+            #expect(await cluster.eventually(within: 10) { cluster.log("peer").contains("its own check: ") }, "\(cluster.log("peer"))")
 
             // B cannot be read whole anywhere: the client never gets a complete 200.
             do {

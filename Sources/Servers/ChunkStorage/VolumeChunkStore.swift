@@ -260,9 +260,11 @@ public final class VolumeChunkStore: ChunkStore {
     public func extent(_ key: ChunkKey) -> ChunkExtent? {
         state.withLock { s in
             guard !s.closed, let location = s.index[key], let volume = s.volumes[location.volume] else { return nil }
-            return ChunkExtent(
-                open: { volume.duplicateDescriptor() }, offset: Int(location.offset) + RecordHeader.size,
-                length: Int(location.length), crc: location.crc)
+            let (offset, length) = (Int(location.offset) + RecordHeader.size, Int(location.length))
+            // Writes bypass the page cache, so the chunk is likely on disk only: ask for all of it
+            // now, so the kernel reads it in one go rather than a readahead window at a time.
+            volume.willNeed(offset: offset, length: length)
+            return ChunkExtent(open: { volume.duplicateDescriptor() }, offset: offset, length: length, crc: location.crc)
         }
     }
 

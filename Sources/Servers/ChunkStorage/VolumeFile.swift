@@ -89,6 +89,12 @@ public final class VolumeFile: Sendable {
         fcntl(fd, F_DUPFD_CLOEXEC, 0)
     }
 
+    /// Starts reading bytes `offset..<offset+length` into the page cache in the background
+    /// (`POSIX_FADV_WILLNEED`), for a read that is about to come.
+    public func willNeed(offset: Int, length: Int) {
+        _ = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
+    }
+
     /// The O_DIRECT descriptor, opened now if it was not yet; -1 when there is none.
     private func directDescriptor() -> Int32 {
         directFD.withLock { fd in

@@ -186,9 +186,9 @@ final class BlobDownload: Sendable {
     /// Chunk `index` from the first member of its group that sends a good copy.
     private func fromChunkservers(_ index: Int) async throws(PeerError) -> Bool {
         let entry = partial.map.chunks[index]
-        let headers = entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))]
+        let headers = ChunkFetcher.headers(entry, unchecked: true)
         for member in entry.members {
-            let url = context.fetcher.transport.url(member) + "/v1/chunks/\(entry.group)/\(entry.fileId)"
+            let url = ChunkFetcher.url(entry, at: member, context.fetcher.transport)
             let started = ContinuousClock.now
             switch try await receive(index, from: url, headers: headers, getter: context.fetcher.getter) {
             case .good:
@@ -198,6 +198,7 @@ final class BlobDownload: Sendable {
             case .bad:
                 context.metrics.crcFailures.increment()
                 context.logger.warning("chunk \(entry.key) from \(member): not the map's length \(entry.length) and CRC \(CRCFormat.hex(entry.crc)); trying the next member")
+                context.fetcher.askToVerify(entry, at: member)
             case .unavailable(let why):
                 context.logger.info("chunk \(entry.key) from \(member): \(why); trying the next member")
             }

@@ -65,12 +65,12 @@ struct ChunkFetcher: Sendable {
         let key = entry.key
         for member in entry.members {
             if Task.isCancelled { return nil }
-            let headers = entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))]
             do {
-                let data = try await getter.get(transport.url(member) + "/v1/chunks/\(key.group)/\(key.fileId)", headers: headers, length: Int(entry.length))
+                let data = try await getter.get(Self.url(entry, at: member, transport), headers: Self.headers(entry, unchecked: true), length: Int(entry.length))
                 guard Self.matches(data, entry) else {
                     metrics.crcFailures.increment()
                     logger.warning("chunk \(key) from \(member): \(data.readableBytes) bytes not matching the map's length \(entry.length) and CRC \(CRCFormat.hex(entry.crc)); trying the next member")
+                    askToVerify(entry, at: member)
                     continue
                 }
                 metrics.chunkserverBytes.increment(by: Int64(data.readableBytes))
@@ -80,6 +80,32 @@ struct ChunkFetcher: Sendable {
             }
         }
         return nil
+    }
+
+    /// Where chunk `entry` is read from `member`.
+    static func url(_ entry: ChunkMap.Entry, at member: String, _ transport: ClusterTransport) -> String {
+        transport.url(member) + "/v1/chunks/\(entry.key.group)/\(entry.key.fileId)"
+    }
+
+    /// The ticket, and with `unchecked` the ``SpeedyHeader/read`` header that lets the member
+    /// send its copy from its volume file unchecked (every chunk is checked here).
+    static func headers(_ entry: ChunkMap.Entry, unchecked: Bool) -> [(String, String)] {
+        (entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))])
+            + (unchecked ? [(SpeedyHeader.read, "unchecked")] : [])
+    }
+
+    /// Has `member` check its copy of `entry` in the background after it sent one that failed
+    /// the map's CRC: the same read, checked by the member, which reports a damaged copy itself.
+    func askToVerify(_ entry: ChunkMap.Entry, at member: String) {
+        let (getter, logger, url) = (getter, logger, Self.url(entry, at: member, transport))
+        Task.detached {
+            do {
+                _ = try await getter.get(url, headers: Self.headers(entry, unchecked: false), length: Int(entry.length))
+                logger.warning("chunk \(entry.key) from \(member): its own check passed (damaged on the way here)")
+            } catch {
+                logger.warning("chunk \(entry.key) from \(member): its own check: \(error)")
+            }
+        }
     }
 
     /// Whether `data` is the chunk the map describes: its length and CRC-32C.
