@@ -57,10 +57,10 @@ struct ChunkStoreConformanceTests {
     func anExtentHoldsTheChunksBytes(kind: Kind) async throws {
         try await withStore(kind) { store in
             let key = ChunkKey(group: 1, fileId: 9)
-            #expect(store.extent(key) == nil)
+            #expect(await store.extent(key) == nil)
             let data = payload(300_001, seed: 4)
             let info = try await store.put(key, data: data, crc: nil)
-            guard let extent = store.extent(key) else {
+            guard let extent = await store.extent(key) else {
                 #expect(kind == .memory, "a store with files gives an extent")
                 return
             }
@@ -73,7 +73,7 @@ struct ChunkStoreConformanceTests {
             #expect(read == extent.length)
             #expect(ByteBuffer(bytes: bytes) == data)
             try await store.delete(key)
-            #expect(store.extent(key) == nil)
+            #expect(await store.extent(key) == nil)
         }
     }
 

@@ -45,4 +45,43 @@ struct VolumeFileTests {
         #expect(again == expected)
         #expect(FileManager.default.contents(atPath: volume.path).map { [UInt8]($0) } == expected)
     }
+
+    /// What a `sendfile` of a chunk needs first: its pages in the page cache, read in by a reader
+    /// thread. Bytes written around the page cache (O_DIRECT, or dropped from it) come back in;
+    /// a range past the end of the file reports failure rather than a short range.
+    @Test func makeResidentBringsUncachedBytesIntoThePageCache() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/" + VolumeFile.fileName(id: 1)
+        let size = 8 << 20
+        let volume = try VolumeFile(creatingAt: path, id: 1, size: size)
+        var bytes = [UInt8](repeating: 0, count: 4 << 20)
+        bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+        try bytes.withUnsafeBytes { try volume.write([$0], at: 4096 + 40) }
+        try volume.sync()
+        // Dropped from the cache, as a chunk written by O_DIRECT long ago would be.
+        let other = open(path, O_RDONLY)
+        #expect(other >= 0)
+        #expect(posix_fadvise(other, 0, off_t(size), POSIX_FADV_DONTNEED) == 0)
+        close(other)
+        if try Self.fileSystemType(of: dir.path) != "tmpfs" {  // tmpfs keeps every page
+            #expect(!volume.uncachedRuns(offset: 4096 + 40, length: bytes.count).isEmpty)
+        }
+        #expect(volume.makeResident(offset: 4096 + 40, length: bytes.count))
+        #expect(volume.uncachedRuns(offset: 4096 + 40, length: bytes.count).isEmpty)
+        #expect(volume.makeResident(offset: 100, length: 10))
+        #expect(!volume.makeResident(offset: size - 100, length: 4096), "past the end of the file")
+        // Reading it in changed nothing.
+        var read = [UInt8](repeating: 0, count: bytes.count)
+        try read.withUnsafeMutableBytes { try volume.read(into: $0, at: 4096 + 40) }
+        #expect(read == bytes)
+    }
+
+    /// The type of the file system holding `path`, from /proc/mounts (its longest mount point).
+    static func fileSystemType(of path: String) throws -> String {
+        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        let entries = mounts.split(separator: "\n").map { $0.split(separator: " ") }.filter { $0.count > 2 }
+        let best = entries.filter { path.hasPrefix($0[1]) }.max { $0[1].count < $1[1].count }
+        return best.map { String($0[2]) } ?? ""
+    }
 }

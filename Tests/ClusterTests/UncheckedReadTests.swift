@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 import Testing
@@ -22,6 +23,13 @@ extension ProcessSuites {
             let cs1 = ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport)
             let good = try await cs1.getChecked(key, serverChecks: false)
             #expect(good.data.readableBytes == Int(record.length))
+            // A verify read checks the copy and sends its CRC, not its bytes.
+            let verified = try await cs1.service.send(.GET, "/v1/chunks/1/\(record.fileId)", headers: [(SpeedyHeader.read, SpeedyHeader.readVerify)])
+            #expect(verified.status == 200 && verified.body.readableBytes == 0)
+            #expect(verified.headers.first(name: SpeedyHeader.crc32c) == CRCFormat.hex(good.crc))
+            // The unchecked read was counted once its bytes were out.
+            let stats = try await cs1.stats()
+            #expect(stats.readBytes >= UInt64(record.length), "\(stats)")
 
             try SelfHealingTests.damage(cluster, server: "cs1", at: record.payloadOffset + 10)
             // Unchecked, the member sends what its file holds under the recorded CRC: the client's

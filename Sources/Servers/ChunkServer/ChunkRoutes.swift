@@ -6,6 +6,12 @@ import ServerSupport
 import SpeedyClients
 import SpeedyCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// The chunkserver's HTTP API (docs/api.md): put, get (with Range), head and delete of a chunk,
 /// a paged listing per group, and stats.
 struct ChunkRoutes: Sendable {
@@ -159,14 +165,9 @@ struct ChunkRoutes: Sendable {
             headers[Self.crcHeader] = CRCFormat.hex(info.crc)
             return Response(status: .ok, headers: headers, body: .init())
         }
-        if let regions = fileRegions, request.headers[Self.readHeader] == "unchecked", request.headers[.range] == nil,
-            let extent = store.extent(key)
-        {
-            // The reader checks the CRC (and reads again without the header on a mismatch, which
-            // checks this copy and reports it): the bytes go from the page cache to the socket.
-            counters.recordRead(bytes: extent.length)
-            headers[Self.crcHeader] = CRCFormat.hex(extent.crc)
-            return regions.response(headers: headers, offset: extent.offset, length: extent.length, open: extent.open)
+        let mode = request.headers[Self.readHeader]
+        if mode == SpeedyHeader.readUnchecked, request.headers[.range] == nil, let regions = fileRegions, let extent = await store.extent(key) {
+            return unchecked(key, extent, headers: headers, regions: regions)
         }
         let data: ByteBuffer
         do {
@@ -177,6 +178,12 @@ struct ChunkRoutes: Sendable {
             default: break
             }
             throw Self.apiError(error)
+        }
+        if mode == SpeedyHeader.readVerify {
+            // The copy passed its CRC: the answer says so, without its bytes.
+            headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
+            headers[.contentLength] = "0"
+            return Response(status: .ok, headers: headers, body: .init())
         }
         counters.recordRead(bytes: data.readableBytes)
         // The CRC header always describes the whole chunk, so a client can check a full read. The
@@ -193,6 +200,25 @@ struct ChunkRoutes: Sendable {
         case .unsatisfiable:
             headers[.contentRange] = "bytes */\(data.readableBytes)"
             return Response(status: .rangeNotSatisfiable, headers: headers, body: .init())
+        }
+    }
+
+    /// A chunk sent from its volume file by `sendfile`, unchecked: the reader checks the CRC, and
+    /// on a mismatch asks for a ``SpeedyHeader/readVerify`` read, which checks this copy and
+    /// reports it. A disk error while sending is reported here, as a checked read's would be.
+    private func unchecked(_ key: ChunkKey, _ extent: ChunkExtent, headers: HTTPFields, regions: FileRegionResponses) -> Response {
+        var headers = headers
+        headers[Self.crcHeader] = CRCFormat.hex(extent.crc)
+        let (counters, onDamage) = (counters, onDamage)
+        return regions.response(headers: headers, offset: extent.offset, length: extent.length, open: extent.open) { result in
+            switch result {
+            case .success:
+                counters.recordRead(bytes: extent.length)
+            case .failure(let error as IOError) where error.errnoCode == EIO:
+                Task { await onDamage(key.fileId, "found by a read: \(error)") }
+            case .failure:
+                break  // the client left
+            }
         }
     }
 

@@ -38,9 +38,11 @@ public protocol ChunkStore: Sendable {
 
     /// Where a stored chunk's bytes lie in a file, so they can be sent without being read into
     /// memory (`sendfile`). Nothing is read or checked: this is for a reader that checks the CRC
-    /// itself before a byte goes further (the imageserver), and that reports a mismatch. Nil when
-    /// the chunk is absent, the store is closed, or it keeps no files (``MemoryChunkStore``).
-    func extent(_ key: ChunkKey) -> ChunkExtent?
+    /// itself before a byte goes further (the imageserver), and that reports a mismatch. The bytes
+    /// are in the page cache when it returns, so sending them does not wait for the disk. Nil when
+    /// the chunk is absent, the store is closed, reading it in failed (a checked ``get(_:)``
+    /// finds and reports the error), or the store keeps no files (``MemoryChunkStore``).
+    func extent(_ key: ChunkKey) async -> ChunkExtent?
 
     /// Deletes a chunk durably.
     ///
@@ -78,8 +80,9 @@ public protocol ChunkStore: Sendable {
 
 /// Where a stored chunk's payload lies in a file (``ChunkStore/extent(_:)``).
 public struct ChunkExtent: Sendable {
-    /// Returns a new descriptor of the file, which the caller closes; below 0 on failure. It
-    /// stays valid when the file is unlinked (a compacted volume), so the bytes stay readable.
+    /// Returns a new descriptor of the file, which the caller closes; below 0 on failure or once
+    /// the store has let the file go (compacted). A descriptor stays valid when the file is
+    /// unlinked afterwards, so the bytes stay readable through it.
     public let open: @Sendable () -> Int32
     /// Where the payload starts in the file.
     public let offset: Int

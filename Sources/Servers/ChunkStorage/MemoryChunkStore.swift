@@ -44,7 +44,7 @@ public final class MemoryChunkStore: ChunkStore {
     }
 
     /// Always nil: the chunks are in memory, not in a file.
-    public func extent(_ key: ChunkKey) -> ChunkExtent? { nil }
+    public func extent(_ key: ChunkKey) async -> ChunkExtent? { nil }
 
     public func info(_ key: ChunkKey) -> ChunkInfo? {
         state.withLock { s in

@@ -257,15 +257,18 @@ public final class VolumeChunkStore: ChunkStore {
         return try result.get()
     }
 
-    public func extent(_ key: ChunkKey) -> ChunkExtent? {
-        state.withLock { s in
+    public func extent(_ key: ChunkKey) async -> ChunkExtent? {
+        let found: (ChunkLocation, VolumeFile)? = state.withLock { s in
             guard !s.closed, let location = s.index[key], let volume = s.volumes[location.volume] else { return nil }
-            let (offset, length) = (Int(location.offset) + RecordHeader.size, Int(location.length))
-            // Writes bypass the page cache, so the chunk is likely on disk only: ask for all of it
-            // now, so the kernel reads it in one go rather than a readahead window at a time.
-            volume.willNeed(offset: offset, length: length)
-            return ChunkExtent(open: { volume.duplicateDescriptor() }, offset: offset, length: length, crc: location.crc)
+            return (location, volume)
         }
+        guard let (location, volume) = found else { return nil }
+        let (offset, length) = (Int(location.offset) + RecordHeader.size, Int(location.length))
+        // Writes bypass the page cache, so the chunk may be on disk only: it is read in here, on a
+        // reader thread, so that the event loop's sendfile never waits for the disk.
+        guard (try? await readers.runIfActive({ volume.makeResident(offset: offset, length: length) })) == true else { return nil }
+        // Weakly: a response whose head never goes out must not keep a compacted volume's file open.
+        return ChunkExtent(open: { [weak volume] in volume?.duplicateDescriptor() ?? -1 }, offset: offset, length: length, crc: location.crc)
     }
 
     /// When the chunk was stored, by ``clock``; nil if absent.

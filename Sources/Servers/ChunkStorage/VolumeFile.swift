@@ -89,10 +89,58 @@ public final class VolumeFile: Sendable {
         fcntl(fd, F_DUPFD_CLOEXEC, 0)
     }
 
-    /// Starts reading bytes `offset..<offset+length` into the page cache in the background
-    /// (`POSIX_FADV_WILLNEED`), for a read that is about to come.
-    public func willNeed(offset: Int, length: Int) {
+    /// Brings bytes `offset..<offset+length` into the page cache and returns once they are there,
+    /// so that a `sendfile` of them from an event loop does no disk read. Blocking: call it on a
+    /// reader thread. Pages already cached cost one `mincore`; the others are asked for at once
+    /// (`POSIX_FADV_WILLNEED`) and waited for by reading them into a scratch buffer (never by
+    /// touching a mapping, where a disk error would be a `SIGBUS`).
+    ///
+    /// - Returns: false when a read failed (the disk error is for a checked read to find and report).
+    public func makeResident(offset: Int, length: Int) -> Bool {
+        guard length > 0 else { return true }
+        let missing = uncachedRuns(offset: offset, length: length)
+        guard !missing.isEmpty else { return true }
         _ = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 4096)
+        defer { scratch.deallocate() }
+        for run in missing {
+            // Only the asked-for bytes: a widened last page may lie past the end of the file.
+            var at = max(run.lowerBound, offset)
+            let end = min(run.upperBound, offset + length)
+            while at < end {
+                let n = pread(fd, scratch.baseAddress, min(scratch.count, end - at), off_t(at))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                at += n
+            }
+        }
+        return true
+    }
+
+    /// The byte ranges of `offset..<offset+length` (widened to whole pages) not in the page cache,
+    /// by `mincore` on a mapping that is never touched; the whole range when that cannot tell.
+    public func uncachedRuns(offset: Int, length: Int) -> [Range<Int>] {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page
+        let end = (offset + length + page - 1) / page * page
+        guard let map = mmap(nil, end - start, PROT_READ, MAP_SHARED, fd, off_t(start)), map != MAP_FAILED else {
+            return [offset..<(offset + length)]
+        }
+        defer { munmap(map, end - start) }
+        var resident = [UInt8](repeating: 0, count: (end - start) / page)
+        guard resident.withUnsafeMutableBufferPointer({ mincore(map, end - start, $0.baseAddress) }) == 0 else {
+            return [offset..<(offset + length)]
+        }
+        var runs: [Range<Int>] = []
+        for (index, flags) in resident.enumerated() where flags & 1 == 0 {
+            let pageStart = start + index * page
+            if let last = runs.last, last.upperBound == pageStart {
+                runs[runs.count - 1] = last.lowerBound..<(pageStart + page)
+            } else {
+                runs.append(pageStart..<(pageStart + page))
+            }
+        }
+        return runs
     }
 
     /// The O_DIRECT descriptor, opened now if it was not yet; -1 when there is none.

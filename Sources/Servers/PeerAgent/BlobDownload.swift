@@ -186,7 +186,7 @@ final class BlobDownload: Sendable {
     /// Chunk `index` from the first member of its group that sends a good copy.
     private func fromChunkservers(_ index: Int) async throws(PeerError) -> Bool {
         let entry = partial.map.chunks[index]
-        let headers = ChunkFetcher.headers(entry, unchecked: true)
+        let headers = ChunkFetcher.headers(entry)
         for member in entry.members {
             let url = ChunkFetcher.url(entry, at: member, context.fetcher.transport)
             let started = ContinuousClock.now

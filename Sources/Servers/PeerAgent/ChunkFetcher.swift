@@ -66,7 +66,7 @@ struct ChunkFetcher: Sendable {
         for member in entry.members {
             if Task.isCancelled { return nil }
             do {
-                let data = try await getter.get(Self.url(entry, at: member, transport), headers: Self.headers(entry, unchecked: true), length: Int(entry.length))
+                let data = try await getter.get(Self.url(entry, at: member, transport), headers: Self.headers(entry), length: Int(entry.length))
                 guard Self.matches(data, entry) else {
                     metrics.crcFailures.increment()
                     logger.warning("chunk \(key) from \(member): \(data.readableBytes) bytes not matching the map's length \(entry.length) and CRC \(CRCFormat.hex(entry.crc)); trying the next member")
@@ -87,20 +87,20 @@ struct ChunkFetcher: Sendable {
         transport.url(member) + "/v1/chunks/\(entry.key.group)/\(entry.key.fileId)"
     }
 
-    /// The ticket, and with `unchecked` the ``SpeedyHeader/read`` header that lets the member
-    /// send its copy from its volume file unchecked (every chunk is checked here).
-    static func headers(_ entry: ChunkMap.Entry, unchecked: Bool) -> [(String, String)] {
+    /// The ticket, and the ``SpeedyHeader/read`` mode: `unchecked` lets the member send its copy
+    /// from its volume file (every chunk is checked here), `verify` has it check its copy.
+    static func headers(_ entry: ChunkMap.Entry, read mode: String? = SpeedyHeader.readUnchecked) -> [(String, String)] {
         (entry.ticket.isEmpty ? [] : [("Authorization", ChunkMap.authorization(ticket: entry.ticket))])
-            + (unchecked ? [(SpeedyHeader.read, "unchecked")] : [])
+            + (mode.map { [(SpeedyHeader.read, $0)] } ?? [])
     }
 
     /// Has `member` check its copy of `entry` in the background after it sent one that failed
-    /// the map's CRC: the same read, checked by the member, which reports a damaged copy itself.
+    /// the map's CRC: the member reads its copy checked and reports a damaged one itself.
     func askToVerify(_ entry: ChunkMap.Entry, at member: String) {
         let (getter, logger, url) = (getter, logger, Self.url(entry, at: member, transport))
-        Task.detached {
+        ChunkVerifyRequests.shared.start(entry.key, at: member) {
             do {
-                _ = try await getter.get(url, headers: Self.headers(entry, unchecked: false), length: Int(entry.length))
+                _ = try await getter.get(url, headers: Self.headers(entry, read: SpeedyHeader.readVerify), length: Int(entry.length))
                 logger.warning("chunk \(entry.key) from \(member): its own check passed (damaged on the way here)")
             } catch {
                 logger.warning("chunk \(entry.key) from \(member): its own check: \(error)")

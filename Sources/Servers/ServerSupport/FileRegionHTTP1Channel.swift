@@ -46,7 +46,8 @@ struct FileRegionHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
 /// Writes a ``FileRegionResponses`` range as the body of the response head carrying its token,
 /// and passes every other part through. The range's descriptor is closed once it is written, or
-/// once the write fails (the client left).
+/// once the write fails (the client left, or the disk failed a read), and the range's owner is
+/// told which.
 final class FileRegionResponseHandler: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -75,7 +76,9 @@ final class FileRegionResponseHandler: ChannelOutboundHandler, RemovableChannelH
         }
         let descriptor = range.open()
         guard descriptor >= 0 else {
-            logger.error("cannot open the file of a response (errno \(errno)): connection closed")
+            let code = errno
+            logger.error("cannot open the file of a response (errno \(code)): connection closed")
+            range.finished(.failure(IOError(errnoCode: code, reason: "open")))
             promise?.fail(ChannelError.ioOnClosedChannel)
             context.close(promise: nil)
             return
@@ -83,7 +86,10 @@ final class FileRegionResponseHandler: ChannelOutboundHandler, RemovableChannelH
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
         context.write(wrapOutboundOut(.head(head)), promise: promise)
         let sent = context.eventLoop.makePromise(of: Void.self)
-        sent.futureResult.whenComplete { _ in try? handle.close() }
+        sent.futureResult.whenComplete { result in
+            try? handle.close()
+            range.finished(result)
+        }
         let region = FileRegion(fileHandle: handle, readerIndex: range.offset, endIndex: range.offset + range.length)
         context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: sent)
     }

@@ -27,14 +27,23 @@ public final class FileRegionResponses: Sendable {
         var open: @Sendable () -> Int32
         var length: Int
         var offset: Int
+        /// Told once how the write ended: sent in full, or failed (the error says why).
+        var finished: @Sendable (Result<Void, any Error>) -> Void
         var registered: ContinuousClock.Instant
     }
 
-    private let pending = Mutex<[UInt64: Pending]>([:])
+    private struct Table {
+        var pending: [UInt64: Pending] = [:]
+        var lastSweep = ContinuousClock.now
+    }
+
+    private let table = Mutex(Table())
     private let nextToken = Atomic<UInt64>(1)
     /// A range whose head never reached the handler (the client left first) is dropped after
-    /// this long: only a closure is held, no descriptor, so this bounds memory, not files.
-    static let unclaimedLifetime: Duration = .seconds(60)
+    /// this long. Such leftovers hold a closure and no descriptor (``ChunkExtent/open`` holds its
+    /// volume weakly), so this bounds memory only, and is long enough that no head still on its
+    /// way (held back by a slow client's full socket) loses its range.
+    static let unclaimedLifetime: Duration = .seconds(600)
 
     /// Creates an empty table of pending ranges.
     public init() {}
@@ -42,27 +51,35 @@ public final class FileRegionResponses: Sendable {
     /// A response whose body is `length` bytes of a file from `offset`. `open` returns a new
     /// descriptor of the file (a `dup`), which stays valid if the file is renamed or unlinked
     /// meanwhile; it is called when the head is written, and a descriptor below 0 ends the
-    /// connection short of its `Content-Length`, as a failed read would.
-    public func response(status: HTTPResponse.Status = .ok, headers: HTTPFields, offset: Int, length: Int, open: @escaping @Sendable () -> Int32) -> Response {
+    /// connection short of its `Content-Length`, as a failed read would. `finished` is told how
+    /// the body's write ended (not at all when the client left before the head went out).
+    public func response(
+        status: HTTPResponse.Status = .ok, headers: HTTPFields, offset: Int, length: Int, open: @escaping @Sendable () -> Int32,
+        finished: @escaping @Sendable (Result<Void, any Error>) -> Void = { _ in }
+    ) -> Response {
         let token = nextToken.add(1, ordering: .relaxed).oldValue
         let now = ContinuousClock.now
-        pending.withLock { table in
-            table[token] = Pending(open: open, length: length, offset: offset, registered: now)
-            // Sweep the rare leftovers now and then rather than on every response.
-            if token % 1024 == 0 { table = table.filter { now - $0.value.registered < Self.unclaimedLifetime } }
+        table.withLock { table in
+            table.pending[token] = Pending(open: open, length: length, offset: offset, finished: finished, registered: now)
+            // Leftovers are rare: look for them once a second at most, not on every response.
+            if now - table.lastSweep > .seconds(1) {
+                table.lastSweep = now
+                table.pending = table.pending.filter { now - $0.value.registered < Self.unclaimedLifetime }
+            }
         }
         var headers = headers
         headers[.contentLength] = String(length)
         headers[HTTPField.Name(Self.tokenHeader)!] = String(token)
-        return Response(status: status, headers: headers, body: .init())
+        // The body's length, for the telemetry's byte counts; the handler writes the bytes.
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
     }
 
     /// The range registered under `token`, removed from the table; nil when unknown.
     func take(_ token: String) -> Pending? {
         guard let number = UInt64(token) else { return nil }
-        return pending.withLock { $0.removeValue(forKey: number) }
+        return table.withLock { $0.pending.removeValue(forKey: number) }
     }
 
     /// Ranges registered and not yet written (for tests).
-    public var pendingCount: Int { pending.withLock { $0.count } }
+    public var pendingCount: Int { table.withLock { $0.pending.count } }
 }

@@ -77,16 +77,20 @@ public struct ChunkServerClient: Sendable {
     ///   from its volume file (``SpeedyHeader/read``); they are still checked here. A caller
     ///   that gets a CRC mismatch that way tells the server with ``verify(_:)``.
     public func getChecked(_ key: ChunkKey, serverChecks: Bool = true) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
-        try await Self.getChecked(key, from: service, headers: serverChecks ? [] : [(SpeedyHeader.read, "unchecked")])
+        try await Self.getChecked(key, from: service, headers: serverChecks ? [] : [(SpeedyHeader.read, SpeedyHeader.readUnchecked)])
     }
 
-    /// Has the server read and check its copy of `key` (a whole read it checks itself, whose bytes
-    /// are dropped): a copy that fails its CRC is reported damaged by the server, and repaired.
+    /// The reason of the ``ServiceError/badResponse(url:reason:)`` a read throws when the bytes
+    /// do not match the CRC the server sent: the copy or the wire is damaged.
+    public static let crcMismatch = "CRC mismatch in transit"
+
+    /// Has the server read and check its copy of `key` (``SpeedyHeader/readVerify``: no bytes
+    /// come back): a copy that fails its CRC is reported damaged by the server, and repaired.
     /// Returns whether the server's copy is good; throws when it cannot tell.
     @discardableResult
     public func verify(_ key: ChunkKey) async throws(ServiceError) -> Bool {
         let path = Self.path(key)
-        let reply = try await service.send(.GET, path)
+        let reply = try await service.send(.GET, path, headers: [(SpeedyHeader.read, SpeedyHeader.readVerify)])
         // CHUNK_CORRUPT and IO_ERROR: the copy cannot be read good.
         if reply.status == InternalErrorCode.chunkCorrupt.status { return false }
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
@@ -120,7 +124,7 @@ public struct ChunkServerClient: Sendable {
             throw .badResponse(url: service.baseURL + path, reason: "missing \(SpeedyHeader.crc32c)")
         }
         guard CRC32C.checksum(reply.body) == crc else {
-            throw .badResponse(url: service.baseURL + path, reason: "CRC mismatch in transit")
+            throw .badResponse(url: service.baseURL + path, reason: Self.crcMismatch)
         }
         return (reply.body, crc)
     }

@@ -134,7 +134,7 @@ struct ChunkIO: Sendable {
                 metrics.readSeconds.recordElapsed(since: started)
                 return data
             } catch {
-                if case .badResponse(_, let reason) = error as? ServiceError, reason.contains("CRC") {
+                if case .badResponse(_, let reason) = error as? ServiceError, reason == ChunkServerClient.crcMismatch {
                     metrics.crcMismatches.increment()
                     askToVerify(ref.key, at: addr)
                 }
@@ -152,7 +152,7 @@ struct ChunkIO: Sendable {
     /// (The member's own check, not this process's word: no caller can get a good copy flagged.)
     private func askToVerify(_ key: ChunkKey, at addr: String) {
         let (cluster, http, logger) = (cluster, readHTTP, logger)
-        Task.detached {
+        ChunkVerifyRequests.shared.start(key, at: addr) {
             do {
                 let good = try await ChunkServerClient(baseURL: addr, transport: cluster, http: http).verify(key)
                 logger.warning("chunk \(key) from \(addr) failed its CRC on the way here; the member's own check: \(good ? "its copy is good (damaged in transit)" : "its copy is damaged, reported for repair")")

@@ -79,11 +79,16 @@ public enum SpeedyHeader {
     /// On a chained chunk PUT: milliseconds the sender waits for the answer. A member gives the
     /// next one less, so an answer (a failure included) always comes back before its caller gives up.
     public static let timeoutMs = "X-Speedy-Timeout-Ms"
-    /// On a chunk GET: `unchecked` lets the chunkserver send the stored bytes straight from its
-    /// volume file (`sendfile`) without checking their CRC. The reader checks them against
-    /// ``crc32c`` before using them, and on a mismatch reads again without this header, which
-    /// makes the chunkserver check the copy and report it damaged.
+    /// On a chunk GET: ``readUnchecked`` or ``readVerify``; absent, the chunkserver checks the
+    /// stored bytes against their CRC and sends them.
     public static let read = "X-Speedy-Read"
+    /// ``read``: the chunkserver sends the stored bytes straight from its volume file
+    /// (`sendfile`) without checking their CRC. The reader checks them against ``crc32c``
+    /// before using them, and on a mismatch asks for a ``readVerify`` read.
+    public static let readUnchecked = "unchecked"
+    /// ``read``: the chunkserver checks its copy and answers `200` with the CRC and no body, or
+    /// `CHUNK_CORRUPT`/`IO_ERROR` after reporting the copy damaged (a reader's "check yours").
+    public static let readVerify = "verify"
     /// Who sends an administrative request (`user@host (tool)`), for the event log.
     public static let actor = "X-Speedy-Actor"
     /// On a standby master's 503 `NOT_LEADER`: the leader's base URL, when one holds the lease.
