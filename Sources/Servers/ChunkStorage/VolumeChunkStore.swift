@@ -264,11 +264,21 @@ public final class VolumeChunkStore: ChunkStore {
         }
         guard let (location, volume) = found else { return nil }
         let (offset, length) = (Int(location.offset) + RecordHeader.size, Int(location.length))
-        // Writes bypass the page cache, so the chunk may be on disk only: it is read in here, on a
-        // reader thread, so that the event loop's sendfile never waits for the disk.
-        guard (try? await readers.runIfActive({ volume.makeResident(offset: offset, length: length) })) == true else { return nil }
+        // Writes bypass the page cache, so the chunk may be on disk only: it is read in on a reader
+        // thread, so that the event loop's sendfile does not wait for the disk. A cached chunk (a
+        // popular layer) costs one mincore here, and no thread hop.
+        if !volume.uncachedRuns(offset: offset, length: length).isEmpty {
+            guard (try? await readers.runIfActive({ volume.makeResident(offset: offset, length: length) })) == true else { return nil }
+        }
         // Weakly: a response whose head never goes out must not keep a compacted volume's file open.
-        return ChunkExtent(open: { [weak volume] in volume?.duplicateDescriptor() ?? -1 }, offset: offset, length: length, crc: location.crc)
+        return ChunkExtent(
+            open: { [weak volume] in
+                guard let volume else {
+                    errno = ESTALE
+                    return -1
+                }
+                return volume.duplicateDescriptor()
+            }, offset: offset, length: length, crc: location.crc)
     }
 
     /// When the chunk was stored, by ``clock``; nil if absent.

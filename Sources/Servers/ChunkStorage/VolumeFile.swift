@@ -25,6 +25,14 @@ public final class VolumeFile: Sendable {
     /// filesystem refuses it (tmpfs). See ``write(_:at:)``.
     private let directFD = Mutex<Int32>(VolumeFile.notOpened)
     private static let notOpened: Int32 = -2
+    /// The whole file mapped read-only and never touched: what ``uncachedRuns(offset:length:)``
+    /// asks `mincore` about. Mapped at the first such question; nil where mapping failed.
+    private let residencyMap = Mutex<Mapping?>(nil)
+    private struct Mapping: @unchecked Sendable {
+        let base: UnsafeMutableRawPointer
+        let length: Int
+    }
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// The file name for volume `id`: `volume-000001.dat`.
     public static func fileName(id: UInt32) -> String {
@@ -78,6 +86,7 @@ public final class VolumeFile: Sendable {
     }
 
     deinit {
+        if let mapping = residencyMap.withLock({ $0 }) { munmap(mapping.base, mapping.length) }
         close(fd)
         let direct = directFD.withLock { $0 }
         if direct >= 0 { close(direct) }
@@ -92,43 +101,43 @@ public final class VolumeFile: Sendable {
     /// Brings bytes `offset..<offset+length` into the page cache and returns once they are there,
     /// so that a `sendfile` of them from an event loop does no disk read. Blocking: call it on a
     /// reader thread. Pages already cached cost one `mincore`; the others are asked for at once
-    /// (`POSIX_FADV_WILLNEED`) and waited for by reading them into a scratch buffer (never by
-    /// touching a mapping, where a disk error would be a `SIGBUS`).
+    /// (`POSIX_FADV_WILLNEED`) and waited for by sending them to `/dev/null` (`sendfile`: the
+    /// kernel reads them into the cache and copies nothing; touching a mapping instead would turn a
+    /// disk error into a `SIGBUS`, and `pread` would copy every byte into this process).
     ///
     /// - Returns: false when a read failed (the disk error is for a checked read to find and report).
     public func makeResident(offset: Int, length: Int) -> Bool {
         guard length > 0 else { return true }
         let missing = uncachedRuns(offset: offset, length: length)
         guard !missing.isEmpty else { return true }
+        guard Self.devNull >= 0 else { return false }
         _ = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 4096)
-        defer { scratch.deallocate() }
         for run in missing {
             // Only the asked-for bytes: a widened last page may lie past the end of the file.
-            var at = max(run.lowerBound, offset)
-            let end = min(run.upperBound, offset + length)
+            var at = off_t(max(run.lowerBound, offset))
+            let end = off_t(min(run.upperBound, offset + length))
             while at < end {
-                let n = pread(fd, scratch.baseAddress, min(scratch.count, end - at), off_t(at))
+                let n = sendfile(Self.devNull, fd, &at, Int(end - at))
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return false }
-                at += n
             }
         }
         return true
     }
 
+    /// Where ``makeResident(offset:length:)`` sends the pages it reads in.
+    private static let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+
     /// The byte ranges of `offset..<offset+length` (widened to whole pages) not in the page cache,
-    /// by `mincore` on a mapping that is never touched; the whole range when that cannot tell.
+    /// by `mincore` on a mapping of the file that is never touched (made once per volume, so a
+    /// question costs one system call); the whole range when that cannot tell. Does not block.
     public func uncachedRuns(offset: Int, length: Int) -> [Range<Int>] {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Self.pageSize
         let start = offset / page * page
         let end = (offset + length + page - 1) / page * page
-        guard let map = mmap(nil, end - start, PROT_READ, MAP_SHARED, fd, off_t(start)), map != MAP_FAILED else {
-            return [offset..<(offset + length)]
-        }
-        defer { munmap(map, end - start) }
+        guard let mapping = mapping(), end <= mapping.length else { return [offset..<(offset + length)] }
         var resident = [UInt8](repeating: 0, count: (end - start) / page)
-        guard resident.withUnsafeMutableBufferPointer({ mincore(map, end - start, $0.baseAddress) }) == 0 else {
+        guard resident.withUnsafeMutableBufferPointer({ mincore(mapping.base + start, end - start, $0.baseAddress) }) == 0 else {
             return [offset..<(offset + length)]
         }
         var runs: [Range<Int>] = []
@@ -141,6 +150,19 @@ public final class VolumeFile: Sendable {
             }
         }
         return runs
+    }
+
+    /// The read-only mapping of the whole file (whole pages), made now if it was not yet.
+    private func mapping() -> Mapping? {
+        residencyMap.withLock { mapping in
+            if mapping == nil {
+                let length = (size + Self.pageSize - 1) / Self.pageSize * Self.pageSize
+                if let base = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), base != MAP_FAILED {
+                    mapping = Mapping(base: base, length: length)
+                }
+            }
+            return mapping
+        }
     }
 
     /// The O_DIRECT descriptor, opened now if it was not yet; -1 when there is none.

@@ -78,7 +78,7 @@ final class FileRegionResponseHandler: ChannelOutboundHandler, RemovableChannelH
         guard descriptor >= 0 else {
             let code = errno
             logger.error("cannot open the file of a response (errno \(code)): connection closed")
-            range.finished(.failure(IOError(errnoCode: code, reason: "open")))
+            range.finished(.failure(FileRegionResponses.OpenError(code: code)))
             promise?.fail(ChannelError.ioOnClosedChannel)
             context.close(promise: nil)
             return
