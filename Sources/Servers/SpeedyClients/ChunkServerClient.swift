@@ -114,36 +114,19 @@ public struct ChunkServerClient: Sendable {
         return try await Self.getChecked(key, from: anonymous, headers: headers, limit: limit)
     }
 
-    /// Like ``getChecked(_:serverChecks:)``, with the bytes as the pieces they arrived in (no
-    /// gathering copy): for a reader that passes the chunk on (the imageserver's blob GET).
-    public func getPieces(_ key: ChunkKey, serverChecks: Bool = true) async throws(ServiceError) -> (data: ChunkBytes, crc: UInt32) {
-        let path = Self.path(key)
-        let headers = serverChecks ? [] : [(SpeedyHeader.read, SpeedyHeader.readUnchecked)]
-        let reply = try await service.sendForPieces(.GET, path, headers: headers)
-        if !(200..<300).contains(reply.status) {
-            try ServiceClient.check(reply.status, reply.body.gathered(), url: service.baseURL + path)
-        }
-        let crc = try Self.checkedCRC(reply.headers, computed: reply.body.crc32c, url: service.baseURL + path)
-        return (reply.body, crc)
-    }
-
     private static func getChecked(
         _ key: ChunkKey, from service: ServiceClient, headers: [(String, String)], limit: Int = 64 << 20
     ) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
         let path = Self.path(key)
         let reply = try await service.send(.GET, path, headers: headers, limit: limit)
         try ServiceClient.check(reply.status, reply.body, url: service.baseURL + path)
-        let crc = try checkedCRC(reply.headers, computed: CRC32C.checksum(reply.body), url: service.baseURL + path)
-        return (reply.body, crc)
-    }
-
-    /// The CRC the server sent for a chunk, once it matches `computed`, the received bytes' CRC.
-    private static func checkedCRC(_ headers: HTTPHeaders, computed: UInt32, url: String) throws(ServiceError) -> UInt32 {
-        guard let header = headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
-            throw .badResponse(url: url, reason: "missing \(SpeedyHeader.crc32c)")
+        guard let header = reply.headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
+            throw .badResponse(url: service.baseURL + path, reason: "missing \(SpeedyHeader.crc32c)")
         }
-        guard computed == crc else { throw .badResponse(url: url, reason: Self.crcMismatch) }
-        return crc
+        guard CRC32C.checksum(reply.body) == crc else {
+            throw .badResponse(url: service.baseURL + path, reason: Self.crcMismatch)
+        }
+        return (reply.body, crc)
     }
 
     /// Deletes a chunk; with `ifCRC`, only if the stored chunk has that CRC (else `412`).

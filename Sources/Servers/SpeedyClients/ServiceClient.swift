@@ -86,49 +86,20 @@ public struct ServiceClient: Sendable {
         return request
     }
 
-    /// Sends a request and returns status, headers and the body as the pieces it arrived in
-    /// (bounded by `limit`): for a reader that checks and passes on a chunk without gathering it.
-    public func sendForPieces(
-        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], limit: Int = 64 << 20
-    ) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ChunkBytes) {
-        var pieces: [ByteBuffer] = []
-        let (status, replyHeaders) = try await execute(makeRequest(method, path, headers: headers), limit: limit) { announced in
-            pieces.reserveCapacity(min(announced, limit) / 16384 + 1)
-        } take: { piece in
-            pieces.append(piece)
-        }
-        return (status, replyHeaders, ChunkBytes(pieces))
-    }
-
     private func execute(_ request: HTTPClientRequest, limit: Int) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
-        var bytes = ByteBuffer()
-        let (status, headers) = try await execute(request, limit: limit) { announced in
-            // Reserve the announced length once, rather than growing (and copying) as bytes arrive.
-            bytes = ChunkBufferPool.allocator.buffer(capacity: min(announced, limit))
-        } take: { piece in
-            bytes.writeImmutableBuffer(piece)
-        }
-        return (status, headers, bytes)
-    }
-
-    /// Sends `request` and hands its body to `take` piece by piece, at most `limit` bytes in all;
-    /// `announced` is told the `Content-Length` (0 when none) before the first piece.
-    private func execute(
-        _ request: HTTPClientRequest, limit: Int, announced: (Int) -> Void, take: (ByteBuffer) -> Void
-    ) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders) {
         let url = request.url
         do {
             let response = try await http.execute(request, timeout: timeout)
-            announced(max(response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0, 0))
-            var received = 0
+            // Reserve the announced length once, rather than growing (and copying) as bytes arrive.
+            let announced = response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
+            var bytes = ChunkBufferPool.allocator.buffer(capacity: min(max(announced, 0), limit))
             for try await piece in response.body {
-                received += piece.readableBytes
-                guard received <= limit else {
+                guard bytes.readableBytes + piece.readableBytes <= limit else {
                     throw ServiceError.badResponse(url: url, reason: "response over \(limit) bytes")
                 }
-                take(piece)
+                bytes.writeImmutableBuffer(piece)
             }
-            return (Int(response.status.code), response.headers)
+            return (Int(response.status.code), response.headers, bytes)
         } catch let error as ServiceError {
             throw error
         } catch {

@@ -37,7 +37,7 @@ struct BlobStream: Sendable {
 
     /// A chunk in hand, with the budget its bytes hold.
     struct Fetched: Sendable {
-        var data: ChunkBytes
+        var data: ByteBuffer
         var held: BudgetReservation
     }
 
@@ -81,8 +81,8 @@ struct BlobStream: Sendable {
             defer { fetched.held.release() }
             if index + 1 < pieces.count { pending = fetch(pieces[index + 1]) }
             index += 1
-            // The pieces the chunk arrived in, written together (one writev), not gathered first.
-            try await writer.write(contentsOf: fetched.data.slice(from: piece.start, length: piece.length))
+            let data = fetched.data
+            try await writer.write(data.getSlice(at: data.readerIndex + piece.start, length: piece.length)!)
         }
         try await writer.finish(nil)
     }

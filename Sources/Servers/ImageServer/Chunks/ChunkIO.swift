@@ -112,8 +112,8 @@ struct ChunkIO: Sendable {
     }
 
     /// Reads a whole chunk from the least busy member whose copy passes the CRC, trying the others
-    /// when one fails. The bytes stay the pieces they arrived in: the caller passes them on.
-    func read(_ ref: ChunkRef) async throws(ChunkIOError) -> ChunkBytes {
+    /// when one fails.
+    func read(_ ref: ChunkRef) async throws(ChunkIOError) -> ByteBuffer {
         var errors: [String] = []
         let started = ContinuousClock.now
         for addr in await view.readers(of: ref.group) {
@@ -122,7 +122,7 @@ struct ChunkIO: Sendable {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
                 // Unchecked by the member, which sends it from its volume file: it is checked here.
                 let (data, crc) = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getPieces(ref.key, serverChecks: false)
+                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getChecked(ref.key, serverChecks: false)
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     metrics.crcMismatches.increment()

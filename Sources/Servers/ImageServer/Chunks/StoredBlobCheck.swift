@@ -20,7 +20,7 @@ extension RegistryAPI {
             defer { reservation.release() }
             do {
                 let data = try await io.read(ref)
-                for piece in data.pieces { hasher.update(piece) }
+                hasher.update(data)
                 size += UInt64(data.readableBytes)
             } catch {
                 logger.warning("cannot read back chunk \(ref.key) of the stored \(digest): \(error)")
