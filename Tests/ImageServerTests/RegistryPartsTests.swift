@@ -1,4 +1,5 @@
 @testable import ImageServer
+import NIOCore
 import SpeedyCore
 import SpeedyTestSupport
 import Testing
@@ -116,6 +117,25 @@ struct RegistryPartsTests {
             {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"\(layer)","size":3}]}
             """
         #expect(try ManifestParser.parse(Array(index.utf8), contentType: nil).manifests.map(\.description) == [layer])
+    }
+
+    /// The first chunk of a blob GET, read before the answer, is handed to the body's writer
+    /// once and not kept by the response: a chunk held until the whole blob is sent was 4 MiB per
+    /// stream outside the budget (an imageserver at 600 MiB for 100 pulls with a 96 MiB budget).
+    @Test func theFirstChunkIsHandedOverOnceAndNotKept() async throws {
+        let budget = MemoryBudget(bytes: 10, perClient: 10)
+        var reservation: BudgetReservation? = try await budget.reserve(4, client: "a")
+        weak let held = reservation
+        let handoff = BlobStream.FirstChunk(BlobStream.Fetched(data: ByteBuffer(repeating: 7, count: 4), held: reservation!))
+        reservation = nil
+        #expect(held != nil, "the handoff holds the chunk until it is taken")
+        var taken = handoff.take()
+        #expect(taken?.data.readableBytes == 4)
+        #expect(handoff.take() == nil, "only once")
+        taken = nil
+        #expect(held == nil, "once taken and written, nothing keeps the chunk or its reservation")
+        #expect(budget.available == 10, "its reservation went back with it")
+        _ = taken
     }
 
     @Test func memoryBudgetBlocksUntilReleased() async throws {

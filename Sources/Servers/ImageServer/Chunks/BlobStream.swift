@@ -3,6 +3,7 @@ import HummingbirdCore
 import NIOCore
 import ServerSupport
 import SpeedyCore
+import Synchronization
 
 /// Streams a blob (or a byte range of it) chunk by chunk, fetching the next chunk while the
 /// current one is sent. Bytes that fail their CRC are never sent: another replica is read, and
@@ -41,6 +42,26 @@ struct BlobStream: Sendable {
         var held: BudgetReservation
     }
 
+    /// The first chunk, read before the answer, handed to the body's writer once. The body's
+    /// closure lives as long as the response: holding the chunk itself would keep its buffer for
+    /// the whole blob, outside the budget once the chunk is written (a chunk per stream: 4 MiB
+    /// each of 100 slow pulls).
+    final class FirstChunk: Sendable {
+        private let fetched: Mutex<Fetched?>
+
+        init(_ fetched: Fetched?) {
+            self.fetched = Mutex(fetched)
+        }
+
+        /// The chunk, the first time; nil after.
+        func take() -> Fetched? {
+            fetched.withLock { value in
+                defer { value = nil }
+                return value
+            }
+        }
+    }
+
     /// Reads the chunk `piece` lies in, holding its bytes in the budget.
     /// - Throws: ``BudgetExhausted`` when no buffer comes free in time, ``ChunkIOError`` when no
     ///   member returns a good copy.
@@ -59,13 +80,15 @@ struct BlobStream: Sendable {
     /// a `503` the client can retry rather than a broken body. A later chunk that no member can
     /// serve throws, which ends the connection short of its `Content-Length`: the client sees a
     /// truncated transfer, never a clean end.
-    func write(_ pieces: [Piece], first: Fetched?, to writer: inout any ResponseBodyWriter) async throws {
+    func write(_ pieces: [Piece], first: FirstChunk, to writer: inout any ResponseBodyWriter) async throws {
         let stream = self
         func fetch(_ piece: Piece) -> Task<Fetched, any Error> {
             Task { try await stream.fetch(piece) }
         }
-        var pending: Task<Fetched, any Error>? =
-            if let first { Task { first } } else { pieces.first.map(fetch) }
+        // Taken inside the task, so that nothing here holds the first chunk once it is sent.
+        var pending: Task<Fetched, any Error>? = pieces.first.map { piece in
+            Task { if let fetched = first.take() { fetched } else { try await stream.fetch(piece) } }
+        }
         var index = 0
         // Whatever is fetched but not sent goes back to the budget, however this ends.
         defer {

@@ -39,12 +39,13 @@ extension RegistryAPI {
         // serve right now, gets a 503 with Retry-After rather than a 200 cut short.
         var first: BlobStream.Fetched?
         if let piece = pieces.first { first = try await stream.fetch(piece) }
-        let fetched = first
+        let handoff = BlobStream.FirstChunk(first)
+        first = nil
         // The answer takes as long as the chunks take to come: measured to its last byte.
         RequestNote.current?.streamsBody = true
         return Response(
             status: status, headers: headers,
-            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: fetched, to: &writer) })
+            body: ResponseBody(contentLength: length) { writer in try await stream.write(pieces, first: handoff, to: &writer) })
     }
 
     /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository.
