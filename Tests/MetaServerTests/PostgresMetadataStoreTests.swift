@@ -149,9 +149,9 @@ struct PostgresMetadataStoreTests {
             #expect(!text.contains("s3cret-pw"))
         }
         // The lease timeout (4 s) and the pool's shutdown behind a connect attempt (3 s) take
-        // about 7 s: the bound says it does not hang, with room for a loaded 2-core CI machine
-        // (10.7 s seen there).
-        #expect(ContinuousClock.now - started < .seconds(20))
+        // about 7 s on an idle machine; CI's two cores, shared with the other suites, have made
+        // it 10.7 s and 21.1 s. The bound says only that it does not hang.
+        #expect(ContinuousClock.now - started < .seconds(90))
     }
 
     @Test func databaseURLsAreCheckedAndNeverShowThePassword() throws {
