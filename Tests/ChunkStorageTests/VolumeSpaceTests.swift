@@ -174,7 +174,7 @@ extension VolumeSpaceTests {
         // Give back the volume's blocks from 8 KiB past its end, then let another writer take them.
         let end = store.volumeStats()[0].end
         let volume = config.directory + "/" + VolumeFile.fileName(id: 1)
-        let punch = try SpawnedProgram.run(
+        let punch = try await SpawnedProgram.run(
             "/usr/bin/fallocate", ["--punch-hole", "--offset", String(end + 8192), "--length", String((8 << 20) - end - 8192), volume], environment: [:])
         #expect(punch.status == 0, "\(punch.output)")
         _ = await takeTheRest(of: fs, first: 0)

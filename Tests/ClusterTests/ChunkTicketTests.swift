@@ -60,7 +60,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let users = cluster.root + "/htpasswd"
-            let lines = try ["alice", "reader", "outsider"].map { try RegistryAuthTests().htpasswdLine(user: $0, password: "\($0)-pass") }
+            var lines: [String] = []
+            for user in ["alice", "reader", "outsider"] { lines.append(try await RegistryAuthTests().htpasswdLine(user: user, password: "\(user)-pass")) }
             try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
             try "alice ** pull,push,delete\nreader team/* pull\noutsider other/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             let registry = try await cluster.startRegistry(

@@ -46,22 +46,37 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Stops every process this harness started (by its own PID) and removes the data.
+    ///
+    /// It signals at once and waits on a thread of its own: it runs in `defer`, on one of the
+    /// few threads every test shares (``SpawnedProgram``), and `speedy up` may take seconds.
     func shutdown() {
-        for process in lock.withLock({ processes }) where process.isRunning {
-            // `speedy up` stops its children on SIGTERM; a SIGKILL would leave them running
-            // (a test that failed half-way has not stopped it itself).
-            if process.arguments?.first == "up" {
-                kill(process.processIdentifier, SIGTERM)
-                let deadline = Date().addingTimeInterval(15)
-                while process.isRunning && Date() < deadline { usleep(50_000) }
+        let running = lock.withLock({ processes }).filter(\.isRunning)
+        let root = root
+        let removeData: @Sendable () -> Void = {
+            // SPEEDY_KEEP_TEST_DATA=1 keeps the data and logs for a look after a failure.
+            if ProcessInfo.processInfo.environment["SPEEDY_KEEP_TEST_DATA"] == nil {
+                try? FileManager.default.removeItem(atPath: root)
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
         }
-        // SPEEDY_KEEP_TEST_DATA=1 keeps the data and logs for a look after a failure.
-        if ProcessInfo.processInfo.environment["SPEEDY_KEEP_TEST_DATA"] == nil {
-            try? FileManager.default.removeItem(atPath: root)
+        guard !running.isEmpty else { return removeData() }
+        let left = Counter(running.count)
+        for process in running {
+            // `speedy up` stops its children on SIGTERM; a SIGKILL would leave them running
+            // (a test that failed half-way has not stopped it itself). So do dockerd and
+            // containerd, which a test may be stopping already.
+            let isRole = process.executableURL?.path.hasPrefix(Self.binDirectory) == true && process.arguments?.first != "up"
+            process.stop(signal: isRole ? SIGKILL : SIGTERM) {
+                if left.decrement() == 0 { removeData() }
+            }
         }
+    }
+
+    /// Counts down from a number, from any thread.
+    private final class Counter: @unchecked Sendable {
+        private var value: Int
+        private let lock = NSLock()
+        init(_ value: Int) { self.value = value }
+        func decrement() -> Int { lock.withLock { value -= 1; return value } }
     }
 
     static let binDirectory: String = {
@@ -207,58 +222,38 @@ final class ClusterHarness: @unchecked Sendable {
         return Registry(masterURL: masterURL, metaURL: "http://127.0.0.1:\(metaPort)", registryURL: registryURL, hostPort: "127.0.0.1:\(registryPort)", chunkservers: servers)
     }
 
-    /// Runs a program to completion in the cluster's environment: exit status and its standard
-    /// output and error together (``SpawnedProgram``).
+    /// Runs a program to completion in the cluster's environment, on a thread of its own
+    /// (``SpawnedProgram``): exit status and its output.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], errors: SpawnedProgram.ErrorOutput = .merged
+    ) async throws -> (status: Int32, output: String) {
         var merged = clusterEnvironment
         merged.merge(environment) { $1 }
-        return try SpawnedProgram.run(executable, arguments, environment: merged)
-    }
-
-    /// ``run(_:_:environment:)`` on a thread of its own, so a long program does not hold one of
-    /// the few threads the test's concurrent work runs on.
-    static func runDetached(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try run(executable, arguments, environment: environment) })
-            }
-        }
+        return try await SpawnedProgram.run(executable, arguments, environment: merged, errors: errors)
     }
 
     /// Makes an OCI image layout with umoci: one layer holding `bytes` random bytes and a text file.
-    func makeImage(named name: String, randomBytes bytes: Int) throws -> String {
+    func makeImage(named name: String, randomBytes bytes: Int) async throws -> String {
         let layout = root + "/\(name)-layout"
         let bundle = root + "/\(name)-bundle"
         for args in [["init", "--layout", layout], ["new", "--image", layout + ":latest"],
                      ["unpack", "--rootless", "--image", layout + ":latest", bundle]] {
-            let result = try Self.run("/usr/bin/umoci", args)
+            let result = try await Self.run("/usr/bin/umoci", args)
             guard result.status == 0 else { throw HarnessError("umoci \(args[0]) failed: \(result.output)") }
         }
         var random = SystemRandomNumberGenerator()
         let data = Data((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &random) })
         try data.write(to: URL(fileURLWithPath: bundle + "/rootfs/payload.bin"))
         try Data("hello from \(name)\n".utf8).write(to: URL(fileURLWithPath: bundle + "/rootfs/hello.txt"))
-        let repack = try Self.run("/usr/bin/umoci", ["repack", "--image", layout + ":latest", bundle])
+        let repack = try await Self.run("/usr/bin/umoci", ["repack", "--image", layout + ":latest", bundle])
         guard repack.status == 0 else { throw HarnessError("umoci repack failed: \(repack.output)") }
         return layout
     }
 
     /// Runs `chunktool ARGS` to completion: exit status and standard output.
-    func chunktool(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/chunktool")
-        process.arguments = arguments
-        var env = Self.clusterEnvironment
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func chunktool(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await Self.run(Self.binDirectory + "/chunktool", arguments, environment: environment, errors: .discarded)
     }
 
     /// Polls `condition` every 100 ms until it holds or `seconds` pass.

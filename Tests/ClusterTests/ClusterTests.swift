@@ -80,7 +80,7 @@ extension ProcessSuites {
             #expect(sawWrites)
 
             // chunktool status --json carries the documented fields.
-            let status = try cluster.chunktool(["status", "--json", "--master", masterURL])
+            let status = try await cluster.chunktool(["status", "--json", "--master", masterURL])
             #expect(status.status == 0)
             let json = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
             let group = (json?["groups"] as? [[String: Any]])?.first
@@ -94,18 +94,18 @@ extension ProcessSuites {
                 }
                 #expect(member["status"] as? String == "RW")
             }
-            let people = try cluster.chunktool(["status"], environment: ["SPEEDY_MASTER": masterURL])
+            let people = try await cluster.chunktool(["status"], environment: ["SPEEDY_MASTER": masterURL])
             #expect(people.status == 0)
             #expect(people.output.contains("healthy") && people.output.contains(servers[2].addr))
 
             // kill -9 a member: the master marks it down and the group degraded.
             kill(servers[1].process.processIdentifier, SIGKILL)
-            servers[1].process.waitUntilExit()
+            await servers[1].process.exited()
             let degraded = await cluster.eventually(within: 6) {
                 (try? await master.snapshot())?.groups.first?.state == .degraded
             }
             #expect(degraded)
-            let degradedStatus = try cluster.chunktool(["status", "--json", "--master", masterURL])
+            let degradedStatus = try await cluster.chunktool(["status", "--json", "--master", masterURL])
             #expect(degradedStatus.status == 1)
             #expect(degradedStatus.output.contains("\"DOWN\""))
 
@@ -123,9 +123,9 @@ extension ProcessSuites {
 
             // With the master gone, chunktool says it could not run.
             kill(masterProcess.processIdentifier, SIGTERM)
-            masterProcess.waitUntilExit()
-            #expect(try cluster.chunktool(["status", "--master", masterURL]).status == 2)
-            #expect(try cluster.chunktool(["status", "--bogus"]).status == 2)
+            await masterProcess.exited()
+            #expect(try await cluster.chunktool(["status", "--master", masterURL]).status == 2)
+            #expect(try await cluster.chunktool(["status", "--bogus"]).status == 2)
         }
 
         @Test func speedyUpStartsAClusterKeepsDataAndStopsCleanly() async throws {
@@ -173,7 +173,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 20) { (try? await member.get(key)).map { String(buffer: $0) } == "kept across restarts" })
 
             kill(up.processIdentifier, SIGTERM)
-            up.waitUntilExit()
+            await up.exited()
             // Every child is gone: nothing answers on the master's port or any chunkserver's.
             #expect(!(await master.isHealthy()))
             for port in firstPort..<(firstPort + 6) {
@@ -184,7 +184,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 60, allHealthy), "speedy up log after the restart:\n\(cluster.log("up"))")
             #expect(String(buffer: try await member.get(key)) == "kept across restarts")
             kill(up.processIdentifier, SIGTERM)
-            up.waitUntilExit()
+            await up.exited()
             #expect(up.terminationStatus == 0)
         }
     }

@@ -12,10 +12,10 @@ struct CompletionsTests {
     }
 
     @Test(arguments: files.map { "\($0.tool) \($0.shell) \($0.file)" })
-    func completionScriptIsUpToDate(_ entry: String) throws {
+    func completionScriptIsUpToDate(_ entry: String) async throws {
         let parts = entry.split(separator: " ").map(String.init)
         let (tool, shell, file) = (parts[0], parts[1], parts[2])
-        let generated = try ClusterHarness.run(ClusterHarness.binDirectory + "/" + tool, ["--generate-completion-script", shell])
+        let generated = try await ClusterHarness.run(ClusterHarness.binDirectory + "/" + tool, ["--generate-completion-script", shell])
         #expect(generated.status == 0)
         let committed = try String(contentsOfFile: Self.root + "/completions/" + file, encoding: .utf8)
         #expect(

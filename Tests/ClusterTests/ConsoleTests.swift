@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -19,9 +20,11 @@ extension ProcessSuites {
             let socket = "speedy-test-\(UUID().uuidString.prefix(8))"
             let session = "console"
 
+            /// tmux answers in milliseconds, so it is run on the caller's thread: its screen is
+            /// read in polling conditions, which are not async.
             @discardableResult
             func run(_ arguments: [String]) throws -> String {
-                try ClusterHarness.run("/usr/bin/tmux", ["-L", socket] + arguments).output
+                try SpawnedProgram.runBlocking("/usr/bin/tmux", ["-L", socket] + arguments, environment: ClusterHarness.clusterEnvironment).output
             }
 
             func screen() -> String { (try? run(["capture-pane", "-p", "-t", session])) ?? "" }
@@ -263,7 +266,7 @@ extension ProcessSuites {
 
             // An operator drains group 2: chunktool's job shows with its progress, then finished.
             let drain = Task.detached {
-                try cluster.chunktool(["group", "drain", "2", "--settle", "3s", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
+                try await cluster.chunktool(["group", "drain", "2", "--settle", "3s", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
             }
             let draining = await cluster.eventually(within: 20) {
                 let s = tmux.screen()

@@ -109,7 +109,7 @@ extension ProcessSuites {
 
             // The disk comes back; the operator remounts it and restarts cs3, which has every chunk.
             registry.chunkservers[2].process.terminate()
-            registry.chunkservers[2].process.waitUntilExit()
+            await registry.chunkservers[2].process.exited()
             try disk.restoreDevice()
             try disk.remount()
             let port = Int(registry.chunkservers[2].addr.split(separator: ":").last!)!
@@ -122,7 +122,7 @@ extension ProcessSuites {
             print("disk-failure: group 1 healthy \(ContinuousClock.now - back) after cs3 restarted")
             #expect(try await cs3.listAll(group: 1).keys.sorted() == onCS3)
             for fileId in onCS3 { #expect((try? await cs3.get(ChunkKey(group: 1, fileId: fileId))) != nil) }
-            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
             for digest in digests { #expect(await tests.pull(client, "disk/eio", digest) == nil) }
         }

@@ -148,7 +148,7 @@ extension ProcessSuites {
             // Space comes back: the filled blobs are garbage (no image uses them); collecting them
             // and compacting gives cs3 its first volume back, and the group takes writes again.
             let collecting = ContinuousClock.now
-            let gc = try cluster.chunktool(
+            let gc = try await cluster.chunktool(
                 ["gc", "--master", registry.masterURL, "--meta", registry.metaURL, "--grace", "0s", "--chunk-grace", "0s", "--compact"])
             #expect(gc.status == 0, "\(gc.output)")
             let freed = ContinuousClock.now

@@ -78,7 +78,7 @@ extension ProcessSuites {
             // The drain runs while clients push and pull.
             let traffic = load(client, log, from: 100)
             let drain = Task {
-                try await ClusterHarness.runDetached(
+                try await ClusterHarness.run(
                     ClusterHarness.binDirectory + "/chunktool", ["group", "drain", "3", "--json", "--settle", "13s", "--rate", "5"] + tool)
             }
             #expect(await cluster.eventually(within: 10) { (try? await master.snapshot())?.groups.first { $0.id == 3 }?.draining == true })
@@ -108,14 +108,14 @@ extension ProcessSuites {
             #expect(try await meta.groupUsage().allSatisfy { $0.group != 3 })
 
             // Again: nothing to do.
-            let again = try cluster.chunktool(["group", "drain", "3", "--json", "--settle", "13s"] + tool)
+            let again = try await cluster.chunktool(["group", "drain", "3", "--json", "--settle", "13s"] + tool)
             #expect(again.status == 0, "\(again.output)")
             #expect((json(again.output)["moved"] as? [String: Any])?["chunksMoved"] as? Int == 0)
 
             // An image keeps every blob; the collection then takes group 3's old copies, and the group goes.
             let sizes = Dictionary(uniqueKeysWithValues: pushed.map { ($0.digest, RecoveryTests.payload($0.n).count) })
             #expect(try await tagImage(client, pushed.map(\.digest), sizes: sizes) == 201)
-            let gc = try cluster.chunktool(["gc", "--grace", "1s", "--chunk-grace", "1s", "--json"] + tool)
+            let gc = try await cluster.chunktool(["gc", "--grace", "1s", "--chunk-grace", "1s", "--json"] + tool)
             #expect(gc.status == 0, "\(gc.output)")
             for server in registry.chunkservers[6...] {
                 #expect(try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).listAll(group: 3).isEmpty, "\(server.name)")
@@ -123,14 +123,14 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 10) {
                 (try? await master.snapshot())?.groups.first { $0.id == 3 }?.members.allSatisfy { $0.chunkCount == 0 } == true
             })
-            let removed = try ClusterHarness.run(ClusterHarness.binDirectory + "/chunktool", ["group", "remove", "3", "--master", registry.masterURL])
+            let removed = try await ClusterHarness.run(ClusterHarness.binDirectory + "/chunktool", ["group", "remove", "3", "--master", registry.masterURL])
             #expect(removed.status == 0, "\(removed.output)")
             let snapshot = try await master.snapshot()
             #expect(snapshot.groups.map(\.id) == [1, 2])
             let retired = try await master.events(limit: 1000).filter { $0.kind == "server-removed" }.compactMap(\.serverId)
             #expect(Set(retired) == ["g3-cs1", "g3-cs2", "g3-cs3"])
             for (_, digest) in pushed { #expect(await pull(client, digest) == nil) }
-            let fsck = try cluster.chunktool(["fsck", "--json"] + tool)
+            let fsck = try await cluster.chunktool(["fsck", "--json"] + tool)
             #expect(fsck.status == 0, "\(fsck.output)")
             let (pulls, refused) = (await log.pulls, await log.refusedPushes)
             print("drain under load: \(moved) chunks moved in \(report["durationMs"] ?? "?") ms; \(pushed.count) blobs pushed, \(pulls) pulls, \(refused) pushes refused")
@@ -153,12 +153,12 @@ extension ProcessSuites {
             #expect(try await meta.groupUsage().map(\.group) == [1])
             _ = try await master.setDraining(2, false)
 
-            let dry = try cluster.chunktool(["rebalance", "--dry-run", "--json"] + tool)
+            let dry = try await cluster.chunktool(["rebalance", "--dry-run", "--json"] + tool)
             #expect(dry.status == 0, "\(dry.output)")
             #expect((json(dry.output)["plan"] as? [[String: Any]])?.first?["to"] as? Int == 2)
             #expect(try await meta.groupUsage().map(\.group) == [1], "a dry run moves nothing")
 
-            let run = try cluster.chunktool(["rebalance", "--max-spread", "10%", "--json"] + tool)
+            let run = try await cluster.chunktool(["rebalance", "--max-spread", "10%", "--json"] + tool)
             #expect(run.status == 0, "\(run.output)")
             #expect((json(run.output)["spreadAfter"] as? Double ?? 1) <= 0.10, "\(run.output)")
             let usage = try await meta.groupUsage()
@@ -166,7 +166,7 @@ extension ProcessSuites {
             let (low, high) = (Double(usage.map(\.bytes).min()!), Double(usage.map(\.bytes).max()!))
             #expect((high - low) / high <= 0.10, "\(usage)")
             for digest in digests { #expect(await pull(client, digest) == nil) }
-            let again = try cluster.chunktool(["rebalance", "--json"] + tool)
+            let again = try await cluster.chunktool(["rebalance", "--json"] + tool)
             #expect(again.status == 0)
             #expect((json(again.output)["plan"] as? [Any])?.isEmpty == true, "\(again.output)")
         }

@@ -82,8 +82,8 @@ extension ProcessSuites {
             }
         }
 
-        func gc(_ cluster: ClusterHarness, _ registry: ClusterHarness.Registry, _ arguments: [String]) throws -> (Int32, GarbageCollectionReport?) {
-            let (status, output) = try cluster.chunktool(["gc", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"] + arguments)
+        func gc(_ cluster: ClusterHarness, _ registry: ClusterHarness.Registry, _ arguments: [String]) async throws -> (Int32, GarbageCollectionReport?) {
+            let (status, output) = try await cluster.chunktool(["gc", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"] + arguments)
             return (status, try? WireJSON.decoder().decode(GarbageCollectionReport.self, from: Data(output.utf8)))
         }
 
@@ -129,14 +129,14 @@ extension ProcessSuites {
             let chunksBefore = try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count
 
             // A dry run says what would go and deletes nothing.
-            let (dryStatus, dry) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--dry-run"])
+            let (dryStatus, dry) = try await gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--dry-run"])
             #expect(dryStatus == 0)
             #expect(dry?.manifests == 1)
             #expect(dry?.blobs == 2, "the old config and the old-only layer")
             #expect(try await ChunkServerClient(baseURL: registry.chunkservers[0].addr, transport: ClusterHarness.transport).listAll(group: 1).count == chunksBefore)
             #expect(try await client.send(.HEAD, "/v2/gc/app/blobs/\(Digest.of(onlyOld))").status == 200)
 
-            let (status, report) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--upload-expiry", "0s", "--compact"])
+            let (status, report) = try await gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s", "--upload-expiry", "0s", "--compact"])
             #expect(status == 0, "gc failed: \(cluster.log("meta"))")
             let freed = try #require(report)
             #expect(freed.manifests == 1)
@@ -161,7 +161,7 @@ extension ProcessSuites {
             // The volume files shrank by about what was freed (a whole 64 MiB volume each).
             let filesAfter = registry.chunkservers.map { volumeBytes(cluster, $0.name) }
             for (before, after) in zip(filesBefore, filesAfter) { #expect(before - after == 64 << 20, "\(before) -> \(after)") }
-            let fsck = try cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0, "\(fsck.output)")
             #expect(fsck.output.contains("0 garbage"))
             let events = try await master.events(limit: 1000).map(\.message)
@@ -172,7 +172,7 @@ extension ProcessSuites {
             #expect(jobs.filter { $0.report.kind == "gc" && $0.report.state == .finished }.count >= 2, "\(jobs.map(\.report))")
             #expect(jobs.contains { $0.report.kind == "fsck" && $0.report.state == .finished && $0.report.message?.hasPrefix("no data lost") == true })
             // Nothing left: a second run frees nothing.
-            let (_, again) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
+            let (_, again) = try await gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
             #expect(again.map { $0.chunks + $0.blobs + $0.manifests } == 0)
             let gcEvents = try await master.events(limit: 1000).filter { $0.kind == "gc" }
             #expect(gcEvents.count == 1, "a run that frees nothing (or a dry run) logs no event: \(gcEvents.map(\.message))")
@@ -317,7 +317,7 @@ extension ProcessSuites {
                 #expect(head.headers.first(name: "Docker-Content-Digest") == digest.description, "\(key)")
                 #expect(await pullImage(client, parts[0], parts[1]) == nil)
             }
-            let fsck = try cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0, "\(fsck.output)")
         }
 
@@ -331,7 +331,7 @@ extension ProcessSuites {
             #expect(try await pushImage(client, "kill/app", tag: "keep", config: Array("{\"keep\":1}".utf8), layers: [bytes(20_000_000, seed: 20)]).0 == 201)
             #expect(try await pushImage(client, "kill/app", tag: "drop", config: Array("{\"drop\":1}".utf8), layers: [bytes(60_000_000, seed: 21)]).0 == 201)
             #expect(try await client.send(.DELETE, "/v2/kill/app/manifests/drop").status == 202)
-            let (status, _) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
+            let (status, _) = try await gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "0s"])
             #expect(status == 0)
             let cs1 = registry.chunkservers[0]
             let volume1 = cluster.root + "/cs1/volume-000001.dat"
@@ -362,7 +362,7 @@ extension ProcessSuites {
             #expect(second.error == nil)
             #expect(!FileManager.default.fileExists(atPath: volume1), "\(second)")
             #expect(!second.volumes.contains { $0.id == 1 })
-            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
         }
 
@@ -378,7 +378,7 @@ extension ProcessSuites {
 
             let metaPort = Int(registry.metaURL.split(separator: ":").last!)!
             let first = Task {
-                try await ClusterHarness.runDetached(
+                try await ClusterHarness.run(
                     ClusterHarness.binDirectory + "/chunktool",
                     ["gc", "--master", registry.masterURL, "--meta", registry.metaURL, "--grace", "0s", "--chunk-grace", "1h"],
                     environment: ClusterHarness.clusterEnvironment)
@@ -392,14 +392,14 @@ extension ProcessSuites {
             let up = await cluster.eventually(within: 20) { (try? await MetaClient(baseURL: registry.metaURL, transport: ClusterHarness.transport).repositoryExists("sweep/app")) == true }
             #expect(up)
 
-            let (status, report) = try gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "1h"])
+            let (status, report) = try await gc(cluster, registry, ["--grace", "0s", "--chunk-grace", "1h"])
             #expect(status == 0)
             #expect(report?.chunksPending == 0)
             #expect(await pullImage(client, "sweep/app", "keep") == nil)
             for server in registry.chunkservers {
                 #expect(try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).listAll(group: 1).count == kept, "\(server.name) still has junk")
             }
-            let fsck = try cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0 && fsck.output.contains("0 garbage"), "\(fsck.output)")
         }
     }

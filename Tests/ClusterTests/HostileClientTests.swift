@@ -124,13 +124,13 @@ extension ProcessSuites {
                 ["imageserver", "--listen", listen()],
             ]
             for arguments in roles {
-                let refused = try ClusterHarness.run(speedy, arguments, environment: unset)
+                let refused = try await ClusterHarness.run(speedy, arguments, environment: unset)
                 #expect(refused.status != 0, "\(arguments[0]): \(refused.output)")
                 #expect(refused.output.contains("needs the cluster secret"), "\(arguments[0]): \(refused.output)")
             }
             let short = cluster.root + "/short-secret"
             try "too-short".write(toFile: short, atomically: true, encoding: .utf8)
-            let weak = try ClusterHarness.run(speedy, ["metaserver", "--cluster-secret-file", short, "--data", cluster.root + "/m"], environment: unset)
+            let weak = try await ClusterHarness.run(speedy, ["metaserver", "--cluster-secret-file", short, "--data", cluster.root + "/m"], environment: unset)
             #expect(weak.status != 0)
             #expect(weak.output.contains("at least 16"))
 
@@ -143,7 +143,7 @@ extension ProcessSuites {
             kill(insecure.processIdentifier, SIGTERM)
 
             let registry = try await cluster.startRegistry()
-            let tool = try ClusterHarness.run(
+            let tool = try await ClusterHarness.run(
                 ClusterHarness.binDirectory + "/chunktool", ["status", "--master", registry.masterURL], environment: unset)
             #expect(tool.status == 2)
             #expect(tool.output.contains("no cluster secret was given"), "\(tool.output)")
@@ -328,7 +328,7 @@ extension ProcessSuites {
             let lie = BlobRecord(digest: digest, size: otherRecord.size, chunks: otherRecord.chunks)
             #expect(try await meta.repairBlob(lie, replacing: honest.chunks, repository: "app").chunks == otherRecord.chunks)
 
-            let fsck = try cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
+            let fsck = try await cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL, "--json"])
             #expect(fsck.status == 1, "\(fsck.output)")
             #expect(fsck.output.contains(digest.description) && fsck.output.contains("digestMismatches"), "\(fsck.output)")
 
@@ -337,7 +337,7 @@ extension ProcessSuites {
             let pulled = try await client.send(.GET, "/v2/app/blobs/\(digest)")
             #expect(Array(pulled.body.readableBytesView) == real)
             #expect(cluster.log("imageserver").contains("does not hold its bytes"))
-            let clean = try cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let clean = try await cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(clean.status == 0, "\(clean.output)")
             #expect(clean.output.contains("all match"))
 

@@ -16,9 +16,9 @@ extension ProcessSuites {
     struct InternalTLSTests {
         /// Certificates from `speedy certificates` in the cluster's directory: the CA's file, and
         /// the flags that serve a role with them and trust the CA.
-        static func certificates(_ cluster: ClusterHarness) throws -> (ca: String, serving: [String]) {
+        static func certificates(_ cluster: ClusterHarness) async throws -> (ca: String, serving: [String]) {
             let tls = cluster.root + "/tls"
-            let made = try ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["certificates", "--out", tls])
+            let made = try await ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["certificates", "--out", tls])
             #expect(made.status == 0, "\(made.output)")
             let ca = tls + "/ca.crt"
             return (ca, ["--tls-cert", tls + "/private/server.crt", "--tls-key", tls + "/private/server.key", "--ca", ca])
@@ -27,7 +27,7 @@ extension ProcessSuites {
         @Test func theWholeClusterSpeaksTLS() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (ca, serving) = try Self.certificates(cluster)
+            let (ca, serving) = try await Self.certificates(cluster)
 
             let masterPort = ClusterHarness.freePort()
             let masterURL = "https://127.0.0.1:\(masterPort)"
@@ -51,12 +51,12 @@ extension ProcessSuites {
 
             // chunktool verifies the CA; the group comes up healthy over TLS heartbeats.
             let healthy = await cluster.eventually(within: 30) {
-                guard let status = try? cluster.chunktool(["status", "--master", masterURL, "--ca", ca, "--json"]) else { return false }
+                guard let status = try? await cluster.chunktool(["status", "--master", masterURL, "--ca", ca, "--json"]) else { return false }
                 return status.status == 0 && status.output.components(separatedBy: "\"RW\"").count - 1 == 3
             }
             #expect(healthy, "\(cluster.log("master"))\n\(cluster.log("cs1"))")
             // Without the CA, the certificate is not trusted: the tool could not run.
-            #expect(try cluster.chunktool(["status", "--master", masterURL]).status == 2)
+            #expect(try await cluster.chunktool(["status", "--master", masterURL]).status == 2)
             // Plain HTTP to a TLS port gets no answer.
             #expect(LoopbackSocket.sendRaw(port: masterPort, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 200") == false)
 
@@ -98,7 +98,7 @@ extension ProcessSuites {
         @Test func tlsPortsRefuseOldVersionsAndWeakCiphers() async throws {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
-            let (ca, serving) = try Self.certificates(cluster)
+            let (ca, serving) = try await Self.certificates(cluster)
             let masterPort = ClusterHarness.freePort()
             try cluster.start("master", ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", cluster.root + "/master"] + serving)
             let strictPort = ClusterHarness.freePort()
@@ -131,7 +131,7 @@ extension ProcessSuites {
 
             // Any other version is a usage error (exit 2), before anything starts.
             for bad in ["1.1", "1.0", "1", "tls1.2", "1.2.0", ""] {
-                let refused = try ClusterHarness.run(
+                let refused = try await ClusterHarness.run(
                     ClusterHarness.binDirectory + "/speedy",
                     ["chunkmaster", "--listen", "127.0.0.1:\(ClusterHarness.freePort())", "--data", cluster.root + "/bad", "--tls-min-version", bad] + serving)
                 #expect(refused.status == 2, "--tls-min-version '\(bad)': \(refused.status) \(refused.output)")

@@ -18,7 +18,7 @@ struct LabCluster {
     static let chunkHosts = ["a1", "a2", "a3", "b1", "b2", "b3"]
 
     static func start(rate: String = "1gbit") async throws -> LabCluster {
-        let lab = try NetworkLab(hosts: ["m", "is1", "is2", "cl"] + chunkHosts, rate: rate)
+        let lab = try await NetworkLab(hosts: ["m", "is1", "is2", "cl"] + chunkHosts, rate: rate)
         let harness = ClusterHarness()
         let m = lab["m"].address
         let masterURL = "http://\(m):8099"
@@ -52,7 +52,7 @@ struct LabCluster {
                 snapshot.groups.allSatisfy({ $0.state == .healthy && $0.members.count == 3 })
             else { return false }
             for url in cluster.registries {
-                guard let reply = try? lab.exec(on: "cl", "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(url)/v2/"]),
+                guard let reply = try? await lab.exec(on: "cl", "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(url)/v2/"]),
                     reply.output == "200"
                 else { return false }
             }
@@ -67,14 +67,14 @@ struct LabCluster {
 
     /// The master's cluster map, asked from the client host with `chunktool status --json`.
     func status() async throws -> ClusterSnapshot {
-        let result = try await lab.execDetached(on: "cl", ClusterHarness.binDirectory + "/chunktool", ["status", "--json", "--master", masterURL])
+        let result = try await lab.exec(on: "cl", ClusterHarness.binDirectory + "/chunktool", ["status", "--json", "--master", masterURL])
         guard result.status != 2, let json = result.output.data(using: .utf8) else { throw HarnessError("chunktool status: \(result.output)") }
         return try WireJSON.decoder().decode(ClusterSnapshot.self, from: json)
     }
 
     /// Runs `speedy-bench registry` on the client host; throws unless every digest checked out.
     func bench(_ arguments: [String]) async throws -> String {
-        let result = try await lab.execDetached(on: "cl", ClusterHarness.binDirectory + "/speedy-bench", ["registry"] + arguments)
+        let result = try await lab.exec(on: "cl", ClusterHarness.binDirectory + "/speedy-bench", ["registry"] + arguments)
         guard result.status == 0 else { throw HarnessError("speedy-bench registry \(arguments.joined(separator: " ")): \(result.output)") }
         return result.output
     }
@@ -94,13 +94,13 @@ extension ProcessSuites {
         @Test func skopeoPushesThroughOneImageserverAndPullsThroughTheOther() async throws {
             let cluster = try await LabCluster.start()
             defer { cluster.stop() }
-            let layout = try cluster.harness.makeImage(named: "lab", randomBytes: 20_000_000)
+            let layout = try await cluster.harness.makeImage(named: "lab", randomBytes: 20_000_000)
             let (is1, is2) = (cluster.registries[0].dropFirst(7), cluster.registries[1].dropFirst(7))
-            let push = try await cluster.lab.execDetached(
+            let push = try await cluster.lab.exec(
                 on: "cl", "/usr/bin/skopeo", ["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(is1)/lab/app:1"])
             #expect(push.status == 0, "\(push.output)")
             let out = cluster.harness.root + "/pulled"
-            let pull = try await cluster.lab.execDetached(
+            let pull = try await cluster.lab.exec(
                 on: "cl", "/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(is2)/lab/app:1", "oci:\(out):latest"])
             #expect(pull.status == 0, "\(pull.output)")
             let blobs = { (dir: String) in Set((try? FileManager.default.contentsOfDirectory(atPath: dir + "/blobs/sha256")) ?? []) }
@@ -120,18 +120,18 @@ extension ProcessSuites {
             let blob = ["--count", "1", "--size", "48M", "--seed", "4242", "--url", cluster.registries[0]]
             _ = try await cluster.bench(blob + ["--phase", "push"])
             // A slow client, so the pull is still running when the links go: 48 MiB at 100 Mbit/s is 4 s.
-            try cluster.lab.shape("cl", "100mbit")
+            try await cluster.lab.shape("cl", "100mbit")
             let started = Date()
             async let pulled = cluster.bench(blob + ["--phase", "pull"])
             try await Task.sleep(for: .seconds(1.5))
             // Unplugged, not shut down: a read in flight hangs rather than failing fast.
-            for host in ["a1", "a2", "b1", "b2"] { try cluster.lab.cut(host) }
+            for host in ["a1", "a2", "b1", "b2"] { try await cluster.lab.cut(host) }
             let output = try await pulled
             #expect(output.contains("1 digests verified"), "\(output)")
             print("pull across the cut took \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
             let snapshot = try await cluster.status()
             #expect(snapshot.groups.allSatisfy { $0.state == .degraded })
-            for host in ["a1", "a2", "b1", "b2"] { try cluster.lab.mend(host) }
+            for host in ["a1", "a2", "b1", "b2"] { try await cluster.lab.mend(host) }
         }
 
         @Test func aChunkserverCutOffFromTheMasterDegradesItsGroupAndLosesNothing() async throws {
@@ -141,7 +141,7 @@ extension ProcessSuites {
             _ = try await cluster.bench(blobs(seed: 1000) + ["--url", cluster.registries[0], "--phase", "push"])
 
             // a1 still reaches the imageservers and its group, but not the master.
-            try cluster.lab.partition("a1", "m")
+            try await cluster.lab.partition("a1", "m")
             let degraded = await cluster.harness.eventually(within: 10) {
                 (try? await cluster.status())?.groups.first { $0.id == 1 }?.state == .degraded
             }
@@ -158,7 +158,7 @@ extension ProcessSuites {
             #expect(chunks(during, group: 1) == chunks(before, group: 1))
             #expect(zip(chunks(during, group: 2), chunks(before, group: 2)).allSatisfy { $0 >= $1 + 8 })
 
-            try cluster.lab.heal("a1", "m")
+            try await cluster.lab.heal("a1", "m")
             let healthy = await cluster.harness.eventually(within: 15) {
                 (try? await cluster.status())?.groups.allSatisfy { $0.state == .healthy } ?? false
             }

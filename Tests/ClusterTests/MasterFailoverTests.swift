@@ -128,7 +128,7 @@ extension ProcessSuites {
             let events = try await MasterClient(baseURL: masterList, transport: ClusterHarness.transport).events(limit: 1000)
             let terms = events.filter { $0.kind == "master-leader" }.map(\.message)
             #expect(terms.count == 2 && terms.last?.contains(masters[1 - first]) == true, "\(terms)")
-            let status = try cluster.chunktool(["status", "--json"], environment: ["SPEEDY_MASTER": masterList])
+            let status = try await cluster.chunktool(["status", "--json"], environment: ["SPEEDY_MASTER": masterList])
             #expect(status.status == 0, "\(status.output)")
 
             // The old leader, restarted, stands by.

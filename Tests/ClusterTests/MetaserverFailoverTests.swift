@@ -180,7 +180,7 @@ extension ProcessSuites {
         @Test func aDatabaseOutageGivesClear503sAndPushesComeBackWithTheDatabase() async throws {
             let database = try await PostgresTestServer.startPrivate()
             defer { database.stop() }
-            let url = try database.createDatabase()
+            let url = try await database.createDatabase()
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let masterURL = try Self.startGroup(cluster)
@@ -199,7 +199,7 @@ extension ProcessSuites {
             #expect(try await push(blob(1)) == 201)
 
             // The database goes away: a push fails, within seconds, with a 503 that says why.
-            try database.stopServer()
+            try await database.stopServer()
             let started = ContinuousClock.now
             let refused = try await client.send(.POST, "/v2/outage/app/blobs/uploads/?digest=\(Digest.of(blob(2)))", body: ByteBuffer(bytes: blob(2)))
             #expect(refused.status == 503, "\(String(buffer: refused.body))")
@@ -209,7 +209,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 10) { (try? await meta.send(.GET, "/readyz"))?.status == 503 })
 
             // It comes back: so do pushes, with nothing half-written from the outage.
-            try database.startServer()
+            try await database.startServer()
             #expect(await cluster.eventually(within: 20) { (try? await push(blob(3))) == 201 }, "\(cluster.log("meta"))")
             #expect(try await client.send(.HEAD, "/v2/outage/app/blobs/\(Digest.of(blob(2)))").status == 404)
             for n in [1, 3] {
@@ -294,11 +294,11 @@ extension ProcessSuites {
                 ("mysql://a@h/d", "the database must be a URL postgresql://"), ("postgresql://a@h/d?sslmode=maybe", "sslmode must be"),
                 ("postgresql://a@h/d?pool=0", "pool must be"), ("postgresql://h/d", "names no user"),
             ] {
-                let result = try await ClusterHarness.runDetached(speedy, ["metaserver", "--insecure", "--database", url])
+                let result = try await ClusterHarness.run(speedy, ["metaserver", "--insecure", "--database", url])
                 #expect(result.status == 2 && result.output.contains(reason), "\(url): \(result.status) \(result.output)")
             }
             let started = ContinuousClock.now
-            let result = try await ClusterHarness.runDetached(
+            let result = try await ClusterHarness.run(
                 speedy, ["metaserver", "--insecure", "--listen", "127.0.0.1:\(ClusterHarness.freePort())", "--database", "postgresql://speedy:pw-in-url@127.0.0.1:1/meta"],
                 environment: ["PGPASSWORD": "pw-in-env"])
             #expect(result.status == 1, "\(result.output)")

@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyTestSupport
 
 /// Hosts on this machine for tests across a network: a thin wrapper over `Tests/Lab/speedy-lab`,
 /// which makes each host a network namespace with its own shaped link into a bridge, with
@@ -17,7 +18,7 @@ final class NetworkLab: @unchecked Sendable {
 
     /// Why no lab can be made here (not root, `ip netns add` refused, no tbf), or nil when it can.
     static let unavailableReason: String? = {
-        guard let result = try? ClusterHarness.run("/bin/bash", [script, "check"]) else { return "cannot run \(script)" }
+        guard let result = try? SpawnedProgram.runBlocking("/bin/bash", [script, "check"], environment: ClusterHarness.clusterEnvironment) else { return "cannot run \(script)" }
         return result.status == 0 ? nil : result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }()
 
@@ -31,51 +32,47 @@ final class NetworkLab: @unchecked Sendable {
     private(set) var hosts: [String: Host] = [:]
 
     /// Makes `hosts`, each with a link of `rate` (a tc rate such as `1gbit`).
-    init(hosts names: [String], rate: String = "1gbit") throws {
+    init(hosts names: [String], rate: String = "1gbit") async throws {
         name = "l" + String(UInt32.random(in: 0..<(1 << 20)), radix: 16)
-        try run(["up", name, rate] + names)
+        try await run(["up", name, rate] + names)
         for host in names {
-            let address = try run(["addr", name, host]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let address = try await run(["addr", name, host]).trimmingCharacters(in: .whitespacesAndNewlines)
             hosts[host] = Host(name: host, address: address, namespace: "\(name)-\(host)")
         }
     }
 
     subscript(_ host: String) -> Host { hosts[host]! }
 
-    /// Removes every namespace of the lab (the processes in them must be stopped first).
+    /// Removes every namespace of the lab (the processes in them must be stopped first). It
+    /// blocks the caller, for `defer`; it takes a fraction of a second.
     func down() {
-        _ = try? run(["down", name])
+        _ = try? SpawnedProgram.runBlocking("/bin/bash", [Self.script, "down", name], environment: ClusterHarness.clusterEnvironment)
     }
 
     /// Unplugs `host`'s link: its packets are dropped, connections hang rather than reset.
-    func cut(_ host: String) throws { try run(["cut", name, host]) }
+    func cut(_ host: String) async throws { try await run(["cut", name, host]) }
 
     /// Plugs `host`'s link back in.
-    func mend(_ host: String) throws { try run(["mend", name, host]) }
+    func mend(_ host: String) async throws { try await run(["mend", name, host]) }
 
     /// `a` and `b` cannot reach each other; every other pair still can.
-    func partition(_ a: String, _ b: String) throws { try run(["partition", name, a, b]) }
+    func partition(_ a: String, _ b: String) async throws { try await run(["partition", name, a, b]) }
 
     /// Undoes ``partition(_:_:)``.
-    func heal(_ a: String, _ b: String) throws { try run(["heal", name, a, b]) }
+    func heal(_ a: String, _ b: String) async throws { try await run(["heal", name, a, b]) }
 
     /// Changes `host`'s link rate.
-    func shape(_ host: String, _ rate: String) throws { try run(["shape", name, host, rate]) }
+    func shape(_ host: String, _ rate: String) async throws { try await run(["shape", name, host, rate]) }
 
     /// Runs `executable` on `host` to completion: exit status and output.
     @discardableResult
-    func exec(on host: String, _ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        try ClusterHarness.run(Self.ip, ["netns", "exec", self[host].namespace, executable] + arguments)
-    }
-
-    /// ``exec(on:_:_:)`` without blocking the caller's thread.
-    func execDetached(on host: String, _ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await ClusterHarness.runDetached(Self.ip, ["netns", "exec", self[host].namespace, executable] + arguments)
+    func exec(on host: String, _ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await ClusterHarness.run(Self.ip, ["netns", "exec", self[host].namespace, executable] + arguments)
     }
 
     @discardableResult
-    private func run(_ arguments: [String]) throws -> String {
-        let result = try ClusterHarness.run("/bin/bash", [Self.script] + arguments)
+    private func run(_ arguments: [String]) async throws -> String {
+        let result = try await ClusterHarness.run("/bin/bash", [Self.script] + arguments)
         guard result.status == 0 else { throw HarnessError("speedy-lab \(arguments.joined(separator: " ")) failed: \(result.output)") }
         return result.output
     }

@@ -124,24 +124,24 @@ extension ProcessSuites {
                 var imageservers: [Role]
                 var metaservers: [Role]
             }
-            func roles() throws -> (Int32, Roles?) {
-                let run = try cluster.chunktool(["status", "--json"], environment: env)
+            func roles() async throws -> (Int32, Roles?) {
+                let run = try await cluster.chunktool(["status", "--json"], environment: env)
                 return (run.status, try? JSONDecoder().decode(Roles.self, from: Data(run.output.utf8)))
             }
             #expect(await cluster.eventually(within: 10) {
-                guard let listed = try? roles().1 else { return false }
+                guard let listed = try? await roles().1 else { return false }
                 return listed.imageservers.map(\.status) == ["UP"] && listed.metaservers.map(\.status) == ["UP"]
             })
             // A mistaken group is removed through the CLI; one with members is refused with the reason.
-            #expect(try cluster.chunktool(["group", "add", "9"], environment: env).status == 0)
-            #expect(try roles().0 == 1, "an empty group is not healthy")
-            let removed = try cluster.chunktool(["group", "remove", "9"], environment: env)
+            #expect(try await cluster.chunktool(["group", "add", "9"], environment: env).status == 0)
+            #expect(try await roles().0 == 1, "an empty group is not healthy")
+            let removed = try await cluster.chunktool(["group", "remove", "9"], environment: env)
             #expect(removed.status == 0 && removed.output.contains("group 9 removed"), "\(removed.output)")
-            let refused = try ClusterHarness.run(ClusterHarness.binDirectory + "/chunktool", ["group", "remove", "1"], environment: env)
+            let refused = try await ClusterHarness.run(ClusterHarness.binDirectory + "/chunktool", ["group", "remove", "1"], environment: env)
             #expect(refused.status == 2, "\(refused.output)")
             #expect(refused.output.contains("member") || refused.output.contains("empty"), "\(refused.output)")
 
-            let (status, listed) = try roles()
+            let (status, listed) = try await roles()
             #expect(status == 0)
             #expect(listed?.imageservers.first?.addr == registry.hostPort)
             #expect(listed?.imageservers.first.map { $0.lastHeartbeatAgeMs < 2000 } == true)
@@ -150,12 +150,13 @@ extension ProcessSuites {
             let pid = try #require(ClusterHarness.pid(listeningOn: port))
             let killed = ContinuousClock.now
             kill(pid, SIGKILL)
-            let down = await cluster.eventually(within: 4) { (try? roles().1)?.imageservers.first?.status == "DOWN" }
-            #expect(down, "the imageserver still shows \(String(describing: try? roles().1?.imageservers.first?.status)) \(ContinuousClock.now - killed) after kill -9")
-            let (after, afterListed) = try roles()
+            let down = await cluster.eventually(within: 4) { (try? await roles().1)?.imageservers.first?.status == "DOWN" }
+            let shown = try? await roles().1?.imageservers.first?.status
+            #expect(down, "the imageserver still shows \(String(describing: shown)) \(ContinuousClock.now - killed) after kill -9")
+            let (after, afterListed) = try await roles()
             #expect(after == 1, "a role down is a problem for scripts")
             #expect(afterListed?.metaservers.first?.status == "UP")
-            let text = try cluster.chunktool(["status"], environment: env).output
+            let text = try await cluster.chunktool(["status"], environment: env).output
             #expect(text.contains("imageserver") && text.contains("DOWN"), "\(text)")
             let events = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).events(limit: 1000).map(\.message)
             #expect(events.contains { $0.contains("imageserver") && $0.contains("is down") }, "\(events)")
@@ -164,8 +165,9 @@ extension ProcessSuites {
             let metaPort = try #require(URL(string: registry.metaURL)?.port)
             let meta = try #require(ClusterHarness.pid(listeningOn: metaPort))
             kill(meta, SIGTERM)
-            let left = await cluster.eventually(within: 3) { (try? roles().1)?.metaservers.isEmpty == true }
-            #expect(left, "\(String(describing: try? roles().1?.metaservers.map(\.status)))")
+            let left = await cluster.eventually(within: 3) { (try? await roles().1)?.metaservers.isEmpty == true }
+            let statuses = try? await roles().1?.metaservers.map(\.status)
+            #expect(left, "\(String(describing: statuses))")
             let later = try await MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport).events(limit: 1000).map(\.message)
             #expect(later.contains { $0.contains("metaserver") && $0.contains("left the map") }, "\(later)")
         }
@@ -185,12 +187,12 @@ extension ProcessSuites {
                 #expect(try await ServiceClient(baseURL: "http://127.0.0.1:\(port)", transport: .plain).send(.GET, "/readyz").status == 200)
             }
             // Every replica got the chunk: the banner waited for the last chunkserver to join.
-            let verify = try cluster.chunktool(
+            let verify = try await cluster.chunktool(
                 ["verify", "--group", "1", "--master", "http://127.0.0.1:\(base)"],
                 environment: ["SPEEDY_CLUSTER_SECRET_FILE": cluster.root + "/up/cluster-secret"])
             #expect(verify.status == 0 && verify.output.contains("1 chunks, 0 missing"), "\(verify.output)")
             kill(up.processIdentifier, SIGTERM)
-            up.waitUntilExit()
+            await up.exited()
         }
 
         @Test func aSIGTERMWhileSpeedyUpStartsStopsEveryChild() async throws {
@@ -201,7 +203,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 30) { ClusterHarness.pid(listeningOn: base) != nil })
             #expect(!cluster.log("up").contains("Speedy is up"))
             kill(up.processIdentifier, SIGTERM)
-            up.waitUntilExit()
+            await up.exited()
             #expect(up.terminationStatus == 0, "\(cluster.log("up"))")
             #expect(cluster.log("up").contains("stopping"))
             for port in base..<(base + 6) { #expect(ClusterHarness.pid(listeningOn: port) == nil, "port \(port) still served") }

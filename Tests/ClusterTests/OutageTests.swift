@@ -71,7 +71,7 @@ extension ProcessSuites {
             let digest = try await Self.push(registry.registryURL, "outage/app", count: 200_000, seed: 2)
             for server in registry.chunkservers {
                 kill(server.process.processIdentifier, SIGKILL)
-                server.process.waitUntilExit()
+                await server.process.exited()
             }
             let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: .plain)
             let pulled = try await client.send(.GET, "/v2/outage/app/blobs/\(digest)")
@@ -147,7 +147,7 @@ extension ProcessSuites {
                     "up", "--data", cluster.root + "/up", "--master-port", String(base), "--meta-port", String(base + 1),
                     "--registry-port", String(base + 2), "--chunkserver-port", String(base + 3),
                 ])
-            defer { kill(up.processIdentifier, SIGTERM); up.waitUntilExit() }
+            defer { up.stop() }
             #expect(await cluster.eventually(within: 60) { cluster.log("up").contains("Speedy is up") }, "\(cluster.log("up"))")
             let registry = "http://127.0.0.1:\(base + 2)"
 

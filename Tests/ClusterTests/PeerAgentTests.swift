@@ -43,8 +43,8 @@ extension ProcessSuites {
         }
 
         /// Runs skopeo with `arguments`.
-        func skopeo(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            try ClusterHarness.run("/usr/bin/skopeo", arguments)
+        func skopeo(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            try await ClusterHarness.run("/usr/bin/skopeo", arguments)
         }
 
         /// Checks that every blob of the layout `pulled` hashes to its name and came from `source`;
@@ -69,12 +69,12 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             // 10 MB of random data: a layer of three 4 MiB chunks.
-            let layout = try cluster.makeImage(named: "app", randomBytes: 10_000_000)
-            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 10_000_000)
+            let push = try await skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             var peer = try await startPeer(cluster, registry: registry.registryURL)
 
-            let first = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled1:v1"])
+            let first = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled1:v1"])
             #expect(first.status == 0, "\(first.output)\n\(cluster.roleLogs(["peer", "imageserver"]))")
             let layer = try checkLayout(cluster.root + "/pulled1", from: layout)
             // The layer and the config came as chunks from the chunkservers, into the cache; from
@@ -91,7 +91,7 @@ extension ProcessSuites {
             #expect(try mode(cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)) == 0o600)
 
             // The second pull is served from the cache: no chunk read again.
-            let second = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled2:v1"])
+            let second = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled2:v1"])
             #expect(second.status == 0, "\(second.output)")
             try checkLayout(cluster.root + "/pulled2", from: layout)
             #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 2)
@@ -101,18 +101,18 @@ extension ProcessSuites {
             // The cache survives a restart of the agent.
             let port = Int(peer.hostPort.split(separator: ":").last!)!
             kill(peer.process.processIdentifier, SIGTERM)
-            peer.process.waitUntilExit()
+            await peer.process.exited()
             peer = try await startPeer(cluster, registry: registry.registryURL, port: port)
-            let third = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled3:v1"])
+            let third = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled3:v1"])
             #expect(third.status == 0, "\(third.output)")
             try checkLayout(cluster.root + "/pulled3", from: layout)
             #expect(try await metric(peer, "speedy_peer_cache_hits_total") == 2)
             #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == 0)
 
             // Manifests and tags come through; pushes do not.
-            let tags = try skopeo(["list-tags", "--tls-verify=false", "docker://\(peer.hostPort)/team/app"])
+            let tags = try await skopeo(["list-tags", "--tls-verify=false", "docker://\(peer.hostPort)/team/app"])
             #expect(tags.output.contains("\"v1\""), "\(tags.output)")
-            let pushThrough = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(peer.hostPort)/team/other:v1"])
+            let pushThrough = try await skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(peer.hostPort)/team/other:v1"])
             #expect(pushThrough.status != 0)
             let agent = ServiceClient(baseURL: peer.url, transport: .plain)
             let post = try await agent.send(.POST, "/v2/team/other/blobs/uploads/")
@@ -132,8 +132,8 @@ extension ProcessSuites {
         }
 
         /// An htpasswd line made by `speedy htpasswd` (``RegistryAuthTests/htpasswdLine(user:password:)``).
-        func htpasswdLine(user: String, password: String) throws -> String {
-            try RegistryAuthTests().htpasswdLine(user: user, password: password)
+        func htpasswdLine(user: String, password: String) async throws -> String {
+            try await RegistryAuthTests().htpasswdLine(user: user, password: password)
         }
 
         func basic(_ user: String, _ password: String) -> (String, String) { RegistryAuthTests().basic(user, password) }
@@ -145,15 +145,16 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let users = cluster.root + "/htpasswd"
-            let lines = try [("alice", "alice-pass"), ("reader", "reader-pass"), ("outsider", "outsider-pass")].map { try htpasswdLine(user: $0.0, password: $0.1) }
+            var lines: [String] = []
+            for user in ["alice", "reader", "outsider"] { lines.append(try await htpasswdLine(user: user, password: "\(user)-pass")) }
             try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
             try "alice ** pull,push,delete\nreader team/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             try String(repeating: "k", count: 40).write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
             let registry = try await cluster.startRegistry(imageserverArguments: [
                 "--htpasswd", users, "--access", cluster.root + "/access", "--token-key-file", cluster.root + "/token-key",
             ])
-            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
-            let push = try skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try await skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let peer = try await startPeer(cluster, registry: registry.registryURL)
 
@@ -162,11 +163,11 @@ extension ProcessSuites {
             let probe = try await agent.send(.GET, "/v2/")
             #expect(probe.status == 401)
             #expect(probe.headers.first(name: "WWW-Authenticate")?.contains("realm=\"\(registry.registryURL)/token\"") == true)
-            let anonymous = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/anonymous:v1"])
+            let anonymous = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/anonymous:v1"])
             #expect(anonymous.status != 0)
 
             // reader pulls through the agent (Basic to the agent, then the registry's token).
-            let pulled = try skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver"]))")
             let layer = try checkLayout(cluster.root + "/pulled", from: layout)
             #expect(FileManager.default.fileExists(atPath: cluster.root + "/peer-cache/blobs/sha256/" + layer.digest.dropFirst(7)))
@@ -320,16 +321,13 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let (data, registryPort, up) = try cluster.startSecureUp()
-            defer {
-                kill(up.processIdentifier, SIGTERM)
-                up.waitUntilExit()
-            }
+            defer { up.stop() }
             let host = "127.0.0.1:\(registryPort)"
             let ready = await cluster.eventually(within: 40) { cluster.log("up").contains("Speedy is up") }
             #expect(ready, "\(cluster.log("up"))")
             let password = try String(contentsOfFile: data + "/admin-password", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            let layout = try cluster.makeImage(named: "secure", randomBytes: 6_000_000)
-            let push = try skopeo(["copy", "--dest-cert-dir", data + "/tls", "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "secure", randomBytes: 6_000_000)
+            let push = try await skopeo(["copy", "--dest-cert-dir", data + "/tls", "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
 
             let port = ClusterHarness.freePort()
@@ -339,7 +337,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 20) {
                 (try? await ServiceClient(baseURL: peer.url, transport: .plain).send(.GET, "/readyz"))?.status == 200
             }, "\(cluster.log("peer"))")
-            let pulled = try skopeo(["copy", "--src-tls-verify=false", "--src-creds", "admin:\(password)", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["copy", "--src-tls-verify=false", "--src-creds", "admin:\(password)", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.log("peer"))")
             let layer = try checkLayout(cluster.root + "/pulled", from: layout)
             // The chunks came over TLS from the chunkservers, with tickets.
@@ -355,16 +353,16 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let users = cluster.root + "/htpasswd"
-            try (try htpasswdLine(user: "reader", password: "reader-pass") + "\n" + (try htpasswdLine(user: "alice", password: "alice-pass")) + "\n")
+            try (try await htpasswdLine(user: "reader", password: "reader-pass") + "\n" + (try await htpasswdLine(user: "alice", password: "alice-pass")) + "\n")
                 .write(toFile: users, atomically: true, encoding: .utf8)
             try "alice ** pull,push\nreader team/* pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--access", cluster.root + "/access"])
-            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
-            let push = try skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try await skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let peer = try await startPeer(cluster, registry: registry.registryURL, arguments: ["--blobs-from-registry"])
 
-            let pulled = try skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["copy", "--src-tls-verify=false", "--src-creds", "reader:reader-pass", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.log("peer"))")
             let layer = try checkLayout(cluster.root + "/pulled", from: layout)
             #expect(try await metric(peer, "speedy_peer_chunkserver_bytes_total") == 0)
@@ -471,8 +469,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await startReferenceRegistry(cluster)
-            let layout = try cluster.makeImage(named: "app", randomBytes: 3_000_000)
-            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 3_000_000)
+            let push = try await skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let peer = try await startPeer(cluster, registry: "http://" + registry)
             let agent = ServiceClient(baseURL: peer.url, timeout: .seconds(60), transport: .plain)
@@ -491,7 +489,7 @@ extension ProcessSuites {
                 #expect(Digest.of(Array(reply.body.readableBytesView)).description == digest)
             }
             #expect(chunkMapRequests() == 1, "\(accessTargets(cluster))")
-            let pulled = try skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.log("peer"))")
             try checkLayout(cluster.root + "/pulled", from: layout)
             #expect(chunkMapRequests() == 1)
@@ -518,8 +516,8 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
-            let layout = try cluster.makeImage(named: "app", randomBytes: 5_000_000)
-            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 5_000_000)
+            let push = try await skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let peer = try await startPeer(cluster, registry: registry.registryURL)
             let conf = cluster.root + "/registries.conf"
@@ -533,7 +531,7 @@ extension ProcessSuites {
                 insecure = true
 
                 """.write(toFile: conf, atomically: true, encoding: .utf8)
-            let pulled = try skopeo(["--registries-conf", conf, "copy", "docker://\(registry.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["--registries-conf", conf, "copy", "docker://\(registry.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)")
             let layer = try checkLayout(cluster.root + "/pulled", from: layout)
             #expect(try await metric(peer, "speedy_peer_cache_misses_total") == 2)

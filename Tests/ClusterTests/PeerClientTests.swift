@@ -52,9 +52,9 @@ extension ProcessSuites {
         /// A registry cluster holding `team/app:v1` (a 10 MB layer: three chunks), pushed with skopeo.
         func pushImage(_ cluster: ClusterHarness) async throws -> Pushed {
             let registry = try await cluster.startRegistry()
-            let layout = try cluster.makeImage(named: "app", randomBytes: 10_000_000)
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 10_000_000)
             let reference = "\(registry.hostPort)/team/app:v1"
-            let push = try ClusterHarness.run("/usr/bin/skopeo", ["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://" + reference])
+            let push = try await ClusterHarness.run("/usr/bin/skopeo", ["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://" + reference])
             #expect(push.status == 0, "\(push.output)")
             let accept = ("Accept", "application/vnd.oci.image.manifest.v1+json")
             let reply = try await ServiceClient(baseURL: registry.registryURL, transport: .plain).send(.GET, "/v2/team/app/manifests/v1", headers: [accept])
@@ -125,10 +125,10 @@ extension ProcessSuites {
             let auth = cluster.root + "/podman-auth.json"
             try "{}\n".write(toFile: auth, atomically: true, encoding: .utf8)
             let environment = ["CONTAINERS_REGISTRIES_CONF": conf, "REGISTRY_AUTH_FILE": auth]
-            let podman = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/podman", global + arguments, environment: environment) }
+            let podman = { (arguments: [String]) in try await ClusterHarness.run("/usr/bin/podman", global + arguments, environment: environment) }
 
             let started = ContinuousClock.now
-            let pulled = try podman(["pull", image.reference])
+            let pulled = try await podman(["pull", image.reference])
             let took = ContinuousClock.now - started
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver"]))")
             let first = try await Counters(peer)
@@ -140,15 +140,15 @@ extension ProcessSuites {
             #expect(first.served >= Double(image.layer.size), "\(first)")
             // podman holds the registry's image, under the registry's name.
             #expect(pulled.output.split(separator: "\n").last.map(String.init) == String(image.config.dropFirst(7)), "\(pulled.output)")
-            let inspected = try podman(["image", "inspect", "--format", "{{.Id}} {{.Digest}}", image.reference])
+            let inspected = try await podman(["image", "inspect", "--format", "{{.Id}} {{.Digest}}", image.reference])
             #expect(inspected.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(image.config.dropFirst(7)) \(image.manifest)", "\(inspected.output)")
-            let listed = try podman(["image", "ls", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"])
+            let listed = try await podman(["image", "ls", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"])
             #expect(listed.output.contains("\(image.reference) \(image.manifest)"), "\(listed.output)")
             print("peer-clients: podman pull of \(image.reference) (layer \(image.layer.size) B) through the agent in \(took): \(first)")
 
             // Again after rmi: every blob from the agent's cache, nothing from the chunkservers.
-            #expect(try podman(["rmi", "-a", "-f"]).status == 0)
-            let again = try podman(["pull", image.reference])
+            #expect(try await podman(["rmi", "-a", "-f"]).status == 0)
+            let again = try await podman(["pull", image.reference])
             #expect(again.status == 0, "\(again.output)")
             let second = try await Counters(peer)
             #expect(second.hits == first.hits + 2, "\(second)")
@@ -156,14 +156,14 @@ extension ProcessSuites {
 
             // The agent down: podman falls back to the registry (here with `insecure`, as it speaks plain HTTP).
             kill(peer.process.processIdentifier, SIGTERM)
-            peer.process.waitUntilExit()
+            await peer.process.exited()
             try Self.registriesConf(registry: image.registry.hostPort, agent: peer.hostPort, insecureRegistry: true)
                 .write(toFile: conf, atomically: true, encoding: .utf8)
-            #expect(try podman(["rmi", "-a", "-f"]).status == 0)
-            let fallback = try podman(["pull", image.reference])
+            #expect(try await podman(["rmi", "-a", "-f"]).status == 0)
+            let fallback = try await podman(["pull", image.reference])
             #expect(fallback.status == 0, "\(fallback.output)")
-            #expect(try podman(["image", "inspect", "--format", "{{.Digest}}", image.reference]).output.contains(image.manifest))
-            _ = try podman(["rmi", "-a", "-f"])
+            #expect(try await podman(["image", "inspect", "--format", "{{.Digest}}", image.reference]).output.contains(image.manifest))
+            _ = try await podman(["rmi", "-a", "-f"])
         }
 
         /// A containerd of the test's own: private root and state, its socket in a short directory
@@ -176,12 +176,8 @@ extension ProcessSuites {
 
             /// SIGTERM to our containerd (by its PID), a SIGKILL if it lingers; then its directory goes.
             func stop() {
-                kill(process.processIdentifier, SIGTERM)
-                let deadline = Date().addingTimeInterval(10)
-                while process.isRunning && Date() < deadline { usleep(50_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
-                try? FileManager.default.removeItem(atPath: runDirectory)
+                let runDirectory = runDirectory
+                process.stop(grace: 10) { try? FileManager.default.removeItem(atPath: runDirectory) }
             }
         }
 
@@ -204,7 +200,7 @@ extension ProcessSuites {
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let process = try cluster.start("containerd", ["--config", config], program: "/usr/bin/containerd")
             let daemon = Containerd(socket: socket, process: process, runDirectory: run)
-            let ready = await cluster.eventually(within: 20) { (try? ClusterHarness.run("/usr/bin/ctr", ["--address", socket, "version"]))?.status == 0 }
+            let ready = await cluster.eventually(within: 20) { (try? await ClusterHarness.run("/usr/bin/ctr", ["--address", socket, "version"]))?.status == 0 }
             guard ready else {
                 daemon.stop()
                 throw HarnessError("containerd did not come up:\n\(cluster.log("containerd"))")
@@ -232,11 +228,11 @@ extension ProcessSuites {
                   capabilities = ["pull", "resolve"]
 
                 """.write(toFile: hostsDirectory + "/\(image.registry.hostPort)/hosts.toml", atomically: true, encoding: .utf8)
-            let ctr = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/ctr", ["--address", containerd.socket] + arguments) }
+            let ctr = { (arguments: [String]) in try await ClusterHarness.run("/usr/bin/ctr", ["--address", containerd.socket] + arguments) }
 
             let started = ContinuousClock.now
             // The native snapshotter unpacks anywhere (overlayfs may not nest in a container).
-            let pulled = try ctr(["images", "pull", "--hosts-dir", hostsDirectory, "--snapshotter", "native", image.reference])
+            let pulled = try await ctr(["images", "pull", "--hosts-dir", hostsDirectory, "--snapshotter", "native", image.reference])
             let took = ContinuousClock.now - started
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver", "containerd"]))")
             let counters = try await Counters(peer)
@@ -245,10 +241,10 @@ extension ProcessSuites {
             #expect(counters.fromRegistry < 100_000, "\(counters)")
             #expect(counters.served >= Double(image.layer.size), "\(counters)")
             // containerd holds the registry's image under its name, and the layer.
-            let listed = try ctr(["images", "ls"])
+            let listed = try await ctr(["images", "ls"])
             let line = listed.output.split(separator: "\n").first { $0.hasPrefix(image.reference + " ") }
             #expect(line?.contains(image.manifest) == true, "\(listed.output)")
-            let content = try ctr(["content", "ls", "--quiet"])
+            let content = try await ctr(["content", "ls", "--quiet"])
             #expect(content.output.contains(image.layer.digest), "\(content.output)")
             print("peer-clients: containerd pull of \(image.reference) (layer \(image.layer.size) B) through the agent in \(took): \(counters)")
         }
@@ -271,25 +267,23 @@ extension ProcessSuites {
             ], program: "/usr/sbin/dockerd")
             defer {
                 // SIGTERM to our dockerd (by its PID; it stops its managed containerd), a SIGKILL if it lingers.
-                kill(dockerd.processIdentifier, SIGTERM)
-                let deadline = Date().addingTimeInterval(15)
-                while dockerd.isRunning && Date() < deadline { usleep(50_000) }
-                if dockerd.isRunning { kill(dockerd.processIdentifier, SIGKILL) }
-                dockerd.waitUntilExit()
-                try? FileManager.default.removeItem(atPath: run)
-                try? FileManager.default.removeItem(atPath: cluster.root + "/docker")
+                let docker = cluster.root + "/docker"
+                dockerd.stop {
+                    try? FileManager.default.removeItem(atPath: run)
+                    try? FileManager.default.removeItem(atPath: docker)
+                }
             }
             // No client config of the host's: an empty config directory of the test's own.
             let config = cluster.root + "/docker-config"
             try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
-            let docker = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/docker", ["--config", config, "-H", socket] + arguments) }
-            let ready = await cluster.eventually(within: 30) { (try? docker(["info"]))?.status == 0 }
+            let docker = { (arguments: [String]) in try await ClusterHarness.run("/usr/bin/docker", ["--config", config, "-H", socket] + arguments) }
+            let ready = await cluster.eventually(within: 30) { (try? await docker(["info"]))?.status == 0 }
             try #require(ready, "dockerd did not come up:\n\(cluster.log("dockerd"))")
 
             // As docs/peer.md says: by the agent's address (127.0.0.1, which Docker treats as insecure).
             let reference = "\(peer.hostPort)/team/app:v1"
             let started = ContinuousClock.now
-            let pulled = try docker(["pull", reference])
+            let pulled = try await docker(["pull", reference])
             let took = ContinuousClock.now - started
             #expect(pulled.status == 0, "\(pulled.output)\n\(cluster.roleLogs(["peer", "imageserver", "dockerd"]))")
             let counters = try await Counters(peer)
@@ -298,7 +292,7 @@ extension ProcessSuites {
             #expect(counters.fromRegistry < 100_000, "\(counters)")
             #expect(counters.served >= Double(image.layer.size), "\(counters)")
             // Docker holds the registry's image: its id the config's digest, its RepoDigest the manifest's.
-            let inspected = try docker(["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", reference])
+            let inspected = try await docker(["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", reference])
             #expect(inspected.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(image.config) \(peer.hostPort)/team/app@\(image.manifest)", "\(inspected.output)")
             print("peer-clients: docker pull of \(reference) (layer \(image.layer.size) B) through the agent in \(took): \(counters)")
         }

@@ -108,8 +108,8 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             // 20 MB of random data: a layer of five 4 MiB chunks, far more than the sockets buffer.
-            let layout = try cluster.makeImage(named: "app", randomBytes: 20_000_000)
-            let push = try agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 20_000_000)
+            let push = try await agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let layer = try largestBlob(layout)
             let peer = try await agents.startPeer(cluster, registry: registry.registryURL, arguments: ["--client-idle-timeout", "2s"])
@@ -157,7 +157,7 @@ extension ProcessSuites {
 
             // The agent serves on: a whole pull through it, every blob checked against its digest.
             #expect(peer.process.isRunning, "\(logs)")
-            let pull = try agents.skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pull = try await agents.skopeo(["copy", "--src-tls-verify=false", "docker://\(peer.hostPort)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pull.status == 0, "\(pull.output)\n\(cluster.roleLogs(["peer"]))")
             let pulled = try agents.checkLayout(cluster.root + "/pulled", from: layout)
             #expect(pulled.digest == layer.digest && pulled.size == layer.size)
@@ -200,12 +200,12 @@ extension ProcessSuites {
             #expect(everyoneKnown, "the tracker never knew all three agents\n\(cluster.roleLogs(["tracker", "a", "b", "c"]))")
 
             let root = cluster.root
-            // skopeo on threads of their own (``ClusterHarness/runDetached``): three blocking
+            // skopeo on threads of their own (``ClusterHarness/run(_:_:environment:errors:)``): three blocking
             // runs on the two threads of the test's task pool would stall the watch below until
             // a pull ended, and the kill would come after the pulls.
             func timedPull(_ agent: PeerSwarmTests.Agent) async -> (status: Int32, output: String, took: Duration) {
                 let started = ContinuousClock.now
-                let result: (status: Int32, output: String) = (try? await ClusterHarness.runDetached(
+                let result: (status: Int32, output: String) = (try? await ClusterHarness.run(
                     "/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(agent.peer.hostPort)/team/app:v1", "oci:\(root)/pulled-\(agent.name):v1"]))
                     ?? (-1, "skopeo did not run")
                 return (result.status, result.output, .now - started)
@@ -230,7 +230,7 @@ extension ProcessSuites {
             let hex = String(layer.digest.dropFirst(7))
             let doneAtKill = [a, b, c].filter { FileManager.default.fileExists(atPath: $0.cache + "/blobs/sha256/" + hex) }.map(\.name)
             kill(tracker.process.processIdentifier, SIGKILL)
-            tracker.process.waitUntilExit()
+            await tracker.process.exited()
             let killedAt = ContinuousClock.now - pullsStarted
             #expect(doneAtKill.isEmpty, "\(doneAtKill) had the whole layer when the tracker died")
             var before: [String: Double] = [:]

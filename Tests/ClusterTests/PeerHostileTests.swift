@@ -235,7 +235,7 @@ extension ProcessSuites {
             }
             #expect(alive, "\(cluster.roleLogs([agent.name]))")
             kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            await process.exited()
         }
 
         @Test func aPeerStoppedBeforeItAnswersCostsTheChunkTimeoutThenTheChunkserversServe() async throws {

@@ -62,7 +62,7 @@ extension ProcessSuites {
             // On a thread of its own: a blocking wait on the test pool's two threads would hold
             // back the test's own polling (the kill of b) until a pull ends.
             let hostPort = agent.peer.hostPort
-            return (try? await ClusterHarness.runDetached("/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(hostPort)/\(image)", "oci:\(root)/\(into):v1"]))
+            return (try? await ClusterHarness.run("/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(hostPort)/\(image)", "oci:\(root)/\(into):v1"]))
                 ?? (-1, "skopeo did not run")
         }
 
@@ -86,8 +86,8 @@ extension ProcessSuites {
         /// ROOT/peer.secret: what every test here starts from.
         func swarmSetUp(_ cluster: ClusterHarness, layerBytes bytes: Int) async throws -> (registry: ClusterHarness.Registry, layout: String, secretFile: String) {
             let registry = try await cluster.startRegistry()
-            let layout = try cluster.makeImage(named: "app", randomBytes: bytes)
-            let push = try agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
+            let layout = try await cluster.makeImage(named: "app", randomBytes: bytes)
+            let push = try await agents.skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
             let secretFile = cluster.root + "/peer.secret"
             try SecretFile.write(ClusterSecret.generate().value + "\n", to: secretFile)
@@ -178,7 +178,7 @@ extension ProcessSuites {
             let trackerPort = Int(tracker.url.split(separator: ":").last!)!
             for process in [tracker.process, seeder.peer.process] {
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                await process.exited()
             }
             tracker = try await startTracker(cluster, secretFile: secretFile, port: trackerPort)
             seeder = try await agent("seeder")

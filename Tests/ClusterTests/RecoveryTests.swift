@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyTestSupport
 import NIOCore
 import NIOHTTP1
 import SpeedyClients
@@ -89,7 +90,7 @@ extension ProcessSuites {
 
             let victim = registry.chunkservers[1]
             kill(victim.process.processIdentifier, SIGKILL)
-            victim.process.waitUntilExit()
+            await victim.process.exited()
             // Reads are still served: every blob pushed so far pulls back whole.
             for (_, digest) in await log.pushed { #expect(await pull(client, digest) == nil) }
             #expect(await cluster.eventually(within: 10) {
@@ -102,7 +103,7 @@ extension ProcessSuites {
             let victimPort = Int(victim.addr.split(separator: ":").last!)!
             let replacement = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs2-new", port: victimPort)
             let script = Self.repositoryRoot + "/docs/examples/replace-chunkserver.sh"
-            let result = try await ClusterHarness.runDetached(
+            let result = try await ClusterHarness.run(
                 "/bin/bash", [script, "1", replacement.addr],
                 environment: [
                     "SPEEDY_MASTER": registry.masterURL, "TRANSFER_RATE": "8",
@@ -119,7 +120,7 @@ extension ProcessSuites {
             #expect((summary?["writtenByImageservers"] as? Int ?? 0) > 0, "\(result.output)")
 
             // Running the script again (a pager retrying, say) finds the work done and only verifies.
-            let again = try await ClusterHarness.runDetached(
+            let again = try await ClusterHarness.run(
                 "/bin/bash", [script, "1", replacement.addr],
                 environment: ["SPEEDY_MASTER": registry.masterURL, "PATH": ClusterHarness.binDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")])
             #expect(again.status == 0, "\(again.output)")
@@ -145,9 +146,9 @@ extension ProcessSuites {
             let group1 = try #require(try await master.snapshot().groups.first { $0.id == 1 })
             #expect(group1.state == .healthy)
             #expect(Set(group1.members.map(\.id)) == ["cs1", "cs3", "cs2-new"])
-            let verify = try cluster.chunktool(["verify", "--all", "--json", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--all", "--json", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
-            let fsck = try cluster.chunktool(["fsck", "--json", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--json", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0, "\(fsck.output)")
             let report = try JSONSerialization.jsonObject(with: Data(fsck.output.utf8)) as? [String: Any]
             #expect((report?["lostChunks"] as? [Any])?.isEmpty == true)
@@ -175,18 +176,18 @@ extension ProcessSuites {
 
             // Administration through chunktool: clear refusals (exit 2), changes in the event log.
             let m = ["--master", registry.masterURL]
-            #expect(try cluster.chunktool(["group", "add", "5"] + m).status == 0)
-            #expect(try cluster.chunktool(["group", "add", "5"] + m).status == 2)
-            #expect(try cluster.chunktool(["server", "set-status", "cs1", "bogus"] + m).status == 2)
-            #expect(try cluster.chunktool(["server", "remove", "cs1"] + m).status == 2)
-            #expect(try cluster.chunktool(["server", "set-status", "nobody", "ro"] + m).status == 2)
-            let groups = try cluster.chunktool(["group", "list", "--json"] + m)
+            #expect(try await cluster.chunktool(["group", "add", "5"] + m).status == 0)
+            #expect(try await cluster.chunktool(["group", "add", "5"] + m).status == 2)
+            #expect(try await cluster.chunktool(["server", "set-status", "cs1", "bogus"] + m).status == 2)
+            #expect(try await cluster.chunktool(["server", "remove", "cs1"] + m).status == 2)
+            #expect(try await cluster.chunktool(["server", "set-status", "nobody", "ro"] + m).status == 2)
+            let groups = try await cluster.chunktool(["group", "list", "--json"] + m)
             #expect(groups.status == 0)
             let listed = try JSONSerialization.jsonObject(with: Data(groups.output.utf8)) as? [[String: Any]]
             #expect(listed?.compactMap { $0["id"] as? Int } == [1, 5])
-            #expect(try cluster.chunktool(["server", "set-status", "cs3", "ro"] + m).status == 0)
+            #expect(try await cluster.chunktool(["server", "set-status", "cs3", "ro"] + m).status == 0)
             #expect(try await master.snapshot().groups[0].state == .degraded)
-            #expect(try cluster.chunktool(["server", "set-status", "cs3", "rw"] + m).status == 0)
+            #expect(try await cluster.chunktool(["server", "set-status", "cs3", "rw"] + m).status == 0)
             #expect(try await master.snapshot().groups[0].state == .healthy)
             let kinds = try await master.events(limit: 1000).map(\.kind)
             #expect(kinds.filter { $0 == "status-set" }.count == 2)
@@ -195,7 +196,7 @@ extension ProcessSuites {
             // cs3 dies; a replacement is filled slowly, and the first transfer is killed midway.
             let victim = registry.chunkservers[2]
             kill(victim.process.processIdentifier, SIGKILL)
-            victim.process.waitUntilExit()
+            await victim.process.exited()
             #expect(await cluster.eventually(within: 10) { (try? await master.snapshot())?.groups[0].state == .degraded })
             let replacement = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: "cs3-new")
             #expect(await cluster.eventually(within: 20) {
@@ -205,11 +206,11 @@ extension ProcessSuites {
             #expect(try await master.snapshot().groups[0].members.first { $0.id == "cs3" }?.status == .offline)
             let transfer = ClusterHarness.binDirectory + "/transfer"
             let args = ["--group", "1", "--to", replacement.addr, "--master", registry.masterURL, "--json", "--concurrency", "1"]
-            let first = Task { try await ClusterHarness.runDetached(transfer, args + ["--rate", "8"]) }
+            let first = Task { try await ClusterHarness.run(transfer, args + ["--rate", "8"]) }
             #expect(await cluster.eventually(within: 30) {
                 ((try? await ChunkServerClient(baseURL: replacement.addr, transport: ClusterHarness.transport).listAll(group: 1))?.count ?? 0) >= 4
             })
-            _ = try? ClusterHarness.run("/usr/bin/pkill", ["-KILL", "-f", "transfer --group 1 --to \(replacement.addr)"])
+            _ = try? await ClusterHarness.run("/usr/bin/pkill", ["-KILL", "-f", "transfer --group 1 --to \(replacement.addr)"])
             _ = try await first.value
             // A chunk whose body had reached the chunkserver before the kill may still be stored
             // a moment later: count once the listing has stopped changing.
@@ -224,14 +225,14 @@ extension ProcessSuites {
             #expect(try await master.snapshot().groups[0].members.first { $0.id == "cs3-new" }?.status == .transferring)
 
             // Run again: it resumes (what is there is not copied again), verifies and finishes.
-            let second = try await ClusterHarness.runDetached(transfer, args)
+            let second = try await ClusterHarness.run(transfer, args)
             #expect(second.status == 0, "\(second.output)")
             let report = try JSONSerialization.jsonObject(with: Data(second.output.utf8)) as? [String: Any]
             #expect(report?["chunksAlreadyThere"] as? Int == partial)
             #expect(report?["chunksCopied"] as? Int == 16 - partial)
             #expect(report?["retired"] as? [String] == ["cs3"])
             #expect(report?["complete"] as? Bool == true)
-            let verify = try cluster.chunktool(["verify", "--server", "cs3-new", "--json"] + m)
+            let verify = try await cluster.chunktool(["verify", "--server", "cs3-new", "--json"] + m)
             #expect(verify.status == 0, "\(verify.output)")
             #expect(try await master.snapshot().groups[0].state == .healthy)
             for digest in digests { #expect(await pull(client, digest) == nil) }
@@ -263,7 +264,7 @@ extension ProcessSuites {
             for _ in 0..<4 { #expect(await pull(client, digest) == nil) }
 
             // verify names exactly the damaged chunks on exactly that member.
-            let found = try cluster.chunktool(["verify", "--group", "1", "--json", "--master", registry.masterURL])
+            let found = try await cluster.chunktool(["verify", "--group", "1", "--json", "--master", registry.masterURL])
             #expect(found.status == 1)
             let report = try JSONSerialization.jsonObject(with: Data(found.output.utf8)) as? [String: Any]
             let members = (report?["members"] as? [[String: Any]] ?? []).reduce(into: [String: [String: Any]]()) { $0[$1["id"] as? String ?? ""] = $1 }
@@ -273,13 +274,13 @@ extension ProcessSuites {
             #expect(report?["missing"] as? Int == 0)
 
             // repair fixes them; verify is clean; the blob still pulls whole.
-            let repaired = try cluster.chunktool(["repair", "--group", "1", "--master", registry.masterURL])
+            let repaired = try await cluster.chunktool(["repair", "--group", "1", "--master", registry.masterURL])
             #expect(repaired.status == 0, "\(repaired.output)")
-            let clean = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let clean = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(clean.status == 0, "\(clean.output)")
             #expect(clean.output.contains("3 chunks, 0 missing, 0 extra, 0 corrupt - clean"))
             #expect(await pull(client, digest) == nil)
-            let fsck = try cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--deep", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 0, "\(fsck.output)")
             #expect(fsck.output.contains("group 1: 3 chunks referenced, 3 stored, 0 under-replicated, 0 lost, 0 garbage"))
         }
@@ -300,7 +301,7 @@ extension ProcessSuites {
                 try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).delete(ChunkKey(group: 1, fileId: lost))
                 _ = try await ChunkServerClient(baseURL: server.addr, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 999_999), data: ByteBuffer(repeating: 1, count: 100))
             }
-            let fsck = try cluster.chunktool(["fsck", "--json", "--master", registry.masterURL, "--meta", registry.metaURL])
+            let fsck = try await cluster.chunktool(["fsck", "--json", "--master", registry.masterURL, "--meta", registry.metaURL])
             #expect(fsck.status == 1)
             let report = try JSONSerialization.jsonObject(with: Data(fsck.output.utf8)) as? [String: Any]
             #expect(report?["lostBlobs"] as? [String] == [digest.description])
@@ -308,7 +309,7 @@ extension ProcessSuites {
             #expect(((report?["groups"] as? [[String: Any]])?.first?["garbage"] as? [Int]) == [999_999])
             #expect(report?["clean"] as? Bool == false)
             // Without a metaserver it cannot run.
-            #expect(try cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", "http://127.0.0.1:1"]).status == 2)
+            #expect(try await cluster.chunktool(["fsck", "--master", registry.masterURL, "--meta", "http://127.0.0.1:1"]).status == 2)
         }
     }
 }

@@ -16,8 +16,8 @@ extension ProcessSuites {
     @Suite("Registry logins and TLS", .serialized)
     struct RegistryAuthTests {
         /// An htpasswd line made by `speedy htpasswd`, the password piped in.
-        func htpasswdLine(user: String, password: String) throws -> String {
-            let made = try ClusterHarness.run(
+        func htpasswdLine(user: String, password: String) async throws -> String {
+            let made = try await ClusterHarness.run(
                 "/bin/sh", ["-c", "printf '%s\\n' '\(password)' | '\(ClusterHarness.binDirectory)/speedy' htpasswd --cost 4 \(user)"])
             #expect(made.status == 0, "\(made.output)")
             return made.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -40,7 +40,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let users = cluster.root + "/htpasswd"
-            try (try htpasswdLine(user: "alice", password: "alice-pass") + "\n" + (try htpasswdLine(user: "reader", password: "reader-pass")) + "\n")
+            try (try await htpasswdLine(user: "alice", password: "alice-pass") + "\n" + (try await htpasswdLine(user: "reader", password: "reader-pass")) + "\n")
                 .write(toFile: users, atomically: true, encoding: .utf8)
             try "alice ** pull,push,delete\nreader team/* pull\nanonymous public/** pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
             try String(repeating: "k", count: 40).write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
@@ -117,7 +117,7 @@ extension ProcessSuites {
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let users = cluster.root + "/htpasswd"
-            try (try htpasswdLine(user: "admin", password: "admin-pass") + "\n" + (try htpasswdLine(user: "limited", password: "limited-pass")) + "\n")
+            try (try await htpasswdLine(user: "admin", password: "admin-pass") + "\n" + (try await htpasswdLine(user: "limited", password: "limited-pass")) + "\n")
                 .write(toFile: users, atomically: true, encoding: .utf8)
             // b-secret and a run of 25 more hidden names sit between visible ones; limited may
             // push to them but not pull, which is what a listing needs.
@@ -175,13 +175,10 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let (data, registryPort, up) = try cluster.startSecureUp()
             // SIGTERM, so `speedy up` stops its children (a SIGKILL would leave them running).
-            defer {
-                kill(up.processIdentifier, SIGTERM)
-                up.waitUntilExit()
-            }
+            defer { up.stop() }
             let host = "127.0.0.1:\(registryPort)"
             let ready = await cluster.eventually(within: 40) {
-                guard let probe = try? ClusterHarness.run(
+                guard let probe = try? await ClusterHarness.run(
                     "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", data + "/tls/ca.crt", "https://\(host)/v2/"])
                 else { return false }
                 // The banner (with the password) comes once the registry can take a push.
@@ -195,64 +192,64 @@ extension ProcessSuites {
             #expect(try FileManager.default.attributesOfItem(atPath: data + "/admin-password")[.posixPermissions] as? Int == 0o600)
             #expect(cluster.log("up").contains("admin / \(password)"))
             let certs = data + "/tls"
-            let layout = try cluster.makeImage(named: "secure", randomBytes: 2_000_000)
-            func skopeo(_ arguments: [String]) throws -> (status: Int32, output: String) {
-                try ClusterHarness.run("/usr/bin/skopeo", arguments, environment: ["REGISTRY_AUTH_FILE": cluster.root + "/auth.json"])
+            let layout = try await cluster.makeImage(named: "secure", randomBytes: 2_000_000)
+            func skopeo(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+                try await ClusterHarness.run("/usr/bin/skopeo", arguments, environment: ["REGISTRY_AUTH_FILE": cluster.root + "/auth.json"])
             }
-            func catalogHas(_ name: String) throws -> Bool {
-                let listing = try ClusterHarness.run(
+            func catalogHas(_ name: String) async throws -> Bool {
+                let listing = try await ClusterHarness.run(
                     "/usr/bin/curl", ["-s", "--cacert", certs + "/ca.crt", "-u", "admin:\(password)", "https://\(host)/v2/_catalog"])
                 return listing.output.contains("\"\(name)\"")
             }
 
-            let push = try skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/team/app:v1"])
+            let push = try await skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/team/app:v1"])
             #expect(push.status == 0, "\(push.output)")
-            let anonymous = try skopeo(["copy", "--dest-cert-dir", certs, "oci:\(layout):latest", "docker://\(host)/anon/app:v1"])
+            let anonymous = try await skopeo(["copy", "--dest-cert-dir", certs, "oci:\(layout):latest", "docker://\(host)/anon/app:v1"])
             #expect(anonymous.status != 0)
             #expect(anonymous.output.contains("unauthorized"), "\(anonymous.output)")
-            let wrong = try skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "admin:wrong", "oci:\(layout):latest", "docker://\(host)/wrong/app:v1"])
+            let wrong = try await skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "admin:wrong", "oci:\(layout):latest", "docker://\(host)/wrong/app:v1"])
             #expect(wrong.status != 0)
             #expect(wrong.output.contains("invalid username/password"), "\(wrong.output)")
-            let unknownCA = try skopeo(["copy", "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/noca/app:v1"])
+            let unknownCA = try await skopeo(["copy", "--dest-creds", "admin:\(password)", "oci:\(layout):latest", "docker://\(host)/noca/app:v1"])
             #expect(unknownCA.status != 0)
             #expect(unknownCA.output.contains("certificate"), "\(unknownCA.output)")
-            #expect(try !catalogHas("anon/app") && !catalogHas("wrong/app") && !catalogHas("noca/app"))
+            for refused in ["anon/app", "wrong/app", "noca/app"] { #expect(try await !catalogHas(refused), "\(refused)") }
 
             // skopeo login stores the credentials; the pull needs no --creds then.
-            let login = try skopeo(["login", "--cert-dir", certs, "-u", "admin", "-p", password, host])
+            let login = try await skopeo(["login", "--cert-dir", certs, "-u", "admin", "-p", password, host])
             #expect(login.status == 0, "\(login.output)")
-            let pulled = try skopeo(["copy", "--src-cert-dir", certs, "docker://\(host)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
+            let pulled = try await skopeo(["copy", "--src-cert-dir", certs, "docker://\(host)/team/app:v1", "oci:\(cluster.root)/pulled:v1"])
             #expect(pulled.status == 0, "\(pulled.output)")
-            let original = try skopeo(["inspect", "--raw", "oci:\(layout):latest"]).output
-            let copy = try skopeo(["inspect", "--raw", "oci:\(cluster.root)/pulled:v1"]).output
+            let original = try await skopeo(["inspect", "--raw", "oci:\(layout):latest"]).output
+            let copy = try await skopeo(["inspect", "--raw", "oci:\(cluster.root)/pulled:v1"]).output
             #expect(Digest.of(Array(original.utf8)) == Digest.of(Array(copy.utf8)))
 
             if FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") {
                 let env = ["REGISTRY_AUTH_FILE": cluster.root + "/podman-auth.json"]
-                let good = try ClusterHarness.run("/usr/bin/podman", ["login", "--cert-dir", certs, "-u", "admin", "-p", password, host], environment: env)
+                let good = try await ClusterHarness.run("/usr/bin/podman", ["login", "--cert-dir", certs, "-u", "admin", "-p", password, host], environment: env)
                 #expect(good.status == 0, "\(good.output)")
-                let bad = try ClusterHarness.run("/usr/bin/podman", ["login", "--cert-dir", certs, "-u", "admin", "-p", "nope", host], environment: env)
+                let bad = try await ClusterHarness.run("/usr/bin/podman", ["login", "--cert-dir", certs, "-u", "admin", "-p", "nope", host], environment: env)
                 #expect(bad.status != 0)
                 // podman pushes and pulls with its stored login (its own storage, in the test's directory).
                 // podman wants a run root under 50 characters.
                 let runRoot = "/tmp/spd-podman-" + UUID().uuidString.prefix(8)
                 defer { try? FileManager.default.removeItem(atPath: runRoot) }
                 let storage = ["--storage-driver", "vfs", "--root", cluster.root + "/podman-root", "--runroot", runRoot]
-                let podman = { (arguments: [String]) in try ClusterHarness.run("/usr/bin/podman", storage + arguments, environment: env) }
-                let pulledFirst = try podman(["pull", "--cert-dir", certs, "\(host)/team/app:v1"])
+                let podman = { (arguments: [String]) in try await ClusterHarness.run("/usr/bin/podman", storage + arguments, environment: env) }
+                let pulledFirst = try await podman(["pull", "--cert-dir", certs, "\(host)/team/app:v1"])
                 #expect(pulledFirst.status == 0, "\(pulledFirst.output)")
                 let image = pulledFirst.output.split(separator: "\n").last.map(String.init) ?? "?"
-                let pushed = try podman(["push", "--cert-dir", certs, "\(host)/team/app:v1", "\(host)/podman/app:v1"])
+                let pushed = try await podman(["push", "--cert-dir", certs, "\(host)/team/app:v1", "\(host)/podman/app:v1"])
                 #expect(pushed.status == 0, "\(pushed.output)")
-                _ = try podman(["rmi", "-a", "-f"])
-                let pulledBack = try podman(["pull", "--cert-dir", certs, "\(host)/podman/app:v1"])
+                _ = try await podman(["rmi", "-a", "-f"])
+                let pulledBack = try await podman(["pull", "--cert-dir", certs, "\(host)/podman/app:v1"])
                 #expect(pulledBack.status == 0, "\(pulledBack.output)")
                 #expect(pulledBack.output.contains(image), "\(pulledBack.output)")
-                _ = try podman(["rmi", "-a", "-f"])
+                _ = try await podman(["rmi", "-a", "-f"])
             }
 
             // A pull-only user, added while the registry runs.
-            let line = try htpasswdLine(user: "reader", password: "reader-pass")
+            let line = try await htpasswdLine(user: "reader", password: "reader-pass")
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: data + "/htpasswd"))
             handle.seekToEndOfFile()
             handle.write(Data((line + "\n").utf8))
@@ -264,12 +261,12 @@ extension ProcessSuites {
             let imageserver = try #require(ClusterHarness.pid(listeningOn: registryPort))
             kill(imageserver, SIGHUP)
             #expect(await cluster.eventually(within: 10) { cluster.log("up").contains("re-read the registry's users (2)") })
-            let readerPull = try skopeo(["inspect", "--cert-dir", certs, "--creds", "reader:reader-pass", "docker://\(host)/team/app:v1"])
+            let readerPull = try await skopeo(["inspect", "--cert-dir", certs, "--creds", "reader:reader-pass", "docker://\(host)/team/app:v1"])
             #expect(readerPull.status == 0, "\(readerPull.output)")
-            let readerPush = try skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "reader:reader-pass", "oci:\(layout):latest", "docker://\(host)/team/app:v2"])
+            let readerPush = try await skopeo(["copy", "--dest-cert-dir", certs, "--dest-creds", "reader:reader-pass", "oci:\(layout):latest", "docker://\(host)/team/app:v2"])
             #expect(readerPush.status != 0)
             #expect(readerPush.output.contains("denied"), "\(readerPush.output)")
-            let tags = try skopeo(["list-tags", "--cert-dir", certs, "--creds", "admin:\(password)", "docker://\(host)/team/app"])
+            let tags = try await skopeo(["list-tags", "--cert-dir", certs, "--creds", "admin:\(password)", "docker://\(host)/team/app"])
             #expect(tags.output.contains("v1") && !tags.output.contains("v2"), "\(tags.output)")
         }
 

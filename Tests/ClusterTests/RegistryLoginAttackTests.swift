@@ -16,7 +16,8 @@ extension ProcessSuites.RegistryAuthTests {
         let cluster = ClusterHarness()
         defer { cluster.shutdown() }
         let users = cluster.root + "/htpasswd"
-        let lines = try ["bob", "carol", "dave"].map { try htpasswdLine(user: $0, password: "\($0)-pass") }
+        var lines: [String] = []
+        for user in ["bob", "carol", "dave"] { lines.append(try await htpasswdLine(user: user, password: "\(user)-pass")) }
         try (lines.joined(separator: "\n") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
         // No request rate limit: the failed-login limits are what is tested.
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--rate-limit", "0"])
@@ -77,7 +78,7 @@ extension ProcessSuites.RegistryAuthTests {
         #expect(token.status == 429 && token.headers.first(name: "Retry-After") != nil)
         #expect(try await client.send(.GET, "/v2/", headers: [basic("bob", "bob-pass")]).status == 200, "a remembered login still gets in")
         // …while dave from another address (127.0.0.2, to the same loopback server) gets in.
-        let elsewhere = try ClusterHarness.run(
+        let elsewhere = try await ClusterHarness.run(
             "/usr/bin/curl",
             ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2", "-u", "dave:dave-pass", registry.registryURL + "/v2/"])
         #expect(elsewhere.output == "200", "\(elsewhere.output)")
@@ -90,17 +91,17 @@ extension ProcessSuites.RegistryAuthTests {
     @Test func passwordsBcryptWouldCutShortAreRefused() async throws {
         let speedy = "'\(ClusterHarness.binDirectory)/speedy' htpasswd --cost 4"
         let long = String(repeating: "p", count: 71) + "!"
-        let tooLong = try ClusterHarness.run("/bin/sh", ["-c", "printf '%s\\n' '\(long)x' | \(speedy) alice"])
+        let tooLong = try await ClusterHarness.run("/bin/sh", ["-c", "printf '%s\\n' '\(long)x' | \(speedy) alice"])
         #expect(tooLong.status == 2)
         #expect(tooLong.output.contains("73 bytes") && !tooLong.output.contains("$2"), "\(tooLong.output)")
-        let nul = try ClusterHarness.run("/bin/sh", ["-c", "printf 'pw\\000x\\n' | \(speedy) alice"])
+        let nul = try await ClusterHarness.run("/bin/sh", ["-c", "printf 'pw\\000x\\n' | \(speedy) alice"])
         #expect(nul.status == 2)
         #expect(nul.output.contains("NUL"), "\(nul.output)")
 
         let cluster = ClusterHarness()
         defer { cluster.shutdown() }
         let users = cluster.root + "/htpasswd"
-        try (try htpasswdLine(user: "long", password: long) + "\n" + (try htpasswdLine(user: "short", password: "pw")) + "\n")
+        try (try await htpasswdLine(user: "long", password: long) + "\n" + (try await htpasswdLine(user: "short", password: "pw")) + "\n")
             .write(toFile: users, atomically: true, encoding: .utf8)
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users])
         let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
@@ -121,7 +122,7 @@ extension ProcessSuites.RegistryAuthTests {
         let cluster = ClusterHarness()
         defer { cluster.shutdown() }
         let users = cluster.root + "/htpasswd"
-        try (try htpasswdLine(user: "alice", password: "alice-pass") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
+        try (try await htpasswdLine(user: "alice", password: "alice-pass") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
         let keyText = String(repeating: "k", count: 40)
         try keyText.write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
         let registry = try await cluster.startRegistry(imageserverArguments: ["--htpasswd", users, "--token-key-file", cluster.root + "/token-key"])
@@ -130,13 +131,13 @@ extension ProcessSuites.RegistryAuthTests {
         let hmacKey = Digest.of(Array(keyText.utf8)).hex
         let now = Int(Date().timeIntervalSince1970)
 
-        func forge(alg: String, digest: String? = "sha256", extra: String = "") throws -> String {
+        func forge(alg: String, digest: String? = "sha256", extra: String = "") async throws -> String {
             let header = base64URL(#"{"alg":"\#(alg)","typ":"JWT"}"#)
             let access = #"[{"type":"repository","name":"team/app","actions":["pull"]}]"#
             let payload = base64URL(#"{"iss":"speedy","sub":"alice","aud":"speedy","exp":\#(now + 300),"iat":\#(now)\#(extra),"access":\#(access)}"#)
             let input = header + "." + payload
             guard let digest else { return input + "." }
-            let mac = try ClusterHarness.run(
+            let mac = try await ClusterHarness.run(
                 "/bin/sh", ["-c", "printf '%s' '\(input)' | openssl dgst -\(digest) -mac HMAC -macopt hexkey:\(hmacKey) -binary | base64 -w0"])
             let signature = mac.output.trimmingCharacters(in: .whitespacesAndNewlines)
                 .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
@@ -149,14 +150,14 @@ extension ProcessSuites.RegistryAuthTests {
 
         // The forgery done right: a token like those the registry issues (the repository is
         // unknown, so 404, but past the credential check).
-        #expect(try await status(try forge(alg: "HS256")).0 == 404)
-        #expect(try await status(try forge(alg: "HS256", extra: #","nbf":\#(now - 10)"#)).0 == 404)
+        #expect(try await status(try await forge(alg: "HS256")).0 == 404)
+        #expect(try await status(try await forge(alg: "HS256", extra: #","nbf":\#(now - 10)"#)).0 == 404)
         let refused = [
-            "nbf in an hour": try forge(alg: "HS256", extra: #","nbf":\#(now + 3600)"#),
-            "alg none, HS256 signature": try forge(alg: "none"),
-            "alg none, unsigned": try forge(alg: "none", digest: nil),
-            "alg HS384, HS256 signature": try forge(alg: "HS384"),
-            "alg HS384, HS384 signature": try forge(alg: "HS384", digest: "sha384"),
+            "nbf in an hour": try await forge(alg: "HS256", extra: #","nbf":\#(now + 3600)"#),
+            "alg none, HS256 signature": try await forge(alg: "none"),
+            "alg none, unsigned": try await forge(alg: "none", digest: nil),
+            "alg HS384, HS256 signature": try await forge(alg: "HS384"),
+            "alg HS384, HS384 signature": try await forge(alg: "HS384", digest: "sha384"),
         ]
         for (what, token) in refused {
             let (code, error) = try await status(token)

@@ -52,13 +52,13 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             // 10 MB of random data: a layer of three 4 MiB chunks.
-            let layout = try cluster.makeImage(named: "app", randomBytes: 10_000_000)
-            let push = try ClusterHarness.run(
+            let layout = try await cluster.makeImage(named: "app", randomBytes: 10_000_000)
+            let push = try await ClusterHarness.run(
                 "/usr/bin/skopeo", ["copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(push.status == 0, "skopeo push failed: \(push.output)\n\(cluster.log("imageserver"))")
 
             let pulled = cluster.root + "/pulled"
-            let pull = try ClusterHarness.run(
+            let pull = try await ClusterHarness.run(
                 "/usr/bin/skopeo", ["copy", "--src-tls-verify=false", "docker://\(registry.hostPort)/team/app:v1", "oci:\(pulled):v1"])
             #expect(pull.status == 0, "skopeo pull failed: \(pull.output)")
             // Every blob of the image (layer, config, manifest) came back byte for byte: the same
@@ -70,7 +70,7 @@ extension ProcessSuites {
                 let data = try Data(contentsOf: URL(fileURLWithPath: pulled + "/blobs/sha256/" + hex))
                 #expect(Digest.of([UInt8](data)).hex == hex)
             }
-            let inspect = try ClusterHarness.run("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://\(registry.hostPort)/team/app:v1"])
+            let inspect = try await ClusterHarness.run("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://\(registry.hostPort)/team/app:v1"])
             #expect(inspect.output.contains("\"v1\""))
 
             // The layer (three chunks) and the config (one) are on every member of the group.
@@ -286,7 +286,7 @@ extension ProcessSuites {
 
             // A damaged member dies: the survivors (one good copy of chunk 0) still serve every byte.
             kill(registry.chunkservers[0].process.processIdentifier, SIGKILL)
-            registry.chunkservers[0].process.waitUntilExit()
+            await registry.chunkservers[0].process.exited()
             let again = try await client.send(.GET, "/v2/safe/app/blobs/\(digest)", limit: 32 << 20)
             #expect(again.status == 200)
             #expect(Digest.of(Array(again.body.readableBytesView)) == digest)

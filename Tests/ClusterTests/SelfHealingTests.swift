@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyTestSupport
 import NIOCore
 import SpeedyClients
 import SpeedyCore
@@ -95,7 +96,7 @@ extension ProcessSuites {
             #expect(await load.pullFailures == [])
             #expect(await load.pulls > 0)
             for (_, digest) in await load.pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
-            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
         }
 
@@ -122,7 +123,7 @@ extension ProcessSuites {
             #expect(events.contains { $0.kind == "chunk-lost" && $0.message.contains("chunk 1/\(record.fileId) LOST") && $0.message.contains("\(digest)") })
             // Nothing corrupt is served: the pull fails rather than return wrong bytes.
             #expect(await RecoveryTests().pull(client, digest) != nil)
-            let status = try cluster.chunktool(["status", "--master", registry.masterURL])
+            let status = try await cluster.chunktool(["status", "--master", registry.masterURL])
             #expect(status.status == 1, "\(status.output)")
             #expect(status.output.contains("LOST"), "\(status.output)")
             let lostRow = status.output.split(separator: "\n").first { $0.hasPrefix("LOST") && $0.contains("1/\(record.fileId) ") }
@@ -133,7 +134,7 @@ extension ProcessSuites {
                 let row = status.output.split(separator: "\n").first { !$0.hasPrefix("LOST") && $0.contains(" \(server) ") }
                 #expect(row?.contains(lastPass) == true, "\(status.output)")
             }
-            let json = try cluster.chunktool(["status", "--json", "--master", registry.masterURL])
+            let json = try await cluster.chunktool(["status", "--json", "--master", registry.masterURL])
             #expect(json.status == 1)
             let decoded = try WireJSON.decoder().decode(ClusterSnapshot.self, from: Data(json.output.utf8))
             #expect(decoded.lostChunks?.map(\.fileId) == [record.fileId])
@@ -185,7 +186,7 @@ extension ProcessSuites {
             let events = try await master.events(after: 0, limit: 1000)
             #expect(events.filter { $0.kind == "chunk-repaired" }.count == gone.count)
             #expect(try await master.snapshot().lostChunks == [])
-            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
             for digest in digests { #expect(await RecoveryTests().pull(client, digest) == nil) }
         }
@@ -208,9 +209,9 @@ extension ProcessSuites {
             })
             // A spare serves no group: the imageservers place nothing on it.
             #expect(try await master.snapshot().groups.allSatisfy { !$0.members.contains { $0.id == "spare1" } })
-            let listed = try cluster.chunktool(["server", "list", "--master", registry.masterURL])
+            let listed = try await cluster.chunktool(["server", "list", "--master", registry.masterURL])
             #expect(listed.output.split(separator: "\n").contains { $0.hasPrefix("spare1") && $0.contains(" spare ") }, "\(listed.output)")
-            let status = try cluster.chunktool(["status", "--master", registry.masterURL])
+            let status = try await cluster.chunktool(["status", "--master", registry.masterURL])
             #expect(status.output.contains("spares 1:") && status.output.split(separator: "\n").contains { $0.hasPrefix("spare1 ") }, "\(status.output)")
             #expect(try await ObservabilityTests().scrape(registry.masterURL)["speedy_master_spare_servers"] == 1)
 
@@ -229,7 +230,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 60) { await log.pushed.count >= 10 })
             let victim = registry.chunkservers[1]
             kill(victim.process.processIdentifier, SIGKILL)
-            victim.process.waitUntilExit()
+            await victim.process.exited()
 
             // No command: the master gives the spare the dead member's place and fills it.
             let replaced = await cluster.eventually(within: 90) {
@@ -255,7 +256,7 @@ extension ProcessSuites {
             let pushed = await log.pushed
             for (_, digest) in pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
             #expect(await log.pullFailures == [], "pulls during the load failed")
-            let verify = try cluster.chunktool(["verify", "--all", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--all", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
             let (refused, pulls) = (await log.refusedPushes, await log.pulls)
             print("replacement by a spare: \(pushed.count) blobs acknowledged, \(refused) pushes refused, \(pulls) pulls")
@@ -305,7 +306,7 @@ extension ProcessSuites {
             #expect(await cluster.eventually(within: 30) { await filling() >= 6 }, "\(cluster.roleLogs(["master", "spare1"]))")
             let source = registry.chunkservers[0]
             kill(source.process.processIdentifier, SIGKILL)
-            source.process.waitUntilExit()
+            await source.process.exited()
             try await Task.sleep(for: .seconds(1))
             let sourcePort = Int(source.addr.split(separator: ":").last!)!
             _ = try cluster.startChunkserver(master: registry.masterURL, group: 1, name: source.name, port: sourcePort)
@@ -314,7 +315,7 @@ extension ProcessSuites {
             })
             #expect(try await master.snapshot().groups.first?.state == .recovering, "the fill ended before the source came back")
             kill(spare.processIdentifier, SIGKILL)
-            spare.waitUntilExit()
+            await spare.exited()
             spare = try Self.startSpare(cluster, master: registry.masterURL, port: sparePort)
 
             let healed = await cluster.eventually(within: 90) {
@@ -328,7 +329,7 @@ extension ProcessSuites {
             #expect(events.filter { $0.kind == "spare-assigned" }.count == 1)
             #expect(events.contains { $0.kind == "spare-filled" && $0.serverId == "spare1" })
             for digest in pushed { #expect(await RecoveryTests().pull(client, digest) == nil) }
-            let verify = try cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
+            let verify = try await cluster.chunktool(["verify", "--group", "1", "--master", registry.masterURL])
             #expect(verify.status == 0, "\(verify.output)")
         }
     }

@@ -11,7 +11,7 @@ extension ProcessSuites {
     /// master (in process, TrackerTests covers the routes themselves).
     @Suite("speedy tracker as a process", .serialized)
     struct TrackerProcessTests {
-        @Test func badFlagsExitTwoWithAClearMessage() throws {
+        @Test func badFlagsExitTwoWithAClearMessage() async throws {
             let dir = try TemporaryDirectory("tracker-flags")
             defer { dir.remove() }
             let good = dir.path + "/peer.secret"
@@ -27,7 +27,7 @@ extension ProcessSuites {
                 (["--peer-secret-file", good, "--listen", "nowhere"], "--listen"),
             ]
             for (arguments, message) in cases {
-                let run = try ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["tracker"] + arguments)
+                let run = try await ClusterHarness.run(ClusterHarness.binDirectory + "/speedy", ["tracker"] + arguments)
                 #expect(run.status == 2, "\(arguments): \(run.output)")
                 #expect(run.output.contains(message), "\(arguments): \(run.output)")
             }
@@ -63,7 +63,7 @@ extension ProcessSuites {
             #expect(joined, "\(cluster.log("master"))")
 
             tracker.terminate()
-            tracker.waitUntilExit()
+            await tracker.exited()
             #expect(tracker.terminationStatus == 0, "\(cluster.log("tracker"))")
             let left = await cluster.eventually(within: 10) {
                 (try? await masterClient.events())?.contains { $0.kind == "role-left" && $0.message.contains(id) } ?? false

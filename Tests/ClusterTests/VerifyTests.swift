@@ -22,7 +22,7 @@ extension ProcessSuites {
                     _ = try await ChunkServerClient(baseURL: addr, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: id), data: ByteBuffer(repeating: UInt8(id), count: 4096))
                 }
             }
-            let clean = try cluster.chunktool(["verify", "--group", "1", "--master", masterURL])
+            let clean = try await cluster.chunktool(["verify", "--group", "1", "--master", masterURL])
             #expect(clean.status == 0, "\(clean.output)")
             #expect(clean.output.contains("5 chunks, 0 missing, 0 extra, 0 corrupt - clean"))
 
@@ -35,7 +35,7 @@ extension ProcessSuites {
             try handle.write(contentsOf: Data([0xFF, 0x00, 0xFF]))
             try handle.close()
 
-            let damaged = try cluster.chunktool(["verify", "--group", "1", "--json", "--master", masterURL])
+            let damaged = try await cluster.chunktool(["verify", "--group", "1", "--json", "--master", masterURL])
             #expect(damaged.status == 1)
             let report = try JSONSerialization.jsonObject(with: Data(damaged.output.utf8)) as? [String: Any]
             let members = (report?["members"] as? [[String: Any]] ?? []).reduce(into: [String: [String: Any]]()) { $0[$1["id"] as? String ?? ""] = $1 }
@@ -44,27 +44,27 @@ extension ProcessSuites {
             #expect(members["cs3"]?["extra"] as? [Int] == [6])
             #expect(members["cs2"]?["missing"] as? [Int] == [])
             #expect(report?["clean"] as? Bool == false)
-            #expect(try cluster.chunktool(["verify", "--group", "9", "--master", masterURL]).status == 2)
+            #expect(try await cluster.chunktool(["verify", "--group", "9", "--master", masterURL]).status == 2)
 
             // repair --dry-run says what it would copy and changes nothing.
-            let plan = try cluster.chunktool(["repair", "--group", "1", "--dry-run", "--master", masterURL])
+            let plan = try await cluster.chunktool(["repair", "--group", "1", "--dry-run", "--master", masterURL])
             #expect(plan.status == 1)
             #expect(plan.output.contains("would copy chunk 2 (missing on cs1)"))
             #expect(plan.output.contains("would copy chunk 3 (corrupt on cs2)"))
-            #expect(try cluster.chunktool(["verify", "--group", "1", "--master", masterURL]).status == 1)
+            #expect(try await cluster.chunktool(["verify", "--group", "1", "--master", masterURL]).status == 1)
 
             // repair copies good copies over; verify then finds only the extra chunk (left for GC);
             // a second repair has nothing to do.
-            let repaired = try cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
+            let repaired = try await cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
             #expect(repaired.status == 0, "\(repaired.output)")
             #expect(repaired.output.contains("copied chunk 2"))
             #expect(repaired.output.contains("copied chunk 3"))
             #expect(try await ChunkServerClient(baseURL: servers[1], transport: ClusterHarness.transport).get(ChunkKey(group: 1, fileId: 3)) == ByteBuffer(repeating: 3, count: 4096))
             #expect(try await ChunkServerClient(baseURL: servers[0], transport: ClusterHarness.transport).get(ChunkKey(group: 1, fileId: 2)) == ByteBuffer(repeating: 2, count: 4096))
-            let again = try cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
+            let again = try await cluster.chunktool(["repair", "--group", "1", "--master", masterURL])
             #expect(again.status == 0)
             #expect(again.output.contains("nothing to repair"))
-            let after = try cluster.chunktool(["verify", "--group", "1", "--json", "--master", masterURL])
+            let after = try await cluster.chunktool(["verify", "--group", "1", "--json", "--master", masterURL])
             let final = try JSONSerialization.jsonObject(with: Data(after.output.utf8)) as? [String: Any]
             #expect(final?["missing"] as? Int == 0)
             #expect(final?["corrupt"] as? Int == 0)
@@ -87,7 +87,7 @@ extension ProcessSuites {
             #expect(ids.count > 600)
 
             // Identical members: one digest request each.
-            let clean = try cluster.chunktool(["verify", "--quick", "--group", "1", "--json", "--master", registry.masterURL])
+            let clean = try await cluster.chunktool(["verify", "--quick", "--group", "1", "--json", "--master", registry.masterURL])
             #expect(clean.status == 0, "\(clean.output)")
             let first = try JSONSerialization.jsonObject(with: Data(clean.output.utf8)) as? [String: Any]
             #expect(first?["requests"] as? Int == 3)
@@ -100,7 +100,7 @@ extension ProcessSuites {
             let extra = ids.last! + 1000
             _ = try await members[2].put(ChunkKey(group: 1, fileId: extra), data: ByteBuffer(repeating: 9, count: 4096))
 
-            let found = try cluster.chunktool(["verify", "--quick", "--group", "1", "--json", "--master", registry.masterURL])
+            let found = try await cluster.chunktool(["verify", "--quick", "--group", "1", "--json", "--master", registry.masterURL])
             #expect(found.status == 1, "\(found.output)")
             let report = try JSONSerialization.jsonObject(with: Data(found.output.utf8)) as? [String: Any]
             let byId = (report?["members"] as? [[String: Any]] ?? []).reduce(into: [String: [String: Any]]()) { $0[$1["id"] as? String ?? ""] = $1 }
@@ -121,11 +121,11 @@ extension ProcessSuites {
             let requests = report?["requests"] as? Int ?? .max
             #expect(requests > 3 && requests < ids.count / 4, "\(requests) requests for \(ids.count) chunks")
 
-            let text = try cluster.chunktool(["verify", "--quick", "--group", "1", "--master", registry.masterURL])
+            let text = try await cluster.chunktool(["verify", "--quick", "--group", "1", "--master", registry.masterURL])
             #expect(text.status == 1)
             #expect(text.output.contains("2 missing, 1 extra, 0 corrupt"), "\(text.output)")
             #expect(text.output.contains("compared range by range in"), "\(text.output)")
-            #expect(try cluster.chunktool(["verify", "--quick", "--rate", "5", "--group", "1", "--master", registry.masterURL]).status == 2)
+            #expect(try await cluster.chunktool(["verify", "--quick", "--rate", "5", "--group", "1", "--master", registry.masterURL]).status == 2)
         }
     }
 }

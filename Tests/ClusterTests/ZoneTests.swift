@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyTestSupport
 import SpeedyClients
 import SpeedyCore
 import Testing
@@ -56,7 +57,7 @@ extension ProcessSuites {
 
             // Moved to another zone (the same data directory, so the same server), it joins.
             cs3.terminate()
-            cs3.waitUntilExit()
+            await cs3.exited()
             _ = try cluster.startChunkserver(master: masterURL, group: 1, name: "cs3", port: port3, arguments: ["--zone", "c"])
             let joined = await cluster.eventually(within: 20) {
                 guard let group = try? await master.snapshot().groups.first else { return false }

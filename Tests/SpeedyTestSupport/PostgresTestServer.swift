@@ -49,7 +49,7 @@ public final class PostgresTestServer: Sendable {
             switch started {
             case .success(let server):
                 do {
-                    return .success(try server.createDatabase())
+                    return .success(try server.createDatabaseBlocking())
                 } catch {
                     return .failure(error as? SpawnedProgram.Failure ?? SpawnedProgram.Failure("\(error)"))
                 }
@@ -76,7 +76,11 @@ public final class PostgresTestServer: Sendable {
     }
 
     /// Creates an empty database and returns its URL (`postgresql://…?sslmode=disable`).
-    public func createDatabase() throws -> String {
+    public func createDatabase() async throws -> String {
+        try await Self.detached { Result { try self.createDatabaseBlocking() } }.get()
+    }
+
+    private func createDatabaseBlocking() throws -> String {
         let name = "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
         try run(try Self.binary("createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", user, name], environment: ["PGPASSWORD": password])
         return "postgresql://\(user):\(password)@127.0.0.1:\(port)/\(name)?sslmode=disable"
@@ -103,7 +107,7 @@ public final class PostgresTestServer: Sendable {
             if runAs != nil { try server.run("/bin/chown", ["-R", "postgres:postgres", directory], asSelf: true) }
             try server.run(
                 try binary("initdb"), ["-D", directory + "/data", "-U", server.user, "--pwfile", passwordFile, "--auth", "scram-sha-256", "-E", "UTF8"])
-            try server.startServer()
+            try server.startServerBlocking()
             return .success(server)
         } catch {
             server.stop()
@@ -121,7 +125,11 @@ public final class PostgresTestServer: Sendable {
     }
 
     /// Starts the server (again), waiting until it takes connections.
-    public func startServer() throws {
+    public func startServer() async throws {
+        try await Self.detached { Result { try self.startServerBlocking() } }.get()
+    }
+
+    private func startServerBlocking() throws {
         try run(
             try Self.binary("pg_ctl"),
             [
@@ -131,8 +139,8 @@ public final class PostgresTestServer: Sendable {
     }
 
     /// Stops the server at once (as a crash would), keeping its data.
-    public func stopServer() throws {
-        try run(try Self.binary("pg_ctl"), ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+    public func stopServer() async throws {
+        try await Self.detached { Result { try self.run(try Self.binary("pg_ctl"), ["-D", self.directory + "/data", "-m", "immediate", "-w", "stop"]) } }.get()
     }
 
     /// Stops the instance at once and removes its directory.
@@ -150,9 +158,9 @@ public final class PostgresTestServer: Sendable {
         env.merge(environment) { $1 }
         let result =
             if let runAs, !asSelf {
-                try SpawnedProgram.run("/usr/sbin/runuser", ["-u", runAs, "--", "/usr/bin/env"] + env.map { "\($0.key)=\($0.value)" } + [program] + arguments, environment: env)
+                try SpawnedProgram.runBlocking("/usr/sbin/runuser", ["-u", runAs, "--", "/usr/bin/env"] + env.map { "\($0.key)=\($0.value)" } + [program] + arguments, environment: env)
             } else {
-                try SpawnedProgram.run(program, arguments, environment: env)
+                try SpawnedProgram.runBlocking(program, arguments, environment: env)
             }
         guard result.status == 0 else {
             throw SpawnedProgram.Failure("\((program as NSString).lastPathComponent) exited \(result.status): \(result.output.suffix(500))")

@@ -158,7 +158,7 @@ public final class ScratchFilesystem: @unchecked Sendable {
     /// Runs a system tool; its output, or an error with it when it fails.
     @discardableResult
     static func command(_ tool: String, _ arguments: [String]) throws -> String {
-        let (status, output) = try SpawnedProgram.run(tool, arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+        let (status, output) = try SpawnedProgram.runBlocking(tool, arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
         guard status == 0 else { throw SpawnedProgram.Failure("\(tool) \(arguments.joined(separator: " ")) exited \(status): \(output)") }
         return output
     }

@@ -195,8 +195,9 @@ struct TrackerTests {
             try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { client in
                 let base = "http://127.0.0.1:\(try #require(client.port))"
                 let transport = ClusterTransport(secret: nil)
-                let a = TrackerClient(baseURL: base, signer: PeerRequestSigner(key: Self.key, agent: "agent-a"), transport: transport)
-                let b = TrackerClient(baseURL: base, signer: PeerRequestSigner(key: Self.key, agent: "agent-b"), transport: transport)
+                // The agents' 5 s is for a live tracker; this one shares CI's cores with every suite.
+                let a = TrackerClient(baseURL: base, signer: PeerRequestSigner(key: Self.key, agent: "agent-a"), transport: transport, timeout: .seconds(30))
+                let b = TrackerClient(baseURL: base, signer: PeerRequestSigner(key: Self.key, agent: "agent-b"), transport: transport, timeout: .seconds(30))
                 try await body(a, b)
             }
         }
