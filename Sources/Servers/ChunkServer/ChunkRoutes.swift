@@ -179,16 +179,15 @@ struct ChunkRoutes: Sendable {
             }
             throw Self.apiError(error)
         }
+        // The CRC header always describes the whole chunk, so a client can check a full read. The
+        // store checked the data against the indexed CRC, so that one is sent.
+        headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
         if mode == SpeedyHeader.readVerify {
             // The copy passed its CRC: the answer says so, without its bytes.
-            headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
             headers[.contentLength] = "0"
             return Response(status: .ok, headers: headers, body: .init())
         }
         counters.recordRead(bytes: data.readableBytes)
-        // The CRC header always describes the whole chunk, so a client can check a full read. The
-        // store checked the data against the indexed CRC, so that one is sent.
-        headers[Self.crcHeader] = CRCFormat.hex(store.info(key)?.crc ?? CRC32C.checksum(data))
         switch ByteRangeRequest.resolve(request.headers[.range], length: UInt64(data.readableBytes)) {
         case .whole:
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: data))

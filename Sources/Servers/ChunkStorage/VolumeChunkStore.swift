@@ -267,8 +267,9 @@ public final class VolumeChunkStore: ChunkStore {
         // Writes bypass the page cache, so the chunk may be on disk only: it is read in on a reader
         // thread, so that the event loop's sendfile does not wait for the disk. A cached chunk (a
         // popular layer) costs one mincore here, and no thread hop.
-        if !volume.uncachedRuns(offset: offset, length: length).isEmpty {
-            guard (try? await readers.runIfActive({ volume.makeResident(offset: offset, length: length) })) == true else { return nil }
+        let uncached = volume.uncachedRuns(offset: offset, length: length)
+        if !uncached.isEmpty {
+            guard (try? await readers.runIfActive({ volume.makeResident(offset: offset, length: length, uncached: uncached) })) == true else { return nil }
         }
         // Weakly: a response whose head never goes out must not keep a compacted volume's file open.
         return ChunkExtent(

@@ -105,10 +105,12 @@ public final class VolumeFile: Sendable {
     /// kernel reads them into the cache and copies nothing; touching a mapping instead would turn a
     /// disk error into a `SIGBUS`, and `pread` would copy every byte into this process).
     ///
+    /// - Parameter uncached: what ``uncachedRuns(offset:length:)`` answered for this range just
+    ///   before, if the caller asked; else it is asked here.
     /// - Returns: false when a read failed (the disk error is for a checked read to find and report).
-    public func makeResident(offset: Int, length: Int) -> Bool {
+    public func makeResident(offset: Int, length: Int, uncached: [Range<Int>]? = nil) -> Bool {
         guard length > 0 else { return true }
-        let missing = uncachedRuns(offset: offset, length: length)
+        let missing = uncached ?? uncachedRuns(offset: offset, length: length)
         guard !missing.isEmpty else { return true }
         guard Self.devNull >= 0 else { return false }
         _ = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
