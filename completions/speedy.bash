@@ -233,7 +233,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--auto-repair --no-auto-repair --allow-same-zone --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --compare-every --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --compare-every --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -281,6 +281,12 @@ _speedy_chunkmaster() {
         __speedy_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
+    '--max-connections-per-client')
+        return
+        ;;
+    '--header-timeout')
+        return
+        ;;
     esac
 }
 
@@ -288,7 +294,7 @@ _speedy_chunkserver() {
     repeating_flags=()
     non_repeating_flags=(--spare --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --advertise --zone --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --scrub-rate --scrub-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--master --group --listen --advertise --zone --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --scrub-rate --scrub-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -360,6 +366,12 @@ _speedy_chunkserver() {
         __speedy_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
+    '--max-connections-per-client')
+        return
+        ;;
+    '--header-timeout')
+        return
+        ;;
     esac
 }
 
@@ -367,7 +379,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -412,14 +424,20 @@ _speedy_metaserver() {
         __speedy_add_completions -W '1.2'$'\n''1.3'
         return
         ;;
+    '--max-connections-per-client')
+        return
+        ;;
+    '--header-timeout')
+        return
+        ;;
     esac
 }
 
 _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
-    repeating_options=()
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    repeating_options=(--trusted-proxy)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -484,6 +502,15 @@ _speedy_imageserver() {
     '--uploads-per-client')
         return
         ;;
+    '--trusted-proxy')
+        return
+        ;;
+    '--trusted-proxy-header')
+        return
+        ;;
+    '--audit-log')
+        return
+        ;;
     '--cluster-secret-file')
         return
         ;;
@@ -498,6 +525,12 @@ _speedy_imageserver() {
         ;;
     '--tls-min-version')
         __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
+    '--max-connections-per-client')
+        return
+        ;;
+    '--header-timeout')
         return
         ;;
     esac
@@ -558,7 +591,7 @@ _speedy_tracker() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --peer-secret-file --announce-interval --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version)
+    non_repeating_options=(--listen --peer-secret-file --announce-interval --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -592,6 +625,12 @@ _speedy_tracker() {
         ;;
     '--tls-min-version')
         __speedy_add_completions -W '1.2'$'\n''1.3'
+        return
+        ;;
+    '--max-connections-per-client')
+        return
+        ;;
+    '--header-timeout')
         return
         ;;
     esac

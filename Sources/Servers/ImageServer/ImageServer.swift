@@ -59,7 +59,7 @@ public enum ImageServer {
         do {
             try await HTTPServer.run(
                 role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
-                services: [refresher, watchdog, ReloadOnHangup(auth: auth), expiry.task, heartbeat], logger: logger
+                services: [refresher, watchdog, ReloadOnHangup(auth: auth, audit: configuration.auditLog, logger: logger), expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
             try? await http.shutdown()
@@ -78,7 +78,11 @@ public enum ImageServer {
         configuration: ImageServerConfiguration, logger: Logger
     ) -> Router<RegistryRequestContext> {
         let router = Router(context: RegistryRequestContext.self)
+        // First: everything after it (logs, limits, login throttles) sees the client, not the proxy.
+        if let proxies = configuration.trustedProxies { router.middlewares.add(TrustedProxyMiddleware(proxies: proxies)) }
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally) { OCIPath(path: $0.uri.path)?.routeLabel })
+        // Outside the error middleware, so it sees every refusal as the status it was answered.
+        if let audit = configuration.auditLog { router.middlewares.add(AuditMiddleware(log: audit)) }
         router.middlewares.add(OCIErrorMiddleware(logger: logger))
         if let secret = configuration.cluster.secret {
             router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: publicPaths))
@@ -126,13 +130,21 @@ public enum ImageServer {
     }
 }
 
-/// Re-reads the registry's users and access rules on SIGHUP.
+/// Re-reads the registry's users and access rules on SIGHUP, and reopens the audit log (which
+/// a rotation may have moved away).
 struct ReloadOnHangup: Service {
     let auth: RegistryAuth
+    let audit: AuditLog?
+    let logger: Logger
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             auth.reload()
+            do {
+                try audit?.reopen()
+            } catch {
+                logger.error("\(error); still writing to the file opened before")
+            }
         }
     }
 }

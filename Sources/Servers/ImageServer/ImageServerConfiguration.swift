@@ -28,6 +28,10 @@ public struct ImageServerConfiguration: Sendable {
     public var writeAttempts: Int
     /// TLS and connection limits of the registry port.
     public var transport = ServerTransport()
+    /// The proxies whose forwarding header names the client; nil trusts none.
+    public var trustedProxies: TrustedProxies?
+    /// Where pushes, deletes and refusals are recorded; nil keeps no audit log.
+    public var auditLog: AuditLog?
     /// A request whose client sends or takes nothing for this long is cut off and its buffers
     /// given back.
     public var clientIdleLimit: Duration = .seconds(30)

@@ -1,6 +1,5 @@
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
@@ -70,13 +69,19 @@ public struct ServerTransport: Sendable {
     /// Where a route's file-range responses are registered (``FileRegionResponses``); used on
     /// plain HTTP only, since TLS encrypts every byte in the process.
     public var fileRegions: FileRegionResponses?
+    /// Connections per client and the request head's deadline.
+    public var connectionLimits: ConnectionLimits
 
-    /// Creates a transport; the defaults serve plain HTTP (TLS 1.2 and newer once given files)
-    /// and close connections idle for 60 s.
-    public init(tls: TLSFiles? = nil, tlsMinimumVersion: TLSMinimumVersion = .v1_2, idleTimeout: Duration = .seconds(60)) {
+    /// Creates a transport; the defaults serve plain HTTP (TLS 1.2 and newer once given files),
+    /// close connections idle for 60 s and keep ``ConnectionLimits``' defaults.
+    public init(
+        tls: TLSFiles? = nil, tlsMinimumVersion: TLSMinimumVersion = .v1_2, idleTimeout: Duration = .seconds(60),
+        connectionLimits: ConnectionLimits = ConnectionLimits()
+    ) {
         self.tls = tls
         self.tlsMinimumVersion = tlsMinimumVersion
         self.idleTimeout = idleTimeout
+        self.connectionLimits = connectionLimits
     }
 
     /// The TLS 1.2 cipher suites every TLS port offers: ECDHE key exchange (forward secrecy) with
@@ -99,13 +104,14 @@ public struct ServerTransport: Sendable {
     }
 
     func serverBuilder() throws -> HTTPServerBuilder {
-        if tls == nil, let regions = fileRegions {
-            let idleTimeout = idleTimeout
-            return HTTPServerBuilder { responder in FileRegionHTTP1Channel(responder: responder, idleTimeout: idleTimeout, regions: regions) }
+        let idleTimeout = idleTimeout
+        let sslContext = try tls.map { try NIOSSLContext(configuration: try tlsConfiguration($0)) }
+        // TLS encrypts every byte in the process, so file regions go out on plain HTTP only.
+        let regions = tls == nil ? fileRegions : nil
+        let connections = ClientConnections(limits: connectionLimits)
+        return HTTPServerBuilder { responder in
+            SpeedyHTTP1Channel(responder: responder, idleTimeout: idleTimeout, tls: sslContext, regions: regions, connections: connections)
         }
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout.milliseconds) * 1_000_000)))
-        guard let tls else { return http1 }
-        return try .tls(http1, tlsConfiguration: try tlsConfiguration(tls))
     }
 }
 

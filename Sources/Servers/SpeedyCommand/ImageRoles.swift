@@ -162,7 +162,39 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Upload sessions open at once per client (address, or user once logged in).", valueName: "n"))
     var uploadsPerClient = 100
 
+    @Option(
+        help: ArgumentHelp(
+            "A load balancer or proxy in front of the registry (CIDR or address; repeat for several): for requests from it, limits and logs use the client address its --trusted-proxy-header names, and --max-connections-per-client does not apply to it. The header is ignored from anyone else.",
+            valueName: "cidr"))
+    var trustedProxy: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239). Only this one is read.", valueName: "header"))
+    var trustedProxyHeader = "x-forwarded-for"
+
+    @Option(
+        help: ArgumentHelp(
+            "Append a JSON line for every push, delete, failed login and refused request to this file (- for standard error); SIGHUP reopens it.",
+            valueName: "path"))
+    var auditLog: String?
+
     @OptionGroup var security: RoleSecurityOptions
+
+    /// The proxies of --trusted-proxy; nil when none is named.
+    func trustedProxies() throws -> TrustedProxies? {
+        guard !trustedProxy.isEmpty else { return nil }
+        let networks = try trustedProxy.map { text in
+            guard let network = IPNetwork(text) else {
+                throw ValidationError("--trusted-proxy: '\(text.prefix(100))' is not an IP address or a CIDR network (192.0.2.0/24, 2001:db8::/32)")
+            }
+            return network
+        }
+        guard let header = TrustedProxies.Header(rawValue: trustedProxyHeader.lowercased()) else {
+            throw ValidationError("--trusted-proxy-header must be x-forwarded-for or forwarded, got '\(trustedProxyHeader.prefix(100))'")
+        }
+        return TrustedProxies(networks: networks, header: header)
+    }
 
     func validate() throws {
         guard chunkSize.bytes >= 64 << 10, chunkSize.bytes <= 16 << 20 else {
@@ -186,6 +218,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         guard clientIdleTimeout >= 0.1, clientIdleTimeout <= 86400 else {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
         }
+        _ = try trustedProxies()
     }
 
     func run() async throws {
@@ -197,6 +230,15 @@ struct ImageServerCommand: AsyncParsableCommand {
             listen: listen, masterURL: masterURL, metaURL: MasterLocation.normalize(meta, scheme: scheme),
             chunkSize: Int(chunkSize.bytes), memoryBudget: Int(memoryBudget.bytes))
         configuration.transport = security.transport
+        configuration.trustedProxies = try trustedProxies()
+        if let auditLog {
+            do {
+                configuration.auditLog = try AuditLog(path: auditLog)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+        configuration.transport.connectionLimits.exempt = configuration.trustedProxies?.networks ?? []
         configuration.cluster = security.peers
         configuration.id = id
         configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }

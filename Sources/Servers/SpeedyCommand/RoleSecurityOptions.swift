@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CommandLineSupport
 import ServerSupport
 import SpeedyClients
 import SpeedyCore
@@ -28,9 +29,38 @@ struct RoleSecurityOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Oldest TLS version the port accepts with --tls-cert: 1.2 or 1.3.", valueName: "version"))
     var tlsMinVersion: TLSMinimumVersion = .v1_2
 
+    @Option(
+        help: ArgumentHelp(
+            "Connections one client (its IPv4 address, or IPv6 /64) may hold open on this port at once; one more is closed as it connects. 0: no cap. (default: 256 on the imageserver; 1024 on the internal roles, whose callers pool connections)",
+            valueName: "n"))
+    var maxConnectionsPerClient: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "How long a request head may take from its first byte (the first request's from connecting, TLS handshake included): a client that trickles header bytes is answered 408 and closed.",
+            valueName: "duration"))
+    var headerTimeout = DurationArgument(.seconds(20))
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         if insecure, clusterSecretFile != nil { throw ValidationError("--insecure and --cluster-secret-file exclude each other") }
+        if let cap = maxConnectionsPerClient, !(0...1_000_000).contains(cap) {
+            throw ValidationError("--max-connections-per-client must be between 0 (no cap) and 1000000, got \(cap)")
+        }
+        guard headerTimeout.duration >= .seconds(1), headerTimeout.duration <= .seconds(3600) else {
+            throw ValidationError("--header-timeout must be between 1s and 1h")
+        }
+    }
+
+    /// The port's TLS and connection limits, as the flags say.
+    func serverTransport(role: String) -> ServerTransport {
+        let tls = tlsCert.map { ServerTransport.TLSFiles(certificate: $0, key: tlsKey ?? "") }
+        // An imageserver pools up to 128 connections to each member, and `speedy up` puts every
+        // role on one address: internal ports need more room than the registry's clients.
+        let cap = maxConnectionsPerClient ?? (role == "imageserver" ? 256 : 1024)
+        return ServerTransport(
+            tls: tls, tlsMinimumVersion: tlsMinVersion,
+            connectionLimits: ConnectionLimits(maxPerClient: cap, headerTimeout: headerTimeout.duration))
     }
 
     /// The secret file after the flag and the environment.
@@ -67,7 +97,7 @@ struct RoleSecurityOptions: ParsableArguments {
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        return RoleSecurity(secret: secret, transport: ServerTransport(tls: tls, tlsMinimumVersion: tlsMinVersion), peers: peers)
+        return RoleSecurity(secret: secret, transport: serverTransport(role: role), peers: peers)
     }
 }
 

@@ -72,8 +72,7 @@ struct TrackerCommand: AsyncParsableCommand {
         if masterNamed || security.secretPath != nil || security.insecure {
             roleSecurity = try security.resolve(role: "tracker", talksToMaster: masterNamed, masterFlag: master)
         } else {
-            let tls = security.tlsCert.map { ServerTransport.TLSFiles(certificate: $0, key: security.tlsKey ?? "") }
-            roleSecurity = RoleSecurity(secret: nil, transport: ServerTransport(tls: tls, tlsMinimumVersion: security.tlsMinVersion))
+            roleSecurity = RoleSecurity(secret: nil, transport: security.serverTransport(role: "tracker"))
         }
         var configuration = TrackerConfiguration(
             listen: listen, peerSecret: peerSecret, announceInterval: announceInterval.duration, security: roleSecurity)

@@ -144,7 +144,7 @@ struct Up: AsyncParsableCommand {
         try supervisor.start(
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
-                + access.arguments)
+                + ["--audit-log", root + "/audit.log"] + access.arguments)
         return access
     }
 
@@ -160,6 +160,7 @@ struct Up: AsyncParsableCommand {
         say("  chunkmaster   http://127.0.0.1:\(masterPort)")
         say("  metaserver    http://127.0.0.1:\(metaPort)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
+        say("  audit log     \(root)/audit.log   (pushes, deletes and refused logins, a JSON line each)")
         say("  cluster secret \(root)/cluster-secret   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
         let tlsFlag = tls ? "--dest-cert-dir \(root)/tls" : "--dest-tls-verify=false"
         let credentials = auth ? " --dest-creds admin:$(cat \(root)/admin-password)" : ""

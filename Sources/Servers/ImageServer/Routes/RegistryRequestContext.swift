@@ -4,10 +4,13 @@ import ServerSupport
 
 /// The request context of the registry API: the connection, the client's address and, once
 /// logged in, who the client is.
-public struct RegistryRequestContext: RequestContext, ChannelRequestContext {
+public struct RegistryRequestContext: RequestContext, ChannelRequestContext, ProxiedRequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The connected client's address.
-    public let remoteAddress: SocketAddress?
+    /// The client's address: the connection's peer, or the client a trusted proxy named
+    /// (``TrustedProxyMiddleware``).
+    public var remoteAddress: SocketAddress?
+    /// The connection's peer.
+    public let peerAddress: SocketAddress?
     /// The connection the request came on.
     public let channel: any Channel
     /// What the request's credentials allow (everything when the registry has no logins).
@@ -18,7 +21,8 @@ public struct RegistryRequestContext: RequestContext, ChannelRequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
+        peerAddress = source.channel.remoteAddress
+        remoteAddress = peerAddress
         channel = source.channel
     }
 

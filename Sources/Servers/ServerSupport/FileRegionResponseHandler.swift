@@ -11,39 +11,6 @@ import Glibc
 import Musl
 #endif
 
-/// Hummingbird's plain HTTP/1 channel with one handler more, under Hummingbird's codec:
-/// ``FileRegionResponseHandler``, which sends the file ranges of ``FileRegionResponses``.
-/// Everything else (the pipeline, the idle timeout, request handling) is Hummingbird's own.
-struct FileRegionHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
-    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
-
-    let responder: HTTPChannelHandler.Responder
-    let idleTimeout: Duration
-    let regions: FileRegionResponses
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            // Hummingbird's defaults for the decoder's limits.
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = 80 * 1024
-            limits.maxHeaderListSize = 80 * 1024
-            limits.maxHeaderFieldCount = 1000
-            let pipeline = channel.pipeline.syncOperations
-            try pipeline.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(FileRegionResponseHandler(regions: regions, logger: logger))
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger))
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-        }
-    }
-
-    func handle(value asyncChannel: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
-    }
-}
-
 /// Writes a ``FileRegionResponses`` range as the body of the response head carrying its token,
 /// and passes every other part through. The range's descriptor is closed once it is written, or
 /// once the write fails (the client left, or the disk failed a read), and the range's owner is
