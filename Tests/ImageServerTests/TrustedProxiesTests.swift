@@ -48,6 +48,10 @@ struct TrustedProxiesTests {
         #expect(client("127.0.0.1", "unknown") == nil, "a hop that is no address ends the walk: the proxy is the client")
         #expect(client("127.0.0.1", "203.0.113.9, garbage") == nil)
         #expect(client("127.0.0.1", "10.0.0.1, 127.0.0.1") == nil, "nothing but proxies")
+        let long = Array(repeating: "garbage", count: 10_000).joined(separator: ",") + ", 203.0.113.9"
+        #expect(client("127.0.0.1", long) == "203.0.113.9", "only the last hops of a long header are read")
+        let proxiesOnly = Array(repeating: "10.0.0.1", count: 40).joined(separator: ",")
+        #expect(client("127.0.0.1", "203.0.113.9," + proxiesOnly) == nil, "past 32 hops the walk stops")
         // RFC 7239, and only that header when that is the one configured.
         let rfc = TrustedProxies(networks: proxies.networks, header: .forwarded)
         let forwarded = HTTPField.Name("Forwarded")!

@@ -43,8 +43,8 @@ public struct TrustedProxies: Sendable {
         guard trusts(peer) else { return nil }
         let values = headers[values: header.name]
         guard !values.isEmpty else { return nil }
-        let hops = Self.hops(values.joined(separator: ","), header: header)
-        for hop in hops.reversed().prefix(Self.maximumHops) {
+        let hops = Self.hops(values.joined(separator: ","), header: header, last: Self.maximumHops)
+        for hop in hops.reversed() {
             guard let bytes = hop else { return nil }
             let address = Self.socketAddress(bytes)
             if !trusts(address) { return address }
@@ -52,10 +52,11 @@ public struct TrustedProxies: Sendable {
         return nil
     }
 
-    /// The addresses of a forwarding header's hops, in order; nil for a hop that names no IP
-    /// address (`unknown`, an obfuscated `_name`, garbage).
-    static func hops(_ value: String, header: Header) -> [[UInt8]?] {
-        value.split(separator: ",", omittingEmptySubsequences: false).map { element in
+    /// The addresses of a forwarding header's last `last` hops, in order; nil for a hop that
+    /// names no IP address (`unknown`, an obfuscated `_name`, garbage). Only those are parsed,
+    /// however long the header.
+    static func hops(_ value: String, header: Header, last: Int = .max) -> [[UInt8]?] {
+        value.split(separator: ",", omittingEmptySubsequences: false).suffix(last).map { element in
             switch header {
             case .xForwardedFor: return address(element.trimmingSpaces)
             case .forwarded:
