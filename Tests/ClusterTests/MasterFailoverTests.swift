@@ -52,7 +52,7 @@ extension ProcessSuites {
 
         @Test func theLeaderKilledUnderPushLoadIsReplacedWithin5sAndNoFileIdIsIssuedTwice() async throws {
             let database = try await PostgresTestServer.freshDatabase()
-            let server = try #require(PostgresTestServer.shared)
+            let server = try #require(await PostgresTestServer.sharedServer())
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let (masters, processes) = try Self.startTwoMasters(cluster, database: database, password: server.password)

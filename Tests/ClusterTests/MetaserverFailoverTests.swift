@@ -131,7 +131,7 @@ extension ProcessSuites {
 
         @Test func aMetaserverKilledUnderPushLoadThroughTwoImageserversLosesNothing() async throws {
             let database = try await PostgresTestServer.freshDatabase()
-            let server = try #require(PostgresTestServer.shared)
+            let server = try #require(await PostgresTestServer.sharedServer())
             let cluster = ClusterHarness()
             defer { cluster.shutdown() }
             let masterURL = try Self.startGroup(cluster)

@@ -41,6 +41,12 @@ public final class PostgresTestServer: Sendable {
     /// The shared instance, started on first use; nil where PostgreSQL cannot start.
     public static var shared: PostgresTestServer? { try? started.get() }
 
+    /// ``shared``, waited for on a thread of its own: the first use runs initdb, and a test
+    /// thread waiting for that would hold one of the few threads every suite shares.
+    public static func sharedServer() async -> PostgresTestServer? {
+        await detached { try? started.get() }
+    }
+
     /// The URL of a new, empty database on the shared instance. Where PostgreSQL cannot start, the
     /// calling test is skipped with the reason (the other tests run). initdb, pg_ctl and createdb
     /// run on a thread of their own, not on one of the few the tests' concurrent work shares.
