@@ -52,7 +52,7 @@ struct VolumeSpaceTests {
 
     @Test func aFillingFilesystemTurnsTheStoreReadOnlyBeforeAWriteFails() async throws {
         // 40 MiB: four 8 MiB volumes fit, a fifth does not.
-        let fs = try ScratchFilesystem.tmpfs(bytes: 40 << 20)
+        let fs = try await ScratchFilesystem.tmpfs(bytes: 40 << 20)
         defer { fs.remove() }
         let store = try VolumeChunkStore(configuration: configuration(fs))
         let stored = try await putUntilFull(store, from: 1)
@@ -68,7 +68,7 @@ struct VolumeSpaceTests {
     }
 
     @Test func freeingTheFilesystemMakesTheStoreWritableAgainWithoutAWrite() async throws {
-        let fs = try ScratchFilesystem.tmpfs(bytes: 40 << 20)
+        let fs = try await ScratchFilesystem.tmpfs(bytes: 40 << 20)
         defer { fs.remove() }
         try fill(fs, "filler", bytes: 12 << 20)
         let store = try VolumeChunkStore(configuration: configuration(fs))
@@ -84,7 +84,7 @@ struct VolumeSpaceTests {
     }
 
     @Test func deletesAndCompactionGiveSpaceBackOnAFullFilesystem() async throws {
-        let fs = try ScratchFilesystem.tmpfs(bytes: 40 << 20)
+        let fs = try await ScratchFilesystem.tmpfs(bytes: 40 << 20)
         defer { fs.remove() }
         let store = try VolumeChunkStore(configuration: configuration(fs))
         let stored = try await putUntilFull(store, from: 1)
@@ -129,7 +129,7 @@ struct VolumeSpaceTests {
     }
 
     @Test func writesRacingAFillingFilesystemLoseNothingAcknowledged() async throws {
-        let fs = try ScratchFilesystem.tmpfs(bytes: 48 << 20)
+        let fs = try await ScratchFilesystem.tmpfs(bytes: 48 << 20)
         defer { fs.remove() }
         let config = configuration(fs, volumeSize: 4 << 20, reserve: 0)
         let store = try VolumeChunkStore(configuration: config)
@@ -166,7 +166,7 @@ extension VolumeSpaceTests {
     /// more room; the next chunk goes over the cut record, and a restart drops what the cut record
     /// left behind and keeps every acknowledged chunk.
     @Test func aWriteCutShortByENOSPCLeavesNothingThatBreaksTheNextOpen() async throws {
-        let fs = try ScratchFilesystem.tmpfs(bytes: 16 << 20)
+        let fs = try await ScratchFilesystem.tmpfs(bytes: 16 << 20)
         defer { fs.remove() }
         let config = configuration(fs, reserve: 0)
         let store = try VolumeChunkStore(configuration: config)

@@ -25,7 +25,7 @@ extension ProcessSuites {
 
         @Test func readErrorsAreServedFromOtherMembersReportedAndTheFailingMemberStopsTakingWrites() async throws {
             let cluster = ClusterHarness()
-            let disk = try ScratchFilesystem.ext4(bytes: 256 << 20, at: cluster.root + "/cs3")
+            let disk = try await ScratchFilesystem.ext4(bytes: 256 << 20, at: cluster.root + "/cs3")
             defer {
                 cluster.shutdown()
                 try? disk.restoreDevice()

@@ -82,7 +82,7 @@ extension ProcessSuites {
         /// takes about 48 MiB of chunks.
         @Test func aMemberWhoseDiskFillsTakesWritesAgainWhenGarbageCollectionFreesSpace() async throws {
             let cluster = ClusterHarness()
-            let disk = try ScratchFilesystem.tmpfs(bytes: 96 << 20, at: cluster.root + "/cs3")
+            let disk = try await ScratchFilesystem.tmpfs(bytes: 96 << 20, at: cluster.root + "/cs3")
             defer {
                 cluster.shutdown()
                 disk.remove()

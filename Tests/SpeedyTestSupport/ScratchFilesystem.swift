@@ -56,6 +56,24 @@ public final class ScratchFilesystem: @unchecked Sendable {
 
     deinit { remove() }
 
+    /// ``tmpfs(bytes:at:)`` and ``ext4(bytes:at:)`` from async code: made on a thread of their
+    /// own, since mkfs and mount can take seconds while the kernel writes back a build's pages,
+    /// and a test thread waiting for them holds one of the two every suite shares.
+    public static func tmpfs(bytes: Int, at path: String? = nil) async throws -> ScratchFilesystem {
+        try await detached { try tmpfs(bytes: bytes, at: path) }
+    }
+
+    /// See ``tmpfs(bytes:at:)``: ext4 on a loop device, made on a thread of its own.
+    public static func ext4(bytes: Int, at path: String? = nil) async throws -> ScratchFilesystem {
+        try await detached { try ext4(bytes: bytes, at: path) }
+    }
+
+    private static func detached(_ make: @escaping @Sendable () throws -> ScratchFilesystem) async throws -> ScratchFilesystem {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try make() }) }
+        }
+    }
+
     /// Mounts a tmpfs of `bytes` at `path` (made if missing), or at a fresh directory.
     public static func tmpfs(bytes: Int, at path: String? = nil) throws -> ScratchFilesystem {
         let mountPoint = try makeMountPoint(path)
