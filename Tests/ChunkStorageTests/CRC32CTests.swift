@@ -1,5 +1,6 @@
 import NIOCore
 import SpeedyCore
+import SpeedyTestSupport
 import Testing
 
 /// CRC-32C as every role computes it (three interleaved streams of the CPU's instruction, joined
@@ -15,13 +16,7 @@ import Testing
         return ~register
     }
 
-    static func random(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed | 1
-        return (0..<count).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return UInt8(truncatingIfNeeded: state)
-        }
-    }
+    static func random(_ count: Int, seed: UInt64) -> [UInt8] { TestBytes.random(count, seed: Int(seed)) }
 
     @Test func knownVectors() {
         // RFC 3720 (iSCSI), appendix B.4, and the usual check value.
@@ -40,10 +35,19 @@ import Testing
         for boundary in [3 * 256, 3 * 8192, 2 * 3 * 8192, 3 * 8192 + 3 * 256] {
             lengths += (boundary - 9)...(boundary + 9)
         }
+        let wanted = Set(lengths)
         for start in [0, 1, 3, 7] {
+            // The definition's value for every wanted length from `start`, in one pass (a pass per
+            // length costs seconds unoptimized, on a thread every other test shares).
+            var expected: [Int: UInt32] = [0: 0]
+            var register: UInt32 = ~0
+            for (index, byte) in data[start...].enumerated() {
+                register = ~Self.reference(CollectionOfOne(byte), from: ~register)
+                if wanted.contains(index + 1) { expected[index + 1] = ~register }
+            }
             for length in lengths where start + length <= data.count {
                 let slice = data[start..<(start + length)]
-                #expect(CRC32C.checksum(Array(slice)) == Self.reference(slice), "start \(start), length \(length)")
+                #expect(CRC32C.checksum(Array(slice)) == expected[length], "start \(start), length \(length)")
             }
         }
     }
@@ -51,10 +55,10 @@ import Testing
     /// A chunk fed in pieces of any size checksums the same as fed at once (how a streamed body
     /// is checked).
     @Test func piecesGiveTheSameChecksumAsTheWhole() {
-        let data = Self.random(4 << 20, seed: 11)
+        let data = Self.random(300_007, seed: 11)
         let whole = CRC32C.checksum(data)
         #expect(whole == Self.reference(data))
-        for piece in [1, 4095, 8192, 24_577, 65_536, 1 << 20] {
+        for piece in [1, 4095, 8192, 24_577, 65_536, 1 << 20] {  // the last is more than the whole
             var crc = CRC32C()
             var buffer = ByteBuffer(bytes: data)
             while buffer.readableBytes > 0 {

@@ -6,17 +6,7 @@ import SpeedyTestSupport
 
 /// `count` bytes of a repeatable pattern that differs per `seed`.
 func payload(_ count: Int, seed: UInt64) -> ByteBuffer {
-    var generator = SeededGenerator(seed: seed)
-    var bytes = [UInt8](repeating: 0, count: count)
-    var i = 0
-    while i < count {
-        let word = generator.next()
-        for shift in stride(from: 0, to: 64, by: 8) where i < count {
-            bytes[i] = UInt8(truncatingIfNeeded: word >> UInt64(shift))
-            i += 1
-        }
-    }
-    return ByteBuffer(bytes: bytes)
+    ByteBuffer(bytes: TestBytes.random(count, seed: Int(truncatingIfNeeded: seed)))
 }
 
 

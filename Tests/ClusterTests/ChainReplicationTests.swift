@@ -5,6 +5,7 @@ import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 extension ProcessSuites {
     /// Chain replication on real processes: the imageserver sends each chunk once, every member
@@ -23,7 +24,7 @@ extension ProcessSuites {
         }
 
         func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
-            (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed) &* 7 &+ ($0 >> 11)) }
+            TestBytes.random(count, seed: Int(seed))
         }
 
         @Test func theImageserverSendsEachChunkOnceAndEveryMemberStoresIt() async throws {

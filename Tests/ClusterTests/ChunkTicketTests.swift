@@ -4,6 +4,7 @@ import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 extension ProcessSuites {
     /// Issue 23, part 2: a client that may pull a blob gets its chunk map from the registry and
@@ -19,8 +20,7 @@ extension ProcessSuites {
         }
 
         func randomBytes(_ count: Int) -> [UInt8] {
-            var generator = SystemRandomNumberGenerator()
-            return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            TestBytes.random(count, seed: Int.random(in: .min ... .max))
         }
 
         /// Pushes `data` to `repository` as alice; returns its digest.

@@ -242,8 +242,7 @@ final class ClusterHarness: @unchecked Sendable {
             let result = try await Self.run("/usr/bin/umoci", args)
             guard result.status == 0 else { throw HarnessError("umoci \(args[0]) failed: \(result.output)") }
         }
-        var random = SystemRandomNumberGenerator()
-        let data = Data((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &random) })
+        let data = Data(TestBytes.random(bytes, seed: Int.random(in: .min ... .max)))
         try data.write(to: URL(fileURLWithPath: bundle + "/rootfs/payload.bin"))
         try Data("hello from \(name)\n".utf8).write(to: URL(fileURLWithPath: bundle + "/rootfs/hello.txt"))
         let repack = try await Self.run("/usr/bin/umoci", ["repack", "--image", layout + ":latest", bundle])

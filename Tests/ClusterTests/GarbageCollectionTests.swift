@@ -10,6 +10,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SpeedyTestSupport
 #endif
 
 extension ProcessSuites {
@@ -20,11 +21,7 @@ extension ProcessSuites {
         static let ociManifest = "application/vnd.oci.image.manifest.v1+json"
 
         func bytes(_ count: Int, seed: Int) -> [UInt8] {
-            var state = UInt64(truncatingIfNeeded: seed) &* 0x9E37_79B9_7F4A_7C15 &+ 1
-            return (0..<count).map { _ in
-                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                return UInt8(truncatingIfNeeded: state >> 33)
-            }
+            TestBytes.random(count, seed: seed)
         }
 
         /// Pushes a blob in one `POST ?digest=`; the status.

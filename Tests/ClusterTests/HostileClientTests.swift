@@ -86,7 +86,7 @@ extension ProcessSuites {
             try await Task.sleep(for: .milliseconds(500))
 
             // 10 MB in three chunks, pushed and pulled back while the 30 hang.
-            let data = (0..<10_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 12)) }
+            let data = TestBytes.random(10_000_000, seed: 7)
             let digest = Digest.of(data)
             let push = try await client.send(.POST, "/v2/busy/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
             #expect(push.status == 201, "\(String(buffer: push.body))")

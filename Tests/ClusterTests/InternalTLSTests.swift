@@ -65,7 +65,7 @@ extension ProcessSuites {
             let client = ServiceClient(baseURL: "http://127.0.0.1:\(registryPort)", timeout: .seconds(60), transport: .plain)
             let ready = await cluster.eventually(within: 20) { (try? await client.send(.GET, "/v2/"))?.status == 200 }
             #expect(ready, "\(cluster.log("imageserver"))")
-            let data = (0..<6_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 10)) }
+            let data = TestBytes.random(6_000_000, seed: 13)
             let digest = Digest.of(data)
             let push = try await client.send(.POST, "/v2/tls/app/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: data))
             #expect(push.status == 201, "\(String(buffer: push.body))\n\(cluster.log("imageserver"))")

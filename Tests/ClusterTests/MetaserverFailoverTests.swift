@@ -65,10 +65,10 @@ extension ProcessSuites {
             let both = await cluster.eventually(within: 10) { (try? await MasterClient(baseURL: masterURL, transport: ClusterHarness.transport).snapshot())?.metaservers?.count == 2 }
             #expect(both, "\(cluster.roleLogs(["meta1", "meta2", "imageserver"]))")
 
-            let whole = [UInt8]((0..<2_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            let whole = TestBytes.random(2_000_000, seed: 7)
             #expect(try await client.send(.POST, "/v2/fail/app/blobs/uploads/?digest=\(Digest.of(whole))", body: ByteBuffer(bytes: whole)).status == 201)
             // A chunked upload: its first part through the first metaserver…
-            let data = [UInt8]((0..<6_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
+            let data = TestBytes.random(6_000_000, seed: 5)
             let start = try await client.send(.POST, "/v2/fail/app/blobs/uploads/")
             #expect(start.status == 202)
             let location = try #require(start.headers.first(name: "Location"))
@@ -108,7 +108,7 @@ extension ProcessSuites {
             var n = 0
             while ContinuousClock.now < deadline, n < 2000 {
                 n += 1
-                let blob = [UInt8]((0..<size).map { UInt8(truncatingIfNeeded: $0 &* Int(seed) &+ n &* 31 &+ ($0 >> 9)) })
+                let blob = TestBytes.random(size, seed: Int(seed) &* 1000 &+ n)
                 let digest = Digest.of(blob)
                 let reply = try? await client.send(.POST, "/v2/load/s\(seed)/blobs/uploads/?digest=\(digest)", body: ByteBuffer(bytes: blob))
                 outcomes.append(("load/s\(seed)", digest, UInt(reply?.status ?? 0), .now))
@@ -192,7 +192,7 @@ extension ProcessSuites {
             let meta = ServiceClient(baseURL: "http://127.0.0.1:\(metaPort)", transport: .plain)
             #expect(await cluster.eventually(within: 30) { (try? await client.send(.GET, "/readyz"))?.status == 200 }, "\(cluster.log("meta"))")
             try await Self.waitForWholeGroup(cluster, master: masterURL)
-            func blob(_ n: Int) -> [UInt8] { [UInt8]((0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* (n + 3) &+ n) }) }
+            func blob(_ n: Int) -> [UInt8] { TestBytes.random(400_000, seed: n) }
             func push(_ data: [UInt8]) async throws -> Int {
                 try await client.send(.POST, "/v2/outage/app/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data)).status
             }
@@ -268,7 +268,7 @@ extension ProcessSuites {
 
             // A chunked upload whose completion commits through the first metaserver, whose
             // answer never comes back; the imageserver asks the second, which finds it done.
-            let data = [UInt8]((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ ($0 >> 12)) })
+            let data = TestBytes.random(3_000_000, seed: 11)
             let start = try await client.send(.POST, "/v2/lost/app/blobs/uploads/")
             #expect(start.status == 202)
             let location = try #require(start.headers.first(name: "Location"))

@@ -46,8 +46,7 @@ extension ProcessSuites {
         }
 
         func random(_ count: Int) -> [UInt8] {
-            var generator = SystemRandomNumberGenerator()
-            return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            TestBytes.random(count, seed: Int.random(in: .min ... .max))
         }
 
         @Test func countersOnEveryRoleMoveByWhatAPushAndAPullDid() async throws {

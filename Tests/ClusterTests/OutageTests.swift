@@ -17,7 +17,7 @@ extension ProcessSuites {
     struct OutageTests {
         /// `count` bytes that differ with `seed`.
         static func payload(_ count: Int, seed: Int) -> [UInt8] {
-            (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ ($0 >> 9) &+ ($0 >> 17) &* seed) }
+            TestBytes.random(count, seed: seed)
         }
 
         /// Pushes a blob of `count` bytes whole to `repository`; its digest.

@@ -216,7 +216,7 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
-            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ ($0 >> 9)) } }
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { TestBytes.random(count, seed: seed) }
             let a = payload(10_000_000, 1)  // three chunks
             let b = payload(6_000_000, 2)  // two chunks
             for (data, repo) in [(a, "team/a"), (b, "team/b")] {
@@ -270,7 +270,7 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
-            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 29 &+ seed &* 11 &+ ($0 >> 10)) } }
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { TestBytes.random(count, seed: seed) }
             let blobs = [payload(5_000_000, 1), payload(5_000_000, 2), payload(5_000_000, 3), payload(9_000_000, 4)]
             for data in blobs {
                 let pushed = try await client.send(.POST, "/v2/team/c/blobs/uploads/?digest=\(Digest.of(data))", body: ByteBuffer(bytes: data))
@@ -391,7 +391,7 @@ extension ProcessSuites {
             defer { cluster.shutdown() }
             let registry = try await cluster.startRegistry()
             let client = ServiceClient(baseURL: registry.registryURL, timeout: .seconds(30), transport: ClusterHarness.transport)
-            func payload(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ seed &* 5 &+ ($0 >> 8)) } }
+            func payload(_ count: Int, _ seed: Int) -> [UInt8] { TestBytes.random(count, seed: seed) }
             let two = payload(6_000_000, 1)  // two chunks
             let one = payload(1_000_000, 2)  // one chunk
             for data in [two, one] {

@@ -21,7 +21,7 @@ extension ProcessSuites {
         /// Distinct contents for blob `n`: 5 MB and a bit, so two chunks each.
         static func payload(_ n: Int) -> [UInt8] {
             let count = 5_000_000 + n * 4099
-            return (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n &* 7 &+ ($0 >> 9) &+ ($0 >> 17) &* n) }
+            return TestBytes.random(count, seed: n)
         }
 
         /// What the load did: every acknowledged push (blob number and digest) and every failed pull.

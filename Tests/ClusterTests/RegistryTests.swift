@@ -24,7 +24,7 @@ extension ProcessSuites {
         }
 
         func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
-            (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &* 7 &+ ($0 >> 9)) }
+            TestBytes.random(count, seed: Int(seed))
         }
 
         /// Pushes a blob in one `POST ?digest=` and returns its digest.

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SpeedyClients
 import SpeedyCore
 import Testing
+import SpeedyTestSupport
 
 extension ProcessSuites {
     /// What an upload that fails, is cancelled or loses a race leaves on the chunkservers: nothing
@@ -11,7 +12,7 @@ extension ProcessSuites {
     @Suite("Upload cleanup", .serialized)
     struct UploadCleanupTests {
         func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
-            (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ Int(seed) &* 5 &+ ($0 >> 10)) }
+            TestBytes.random(count, seed: Int(seed))
         }
 
         /// Chunks on each chunkserver of group 1.

@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+import SpeedyTestSupport
 
 @testable import ImageServer
 
@@ -10,7 +11,7 @@ struct ChunkCutterTests {
     static let chunk = 1 << 20
     static let slice = ChunkCutter.firstSlice
 
-    func bytes(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 11)) } }
+    func bytes(_ count: Int) -> [UInt8] { TestBytes.random(count, seed: 7) }
 
     /// Pieces that straddle chunk boundaries become whole chunks and one shorter last chunk, with
     /// every byte in order; each chunk holds a whole chunk's budget until its writer gives it back.

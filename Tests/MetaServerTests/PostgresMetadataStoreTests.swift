@@ -160,9 +160,12 @@ struct PostgresMetadataStoreTests {
         #expect(url.database == "meta" && url.sslMode == "require" && url.maximumConnections == 8)
         #expect(url.redacted == "postgresql://alice@db.example:6543/meta")
         #expect(try PostgresURL("postgres://bob@h/d", environment: ["PGPASSWORD": "from-env"]).password == "from-env")
+        #expect(url.connectionWait == PostgresBackend.defaultConnectionWait)
+        #expect(try PostgresURL("postgresql://a@h/d?connect_timeout=30", environment: [:]).connectionWait == .seconds(30))
         for bad in [
             "mysql://a@h/d", "postgresql://h/d", "postgresql://a@/d", "postgresql://a@h", "postgresql://a@h/d?sslmode=maybe",
             "postgresql://a@h/d?pool=0", "postgresql://a@h/d?pool=99999999999999999999", "postgresql://a@h:70000/d", "postgresql://a@h/d?x=1",
+            "postgresql://a@h/d?connect_timeout=0", "postgresql://a@h/d?connect_timeout=601", "postgresql://a@h/d?connect_timeout=2s",
             "not a url",
         ] {
             #expect(throws: PostgresURL.Invalid.self, "\(bad)") { try PostgresURL(bad, environment: [:]) }

@@ -19,7 +19,7 @@ struct BlobCacheTests {
 
     /// A blob of `count` bytes, different for each `seed`.
     func blob(_ count: Int, _ seed: UInt8) -> (digest: Digest, bytes: [UInt8]) {
-        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7) &+ seed }
+        let bytes = TestBytes.random(count, seed: Int(seed))
         return (Digest.of(bytes), bytes)
     }
 

@@ -18,6 +18,8 @@ public final class PostgresBackend: Sendable {
     public let location: String
     private let runner: Task<Void, Never>
     private let logger: Logger
+    /// How long an operation waits for a connection (the URL's `connect_timeout`).
+    private let leaseTimeout: Duration
 
     /// Opens a pool to `url` (see ``PostgresURL``). Connections are made on first use.
     public init(url: PostgresURL, logger: Logger) {
@@ -34,6 +36,7 @@ public final class PostgresBackend: Sendable {
         self.client = client
         self.location = url.redacted
         self.logger = logger
+        self.leaseTimeout = url.connectionWait
         runner = Task { await client.run() }
     }
 
@@ -66,9 +69,10 @@ public final class PostgresBackend: Sendable {
 
     /// How long a transaction that keeps losing serialization conflicts is run again.
     public static let conflictBudget: Duration = .seconds(10)
-    /// How long an operation waits for a connection before failing: the pool keeps trying to
-    /// connect in the background, but a request should not hang on a database that is gone.
-    static let leaseTimeout: Duration = .seconds(4)
+    /// How long an operation waits for a connection before failing, unless the URL says
+    /// otherwise: the pool keeps trying to connect in the background, but a request should not
+    /// hang on a database that is gone.
+    public static let defaultConnectionWait: Duration = .seconds(4)
 
     /// Runs `body`'s queries in a `SERIALIZABLE` transaction and commits it; rolls back when `body`
     /// throws (its error is rethrown as is). When PostgreSQL aborts it for a conflict with a
@@ -94,10 +98,10 @@ public final class PostgresBackend: Sendable {
     }
 
     /// Leases a connection for `body`, failing with ``Unreachable`` when none comes within
-    /// ``leaseTimeout``.
+    /// the URL's connection wait (``defaultConnectionWait`` unless it says `connect_timeout`).
     func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let race = LeaseRace()
-        let unreachable = Unreachable(location: location, timeout: Self.leaseTimeout)
+        let unreachable = Unreachable(location: location, timeout: leaseTimeout)
         // The work runs in a child task beside its timer; both end before this returns. Exactly
         // one of them wins: a body never runs once its caller was told the database is gone.
         return try await withoutActuallyEscaping(body) { body in
@@ -109,7 +113,7 @@ public final class PostgresBackend: Sendable {
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: Self.leaseTimeout)
+                    try await Task.sleep(for: self.leaseTimeout)
                     if race.timedOut() { throw unreachable }
                     return nil
                 }
@@ -294,7 +298,7 @@ public final class PostgresBackend: Sendable {
 }
 
 /// A `postgresql://` (or `postgres://`) connection URL, parsed and checked:
-/// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require&pool=N]`.
+/// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require&pool=N&connect_timeout=S]`.
 ///
 /// Without a password in the URL, `PGPASSWORD` is used, so the password need not appear on a
 /// command line. `sslmode` is `prefer` by default, as libpq's (TLS when offered, the certificate
@@ -308,6 +312,9 @@ public struct PostgresURL: Sendable, Equatable {
     public var database: String
     public var sslMode: String
     public var maximumConnections: Int
+    /// How long a call waits for a connection before it fails (`connect_timeout`, in seconds, as
+    /// libpq names it).
+    public var connectionWait: Duration
 
     /// Why a URL was refused; the message never repeats the password.
     public struct Invalid: Error, CustomStringConvertible {
@@ -332,6 +339,7 @@ public struct PostgresURL: Sendable, Equatable {
         self.database = database
         sslMode = "prefer"
         maximumConnections = 20
+        connectionWait = PostgresBackend.defaultConnectionWait
         for item in components.queryItems ?? [] {
             switch (item.name, item.value ?? "") {
             case ("sslmode", let mode) where ["disable", "prefer", "require"].contains(mode): sslMode = mode
@@ -339,7 +347,13 @@ public struct PostgresURL: Sendable, Equatable {
             case ("pool", let value):
                 guard let count = Int(value), (1...500).contains(count) else { throw Invalid(description: "pool must be 1 to 500 connections") }
                 maximumConnections = count
-            case (let name, _): throw Invalid(description: "unknown database URL parameter \(name) (sslmode and pool are known)")
+            case ("connect_timeout", let value):
+                guard let seconds = Int(value), (1...600).contains(seconds) else {
+                    throw Invalid(description: "connect_timeout must be 1 to 600 seconds")
+                }
+                connectionWait = .seconds(seconds)
+            case (let name, _):
+                throw Invalid(description: "unknown database URL parameter \(name) (sslmode, pool and connect_timeout are known)")
             }
         }
     }
