@@ -236,10 +236,18 @@ struct TransferJob {
         }
     }
 
-    /// The final verification: the two listings, chunk for chunk.
+    /// The final verification: the two listings, chunk for chunk. A chunk an imageserver is
+    /// writing along the chain is on one member a moment before the other, so a difference counts
+    /// only when it is still there at every look over the next seconds.
     private func verify(_ report: inout TransferReport, copiedIds: Set<UInt64>) async throws {
-        let (sourceListing, destinationListing) = try await listings(for: " for the final verification")
-        report.unverified = Self.missing(from: destinationListing, of: sourceListing).map(\.fileId)
+        var (sourceListing, destinationListing) = try await listings(for: " for the final verification")
+        var unverified = Set(Self.missing(from: destinationListing, of: sourceListing).map(\.fileId))
+        for _ in 0..<3 where !unverified.isEmpty {
+            try await Task.sleep(for: .seconds(1))
+            (sourceListing, destinationListing) = try await listings(for: " for the final verification")
+            unverified.formIntersection(Self.missing(from: destinationListing, of: sourceListing).map(\.fileId))
+        }
+        report.unverified = unverified.sorted()
         report.chunksWrittenByImageservers = max(0, Set(destinationListing.keys).subtracting(copiedIds).count - report.chunksAlreadyThere)
     }
 
