@@ -19,7 +19,7 @@ public final class PostgresBackend: Sendable {
     private let runner: Task<Void, Never>
     private let logger: Logger
     /// How long an operation waits for a connection (the URL's `connect_timeout`).
-    private let leaseTimeout: Duration
+    private let connectionWait: Duration
 
     /// Opens a pool to `url` (see ``PostgresURL``). Connections are made on first use.
     public init(url: PostgresURL, logger: Logger) {
@@ -36,7 +36,7 @@ public final class PostgresBackend: Sendable {
         self.client = client
         self.location = url.redacted
         self.logger = logger
-        self.leaseTimeout = url.connectionWait
+        self.connectionWait = url.connectionWait
         runner = Task { await client.run() }
     }
 
@@ -101,7 +101,7 @@ public final class PostgresBackend: Sendable {
     /// the URL's connection wait (``defaultConnectionWait`` unless it says `connect_timeout`).
     func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let race = LeaseRace()
-        let unreachable = Unreachable(location: location, timeout: leaseTimeout)
+        let unreachable = Unreachable(location: location, timeout: connectionWait)
         // The work runs in a child task beside its timer; both end before this returns. Exactly
         // one of them wins: a body never runs once its caller was told the database is gone.
         return try await withoutActuallyEscaping(body) { body in
@@ -113,7 +113,7 @@ public final class PostgresBackend: Sendable {
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: self.leaseTimeout)
+                    try await Task.sleep(for: self.connectionWait)
                     if race.timedOut() { throw unreachable }
                     return nil
                 }
