@@ -49,11 +49,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("crypto")]
         ),
         // SpeedyCore: the vocabulary every process shares (wire types, error codes, chunk keys, image
-        // metadata records, checksums) and no I/O but files: what NIOCore is to NIO.
+        // metadata records, checksums, the parsers of request input) and no I/O but files: what
+        // NIOCore is to NIO. Kept free of server frameworks, so its parsers can be fuzzed alone.
         .target(
             name: "SpeedyCore",
             dependencies: [
                 "CSpeedy",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/Servers/SpeedyCore",

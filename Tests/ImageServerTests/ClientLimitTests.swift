@@ -3,8 +3,9 @@ import Foundation
 import Logging
 import NIOCore
 @testable import ServerSupport
-import Testing
+import SpeedyCore
 import SpeedyTestSupport
+import Testing
 
 @Suite("Client limits")
 struct ClientLimitTests {

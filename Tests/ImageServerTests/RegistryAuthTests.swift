@@ -4,6 +4,7 @@ import HTTPTypes
 @testable import ImageServer
 import JWTKit
 import Logging
+import SpeedyCore
 import SpeedyTestSupport
 import Synchronization
 import Testing
@@ -295,12 +296,12 @@ struct RegistryAuthTests {
 
     @Test func basicCredentialsParseWithoutTrapping() {
         let header = "Basic " + Data("alice:pa:ss".utf8).base64EncodedString()
-        #expect(RegistryAuth.basicCredentials(header).map { [$0.0, $0.1] } == ["alice", "pa:ss"])
+        #expect(BasicCredentials(header: header).map { [$0.user, $0.password] } == ["alice", "pa:ss"])
         var generator = SeededGenerator(seed: 7)
         for _ in 0..<5_000 {
             let bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            _ = RegistryAuth.basicCredentials("Basic " + String(decoding: bytes, as: UTF8.self))
-            _ = RegistryAuth.basicCredentials("Basic " + Data(bytes).base64EncodedString())
+            _ = BasicCredentials(header: "Basic " + String(decoding: bytes, as: UTF8.self))
+            _ = BasicCredentials(header: "Basic " + Data(bytes).base64EncodedString())
         }
     }
 

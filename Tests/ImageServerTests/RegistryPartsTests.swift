@@ -108,11 +108,11 @@ struct RegistryPartsTests {
         #expect(parsed.blobs.map(\.description) == [config, layer])
         #expect(parsed.subject?.description == layer)
         #expect(parsed.artifactType == "application/vnd.oci.image.config.v1+json")
-        #expect(throws: OCIError.self) { try ManifestParser.parse(Array("not json".utf8), contentType: nil) }
-        #expect(throws: OCIError.self) {
+        #expect(throws: ManifestError.self) { try ManifestParser.parse(Array("not json".utf8), contentType: nil) }
+        #expect(throws: ManifestError.self) {
             try ManifestParser.parse(Array(image.utf8), contentType: "application/vnd.docker.distribution.manifest.v2+json")
         }
-        #expect(throws: OCIError.self) { try ManifestParser.parse(Array("{\"schemaVersion\":1}".utf8), contentType: "application/json") }
+        #expect(throws: ManifestError.self) { try ManifestParser.parse(Array("{\"schemaVersion\":1}".utf8), contentType: "application/json") }
         let index = """
             {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"\(layer)","size":3}]}
             """

@@ -142,7 +142,7 @@ struct RequestParserFuzzTests {
             _ = RepositoryPattern(input)?.matches("team/app/x")
         }
         for input in Self.inputs(["alice:$2y$10$" + String(repeating: "a", count: 53)], seed: 9) { _ = try? UserFile(parsing: input) }
-        for input in Self.inputs(["Basic YWxpY2U6cGFzcw==", "Basic", "Basic ===="], seed: 10) { _ = RegistryAuth.basicCredentials(input) }
+        for input in Self.inputs(["Basic YWxpY2U6cGFzcw==", "Basic", "Basic ===="], seed: 10) { _ = BasicCredentials(header: input) }
     }
 
     /// The JSON bodies the internal APIs accept: mutated, they decode or throw, never trap.

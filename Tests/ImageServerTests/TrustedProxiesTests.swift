@@ -5,6 +5,7 @@ import HummingbirdTesting
 @testable import ImageServer
 import NIOCore
 import ServerSupport
+import SpeedyCore
 import SpeedyTestSupport
 import Testing
 

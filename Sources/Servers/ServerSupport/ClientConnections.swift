@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOCore
+import SpeedyCore
 import Synchronization
 
 /// The open connections of a port, per client: the table behind

@@ -1,3 +1,5 @@
+import SpeedyCore
+
 /// What a role's port allows one client's connections: how many at once, and how long a request
 /// head may take to arrive. Sockets are what a client can hold without sending a byte of a
 /// request, so these are checked on the connection, before TLS and before any route.

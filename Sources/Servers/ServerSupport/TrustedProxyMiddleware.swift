@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import SpeedyCore
 
 /// A request context whose client address a trusted proxy may name.
 public protocol ProxiedRequestContext: RemoteAddressRequestContext {

@@ -1,7 +1,8 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import ImageServer
-import CommandLineSupport
+import SpeedyCore
 
 /// `speedy htpasswd USER`: an htpasswd line with a bcrypt hash, for the imageserver's --htpasswd
 /// file, without Apache's tools.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HummingbirdBcrypt
 import NIOPosix
+import SpeedyCore
 import Synchronization
 
 /// Checks passwords against a ``UserFile``, with failed logins limited by a ``LoginLimiter``.

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import Logging
+import SpeedyCore
 import Synchronization
 
 /// Where the registry's logins and permissions come from.
@@ -142,18 +143,11 @@ final class RegistryAuth: Sendable {
             return await issuer.check(String(header.dropFirst(7))).map { .token($0) }
         }
         if header.hasPrefix("Basic ") {
-            guard let (user, password) = Self.basicCredentials(header) else { return nil }
-            return try await passwords.check(user: user, password: password, from: client) ? .user(user) : nil
+            guard let credentials = BasicCredentials(header: header) else { return nil }
+            let user = credentials.user
+            return try await passwords.check(user: user, password: credentials.password, from: client) ? .user(user) : nil
         }
         return nil
-    }
-
-    /// User and password of a `Basic` header, or nil if it is malformed.
-    static func basicCredentials(_ header: String) -> (String, String)? {
-        guard header.utf8.count <= 4096, let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
-        else { return nil }
-        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
     }
 
     /// What the policy gives `user` on `repository`.

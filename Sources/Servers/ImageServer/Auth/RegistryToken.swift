@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import JWTKit
+import SpeedyCore
 
 /// The claims of a registry bearer token, in the form Docker's token specification gives them:
 /// who (`sub`, absent for anonymous), for which service (`aud`), until when (`exp`), and the

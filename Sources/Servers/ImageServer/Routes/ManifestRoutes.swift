@@ -48,7 +48,12 @@ extension RegistryAPI {
             tag = reference
             digest = Digest.of(content)
         }
-        let parsed = try ManifestParser.parse(content, contentType: request.headers[.contentType])
+        let parsed: ParsedManifest
+        do {
+            parsed = try ManifestParser.parse(content, contentType: request.headers[.contentType])
+        } catch {
+            throw OCIError.manifestInvalid(error.reason)
+        }
         for blob in parsed.blobs where try await meta.blob(blob, in: name) == nil {
             throw OCIError.manifestBlobUnknown(blob: blob.description, in: name)
         }

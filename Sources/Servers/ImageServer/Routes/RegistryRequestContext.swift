@@ -1,6 +1,7 @@
 import Hummingbird
 import NIOCore
 import ServerSupport
+import SpeedyCore
 
 /// The request context of the registry API: the connection, the client's address and, once
 /// logged in, who the client is.

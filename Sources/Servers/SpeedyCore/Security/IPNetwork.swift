@@ -71,8 +71,10 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
     /// The address bytes of a socket address; nil for a Unix socket or none.
     public static func bytes(of socket: SocketAddress?) -> [UInt8]? {
         switch socket {
-        case .v4(let v4)?: withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
-        case .v6(let v6)?: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        // By offset, as every sockaddr lays them out (family and port, then for IPv6 the flow
+        // label): the fields' names come from NIO's C module, which SpeedyCore does not import.
+        case .v4(let v4)?: withUnsafeBytes(of: v4.address) { Array($0[4..<8]) }
+        case .v6(let v6)?: withUnsafeBytes(of: v6.address) { Array($0[8..<24]) }
         default: nil
         }
     }

@@ -7,7 +7,7 @@ public enum RegistryAction: String, Sendable, Hashable, Codable, CaseIterable, C
     public static func < (a: RegistryAction, b: RegistryAction) -> Bool { a.rawValue < b.rawValue }
 
     /// Parses `pull,push` or `*` (all); nil on an unknown action.
-    static func parseList(_ text: Substring) -> Set<RegistryAction>? {
+    package static func parseList(_ text: Substring) -> Set<RegistryAction>? {
         var actions: Set<RegistryAction> = []
         for word in text.split(separator: ",", omittingEmptySubsequences: true) {
             if word == "*" {
@@ -37,13 +37,19 @@ public enum RegistryAction: String, Sendable, Hashable, Codable, CaseIterable, C
 /// components. ACTIONS is a comma list of `pull`, `push`, `delete`, or `*`. Rights add up over
 /// every matching line; nothing matches, nothing is allowed.
 public struct AccessPolicy: Sendable, Equatable {
-    struct Rule: Sendable, Equatable {
-        var who: String
-        var pattern: RepositoryPattern
-        var actions: Set<RegistryAction>
+    package struct Rule: Sendable, Equatable {
+        package var who: String
+        package var pattern: RepositoryPattern
+        package var actions: Set<RegistryAction>
+
+        package init(who: String, pattern: RepositoryPattern, actions: Set<RegistryAction>) {
+            self.who = who
+            self.pattern = pattern
+            self.actions = actions
+        }
     }
 
-    var rules: [Rule]
+    package var rules: [Rule]
 
     /// A policy line that cannot be used, with its line number.
     public struct ParseError: Error, Sendable, CustomStringConvertible {
@@ -58,7 +64,7 @@ public struct AccessPolicy: Sendable, Equatable {
     /// Logged-in users may do everything, anonymous nothing: htpasswd without an access file.
     public static let usersOnly = AccessPolicy(rules: [Rule(who: "*", pattern: RepositoryPattern("**")!, actions: Set(RegistryAction.allCases))])
 
-    init(rules: [Rule]) { self.rules = rules }
+    package init(rules: [Rule]) { self.rules = rules }
 
     /// Parses an access file's text.
     public init(parsing text: String) throws(ParseError) {
@@ -105,13 +111,13 @@ public struct AccessPolicy: Sendable, Equatable {
 
 /// A repository name pattern: `*` matches within a path component, `**` across them.
 public struct RepositoryPattern: Sendable, Equatable {
-    enum Piece: Equatable {
+    package enum Piece: Equatable {
         case literal(String)
         case segment
         case any
     }
 
-    let pieces: [Piece]
+    package let pieces: [Piece]
 
     /// Parses a pattern; nil if it is empty or has characters no repository name has.
     public init?(_ text: String) {

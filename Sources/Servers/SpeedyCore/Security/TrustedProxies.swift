@@ -22,7 +22,7 @@ public struct TrustedProxies: Sendable {
     public var header: Header
 
     /// Hops read from the right of the header at most; a longer chain is not a real one.
-    static let maximumHops = 32
+    package static let maximumHops = 32
 
     /// Proxies in `networks` that set `header`.
     public init(networks: [IPNetwork], header: Header = .xForwardedFor) {
@@ -55,7 +55,7 @@ public struct TrustedProxies: Sendable {
     /// The addresses of a forwarding header's last `last` hops, in order; nil for a hop that
     /// names no IP address (`unknown`, an obfuscated `_name`, garbage). Only those are parsed,
     /// however long the header.
-    static func hops(_ value: String, header: Header, last: Int = .max) -> [[UInt8]?] {
+    package static func hops(_ value: String, header: Header, last: Int = .max) -> [[UInt8]?] {
         value.split(separator: ",", omittingEmptySubsequences: false).suffix(last).map { element in
             switch header {
             case .xForwardedFor: return address(element.trimmingSpaces)
@@ -71,7 +71,7 @@ public struct TrustedProxies: Sendable {
 
     /// An IP address, with or without a port: `192.0.2.1`, `192.0.2.1:443`, `2001:db8::1`,
     /// `[2001:db8::1]`, `[2001:db8::1]:443`.
-    static func address(_ text: Substring) -> [UInt8]? {
+    package static func address(_ text: Substring) -> [UInt8]? {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let rest = text[text.index(after: close)...]
@@ -89,7 +89,7 @@ public struct TrustedProxies: Sendable {
         return IPNetwork.parseAddress(text)
     }
 
-    static func socketAddress(_ bytes: [UInt8]) -> SocketAddress? {
+    package static func socketAddress(_ bytes: [UInt8]) -> SocketAddress? {
         guard let text = IPNetwork.text(bytes) else { return nil }
         return try? SocketAddress(ipAddress: text, port: 0)
     }

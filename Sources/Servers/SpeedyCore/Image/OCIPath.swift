@@ -1,6 +1,6 @@
 /// What a path under `/v2/` asks for, parsed from its last components, since repository names
 /// have slashes of their own.
-enum OCIPath: Equatable {
+package enum OCIPath: Equatable {
     case base
     case catalog
     case tags(name: String)
@@ -14,7 +14,7 @@ enum OCIPath: Equatable {
     case chunkMap(name: String, digest: String)
 
     /// The methods the API answers on this path, as an `Allow` header value.
-    var allowedMethods: String {
+    package var allowedMethods: String {
         switch self {
         case .base, .catalog, .tags, .referrers: "GET, HEAD, OPTIONS"
         case .chunkMap: "GET, OPTIONS"
@@ -26,7 +26,7 @@ enum OCIPath: Equatable {
     }
 
     /// The route's name in metrics, with the repository and references left out (`/v2/<name>/blobs/<digest>`).
-    var routeLabel: String {
+    package var routeLabel: String {
         switch self {
         case .base: "/v2/"
         case .catalog: "/v2/_catalog"
@@ -41,7 +41,7 @@ enum OCIPath: Equatable {
     }
 
     /// Parses a request path; nil when it is not an API path.
-    init?(path: String) {
+    package init?(path: String) {
         guard path.hasPrefix("/v2") else { return nil }
         let rest = path.dropFirst(3)
         if rest.isEmpty || rest == "/" {
@@ -82,7 +82,7 @@ enum OCIPath: Equatable {
     }
 
     /// The repository the path names, if any.
-    var name: String? {
+    package var name: String? {
         switch self {
         case .base, .catalog: nil
         case .tags(let name), .manifest(let name, _), .blob(let name, _), .uploads(let name), .upload(let name, _),

@@ -3,20 +3,20 @@
 ///
 /// Both numbers are decimal digits only (no sign, no spaces inside) of at most 20 digits, and
 /// every sum is checked: the header comes from the network, and no value in it may trap.
-struct UploadContentRange: Equatable, Sendable {
+package struct UploadContentRange: Equatable, Sendable {
     /// Offset of the first byte.
-    let start: UInt64
+    package let start: UInt64
     /// Offset of the last byte (inclusive).
-    let end: UInt64
+    package let end: UInt64
 
     /// Bytes the range covers; nil when the count does not fit in 64 bits (`0-18446744073709551615`).
-    var length: UInt64? {
+    package var length: UInt64? {
         let (count, overflow) = (end - start).addingReportingOverflow(1)
         return overflow ? nil : count
     }
 
     /// Parses a header value; nil when it is not `start-end` with `end >= start`.
-    init?(parsing header: String) {
+    package init?(parsing header: String) {
         var text = Substring(header)
         for prefix in ["bytes ", "bytes="] where text.hasPrefix(prefix) {
             text = text.dropFirst(prefix.count)

@@ -1,5 +1,4 @@
 import Foundation
-import HummingbirdBcrypt
 
 /// The registry's users: an htpasswd file of `user:bcrypt-hash` lines (`htpasswd -B` makes them;
 /// so does `speedy up --auth`). Other hash kinds (MD5, SHA-1, crypt) are refused when the file is
@@ -12,7 +11,7 @@ public struct UserFile: Sendable {
         public var description: String { "htpasswd line \(line): \(reason)" }
     }
 
-    let hashes: [String: String]
+    package let hashes: [String: String]
 
     /// The user names, for logs and tests.
     public var users: [String] { hashes.keys.sorted() }
@@ -52,10 +51,4 @@ public struct UserFile: Sendable {
         }
         return nil
     }
-
-    /// An htpasswd line for `user` with a bcrypt hash of `password`.
-    public static func line(user: String, password: String, cost: UInt8 = 10) -> String {
-        "\(user):\(Bcrypt.hash(password, cost: cost))"
-    }
 }
-
