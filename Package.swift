@@ -17,6 +17,8 @@ let package = Package(
         .executable(name: "transfer", targets: ["Transfer"]),
         .executable(name: "speedy-bench", targets: ["SpeedyBench"]),
         .executable(name: "speedy-console", targets: ["SpeedyConsole"]),
+        // For Tests/Fuzz's own package, which builds the parsers with libFuzzer's instrumentation.
+        .library(name: "ParserFuzzing", targets: ["ParserFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -384,6 +386,14 @@ let package = Package(
             path: "Tests/SpeedyTestSupport",
             swiftSettings: swiftSettings
         ),
+        // ParserFuzzing: one fuzz target per parser of request input, run by the tests on the
+        // corpus in Tests/Fuzz/corpus and by libFuzzer through Tests/Fuzz/run.
+        .target(
+            name: "ParserFuzzing",
+            dependencies: ["SpeedyCore"],
+            path: "Tests/Fuzz/ParserFuzzing",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ChunkStorageTests",
             dependencies: ["ChunkStorage", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
@@ -418,7 +428,7 @@ let package = Package(
         .testTarget(
             name: "ImageServerTests",
             dependencies: [
-                "ImageServer", "ChunkMaster", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
+                "ImageServer", "ChunkMaster", "ParserFuzzing", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings
@@ -440,6 +450,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
+                "ParserFuzzing",
                 "SpeedyCore",
                 "SpeedyClients",
                 "GarbageCollection",

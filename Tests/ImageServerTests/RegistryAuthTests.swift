@@ -70,6 +70,9 @@ struct RegistryAuthTests {
             ($0 as? UserFile.ParseError)?.line == 2
         }
         #expect(throws: UserFile.ParseError.self) { try UserFile(parsing: "bob:{SHA}abc=\n") }
+        // 60 characters but not 60 bytes of bcrypt's alphabet (found by Tests/Fuzz/run).
+        #expect(throws: UserFile.ParseError.self) { try UserFile(parsing: "bob:$2y$10$" + String(repeating: "é", count: 53) + "\n") }
+        #expect(throws: UserFile.ParseError.self) { try UserFile(parsing: "bob:$2y$1x$" + String(repeating: "a", count: 53) + "\n") }
     }
 
     @Test func tokensCheckOutOnlyWhenOursUnexpiredAndForThisService() async throws {

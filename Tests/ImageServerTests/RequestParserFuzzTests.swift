@@ -1,13 +1,15 @@
 import Foundation
 @testable import ImageServer
 import NIOCore
+import ParserFuzzing
 import SpeedyCore
 import SpeedyTestSupport
 import Testing
 
-/// Every parser of request input, fed random and mutated input: none may trap, and what parses
-/// must be consistent. Runs are bounded and seeded (a failure names its seed and input); set
-/// SPEEDY_FUZZ_ITERATIONS for a longer run (docs/security.md records one).
+/// Every parser of request input, fed its fuzz target's corpus and seeded mutations of it: none
+/// may trap, and what parses must be consistent (the checks are the ``FuzzTarget``s that
+/// `Tests/Fuzz/run` hands to libFuzzer). Runs are bounded and seeded (a failure names its input);
+/// set SPEEDY_FUZZ_ITERATIONS for a longer run.
 @Suite("Request parser fuzzing")
 struct RequestParserFuzzTests {
     static let iterations = ProcessInfo.processInfo.environment["SPEEDY_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 3000
@@ -54,118 +56,61 @@ struct RequestParserFuzzTests {
         }
     }
 
-    @Test func pathsAndNames() {
-        let seeds = [
-            "/v2/", "/v2/_catalog", "/v2/team/app/manifests/v1", "/v2/a/b/c/blobs/sha256:" + String(repeating: "0", count: 64),
-            "/v2/x/blobs/uploads/", "/v2/x/blobs/uploads/0b4c", "/v2/x/tags/list", "/v2/x/referrers/sha256:00",
-            "/v2/x/_speedy/chunks/sha256:00",
-        ]
-        for input in Self.inputs(seeds, seed: 1) {
-            guard let path = OCIPath(path: input) else { continue }
-            if let name = path.name { _ = OCINames.isValidRepository(name) }
-            _ = path.allowedMethods
-            if case .manifest(_, let reference) = path { _ = OCINames.isValidTag(reference) || Digest(parsing: reference) != nil }
+    /// The corpus of a libFuzzer target (`Tests/Fuzz/corpus/<name>/`): seeds, what long runs kept,
+    /// and every input that once found a bug (`regression-…`).
+    static func corpus(_ target: FuzzTarget) throws -> [(name: String, bytes: [UInt8])] {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/\(target.name)")
+        return try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map { name in
+            (name, Array(try Data(contentsOf: directory.appendingPathComponent(name))))
         }
     }
 
-    @Test func digests() {
-        let seeds = ["sha256:" + String(repeating: "a", count: 64), "sha512:" + String(repeating: "0", count: 128), "sha256:abc"]
-        for input in Self.inputs(seeds, seed: 2) {
-            if let digest = Digest(parsing: input) {
-                #expect(Digest(parsing: digest.description) == digest, "\(input)")
+    /// Every input of every target's corpus passes its check: what libFuzzer once found stays fixed.
+    @Test(arguments: FuzzTarget.all.map(\.name))
+    func theCorpusPasses(_ name: String) throws {
+        let target = try #require(FuzzTarget.named(name))
+        let corpus = try Self.corpus(target)
+        #expect(!corpus.isEmpty, "Tests/Fuzz/corpus/\(name) is empty")
+        for input in corpus {
+            #expect(target.run(input.bytes) == nil, "corpus/\(name)/\(input.name): \(target.run(input.bytes) ?? "")")
+        }
+    }
+
+    /// Each target on `iterations` seeded mutations of its corpus: the check libFuzzer runs, here
+    /// without its instrumentation, so every `swift test` fuzzes a little.
+    @Test(arguments: FuzzTarget.all.map(\.name))
+    func mutationsOfTheCorpusPass(_ name: String) throws {
+        let target = try #require(FuzzTarget.named(name))
+        let seeds = try Self.corpus(target).map { String(decoding: $0.bytes, as: UTF8.self) }
+        for (i, input) in Self.inputs(seeds, seed: UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xffff)).enumerated() {
+            let bytes = Array(input.utf8)
+            if let problem = target.run(bytes) {
+                Issue.record("\(name) input \(i) \(input.debugDescription): \(problem)")
+                return
             }
         }
     }
 
-    @Test func byteRangesStayInsideTheBlob() {
-        let seeds = ["bytes=0-99", "bytes=-5", "bytes=10-", "bytes=5-1", "bytes=0-18446744073709551615"]
-        var generator = SeededGenerator(seed: 3)
-        for input in Self.inputs(seeds, seed: 3) {
-            let length = UInt64.random(in: 0...1_000_000, using: &generator)
-            if case .partial(let range) = ByteRangeRequest.resolve(input, length: length) {
-                #expect(range.upperBound < length, "\(input) on \(length)")
-            }
-        }
+    /// Every target has a corpus directory, and every corpus directory a target.
+    @Test func everyCorpusHasItsTarget() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus")
+        let directories = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+        #expect(directories == FuzzTarget.all.map(\.name).sorted())
     }
 
-    @Test func contentRangesAndPageSizes() {
-        for input in Self.inputs(["0-99", "bytes 0-18446744073709551615/*", "5-5/10"], seed: 4) {
-            if let range = UploadContentRange(parsing: input) { #expect(range.end >= range.start) }
-        }
+    @Test func pageSizes() {
         for input in Self.inputs(["100", "0", "99999999999999999999999", "-1"], seed: 5) {
             if let n = try? RegistryAPI.pageSize(Substring(input)) { #expect((0...RegistryAPI.largestPage).contains(n)) }
         }
     }
 
-    /// `X-Speedy-Chain`: what parses is at most ``ReplicationChain/maxMembers`` distinct
-    /// `HOST:PORT`s with a real port and no URL syntax in the host, and formats back the same.
-    @Test func replicationChains() {
-        let seeds = ["10.0.0.1:7657", "a:1,b:2,c:3", "[::1]:7657,10.0.0.2:7658", "", "h:0", "a:1,a:1", "x:1,y:2,", "u@h:1", "h/1:2", "h?x:1", "h#:2"]
-        for input in Self.inputs(seeds, seed: 9) {
-            guard let tail = ReplicationChain.parseTail(input) else { continue }
-            #expect(tail.count <= ReplicationChain.maxMembers, "\(input)")
-            #expect(Set(tail).count == tail.count, "\(input)")
-            for member in tail {
-                let address = HostPort(parsing: member)
-                #expect(address != nil && address!.port > 0 && address!.port <= 65535, "\(input)")
-                #expect(!member.contains(where: { "/@?#, ".contains($0) }), "\(input)")
-            }
-            #expect(ReplicationChain.parseTail(tail.joined(separator: ",")) == tail, "\(input)")
-        }
-        // Rotation: every member heads in turn, and the order is kept.
+    /// A chain's rotation: every member heads in turn, and the order is kept.
+    @Test func replicationChainsRotate() {
         let members = ["a:1", "b:2", "c:3"]
         #expect((0..<6).map { ReplicationChain.rotated(members, by: UInt64($0)).members.first! } == ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3"])
         #expect(ReplicationChain.rotated(members, by: 4).members == ["b:2", "c:3", "a:1"])
         #expect(ReplicationChain.rotated(members, by: UInt64.max).members.count == 3)
         #expect(ReplicationChain.rotated([], by: 7).members.isEmpty)
-    }
-
-    @Test func manifests() {
-        let layer = "sha256:" + String(repeating: "1", count: 64)
-        let seeds = [
-            #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(layer)","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(layer)","size":3}]}"#,
-            #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"\#(layer)","size":3}]}"#,
-            #"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"#,
-        ]
-        for input in Self.inputs(seeds, seed: 6) {
-            for type in [nil, "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"] {
-                _ = try? ManifestParser.parse(Array(input.utf8), contentType: type)
-            }
-        }
-    }
-
-    @Test func accessFilesUserFilesAndCredentials() {
-        for input in Self.inputs(["admin ** *\n* team/* pull,push\nanonymous public/** pull\n"], seed: 7) {
-            if let policy = try? AccessPolicy(parsing: input) { _ = policy.actions(for: "admin", on: "team/app") }
-        }
-        for input in Self.inputs(["team/*/x", "**", "a*b*c"], seed: 8) {
-            _ = RepositoryPattern(input)?.matches("team/app/x")
-        }
-        for input in Self.inputs(["alice:$2y$10$" + String(repeating: "a", count: 53)], seed: 9) { _ = try? UserFile(parsing: input) }
-        for input in Self.inputs(["Basic YWxpY2U6cGFzcw==", "Basic", "Basic ===="], seed: 10) { _ = BasicCredentials(header: input) }
-    }
-
-    /// The JSON bodies the internal APIs accept: mutated, they decode or throw, never trap.
-    @Test func wireTypes() throws {
-        let chunk = ChunkRef(group: 1, fileId: 2, length: 3, crc: 4)
-        let record = BlobRecord(digest: Digest(parsing: "sha256:" + String(repeating: "1", count: 64))!, size: 3, chunks: [chunk])
-        let encoder = WireJSON.encoder()
-        let seeds = [
-            String(decoding: try encoder.encode(record), as: UTF8.self),
-            String(decoding: try encoder.encode(ChunkListing(group: 1, chunks: [ChunkInfo(fileId: 1, length: 2, crc: 3)], nextAfter: 9)), as: UTF8.self),
-            String(decoding: try encoder.encode(FileIdLease(start: 1, count: 1000)), as: UTF8.self),
-            String(decoding: try encoder.encode(UploadLimits(perRepository: 1, perClient: 2)), as: UTF8.self),
-        ]
-        let decoder = WireJSON.decoder()
-        for input in Self.inputs(seeds, seed: 11) {
-            let data = Data(input.utf8)
-            _ = try? decoder.decode(BlobRecord.self, from: data)
-            _ = try? decoder.decode(ChunkListing.self, from: data)
-            _ = try? decoder.decode(FileIdLease.self, from: data)
-            _ = try? decoder.decode(UploadSession.self, from: data)
-            _ = try? decoder.decode(HeartbeatReport.self, from: data)
-            _ = try? decoder.decode(ClusterSnapshot.self, from: data)
-            _ = try? decoder.decode(UploadLimits.self, from: data)
-        }
     }
 }

@@ -28,12 +28,25 @@ public struct UserFile: Sendable {
             guard !user.isEmpty, user.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
                 throw ParseError(line: index + 1, reason: "user names are printable ASCII without spaces")
             }
-            guard ["$2a$", "$2b$", "$2y$"].contains(where: hash.hasPrefix), hash.count == 60 else {
+            guard Self.isBcrypt(hash) else {
                 throw ParseError(line: index + 1, reason: "the hash of \(user) is not bcrypt (make it with `htpasswd -B`)")
             }
             hashes[user] = hash
         }
         self.hashes = hashes
+    }
+
+    /// Whether `hash` is a bcrypt hash as htpasswd writes it: `$2a$`, `$2b$` or `$2y$`, two cost
+    /// digits, `$`, then 53 characters of bcrypt's base64 (`./A-Za-z0-9`). Counted in bytes: a
+    /// fuzzer found 60 characters of which some were not ASCII accepted when characters were counted.
+    static func isBcrypt(_ hash: String) -> Bool {
+        let bytes = Array(hash.utf8)
+        guard bytes.count == 60, ["$2a$", "$2b$", "$2y$"].contains(where: hash.hasPrefix), bytes[6] == UInt8(ascii: "$") else { return false }
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        func isBase64(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || byte == 0x2e || byte == 0x2f
+        }
+        return isDigit(bytes[4]) && isDigit(bytes[5]) && bytes[7...].allSatisfy(isBase64)
     }
 
     /// The longest password bcrypt hashes whole: it reads 72 bytes and ignores the rest.

@@ -1,0 +1,58 @@
+import SpeedyCore
+
+/// The parsers of credentials, access rules and client addresses.
+extension FuzzTarget {
+    static let security: [FuzzTarget] = [accessFile, htpasswd, basicAuth, forwarded, network]
+
+    /// Names an access file's rules are matched against.
+    private static let repositories = ["team/app", "a", "public/x/y", "team/app/x", String(repeating: "a/", count: 60) + "b"]
+
+    /// The access file (`--access-file`): what parses answers every question without trapping,
+    /// and its patterns stay within their bound of wildcards.
+    static let accessFile = FuzzTarget("access-file", "the access file (WHO PATTERN ACTIONS lines)") { input in
+        guard let policy = try? AccessPolicy(parsing: text(input)) else { return nil }
+        for user in ["admin", "alice", nil] as [String?] {
+            for repository in repositories { _ = policy.actions(for: user, on: repository) }
+            _ = policy.pullsAnything(user)
+        }
+        return expect(policy.rules.allSatisfy { !$0.actions.isEmpty }, "a rule with no actions")
+    }
+
+    /// The htpasswd file (`--htpasswd`): every user it keeps has a printable name and a bcrypt hash.
+    static let htpasswd = FuzzTarget("htpasswd", "the htpasswd file (user:bcrypt-hash lines)") { input in
+        guard let file = try? UserFile(parsing: text(input)) else { return nil }
+        return expect(
+            file.hashes.allSatisfy { user, hash in !user.isEmpty && !user.contains(":") && hash.utf8.count == 60 && hash.hasPrefix("$2") },
+            "kept a user or hash it should have refused")
+    }
+
+    /// `Authorization: Basic …`: what parses is the header it came from.
+    static let basicAuth = FuzzTarget("basic-auth", "an Authorization: Basic header") { input in
+        let header = text(input)
+        guard let credentials = BasicCredentials(header: header) else { return nil }
+        return first(
+            expect(!credentials.user.contains(":"), "a user name with a colon"),
+            expect(header.utf8.count <= BasicCredentials.maximumHeaderBytes, "a header over the limit was read"))
+    }
+
+    /// `X-Forwarded-For` and `Forwarded` from a trusted proxy: every hop is an address or nothing,
+    /// and no more hops are read than asked for.
+    static let forwarded = FuzzTarget("forwarded", "X-Forwarded-For and Forwarded headers") { input in
+        let value = text(input)
+        for header in TrustedProxies.Header.allCases {
+            let hops = TrustedProxies.hops(value, header: header, last: TrustedProxies.maximumHops)
+            if hops.count > TrustedProxies.maximumHops { return "\(hops.count) hops read" }
+            for case let bytes? in hops where bytes.count != 4 && bytes.count != 16 { return "a hop of \(bytes.count) bytes" }
+        }
+        return nil
+    }
+
+    /// `--trusted-proxy CIDR`: what parses holds its own address and prints back to itself.
+    static let network = FuzzTarget("network", "a --trusted-proxy network (CIDR)") { input in
+        guard let network = IPNetwork(text(input)) else { return nil }
+        return first(
+            expect(network.prefixLength <= network.address.count * 8, "prefix /\(network.prefixLength)"),
+            expect(network.contains(network.address), "\(network) does not hold its own address"),
+            expect(IPNetwork(network.description) == network, "\(network) parses differently"))
+    }
+}
