@@ -199,9 +199,22 @@ let package = Package(
             path: "Sources/Servers/GarbageCollection",
             swiftSettings: swiftSettings
         ),
+        // RegistryTokens: the registry's bearer tokens (HS256 JWTs), issued and checked by every
+        // imageserver; its own module so the token parser can be fuzzed without the server.
+        .target(
+            name: "RegistryTokens",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            path: "Sources/Servers/RegistryTokens",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ImageServer",
             dependencies: [
+                "RegistryTokens",
                 "SpeedyCore",
                 "SpeedyClients",
                 "ServerSupport",
@@ -390,7 +403,11 @@ let package = Package(
         // corpus in Tests/Fuzz/corpus and by libFuzzer through Tests/Fuzz/run.
         .target(
             name: "ParserFuzzing",
-            dependencies: ["SpeedyCore"],
+            dependencies: [
+                "RegistryTokens", "SpeedyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
             path: "Tests/Fuzz/ParserFuzzing",
             swiftSettings: swiftSettings
         ),
@@ -428,7 +445,7 @@ let package = Package(
         .testTarget(
             name: "ImageServerTests",
             dependencies: [
-                "ImageServer", "ChunkMaster", "ParserFuzzing", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
+                "ImageServer", "ChunkMaster", "ParserFuzzing", "RegistryTokens", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings

@@ -2,6 +2,7 @@ import Foundation
 @testable import ImageServer
 import Logging
 import NIOCore
+import RegistryTokens
 @testable import ServerSupport
 import SpeedyCore
 import SpeedyTestSupport

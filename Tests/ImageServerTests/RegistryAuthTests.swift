@@ -4,6 +4,7 @@ import HTTPTypes
 @testable import ImageServer
 import JWTKit
 import Logging
+import RegistryTokens
 import SpeedyCore
 import SpeedyTestSupport
 import Synchronization
@@ -49,6 +50,26 @@ struct RegistryAuthTests {
         }
         #expect(RepositoryPattern("") == nil)
         #expect(RepositoryPattern("UPPER") == nil)
+        // What a regular expression says, for short random patterns and names.
+        var generator = SeededGenerator(seed: 11)
+        for _ in 0..<3000 {
+            let pattern = String((0..<Int.random(in: 1...8, using: &generator)).map { _ in "ab/**".randomElement(using: &generator)! })
+            let name = String((0..<Int.random(in: 0...10, using: &generator)).map { _ in "ab/".randomElement(using: &generator)! })
+            guard let compiled = RepositoryPattern(pattern) else { continue }
+            let regex = "^" + pattern.replacingOccurrences(of: "**", with: "\u{1}").replacingOccurrences(of: "*", with: "[^/]*")
+                .replacingOccurrences(of: "\u{1}", with: ".*") + "$"
+            let expected = name.range(of: regex, options: .regularExpression) != nil
+            #expect(compiled.matches(name) == expected, "\(pattern) ~ \(name)")
+        }
+    }
+
+    /// Found by libFuzzer: with backtracking, each wildcard tried every split point, and this
+    /// pattern took minutes against a long name. Now it is a pass over the name.
+    @Test(.timeLimit(.minutes(1))) func manyWildcardsDoNotBacktrack() {
+        let pattern = RepositoryPattern("**/***a**/*a***a**/")!
+        #expect(pattern.matches(String(repeating: "a/", count: 127)))
+        #expect(!pattern.matches(String(repeating: "b/", count: 127)))
+        #expect(!RepositoryPattern("*a*a*a*a*a*a*a*b")!.matches(String(repeating: "a", count: 255)))
         #expect(RepositoryPattern("a b") == nil)
     }
 

@@ -68,27 +68,38 @@ struct RequestParserFuzzTests {
 
     /// Every input of every target's corpus passes its check: what libFuzzer once found stays fixed.
     @Test(arguments: FuzzTarget.all.map(\.name))
-    func theCorpusPasses(_ name: String) throws {
+    func theCorpusPasses(_ name: String) async throws {
         let target = try #require(FuzzTarget.named(name))
         let corpus = try Self.corpus(target)
         #expect(!corpus.isEmpty, "Tests/Fuzz/corpus/\(name) is empty")
         for input in corpus {
-            #expect(target.run(input.bytes) == nil, "corpus/\(name)/\(input.name): \(target.run(input.bytes) ?? "")")
+            let problem = await target.run(input.bytes)
+            #expect(problem == nil, "corpus/\(name)/\(input.name): \(problem ?? "")")
         }
     }
 
     /// Each target on `iterations` seeded mutations of its corpus: the check libFuzzer runs, here
     /// without its instrumentation, so every `swift test` fuzzes a little.
     @Test(arguments: FuzzTarget.all.map(\.name))
-    func mutationsOfTheCorpusPass(_ name: String) throws {
+    func mutationsOfTheCorpusPass(_ name: String) async throws {
         let target = try #require(FuzzTarget.named(name))
         let seeds = try Self.corpus(target).map { String(decoding: $0.bytes, as: UTF8.self) }
         for (i, input) in Self.inputs(seeds, seed: UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xffff)).enumerated() {
             let bytes = Array(input.utf8)
-            if let problem = target.run(bytes) {
+            if let problem = await target.run(bytes) {
                 Issue.record("\(name) input \(i) \(input.debugDescription): \(problem)")
                 return
             }
+        }
+    }
+
+    /// The token corpus holds tokens that pass the check (`valid-…`), so the fuzzer starts from
+    /// the code past the signature, not only from the refusals before it.
+    @Test func theTokenCorpusHasTokensThatVerify() async throws {
+        let valid = try Self.corpus(try #require(FuzzTarget.named("token"))).filter { $0.name.hasPrefix("valid-") }
+        #expect(valid.count >= 2)
+        for input in valid {
+            #expect(await FuzzTarget.tokenVerifies(String(decoding: input.bytes, as: UTF8.self)), "\(input.name)")
         }
     }
 

@@ -1,5 +1,5 @@
-import Foundation
 import Logging
+import SpeedyCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -53,17 +53,16 @@ public struct JSONLogHandler: LogHandler {
 
     /// UTC time with milliseconds, RFC 3339.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        let milliseconds = currentTimeMillis()
         var parts = tm()
-        var seconds = now.tv_sec
+        var seconds = time_t(milliseconds / 1000)
         gmtime_r(&seconds, &parts)
         func pad(_ n: Int, _ width: Int) -> String {
             let s = String(n)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
         return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(now.tv_nsec / 1_000_000, 3))Z"
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(Int(milliseconds % 1000), 3))Z"
     }
 }
 

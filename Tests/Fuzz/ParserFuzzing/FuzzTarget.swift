@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 /// One parser of request input as a fuzzer drives it: bytes in, and what the parser made of
 /// them checked for consistency (a value that parses must format back to itself, stay inside its
 /// bounds, and so on).
@@ -12,19 +15,56 @@ public struct FuzzTarget: Sendable {
     public let name: String
     /// What input the parser takes, for `Tests/Fuzz/run --list`.
     public let summary: String
-    private let check: @Sendable ([UInt8]) -> String?
+    private let check: Check
+
+    /// Most parsers are synchronous; the token check awaits jwt-kit's key collection, an actor.
+    private enum Check: Sendable {
+        case sync(@Sendable ([UInt8]) -> String?)
+        case async(@Sendable ([UInt8]) async -> String?)
+    }
 
     init(_ name: String, _ summary: String, check: @escaping @Sendable ([UInt8]) -> String?) {
         self.name = name
         self.summary = summary
-        self.check = check
+        self.check = .sync(check)
+    }
+
+    init(_ name: String, _ summary: String, asyncCheck: @escaping @Sendable ([UInt8]) async -> String?) {
+        self.name = name
+        self.summary = summary
+        self.check = .async(asyncCheck)
     }
 
     /// Feeds `input` to the parser; nil when what it made of it is consistent, else what is not.
-    public func run(_ input: [UInt8]) -> String? { check(input) }
+    public func run(_ input: [UInt8]) async -> String? {
+        switch check {
+        case .sync(let check): check(input)
+        case .async(let check): await check(input)
+        }
+    }
+
+    /// ``run(_:)`` for libFuzzer's callback, which is synchronous: an asynchronous check runs as a
+    /// task while the calling thread waits. Only for a thread of its own (the fuzzer's main thread),
+    /// never for one of Swift's cooperative pool, which the task may need.
+    public func runBlocking(_ input: [UInt8]) -> String? {
+        switch check {
+        case .sync(let check):
+            return check(input)
+        case .async(let check):
+            let done = DispatchSemaphore(value: 0)
+            let result = Mutex<String?>(nil)
+            Task {
+                let problem = await check(input)
+                result.withLock { $0 = problem }
+                done.signal()
+            }
+            done.wait()
+            return result.withLock { $0 }
+        }
+    }
 
     /// Every target, one per parser of request input.
-    public static let all: [FuzzTarget] = registry + security + cluster
+    public static let all: [FuzzTarget] = registry + security + tokens + cluster
 
     /// The target called `name`, if there is one.
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import Logging
+import RegistryTokens
 import SpeedyCore
 import Synchronization
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import JWTKit
 import Logging
+import RegistryTokens
 import ServerSupport
 import SpeedyCore
 

@@ -110,6 +110,11 @@ public struct AccessPolicy: Sendable, Equatable {
 }
 
 /// A repository name pattern: `*` matches within a path component, `**` across them.
+///
+/// Matched in time linear in the name for each piece of the pattern (a set of positions in the
+/// pattern, advanced a byte at a time), not by backtracking: a fuzzer found that a pattern such as
+/// `**/***a**/*a***a**/` took minutes against a long repository name when every wildcard tried
+/// every split point, and the name comes from the request.
 public struct RepositoryPattern: Sendable, Equatable {
     package enum Piece: Equatable {
         case literal(String)
@@ -118,6 +123,16 @@ public struct RepositoryPattern: Sendable, Equatable {
     }
 
     package let pieces: [Piece]
+    /// The pattern a byte at a time: each literal byte, `*` and `**`.
+    private let tokens: [Token]
+
+    private enum Token: Equatable {
+        case byte(UInt8)
+        case segment
+        case any
+
+        var isWildcard: Bool { self == .segment || self == .any }
+    }
 
     /// Parses a pattern; nil if it is empty or has characters no repository name has.
     public init?(_ text: String) {
@@ -145,30 +160,47 @@ public struct RepositoryPattern: Sendable, Equatable {
             }
         }
         if !literal.isEmpty { pieces.append(.literal(literal)) }
-        // Matching backtracks per wildcard: a handful is all a rule needs, and bounds the work.
+        // A handful of wildcards is all a rule needs.
         guard pieces.filter({ $0 == .segment || $0 == .any }).count <= 8 else { return nil }
         self.pieces = pieces
-    }
-
-    /// Whether `name` matches.
-    public func matches(_ name: String) -> Bool { Self.match(pieces[...], Array(name.utf8)[...]) }
-
-    private static func match(_ pieces: ArraySlice<Piece>, _ name: ArraySlice<UInt8>) -> Bool {
-        guard let first = pieces.first else { return name.isEmpty }
-        let rest = pieces.dropFirst()
-        switch first {
-        case .literal(let text):
-            let bytes = Array(text.utf8)
-            guard name.starts(with: bytes) else { return false }
-            return match(rest, name.dropFirst(bytes.count))
-        case .segment, .any:
-            // Try every split point, shortest first; `*` may not cross a '/'.
-            var end = name.startIndex
-            while true {
-                if match(rest, name[end...]) { return true }
-                guard end < name.endIndex, first == .any || name[end] != UInt8(ascii: "/") else { return false }
-                end += 1
+        tokens = pieces.flatMap { piece -> [Token] in
+            switch piece {
+            case .literal(let text): text.utf8.map(Token.byte)
+            case .segment: [.segment]
+            case .any: [.any]
             }
         }
+    }
+
+    public static func == (a: RepositoryPattern, b: RepositoryPattern) -> Bool { a.pieces == b.pieces }
+
+    /// Whether `name` matches: O(pattern length × name length).
+    public func matches(_ name: String) -> Bool {
+        // reached[i]: the first i tokens can match the bytes read so far.
+        var reached = [Bool](repeating: false, count: tokens.count + 1)
+        var next = reached
+        reached[0] = true
+        skipWildcards(&reached)
+        for byte in name.utf8 {
+            for i in next.indices { next[i] = false }
+            var any = false
+            for i in tokens.indices where reached[i] {
+                switch tokens[i] {
+                case .byte(let expected) where expected == byte: next[i + 1] = true
+                case .segment where byte != UInt8(ascii: "/"), .any: next[i] = true
+                default: continue
+                }
+                any = true
+            }
+            guard any else { return false }
+            skipWildcards(&next)
+            swap(&reached, &next)
+        }
+        return reached[tokens.count]
+    }
+
+    /// A wildcard may match nothing: a reached position before one reaches the position after it.
+    private func skipWildcards(_ reached: inout [Bool]) {
+        for i in tokens.indices where reached[i] && tokens[i].isWildcard { reached[i + 1] = true }
     }
 }

@@ -26,7 +26,7 @@ target = chosen
 @_cdecl("LLVMFuzzerTestOneInput")
 func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    if let target, let problem = target.run(input) {
+    if let target, let problem = target.runBlocking(input) {
         // A crash is what libFuzzer records, with the input that caused it.
         fatalError("\(target.name): \(problem)")
     }

@@ -7,33 +7,46 @@ import SpeedyCore
 /// who (`sub`, absent for anonymous), for which service (`aud`), until when (`exp`), and the
 /// granted actions per repository (`access`). Every registered claim a token carries is checked:
 /// the time claims here, the others by ``TokenIssuer/check(_:)``.
-struct RegistryClaims: JWTPayload {
+package struct RegistryClaims: JWTPayload {
     /// One granted scope: `{"type": "repository", "name": "team/app", "actions": ["pull"]}`.
-    struct Access: Codable, Sendable, Equatable {
-        var type: String
-        var name: String
-        var actions: [String]
+    package struct Access: Codable, Sendable, Equatable {
+        package var type: String
+        package var name: String
+        package var actions: [String]
+
+        package init(type: String, name: String, actions: [String]) {
+            self.type = type
+            self.name = name
+            self.actions = actions
+        }
     }
 
-    var iss: IssuerClaim
-    var sub: SubjectClaim?
-    var aud: AudienceClaim
-    var exp: ExpirationClaim
+    package var iss: IssuerClaim
+    package var sub: SubjectClaim?
+    package var aud: AudienceClaim
+    package var exp: ExpirationClaim
     /// Not issued by Speedy, but honoured when present.
-    var nbf: NotBeforeClaim?
-    var iat: IssuedAtClaim
-    var access: [Access]
+    package var nbf: NotBeforeClaim?
+    package var iat: IssuedAtClaim
+    package var access: [Access]
+
+    package init(
+        iss: IssuerClaim, sub: SubjectClaim?, aud: AudienceClaim, exp: ExpirationClaim, nbf: NotBeforeClaim?, iat: IssuedAtClaim,
+        access: [Access]
+    ) {
+        (self.iss, self.sub, self.aud, self.exp, self.nbf, self.iat, self.access) = (iss, sub, aud, exp, nbf, iat, access)
+    }
 
     /// How far apart the clocks of a cluster's imageservers may be, for `nbf` and `iat`.
-    static let clockSkew: TimeInterval = 30
+    package static let clockSkew: TimeInterval = 30
 
     /// Called by jwt-kit once the signature checks out.
-    func verify(using algorithm: some JWTAlgorithm) async throws {
+    package func verify(using algorithm: some JWTAlgorithm) async throws {
         try verifyTimes(at: Date())
     }
 
     /// Unexpired, not before its `nbf`, not issued in the future and issued before it expires.
-    func verifyTimes(at now: Date) throws {
+    package func verifyTimes(at now: Date) throws {
         try exp.verifyNotExpired(currentDate: now)
         try nbf?.verifyNotBefore(currentDate: now.addingTimeInterval(Self.clockSkew))
         guard iat.value <= now.addingTimeInterval(Self.clockSkew), iat.value < exp.value else {
@@ -42,22 +55,22 @@ struct RegistryClaims: JWTPayload {
     }
 
     /// The actions granted on `repository`.
-    func actions(on repository: String) -> Set<RegistryAction> {
+    package func actions(on repository: String) -> Set<RegistryAction> {
         Set(access.filter { $0.type == "repository" && $0.name == repository }.flatMap { $0.actions.compactMap(RegistryAction.init(rawValue:)) })
     }
 }
 
 /// Signs and checks registry tokens with an HMAC-SHA256 key shared by every imageserver of the
 /// cluster (`--token-key-file`), so a token one imageserver issued is good at all of them.
-struct TokenIssuer: Sendable {
-    let keys: JWTKeyCollection
+package struct TokenIssuer: Sendable {
+    package let keys: JWTKeyCollection
     /// The `service` clients name and tokens are issued for (the `aud` claim).
-    let service: String
+    package let service: String
     /// How long a token is good for.
-    let lifetime: Duration
+    package let lifetime: Duration
 
     /// - Parameter key: the shared key's bytes; its SHA-256 signs (HS256 wants 32 bytes exactly).
-    init(key: [UInt8], service: String, lifetime: Duration) async {
+    package init(key: [UInt8], service: String, lifetime: Duration) async {
         keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(key: SymmetricKey(data: SHA256.hash(data: key))), digestAlgorithm: .sha256)
         self.service = service
@@ -65,7 +78,7 @@ struct TokenIssuer: Sendable {
     }
 
     /// A signed token for `user` (nil: anonymous) with `access`.
-    func issue(user: String?, access: [RegistryClaims.Access], now: Date = Date()) async throws -> (token: String, claims: RegistryClaims) {
+    package func issue(user: String?, access: [RegistryClaims.Access], now: Date = Date()) async throws -> (token: String, claims: RegistryClaims) {
         let seconds = Double(lifetime.components.seconds)
         let claims = RegistryClaims(
             iss: IssuerClaim(value: Self.issuer), sub: user.map { SubjectClaim(value: $0) }, aud: AudienceClaim(value: service),
@@ -76,7 +89,7 @@ struct TokenIssuer: Sendable {
     /// The claims of `token` if it is ours (our algorithm, our signature, our issuer), in its
     /// time (``RegistryClaims/verifyTimes(at:)``), for this service and, if it names a user, a
     /// user name the user file could hold; nil otherwise.
-    func check(_ token: String) async -> RegistryClaims? {
+    package func check(_ token: String) async -> RegistryClaims? {
         guard token.utf8.count <= 16_384, Self.headerIsOurs(token), let claims = try? await keys.verify(token, as: RegistryClaims.self)
         else { return nil }
         guard claims.iss.value == Self.issuer, claims.aud.value.contains(service) else { return nil }
@@ -85,14 +98,14 @@ struct TokenIssuer: Sendable {
     }
 
     /// The `iss` of every token we issue.
-    static let issuer = "speedy"
+    package static let issuer = "speedy"
     /// The algorithm we sign with: HMAC-SHA256.
-    static let algorithm = "HS256"
+    package static let algorithm = "HS256"
 
     /// jwt-kit checks the signature with our one key whatever `alg` the header names, so the
     /// header must name ours, and nothing a verifier would have to understand (`crit`, `kid`,
     /// embedded keys): `alg`, and `typ` if present, only.
-    static func headerIsOurs(_ token: String) -> Bool {
+    package static func headerIsOurs(_ token: String) -> Bool {
         guard let header = try? DefaultJWTParser().parse(Array(token.utf8), as: RegistryClaims.self).header else { return false }
         guard header.alg == algorithm, header.typ == nil || header.typ == "JWT" else { return false }
         return Set(header.fields.keys).isSubset(of: ["alg", "typ"])
