@@ -57,7 +57,6 @@ let package = Package(
             name: "SpeedyCore",
             dependencies: [
                 "CSpeedy",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/Servers/SpeedyCore",

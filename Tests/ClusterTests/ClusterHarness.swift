@@ -35,14 +35,21 @@ final class ClusterHarness: @unchecked Sendable {
         return path
     }()
 
-    /// How the test's own clients call the clusters it starts: with their secret.
-    static let transport = ClusterTransport(secret: try! ClusterSecret.load(path: secretFile))
+    /// How the test's own clients call the clusters it starts: with their secret, which follows
+    /// the file when a test rotates it (``ClusterSecretRing/reload()``).
+    static let transport = ClusterTransport(secrets: try! ClusterSecretRing(path: secretFile))
 
     /// The environment every process of a test cluster starts with.
     static var clusterEnvironment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["SPEEDY_CLUSTER_SECRET_FILE"] = secretFile
         return environment
+    }
+
+    /// Sends SIGHUP to every process this harness started that still runs (by its own PID): what
+    /// an operator does after changing a secret or certificate file.
+    func hangUp() {
+        for process in lock.withLock({ processes }) where process.isRunning { kill(process.processIdentifier, SIGHUP) }
     }
 
     /// Stops every process this harness started (by its own PID) and removes the data.

@@ -70,7 +70,7 @@ struct ClientLimitTests {
         #expect(auth.allows(identity, .pull, on: "app"))
         #expect(!auth.allows(identity, .push, on: "app"))
         try (UserFile.line(user: "bob", password: "pw-bob", cost: 4) + "\n").write(toFile: users, atomically: true, encoding: .utf8)
-        auth.reload()
+        await auth.reload()
         #expect(!auth.allows(identity, .pull, on: "app"))
         #expect(try await auth.identify("Basic " + Data("alice:pw-alice".utf8).base64EncodedString()) == nil)
     }

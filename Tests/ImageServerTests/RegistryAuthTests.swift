@@ -270,6 +270,40 @@ struct RegistryAuthTests {
         #expect(sizes.pairs <= 100 && sizes.addresses <= 100 && sizes.users <= 100, "\(sizes)")
     }
 
+    /// The token key rotates by SIGHUP: with the old and the new key in the file, tokens signed with
+    /// either pass and new ones are signed with the first; with the new alone, old tokens fail.
+    @Test func theTokenKeyRotatesWithoutRefusingATokenInItsWindow() async throws {
+        let temporary = try TemporaryDirectory("token-keys")
+        defer { temporary.remove() }
+        let users = temporary.path + "/htpasswd", keys = temporary.path + "/token-key"
+        try (UserFile.line(user: "alice", password: "pw-alice", cost: 4) + "\n").write(toFile: users, atomically: true, encoding: .utf8)
+        let old = String(repeating: "o", count: 40), new = String(repeating: "n", count: 40)
+        try (old + "\n").write(toFile: keys, atomically: true, encoding: .utf8)
+        let auth = try await RegistryAuth.load(RegistryAuthConfiguration(htpasswdPath: users, tokenKeyPath: keys), logger: .init(label: "test"))
+        let access: [RegistryClaims.Access] = [.init(type: "repository", name: "app", actions: ["pull"])]
+        let before = try await auth.issuer.issue(user: "alice", access: access).token
+
+        // Step 1: both keys, the old still signing. Step 2: both, the new signing.
+        try "\(old)\n\(new)\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        await auth.reload()
+        #expect(try await auth.identify("Bearer " + before) != nil)
+        try "\(new)\n\(old)\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        await auth.reload()
+        let during = try await auth.issuer.issue(user: "alice", access: access).token
+        #expect(try await auth.identify("Bearer " + before) != nil, "a token of the old key, inside the window")
+        #expect(try await auth.identify("Bearer " + during) != nil)
+        #expect(await TokenIssuer(key: Array(new.utf8), service: "speedy", lifetime: .seconds(60)).check(during) != nil, "signed with the new key")
+
+        // Step 3: the new key alone; a broken file keeps what was read.
+        try "\(new)\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        await auth.reload()
+        #expect(try await auth.identify("Bearer " + before) == nil, "the old key's tokens end with the window")
+        #expect(try await auth.identify("Bearer " + during) != nil)
+        try "short\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        await auth.reload()
+        #expect(try await auth.identify("Bearer " + during) != nil, "a key file that cannot be used changes nothing")
+    }
+
     /// Issue 20, finding 8: tokens signed with our key but with `nbf` in the future, or a header
     /// naming another algorithm, used to be accepted (jwt-kit checks the signature with our key
     /// whatever `alg` says). Every registered claim is checked now, and the algorithm.
@@ -286,25 +320,25 @@ struct RegistryAuthTests {
                 access: [.init(type: "repository", name: "team/app", actions: ["pull", "push"])])
         }
         // Our own signer, as a forger holding the key would use it.
-        let good = try await issuer.keys.sign(claims())
+        let good = try await issuer.keys[0].sign(claims())
         #expect(await issuer.check(good)?.sub?.value == "alice", "a well-formed token checks out")
-        #expect(await issuer.check(try await issuer.keys.sign(claims(nbf: -10))) != nil, "nbf in the past is fine")
+        #expect(await issuer.check(try await issuer.keys[0].sign(claims(nbf: -10))) != nil, "nbf in the past is fine")
 
         var refused: [String: String] = [:]
-        refused["nbf in an hour"] = try await issuer.keys.sign(claims(nbf: 3600))
-        refused["iat in an hour"] = try await issuer.keys.sign(claims(exp: 7200, iat: 3600))
-        refused["iat after exp"] = try await issuer.keys.sign(claims(exp: 10, iat: 20))
-        refused["another issuer"] = try await issuer.keys.sign(claims(iss: "elsewhere"))
-        refused["another audience"] = try await issuer.keys.sign(claims(aud: "elsewhere"))
-        refused["an empty subject"] = try await issuer.keys.sign(claims(sub: ""))
-        refused["a subject with a space"] = try await issuer.keys.sign(claims(sub: "alice bob"))
+        refused["nbf in an hour"] = try await issuer.keys[0].sign(claims(nbf: 3600))
+        refused["iat in an hour"] = try await issuer.keys[0].sign(claims(exp: 7200, iat: 3600))
+        refused["iat after exp"] = try await issuer.keys[0].sign(claims(exp: 10, iat: 20))
+        refused["another issuer"] = try await issuer.keys[0].sign(claims(iss: "elsewhere"))
+        refused["another audience"] = try await issuer.keys[0].sign(claims(aud: "elsewhere"))
+        refused["an empty subject"] = try await issuer.keys[0].sign(claims(sub: ""))
+        refused["a subject with a space"] = try await issuer.keys[0].sign(claims(sub: "alice bob"))
         // The header names another algorithm; the HS256 signature is right for it.
         for alg in ["none", "HS384", "HS512", "RS256", "hs256", ""] {
-            refused["alg \(alg) signed HS256"] = try await issuer.keys.sign(claims(), header: ["alg": .string(alg)])
+            refused["alg \(alg) signed HS256"] = try await issuer.keys[0].sign(claims(), header: ["alg": .string(alg)])
         }
-        refused["a key id"] = try await issuer.keys.sign(claims(), header: ["kid": "other"])
-        refused["a crit list"] = try await issuer.keys.sign(claims(), header: ["crit": .array([.string("exp")])])
-        refused["typ other"] = try await issuer.keys.sign(claims(), header: ["typ": "at+jwt"])
+        refused["a key id"] = try await issuer.keys[0].sign(claims(), header: ["kid": "other"])
+        refused["a crit list"] = try await issuer.keys[0].sign(claims(), header: ["crit": .array([.string("exp")])])
+        refused["typ other"] = try await issuer.keys[0].sign(claims(), header: ["typ": "at+jwt"])
         // HS384 with the same key, signed by HS384 for real (jwt-kit wants longer HS384 keys).
         let parts = good.split(separator: ".")
         let hs384Input = Data(#"{"alg":"HS384","typ":"JWT"}"#.utf8).base64URL + "." + parts[1]

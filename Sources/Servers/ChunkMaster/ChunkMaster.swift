@@ -397,6 +397,7 @@ public final class ChunkMaster: Sendable {
         }
         try await HTTPServer.run(
             role: "chunkmaster", router: router(), listen: configuration.listen, transport: configuration.security.transport,
+            secrets: configuration.security.secrets,
             services: services, logger: logger
         ) { bound in
             self.advertised.withLock { $0 = self.configuration.advertise ?? bound }

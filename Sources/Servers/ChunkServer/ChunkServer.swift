@@ -69,7 +69,7 @@ public enum ChunkServer {
         do {
             try await HTTPServer.run(
                 role: "chunkserver", router: router, listen: configuration.listen, transport: transport,
-                services: services, logger: logger
+                secrets: configuration.security.secrets, services: services, logger: logger
             ) { bound in
                 heartbeat.advertised.withLock { $0 = configuration.advertise ?? bound }
                 listening.withLock { $0 = true }

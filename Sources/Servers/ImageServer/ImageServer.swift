@@ -59,7 +59,7 @@ public enum ImageServer {
         do {
             try await HTTPServer.run(
                 role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
-                services: [refresher, watchdog, ReloadOnHangup(auth: auth, audit: configuration.auditLog, logger: logger), expiry.task, heartbeat], logger: logger
+                secrets: configuration.cluster.secrets, services: [refresher, watchdog, ReloadOnHangup(auth: auth, audit: configuration.auditLog, logger: logger), expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
             try? await http.shutdown()
@@ -84,8 +84,8 @@ public enum ImageServer {
         // Outside the error middleware, so it sees every refusal as the status it was answered.
         if let audit = configuration.auditLog { router.middlewares.add(AuditMiddleware(log: audit)) }
         router.middlewares.add(OCIErrorMiddleware(logger: logger))
-        if let secret = configuration.cluster.secret {
-            router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: publicPaths))
+        if let secrets = configuration.cluster.secrets {
+            router.middlewares.add(ClusterSecretMiddleware(secrets: secrets, logger: logger, open: publicPaths))
         }
         if configuration.requestsPerSecond > 0 {
             router.middlewares.add(
@@ -130,8 +130,8 @@ public enum ImageServer {
     }
 }
 
-/// Re-reads the registry's users and access rules on SIGHUP, and reopens the audit log (which
-/// a rotation may have moved away).
+/// Re-reads the registry's users, access rules and token keys on SIGHUP, and reopens the audit
+/// log (which a rotation may have moved away).
 struct ReloadOnHangup: Service {
     let auth: RegistryAuth
     let audit: AuditLog?
@@ -139,7 +139,7 @@ struct ReloadOnHangup: Service {
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            auth.reload()
+            await auth.reload()
             do {
                 try audit?.reopen()
             } catch {

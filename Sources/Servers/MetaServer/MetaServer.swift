@@ -103,7 +103,8 @@ public enum MetaServer {
             router: router(store: store, security: configuration.security, logger: logger, tally: tally) {
                 if let open = try? await store.uploadSessionCount() { Gauge(label: "speedy_metaserver_upload_sessions").record(open) }
             },
-            listen: configuration.listen, transport: configuration.security.transport, services: services, logger: logger
+            listen: configuration.listen, transport: configuration.security.transport, secrets: configuration.security.secrets,
+            services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }
 

@@ -62,8 +62,12 @@ package struct RegistryClaims: JWTPayload {
 
 /// Signs and checks registry tokens with an HMAC-SHA256 key shared by every imageserver of the
 /// cluster (`--token-key-file`), so a token one imageserver issued is good at all of them.
+///
+/// While the key rotates it holds two: it signs with the first and accepts tokens signed with
+/// either, so tokens issued before the rotation stay good until they expire.
 package struct TokenIssuer: Sendable {
-    package let keys: JWTKeyCollection
+    /// One collection per key, the signing key's first.
+    package let keys: [JWTKeyCollection]
     /// The `service` clients name and tokens are issued for (the `aud` claim).
     package let service: String
     /// How long a token is good for.
@@ -71,8 +75,19 @@ package struct TokenIssuer: Sendable {
 
     /// - Parameter key: the shared key's bytes; its SHA-256 signs (HS256 wants 32 bytes exactly).
     package init(key: [UInt8], service: String, lifetime: Duration) async {
-        keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(key: SymmetricKey(data: SHA256.hash(data: key))), digestAlgorithm: .sha256)
+        await self.init(keys: [key], service: service, lifetime: lifetime)
+    }
+
+    /// - Parameter keys: the keys' bytes, at least one: the first signs, every one verifies.
+    package init(keys: [[UInt8]], service: String, lifetime: Duration) async {
+        precondition(!keys.isEmpty, "a token issuer needs a key")
+        var collections: [JWTKeyCollection] = []
+        for key in keys {
+            let collection = JWTKeyCollection()
+            await collection.add(hmac: HMACKey(key: SymmetricKey(data: SHA256.hash(data: key))), digestAlgorithm: .sha256)
+            collections.append(collection)
+        }
+        self.keys = collections
         self.service = service
         self.lifetime = lifetime
     }
@@ -83,18 +98,25 @@ package struct TokenIssuer: Sendable {
         let claims = RegistryClaims(
             iss: IssuerClaim(value: Self.issuer), sub: user.map { SubjectClaim(value: $0) }, aud: AudienceClaim(value: service),
             exp: ExpirationClaim(value: now.addingTimeInterval(seconds)), nbf: nil, iat: IssuedAtClaim(value: now), access: access)
-        return (try await keys.sign(claims), claims)
+        return (try await keys[0].sign(claims), claims)
     }
 
     /// The claims of `token` if it is ours (our algorithm, our signature, our issuer), in its
     /// time (``RegistryClaims/verifyTimes(at:)``), for this service and, if it names a user, a
     /// user name the user file could hold; nil otherwise.
     package func check(_ token: String) async -> RegistryClaims? {
-        guard token.utf8.count <= 16_384, Self.headerIsOurs(token), let claims = try? await keys.verify(token, as: RegistryClaims.self)
-        else { return nil }
+        guard token.utf8.count <= 16_384, Self.headerIsOurs(token), let claims = await verified(token) else { return nil }
         guard claims.iss.value == Self.issuer, claims.aud.value.contains(service) else { return nil }
         if let user = claims.sub?.value, user.isEmpty || !user.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return nil }
         return claims
+    }
+
+    /// The claims of `token` once one of the keys verifies its signature (and its times).
+    private func verified(_ token: String) async -> RegistryClaims? {
+        for collection in keys {
+            if let claims = try? await collection.verify(token, as: RegistryClaims.self) { return claims }
+        }
+        return nil
     }
 
     /// The `iss` of every token we issue.

@@ -1,5 +1,6 @@
 import HTTPTypes
 import SpeedyCore
+import Synchronization
 
 /// What a chunkserver lets a chunk ticket (``ChunkTicketKey``) do: `GET` or `HEAD` of exactly the
 /// one chunk it names, `/v1/chunks/{group}/{fileId}`, before it expires; nothing else. Used by
@@ -14,12 +15,26 @@ public struct ChunkTicketGate: Sendable {
         case forbidden(String)
     }
 
-    /// The key tickets are checked with.
-    public let key: ChunkTicketKey
+    /// The keys tickets are checked with: one per accepted cluster secret.
+    private let keys: @Sendable () -> [ChunkTicketKey]
 
     /// A gate checking tickets with `key`.
     public init(key: ChunkTicketKey) {
-        self.key = key
+        keys = { [key] }
+    }
+
+    /// A gate checking tickets with the key of each secret `secrets` accepts: while the secret
+    /// rotates, tickets signed under the old one and under the new one are both good.
+    public init(secrets: ClusterSecretRing) {
+        let derived = Mutex<(secrets: [ClusterSecret], keys: [ChunkTicketKey])>(([], []))
+        keys = {
+            let accepted = secrets.accepted
+            return derived.withLock { cache in
+                // HKDF once per secret file, not once per request.
+                if cache.secrets != accepted { cache = (accepted, accepted.map(ChunkTicketKey.init(secret:))) }
+                return cache.keys
+            }
+        }
     }
 
     /// The ticket an `Authorization` value carries (`SpeedyTicket <ticket>`; the scheme alone,
@@ -46,15 +61,24 @@ public struct ChunkTicketGate: Sendable {
     /// Lets the request through when `ticket` checks out at `nowMs` and is used to read the very
     /// chunk it names; throws why not otherwise.
     public func admit(_ ticket: String, method: HTTPRequest.Method, routed: String, nowMs: Int64) throws(Refusal) {
-        let granted: ChunkKey
-        do {
-            granted = try key.verify(ticket, nowMs: nowMs)
-        } catch {
-            throw .unauthorized(error)
-        }
+        let granted = try verify(ticket, nowMs: nowMs)
         guard let target = Self.chunkRead(method: method, routed: routed) else {
             throw .forbidden("a chunk ticket allows only GET or HEAD of its chunk (/v1/chunks/{group}/{fileId})")
         }
         guard target == granted else { throw .forbidden(ChunkTicketError.otherChunk.description) }
+    }
+
+    /// The chunk `ticket` grants under one of the keys; else the refusal of the first key, or
+    /// ``ChunkTicketError/expired`` when some key signed it.
+    private func verify(_ ticket: String, nowMs: Int64) throws(Refusal) -> ChunkKey {
+        var refusal: ChunkTicketError?
+        for key in keys() {
+            do {
+                return try key.verify(ticket, nowMs: nowMs)
+            } catch {
+                if refusal == nil || error == .expired { refusal = error }
+            }
+        }
+        throw .unauthorized(refusal ?? .badSignature)
     }
 }

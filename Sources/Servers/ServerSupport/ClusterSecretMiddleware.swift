@@ -14,7 +14,7 @@ import SpeedyCore
 /// asks for the secret. A ticket refused answers 401 (malformed, forged, expired) or 403 `FORBIDDEN`
 /// (a good ticket used for anything else).
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
-    let secret: ClusterSecret
+    let secrets: ClusterSecretRing
     let logger: Logger
     let open: PublicPaths
     let tickets: ChunkTicketGate?
@@ -22,14 +22,19 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
     /// Guards a router with `secret`: every routed path but those `open` names; with `tickets`,
     /// chunk reads may carry a chunk ticket instead.
     public init(secret: ClusterSecret, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil) {
-        self.secret = secret
+        self.init(secrets: ClusterSecretRing(secret), logger: logger, open: open, tickets: tickets)
+    }
+
+    /// Guards a router with every secret of `secrets` (the old and the new while rotating).
+    public init(secrets: ClusterSecretRing, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil) {
+        self.secrets = secrets
         self.logger = logger
         self.open = open
         self.tickets = tickets
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if open.contains(request.routedPath) || secret.isCarried(by: request.headers[.authorization]) {
+        if open.contains(request.routedPath) || secrets.isCarried(by: request.headers[.authorization]) {
             return try await next(request, context)
         }
         if let tickets, let ticket = ChunkTicketGate.ticket(in: request.headers[.authorization]) {

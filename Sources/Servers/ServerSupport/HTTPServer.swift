@@ -11,6 +11,8 @@ import UnixSignals
 /// everything down in order (the HTTP server first, so no request is cut mid-way).
 public enum HTTPServer {
     /// Starts `router` on `listen` next to `services`, over TLS when `transport` has a certificate.
+    /// On SIGHUP it re-reads the cluster secret file behind `secrets` and the TLS certificate and
+    /// key (``CredentialReloader``), so both rotate without a restart.
     ///
     /// - Parameter onListening: called with the bound address once the socket is listening
     ///   (with port 0 the system picks the port, and this is how the role learns it).
@@ -19,13 +21,16 @@ public enum HTTPServer {
         router: Router<Context>,
         listen: HostPort,
         transport: ServerTransport = ServerTransport(),
+        secrets: ClusterSecretRing? = nil,
         services: [any Service] = [],
         logger: Logger,
         onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }
     ) async throws where Context.Source == ApplicationRequestContextSource {
+        let certificate = try transport.tls.map { try ServerCertificate(files: $0, transport: transport) }
+        let reloader = CredentialReloader(role: role, secrets: secrets, certificate: certificate, logger: logger)
         let app = Application(
             router: router,
-            server: try transport.serverBuilder(),
+            server: transport.serverBuilder(certificate: certificate),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "speedy-\(role)"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? listen.port
@@ -36,7 +41,7 @@ public enum HTTPServer {
             logger: logger
         )
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: app)] + services.map { .init(service: $0) },
+            services: [.init(service: app), .init(service: reloader)] + services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A request still running after this long is cancelled rather than holding the exit.
@@ -103,14 +108,13 @@ public struct ServerTransport: Sendable {
         return configuration
     }
 
-    func serverBuilder() throws -> HTTPServerBuilder {
+    func serverBuilder(certificate: ServerCertificate?) -> HTTPServerBuilder {
         let idleTimeout = idleTimeout
-        let sslContext = try tls.map { try NIOSSLContext(configuration: try tlsConfiguration($0)) }
         // TLS encrypts every byte in the process, so file regions go out on plain HTTP only.
-        let regions = tls == nil ? fileRegions : nil
+        let regions = certificate == nil ? fileRegions : nil
         let connections = ClientConnections(limits: connectionLimits)
         return HTTPServerBuilder { responder in
-            SpeedyHTTP1Channel(responder: responder, idleTimeout: idleTimeout, tls: sslContext, regions: regions, connections: connections)
+            SpeedyHTTP1Channel(responder: responder, idleTimeout: idleTimeout, tls: certificate, regions: regions, connections: connections)
         }
     }
 }

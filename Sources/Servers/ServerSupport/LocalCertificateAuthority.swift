@@ -19,7 +19,9 @@ public enum LocalCertificateAuthority {
 
     /// Makes the CA (in `publicDirectory`) and a P-256 server certificate valid for
     /// `127.0.0.1` and `localhost` (keys in `privateDirectory`, mode 0600); keeps files that
-    /// already exist, so a restart serves the same certificate.
+    /// already exist, so a restart serves the same certificate. With the CA's certificate and key
+    /// in place but no server certificate, it issues a new one under the same CA: how a server
+    /// certificate is renewed (delete `server.crt` and `server.key`, run again, send SIGHUP).
     public static func make(publicDirectory: String, privateDirectory: String, hosts: [String] = ["127.0.0.1", "localhost"]) throws -> Files {
         let files = Files(
             caCertificate: publicDirectory + "/ca.crt", serverCertificate: privateDirectory + "/server.crt",
@@ -30,19 +32,32 @@ public enum LocalCertificateAuthority {
         try manager.createDirectory(atPath: privateDirectory, withIntermediateDirectories: true)
 
         let now = Date()
-        let caKey = P256.Signing.PrivateKey()
-        let caName = try DistinguishedName {
-            OrganizationName("Speedy")
-            CommonName("Speedy local CA")
+        let caKeyPath = privateDirectory + "/ca.key"
+        let caKey: P256.Signing.PrivateKey
+        let ca: Certificate
+        if manager.fileExists(atPath: files.caCertificate), manager.fileExists(atPath: caKeyPath) {
+            caKey = try P256.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: caKeyPath, encoding: .utf8))
+            ca = try Certificate(pemEncoded: String(contentsOfFile: files.caCertificate, encoding: .utf8))
+        } else {
+            caKey = P256.Signing.PrivateKey()
+            // A serial in the name: clients given two CAs while one replaces the other find the
+            // issuer by name, and two CAs of one name would be tried as one.
+            let caName = try DistinguishedName {
+                OrganizationName("Speedy")
+                CommonName("Speedy local CA \(UInt32.random(in: 0...UInt32.max))")
+            }
+            ca = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: now - 3600,
+                notValidAfter: now + 10 * 365 * 86400, issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                    Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                },
+                issuerPrivateKey: .init(caKey))
+            try SecretFile.write(caKey.pemRepresentation, to: caKeyPath)
+            try Data((try ca.serializeAsPEM().pemString + "\n").utf8).write(to: URL(fileURLWithPath: files.caCertificate), options: .atomic)
         }
-        let ca = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: now - 3600,
-            notValidAfter: now + 10 * 365 * 86400, issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            },
-            issuerPrivateKey: .init(caKey))
+        let caName = ca.subject
 
         let serverKey = P256.Signing.PrivateKey()
         let names: [GeneralName] = hosts.map { host in
@@ -61,10 +76,8 @@ public enum LocalCertificateAuthority {
             },
             issuerPrivateKey: .init(caKey))
 
-        try SecretFile.write(caKey.pemRepresentation, to: privateDirectory + "/ca.key")
         try SecretFile.write(serverKey.pemRepresentation, to: files.serverKey)
         try Data((try server.serializeAsPEM().pemString + "\n").utf8).write(to: URL(fileURLWithPath: files.serverCertificate), options: .atomic)
-        try Data((try ca.serializeAsPEM().pemString + "\n").utf8).write(to: URL(fileURLWithPath: files.caCertificate), options: .atomic)
         return files
     }
 

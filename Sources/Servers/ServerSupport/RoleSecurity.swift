@@ -6,8 +6,11 @@ import SpeedyCore
 /// How an internal role (chunkserver, chunkmaster, metaserver) protects its port: the cluster
 /// secret every request must carry, and TLS; and how it calls its peers.
 public struct RoleSecurity: Sendable {
-    /// The secret requests must carry; nil only when the operator chose `--insecure`.
-    public var secret: ClusterSecret?
+    /// The secrets requests must carry one of (two while rotating); nil only when the operator
+    /// chose `--insecure`. Re-read from their file on SIGHUP (``HTTPServer``).
+    public var secrets: ClusterSecretRing?
+    /// The secret the role sends now.
+    public var secret: ClusterSecret? { secrets?.current }
     /// TLS and connection idle time.
     public var transport: ServerTransport
     /// How the role calls the other roles: the same secret, and the CA it trusts for their TLS.
@@ -15,9 +18,15 @@ public struct RoleSecurity: Sendable {
 
     /// Creates the settings; without `peers`, the role calls its peers with `secret` over plain HTTP.
     public init(secret: ClusterSecret?, transport: ServerTransport = ServerTransport(), peers: ClusterTransport? = nil) {
-        self.secret = secret
+        self.init(secrets: secret.map(ClusterSecretRing.init), transport: transport, peers: peers)
+    }
+
+    /// Creates the settings with a ring of secrets, which `peers` should send from too (without
+    /// `peers`, the role calls its peers with the ring over plain HTTP).
+    public init(secrets: ClusterSecretRing?, transport: ServerTransport = ServerTransport(), peers: ClusterTransport? = nil) {
+        self.secrets = secrets
         self.transport = transport
-        self.peers = peers ?? ClusterTransport(secret: secret)
+        self.peers = peers ?? ClusterTransport(secrets: secrets)
     }
 
     /// No secret and plain HTTP: what `--insecure` gives (and in-process tests).
@@ -29,9 +38,9 @@ public struct RoleSecurity: Sendable {
     public func guardRoutes<Context: RemoteAddressRequestContext>(
         _ router: Router<Context>, role: String, logger: Logger, chunkTickets: Bool = false
     ) {
-        if let secret {
-            let tickets = chunkTickets ? ChunkTicketGate(key: ChunkTicketKey(secret: secret)) : nil
-            router.middlewares.add(ClusterSecretMiddleware<Context>(secret: secret, logger: logger, tickets: tickets))
+        if let secrets {
+            let tickets = chunkTickets ? ChunkTicketGate(secrets: secrets) : nil
+            router.middlewares.add(ClusterSecretMiddleware<Context>(secrets: secrets, logger: logger, tickets: tickets))
         } else {
             logger.critical(
                 "INSECURE: the \(role) API asks for no cluster secret (--insecure); anyone who can reach its port can read, change and delete cluster data"

@@ -24,7 +24,7 @@ struct SpeedyHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let idleTimeout: Duration
-    let tls: NIOSSLContext?
+    let tls: ServerCertificate?
     let regions: FileRegionResponses?
     let connections: ClientConnections
 
@@ -32,7 +32,7 @@ struct SpeedyHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(ClientConnectionCapHandler(table: connections))
-            if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+            if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls.current)) }
             let deadline = RequestHeadDeadline(timeout: connections.limits.headerTimeout, logger: logger)
             try pipeline.addHandler(deadline.byteWatcher)
             // Hummingbird's defaults for the decoder's limits.

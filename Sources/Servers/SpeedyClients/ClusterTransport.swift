@@ -12,8 +12,11 @@ import Synchronization
 /// piece of code may call, and with which credential, is what it was given. Only the connection
 /// pools are process-wide, one per CA file (see ``http``), as NIO's event loops are.
 public struct ClusterTransport: Sendable {
-    /// The secret sent to internal APIs, if any.
-    public let secret: ClusterSecret?
+    /// The secrets: the one sent to internal APIs, and (for a role) those its own port accepts;
+    /// nil for none. A role's ring follows its secret file as SIGHUP re-reads it.
+    public let secrets: ClusterSecretRing?
+    /// The secret sent to internal APIs now, if any.
+    public var secret: ClusterSecret? { secrets?.current }
     /// The PEM file of the private CA trusted for TLS peers (nil: the system's roots).
     public let caFile: String?
     /// Whether peers named by a bare `HOST:PORT` (chunkservers in the cluster map) are called
@@ -29,7 +32,7 @@ public struct ClusterTransport: Sendable {
 
     /// Creates a transport without a CA file (nothing to check).
     public init(secret: ClusterSecret? = nil, internalTLS: Bool = false, actor: String? = nil) {
-        self.secret = secret
+        self.secrets = secret.map(ClusterSecretRing.init)
         self.caFile = nil
         self.internalTLS = internalTLS
         self.actor = actor
@@ -38,15 +41,29 @@ public struct ClusterTransport: Sendable {
     /// Creates a transport that trusts the CA in `caFile`; fails at start-up, with the reason,
     /// when the file is not a PEM certificate, rather than on the first request.
     public init(secret: ClusterSecret?, caFile: String?, internalTLS: Bool = false, actor: String? = nil) throws {
+        try self.init(secrets: secret.map(ClusterSecretRing.init), caFile: caFile, internalTLS: internalTLS, actor: actor)
+    }
+
+    /// Creates a transport without a CA file that sends the current secret of `secrets`.
+    public init(secrets: ClusterSecretRing?, internalTLS: Bool = false, actor: String? = nil) {
+        self.secrets = secrets
+        self.caFile = nil
+        self.internalTLS = internalTLS
+        self.actor = actor
+    }
+
+    /// Creates a transport that sends the current secret of `secrets` (which a role reloads on
+    /// SIGHUP) and trusts the CA in `caFile`; fails at start-up when the CA file is not PEM.
+    public init(secrets: ClusterSecretRing?, caFile: String?, internalTLS: Bool = false, actor: String? = nil) throws {
         if let caFile { _ = try NIOSSLCertificate.fromPEMFile(caFile) }
-        self.secret = secret
+        self.secrets = secrets
         self.caFile = caFile
         self.internalTLS = internalTLS
         self.actor = actor
     }
 
     private init(copying other: ClusterTransport, secret: ClusterSecret?) {
-        self.secret = secret
+        self.secrets = secret.map(ClusterSecretRing.init)
         self.caFile = other.caFile
         self.internalTLS = other.internalTLS
         self.actor = other.actor

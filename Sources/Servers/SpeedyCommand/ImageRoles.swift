@@ -127,7 +127,7 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Access file: lines `WHO PATTERN ACTIONS` (see docs/security.md); turns logins on. SIGHUP re-reads it.", valueName: "path"))
     var access: String?
 
-    @Option(help: ArgumentHelp("File with the key registry tokens are signed with; give every imageserver of a cluster the same one.", valueName: "path"))
+    @Option(help: ArgumentHelp("File with the key registry tokens are signed with; give every imageserver of a cluster the same one. While rotating it holds two, one per line: the first signs, both are accepted. SIGHUP re-reads it.", valueName: "path"))
     var tokenKeyFile: String?
 
     @Option(help: ArgumentHelp("URL of the token endpoint sent in challenges (default: /token on the host the client used).", valueName: "url"))

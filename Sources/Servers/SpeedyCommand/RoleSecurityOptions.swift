@@ -10,14 +10,14 @@ import SpeedyCore
 struct RoleSecurityOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "File holding the cluster secret every internal API asks for (default: $SPEEDY_CLUSTER_SECRET_FILE). `speedy up` makes one in its data directory.",
+            "File holding the cluster secret every internal API asks for (default: $SPEEDY_CLUSTER_SECRET_FILE). `speedy up` makes one in its data directory. While rotating it holds two, one per line: the first is sent, both are accepted. SIGHUP re-reads it.",
             valueName: "path"))
     var clusterSecretFile: String?
 
     @Flag(help: "Run without a cluster secret: anyone who can reach the port can change the cluster. For experiments only.")
     var insecure = false
 
-    @Option(help: ArgumentHelp("PEM certificate chain: serve this role's API over TLS.", valueName: "path"))
+    @Option(help: ArgumentHelp("PEM certificate chain: serve this role's API over TLS. SIGHUP re-reads it and --tls-key for new connections.", valueName: "path"))
     var tlsCert: String?
 
     @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "path"))
@@ -75,11 +75,11 @@ struct RoleSecurityOptions: ParsableArguments {
     ///   - masterFlag: the role's `--master` as given; `https://` there means the whole cluster
     ///     speaks TLS, and so does a bare `host:port` when this role has a certificate or a CA.
     func resolve(role: String, talksToMaster: Bool = false, masterFlag: String? = nil) throws -> RoleSecurity {
-        var secret: ClusterSecret?
+        var secrets: ClusterSecretRing?
         // --insecure, given on the command line, wins over a secret file named in the environment.
         if !insecure, let path = secretPath {
             do {
-                secret = try ClusterSecret.load(path: path)
+                secrets = try ClusterSecretRing(path: path)
             } catch {
                 throw ValidationError(error.description)
             }
@@ -93,11 +93,11 @@ struct RoleSecurityOptions: ParsableArguments {
             talksToMaster ? MasterLocation.speaksTLS(flag: masterFlag, assumeTLS: tls != nil || ca != nil) : (tls != nil)
         let peers: ClusterTransport
         do {
-            peers = try ClusterTransport(secret: secret, caFile: ca, internalTLS: internalTLS)
+            peers = try ClusterTransport(secrets: secrets, caFile: ca, internalTLS: internalTLS)
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        return RoleSecurity(secret: secret, transport: serverTransport(role: role), peers: peers)
+        return RoleSecurity(secrets: secrets, transport: serverTransport(role: role), peers: peers)
     }
 }
 

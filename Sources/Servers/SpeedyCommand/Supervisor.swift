@@ -103,6 +103,11 @@ final class Supervisor: Sendable {
         }
     }
 
+    /// Sends `signal` to every child still running (SIGHUP: re-read secrets and certificates).
+    func signalAll(_ signal: Int32) {
+        for child in state.withLock({ $0.children }) where child.process.isRunning { kill(child.process.processIdentifier, signal) }
+    }
+
     /// SIGTERM to every child (the last started first), then SIGKILL to any still running after
     /// ``stopGrace``. Returns when every child has exited, or has been sent SIGKILL.
     func stopAll() async {
@@ -153,7 +158,13 @@ enum StopSignal {
         }
         signal(SIGINT) { _ in StopSignal.signalled() }
         signal(SIGTERM) { _ in StopSignal.signalled() }
+        // SIGHUP asks the roles to re-read their secrets and certificates; `speedy up` passes it
+        // on (``hangUps``) rather than dying of it.
+        signal(SIGHUP) { _ in StopSignal.hangUpCount.add(1, ordering: .relaxed) }
     }
+
+    /// How many SIGHUPs came.
+    static let hangUpCount = Atomic<Int>(0)
 
     private static func signalled() {
         requested.store(true, ordering: .relaxed)

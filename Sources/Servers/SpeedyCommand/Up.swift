@@ -105,10 +105,24 @@ struct Up: AsyncParsableCommand {
         let state = await waitUntilWritable(
             MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: cluster), chunkservers: servers.map(\.0)
         ) { StopSignal.isRequested }
+        // SIGHUP to `speedy up` goes on to every role (secret, token key and certificate rotation).
+        let forwarder = Task {
+            var passed = 0
+            while !Task.isCancelled {
+                let count = StopSignal.hangUpCount.load(ordering: .relaxed)
+                if count != passed {
+                    passed = count
+                    supervisor.signalAll(SIGHUP)
+                    say("speedy up: passed SIGHUP to every role")
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
         if !StopSignal.isRequested {
             printBanner(state, root: root, servers: servers, notes: access.notes)
             await StopSignal.wait()
         }
+        forwarder.cancel()
         say("stopping…")
         await supervisor.stopAll()
     }

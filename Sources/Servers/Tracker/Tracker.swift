@@ -27,6 +27,7 @@ public enum Tracker {
         logger.notice("speedy tracker: agents announce every \(DurationText.format(configuration.announceInterval)) (forgotten after \(table.expiryMs / 1000) s of silence)")
         try await HTTPServer.run(
             role: "tracker", router: router, listen: configuration.listen, transport: configuration.security.transport,
+            secrets: configuration.security.secrets,
             services: heartbeat.map { [$0] } ?? [], logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }

@@ -55,7 +55,7 @@ enum RegistryIdentity: Sendable {
 /// re-read on SIGHUP (``reload()``) without a restart.
 final class RegistryAuth: Sendable {
     let configuration: RegistryAuthConfiguration
-    let issuer: TokenIssuer
+    private let currentIssuer: Mutex<TokenIssuer>
     private let policy: Mutex<AccessPolicy>
     private let passwords: PasswordChecker
     private let logger: Logger
@@ -67,7 +67,7 @@ final class RegistryAuth: Sendable {
 
     private init(configuration: RegistryAuthConfiguration, issuer: TokenIssuer, policy: AccessPolicy, users: UserFile, logger: Logger) {
         self.configuration = configuration
-        self.issuer = issuer
+        currentIssuer = Mutex(issuer)
         self.policy = Mutex(policy)
         passwords = PasswordChecker(users: users)
         self.logger = logger
@@ -76,24 +76,21 @@ final class RegistryAuth: Sendable {
     /// Reads the files named by `configuration`.
     static func load(_ configuration: RegistryAuthConfiguration, logger: Logger) async throws -> RegistryAuth {
         let (policy, users) = try readFiles(configuration)
-        let key: [UInt8]
+        let keys: [[UInt8]]
         if let path = configuration.tokenKeyPath {
-            let secret: ClusterSecretText
-            do {
-                secret = try ClusterSecretText(path: path)
-            } catch {
-                throw LoadError(description: "cannot use the token key file \(path): \(error)")
-            }
-            key = secret.bytes
+            keys = try TokenKeyFile.read(path)
         } else {
-            key = (0..<32).map { _ in UInt8.random(in: 0...255) }
+            keys = [(0..<32).map { _ in UInt8.random(in: 0...255) }]
             if configuration.enabled {
                 logger.notice("no --token-key-file: tokens are signed with a key of this process and are good at this imageserver only")
             }
         }
-        let issuer = await TokenIssuer(key: key, service: configuration.service, lifetime: configuration.tokenLifetime)
+        let issuer = await TokenIssuer(keys: keys, service: configuration.service, lifetime: configuration.tokenLifetime)
         return RegistryAuth(configuration: configuration, issuer: issuer, policy: policy, users: users, logger: logger)
     }
+
+    /// What signs and checks tokens now (the token key file as last read).
+    var issuer: TokenIssuer { currentIssuer.withLock { $0 } }
 
     private static func readFiles(_ configuration: RegistryAuthConfiguration) throws -> (AccessPolicy, UserFile) {
         func read(_ path: String, _ what: String) throws -> String {
@@ -122,8 +119,9 @@ final class RegistryAuth: Sendable {
         return (policy, users)
     }
 
-    /// Re-reads the user and access files; on any error keeps what it had and says why.
-    func reload() {
+    /// Re-reads the user and access files and the token key file; on any error keeps what it had
+    /// and says why.
+    func reload() async {
         do {
             let (policy, users) = try Self.readFiles(configuration)
             self.policy.withLock { $0 = policy }
@@ -131,6 +129,15 @@ final class RegistryAuth: Sendable {
             logger.notice("re-read the registry's users (\(users.users.count)) and access rules (\(policy.rules.count))")
         } catch {
             logger.error("kept the previous users and access rules: \(error)")
+        }
+        guard let path = configuration.tokenKeyPath else { return }
+        do {
+            let keys = try TokenKeyFile.read(path)
+            let issuer = await TokenIssuer(keys: keys, service: configuration.service, lifetime: configuration.tokenLifetime)
+            currentIssuer.withLock { $0 = issuer }
+            logger.notice("re-read the token key file \(path): signing with the first of \(keys.count) key\(keys.count == 1 ? "" : "s"), accepting all")
+        } catch {
+            logger.error("kept the previous token keys: \(error)")
         }
     }
 
@@ -176,15 +183,28 @@ final class RegistryAuth: Sendable {
     }
 }
 
-/// The bytes of a key file (white space around them ignored), at least 32 of them.
-struct ClusterSecretText {
-    let bytes: [UInt8]
+/// The token key file (`--token-key-file`): one key per line, at least 32 characters each, white
+/// space around them ignored; two while the key rotates (the first signs, both are accepted).
+enum TokenKeyFile {
+    /// The most keys a file may hold: a rotation needs two.
+    static let maximumKeys = 4
 
-    init(path: String) throws {
-        let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.utf8.count >= 32 else {
-            throw RegistryAuth.LoadError(description: "the key must be at least 32 characters (`head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'` makes one)")
+    /// The keys' bytes, the signing key's first.
+    static func read(_ path: String) throws -> [[UInt8]] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw RegistryAuth.LoadError(description: "cannot read the token key file \(path): \(error.localizedDescription)")
         }
-        bytes = Array(text.utf8)
+        let keys = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard (1...maximumKeys).contains(keys.count) else {
+            throw RegistryAuth.LoadError(description: "the token key file \(path) holds \(keys.count) keys: one per line, one to \(maximumKeys)")
+        }
+        guard keys.allSatisfy({ $0.utf8.count >= 32 }) else {
+            throw RegistryAuth.LoadError(
+                description: "a key in \(path) is shorter than 32 characters (`head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'` makes one)")
+        }
+        return keys.map { Array($0.utf8) }
     }
 }

@@ -16,12 +16,16 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
         case unreadable(path: String, reason: String)
         /// The file holds fewer than ``minimumLength`` characters, or characters a header cannot carry.
         case weak(path: String)
+        /// The file holds no secret, or more than ``ClusterSecretRing/maximumSecrets``.
+        case count(path: String, found: Int)
 
         public var description: String {
             switch self {
             case .unreadable(let path, let reason): "cannot read the cluster secret file \(path): \(reason)"
             case .weak(let path):
                 "the cluster secret in \(path) must be at least \(ClusterSecret.minimumLength) printable characters without spaces"
+            case .count(let path, let found):
+                "the cluster secret file \(path) holds \(found) secrets: it takes one per line, one to \(ClusterSecretRing.maximumSecrets) (two while rotating)"
             }
         }
     }
@@ -35,17 +39,29 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
         self.value = value
     }
 
-    /// Reads a secret file (surrounding white space is ignored).
+    /// Reads a secret file: the secret it sends, its first line (see ``loadAll(path:)``).
     public static func load(path: String) throws(LoadError) -> ClusterSecret {
+        try loadAll(path: path)[0]
+    }
+
+    /// Reads a secret file: one secret per line, blank lines and surrounding white space ignored;
+    /// two during a rotation (the first is sent, both are accepted: ``ClusterSecretRing``).
+    public static func loadAll(path: String) throws(LoadError) -> [ClusterSecret] {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw .unreadable(path: path, reason: "\(error.localizedDescription)")
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let secret = ClusterSecret(text) else { throw .weak(path: path) }
-        return secret
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard (1...ClusterSecretRing.maximumSecrets).contains(lines.count) else { throw .count(path: path, found: lines.count) }
+        var secrets: [ClusterSecret] = []
+        for line in lines {
+            guard let secret = ClusterSecret(line) else { throw .weak(path: path) }
+            secrets.append(secret)
+        }
+        return secrets
     }
 
     /// 32 random bytes as hex, from the system's cryptographic generator.

@@ -1,4 +1,3 @@
-import HTTPTypes
 import NIOCore
 
 /// The proxies (`--trusted-proxy CIDR`) whose word on the client's address is taken: a request
@@ -12,8 +11,6 @@ public struct TrustedProxies: Sendable {
         case xForwardedFor = "x-forwarded-for"
         /// RFC 7239's `Forwarded: for=client;proto=https, for=proxy1`.
         case forwarded
-
-        var name: HTTPField.Name { HTTPField.Name(rawValue)! }
     }
 
     /// The proxies.
@@ -39,9 +36,10 @@ public struct TrustedProxies: Sendable {
     /// rightmost address in the header that is not itself a trusted proxy (each proxy appends
     /// the address it saw, so entries further left are the client's own claims); else nil, as
     /// it is when the header is missing or that entry is not an IP address.
-    public func client(peer: SocketAddress?, headers: HTTPFields) -> SocketAddress? {
+    /// `values` are the request's values of ``header``, in order (ServerSupport reads them from
+    /// the request's fields).
+    public func client(peer: SocketAddress?, forwarded values: [String]) -> SocketAddress? {
         guard trusts(peer) else { return nil }
-        let values = headers[values: header.name]
         guard !values.isEmpty else { return nil }
         let hops = Self.hops(values.joined(separator: ","), header: header, last: Self.maximumHops)
         for hop in hops.reversed() {

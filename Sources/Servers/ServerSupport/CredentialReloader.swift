@@ -1,0 +1,41 @@
+import Logging
+import ServiceLifecycle
+import SpeedyCore
+import UnixSignals
+
+/// Re-reads a role's credentials on SIGHUP: the cluster secret file (one secret, or the old and
+/// the new while rotating) and the port's TLS certificate and key. What cannot be read is logged
+/// and the credentials held are kept, so a half-written file never locks a role out.
+struct CredentialReloader: Service {
+    let role: String
+    let secrets: ClusterSecretRing?
+    let certificate: ServerCertificate?
+    let logger: Logger
+
+    func run() async throws {
+        // Trapped even with nothing to re-read: SIGHUP must never stop a server (it would by default).
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            reload()
+        }
+    }
+
+    /// One re-read, as SIGHUP asks for.
+    func reload() {
+        if let secrets, let path = secrets.path {
+            do {
+                let count = try secrets.reload()
+                logger.notice("re-read the cluster secret file \(path): the \(role) accepts \(count) secret\(count == 1 ? "" : "s") and sends the first")
+            } catch {
+                logger.error("\(error); the \(role) keeps the secrets it had")
+            }
+        }
+        if let certificate {
+            do {
+                try certificate.reload()
+                logger.notice("re-read the TLS certificate \(certificate.files.certificate): new connections get it")
+            } catch {
+                logger.error("cannot re-read the TLS certificate \(certificate.files.certificate) and key \(certificate.files.key): \(error); the \(role) keeps serving the one it had")
+            }
+        }
+    }
+}
