@@ -16,7 +16,7 @@ extension ProcessSuites {
     /// cluster secret goes from old to new in three SIGHUPs without a refused request or a lost blob.
     @Suite("Secret rotation", .serialized)
     struct SecretRotationTests {
-        static let roles = ["master", "cs1", "cs2", "cs3", "meta", "imageserver"]
+        static let roles = ["master", "cs1", "cs2", "cs3", "meta", "imageserver", "tracker"]
 
         /// Writes the secret file (as the runbook says: whole lines, renamed into place), sends
         /// SIGHUP to every role, and waits until each has logged its `step`-th re-read.
@@ -42,6 +42,16 @@ extension ProcessSuites {
             let old = try ClusterSecret.load(path: ClusterHarness.secretFile)
             let new = ClusterSecret.generate()
             let registry = try await cluster.startRegistry()
+            // A tracker too: its /metrics asks for the cluster secret.
+            let peerSecret = cluster.root + "/peer.secret"
+            try SecretFile.write(ClusterSecret.generate().value + "\n", to: peerSecret)
+            let trackerPort = ClusterHarness.freePort()
+            try cluster.start(
+                "tracker", ["tracker", "--listen", "127.0.0.1:\(trackerPort)", "--peer-secret-file", peerSecret, "--master", registry.masterURL])
+            let tracker = "http://127.0.0.1:\(trackerPort)"
+            #expect(await cluster.eventually(within: 20) {
+                (try? await ServiceClient(baseURL: tracker, transport: .plain).send(.GET, "/readyz"))?.status == 200
+            }, "\(cluster.log("tracker"))")
 
             // Pushes of 1 MiB blobs for the whole rotation, and some time on either side of it.
             let deadline = ContinuousClock.now + .seconds(30)
@@ -69,12 +79,13 @@ extension ProcessSuites {
             }
 
             // The old secret opens nothing now; the new one everything.
-            let internalURLs = [registry.masterURL, registry.metaURL] + registry.chunkservers.map { "http://" + $0.addr }
+            let internalURLs = [registry.masterURL, registry.metaURL, tracker] + registry.chunkservers.map { "http://" + $0.addr }
             for url in internalURLs {
-                let withOld = try await ServiceClient(baseURL: url, transport: ClusterHarness.transport.with(secret: old)).send(.GET, "/v1/status")
-                let withNew = try await ServiceClient(baseURL: url, transport: ClusterHarness.transport.with(secret: new)).send(.GET, "/v1/status")
+                // /metrics: every role's, the tracker's included, asks for the cluster secret.
+                let withOld = try await ServiceClient(baseURL: url, transport: ClusterHarness.transport.with(secret: old)).send(.GET, "/metrics")
+                let withNew = try await ServiceClient(baseURL: url, transport: ClusterHarness.transport.with(secret: new)).send(.GET, "/metrics")
                 #expect(withOld.status == 401, "\(url) with the old secret: \(withOld.status)")
-                #expect(withNew.status != 401, "\(url) with the new secret: \(withNew.status)")
+                #expect(withNew.status == 200, "\(url) with the new secret: \(withNew.status)")
             }
             let status = try await cluster.chunktool(["status", "--json", "--master", registry.masterURL])
             #expect(status.status == 0, "chunktool with the new secret: \(status.output)")

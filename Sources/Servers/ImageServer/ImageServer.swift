@@ -8,7 +8,6 @@ import NIOCore
 import ServerSupport
 import SpeedyClients
 import ServiceLifecycle
-import UnixSignals
 import SpeedyCore
 
 /// The imageserver role: a stateless OCI registry whose blobs are cut into chunks stored on
@@ -59,7 +58,8 @@ public enum ImageServer {
         do {
             try await HTTPServer.run(
                 role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
-                secrets: configuration.cluster.secrets, services: [refresher, watchdog, ReloadOnHangup(auth: auth, audit: configuration.auditLog, logger: logger), expiry.task, heartbeat], logger: logger
+                secrets: configuration.cluster.secrets, onHangup: { await Self.reload(auth, audit: configuration.auditLog, logger: logger) },
+                services: [refresher, watchdog, expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
             try? await http.shutdown()
@@ -117,6 +117,17 @@ public enum ImageServer {
     static let readSilenceLimit: TimeAmount = .seconds(5)
 
     /// An HTTP client for chunkservers and the master, giving up after `readTimeout` of silence.
+    /// What SIGHUP re-reads besides the credentials every role has: the registry's users, access
+    /// rules and token keys, and the audit log, reopened (a rotation may have moved it away).
+    private static func reload(_ auth: RegistryAuth, audit: AuditLog?, logger: Logger) async {
+        await auth.reload()
+        do {
+            try audit?.reopen()
+        } catch {
+            logger.error("\(error); still writing to the file opened before")
+        }
+    }
+
     private static func makeClusterClient(readTimeout: TimeAmount, cluster: ClusterTransport) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         // Many uploads and pulls reach each chunkserver at once; allow enough connections per host.
@@ -127,24 +138,5 @@ public enum ImageServer {
         configuration.timeout = .init(connect: .seconds(3), read: readTimeout)
         cluster.applyTLS(to: &configuration)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
-}
-
-/// Re-reads the registry's users, access rules and token keys on SIGHUP, and reopens the audit
-/// log (which a rotation may have moved away).
-struct ReloadOnHangup: Service {
-    let auth: RegistryAuth
-    let audit: AuditLog?
-    let logger: Logger
-
-    func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            await auth.reload()
-            do {
-                try audit?.reopen()
-            } catch {
-                logger.error("\(error); still writing to the file opened before")
-            }
-        }
     }
 }

@@ -4,18 +4,21 @@ import SpeedyCore
 import UnixSignals
 
 /// Re-reads a role's credentials on SIGHUP: the cluster secret file (one secret, or the old and
-/// the new while rotating) and the port's TLS certificate and key. What cannot be read is logged
-/// and the credentials held are kept, so a half-written file never locks a role out.
+/// the new while rotating) and the port's TLS certificate and key, then whatever else the role
+/// re-reads (`then`). What cannot be read is logged and the credentials held are kept, so a
+/// half-written file never locks a role out. The one SIGHUP handler of a role's process.
 struct CredentialReloader: Service {
     let role: String
     let secrets: ClusterSecretRing?
     let certificate: ServerCertificate?
+    let then: @Sendable () async -> Void
     let logger: Logger
 
     func run() async throws {
         // Trapped even with nothing to re-read: SIGHUP must never stop a server (it would by default).
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             reload()
+            await then()
         }
     }
 

@@ -100,9 +100,11 @@ struct PeerCommand: AsyncParsableCommand {
     /// The peer secret in `path`, or a usage error naming the flag and what is wrong with the file.
     private func loadPeerSecret(_ path: String) throws -> ClusterSecret {
         do {
-            return try ClusterSecret.load(path: path)
+            return try ClusterSecret.loadOne(path: path)
         } catch .unreadable(_, let reason) {
             throw ValidationError("--peer-secret-file \(path): cannot read it: \(reason)")
+        } catch .count(_, let found) {
+            throw ValidationError("--peer-secret-file \(path): it holds \(found) lines; the peer secret is one line")
         } catch .weak {
             throw ValidationError("--peer-secret-file \(path): the peer secret must be at least \(ClusterSecret.minimumLength) printable characters without spaces")
         }

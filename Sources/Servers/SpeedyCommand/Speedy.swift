@@ -21,6 +21,9 @@ enum SpeedyMain {
     static let dataPathRoles: Set<String> = ["chunkserver", "imageserver", "peer"]
 
     static func main() {
+        // SIGHUP asks a role to re-read its secrets and certificates (CredentialReloader), which
+        // can only trap it once the role runs: until then its default would end the process.
+        signal(SIGHUP, SIG_IGN)
         if let role = CommandLine.arguments.dropFirst().first, dataPathRoles.contains(role) {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }

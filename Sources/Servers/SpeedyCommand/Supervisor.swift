@@ -160,6 +160,7 @@ enum StopSignal {
         signal(SIGTERM) { _ in StopSignal.signalled() }
         // SIGHUP asks the roles to re-read their secrets and certificates; `speedy up` passes it
         // on (``hangUps``) rather than dying of it.
+        _ = hangUpCount.load(ordering: .relaxed)  // made now, not first inside the handler
         signal(SIGHUP) { _ in StopSignal.hangUpCount.add(1, ordering: .relaxed) }
     }
 

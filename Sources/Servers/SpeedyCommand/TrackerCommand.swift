@@ -56,9 +56,11 @@ struct TrackerCommand: AsyncParsableCommand {
     /// The peer secret, or a usage error that names the flag and what is wrong with the file.
     private func loadPeerSecret() throws -> ClusterSecret {
         do {
-            return try ClusterSecret.load(path: peerSecretFile)
+            return try ClusterSecret.loadOne(path: peerSecretFile)
         } catch .unreadable(_, let reason) {
             throw ValidationError("--peer-secret-file \(peerSecretFile): cannot read it: \(reason)")
+        } catch .count(_, let found) {
+            throw ValidationError("--peer-secret-file \(peerSecretFile): it holds \(found) lines; the peer secret is one line")
         } catch .weak {
             throw ValidationError(
                 "--peer-secret-file \(peerSecretFile): the peer secret must be at least \(ClusterSecret.minimumLength) printable characters without spaces")

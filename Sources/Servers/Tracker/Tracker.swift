@@ -45,9 +45,9 @@ public enum Tracker {
         if requestLog.logLevel == .info { requestLog.logLevel = .notice }
         router.middlewares.add(RequestTelemetryMiddleware(logger: requestLog, tally: tally) { TrackerRoutes.routeLabel($0.uri.path) })
         let key = PeerKey(secret: configuration.peerSecret)
-        if let secret = configuration.security.secret {
+        if let secrets = configuration.security.secrets {
             let swarmPaths = PublicPaths(paths: HealthRoutes.openPaths, trees: ["/v1"])
-            router.middlewares.add(ClusterSecretMiddleware(secret: secret, logger: logger, open: swarmPaths))
+            router.middlewares.add(ClusterSecretMiddleware(secrets: secrets, logger: logger, open: swarmPaths))
             let metricsPath = PublicPaths(paths: HealthRoutes.openPaths.union(["/metrics"]))
             router.middlewares.add(PeerSignatureMiddleware(key: key, logger: logger, open: metricsPath))
         } else {

@@ -44,6 +44,14 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
         try loadAll(path: path)[0]
     }
 
+    /// Reads a file that must hold exactly one secret (the peer secret, which does not rotate by
+    /// file): a second line is ``LoadError/count(path:found:)``, not silently ignored.
+    public static func loadOne(path: String) throws(LoadError) -> ClusterSecret {
+        let secrets = try loadAll(path: path)
+        guard secrets.count == 1 else { throw .count(path: path, found: secrets.count) }
+        return secrets[0]
+    }
+
     /// Reads a secret file: one secret per line, blank lines and surrounding white space ignored;
     /// two during a rotation (the first is sent, both are accepted: ``ClusterSecretRing``).
     public static func loadAll(path: String) throws(LoadError) -> [ClusterSecret] {
