@@ -37,6 +37,19 @@ public struct ChunkTicketGate: Sendable {
         }
     }
 
+    /// A gate checking tickets with the imageservers' keys the role table lists (``RoleTable/ticketKeys``):
+    /// `v2` tickets, which only an imageserver can sign.
+    public init(roles: RoleTableFile) {
+        let derived = Mutex<(table: RoleTable?, keys: [ChunkTicketKey])>((nil, []))
+        keys = {
+            let table = roles.table
+            return derived.withLock { cache in
+                if cache.table != table { cache = (table, table.ticketKeys.compactMap(ChunkTicketKey.init(verifying:))) }
+                return cache.keys
+            }
+        }
+    }
+
     /// The ticket an `Authorization` value carries (`SpeedyTicket <ticket>`; the scheme alone,
     /// its value trimmed away, carries an empty one), or nil when it names another scheme.
     public static func ticket(in authorization: String?) -> String? {

@@ -2,7 +2,7 @@ import SpeedyCore
 
 /// The parsers of credentials, access rules and client addresses.
 extension FuzzTarget {
-    static let security: [FuzzTarget] = [accessFile, htpasswd, basicAuth, forwarded, network]
+    static let security: [FuzzTarget] = [accessFile, htpasswd, roleTable, basicAuth, forwarded, network]
 
     /// Names an access file's rules are matched against.
     private static let repositories = ["team/app", "a", "public/x/y", "team/app/x", String(repeating: "a/", count: 60) + "b"]
@@ -24,6 +24,21 @@ extension FuzzTarget {
         return expect(
             file.hashes.allSatisfy { user, hash in !user.isEmpty && !user.contains(":") && hash.utf8.count == 60 && hash.hasPrefix("$2") },
             "kept a user or hash it should have refused")
+    }
+
+    /// The role table (`--role-table`): what parses has bounded, distinct entries of the right
+    /// sizes, prints back to the same table, and looks up any header without trapping.
+    static let roleTable = FuzzTarget("role-table", "the role table (ROLE SHA256-HEX [ed25519:KEY] lines)") { input in
+        let text = text(input)
+        guard let table = try? RoleTable.parse(text) else { return nil }
+        let hashes = table.entries.map(\.secretHash)
+        let reread = try? RoleTable.parse(table.text)
+        _ = table.role(carriedBy: "Bearer " + text.prefix(80))
+        return first(
+            expect(!table.entries.isEmpty && table.entries.count <= RoleTable.maximumEntries, "\(table.entries.count) entries"),
+            expect(hashes.allSatisfy { $0.count == 32 } && Set(hashes).count == hashes.count, "a hash of the wrong size, or twice"),
+            expect(table.entries.allSatisfy { $0.ticketKey == nil || ($0.role == .imageserver && $0.ticketKey!.count == 32) }, "a ticket key where none belongs"),
+            expect(reread == table, "the table does not read back from its own text"))
     }
 
     /// `Authorization: Basic …`: what parses is the header it came from.

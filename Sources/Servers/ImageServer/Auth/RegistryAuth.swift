@@ -197,7 +197,7 @@ enum TokenKeyFile {
         } catch {
             throw RegistryAuth.LoadError(description: "cannot read the token key file \(path): \(error.localizedDescription)")
         }
-        let keys = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let keys = SecretFile.lines(of: text)
         guard (1...maximumKeys).contains(keys.count) else {
             throw RegistryAuth.LoadError(description: "the token key file \(path) holds \(keys.count) keys: one per line, one to \(maximumKeys)")
         }

@@ -61,8 +61,7 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
         } catch {
             throw .unreadable(path: path, reason: "\(error.localizedDescription)")
         }
-        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let lines = SecretFile.lines(of: String(decoding: data, as: UTF8.self))
         guard (1...ClusterSecretRing.maximumSecrets).contains(lines.count) else { throw .count(path: path, found: lines.count) }
         var secrets: [ClusterSecret] = []
         for line in lines {
@@ -103,6 +102,12 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
 /// Writes files that hold secrets: created with mode 0600 before any byte is written, renamed
 /// into place so a reader never sees half a secret.
 public enum SecretFile {
+    /// The secrets or keys a file's text holds, one per line: white space around each, and blank
+    /// lines, ignored (the cluster secret, role secrets and token keys are all written so).
+    public static func lines(of text: String) -> [String] {
+        text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// Writes `text` to `path` readable by the owner only.
     public static func write(_ text: String, to path: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
