@@ -173,13 +173,13 @@ _speedy() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    up|chunkmaster|chunkserver|metaserver|imageserver|peer|tracker|htpasswd|certificates|help)
+    up|chunkmaster|chunkserver|metaserver|imageserver|peer|tracker|htpasswd|certificates|credentials|help)
         # Offer subcommand argument completions
         "_speedy_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver peer tracker htpasswd certificates help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'up chunkmaster chunkserver metaserver imageserver peer tracker htpasswd certificates credentials help' -- "${cur}"))
         ;;
     esac
 }
@@ -233,7 +233,7 @@ _speedy_chunkmaster() {
     repeating_flags=()
     non_repeating_flags=(--auto-repair --no-auto-repair --allow-same-zone --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --compare-every --recovery-rate --replace-after --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --data --database --lease-ttl --down-after --advertise --compare-every --recovery-rate --replace-after --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -268,6 +268,9 @@ _speedy_chunkmaster() {
     '--cluster-secret-file')
         return
         ;;
+    '--role-table')
+        return
+        ;;
     '--tls-cert')
         return
         ;;
@@ -294,7 +297,7 @@ _speedy_chunkserver() {
     repeating_flags=()
     non_repeating_flags=(--spare --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--master --group --listen --advertise --zone --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --scrub-rate --scrub-every --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--master --group --listen --advertise --zone --data --id --volume-size --max-chunk --reserve --capacity --heartbeat-interval --compact-threshold --compact-rate --compact-every --scrub-rate --scrub-every --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -353,6 +356,9 @@ _speedy_chunkserver() {
     '--cluster-secret-file')
         return
         ;;
+    '--role-table')
+        return
+        ;;
     '--tls-cert')
         return
         ;;
@@ -379,7 +385,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -411,6 +417,9 @@ _speedy_metaserver() {
     '--cluster-secret-file')
         return
         ;;
+    '--role-table')
+        return
+        ;;
     '--tls-cert')
         return
         ;;
@@ -437,7 +446,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=(--trusted-proxy)
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -512,6 +521,9 @@ _speedy_imageserver() {
         return
         ;;
     '--cluster-secret-file')
+        return
+        ;;
+    '--role-table')
         return
         ;;
     '--tls-cert')
@@ -591,7 +603,7 @@ _speedy_tracker() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --peer-secret-file --announce-interval --master --id --cluster-secret-file --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --peer-secret-file --announce-interval --master --id --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -612,6 +624,9 @@ _speedy_tracker() {
         return
         ;;
     '--cluster-secret-file')
+        return
+        ;;
+    '--role-table')
         return
         ;;
     '--tls-cert')
@@ -664,6 +679,24 @@ _speedy_certificates() {
         return
         ;;
     '--host')
+        return
+        ;;
+    esac
+}
+
+_speedy_credentials() {
+    repeating_flags=()
+    non_repeating_flags=(--json -h --help)
+    repeating_options=()
+    non_repeating_options=(--out --operator-secret)
+    __speedy_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--out')
+        return
+        ;;
+    '--operator-secret')
         return
         ;;
     esac

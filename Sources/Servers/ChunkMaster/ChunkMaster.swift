@@ -139,37 +139,42 @@ public final class ChunkMaster: Sendable {
     /// - Throws: `.serverRetired` for a server removed from the cluster; `.zoneConflict` for one
     ///   joining a group where another member is in its zone (unless ``ChunkMasterConfiguration/allowSameZone``).
     public func heartbeat(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> HeartbeatReply? {
-        let taken: ([ClusterMap.Change], GroupState, UInt32)?
+        let taken: ([ClusterMap.Change], GroupState, UInt32, [String])?
         do throws(ClusterMap.AdminError) {
             taken = try await apply(report)
         } catch {
             await recordRefusal(error)
             throw error
         }
-        guard let (made, state, group) = taken else { return nil }
+        guard let (made, state, group, members) = taken else { return nil }
         zoneRefusals.withLock { _ = $0.removeValue(forKey: report.serverId) }
         await record(made)
         // A spare given a group learns it here.
         let assigned = report.spare == true && group != report.group ? group : nil
-        return HeartbeatReply(groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds), group: assigned)
+        return HeartbeatReply(
+            groupState: state, intervalMs: UInt64(configuration.heartbeatInterval.milliseconds), group: assigned, members: members)
     }
 
     /// Applies a heartbeat to the map and saves what it changed, in one turn; nil when this
-    /// master does not lead. Returns the changes, and the group it is in with its state.
-    private func apply(_ report: HeartbeatReport) async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? {
-        try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32)? in
+    /// master does not lead. Returns the changes, and the group it is in with its state and its
+    /// members' addresses.
+    private func apply(
+        _ report: HeartbeatReport
+    ) async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32, [String])? {
+        try await turns.run { () async throws(ClusterMap.AdminError) -> ([ClusterMap.Change], GroupState, UInt32, [String])? in
             let (isLeader, fence) = leadership.lead
             guard isLeader else { return nil }
             let now = nowMs
-            let (made, state, group) = try map.withLock { map throws(ClusterMap.AdminError) in
+            let (made, state, group, members) = try map.withLock { map throws(ClusterMap.AdminError) in
                 guard !map.isRetired(report.serverId) else { throw .serverRetired(report.serverId) }
                 if !configuration.allowSameZone { try map.checkZone(of: report) }
                 let made = map.apply(report, nowMs: now)
                 let group = map.members[report.serverId]?.group ?? report.group
-                return (made, map.state(of: group), group)
+                let members = map.members.values.filter { $0.group == group }.map(\.addr).sorted()
+                return (made, map.state(of: group), group, members)
             }
             await save(made, fence: fence)
-            return (made, state, group)
+            return (made, state, group, members)
         }
     }
 
@@ -349,7 +354,7 @@ public final class ChunkMaster: Sendable {
     public func router() -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger)
+        configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger, authorization: .chunkmaster)
         router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership) { self.isWarm })
         MapRoutes(master: self).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }
@@ -398,6 +403,7 @@ public final class ChunkMaster: Sendable {
         try await HTTPServer.run(
             role: "chunkmaster", router: router(), listen: configuration.listen, transport: configuration.security.transport,
             secrets: configuration.security.secrets,
+            roles: configuration.security.roles,
             services: services, logger: logger
         ) { bound in
             self.advertised.withLock { $0 = self.configuration.advertise ?? bound }

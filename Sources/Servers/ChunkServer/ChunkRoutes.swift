@@ -29,6 +29,9 @@ struct ChunkRoutes: Sendable {
     /// Where whole-chunk reads marked `X-Speedy-Read: unchecked` are sent from the volume file by
     /// the kernel; nil (a TLS port, or a router driven in process) reads them into memory.
     var fileRegions: FileRegionResponses?
+    /// The group's members as the master lists them, which a chain may name only; nil (a router
+    /// driven in process, without a master) checks no chain.
+    var chainMembers: ChainMembers?
 
     static let crcHeader = HTTPField.Name(SpeedyHeader.crc32c)!
     static let chainHeader = HTTPField.Name(SpeedyHeader.chain)!
@@ -62,7 +65,7 @@ struct ChunkRoutes: Sendable {
         let key = try key(context)
         let declared = try declaredLength(request)
         let expectedCRC = try declaredCRC(request)
-        let forward = try chainForward(request, key: key, length: declared, crc: expectedCRC)
+        let forward = try await chainForward(request, key: key, length: declared, crc: expectedCRC)
         // A retry finds its chunk stored already; a failed chain must not delete that copy.
         let storedBefore = store.info(key) != nil
         let info: ChunkInfo
@@ -105,13 +108,22 @@ struct ChunkRoutes: Sendable {
         return crc
     }
 
-    /// The forward to the next member when the request names a chain.
-    private func chainForward(_ request: Request, key: ChunkKey, length: Int?, crc: UInt32?) throws -> ChainForward? {
+    /// The forward to the next member when the request names a chain, all of whose members are
+    /// in this server's group (403 `FORBIDDEN` otherwise: the chunk, and this server's
+    /// credential, go to the group's members only).
+    private func chainForward(_ request: Request, key: ChunkKey, length: Int?, crc: UInt32?) async throws -> ChainForward? {
         guard let text = request.headers[Self.chainHeader] else { return nil }
         guard let tail = ReplicationChain.parseTail(text) else {
             throw APIError.badRequest("\(SpeedyHeader.chain) must be up to \(ReplicationChain.maxMembers) distinct HOST:PORTs separated by commas")
         }
         guard !tail.isEmpty else { return nil }
+        if let chainMembers {
+            let strangers = await chainMembers.strangers(in: tail)
+            guard strangers.isEmpty else {
+                throw APIError(
+                    .forbidden, "\(SpeedyHeader.chain) names \(strangers.joined(separator: ", ")), not a member of group \(key.group) as the master lists it")
+            }
+        }
         guard let length, let crc else {
             throw APIError.badRequest("a chained PUT needs Content-Length and \(SpeedyHeader.crc32c), for the members after this one to check")
         }

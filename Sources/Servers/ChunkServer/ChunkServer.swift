@@ -40,14 +40,18 @@ public enum ChunkServer {
         // Whole-chunk reads go from the volume file to the socket by sendfile, on plain HTTP.
         var transport = configuration.security.transport
         if transport.tls == nil { transport.fileRegions = FileRegionResponses() }
+        let listening = Mutex(false)
+        let chainMembers = ChainMembers {
+            guard listening.withLock({ $0 }) else { return nil }
+            return try? await master.heartbeat(heartbeat.report()).members
+        }
         let router = Self.router(
             store: store, configuration: configuration, membership: membership, counters: counters, report: heartbeat.report, scrubber: scrubber,
-            fileRegions: transport.fileRegions, logger: logger)
+            fileRegions: transport.fileRegions, chainMembers: chainMembers, logger: logger)
         let compactor = Compactor(
             store: store, master: master, serverId: serverId, membership: membership,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
-        let listening = Mutex(false)
         let refusals = RefusalLog(logger: logger)
         var services: [any Service] = periodicTasks(
             configuration, store: store, compactor: compactor, logger: logger,
@@ -56,6 +60,7 @@ public enum ChunkServer {
                 do {
                     let reply = try await master.heartbeat(heartbeat.report())
                     refusals.accepted()
+                    if let members = reply.members { chainMembers.update(members) }
                     if let group = reply.group, try membership.assign(group) {
                         logger.notice("the master made this spare a member of group \(group): serving it from now on")
                     }
@@ -69,7 +74,8 @@ public enum ChunkServer {
         do {
             try await HTTPServer.run(
                 role: "chunkserver", router: router, listen: configuration.listen, transport: transport,
-                secrets: configuration.security.secrets, services: services, logger: logger
+                secrets: configuration.security.secrets, roles: configuration.security.roles, services: services,
+                logger: logger
             ) { bound in
                 heartbeat.advertised.withLock { $0 = configuration.advertise ?? bound }
                 listening.withLock { $0 = true }
@@ -149,11 +155,11 @@ public enum ChunkServer {
     static func router(
         store: VolumeChunkStore, configuration: ChunkServerConfiguration, membership: GroupMembership? = nil, counters: TrafficCounters,
         report: @escaping @Sendable () -> HeartbeatReport, scrubber: Scrubber? = nil, fileRegions: FileRegionResponses? = nil,
-        logger: Logger
+        chainMembers: ChainMembers? = nil, logger: Logger
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger, chunkTickets: true)
+        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger, authorization: .chunkserver, chunkTickets: true)
         let metrics = ChunkServerMetrics()
         RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
         HealthRoutes.register(on: router) {
@@ -163,6 +169,7 @@ public enum ChunkServer {
             store: store, membership: membership ?? GroupMembership(fixed: configuration.group), counters: counters, stats: report,
             maxChunkBytes: configuration.store.maxChunkBytes, peers: configuration.security.peers)
         routes.fileRegions = fileRegions
+        routes.chainMembers = chainMembers
         if let scrubber { routes.onDamage = { fileId, why in await scrubber.noteDamaged(fileId, why: why) } }
         routes.register(on: router)
         return router

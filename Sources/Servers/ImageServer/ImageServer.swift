@@ -58,7 +58,7 @@ public enum ImageServer {
         do {
             try await HTTPServer.run(
                 role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
-                secrets: configuration.cluster.secrets, onHangup: { await Self.reload(auth, audit: configuration.auditLog, logger: logger) },
+                secrets: configuration.cluster.secrets, roles: configuration.roles, onHangup: { await Self.reload(auth, audit: configuration.auditLog, logger: logger) },
                 services: [refresher, watchdog, expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
@@ -85,7 +85,9 @@ public enum ImageServer {
         if let audit = configuration.auditLog { router.middlewares.add(AuditMiddleware(log: audit)) }
         router.middlewares.add(OCIErrorMiddleware(logger: logger))
         if let secrets = configuration.cluster.secrets {
-            router.middlewares.add(ClusterSecretMiddleware(secrets: secrets, logger: logger, open: publicPaths))
+            router.middlewares.add(
+                ClusterSecretMiddleware(
+                    secrets: secrets, roles: configuration.roles, authorization: .imageserver, logger: logger, open: publicPaths))
         }
         if configuration.requestsPerSecond > 0 {
             router.middlewares.add(

@@ -65,6 +65,11 @@ public struct ImageServerConfiguration: Sendable {
     /// How the imageserver calls the master, the metaservers and the chunkservers: the cluster
     /// secret (which its own `/metrics` asks for too; none under `--insecure`) and the CA it trusts.
     public var cluster = ClusterTransport.plain
+    /// With a role table, the imageserver's port holds each caller to its role
+    /// (``RouteAuthorization/imageserver``), and chunk tickets are signed with the key derived from
+    /// its own secret (`v2`, which chunkservers check with the table's public key); nil: one
+    /// cluster secret for every role.
+    public var roles: RoleTableFile?
     /// The id this imageserver reports to the master (default `imageserver@HOST:PORT`).
     public var id: String?
 

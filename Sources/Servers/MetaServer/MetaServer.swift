@@ -104,6 +104,7 @@ public enum MetaServer {
                 if let open = try? await store.uploadSessionCount() { Gauge(label: "speedy_metaserver_upload_sessions").record(open) }
             },
             listen: configuration.listen, transport: configuration.security.transport, secrets: configuration.security.secrets,
+            roles: configuration.security.roles,
             services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }
@@ -136,7 +137,7 @@ public enum MetaServer {
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
-        security.guardRoutes(router, role: "metaserver", logger: logger)
+        security.guardRoutes(router, role: "metaserver", logger: logger, authorization: .metaserver)
         router.middlewares.add(MetadataErrorMiddleware())
 
         BlobRecordRoutes(store: store).register(on: router)

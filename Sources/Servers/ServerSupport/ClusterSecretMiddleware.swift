@@ -3,18 +3,26 @@ import Hummingbird
 import Logging
 import SpeedyCore
 
-/// Refuses every request to an internal API that does not carry the cluster secret, with 401
-/// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and `/readyz` stay open so load
-/// balancers and supervisors can probe without the secret; it says nothing but "ok".
+/// Refuses every request to an internal API that does not carry a cluster credential, with 401
+/// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and
+/// `/readyz` stay open so load balancers and supervisors can probe without one; they say nothing
+/// but "ok".
 ///
-/// It fails closed: a request is let through without the secret only when the path the router
+/// The credential is the cluster secret (one for every role: whoever holds it may call every
+/// route) or, with a role table (``RoleTableFile``), a role's own secret: the caller is then the
+/// role the table names, and ``RouteAuthorization`` says which routes it may call; any other is
+/// answered 403 `FORBIDDEN`.
+///
+/// It fails closed: a request is let through without a credential only when the path the router
 /// will route it by (``RoutedPath``) is one of the ``PublicPaths``, or, on a chunkserver (given a
 /// ``ChunkTicketGate``), when it is a `GET` or `HEAD` of the one chunk its
 /// `Authorization: SpeedyTicket` ticket names; every other spelling, and every route added later,
-/// asks for the secret. A ticket refused answers 401 (malformed, forged, expired) or 403 `FORBIDDEN`
+/// asks for one. A ticket refused answers 401 (malformed, forged, expired) or 403 `FORBIDDEN`
 /// (a good ticket used for anything else).
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let secrets: ClusterSecretRing
+    let roles: RoleTableFile?
+    let authorization: RouteAuthorization?
     let logger: Logger
     let open: PublicPaths
     let tickets: ChunkTicketGate?
@@ -25,24 +33,47 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
         self.init(secrets: ClusterSecretRing(secret), logger: logger, open: open, tickets: tickets)
     }
 
-    /// Guards a router with every secret of `secrets` (the old and the new while rotating).
-    public init(secrets: ClusterSecretRing, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil) {
+    /// Guards a router with every secret of `secrets` (the old and the new while rotating); or,
+    /// given `roles`, with the role table instead, each role held to what `authorization` lets it
+    /// call (without `authorization`, the operator alone gets through).
+    public init(
+        secrets: ClusterSecretRing, roles: RoleTableFile? = nil, authorization: RouteAuthorization? = nil, logger: Logger,
+        open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil
+    ) {
         self.secrets = secrets
+        self.roles = roles
+        self.authorization = authorization
         self.logger = logger
         self.open = open
         self.tickets = tickets
     }
 
+    /// The role whose credential `authorization` carries: with one shared secret, its holder is
+    /// an operator (it may do everything); nil for none.
+    func caller(_ authorization: String?) -> ClusterRole? {
+        if let roles { return roles.role(carriedBy: authorization) }
+        return secrets.isCarried(by: authorization) ? .operator : nil
+    }
+
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if open.contains(request.routedPath) || secrets.isCarried(by: request.headers[.authorization]) {
-            return try await next(request, context)
+        let routed = request.routedPath
+        if open.contains(routed) { return try await next(request, context) }
+        if let role = caller(request.headers[.authorization]) {
+            if role == .operator || authorization?.allows(role, request.method, routed) == true {
+                return try await next(request, context)
+            }
+            let server = authorization?.server ?? "this role"
+            let refusal = APIError(.forbidden, "the \(role) role may not call \(request.method) \(routed.prefix(200)) on the \(server)")
+            logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(refusal.message)")
+            return try refusal.response(from: request, context: context)
         }
         if let tickets, let ticket = ChunkTicketGate.ticket(in: request.headers[.authorization]) {
             return try await admit(ticket, tickets, request, context, next: next)
         }
-        let why = request.headers[.authorization] == nil ? "no cluster secret" : "a wrong cluster secret"
+        let credential = roles == nil ? "cluster secret" : "role credential"
+        let why = request.headers[.authorization] == nil ? "no \(credential)" : "a wrong \(credential)"
         logger.warning("refused \(request.method) \(request.uri.path.prefix(200)) from \(context.clientAddress): \(why)")
-        var response = try APIError(.unauthorized, "this API needs the cluster secret (Authorization: Bearer)")
+        var response = try APIError(.unauthorized, "this API needs the \(credential) (Authorization: Bearer)")
             .response(from: request, context: context)
         response.headers[.wwwAuthenticate] = "Bearer realm=\"speedy-cluster\""
         return response

@@ -11,7 +11,8 @@ import UnixSignals
 /// everything down in order (the HTTP server first, so no request is cut mid-way).
 public enum HTTPServer {
     /// Starts `router` on `listen` next to `services`, over TLS when `transport` has a certificate.
-    /// On SIGHUP it re-reads the cluster secret file behind `secrets` and the TLS certificate and
+    /// On SIGHUP it re-reads the cluster secret file behind `secrets`, the role table behind
+    /// `roles`, and the TLS certificate and
     /// key (``CredentialReloader``), so both rotate without a restart, then runs `onHangup` (the
     /// role's own files: the imageserver's users, access rules and token keys).
     ///
@@ -23,13 +24,15 @@ public enum HTTPServer {
         listen: HostPort,
         transport: ServerTransport = ServerTransport(),
         secrets: ClusterSecretRing? = nil,
+        roles: RoleTableFile? = nil,
         onHangup: @escaping @Sendable () async -> Void = {},
         services: [any Service] = [],
         logger: Logger,
         onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }
     ) async throws where Context.Source == ApplicationRequestContextSource {
         let certificate = try transport.tls.map { try ServerCertificate(files: $0, transport: transport) }
-        let reloader = CredentialReloader(role: role, secrets: secrets, certificate: certificate, then: onHangup, logger: logger)
+        let reloader = CredentialReloader(
+            role: role, secrets: secrets, roles: roles, certificate: certificate, then: onHangup, logger: logger)
         let app = Application(
             router: router,
             server: transport.serverBuilder(certificate: certificate),

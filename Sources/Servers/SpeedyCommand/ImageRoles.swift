@@ -240,6 +240,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         }
         configuration.transport.connectionLimits.exempt = configuration.trustedProxies?.networks ?? []
         configuration.cluster = security.peers
+        configuration.roles = security.roles
         configuration.id = id
         configuration.memoryPerClient = memoryPerClient.map { Int($0.bytes) }
         configuration.memoryWaitLimit = .milliseconds(Int64(memoryWait * 1000))

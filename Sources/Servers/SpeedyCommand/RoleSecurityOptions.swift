@@ -14,6 +14,12 @@ struct RoleSecurityOptions: ParsableArguments {
             valueName: "path"))
     var clusterSecretFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Role table (default: $SPEEDY_ROLE_TABLE): each role holds a secret of its own, --cluster-secret-file holds this role's, and the port lets each caller do only what its role may (docs/security.md, \"Roles\"). `speedy credentials` makes the secrets and the table. SIGHUP re-reads it.",
+            valueName: "path"))
+    var roleTable: String?
+
     @Flag(help: "Run without a cluster secret: anyone who can reach the port can change the cluster. For experiments only.")
     var insecure = false
 
@@ -44,6 +50,7 @@ struct RoleSecurityOptions: ParsableArguments {
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         if insecure, clusterSecretFile != nil { throw ValidationError("--insecure and --cluster-secret-file exclude each other") }
+        if insecure, roleTable != nil { throw ValidationError("--insecure and --role-table exclude each other") }
         if let cap = maxConnectionsPerClient, !(0...1_000_000).contains(cap) {
             throw ValidationError("--max-connections-per-client must be between 0 (no cap) and 1000000, got \(cap)")
         }
@@ -66,6 +73,29 @@ struct RoleSecurityOptions: ParsableArguments {
     /// The secret file after the flag and the environment.
     var secretPath: String? {
         clusterSecretFile ?? ProcessInfo.processInfo.environment["SPEEDY_CLUSTER_SECRET_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The role table file after the flag and the environment.
+    var roleTablePath: String? {
+        roleTable ?? ProcessInfo.processInfo.environment["SPEEDY_ROLE_TABLE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Loads the role table, and checks that the secret this role sends is listed as `role`'s.
+    func loadRoles(role: String, sending secret: ClusterSecret?) throws -> RoleTableFile? {
+        guard !insecure, let path = roleTablePath else { return nil }
+        let roles: RoleTableFile
+        do {
+            roles = try RoleTableFile(path: path)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let listed = roles.role(carriedBy: secret?.authorization)
+        guard listed?.rawValue == role else {
+            throw ValidationError(
+                "the secret in \(secretPath ?? "--cluster-secret-file") is \(listed.map { "the \($0)'s" } ?? "not") in the role table \(path); the \(role) needs its own (`speedy credentials` makes them)"
+            )
+        }
+        return roles
     }
 
     /// Loads the secret (refusing to go on without one unless --insecure) and returns how the
@@ -97,7 +127,8 @@ struct RoleSecurityOptions: ParsableArguments {
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        return RoleSecurity(secrets: secrets, transport: serverTransport(role: role), peers: peers)
+        let roles = try loadRoles(role: role, sending: secrets?.current)
+        return RoleSecurity(secrets: secrets, roles: roles, transport: serverTransport(role: role), peers: peers)
     }
 }
 

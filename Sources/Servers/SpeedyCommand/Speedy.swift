@@ -47,7 +47,7 @@ struct Speedy: AsyncParsableCommand {
             starts them all. On client hosts, `speedy peer` is the node agent (docs/peer.md), and \
             agents find each other through `speedy tracker`.
             """,
-        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, PeerCommand.self, TrackerCommand.self, Htpasswd.self, Certificates.self]
+        subcommands: [Up.self, ChunkMasterCommand.self, ChunkServerCommand.self, MetaServerCommand.self, ImageServerCommand.self, PeerCommand.self, TrackerCommand.self, Htpasswd.self, Certificates.self, Credentials.self]
     )
 }
 

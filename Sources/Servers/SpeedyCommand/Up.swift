@@ -18,9 +18,12 @@ struct Up: AsyncParsableCommand {
             chunkservers from --chunkserver-port (7657) upward, the metaserver on --meta-port (8100) \
             and the registry (imageserver) on --registry-port (6788). Data lives under --data, one \
             directory per role, so starting again on the same directory keeps everything. \
-            The internal APIs ask for the cluster secret in DATA/cluster-secret (made on first start, \
-            mode 0600); chunktool, transfer and speedy-console run from the same directory find it \
-            there. A role that exits unexpectedly is restarted, with a growing pause between tries. \
+            Each role has a secret of its own in DATA/credentials and may call only the routes its \
+            role needs (DATA/credentials/roles, the role table); DATA/cluster-secret is the \
+            operator's (made on first start, mode 0600), which chunktool, transfer and \
+            speedy-console run from the same directory find. `speedy credentials --out \
+            DATA/credentials --operator-secret DATA/cluster-secret` remakes the table after a \
+            secret file is edited. A role that exits unexpectedly is restarted, with a growing pause between tries. \
             Every chunkserver is on this machine, so the members of a group share a failure zone: \
             the master runs with --allow-same-zone (a cluster that survives losing a host needs \
             chunkservers on several). \
@@ -89,19 +92,29 @@ struct Up: AsyncParsableCommand {
             throw ValidationError("cannot set up the cluster secret: \(error)")
         }
         let cluster = ClusterTransport(secret: secret)
-        let supervisor = Supervisor(executable: executable, commonArguments: ["--cluster-secret-file", secretPath])
+        // Each role gets a secret of its own and the table of them all; DATA/cluster-secret is the
+        // operator's, for the tools run from here.
+        let credentials = RoleCredentialFiles(directory: root + "/credentials", operatorSecret: secretPath)
+        do {
+            try credentials.make()
+        } catch {
+            throw ValidationError("cannot set up the role credentials in \(credentials.directory): \(error)")
+        }
+        let supervisor = Supervisor(executable: executable, commonArguments: ["--role-table", credentials.tablePath])
+        func secretFlag(_ role: ClusterRole) -> [String] { ["--cluster-secret-file", credentials.secretPath(role)] }
         StopSignal.catchSignals()
         let masterURL = "http://127.0.0.1:\(masterPort)"
         try supervisor.start(
             name: "chunkmaster",
-            arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master", "--allow-same-zone"])
+            arguments: ["chunkmaster", "--listen", "127.0.0.1:\(masterPort)", "--data", root + "/master", "--allow-same-zone"]
+                + secretFlag(.chunkmaster))
         guard await waitForHealth(MasterClient(baseURL: masterURL, transport: cluster), stop: { StopSignal.isRequested }) else {
             await supervisor.stopAll()
             if StopSignal.isRequested { return }
             throw CleanExit.message("error: the chunkmaster did not come up on port \(masterPort); is the port taken?")
         }
-        let servers = try startChunkservers(supervisor, root: root, masterURL: masterURL)
-        let access = try startFrontRoles(supervisor, root: root, masterURL: masterURL)
+        let servers = try startChunkservers(supervisor, root: root, masterURL: masterURL, secretFlag(.chunkserver))
+        let access = try startFrontRoles(supervisor, root: root, masterURL: masterURL, secretFlag)
         let state = await waitUntilWritable(
             MasterClient(baseURL: masterURL, timeout: .seconds(2), transport: cluster), chunkservers: servers.map(\.0)
         ) { StopSignal.isRequested }
@@ -128,7 +141,9 @@ struct Up: AsyncParsableCommand {
     }
 
     /// Starts `--groups` groups of `--replicas` chunkservers; returns their ids and addresses.
-    private func startChunkservers(_ supervisor: Supervisor, root: String, masterURL: String) throws -> [(String, String)] {
+    private func startChunkservers(
+        _ supervisor: Supervisor, root: String, masterURL: String, _ secretFlag: [String]
+    ) throws -> [(String, String)] {
         var servers: [(String, String)] = []
         for group in 1...groups {
             for replica in 1...replicas {
@@ -140,7 +155,7 @@ struct Up: AsyncParsableCommand {
                         "chunkserver", "--master", masterURL, "--group", String(group), "--listen", "127.0.0.1:\(port)",
                         "--data", root + "/group-\(group)/\(id)", "--id", id, "--volume-size", String(volumeSize.bytes),
                         "--reserve", String(reserve.bytes), "--compact-every", DurationText.format(compactEvery.duration),
-                    ])
+                    ] + secretFlag)
                 servers.append((id, "127.0.0.1:\(port)"))
             }
         }
@@ -148,17 +163,19 @@ struct Up: AsyncParsableCommand {
     }
 
     /// Starts the metaserver and the imageserver; returns the registry's login and TLS flags and notes.
-    private func startFrontRoles(_ supervisor: Supervisor, root: String, masterURL: String) throws -> (arguments: [String], notes: [String]) {
+    private func startFrontRoles(
+        _ supervisor: Supervisor, root: String, masterURL: String, _ secretFlag: (ClusterRole) -> [String]
+    ) throws -> (arguments: [String], notes: [String]) {
         var metaArguments = ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL]
         if let gcEvery {
             metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--gc-compact"]
         }
-        try supervisor.start(name: "metaserver", arguments: metaArguments)
+        try supervisor.start(name: "metaserver", arguments: metaArguments + secretFlag(.metaserver))
         let access = try registryAccess(root: root)
         try supervisor.start(
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
-                + ["--audit-log", root + "/audit.log"] + access.arguments)
+                + ["--audit-log", root + "/audit.log"] + access.arguments + secretFlag(.imageserver))
         return access
     }
 
@@ -175,7 +192,8 @@ struct Up: AsyncParsableCommand {
         say("  metaserver    http://127.0.0.1:\(metaPort)")
         for (id, addr) in servers { say("  chunkserver   \(id)  http://\(addr)") }
         say("  audit log     \(root)/audit.log   (pushes, deletes and refused logins, a JSON line each)")
-        say("  cluster secret \(root)/cluster-secret   (the internal APIs ask for it; tools find it from this directory or SPEEDY_CLUSTER_SECRET_FILE)")
+        say("  credentials   \(root)/cluster-secret (the operator's: chunktool, transfer and speedy-console find it from this")
+        say("                directory or SPEEDY_CLUSTER_SECRET_FILE); each role's own in \(root)/credentials")
         let tlsFlag = tls ? "--dest-cert-dir \(root)/tls" : "--dest-tls-verify=false"
         let credentials = auth ? " --dest-creds admin:$(cat \(root)/admin-password)" : ""
         say("Try: skopeo copy \(tlsFlag)\(credentials) docker-archive:image.tar docker://127.0.0.1:\(registryPort)/demo:latest")

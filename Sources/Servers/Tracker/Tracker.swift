@@ -28,6 +28,7 @@ public enum Tracker {
         try await HTTPServer.run(
             role: "tracker", router: router, listen: configuration.listen, transport: configuration.security.transport,
             secrets: configuration.security.secrets,
+            roles: configuration.security.roles,
             services: heartbeat.map { [$0] } ?? [], logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }
@@ -47,7 +48,9 @@ public enum Tracker {
         let key = PeerKey(secret: configuration.peerSecret)
         if let secrets = configuration.security.secrets {
             let swarmPaths = PublicPaths(paths: HealthRoutes.openPaths, trees: ["/v1"])
-            router.middlewares.add(ClusterSecretMiddleware(secrets: secrets, logger: logger, open: swarmPaths))
+            router.middlewares.add(
+                ClusterSecretMiddleware(
+                    secrets: secrets, roles: configuration.security.roles, authorization: .tracker, logger: logger, open: swarmPaths))
             let metricsPath = PublicPaths(paths: HealthRoutes.openPaths.union(["/metrics"]))
             router.middlewares.add(PeerSignatureMiddleware(key: key, logger: logger, open: metricsPath))
         } else {

@@ -104,11 +104,16 @@ public struct HeartbeatReply: Sendable, Codable, Equatable {
     public var intervalMs: UInt64
     /// The group the master gave a spare, to serve from now on; nil for everyone else.
     public var group: UInt32?
+    /// The addresses (`HOST:PORT`) of every server the master lists in the sender's group, the
+    /// sender among them: the members a chained PUT may be passed on to. Nil from a master older
+    /// than this field.
+    public var members: [String]?
 
     /// Creates a reply.
-    public init(groupState: GroupState, intervalMs: UInt64, group: UInt32? = nil) {
+    public init(groupState: GroupState, intervalMs: UInt64, group: UInt32? = nil, members: [String]? = nil) {
         self.groupState = groupState
         self.intervalMs = intervalMs
         self.group = group
+        self.members = members
     }
 }

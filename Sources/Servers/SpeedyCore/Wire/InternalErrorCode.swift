@@ -68,8 +68,8 @@ public enum InternalErrorCode: String, CaseIterable, Sendable {
         switch self {
         case .badRequest: "a malformed request: a bad number, name or body"
         case .bodyTooLarge: "a JSON body over the route's limit"
-        case .unauthorized: "no cluster secret, or a wrong one; or a chunk ticket malformed, forged or expired (the message says which)"
-        case .forbidden: "a good chunk ticket used for anything but a `GET` or `HEAD` of the one chunk it names"
+        case .unauthorized: "no cluster secret (or, with a role table, role secret), or a wrong one; or a chunk ticket malformed, forged or expired (the message says which)"
+        case .forbidden: "a good chunk ticket used for anything but a `GET` or `HEAD` of the one chunk it names; a role calling a route its role may not; a chain naming a host outside the group (docs/security.md, \"Roles\")"
         case .groupUnknown: "a chunkserver asked about a group it does not serve; the master: no such group"
         case .chunkUnknown: "no such chunk on this chunkserver"
         case .chunkExists: "a chunk is already stored under that key"
