@@ -467,6 +467,7 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "ParserFuzzing",
+                "ServerSupport",
                 "SpeedyCore",
                 "SpeedyClients",
                 "GarbageCollection",

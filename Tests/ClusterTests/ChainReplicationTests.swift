@@ -93,16 +93,16 @@ extension ProcessSuites {
             try await ChunkServerClient(baseURL: cs2, transport: ClusterHarness.transport).delete(stored, ifCRC: crc)
             #expect(await held(1_000_001) == [true, false, true])
 
-            // The last member cannot be reached: both members before it drop their copies.
+            // A chain naming a host that is not a member is refused before a byte is stored or sent.
             let unreachable = "127.0.0.1:\(ClusterHarness.freePort())"
             await #expect(throws: ServiceError.self) {
                 try await ChunkServerClient(baseURL: cs1, transport: ClusterHarness.transport).put(ChunkKey(group: 1, fileId: 1_000_002), data: data, crc: crc, onTo: [cs2, unreachable])
             }
-            let broken = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
+            let stranger = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                 .PUT, "/v1/chunks/1/1000003", body: data,
                 headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, "\(cs2),\(unreachable)")])
-            #expect(broken.status == 502)
-            #expect((try? WireJSON.decoder().decode(ErrorBody.self, from: broken.body))?.code == "CHAIN_FAILED")
+            #expect(stranger.status == 403)
+            #expect(String(buffer: stranger.body).contains("\(unreachable), not a member of group 1"), "\(String(buffer: stranger.body))")
             #expect(await held(1_000_002) == [false, false, false])
             #expect(await held(1_000_003) == [false, false, false])
 
@@ -113,11 +113,11 @@ extension ProcessSuites {
             #expect(wrong.status == 400)
             #expect(await held(1_000_004) == [false, false, false])
 
-            // A member that is not of the group refuses, and the chain fails as a whole.
+            // Another role's address is no member either.
             let g2 = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
                 .PUT, "/v1/chunks/1/1000005", body: data,
                 headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, "\(cs2),\(registry.masterURL.replacingOccurrences(of: "http://", with: ""))")])
-            #expect(g2.status == 502)
+            #expect(g2.status == 403)
             #expect(await held(1_000_005) == [false, false, false])
 
             // Malformed chains are refused before any byte is stored.
@@ -131,6 +131,16 @@ extension ProcessSuites {
             let anonymous = try await ServiceClient(baseURL: cs1, transport: .plain).send(
                 .PUT, "/v1/chunks/1/1000007", body: data, headers: [(SpeedyHeader.chain, cs2)])
             #expect(anonymous.status == 401)
+
+            // The last member is down: both members before it drop their copies.
+            registry.chunkservers[2].process.stop(signal: SIGKILL) {}
+            #expect(await cluster.eventually(within: 10) { !registry.chunkservers[2].process.isRunning })
+            let broken = try await ServiceClient(baseURL: cs1, transport: ClusterHarness.transport).send(
+                .PUT, "/v1/chunks/1/1000008", body: data,
+                headers: [(SpeedyHeader.crc32c, CRCFormat.hex(crc)), (SpeedyHeader.chain, "\(cs2),\(cs3)")])
+            #expect(broken.status == 502, "\(String(buffer: broken.body))")
+            #expect((try? WireJSON.decoder().decode(ErrorBody.self, from: broken.body))?.code == "CHAIN_FAILED")
+            #expect(await held(1_000_008) == [false, false, false])
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ServerSupport
 import SpeedyClients
 import SpeedyCore
 import SpeedyTestSupport
@@ -16,14 +17,39 @@ import Glibc
 /// (`swift test` builds them next to it).
 final class ClusterHarness: @unchecked Sendable {
     let root: String
+    /// Whether the roles it starts hold credentials of their own (``credentials``), each held to
+    /// its role's routes, rather than all the one cluster secret.
+    let roles: Bool
     private var processes: [Process] = []
     private let lock = NSLock()
 
-    init() {
+    /// A harness for one test's cluster; with `roles` (the default) every role it starts gets
+    /// its own secret and the role table, as `speedy up` gives them, so every test's cluster
+    /// runs under the route authorization tables. Tests that rotate the one cluster secret pass false.
+    init(roles: Bool = true) {
         // A test cannot run without a place to put its cluster.
         // swiftlint:disable:next force_try
         root = try! TemporaryDirectory("cluster").path
+        self.roles = roles
         _ = Self.secretFile
+        if roles { _ = Self.credentials }
+    }
+
+    /// Each role's secret and the role table, for the clusters that run with roles; the
+    /// operator's secret is ``secretFile``, which the tools and the test's own clients send.
+    static let credentials: RoleCredentialFiles = {
+        let files = RoleCredentialFiles(directory: NSTemporaryDirectory() + "speedy-test-roles-" + UUID().uuidString, operatorSecret: secretFile)
+        try! files.make()
+        return files
+    }()
+
+    /// What a role started with `arguments` and `environment` is given to run with its own
+    /// credential; nothing for a tool, `up` (which makes its own), or a role given a secret by the test.
+    func roleEnvironment(_ arguments: [String], _ environment: [String: String]) -> [String: String] {
+        guard roles, let first = arguments.first, let role = ClusterRole(rawValue: first), role != .operator, role != .monitor,
+            environment["SPEEDY_CLUSTER_SECRET_FILE"] == nil, !arguments.contains("--cluster-secret-file"), !arguments.contains("--insecure")
+        else { return [:] }
+        return ["SPEEDY_CLUSTER_SECRET_FILE": Self.credentials.secretPath(role), "SPEEDY_ROLE_TABLE": Self.credentials.tablePath]
     }
 
     /// The cluster secret of every cluster this test process starts: every role and tool gets it
@@ -116,7 +142,8 @@ final class ClusterHarness: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: Self.binDirectory + "/speedy")
             process.arguments = arguments
         }
-        process.environment = Self.clusterEnvironment.merging(environment) { $1 }
+        let own = program == nil ? roleEnvironment(arguments, environment) : [:]
+        process.environment = Self.clusterEnvironment.merging(own) { $1 }.merging(environment) { $1 }
         let logPath = root + "/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

@@ -31,7 +31,7 @@ extension ProcessSuites {
         }
 
         @Test func theClusterSecretRotatesUnderPushLoadWithNothingRefusedOrLost() async throws {
-            let cluster = ClusterHarness()
+            let cluster = ClusterHarness(roles: false)
             let original = try String(contentsOfFile: ClusterHarness.secretFile, encoding: .utf8)
             defer {
                 cluster.shutdown()
@@ -102,7 +102,7 @@ extension ProcessSuites {
         /// trust its CA keep connecting without one refusal; a certificate and key that do not
         /// belong together are refused and the certificate served stays.
         @Test func aRenewedCertificateIsServedAfterSIGHUPWithoutRefusingAConnection() async throws {
-            let cluster = ClusterHarness()
+            let cluster = ClusterHarness(roles: false)
             defer { cluster.shutdown() }
             let root = cluster.root
             // The renewal docs/security.md describes: the same CA, a new server certificate.
