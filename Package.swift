@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "SpeedyCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -418,7 +419,7 @@ let package = Package(
         .testTarget(
             name: "ChunkServerTests",
             dependencies: [
-                "ChunkServer", "ChunkStorage", "ServerSupport", "SpeedyCore", "SpeedyTestSupport",
+                "ChunkServer", "ChunkStorage", "ServerSupport", "SpeedyClients", "SpeedyCore", "SpeedyTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -688,7 +688,7 @@ _speedy_credentials() {
     repeating_flags=()
     non_repeating_flags=(--json -h --help)
     repeating_options=()
-    non_repeating_options=(--out --operator-secret)
+    non_repeating_options=(--out --operator-secret --print-credential --secret-file)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -697,6 +697,12 @@ _speedy_credentials() {
         return
         ;;
     '--operator-secret')
+        return
+        ;;
+    '--print-credential')
+        return
+        ;;
+    '--secret-file')
         return
         ;;
     esac

@@ -41,7 +41,7 @@ function __speedy_parse_tokens -S
         case 'certificates'
             __speedy_parse_subcommand 0 'out=' 'host=+' 'h/help'
         case 'credentials'
-            __speedy_parse_subcommand 0 'out=' 'operator-secret=' 'json' 'h/help'
+            __speedy_parse_subcommand 0 'out=' 'operator-secret=' 'json' 'print-credential=' 'secret-file=' 'h/help'
         case 'help'
             __speedy_parse_subcommand -r 1 
         end
@@ -263,4 +263,6 @@ complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options 
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" out' -l 'out' -d 'Directory to write to.' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" operator-secret' -l 'operator-secret' -d 'The operator\'s secret file (default: DIR/operator.secret; `speedy up` keeps it in DATA/cluster-secret).' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" json' -l 'json' -d 'Print what was written as JSON.'
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" print-credential' -l 'print-credential' -d 'Print, instead, the credential the secret in --secret-file sends ports of this kind (chunkmaster, metaserver, chunkserver, imageserver, tracker), for curl or Prometheus; nothing is written.' -rfka ''
+complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" secret-file' -l 'secret-file' -d 'The secret file --print-credential reads (default: the operator\'s).' -rfka ''
 complete -c 'speedy' -n '__speedy_should_offer_completions_for_flags_or_options "speedy credentials" h help' -s 'h' -l 'help' -d 'Show help information.'

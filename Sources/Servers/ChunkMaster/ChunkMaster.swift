@@ -354,7 +354,7 @@ public final class ChunkMaster: Sendable {
     public func router() -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkmaster", logger: logger, authorization: .chunkmaster)
+        configuration.security.guardRoutes(router, role: .chunkmaster, logger: logger, authorization: .chunkmaster)
         router.middlewares.add(LeaderOnlyMiddleware(leadership: leadership) { self.isWarm })
         MapRoutes(master: self).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }

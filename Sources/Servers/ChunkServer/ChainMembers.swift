@@ -1,4 +1,3 @@
-import SpeedyCore
 import Synchronization
 
 /// The addresses of this chunkserver's group as the master lists them (each heartbeat's reply
@@ -9,47 +8,64 @@ import Synchronization
 /// first heartbeat has not been answered) sends a heartbeat at once and looks again; callers that
 /// miss at the same time wait for that one heartbeat, and at most one is sent per second.
 final class ChainMembers: Sendable {
+    /// What the master said of the group's members.
+    enum Listing: Equatable {
+        /// No answer yet.
+        case unknown
+        /// A master older than the list: chains cannot be checked (logged once).
+        case unlisted
+        /// The members' addresses.
+        case listed(Set<String>)
+    }
+
     private struct State {
-        var members: Set<String> = []
-        var lastRefreshMs: Int64 = 0
+        var listing = Listing.unknown
+        var lastRefresh: ContinuousClock.Instant?
         var refreshing: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
-    /// Sends a heartbeat and returns the members its reply lists (nil: no answer).
-    private let fetch: @Sendable () async -> [String]?
-    static let refreshSpacingMs: Int64 = 1000
+    /// Sends a heartbeat now, whose reply it passes to ``update(_:)`` of the members given.
+    private let heartbeat: @Sendable (ChainMembers) async -> Void
+    static let refreshSpacing: Duration = .seconds(1)
 
-    init(fetch: @escaping @Sendable () async -> [String]?) {
-        self.fetch = fetch
+    init(heartbeat: @escaping @Sendable (ChainMembers) async -> Void) {
+        self.heartbeat = heartbeat
     }
 
-    /// Takes the members a heartbeat's reply lists.
-    func update(_ members: [String]) {
-        state.withLock { $0.members = Set(members) }
+    /// Takes what a heartbeat's reply lists (nil: the master lists nothing).
+    func update(_ members: [String]?) {
+        state.withLock { $0.listing = members.map { .listed(Set($0)) } ?? .unlisted }
     }
+
+    /// What is known now.
+    var listing: Listing { state.withLock { $0.listing } }
 
     /// The addresses of `chain` that are not members of the group, after one fresh look if some
-    /// were not; empty when every one is.
+    /// were not; empty when every one is, or when the master does not list members.
     func strangers(in chain: [String]) async -> [String] {
-        let unknown = state.withLock { state in chain.filter { !state.members.contains($0) } }
-        guard !unknown.isEmpty else { return [] }
-        let now = currentTimeMillis()
+        if Self.strangers(in: chain, listing).isEmpty { return [] }
+        let now = ContinuousClock.now
         let wait: Task<Void, Never>? = state.withLock { state in
             if let running = state.refreshing { return running }
-            guard now - state.lastRefreshMs >= Self.refreshSpacingMs else { return nil }
-            state.lastRefreshMs = now
+            if let last = state.lastRefresh, now - last < Self.refreshSpacing { return nil }
+            state.lastRefresh = now
             let task = Task {
-                let members = await self.fetch()
-                self.state.withLock { state in
-                    if let members { state.members = Set(members) }
-                    state.refreshing = nil
-                }
+                await self.heartbeat(self)
+                self.state.withLock { $0.refreshing = nil }
             }
             state.refreshing = task
             return task
         }
         await wait?.value
-        return state.withLock { state in chain.filter { !state.members.contains($0) } }
+        return Self.strangers(in: chain, listing)
+    }
+
+    private static func strangers(in chain: [String], _ listing: Listing) -> [String] {
+        switch listing {
+        case .unknown: chain
+        case .unlisted: []
+        case .listed(let members): chain.filter { !members.contains($0) }
+        }
     }
 }

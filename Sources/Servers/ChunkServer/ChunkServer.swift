@@ -41,10 +41,15 @@ public enum ChunkServer {
         var transport = configuration.security.transport
         if transport.tls == nil { transport.fileRegions = FileRegionResponses() }
         let listening = Mutex(false)
-        let chainMembers = ChainMembers {
-            guard listening.withLock({ $0 }) else { return nil }
-            return try? await master.heartbeat(heartbeat.report()).members
+        let refusals = RefusalLog(logger: logger)
+        // The one way a heartbeat is sent: every interval, and when a chain names an unknown member.
+        let sendHeartbeat: @Sendable (ChainMembers) async -> Void = { chainMembers in
+            guard listening.withLock({ $0 }) else { return }
+            await Self.heartbeat(
+                master: master, report: heartbeat.report(), membership: membership, chainMembers: chainMembers, refusals: refusals,
+                masterURL: configuration.masterURL, logger: logger)
         }
+        let chainMembers = ChainMembers(heartbeat: sendHeartbeat)
         let router = Self.router(
             store: store, configuration: configuration, membership: membership, counters: counters, report: heartbeat.report, scrubber: scrubber,
             fileRegions: transport.fileRegions, chainMembers: chainMembers, logger: logger)
@@ -52,24 +57,8 @@ public enum ChunkServer {
             store: store, master: master, serverId: serverId, membership: membership,
             threshold: configuration.compactThreshold, bytesPerSecond: configuration.compactRate, logger: logger)
         compactor.register(on: router)
-        let refusals = RefusalLog(logger: logger)
         var services: [any Service] = periodicTasks(
-            configuration, store: store, compactor: compactor, logger: logger,
-            heartbeat: {
-                guard listening.withLock({ $0 }) else { return }
-                do {
-                    let reply = try await master.heartbeat(heartbeat.report())
-                    refusals.accepted()
-                    if let members = reply.members { chainMembers.update(members) }
-                    if let group = reply.group, try membership.assign(group) {
-                        logger.notice("the master made this spare a member of group \(group): serving it from now on")
-                    }
-                } catch let error as ServiceError where error.httpStatus == 409 {
-                    refusals.refused(error)
-                } catch {
-                    logger.warning("heartbeat to \(configuration.masterURL) failed: \(error)")
-                }
-            })
+            configuration, store: store, compactor: compactor, logger: logger, heartbeat: { await sendHeartbeat(chainMembers) })
         if let scrubber { services.append(scrubber) }
         do {
             try await HTTPServer.run(
@@ -86,6 +75,29 @@ public enum ChunkServer {
         }
         await store.close()
         logger.notice("chunkserver \(serverId) stopped; index checkpoint saved")
+    }
+
+    /// Sends one heartbeat and takes what its reply says: the group a spare was given, and the
+    /// group's members a chain may name.
+    static func heartbeat(
+        master: MasterClient, report: HeartbeatReport, membership: GroupMembership, chainMembers: ChainMembers, refusals: RefusalLog,
+        masterURL: String, logger: Logger
+    ) async {
+        do {
+            let reply = try await master.heartbeat(report)
+            refusals.accepted()
+            if reply.members == nil, chainMembers.listing != .unlisted {
+                logger.warning("the master does not list the group's members (an older version): chained PUTs are passed on unchecked")
+            }
+            chainMembers.update(reply.members)
+            if let group = reply.group, try membership.assign(group) {
+                logger.notice("the master made this spare a member of group \(group): serving it from now on")
+            }
+        } catch let error as ServiceError where error.httpStatus == 409 {
+            refusals.refused(error)
+        } catch {
+            logger.warning("heartbeat to \(masterURL) failed: \(error)")
+        }
     }
 
     /// Opens the store off the event loops (the scan may take minutes), sending `INIT` heartbeats
@@ -159,7 +171,7 @@ public enum ChunkServer {
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger))
-        configuration.security.guardRoutes(router, role: "chunkserver", logger: logger, authorization: .chunkserver, chunkTickets: true)
+        configuration.security.guardRoutes(router, role: .chunkserver, logger: logger, authorization: .chunkserver, chunkTickets: true)
         let metrics = ChunkServerMetrics()
         RoleMetrics.register(on: router) { metrics.collect(report(), volumes: store.volumeStats()) }
         HealthRoutes.register(on: router) {

@@ -87,7 +87,8 @@ public enum ImageServer {
         if let secrets = configuration.cluster.secrets {
             router.middlewares.add(
                 ClusterSecretMiddleware(
-                    secrets: secrets, roles: configuration.roles, authorization: .imageserver, logger: logger, open: publicPaths))
+                    secrets: secrets, audience: .imageserver, roles: configuration.roles, authorization: .imageserver, logger: logger,
+                    open: publicPaths))
         }
         if configuration.requestsPerSecond > 0 {
             router.middlewares.add(

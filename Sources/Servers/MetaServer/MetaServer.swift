@@ -137,7 +137,7 @@ public enum MetaServer {
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
-        security.guardRoutes(router, role: "metaserver", logger: logger, authorization: .metaserver)
+        security.guardRoutes(router, role: .metaserver, logger: logger, authorization: .metaserver)
         router.middlewares.add(MetadataErrorMiddleware())
 
         BlobRecordRoutes(store: store).register(on: router)

@@ -1,5 +1,6 @@
 import Crypto
 import SpeedyCore
+import Synchronization
 
 import Foundation
 
@@ -84,9 +85,25 @@ public struct ChunkTicketKey: Sendable {
     /// The public key that checks what the imageserver holding `secret` signs (what `speedy
     /// credentials` writes in the role table).
     public static func publicKey(signingWith secret: ClusterSecret) -> [UInt8] {
-        guard case .signer(let key) = ChunkTicketKey(signingWith: secret).key else { return [] }
-        return Array(key.publicKey.rawRepresentation)
+        let derived = ChunkTicketKey(signingWith: secret)
+        switch derived.key {
+        case .signer(let key): return Array(key.publicKey.rawRepresentation)
+        case .mac, .verifier: preconditionFailure("init(signingWith:) makes a signer")
+        }
     }
+
+    /// The `v2` signing key of `secret`, derived once per secret (an imageserver signs with it
+    /// for every chunk map it serves) and kept for the last few secrets.
+    public static func signer(for secret: ClusterSecret) -> ChunkTicketKey {
+        signers.withLock { cache in
+            if let key = cache.first(where: { $0.secret == secret })?.key { return key }
+            let key = ChunkTicketKey(signingWith: secret)
+            cache = [(secret, key)] + cache.prefix(3)
+            return key
+        }
+    }
+
+    private static let signers = Mutex<[(secret: ClusterSecret, key: ChunkTicketKey)]>([])
 
     /// Whether this key can sign (a verifying key cannot).
     public var canSign: Bool {

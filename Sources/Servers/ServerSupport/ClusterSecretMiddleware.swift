@@ -1,7 +1,9 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import SpeedyClients
 import SpeedyCore
+import Synchronization
 
 /// Refuses every request to an internal API that does not carry a cluster credential, with 401
 /// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and
@@ -21,6 +23,9 @@ import SpeedyCore
 /// (a good ticket used for anything else).
 public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let secrets: ClusterSecretRing
+    /// The kind of port guarded: the credentials callers send are bound to it (``ClusterCredential``).
+    let audience: ClusterRole
+    private let derived: DerivedCredentials
     let roles: RoleTableFile?
     let authorization: RouteAuthorization?
     let logger: Logger
@@ -29,18 +34,22 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
 
     /// Guards a router with `secret`: every routed path but those `open` names; with `tickets`,
     /// chunk reads may carry a chunk ticket instead.
-    public init(secret: ClusterSecret, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil) {
-        self.init(secrets: ClusterSecretRing(secret), logger: logger, open: open, tickets: tickets)
+    public init(
+        secret: ClusterSecret, audience: ClusterRole, logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil
+    ) {
+        self.init(secrets: ClusterSecretRing(secret), audience: audience, logger: logger, open: open, tickets: tickets)
     }
 
     /// Guards a router with every secret of `secrets` (the old and the new while rotating); or,
     /// given `roles`, with the role table instead, each role held to what `authorization` lets it
     /// call (without `authorization`, the operator alone gets through).
     public init(
-        secrets: ClusterSecretRing, roles: RoleTableFile? = nil, authorization: RouteAuthorization? = nil, logger: Logger,
-        open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil
+        secrets: ClusterSecretRing, audience: ClusterRole, roles: RoleTableFile? = nil, authorization: RouteAuthorization? = nil,
+        logger: Logger, open: PublicPaths = .probes, tickets: ChunkTicketGate? = nil
     ) {
         self.secrets = secrets
+        self.audience = audience
+        self.derived = DerivedCredentials(secrets: secrets, audience: audience)
         self.roles = roles
         self.authorization = authorization
         self.logger = logger
@@ -49,10 +58,11 @@ public struct ClusterSecretMiddleware<Context: RemoteAddressRequestContext>: Rou
     }
 
     /// The role whose credential `authorization` carries: with one shared secret, its holder is
-    /// an operator (it may do everything); nil for none.
+    /// an operator (it may do everything), whether it sent the credential for this kind of port
+    /// or the secret itself; nil for none.
     func caller(_ authorization: String?) -> ClusterRole? {
-        if let roles { return roles.role(carriedBy: authorization) }
-        return secrets.isCarried(by: authorization) ? .operator : nil
+        if let roles { return roles.role(carriedBy: authorization, at: audience) }
+        return derived.isCarried(by: authorization) || secrets.isCarried(by: authorization) ? .operator : nil
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -121,5 +131,33 @@ public struct PublicPaths: Sendable {
     /// Whether `routed` (a ``RoutedPath``) needs no secret.
     public func contains(_ routed: String) -> Bool {
         paths.contains(routed) || trees.contains { RoutedPath.isWithin(routed, $0) }
+    }
+}
+
+/// The credentials (``ClusterCredential``) the secrets of a ring make for one kind of port,
+/// derived once per secret file rather than once per request.
+final class DerivedCredentials: Sendable {
+    private let secrets: ClusterSecretRing
+    private let audience: ClusterRole
+    private let cache = Mutex<(secrets: [ClusterSecret], values: [[UInt8]])>(([], []))
+
+    init(secrets: ClusterSecretRing, audience: ClusterRole) {
+        self.secrets = secrets
+        self.audience = audience
+    }
+
+    /// Whether `header` carries the credential of one of the accepted secrets; every one is
+    /// compared, each in constant time.
+    func isCarried(by header: String?) -> Bool {
+        guard let header else { return false }
+        let accepted = secrets.accepted
+        let values = cache.withLock { cache in
+            if cache.secrets != accepted {
+                cache = (accepted, accepted.map { Array(ClusterCredential.authorization($0, for: audience).utf8) })
+            }
+            return cache.values
+        }
+        let presented = Array(header.utf8)
+        return values.reduce(false) { found, value in ConstantTime.equal(presented, value) || found }
     }
 }

@@ -45,14 +45,16 @@ public struct RoleSecurity: Sendable {
     /// carry a chunk ticket instead (``ChunkTicketGate``): signed under the secret, or with a role
     /// table by an imageserver whose key the table lists.
     public func guardRoutes<Context: RemoteAddressRequestContext>(
-        _ router: Router<Context>, role: String, logger: Logger, authorization: RouteAuthorization? = nil, chunkTickets: Bool = false
+        _ router: Router<Context>, role audience: ClusterRole, logger: Logger, authorization: RouteAuthorization? = nil,
+        chunkTickets: Bool = false
     ) {
+        let role = audience.rawValue
         if let secrets {
             var tickets: ChunkTicketGate?
             if chunkTickets { tickets = roles.map(ChunkTicketGate.init(roles:)) ?? ChunkTicketGate(secrets: secrets) }
             router.middlewares.add(
                 ClusterSecretMiddleware<Context>(
-                    secrets: secrets, roles: roles, authorization: authorization, logger: logger, tickets: tickets))
+                    secrets: secrets, audience: audience, roles: roles, authorization: authorization, logger: logger, tickets: tickets))
         } else {
             logger.critical(
                 "INSECURE: the \(role) API asks for no cluster secret (--insecure); anyone who can reach its port can read, change and delete cluster data"

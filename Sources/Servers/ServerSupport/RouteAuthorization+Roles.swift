@@ -71,4 +71,14 @@ extension RouteAuthorization {
 
     /// Every table, for the docs and the tests.
     public static let all: [RouteAuthorization] = [.chunkmaster, .metaserver, .chunkserver, .imageserver, .tracker]
+
+    /// The table of the ports of kind `port`.
+    public static func of(_ port: ClusterRole) -> RouteAuthorization? {
+        all.first { $0.server == port.rawValue }
+    }
+
+    /// Whether any rule lets `role` in (the operator: always).
+    public func admitsAnything(_ role: ClusterRole) -> Bool {
+        role == .operator || rules.contains { $0.roles.contains(role) }
+    }
 }

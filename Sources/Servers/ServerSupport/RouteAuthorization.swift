@@ -36,7 +36,7 @@ public struct RouteAuthorization: Sendable {
         func matches(_ method: HTTPRequest.Method, _ routed: [Substring]) -> Bool {
             guard methods.isEmpty || methods.contains(method) else { return false }
             for (index, pattern) in segments.enumerated() {
-                if pattern == "**" { return index < segments.count - 1 ? false : true }
+                if pattern == "**" { return index == segments.count - 1 }
                 guard index < routed.count else { return false }
                 if pattern.hasPrefix("{") && pattern.hasSuffix("}") { continue }
                 guard pattern == routed[index] else { return false }
@@ -44,6 +44,7 @@ public struct RouteAuthorization: Sendable {
             return routed.count == segments.count
         }
 
+        /// `METHODS path: roles`, for messages.
         public var description: String {
             let verbs = methods.isEmpty ? "*" : methods.map(\.rawValue).sorted().joined(separator: ",")
             return "\(verbs) \(path): \(roles.sorted().map(\.rawValue).joined(separator: ", "))"

@@ -12,7 +12,7 @@ public struct ChunkServerClient: Sendable {
     /// Creates a client for the chunkserver at `baseURL` (`http://host:port` or `host:port`).
     /// `http` replaces the transport's client (a chain member passes chunks on through its `peerHTTP`).
     public init(baseURL: String, timeout: TimeAmount = .seconds(30), transport: ClusterTransport, http: HTTPClient? = nil) {
-        self.service = ServiceClient(baseURL: baseURL, timeout: timeout, transport: transport, http: http)
+        self.service = ServiceClient(baseURL: baseURL, timeout: timeout, transport: transport, http: http, audience: .chunkserver)
     }
 
     /// Stores a chunk; returns once every byte is durable on the chunkserver's disk.

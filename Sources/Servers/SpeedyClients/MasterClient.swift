@@ -17,7 +17,7 @@ public struct MasterClient: Sendable {
     /// Creates a client for the master at `baseURL`, or the masters at `URL,URL,…`.
     public init(baseURL: String, timeout: TimeAmount = .seconds(5), transport: ClusterTransport, http: HTTPClient? = nil) {
         let urls = MasterLocation.split(baseURL, scheme: transport.scheme)
-        services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http) }
+        services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http, audience: .chunkmaster) }
         preferred = PreferredMaster()
     }
 

@@ -29,7 +29,7 @@ public struct MetaClient: MetadataStore {
         http: HTTPClient? = nil
     ) {
         let urls = MasterLocation.split(baseURL, scheme: transport.scheme)
-        self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http) }
+        self.services = (urls.isEmpty ? [baseURL] : urls).map { ServiceClient(baseURL: $0, timeout: timeout, transport: transport, http: http, audience: .metaserver) }
         self.preferred = PreferredMetaserver()
         self.outageWait = outageWait
     }

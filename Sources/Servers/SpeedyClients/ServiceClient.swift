@@ -46,14 +46,20 @@ public struct ServiceClient: Sendable {
     public let timeout: TimeAmount
     /// The secret and actor sent with every request (internal APIs refuse requests without the secret).
     public let transport: ClusterTransport
+    /// The kind of port called: the secret is then never sent, only the credential bound to that
+    /// kind (``ClusterCredential``); nil sends the secret itself (a caller that does not know).
+    public let audience: ClusterRole?
 
     /// Creates a client for one peer, reached through `transport` (its `http` client unless
     /// `http` names another); a bare `HOST:PORT` gets the transport's scheme.
-    public init(baseURL: String, timeout: TimeAmount = .seconds(10), transport: ClusterTransport, http: HTTPClient? = nil) {
+    public init(
+        baseURL: String, timeout: TimeAmount = .seconds(10), transport: ClusterTransport, http: HTTPClient? = nil, audience: ClusterRole? = nil
+    ) {
         self.baseURL = transport.url(baseURL)
         self.http = http ?? transport.http
         self.timeout = timeout
         self.transport = transport
+        self.audience = audience
     }
 
     /// Sends a request and returns status, headers and the whole body (bounded by `limit`).
@@ -80,7 +86,10 @@ public struct ServiceClient: Sendable {
     private func makeRequest(_ method: HTTPMethod, _ path: String, headers: [(String, String)]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        if let secret = transport.secret { request.headers.add(name: "Authorization", value: secret.authorization) }
+        if let secret = transport.secret {
+            let authorization = audience.map { ClusterCredential.authorization(secret, for: $0) } ?? secret.authorization
+            request.headers.add(name: "Authorization", value: authorization)
+        }
         if let actor = transport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         return request

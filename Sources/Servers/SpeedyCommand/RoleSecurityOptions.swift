@@ -80,22 +80,34 @@ struct RoleSecurityOptions: ParsableArguments {
         roleTable ?? ProcessInfo.processInfo.environment["SPEEDY_ROLE_TABLE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Loads the role table, and checks that the secret this role sends is listed as `role`'s.
-    func loadRoles(role: String, sending secret: ClusterSecret?) throws -> RoleTableFile? {
-        guard !insecure, let path = roleTablePath else { return nil }
-        let roles: RoleTableFile
+    /// Loads the role table, and checks (now and at every re-read) that the secret this role
+    /// sends is listed as `role`'s.
+    func loadRoles(role: String, sending secrets: ClusterSecretRing?) throws -> RoleTableFile? {
+        guard !insecure, let path = roleTablePath, let secrets, let role = ClusterRole(rawValue: role) else { return nil }
+        let secretFile = secretPath ?? "--cluster-secret-file"
         do {
-            roles = try RoleTableFile(path: path)
+            return try RoleTableFile(path: path) { table in Self.refusal(of: table, for: role, sending: secrets.current, from: secretFile) }
         } catch {
             throw ValidationError(error.description)
         }
-        let listed = roles.role(carriedBy: secret?.authorization)
-        guard listed?.rawValue == role else {
-            throw ValidationError(
-                "the secret in \(secretPath ?? "--cluster-secret-file") is \(listed.map { "the \($0)'s" } ?? "not") in the role table \(path); the \(role) needs its own (`speedy credentials` makes them)"
-            )
+    }
+
+    /// Why `table` does not let `role`, sending `secret`, run: its credential is not listed as
+    /// the role's for any kind of port, or (an imageserver) its ticket key is missing; nil when
+    /// it does.
+    static func refusal(of table: RoleTable, for role: ClusterRole, sending secret: ClusterSecret, from file: String) -> String? {
+        guard secret.value.utf8.count >= RoleCredentialFiles.minimumSecretLength else {
+            return "the secret in \(file) is shorter than \(RoleCredentialFiles.minimumSecretLength) characters; `speedy credentials` makes role secrets"
         }
-        return roles
+        let listed = ClusterRole.servers.compactMap { port in table.role(carriedBy: ClusterCredential.authorization(secret, for: port), at: port) }
+        guard listed.contains(role) else {
+            let whose = listed.first.map { "the \($0)'s" } ?? "not"
+            return "the secret in \(file) is \(whose) in it; the \(role) needs its own (`speedy credentials` makes them)"
+        }
+        if role == .imageserver, !table.ticketKeys.contains(ChunkTicketKey.publicKey(signingWith: secret)) {
+            return "it lists no ticket key for this imageserver's secret, so agents' chunk reads would be refused; remake it with `speedy credentials`"
+        }
+        return nil
     }
 
     /// Loads the secret (refusing to go on without one unless --insecure) and returns how the
@@ -127,7 +139,7 @@ struct RoleSecurityOptions: ParsableArguments {
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }
-        let roles = try loadRoles(role: role, sending: secrets?.current)
+        let roles = try loadRoles(role: role, sending: secrets)
         return RoleSecurity(secrets: secrets, roles: roles, transport: serverTransport(role: role), peers: peers)
     }
 }

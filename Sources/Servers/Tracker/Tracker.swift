@@ -50,7 +50,8 @@ public enum Tracker {
             let swarmPaths = PublicPaths(paths: HealthRoutes.openPaths, trees: ["/v1"])
             router.middlewares.add(
                 ClusterSecretMiddleware(
-                    secrets: secrets, roles: configuration.security.roles, authorization: .tracker, logger: logger, open: swarmPaths))
+                    secrets: secrets, audience: .tracker, roles: configuration.security.roles, authorization: .tracker, logger: logger,
+                    open: swarmPaths))
             let metricsPath = PublicPaths(paths: HealthRoutes.openPaths.union(["/metrics"]))
             router.middlewares.add(PeerSignatureMiddleware(key: key, logger: logger, open: metricsPath))
         } else {

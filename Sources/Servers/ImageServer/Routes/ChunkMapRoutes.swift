@@ -15,7 +15,7 @@ extension RegistryAPI {
         guard let blob = try await meta.blob(digest, in: name) else { throw OCIError.blobUnknown(digest.description) }
         let expiresMs = currentTimeMillis() + configuration.ticketLifetime.milliseconds
         // Under `--insecure` there is no key, and the chunkservers ask for no ticket.
-        let key = configuration.cluster.secret.map { configuration.roles == nil ? ChunkTicketKey(secret: $0) : ChunkTicketKey(signingWith: $0) }
+        let key = configuration.cluster.secret.map { configuration.roles == nil ? ChunkTicketKey(secret: $0) : ChunkTicketKey.signer(for: $0) }
         var members: [UInt32: (addresses: [String], readable: Int)] = [:]
         var entries: [ChunkMap.Entry] = []
         entries.reserveCapacity(blob.chunks.count)

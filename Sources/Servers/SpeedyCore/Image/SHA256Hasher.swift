@@ -37,9 +37,14 @@ public struct SHA256Hasher: Sendable {
 
     /// The digest of everything fed so far (the hasher can keep going).
     public func finalize() -> Digest {
+        Digest(algorithm: .sha256, hex: finalizeBytes().hexString)
+    }
+
+    /// The digest's 32 bytes.
+    public func finalizeBytes() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         state.withUnsafeBytes { s in _ = out.withUnsafeMutableBytes { speedy_sha256_final(s.baseAddress, $0.baseAddress) } }
-        return Digest(algorithm: .sha256, hex: out.hexString)
+        return out
     }
 }
 
