@@ -38,7 +38,9 @@ final class ClusterHarness: @unchecked Sendable {
     /// Each role's secret and the role table, for the clusters that run with roles; the
     /// operator's secret is ``secretFile``, which the tools and the test's own clients send.
     static let credentials: RoleCredentialFiles = {
-        let files = RoleCredentialFiles(directory: NSTemporaryDirectory() + "speedy-test-roles-" + UUID().uuidString, operatorSecret: secretFile)
+        var files = RoleCredentialFiles(directory: NSTemporaryDirectory() + "speedy-test-roles-" + UUID().uuidString, operatorSecret: secretFile)
+        // The tests' own clients send the operator's secret as it is, to whichever port they call.
+        files.operatorSecretEverywhere = true
         try! files.make()
         return files
     }()

@@ -17,8 +17,9 @@ extension ProcessSuites {
             try ClusterSecret.load(path: ClusterHarness.credentials.secretPath(role))
         }
 
-        func client(_ url: String, as role: ClusterRole) throws -> ServiceClient {
-            ServiceClient(baseURL: url, timeout: .seconds(20), transport: ClusterHarness.transport.with(secret: try secret(role)))
+        /// A client sending `role`'s credential for ports of kind `port` (as the role's own clients do).
+        func client(_ url: String, as role: ClusterRole, at port: ClusterRole) throws -> ServiceClient {
+            ServiceClient(baseURL: url, timeout: .seconds(20), transport: ClusterHarness.transport.with(secret: try secret(role)), audience: port)
         }
 
         @Test func eachRoleIsHeldToItsRoutesOnTheLivePorts() async throws {
@@ -34,27 +35,39 @@ extension ProcessSuites {
             #expect(pulled.status == 200 && Array(buffer: pulled.body) == blob)
 
             let chunkserver = "http://" + registry.chunkservers[0].addr
-            let refused: [(ClusterRole, String, HTTPMethod, String)] = [
-                (.imageserver, registry.masterURL, .DELETE, "/v1/servers/cs1"),
-                (.imageserver, registry.masterURL, .POST, "/v1/groups"),
-                (.tracker, registry.masterURL, .POST, "/v1/fileids"),
-                (.chunkserver, registry.metaURL, .PUT, "/v1/manifests"),
-                (.chunkserver, registry.metaURL, .POST, "/v1/gc/sweep"),
-                (.metaserver, chunkserver, .PUT, "/v1/chunks/1/77"),
-                (.monitor, chunkserver, .GET, "/v1/chunks/1"),
-                (.monitor, registry.masterURL, .GET, "/v1/cluster"),
+            let refused: [(ClusterRole, String, ClusterRole, HTTPMethod, String)] = [
+                (.imageserver, registry.masterURL, .chunkmaster, .DELETE, "/v1/servers/cs1"),
+                (.imageserver, registry.masterURL, .chunkmaster, .POST, "/v1/groups"),
+                (.tracker, registry.masterURL, .chunkmaster, .POST, "/v1/fileids"),
+                (.metaserver, chunkserver, .chunkserver, .PUT, "/v1/chunks/1/77"),
+                (.monitor, chunkserver, .chunkserver, .GET, "/v1/chunks/1"),
+                (.monitor, registry.masterURL, .chunkmaster, .GET, "/v1/cluster"),
             ]
-            for (role, url, method, path) in refused {
-                let reply = try await client(url, as: role).send(method, path, body: ByteBuffer(string: "{}"))
+            for (role, url, port, method, path) in refused {
+                let reply = try await client(url, as: role, at: port).send(method, path, body: ByteBuffer(string: "{}"))
                 #expect(reply.status == 403, "\(role) \(method) \(path): \(reply.status) \(String(buffer: reply.body))")
                 #expect(String(buffer: reply.body).contains("the \(role) role may not call"), "\(String(buffer: reply.body))")
             }
+            // A role with nothing to call on a kind of port holds no credential for it at all; nor
+            // does a role's secret itself, or its credential for another kind of port, open anything.
+            let unknown: [(ClusterRole, String, ClusterRole?, HTTPMethod, String)] = [
+                (.chunkserver, registry.metaURL, .metaserver, .PUT, "/v1/manifests"),
+                (.chunkserver, registry.metaURL, .metaserver, .POST, "/v1/gc/sweep"),
+                (.imageserver, registry.metaURL, nil, .GET, "/v1/repositories"),
+                (.imageserver, registry.metaURL, .chunkserver, .GET, "/v1/repositories"),
+            ]
+            for (role, url, port, method, path) in unknown {
+                let transport = ClusterHarness.transport.with(secret: try secret(role))
+                let reply = try await ServiceClient(baseURL: url, transport: transport, audience: port).send(method, path, body: ByteBuffer(string: "{}"))
+                #expect(reply.status == 401, "\(role) \(method) \(path) as \(port?.rawValue ?? "its secret"): \(reply.status)")
+            }
             // What each role's code calls gets through.
-            #expect(try await client(registry.masterURL, as: .imageserver).send(.GET, "/v1/cluster").status == 200)
-            #expect(try await client(chunkserver, as: .chunkmaster).send(.GET, "/v1/stats").status == 200)
-            #expect(try await client(chunkserver, as: .metaserver).send(.GET, "/v1/chunks/1").status == 200)
-            for url in [registry.masterURL, registry.metaURL, chunkserver, registry.registryURL] {
-                #expect(try await client(url, as: .monitor).send(.GET, "/metrics").status == 200, "\(url)")
+            #expect(try await client(registry.masterURL, as: .imageserver, at: .chunkmaster).send(.GET, "/v1/cluster").status == 200)
+            #expect(try await client(registry.metaURL, as: .imageserver, at: .metaserver).send(.GET, "/v1/repositories").status == 200)
+            #expect(try await client(chunkserver, as: .chunkmaster, at: .chunkserver).send(.GET, "/v1/stats").status == 200)
+            #expect(try await client(chunkserver, as: .metaserver, at: .chunkserver).send(.GET, "/v1/chunks/1").status == 200)
+            for (url, port) in [(registry.masterURL, ClusterRole.chunkmaster), (registry.metaURL, .metaserver), (chunkserver, .chunkserver), (registry.registryURL, .imageserver)] {
+                #expect(try await client(url, as: .monitor, at: port).send(.GET, "/metrics").status == 200, "\(url)")
             }
             // The one cluster secret of a cluster without roles opens nothing here.
             let stranger = ServiceClient(baseURL: registry.masterURL, transport: ClusterHarness.transport.with(secret: ClusterSecret.generate()))
@@ -62,7 +75,7 @@ extension ProcessSuites {
 
             // A chain naming a host outside the group is refused, and nothing stored.
             let body = ByteBuffer(string: "not for strangers")
-            let chained = try await client(chunkserver, as: .imageserver).send(
+            let chained = try await client(chunkserver, as: .imageserver, at: .chunkserver).send(
                 .PUT, "/v1/chunks/1/78", body: body,
                 headers: [
                     (SpeedyHeader.chain, registry.chunkservers[1].addr + ",127.0.0.1:9"),
@@ -71,7 +84,7 @@ extension ProcessSuites {
             #expect(chained.status == 403, "\(String(buffer: chained.body))")
             #expect(String(buffer: chained.body).contains("127.0.0.1:9, not a member of group 1"))
             for member in registry.chunkservers {
-                #expect(try await client("http://" + member.addr, as: .imageserver).send(.GET, "/v1/chunks/1/78").status == 404)
+                #expect(try await client("http://" + member.addr, as: .imageserver, at: .chunkserver).send(.GET, "/v1/chunks/1/78").status == 404)
             }
 
             // The operator's tools work; no log holds a secret.
@@ -92,7 +105,8 @@ extension ProcessSuites {
             let first = try await ClusterHarness.run(speedy, ["credentials", "--out", dir, "--json"], errors: .discarded)
             #expect(first.status == 0, "\(first.output)")
             let written = try JSONDecoder().decode(RoleCredentialFiles.Written.self, from: Data(first.output.utf8))
-            #expect(written.entries == ClusterRole.allCases.count)
+            let ports = ClusterRole.allCases.map { role in ClusterRole.servers.filter { RouteAuthorization.of($0)!.admitsAnything(role) }.count }
+            #expect(written.entries == ports.reduce(0, +))
             #expect(Set(written.secrets.keys) == Set(ClusterRole.allCases.map(\.rawValue)))
             let files = RoleCredentialFiles(directory: dir)
             let imageserverSecret = try ClusterSecret.load(path: files.secretPath(.imageserver))
@@ -104,10 +118,21 @@ extension ProcessSuites {
             let second = try await ClusterHarness.run(speedy, ["credentials", "--out", dir], errors: .discarded)
             #expect(second.status == 0, "\(second.output)")
             #expect(try ClusterSecret.load(path: files.secretPath(.imageserver)) == imageserverSecret)
-            let table = try RoleTable.load(path: files.tablePath)
-            #expect(table.entries.count == ClusterRole.allCases.count + 1)
-            #expect(table.role(carriedBy: added.authorization) == .imageserver)
+            let table = try RoleTableFile(path: files.tablePath).table
+            #expect(table.entries.count == written.entries + ClusterRole.servers.filter { RouteAuthorization.of($0)!.admitsAnything(.imageserver) }.count)
+            #expect(table.role(carriedBy: ClusterCredential.authorization(added, for: .metaserver), at: .metaserver) == .imageserver)
+            #expect(table.role(carriedBy: added.authorization, at: .metaserver) == nil)
             #expect(table.ticketKeys.count == 2)
+            // The table holds no secret, and every role's user can read it.
+            #expect(try FileManager.default.attributesOfItem(atPath: files.tablePath)[.posixPermissions] as? Int == 0o644)
+
+            // The credential a secret sends a kind of port, for curl and Prometheus.
+            let printed = try await ClusterHarness.run(
+                speedy, ["credentials", "--print-credential", "metaserver", "--secret-file", files.secretPath(.imageserver)], errors: .discarded)
+            #expect(printed.status == 0)
+            #expect(printed.output.trimmingCharacters(in: .whitespacesAndNewlines) == ClusterCredential.token(imageserverSecret, for: .metaserver))
+            let bogus = try await ClusterHarness.run(speedy, ["credentials", "--print-credential", "operator"])
+            #expect(bogus.status != 0 && bogus.output.contains("takes a kind of port"), "\(bogus.output)")
 
             // A role given another role's secret refuses to start, and says whose it is.
             let wrong = try await ClusterHarness.run(
@@ -117,7 +142,7 @@ extension ProcessSuites {
                     "--cluster-secret-file", files.secretPath(.chunkserver), "--role-table", files.tablePath,
                 ])
             #expect(wrong.status != 0)
-            #expect(wrong.output.contains("is the chunkserver's in the role table"), "\(wrong.output)")
+            #expect(wrong.output.contains("is the chunkserver's in it"), "\(wrong.output)")
             let broken = cluster.root + "/broken-roles"
             try "metaserver 1234\n".write(toFile: broken, atomically: true, encoding: .utf8)
             let unreadable = try await ClusterHarness.run(

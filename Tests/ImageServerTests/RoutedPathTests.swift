@@ -45,7 +45,7 @@ struct RoutedPathTests {
     /// A router shaped like a role's: metrics, probes, the registry API, a token route.
     func router(guardedBy open: PublicPaths?) -> Router<BareContext> {
         let router = Router(context: BareContext.self)
-        if let open { router.middlewares.add(ClusterSecretMiddleware(secret: Self.secret, logger: Logger(label: "test"), open: open)) }
+        if let open { router.middlewares.add(ClusterSecretMiddleware(secret: Self.secret, audience: .chunkmaster, logger: Logger(label: "test"), open: open)) }
         router.get("/metrics") { _, _ in "metrics" }
         router.get("/healthz") { _, _ in "healthz" }
         router.get("/token") { _, _ in "token" }

@@ -28,12 +28,12 @@ extension FuzzTarget {
 
     /// The role table (`--role-table`): what parses has bounded, distinct entries of the right
     /// sizes, prints back to the same table, and looks up any header without trapping.
-    static let roleTable = FuzzTarget("role-table", "the role table (ROLE SHA256-HEX [ed25519:KEY] lines)") { input in
+    static let roleTable = FuzzTarget("role-table", "the role table (ROLE PORT SHA256-HEX [ed25519:KEY] lines)") { input in
         let text = text(input)
         guard let table = try? RoleTable.parse(text) else { return nil }
         let hashes = table.entries.map(\.secretHash)
         let reread = try? RoleTable.parse(table.text)
-        _ = table.role(carriedBy: "Bearer " + text.prefix(80))
+        _ = table.role(carriedBy: "Bearer " + text.prefix(80), at: .chunkserver)
         return first(
             expect(!table.entries.isEmpty && table.entries.count <= RoleTable.maximumEntries, "\(table.entries.count) entries"),
             expect(hashes.allSatisfy { $0.count == 32 } && Set(hashes).count == hashes.count, "a hash of the wrong size, or twice"),
