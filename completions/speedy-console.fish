@@ -78,7 +78,7 @@ end
 
 complete -c 'speedy-console' -f
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" master' -l 'master' -d 'Base URL of the chunkmaster (default: $SPEEDY_MASTER, else http://127.0.0.1:8099).' -rfka ''
-complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" cluster-secret-file' -l 'cluster-secret-file' -d 'File holding the cluster secret (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists).' -rfka ''
+complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" cluster-secret-file' -l 'cluster-secret-file' -d 'File holding the cluster secret, or the operator\'s with a role table (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists). With a role table ($SPEEDY_ROLE_TABLE, or `roles` or `credentials/roles` beside the file) only credentials derived from it are sent.' -rfka ''
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" ca' -l 'ca' -d 'PEM file of the private CA that signed the cluster\'s TLS certificates.' -rfka ''
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" interval' -l 'interval' -d 'Seconds between refreshes.' -rfka ''
 complete -c 'speedy-console' -n '__speedy-console_should_offer_completions_for_flags_or_options "speedy-console" h help' -s 'h' -l 'help' -d 'Show help information.'

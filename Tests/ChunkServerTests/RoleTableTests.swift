@@ -118,9 +118,11 @@ struct RoleTableTests {
         let tracker = Self.secrets[.tracker]!
         let atMaster = ClusterCredential.authorization(tracker, for: .chunkmaster)
         // The process runs as long as the table lists the tracker's credential.
-        let file = try RoleTableFile(path: path) { table in
-            table.role(carriedBy: atMaster, at: .chunkmaster) == .tracker ? nil : "no tracker"
+        let file = try RoleTableFile(path: path, sending: { tracker }) { table, secret in
+            table.role(carriedBy: ClusterCredential.authorization(secret, for: .chunkmaster), at: .chunkmaster) == .tracker ? nil : "no tracker"
         }
+        #expect(file.refusal(sending: tracker) == nil)
+        #expect(file.refusal(sending: ClusterSecret.generate()) == "no tracker")
         #expect(file.role(carriedBy: atMaster, at: .chunkmaster) == .tracker)
         let monitor = RoleTable(entries: RoleCredentialFiles(directory: "/nonexistent").entries(.monitor, ClusterSecret.generate()))
         try (Self.table.text + monitor.text).write(toFile: path, atomically: true, encoding: .utf8)
@@ -135,6 +137,32 @@ struct RoleTableTests {
         #expect(throws: RoleTableFile.LoadError.self) { try file.reload() }
         #expect(throws: RoleTableFile.LoadError.self) { try RoleTableFile(path: "/dev/zero") }
         #expect(file.table.entries.count == Self.table.entries.count + monitor.entries.count)
+    }
+
+    @Test func aSecretFileWhoseNewFirstSecretTheTableDoesNotListIsNotTaken() throws {
+        let dir = try TemporaryDirectory("role-secret")
+        defer { dir.remove() }
+        let path = dir.path + "/tracker.secret"
+        let (old, new) = (ClusterSecret.generate(), ClusterSecret.generate())
+        try SecretFile.write(old.value + "\n", to: path)
+        let ring = try ClusterSecretRing(path: path)
+        let table = RoleTableFile(RoleTable(entries: RoleCredentialFiles(directory: "/nonexistent").entries(.tracker, old)))
+        // The new secret first, but the table not remade: the role would be locked out.
+        try SecretFile.write(new.value + "\n" + old.value + "\n", to: path)
+        let refusal = { (secret: ClusterSecret) in
+            table.table.role(carriedBy: ClusterCredential.authorization(secret, for: .chunkmaster), at: .chunkmaster) == nil ? "not listed" : nil
+        }
+        #expect(throws: ClusterSecret.LoadError.self) { try ring.reload(validate: refusal) }
+        #expect(ring.current == old)
+        // The new one second (rotation step 1): taken.
+        try SecretFile.write(old.value + "\n" + new.value + "\n", to: path)
+        #expect(try ring.reload(validate: refusal) == 2)
+        #expect(ring.current == old)
+        // The table made with 0644 whatever the umask.
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        try SecretFile.write("x\n", to: dir.path + "/roles", mode: 0o644)
+        #expect(try FileManager.default.attributesOfItem(atPath: dir.path + "/roles")[.posixPermissions] as? Int == 0o644)
     }
 
     // MARK: chunk tickets signed by an imageserver (v2)

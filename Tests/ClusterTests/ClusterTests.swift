@@ -148,7 +148,11 @@ extension ProcessSuites {
             let secret = try ClusterSecret.load(path: secretPath)
             let mode = try FileManager.default.attributesOfItem(atPath: secretPath)[.posixPermissions] as? Int
             #expect(mode == 0o600)
-            let master = MasterClient(baseURL: masterURL, transport: ClusterTransport(secret: secret))
+            // Under `speedy up` each role has its own secret and a role table: DATA/cluster-secret
+            // is the operator's, and only the credentials derived from it are taken.
+            var operatorTransport = ClusterTransport(secret: secret)
+            operatorTransport.boundCredentials = true
+            let master = MasterClient(baseURL: masterURL, transport: operatorTransport)
             func allHealthy() async -> Bool {
                 guard let snapshot = try? await master.snapshot() else { return false }
                 return snapshot.groups.count == 2 && snapshot.groups.allSatisfy { $0.state == .healthy && $0.members.count == 3 }
@@ -160,10 +164,20 @@ extension ProcessSuites {
 
             let anonymous = try await ServiceClient(baseURL: masterURL, transport: .plain).send(.GET, "/v1/cluster")
             #expect(anonymous.status == 401)
+            // The operator's secret itself is not taken; the tools, run with it, find the table
+            // beside it and send credentials.
+            let raw = try await ServiceClient(baseURL: masterURL, transport: ClusterTransport(secret: secret)).send(.GET, "/v1/cluster")
+            #expect(raw.status == 401)
+            let status = try await cluster.chunktool(["status", "--master", masterURL], environment: ["SPEEDY_CLUSTER_SECRET_FILE": secretPath])
+            #expect(status.status == 0, "\(status.output)")
+            for role in ["chunkmaster", "chunkserver", "metaserver", "imageserver", "operator"] {
+                let file = role == "operator" ? secretPath : cluster.root + "/cluster/credentials/\(role).secret"
+                #expect(FileManager.default.fileExists(atPath: file), "\(file)")
+            }
 
             // Group 2's first member is the fourth port.
             let key = ChunkKey(group: 2, fileId: 77)
-            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)", transport: ClusterTransport(secret: secret))
+            let member = ChunkServerClient(baseURL: "127.0.0.1:\(firstPort + 3)", transport: operatorTransport)
             _ = try await member.put(key, data: ByteBuffer(string: "kept across restarts"))
 
             // A role that dies is restarted by `speedy up`, which says so.

@@ -18,8 +18,10 @@ extension ProcessSuites {
         }
 
         /// A client sending `role`'s credential for ports of kind `port` (as the role's own clients do).
-        func client(_ url: String, as role: ClusterRole, at port: ClusterRole) throws -> ServiceClient {
-            ServiceClient(baseURL: url, timeout: .seconds(20), transport: ClusterHarness.transport.with(secret: try secret(role)), audience: port)
+        func client(_ url: String, as role: ClusterRole, at port: ClusterRole?) throws -> ServiceClient {
+            var transport = ClusterHarness.transport.with(secret: try secret(role))
+            transport.boundCredentials = port != nil
+            return ServiceClient(baseURL: url, timeout: .seconds(20), transport: transport, audience: port)
         }
 
         @Test func eachRoleIsHeldToItsRoutesOnTheLivePorts() async throws {
@@ -57,8 +59,7 @@ extension ProcessSuites {
                 (.imageserver, registry.metaURL, .chunkserver, .GET, "/v1/repositories"),
             ]
             for (role, url, port, method, path) in unknown {
-                let transport = ClusterHarness.transport.with(secret: try secret(role))
-                let reply = try await ServiceClient(baseURL: url, transport: transport, audience: port).send(method, path, body: ByteBuffer(string: "{}"))
+                let reply = try await client(url, as: role, at: port).send(method, path, body: ByteBuffer(string: "{}"))
                 #expect(reply.status == 401, "\(role) \(method) \(path) as \(port?.rawValue ?? "its secret"): \(reply.status)")
             }
             // What each role's code calls gets through.

@@ -28,7 +28,8 @@ struct CredentialReloader: Service {
     func reload() {
         if let secrets, let path = secrets.path {
             do {
-                let count = try secrets.reload()
+                // With a role table, a first secret the table does not list would lock the role out.
+                let count = try secrets.reload { [roles] in roles?.refusal(sending: $0) }
                 logger.notice("re-read the cluster secret file \(path): the \(role) accepts \(count) secret\(count == 1 ? "" : "s") and sends the first")
             } catch {
                 logger.error("\(error); the \(role) keeps the secrets it had")

@@ -86,9 +86,8 @@ public struct RoleCredentialFiles: Sendable {
         } catch {
             throw Failure(description: "the table made from \(directory) would not be read: \(error) (the same secret in two files?)")
         }
-        try SecretFile.write(text, to: tablePath)
         // The table holds no secret, and every role's user must read it.
-        chmod(tablePath, 0o644)
+        try SecretFile.write(text, to: tablePath, mode: 0o644)
         return Written(secrets: secrets, table: tablePath, entries: entries.count)
     }
 }

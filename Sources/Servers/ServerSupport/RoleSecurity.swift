@@ -33,7 +33,10 @@ public struct RoleSecurity: Sendable {
         self.secrets = secrets
         self.roles = roles
         self.transport = transport
-        self.peers = peers ?? ClusterTransport(secrets: secrets)
+        var peers = peers ?? ClusterTransport(secrets: secrets)
+        // With a role table the secret never leaves the host.
+        peers.boundCredentials = roles != nil
+        self.peers = peers
     }
 
     /// No secret and plain HTTP: what `--insecure` gives (and in-process tests).

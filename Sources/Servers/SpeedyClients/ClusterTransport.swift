@@ -25,6 +25,11 @@ public struct ClusterTransport: Sendable {
     /// Who is acting (`user@host (tool)`), sent as `X-Speedy-Actor` so the master's event log
     /// says who made each administrative change.
     public let actor: String?
+    /// Whether the role clients send a credential bound to the kind of port they call
+    /// (``ClusterCredential``) rather than the secret itself: in a cluster with a role table,
+    /// where the secret must never leave its host. Off with one shared secret, which every port
+    /// of every version takes as it is.
+    public var boundCredentials = false
 
     /// A transport with no secret, the system's trust roots and plain `http://` for bare
     /// addresses: what a client of the public registry API, or a test's anonymous caller, uses.
@@ -67,6 +72,7 @@ public struct ClusterTransport: Sendable {
         self.caFile = other.caFile
         self.internalTLS = other.internalTLS
         self.actor = other.actor
+        self.boundCredentials = other.boundCredentials
     }
 
     /// The same transport without the secret (how a caller reaches a public endpoint, or shows

@@ -46,8 +46,8 @@ public struct ServiceClient: Sendable {
     public let timeout: TimeAmount
     /// The secret and actor sent with every request (internal APIs refuse requests without the secret).
     public let transport: ClusterTransport
-    /// The kind of port called: the secret is then never sent, only the credential bound to that
-    /// kind (``ClusterCredential``); nil sends the secret itself (a caller that does not know).
+    /// The kind of port called: with ``ClusterTransport/boundCredentials`` the secret is then never
+    /// sent, only the credential bound to that kind (``ClusterCredential``).
     public let audience: ClusterRole?
 
     /// Creates a client for one peer, reached through `transport` (its `http` client unless
@@ -87,7 +87,8 @@ public struct ServiceClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let secret = transport.secret {
-            let authorization = audience.map { ClusterCredential.authorization(secret, for: $0) } ?? secret.authorization
+            let bound = transport.boundCredentials ? audience : nil
+            let authorization = bound.map { ClusterCredential.authorization(secret, for: $0) } ?? secret.authorization
             request.headers.add(name: "Authorization", value: authorization)
         }
         if let actor = transport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }

@@ -51,6 +51,9 @@ struct RoleSecurityOptions: ParsableArguments {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         if insecure, clusterSecretFile != nil { throw ValidationError("--insecure and --cluster-secret-file exclude each other") }
         if insecure, roleTable != nil { throw ValidationError("--insecure and --role-table exclude each other") }
+        if roleTable != nil, secretPath == nil {
+            throw ValidationError("--role-table needs this role's own secret: --cluster-secret-file (or SPEEDY_CLUSTER_SECRET_FILE)")
+        }
         if let cap = maxConnectionsPerClient, !(0...1_000_000).contains(cap) {
             throw ValidationError("--max-connections-per-client must be between 0 (no cap) and 1000000, got \(cap)")
         }
@@ -83,10 +86,13 @@ struct RoleSecurityOptions: ParsableArguments {
     /// Loads the role table, and checks (now and at every re-read) that the secret this role
     /// sends is listed as `role`'s.
     func loadRoles(role: String, sending secrets: ClusterSecretRing?) throws -> RoleTableFile? {
-        guard !insecure, let path = roleTablePath, let secrets, let role = ClusterRole(rawValue: role) else { return nil }
+        guard !insecure, let path = roleTablePath, let secrets else { return nil }
+        guard let role = ClusterRole(rawValue: role) else { throw ValidationError("the \(role) takes no role table") }
         let secretFile = secretPath ?? "--cluster-secret-file"
         do {
-            return try RoleTableFile(path: path) { table in Self.refusal(of: table, for: role, sending: secrets.current, from: secretFile) }
+            return try RoleTableFile(path: path, sending: { secrets.current }) { table, secret in
+                Self.refusal(of: table, for: role, sending: secret, from: secretFile)
+            }
         } catch {
             throw ValidationError(error.description)
         }
@@ -103,6 +109,14 @@ struct RoleSecurityOptions: ParsableArguments {
         guard listed.contains(role) else {
             let whose = listed.first.map { "the \($0)'s" } ?? "not"
             return "the secret in \(file) is \(whose) in it; the \(role) needs its own (`speedy credentials` makes them)"
+        }
+        // Every kind of port the role calls must know it, or those calls would all be refused.
+        let missing = ClusterRole.servers.filter { port in
+            RouteAuthorization.of(port)?.admitsAnything(role) == true
+                && table.role(carriedBy: ClusterCredential.authorization(secret, for: port), at: port) != role
+        }
+        guard missing.isEmpty else {
+            return "it lists no \(role) credential for the \(missing.map(\.rawValue).joined(separator: ", ")) port of this secret; remake it with `speedy credentials`"
         }
         if role == .imageserver, !table.ticketKeys.contains(ChunkTicketKey.publicKey(signingWith: secret)) {
             return "it lists no ticket key for this imageserver's secret, so agents' chunk reads would be refused; remake it with `speedy credentials`"

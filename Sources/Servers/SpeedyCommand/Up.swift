@@ -91,7 +91,8 @@ struct Up: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot set up the cluster secret: \(error)")
         }
-        let cluster = ClusterTransport(secret: secret)
+        var cluster = ClusterTransport(secret: secret)
+        cluster.boundCredentials = true
         // Each role gets a secret of its own and the table of them all; DATA/cluster-secret is the
         // operator's, for the tools run from here.
         let credentials = RoleCredentialFiles(directory: root + "/credentials", operatorSecret: secretPath)

@@ -8,7 +8,7 @@ import SpeedyCore
 public struct ClusterOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "File holding the cluster secret (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists).",
+            "File holding the cluster secret, or the operator's with a role table (default: $SPEEDY_CLUSTER_SECRET_FILE, else ./speedy-data/cluster-secret when it exists). With a role table ($SPEEDY_ROLE_TABLE, or `roles` or `credentials/roles` beside the file) only credentials derived from it are sent.",
             valueName: "path"))
     public var clusterSecretFile: String?
 
@@ -27,19 +27,32 @@ public struct ClusterOptions: ParsableArguments {
         return FileManager.default.fileExists(atPath: localSecretPath) ? localSecretPath : nil
     }
 
+    /// Whether the cluster whose secret is at `secretPath` has a role table, so its ports take
+    /// credentials bound to their kind and never the secret: `SPEEDY_ROLE_TABLE` is set, or a
+    /// table lies beside the secret (`speedy credentials`: DIR/roles; `speedy up`: DATA/credentials/roles).
+    public static func hasRoleTable(secretPath: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        if let table = environment["SPEEDY_ROLE_TABLE"], !table.isEmpty { return true }
+        let directory = URL(fileURLWithPath: secretPath).deletingLastPathComponent().path
+        return [directory + "/roles", directory + "/credentials/roles"].contains { FileManager.default.fileExists(atPath: $0) }
+    }
+
     /// Loads the secret (when one is found) and checks the CA: the transport a tool's clients use.
     /// - Parameter internalTLS: whether the cluster's internal APIs speak TLS.
     public func transport(internalTLS: Bool = false, actor: String? = nil) throws -> ClusterTransport {
         var secret: ClusterSecret?
+        var bound = false
         if let path = Self.secretPath(flag: clusterSecretFile) {
             do {
                 secret = try ClusterSecret.load(path: path)
             } catch {
                 throw ValidationError(error.description)
             }
+            bound = Self.hasRoleTable(secretPath: path)
         }
         do {
-            return try ClusterTransport(secret: secret, caFile: ca, internalTLS: internalTLS, actor: actor)
+            var transport = try ClusterTransport(secret: secret, caFile: ca, internalTLS: internalTLS, actor: actor)
+            transport.boundCredentials = bound
+            return transport
         } catch {
             throw ValidationError("cannot use the CA file \(ca ?? ""): \(error)")
         }

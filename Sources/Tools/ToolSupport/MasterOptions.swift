@@ -56,7 +56,7 @@ public struct MasterOptions: ParsableArguments {
         let hint =
             ClusterOptions.secretPath(flag: cluster.clusterSecretFile) == nil
             ? "no cluster secret was given: use --cluster-secret-file, SPEEDY_CLUSTER_SECRET_FILE, or run from the directory holding speedy up's speedy-data/"
-            : "the cluster secret given is not this cluster's"
+            : "the cluster secret given is not this cluster's; with a role table, give the operator's secret and set SPEEDY_ROLE_TABLE (or keep the table beside the secret)"
         return "\(error.description) (\(hint))"
     }
 

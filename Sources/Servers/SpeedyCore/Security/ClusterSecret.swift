@@ -18,6 +18,9 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
         case weak(path: String)
         /// The file holds no secret, or more than ``ClusterSecretRing/maximumSecrets``.
         case count(path: String, found: Int)
+        /// The secrets are good, but the process would be locked out sending the first (with a
+        /// role table that does not list it); `reason` says why.
+        case refused(path: String, reason: String)
 
         public var description: String {
             switch self {
@@ -26,6 +29,7 @@ public struct ClusterSecret: Sendable, Equatable, CustomStringConvertible {
                 "the cluster secret in \(path) must be at least \(ClusterSecret.minimumLength) printable characters without spaces"
             case .count(let path, let found):
                 "the cluster secret file \(path) holds \(found) secrets: it takes one per line, one to \(ClusterSecretRing.maximumSecrets) (two while rotating)"
+            case .refused(let path, let reason): "the cluster secret file \(path) cannot be used: \(reason)"
             }
         }
     }
@@ -108,16 +112,19 @@ public enum SecretFile {
         text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    /// Writes `text` to `path` readable by the owner only.
-    public static func write(_ text: String, to path: String) throws {
+    /// Writes `text` to `path` readable by the owner only (or with `mode`, for a file that holds
+    /// no secret but is written the same careful way).
+    public static func write(_ text: String, to path: String, mode: mode_t = 0o600) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let temporary = path + ".tmp-\(getpid())"
         // A fresh file only: whatever sits at the temporary path (a file with other permissions,
         // a symlink elsewhere) is removed, and the open refuses to follow or reuse one.
         unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary]) }
+        // Exactly `mode`, whatever the umask took away (before any byte is written).
+        fchmod(fd, mode)
         let bytes = Array(text.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)

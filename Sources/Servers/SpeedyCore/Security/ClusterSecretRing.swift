@@ -41,11 +41,13 @@ public final class ClusterSecretRing: Sendable, CustomStringConvertible {
     }
 
     /// Re-reads the file; returns how many secrets are now accepted. Throws, keeping the secrets
-    /// held, when the file cannot be read or holds a secret that cannot be used.
+    /// held, when the file cannot be read, holds a secret that cannot be used, or `validate` says
+    /// why the new first secret would lock the process out.
     @discardableResult
-    public func reload() throws(ClusterSecret.LoadError) -> Int {
+    public func reload(validate: (ClusterSecret) -> String? = { _ in nil }) throws(ClusterSecret.LoadError) -> Int {
         guard let path else { return accepted.count }
         let loaded = try ClusterSecret.loadAll(path: path)
+        if let reason = validate(loaded[0]) { throw .refused(path: path, reason: reason) }
         secrets.withLock { $0 = loaded }
         return loaded.count
     }
