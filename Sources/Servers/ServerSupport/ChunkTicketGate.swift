@@ -26,15 +26,8 @@ public struct ChunkTicketGate: Sendable {
     /// A gate checking tickets with the key of each secret `secrets` accepts: while the secret
     /// rotates, tickets signed under the old one and under the new one are both good.
     public init(secrets: ClusterSecretRing) {
-        let derived = Mutex<(secrets: [ClusterSecret], keys: [ChunkTicketKey])>(([], []))
-        keys = {
-            let accepted = secrets.accepted
-            return derived.withLock { cache in
-                // HKDF once per secret file, not once per request.
-                if cache.secrets != accepted { cache = (accepted, accepted.map(ChunkTicketKey.init(secret:))) }
-                return cache.keys
-            }
-        }
+        let derived = SecretDerived(secrets) { ChunkTicketKey(secret: $0) }
+        keys = { derived.values }
     }
 
     /// A gate checking tickets with the imageservers' keys the role table lists (``RoleTable/ticketKeys``):

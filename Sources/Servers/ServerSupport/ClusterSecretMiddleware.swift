@@ -3,7 +3,6 @@ import Hummingbird
 import Logging
 import SpeedyClients
 import SpeedyCore
-import Synchronization
 
 /// Refuses every request to an internal API that does not carry a cluster credential, with 401
 /// `UNAUTHORIZED`, and logs the refusal (never the header it got). `/v1/health`, `/healthz` and
@@ -134,30 +133,19 @@ public struct PublicPaths: Sendable {
     }
 }
 
-/// The credentials (``ClusterCredential``) the secrets of a ring make for one kind of port,
-/// derived once per secret file rather than once per request.
-final class DerivedCredentials: Sendable {
-    private let secrets: ClusterSecretRing
-    private let audience: ClusterRole
-    private let cache = Mutex<(secrets: [ClusterSecret], values: [[UInt8]])>(([], []))
+/// The credentials (``ClusterCredential``) the secrets of a ring make for one kind of port.
+struct DerivedCredentials: Sendable {
+    private let values: SecretDerived<[UInt8]>
 
     init(secrets: ClusterSecretRing, audience: ClusterRole) {
-        self.secrets = secrets
-        self.audience = audience
+        values = SecretDerived(secrets) { Array(ClusterCredential.authorization($0, for: audience).utf8) }
     }
 
     /// Whether `header` carries the credential of one of the accepted secrets; every one is
     /// compared, each in constant time.
     func isCarried(by header: String?) -> Bool {
         guard let header else { return false }
-        let accepted = secrets.accepted
-        let values = cache.withLock { cache in
-            if cache.secrets != accepted {
-                cache = (accepted, accepted.map { Array(ClusterCredential.authorization($0, for: audience).utf8) })
-            }
-            return cache.values
-        }
         let presented = Array(header.utf8)
-        return values.reduce(false) { found, value in ConstantTime.equal(presented, value) || found }
+        return values.values.reduce(false) { found, value in ConstantTime.equal(presented, value) || found }
     }
 }

@@ -105,16 +105,14 @@ struct RoleSecurityOptions: ParsableArguments {
         guard secret.value.utf8.count >= RoleCredentialFiles.minimumSecretLength else {
             return "the secret in \(file) is shorter than \(RoleCredentialFiles.minimumSecretLength) characters; `speedy credentials` makes role secrets"
         }
-        let listed = ClusterRole.servers.compactMap { port in table.role(carriedBy: ClusterCredential.authorization(secret, for: port), at: port) }
-        guard listed.contains(role) else {
-            let whose = listed.first.map { "the \($0)'s" } ?? "not"
+        // Whom each kind of port takes this secret's credential for.
+        let listed = ClusterRole.servers.map { port in (port, table.role(carriedBy: ClusterCredential.authorization(secret, for: port), at: port)) }
+        guard listed.contains(where: { $0.1 == role }) else {
+            let whose = listed.lazy.compactMap(\.1).first.map { "the \($0)'s" } ?? "not"
             return "the secret in \(file) is \(whose) in it; the \(role) needs its own (`speedy credentials` makes them)"
         }
         // Every kind of port the role calls must know it, or those calls would all be refused.
-        let missing = ClusterRole.servers.filter { port in
-            RouteAuthorization.of(port)?.admitsAnything(role) == true
-                && table.role(carriedBy: ClusterCredential.authorization(secret, for: port), at: port) != role
-        }
+        let missing = listed.filter { port, found in RouteAuthorization.of(port)?.admitsAnything(role) == true && found != role }.map(\.0)
         guard missing.isEmpty else {
             return "it lists no \(role) credential for the \(missing.map(\.rawValue).joined(separator: ", ")) port of this secret; remake it with `speedy credentials`"
         }
