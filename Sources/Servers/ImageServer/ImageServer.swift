@@ -31,6 +31,7 @@ public enum ImageServer {
         let view = ClusterView(master: master, logger: logger)
         let io = ChunkIO(
             view: view, ids: FileIdPool(master: master, leaseSize: configuration.leaseSize), cluster: cluster, http: http, readHTTP: readHTTP,
+            reader: ChunkReadClient(options: ChunkReadClient.Options(silenceLimit: readSilenceLimit)),
             attempts: configuration.writeAttempts, logger: logger)
         let meta = MetaClient(baseURL: configuration.metaURL, outageWait: configuration.metaOutageWait, transport: cluster, http: http)
         let api = RegistryAPI(

@@ -80,6 +80,27 @@ public struct ChunkServerClient: Sendable {
         try await Self.getChecked(key, from: service, headers: serverChecks ? [] : [(SpeedyHeader.read, SpeedyHeader.readUnchecked)])
     }
 
+    /// Like ``getChecked(_:serverChecks:)`` with `serverChecks: false`, read through `reader`
+    /// (the bytes checksummed as they arrive, no async hop per piece) when the member speaks
+    /// plain HTTP; a TLS member is read through the HTTP client as before.
+    /// `limit` bounds the bytes taken (the chunk's length, when the caller knows it).
+    public func getUnchecked(
+        _ key: ChunkKey, through reader: ChunkReadClient, limit: Int = 64 << 20
+    ) async throws(ServiceError) -> (data: ByteBuffer, crc: UInt32) {
+        guard service.baseURL.hasPrefix("http://") else { return try await getChecked(key, serverChecks: false) }
+        let path = Self.path(key)
+        let url = service.baseURL + path
+        let reply = try await reader.get(
+            path, from: service.baseURL, headers: service.identityHeaders + [(SpeedyHeader.read, SpeedyHeader.readUnchecked)],
+            limit: limit, timeout: service.timeout)
+        try ServiceClient.check(reply.status, reply.body, url: url)
+        guard let header = reply.headers.first(name: SpeedyHeader.crc32c), let crc = CRCFormat.parse(header) else {
+            throw .badResponse(url: url, reason: "missing \(SpeedyHeader.crc32c)")
+        }
+        guard reply.crc == crc else { throw .badResponse(url: url, reason: Self.crcMismatch) }
+        return (reply.body, crc)
+    }
+
     /// The reason of the ``ServiceError/badResponse(url:reason:)`` a read throws when the bytes
     /// do not match the CRC the server sent: the copy or the wire is damaged.
     public static let crcMismatch = "CRC mismatch in transit"

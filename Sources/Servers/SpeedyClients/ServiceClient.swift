@@ -86,14 +86,19 @@ public struct ServiceClient: Sendable {
     private func makeRequest(_ method: HTTPMethod, _ path: String, headers: [(String, String)]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        for (name, value) in identityHeaders + headers { request.headers.add(name: name, value: value) }
+        return request
+    }
+
+    /// The credential (or secret) and the actor every request carries.
+    var identityHeaders: [(String, String)] {
+        var headers: [(String, String)] = []
         if let secret = transport.secret {
             let bound = transport.boundCredentials ? audience : nil
-            let authorization = bound.map { ClusterCredential.authorization(secret, for: $0) } ?? secret.authorization
-            request.headers.add(name: "Authorization", value: authorization)
+            headers.append(("Authorization", bound.map { ClusterCredential.authorization(secret, for: $0) } ?? secret.authorization))
         }
-        if let actor = transport.actor { request.headers.add(name: SpeedyHeader.actor, value: actor) }
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        return request
+        if let actor = transport.actor { headers.append((SpeedyHeader.actor, actor)) }
+        return headers
     }
 
     private func execute(_ request: HTTPClientRequest, limit: Int) async throws(ServiceError) -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {

@@ -37,6 +37,9 @@ struct ChunkIO: Sendable {
     /// The client chunk reads go through: one that gives up on a member silent for a few
     /// seconds (a cut link hangs rather than resets), so the read moves on to another member.
     let readHTTP: HTTPClient
+    /// Where whole-chunk reads from plain-HTTP members go: below the async layers, each byte
+    /// checksummed as it arrives (``ChunkReadClient``), silent members given up on as by `readHTTP`.
+    let reader: ChunkReadClient
     let attempts: Int
     let logger: Logger
     var metrics: ChunkIOMetrics { .shared }
@@ -122,7 +125,7 @@ struct ChunkIO: Sendable {
                 // The client checked the bytes against the server's CRC; that CRC must be the blob's.
                 // Unchecked by the member, which sends it from its volume file: it is checked here.
                 let (data, crc) = try await view.reading(from: addr) {
-                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getChecked(ref.key, serverChecks: false)
+                    try await ChunkServerClient(baseURL: addr, transport: cluster, http: readHTTP).getUnchecked(ref.key, through: reader, limit: Int(ref.length))
                 }
                 guard data.readableBytes == Int(ref.length), crc == ref.crc else {
                     metrics.crcMismatches.increment()
