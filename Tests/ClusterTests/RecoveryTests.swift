@@ -333,7 +333,9 @@ enum VolumeRecords {
             let bytes = [UInt8](header)
             func integer(_ at: Int, _ size: Int) -> UInt64 { (0..<size).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) } }
             let length = UInt32(integer(12, 4))
-            if bytes[5] & 1 == 0 { records.append(Record(fileId: integer(16, 8), length: length, payloadOffset: offset + 32)) }
+            // Fillers (group 0, file id 0) hold no chunk.
+            let filler = integer(8, 4) == 0 && integer(16, 8) == 0
+            if bytes[5] & 1 == 0 && !filler { records.append(Record(fileId: integer(16, 8), length: length, payloadOffset: offset + 32)) }
             offset += (32 + UInt64(length) + 7) / 8 * 8
         }
         return records

@@ -48,8 +48,24 @@ public struct RecordHeader: Sendable, Equatable {
         self.payloadCRC = payloadCRC
     }
 
+    /// The key of filler records: group 0, which holds no chunks (a spare serves no group).
+    public static let fillerKey = ChunkKey(group: 0, fileId: 0)
+
+    /// A filler of `recordSize` bytes in all (a multiple of 8, at least a header): zeros, placed
+    /// before a large record so its payload starts in the file where its memory starts in a
+    /// block, and is written with `O_DIRECT` straight from the buffer it arrived in. Readers skip
+    /// fillers; one written by this version is a valid version-1 record, which an older reader
+    /// takes for a chunk of group 0 that no role asks for.
+    public static func filler(recordSize: Int) -> RecordHeader {
+        precondition(recordSize >= size && recordSize % alignment == 0)
+        let zeros = [UInt8](repeating: 0, count: recordSize - size)
+        return RecordHeader(key: fillerKey, length: UInt32(zeros.count), payloadCRC: CRC32C.checksum(zeros))
+    }
+
     /// The chunk the record is about.
     public var key: ChunkKey { ChunkKey(group: group, fileId: fileId) }
+    /// Whether the record is a filler (``filler(recordSize:)``), which holds no chunk.
+    public var isFiller: Bool { !isTombstone && key == Self.fillerKey }
     /// Whether the record deletes its key.
     public var isTombstone: Bool { flags & Self.tombstoneFlag != 0 }
     /// Bytes the whole record takes in the volume, padding included.

@@ -650,9 +650,17 @@ public final class VolumeChunkStore: ChunkStore {
     /// Writes one record at the active volume's end (rolling to a new volume when it does not
     /// fit) and stages its index change; nothing is synced or applied here.
     private func write(_ record: BatchRecord, size: Int, _ progress: inout BatchProgress) throws(ChunkStoreError) -> ChunkInfo {
-        if progress.end + size > progress.active.size {
+        var filler = Self.fillerSize(before: record.payload, at: progress.end)
+        if progress.end + filler + size > progress.active.size {
             progress.active = try rollVolume(after: progress.active)
             progress.end = 0
+            filler = Self.fillerSize(before: record.payload, at: 0)
+            if filler + size > progress.active.size { filler = 0 }
+        }
+        if filler > 0 {
+            try Self.writeRecord(.filler(recordSize: filler), payload: ByteBuffer(repeating: 0, count: filler - RecordHeader.size), to: progress.active, at: progress.end)
+            progress.end += filler
+            progress.free -= min(progress.free, UInt64(filler))
         }
         let key = record.key
         let header = RecordHeader(key: key, length: UInt32(record.payload.readableBytes), payloadCRC: record.crc, tombstone: record.tombstone)
@@ -749,6 +757,23 @@ public final class VolumeChunkStore: ChunkStore {
             s.volumeEnds[id] = 0
         }
         return next
+    }
+
+    /// Payloads at least this long get a filler before them when it lets them go to the disk
+    /// straight from their buffer: at most a block and a header more on disk (0.4% of 1 MiB).
+    static let fillerMinimumPayload = 1 << 20
+
+    /// The bytes of filler (0, or at least a header) that put a record written at `offset` where
+    /// its payload's first byte falls at the same place within a block in the file as in memory,
+    /// so ``VolumeFile/write(_:at:)`` writes the payload's blocks from the buffer it arrived in
+    /// rather than copying them into an aligned one.
+    static func fillerSize(before payload: ByteBuffer, at offset: Int) -> Int {
+        guard payload.readableBytes >= fillerMinimumPayload else { return 0 }
+        let a = VolumeFile.directAlignment
+        let address = payload.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) }
+        guard address % RecordHeader.alignment == 0 else { return 0 }
+        let gap = ((address - offset - RecordHeader.size) % a + a) % a
+        return gap == 0 || gap >= RecordHeader.size ? gap : gap + a
     }
 
     private static func writeRecord(_ header: RecordHeader, payload: ByteBuffer, to volume: VolumeFile, at offset: Int) throws(ChunkStoreError) {

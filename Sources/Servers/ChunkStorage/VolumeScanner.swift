@@ -29,7 +29,7 @@ struct VolumeScanner {
         var skippedRegions = 0
     }
 
-    /// Scans from `start`, calling `apply` for every record (with whether its payload is intact).
+    /// Scans from `start`, calling `apply` for every record but fillers (with whether its payload is intact).
     func scan(from start: Int, apply: (RecordHeader, _ offset: Int) -> Void) throws(ChunkStoreError) -> Outcome {
         var outcome = Outcome(end: start, tornTail: false)
         var offset = start
@@ -67,8 +67,10 @@ struct VolumeScanner {
                     outcome.corruptRecords += 1
                 }
             }
-            apply(h, offset)
-            outcome.records += 1
+            if !h.isFiller {
+                apply(h, offset)
+                outcome.records += 1
+            }
             offset += h.recordSize
         }
         outcome.end = offset
