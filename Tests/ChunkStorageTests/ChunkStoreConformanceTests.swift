@@ -33,6 +33,25 @@ struct ChunkStoreConformanceTests {
         }
     }
 
+    /// The data's CRC computed by the caller as the bytes arrived stands for the store's own
+    /// pass: it is what the chunk is stored and checked under, and a sender's CRC that differs
+    /// from it stores nothing.
+    @Test(arguments: Kind.allCases)
+    func theDataCRCTheCallerComputedIsTheChunksCRC(kind: Kind) async throws {
+        try await withStore(kind) { store in
+            let data = payload(70_000, seed: 5)
+            let key = ChunkKey(group: 1, fileId: 9)
+            let own = CRC32C.checksum(data)
+            await #expect(throws: ChunkStoreError.checksumMismatch(expected: own &+ 1, actual: own)) {
+                try await store.put(key, data: data, crc: own &+ 1, dataCRC: own)
+            }
+            #expect(store.info(key) == nil)
+            let info = try await store.put(key, data: data, crc: own, dataCRC: own)
+            #expect(info.crc == own && store.info(key)?.crc == own)
+            #expect(try await store.get(key) == data)
+        }
+    }
+
     @Test(arguments: Kind.allCases)
     func ageCountsFromThePutAndGoesWithTheChunk(kind: Kind) async throws {
         try await withStore(kind) { store in

@@ -1,11 +1,12 @@
 import NIOCore
+import SpeedyCore
 import Testing
 import SpeedyTestSupport
 
 @testable import ImageServer
 
 /// The chunker of an upload (``ChunkCutter``): chunks of exactly the chunk size in body order,
-/// and budget taken a slice at a time and given back exactly once.
+/// each with the CRC-32C of its bytes, and budget taken a slice at a time and given back exactly once.
 @Suite("Chunk cutter")
 struct ChunkCutterTests {
     static let chunk = 1 << 20
@@ -29,6 +30,8 @@ struct ChunkCutterTests {
         #expect(cuts.map(\.data.readableBytes) == [Self.chunk, Self.chunk, 300_000])
         #expect(cuts.map(\.reserved) == [Self.chunk, Self.chunk, Self.chunk])
         #expect(cuts.flatMap { Array($0.data.readableBytesView) } == body)
+        // Each chunk's CRC, computed piece by piece as it was cut, is the CRC of its bytes.
+        #expect(cuts.map(\.crc) == cuts.map { CRC32C.checksum($0.data) })
         #expect(budget.available == 16 << 20 - 3 * Self.chunk)
         for cut in cuts { budget.release(cut.reserved, client: "c") }
         #expect(budget.available == 16 << 20)

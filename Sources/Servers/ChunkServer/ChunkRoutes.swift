@@ -70,8 +70,8 @@ struct ChunkRoutes: Sendable {
         let storedBefore = store.info(key) != nil
         let info: ChunkInfo
         do {
-            let body = try await receive(request.body, declared: declared, forwardingTo: forward)
-            info = try await store(key, body, crc: expectedCRC)
+            let (body, bodyCRC) = try await receive(request.body, declared: declared, forwardingTo: forward)
+            info = try await store(key, body, crc: expectedCRC, dataCRC: bodyCRC)
         } catch {
             forward?.abandon()
             throw error
@@ -132,16 +132,21 @@ struct ChunkRoutes: Sendable {
             key, length: length, crc: crc, tail: tail, timeout: ChainForward.timeout(callerTimeoutMs: callerTimeout), peers: peers)
     }
 
-    /// Reads the whole body into one buffer of the declared size, handing each piece on as it comes.
-    private func receive(_ pieces: RequestBody, declared: Int?, forwardingTo forward: ChainForward?) async throws -> ByteBuffer {
+    /// Reads the whole body into one buffer of the declared size, handing each piece on as it
+    /// comes; returns it with its CRC-32C, computed piece by piece while each was in the cache.
+    private func receive(
+        _ pieces: RequestBody, declared: Int?, forwardingTo forward: ChainForward?
+    ) async throws -> (body: ByteBuffer, crc: UInt32) {
         // Reserve the declared length once, rather than growing (and copying) as bytes arrive.
         var body = ChunkBufferPool.allocator.buffer(capacity: declared ?? 0)
+        var crc = CRC32C()
         do {
             for try await piece in pieces {
                 guard body.readableBytes + piece.readableBytes <= maxChunkBytes else {
                     throw APIError(.chunkTooLarge, "chunk is over the \(maxChunkBytes)-byte limit")
                 }
                 forward?.send(piece)
+                crc.update(piece)
                 body.writeImmutableBuffer(piece)
             }
         } catch let error as APIError {
@@ -152,13 +157,13 @@ struct ChunkRoutes: Sendable {
         if let declared, declared != body.readableBytes {
             throw APIError.badRequest("body has \(body.readableBytes) bytes but Content-Length said \(declared)")
         }
-        return body
+        return (body, crc.value)
     }
 
-    private func store(_ key: ChunkKey, _ body: ByteBuffer, crc: UInt32?) async throws -> ChunkInfo {
+    private func store(_ key: ChunkKey, _ body: ByteBuffer, crc: UInt32?, dataCRC: UInt32) async throws -> ChunkInfo {
         let info: ChunkInfo
         do {
-            info = try await store.put(key, data: body, crc: crc)
+            info = try await store.put(key, data: body, crc: crc, dataCRC: dataCRC)
         } catch {
             throw Self.apiError(error)
         }

@@ -19,13 +19,16 @@ import Darwin
 public protocol ChunkStore: Sendable {
     /// Stores `data` under `key` and returns once it is durable.
     ///
-    /// - Parameter crc: the CRC-32C the sender computed; when given and different from the data's
-    ///   own, nothing is stored and ``ChunkStoreError/checksumMismatch(expected:actual:)`` is thrown.
+    /// - Parameters:
+    ///   - crc: the CRC-32C the sender computed; when given and different from the data's own,
+    ///     nothing is stored and ``ChunkStoreError/checksumMismatch(expected:actual:)`` is thrown.
+    ///   - dataCRC: the data's own CRC-32C when this process already computed it over `data` (as the
+    ///     bytes arrived, while they were in the CPU's cache); nil has the store compute it.
     /// - Returns: the stored chunk's length and CRC.
     /// - Throws: `.tooLarge` over the size limit; `.alreadyExists` when different bytes are stored
     ///   under `key` (storing the same bytes again succeeds, so retries are safe); `.readOnly` when
     ///   free space is under the reserve or the store is failing; `.io` on a disk error.
-    func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo
+    func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?, dataCRC: UInt32?) async throws(ChunkStoreError) -> ChunkInfo
 
     /// Reads a whole chunk after checking its CRC.
     ///
@@ -185,4 +188,11 @@ public enum StoreHealth: Sendable, Equatable {
     case full
     /// A disk write or fsync failed: reads only, until an operator looks.
     case failing
+}
+
+extension ChunkStore {
+    /// Stores `data` under `key`, the store computing its CRC (``put(_:data:crc:dataCRC:)``).
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
+        try await put(key, data: data, crc: crc, dataCRC: nil)
+    }
 }

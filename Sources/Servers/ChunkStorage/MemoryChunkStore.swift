@@ -17,9 +17,9 @@ public final class MemoryChunkStore: ChunkStore {
     /// Creates an empty store taking chunks up to `maxChunkBytes`.
     public init(maxChunkBytes: Int = 16 << 20) { self.maxChunkBytes = maxChunkBytes }
 
-    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?, dataCRC: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
         guard data.readableBytes <= maxChunkBytes else { throw .tooLarge(length: data.readableBytes, limit: maxChunkBytes) }
-        let actual = CRC32C.checksum(data)
+        let actual = dataCRC ?? CRC32C.checksum(data)
         if let crc, crc != actual { throw .checksumMismatch(expected: crc, actual: actual) }
         let info = ChunkInfo(fileId: key.fileId, length: UInt32(data.readableBytes), crc: actual)
         try state.withLock { (s) throws(ChunkStoreError) in

@@ -209,11 +209,11 @@ public final class VolumeChunkStore: ChunkStore {
 
     // MARK: ChunkStore
 
-    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
+    public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?, dataCRC: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
         guard data.readableBytes <= configuration.maxChunkBytes else {
             throw .tooLarge(length: data.readableBytes, limit: configuration.maxChunkBytes)
         }
-        let actual = CRC32C.checksum(data)
+        let actual = dataCRC ?? CRC32C.checksum(data)
         if let crc, crc != actual { throw .checksumMismatch(expected: crc, actual: actual) }
         // Fast paths that need no disk: an identical retry, a conflict, a store that takes no writes.
         let early: Result<ChunkInfo, ChunkStoreError>? = state.withLock { s in

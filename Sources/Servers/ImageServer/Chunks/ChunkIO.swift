@@ -49,8 +49,10 @@ struct ChunkIO: Sendable {
     /// sent once, to the head of the group's chain, which passes it on (``ReplicationChain``); it
     /// counts only when the head reports every member durable with the right CRC. A failing group
     /// is left for another one, up to `attempts` groups.
-    func write(_ data: ByteBuffer) async throws(ChunkIOError) -> ChunkRef {
-        let crc = CRC32C.checksum(data)
+    ///
+    /// `crc` is the CRC-32C of `data` when the caller computed it on the way (else it is computed here).
+    func write(_ data: ByteBuffer, crc known: UInt32? = nil) async throws(ChunkIOError) -> ChunkRef {
+        let crc = known ?? CRC32C.checksum(data)
         let started = ContinuousClock.now
         var tried: [UInt32] = []
         var lastError: String?

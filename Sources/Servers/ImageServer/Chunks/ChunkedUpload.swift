@@ -62,6 +62,8 @@ struct ChunkCutter {
     struct Cut {
         var data: ByteBuffer
         var reserved: Int
+        /// The CRC-32C of `data`, computed as each piece was copied in (still in the CPU's cache).
+        var crc: UInt32
     }
 
     /// Budget taken with a chunk's first byte.
@@ -74,6 +76,7 @@ struct ChunkCutter {
     /// The chunk being filled, and the budget it holds.
     private var buffer: ByteBuffer?
     private var reserved = 0
+    private var crc = CRC32C()
 
     init(budget: MemoryBudget, chunkSize: Int, client: String) {
         self.budget = budget
@@ -88,7 +91,10 @@ struct ChunkCutter {
             if buffer == nil { try await startChunk() }
             let take = min(piece.readableBytes, chunkSize - buffer!.readableBytes)
             if buffer!.readableBytes + take > reserved { try await growToChunk() }
-            buffer!.writeImmutableBuffer(piece.readSlice(length: take)!)
+            let slice = piece.readSlice(length: take)!
+            // One pass over the piece while it is in the cache, beside the caller's SHA-256.
+            crc.update(slice)
+            buffer!.writeImmutableBuffer(slice)
             if buffer!.readableBytes == chunkSize { return takeChunk() }
         }
         return nil
@@ -110,6 +116,7 @@ struct ChunkCutter {
         budget.release(reserved, client: client)
         buffer = nil
         reserved = 0
+        crc = CRC32C()
     }
 
     private mutating func startChunk() async throws(BudgetExhausted) {
@@ -132,8 +139,9 @@ struct ChunkCutter {
         defer {
             buffer = nil
             reserved = 0
+            crc = CRC32C()
         }
-        return Cut(data: buffer!, reserved: reserved)
+        return Cut(data: buffer!, reserved: reserved, crc: crc.value)
     }
 }
 
@@ -183,7 +191,7 @@ struct ChunkWrites {
         group.addTask {
             defer { budget.release(chunk.reserved, client: client) }
             let started = ContinuousClock.now
-            let ref = try await io.write(chunk.data)
+            let ref = try await io.write(chunk.data, crc: chunk.crc)
             // Handed over as soon as it is durable, not when the loop next collects it: a slow
             // body would otherwise leave it unheld past the deadline, a failing one lose it.
             await durable(ref, started)
