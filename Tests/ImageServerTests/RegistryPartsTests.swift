@@ -182,29 +182,6 @@ struct RegistryPartsTests {
         #expect(budget.available == 40)
     }
 
-    /// Reading further ahead takes bytes only when they are spare: never past the client's
-    /// share, never below the room left for others, never ahead of anyone waiting.
-    @Test func spareBytesAreTakenOnlyWhenNobodyNeedsThem() async throws {
-        let budget = MemoryBudget(bytes: 100, perClient: 60, waitLimit: .seconds(5))
-        let first = try #require(budget.reserveIfSpare(30, client: "a", leaving: 25))
-        #expect(budget.available == 70)
-        #expect(budget.reserveIfSpare(40, client: "a", leaving: 0) == nil, "over a's share of 60")
-        #expect(budget.reserveIfSpare(50, client: "b", leaving: 25) == nil, "would leave 20 of the 25 spare")
-        let second = try #require(budget.reserveIfSpare(45, client: "b", leaving: 25))
-        #expect(budget.available == 25)
-        // Someone waiting comes first: 25 bytes are free, but c waits for 30.
-        let waiter = Task { try await budget.reserve(30, client: "c") }
-        for _ in 0..<500 where budget.waiting == 0 { try? await Task.sleep(for: .milliseconds(10)) }
-        #expect(budget.waiting == 1)
-        #expect(budget.reserveIfSpare(5, client: "d", leaving: 0) == nil)
-        #expect(budget.available == 25)
-        first.release()
-        let third = try await waiter.value
-        second.release()
-        third.release()
-        #expect(budget.available == 100)
-    }
-
     /// A reservation gives its bytes back once, whether released or dropped.
     @Test func budgetReservationsReturnTheirBytesOnce() async throws {
         let budget = MemoryBudget(bytes: 10, perClient: 10)

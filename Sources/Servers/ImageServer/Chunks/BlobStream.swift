@@ -66,11 +66,7 @@ struct BlobStream: Sendable {
     /// - Throws: ``BudgetExhausted`` when no buffer comes free in time, ``ChunkIOError`` when no
     ///   member returns a good copy.
     func fetch(_ piece: Piece) async throws -> Fetched {
-        try await read(piece, held: try await budget.reserve(Int(piece.ref.length), client: client))
-    }
-
-    /// Reads the chunk `piece` lies in into bytes `held` already reserved (given back on failure).
-    func read(_ piece: Piece, held: BudgetReservation) async throws -> Fetched {
+        let held = try await budget.reserve(Int(piece.ref.length), client: client)
         do {
             return Fetched(data: try await io.read(piece.ref), held: held)
         } catch {
@@ -79,12 +75,6 @@ struct BlobStream: Sendable {
         }
     }
 
-    /// Chunks read ahead of the one being sent when the budget has room to spare: with one, the
-    /// next read starts only as the current chunk goes out, and on a loaded link the two
-    /// alternate (docs/performance.md); the second is taken only while a quarter of the budget
-    /// stays free, so it never keeps another stream from its next chunk.
-    static let readAhead = 2
-
     /// Sends `pieces`, the first of which the handler already read (`first`) before it answered:
     /// a `200` goes out only once the first bytes are in hand, so a blob no member can serve gets
     /// a `503` the client can retry rather than a broken body. A later chunk that no member can
@@ -92,43 +82,31 @@ struct BlobStream: Sendable {
     /// truncated transfer, never a clean end.
     func write(_ pieces: [Piece], first: FirstChunk, to writer: inout any ResponseBodyWriter) async throws {
         let stream = self
+        func fetch(_ piece: Piece) -> Task<Fetched, any Error> {
+            Task { try await stream.fetch(piece) }
+        }
         // Taken inside the task, so that nothing here holds the first chunk once it is sent.
-        var ahead: [Task<Fetched, any Error>] = pieces.first.map { piece in
-            [Task { if let fetched = first.take() { fetched } else { try await stream.fetch(piece) } }]
-        } ?? []
+        var pending: Task<Fetched, any Error>? = pieces.first.map { piece in
+            Task { if let fetched = first.take() { fetched } else { try await stream.fetch(piece) } }
+        }
         var index = 0
         // Whatever is fetched but not sent goes back to the budget, however this ends.
         defer {
-            for pending in ahead {
+            if let pending {
                 pending.cancel()
                 Task { (try? await pending.value)?.held.release() }
             }
         }
-        while !ahead.isEmpty {
+        while let current = pending {
             let piece = pieces[index]
-            let fetched = try await ahead.removeFirst().value
+            pending = nil
+            let fetched = try await current.value
             defer { fetched.held.release() }
-            readAhead(pieces, after: index, into: &ahead)
+            if index + 1 < pieces.count { pending = fetch(pieces[index + 1]) }
             index += 1
             let data = fetched.data
             try await writer.write(data.getSlice(at: data.readerIndex + piece.start, length: piece.length)!)
         }
         try await writer.finish(nil)
-    }
-
-    /// Starts the reads of the pieces after `index` up to ``readAhead``: the next one whatever
-    /// it waits for, the ones after only with budget to spare.
-    private func readAhead(_ pieces: [Piece], after index: Int, into ahead: inout [Task<Fetched, any Error>]) {
-        let stream = self
-        while ahead.count < Self.readAhead, index + 1 + ahead.count < pieces.count {
-            let piece = pieces[index + 1 + ahead.count]
-            if ahead.isEmpty {
-                ahead.append(Task { try await stream.fetch(piece) })
-            } else if let held = budget.reserveIfSpare(Int(piece.ref.length), client: client, leaving: budget.capacity / 4) {
-                ahead.append(Task { try await stream.read(piece, held: held) })
-            } else {
-                return
-            }
-        }
     }
 }

@@ -66,8 +66,6 @@ final class MemoryBudget: Sendable {
 
     /// Bytes free now (for tests and metrics).
     var available: Int { state.withLock { $0.available } }
-    /// Requests waiting for bytes now (for tests).
-    var waiting: Int { state.withLock { $0.waiters.count + $0.expecting.count } }
 
     /// Takes `bytes` for `client`, waiting (in arrival order) at most ``waitLimit``.
     func acquire(_ bytes: Int, client: String) async throws(BudgetExhausted) {
@@ -176,21 +174,5 @@ extension MemoryBudget {
     func reserve(_ bytes: Int, client: String) async throws(BudgetExhausted) -> BudgetReservation {
         try await acquire(bytes, client: client)
         return BudgetReservation(budget: self, bytes: bytes, client: client)
-    }
-
-    /// Takes `bytes` for `client` only if nobody waits, the client's share allows it, and at
-    /// least `spare` bytes stay free for everyone else afterwards; nil otherwise, at once.
-    /// For work that helps but is not owed (reading further ahead).
-    func reserveIfSpare(_ bytes: Int, client: String, leaving spare: Int) -> BudgetReservation? {
-        let bytes = clamp(bytes)
-        let taken = state.withLock { s in
-            guard s.waiters.isEmpty, s.expecting.isEmpty, s.available - bytes >= spare,
-                s.held[client, default: 0] + bytes <= perClient
-            else { return false }
-            s.available -= bytes
-            s.held[client, default: 0] += bytes
-            return true
-        }
-        return taken ? BudgetReservation(budget: self, bytes: bytes, client: client) : nil
     }
 }
