@@ -61,6 +61,57 @@ struct FillerRecordTests {
         await reopened.close()
     }
 
+    /// A record that fits at the end of a volume without its filler goes there without one:
+    /// the filler never starts a new volume.
+    @Test func aFillerNeverRollsTheVolume() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let volumeSize = 8 << 20
+        let store = try VolumeChunkStore(
+            configuration: VolumeStoreConfiguration(
+                directory: dir.path, volumeSize: volumeSize, maxChunkBytes: 8 << 20, reserveBytes: 0, capacityBytes: nil,
+                maxBatchBytes: 16 << 20))
+        let first = ChunkKey(group: 3, fileId: 1)
+        _ = try await store.put(first, data: payload(2 << 20, seed: 1), crc: nil)
+        let end = try #require(await store.extent(first)).offset - RecordHeader.size + RecordHeader.recordSize(payloadLength: 2 << 20)
+        // Exactly the rest of the volume, filler or not.
+        let rest = volumeSize - end - RecordHeader.size
+        let last = ChunkKey(group: 3, fileId: 2)
+        var data = ChunkBufferPool.allocator.buffer(capacity: rest + 64)
+        data.writeBytes(TestBytes.random(rest + 64, seed: 2))
+        // Shifted until it would want a filler, so that one would not fit.
+        while VolumeChunkStore.fillerSize(before: data, at: end) == 0 { data.moveReaderIndex(forwardBy: 8) }
+        data.moveWriterIndex(to: data.readerIndex + rest)
+        _ = try await store.put(last, data: data, crc: nil)
+        #expect(try #require(await store.extent(last)).offset == end + RecordHeader.size, "in the first volume, without a filler")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + VolumeFile.fileName(id: 2)))
+        #expect(try await store.get(last) == data)
+        await store.close()
+    }
+
+    /// A checkpoint from an older version, which read a filler as a chunk of group 0, loads
+    /// without it: nothing is listed or counted, and no compaction waits for it.
+    @Test func anOlderVersionsFillerEntryIsDroppedOnLoad() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let key = ChunkKey(group: 3, fileId: 1)
+        let store = try VolumeChunkStore(configuration: configuration(dir))
+        _ = try await store.put(key, data: payload(2 << 20, seed: 3), crc: nil)
+        await store.close()
+        let path = dir.path + "/index.checkpoint"
+        var saved = try #require(IndexCheckpoint.load(from: path))
+        let location = try #require(saved.entries[key])
+        saved.entries[RecordHeader.fillerKey] = ChunkLocation(volume: location.volume, offset: 0, length: 8, crc: 0)
+        try saved.save(to: path)
+
+        let reopened = try VolumeChunkStore(configuration: configuration(dir))
+        #expect(reopened.recovery.usedCheckpoint)
+        #expect(reopened.usage().chunkCount == 1)
+        #expect(reopened.list(group: 0, after: 0, limit: 10).isEmpty)
+        #expect(try await reopened.get(key) == payload(2 << 20, seed: 3))
+        await reopened.close()
+    }
+
     @Test func aFillerIsAVersionOneRecordOfGroupZero() throws {
         let filler = RecordHeader.filler(recordSize: 4096 + 40)
         #expect(filler.recordSize == 4096 + 40 && filler.isFiller && !filler.isTombstone)

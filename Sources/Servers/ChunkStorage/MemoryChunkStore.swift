@@ -20,6 +20,7 @@ public final class MemoryChunkStore: ChunkStore {
     public func put(_ key: ChunkKey, data: ByteBuffer, crc: UInt32?, dataCRC: UInt32?) async throws(ChunkStoreError) -> ChunkInfo {
         guard data.readableBytes <= maxChunkBytes else { throw .tooLarge(length: data.readableBytes, limit: maxChunkBytes) }
         let actual = dataCRC ?? CRC32C.checksum(data)
+        assert(dataCRC == nil || dataCRC == CRC32C.checksum(data), "dataCRC must be the CRC of data")
         if let crc, crc != actual { throw .checksumMismatch(expected: crc, actual: actual) }
         let info = ChunkInfo(fileId: key.fileId, length: UInt32(data.readableBytes), crc: actual)
         try state.withLock { (s) throws(ChunkStoreError) in

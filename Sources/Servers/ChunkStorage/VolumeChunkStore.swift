@@ -122,6 +122,8 @@ public final class VolumeChunkStore: ChunkStore {
             volumes[1] = volume
             ends[1] = 0
         }
+        // An older version reads fillers as a chunk of group 0 and may have checkpointed it.
+        index[RecordHeader.fillerKey] = nil
         Self.dropDangling(&index, volumes: volumes, logger: logger)
         report.chunks = index.count
         self.recovery = report
@@ -214,6 +216,7 @@ public final class VolumeChunkStore: ChunkStore {
             throw .tooLarge(length: data.readableBytes, limit: configuration.maxChunkBytes)
         }
         let actual = dataCRC ?? CRC32C.checksum(data)
+        assert(dataCRC == nil || dataCRC == CRC32C.checksum(data), "dataCRC must be the CRC of data")
         if let crc, crc != actual { throw .checksumMismatch(expected: crc, actual: actual) }
         // Fast paths that need no disk: an identical retry, a conflict, a store that takes no writes.
         let early: Result<ChunkInfo, ChunkStoreError>? = state.withLock { s in
@@ -650,12 +653,15 @@ public final class VolumeChunkStore: ChunkStore {
     /// Writes one record at the active volume's end (rolling to a new volume when it does not
     /// fit) and stages its index change; nothing is synced or applied here.
     private func write(_ record: BatchRecord, size: Int, _ progress: inout BatchProgress) throws(ChunkStoreError) -> ChunkInfo {
+        // A filler only where the record fits with it: it never rolls a volume or dips into the
+        // space the reserve check allowed for the record itself.
         var filler = Self.fillerSize(before: record.payload, at: progress.end)
-        if progress.end + filler + size > progress.active.size {
+        if progress.end + filler + size > progress.active.size || progress.free < UInt64(size + filler) { filler = 0 }
+        if progress.end + size > progress.active.size {
             progress.active = try rollVolume(after: progress.active)
             progress.end = 0
             filler = Self.fillerSize(before: record.payload, at: 0)
-            if filler + size > progress.active.size { filler = 0 }
+            if filler + size > progress.active.size || progress.free < UInt64(size + filler) { filler = 0 }
         }
         if filler > 0 {
             try Self.writeRecord(.filler(recordSize: filler), payload: ByteBuffer(repeating: 0, count: filler - RecordHeader.size), to: progress.active, at: progress.end)

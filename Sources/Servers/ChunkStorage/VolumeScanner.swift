@@ -63,7 +63,11 @@ struct VolumeScanner {
                         outcome.tornTail = true
                         return outcome
                     }
-                    logger.error("volume \(volume.id): chunk \(h.key) at \(offset) fails its CRC; kept for repair")
+                    if h.isFiller {
+                        logger.error("volume \(volume.id): filler at \(offset) fails its CRC (damaged bytes, no chunk among them)")
+                    } else {
+                        logger.error("volume \(volume.id): chunk \(h.key) at \(offset) fails its CRC; kept for repair")
+                    }
                     outcome.corruptRecords += 1
                 }
             }
