@@ -78,6 +78,21 @@ let package = Package(
             path: "Sources/Servers/SpeedyClients",
             swiftSettings: swiftSettings
         ),
+        // RegistryClient: a client of other registries' OCI Distribution API (logins, tokens,
+        // digests checked), for the pull-through cache and replication.
+        .target(
+            name: "RegistryClient",
+            dependencies: [
+                "SpeedyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/Servers/RegistryClient",
+            swiftSettings: swiftSettings
+        ),
         // SpeedyPostgres: PostgreSQL connections, transactions and migrations, for the master and
         // the metaserver only.
         .target(
@@ -215,6 +230,7 @@ let package = Package(
         .target(
             name: "ImageServer",
             dependencies: [
+                "RegistryClient",
                 "RegistryTokens",
                 "SpeedyCore",
                 "SpeedyClients",
@@ -280,6 +296,7 @@ let package = Package(
         .executableTarget(
             name: "SpeedyCommand",
             dependencies: [
+                "RegistryClient",
                 "SpeedyCore",
                 "SpeedyClients",
                 "SpeedyPostgres",

@@ -34,11 +34,15 @@ public enum ImageServer {
             reader: ChunkReadClient(options: ChunkReadClient.Options(silenceLimit: readSilenceLimit)),
             attempts: configuration.writeAttempts, logger: logger)
         let meta = MetaClient(baseURL: configuration.metaURL, outageWait: configuration.metaOutageWait, transport: cluster, http: http)
+        let pullThrough = configuration.upstreams.isEmpty ? nil : try PullThroughCache(upstreams: configuration.upstreams)
+        for upstream in configuration.upstreams {
+            logger.notice("pull-through cache: \(upstream.prefix)/… comes from \(upstream.url) (tags checked every \(upstream.tagTTL))")
+        }
         let api = RegistryAPI(
             meta: meta, io: io,
             budget: MemoryBudget(
                 bytes: configuration.memoryBudget, perClient: configuration.memoryPerClient, waitLimit: configuration.memoryWaitLimit),
-            configuration: configuration, logger: logger)
+            configuration: configuration, logger: logger, pullThrough: pullThrough)
         let expiry = UploadExpiry(meta: api.meta, io: io, expiry: configuration.uploadExpiry, logger: logger)
         let watchdog = IdleWatchdog(limit: configuration.clientIdleLimit, logger: logger)
         let tally = RequestTally()
@@ -63,10 +67,12 @@ public enum ImageServer {
                 services: [refresher, watchdog, expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
+            await pullThrough?.shutdown()
             try? await http.shutdown()
             try? await readHTTP.shutdown()
             throw error
         }
+        await pullThrough?.shutdown()
         try? await http.shutdown()
         try? await readHTTP.shutdown()
     }

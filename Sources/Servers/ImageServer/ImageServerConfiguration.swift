@@ -72,6 +72,8 @@ public struct ImageServerConfiguration: Sendable {
     public var roles: RoleTableFile?
     /// The id this imageserver reports to the master (default `imageserver@HOST:PORT`).
     public var id: String?
+    /// The registries this imageserver caches (pull-through): none by default.
+    public var upstreams: [Upstream] = []
 
     /// Creates a configuration with the defaults.
     public init(

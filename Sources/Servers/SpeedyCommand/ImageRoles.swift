@@ -179,6 +179,8 @@ struct ImageServerCommand: AsyncParsableCommand {
             valueName: "path"))
     var auditLog: String?
 
+    @OptionGroup(title: "Pull-through cache") var upstreams: UpstreamOptions
+
     @OptionGroup var security: RoleSecurityOptions
 
     /// The proxies of --trusted-proxy; nil when none is named.
@@ -219,6 +221,7 @@ struct ImageServerCommand: AsyncParsableCommand {
             throw ValidationError("--client-idle-timeout must be between 0.1 and 86400 seconds")
         }
         _ = try trustedProxies()
+        _ = try upstreams.upstreams()
     }
 
     func run() async throws {
@@ -255,6 +258,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.auth = RegistryAuthConfiguration(htpasswdPath: htpasswd, accessPath: access, tokenKeyPath: tokenKeyFile)
         configuration.auth.realm = tokenRealm
         configuration.auth.tokenLifetime = .seconds(tokenLifetime)
+        configuration.upstreams = try upstreams.upstreams()
         try await ImageServer.run(configuration)
     }
 }

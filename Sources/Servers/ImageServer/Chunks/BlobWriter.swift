@@ -31,13 +31,17 @@ actor BlobWriter {
     private var owned: [ChunkRef] = []
     /// The session is gone (ended here): no second attempt to end it.
     private var sessionEnded = false
+    /// Told of each chunk of this request's body, with its place in it, once it is durable
+    /// (a pull-through fill lets its readers follow the chunks as they land).
+    private let observer: (@Sendable (ChunkRef, Int) async -> Void)?
 
     /// A writer for one request. `session` is the upload it continues (nil: a whole blob in one
     /// POST); `hasher` has seen the upload's bytes so far.
     init(
         io: ChunkIO, meta: any MetadataStore, chunker: ChunkedUpload, holder: ChunkHolder, continuing session: UploadSession?,
-        hasher: SHA256Hasher, logger: Logger
+        hasher: SHA256Hasher, logger: Logger, observer: (@Sendable (ChunkRef, Int) async -> Void)? = nil
     ) {
+        self.observer = observer
         self.io = io
         self.meta = meta
         self.chunker = chunker
@@ -52,8 +56,8 @@ actor BlobWriter {
     /// as long as `declared` says, or would make the upload longer than a blob can be.
     func write<Body: AsyncSequence & Sendable>(_ body: Body, declared: DeclaredLength) async throws where Body.Element == ByteBuffer {
         do {
-            let outcome = try await chunker.consume(body, hasher: hasher, holder: holder) { ref, started in
-                await self.durable(ref, started: started)
+            let outcome = try await chunker.consume(body, hasher: hasher, holder: holder) { ref, index, started in
+                await self.durable(ref, index: index, started: started)
             }
             chunks = outcome.chunks
             hasher = outcome.hasher
@@ -147,9 +151,10 @@ actor BlobWriter {
 
     /// Notes a chunk the moment it is durable: from then on it is this writer's to hold and, if
     /// the request fails, to drop.
-    private func durable(_ ref: ChunkRef, started: ContinuousClock.Instant) async {
+    private func durable(_ ref: ChunkRef, index: Int, started: ContinuousClock.Instant) async {
         owned.append(ref)
         await holder.written(ref, started: started)
+        await observer?(ref, index)
     }
 
     /// Records `ours`, ending the session in the same transaction. Throws with this request's

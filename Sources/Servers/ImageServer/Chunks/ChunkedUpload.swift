@@ -149,8 +149,9 @@ struct ChunkCutter {
 /// `limit` at once (a fast client must not hold more chunks in memory than that), each chunk's
 /// budget given back when its write ends, and the refs collected in body order.
 struct ChunkWrites {
-    /// Told of each chunk once it is durable, with when its write began.
-    typealias Durable = @Sendable (ChunkRef, ContinuousClock.Instant) async -> Void
+    /// Told of each chunk once it is durable, with its place in the body (0 for the first) and
+    /// when its write began.
+    typealias Durable = @Sendable (ChunkRef, _ index: Int, ContinuousClock.Instant) async -> Void
     typealias Group = ThrowingTaskGroup<(Int, ChunkRef), any Error>
 
     let io: ChunkIO
@@ -194,7 +195,7 @@ struct ChunkWrites {
             let ref = try await io.write(chunk.data, crc: chunk.crc)
             // Handed over as soon as it is durable, not when the loop next collects it: a slow
             // body would otherwise leave it unheld past the deadline, a failing one lose it.
-            await durable(ref, started)
+            await durable(ref, index, started)
             return (index, ref)
         }
     }

@@ -6,14 +6,31 @@ import SpeedyCore
 
 extension RegistryAPI {
     /// `GET|HEAD /v2/<name>/blobs/<digest>`, with Range.
+    /// A blob of a repository a pull-through cache serves comes from its upstream on a miss.
     func getBlob(_ request: Request, _ context: RegistryRequestContext, name: String, digest text: String, head: Bool) async throws -> Response {
         let digest = try digest(text)
-        guard let blob = try await meta.blob(digest, in: name) else { throw OCIError.blobUnknown(digest.description) }
+        guard let blob = try await meta.blob(digest, in: name) else {
+            if let (source, remote) = pullThrough?.source(for: name) {
+                return try await pullThroughBlob(request, context, name: name, digest: digest, head: head, source: source, remote: remote)
+            }
+            throw OCIError.blobUnknown(digest.description)
+        }
+        return try await serveBlob(blob, request, context, head: head)
+    }
+
+    /// The headers of every answer about blob `digest`, but its length.
+    static func blobHeaders(_ digest: Digest) -> HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[.acceptRanges] = "bytes"
         headers[.eTag] = "\"\(digest)\""
         headers[Self.contentDigest] = digest.description
+        return headers
+    }
+
+    /// Answers a GET or HEAD of a stored blob from its chunks, with Range.
+    func serveBlob(_ blob: BlobRecord, _ request: Request, _ context: RegistryRequestContext, head: Bool) async throws -> Response {
+        var headers = Self.blobHeaders(blob.digest)
         if head {
             headers[.contentLength] = String(blob.size)
             return Response(status: .ok, headers: headers)

@@ -8,12 +8,18 @@ extension RegistryAPI {
     /// `GET|HEAD /v2/<name>/manifests/<tag or digest>`.
     /// A reference that is neither a valid tag nor a digest names no manifest: 404
     /// MANIFEST_UNKNOWN, as the reference registry answers (conformance suites and clients read a
-    /// 400 as a failure).
+    /// 400 as a failure). A repository a pull-through cache serves may fetch it from the upstream.
     func getManifest(_ request: Request, name: String, reference: String, head: Bool) async throws -> Response {
         guard Digest(parsing: reference) != nil || (!Digest.looksLikeDigest(reference) && OCINames.isValidTag(reference)) else {
             throw OCIError.manifestUnknown(String(reference.prefix(200)))
         }
-        guard let record = try await meta.manifest(reference, in: name) else {
+        let found: ManifestRecord?
+        if let (source, remote) = pullThrough?.source(for: name) {
+            found = try await pullThroughManifest(name: name, reference: reference, source: source, remote: remote)
+        } else {
+            found = try await meta.manifest(reference, in: name)
+        }
+        guard let record = found else {
             if try await !meta.repositoryExists(name) { throw OCIError.nameUnknown(name) }
             throw OCIError.manifestUnknown(reference)
         }

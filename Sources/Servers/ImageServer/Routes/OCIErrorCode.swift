@@ -76,12 +76,12 @@ enum OCIErrorCode: String, CaseIterable, Sendable {
         case .nameUnknown: "the repository has nothing in it; also a path that is no API endpoint"
         case .sizeInvalid: "the body is not as long as `Content-Range` or `Content-Length` said"
         case .unauthorized: "no or bad credentials where the access rules need some; `WWW-Authenticate: Bearer realm=…,service=…,scope=…`"
-        case .denied: "good credentials without the right (a pull-only user pushing)"
+        case .denied: "good credentials without the right (a pull-only user pushing); a push to a repository a pull-through cache serves"
         case .unsupported:
             "a bad `n`; a request the metaserver refuses as invalid; a token asked for another service or for over 64 scopes"
         case .tooManyRequests: "over the per-address rate, the failed-login limits or the open-upload caps; `Retry-After`"
         case .unavailable:
-            "a chunk could not be recorded in the metaserver within the hold deadline of its write, or a blob was collected while a push of the same content was being linked to it; `Retry-After`"
+            "a chunk could not be recorded in the metaserver within the hold deadline of its write, or a blob was collected while a push of the same content was being linked to it; a pull-through cache's upstream cannot be reached or rate-limits, and the cache has no copy; `Retry-After`"
         }
     }
 }
@@ -110,6 +110,8 @@ extension OCIErrorCode {
         case memoryBusy
         /// TOOMANYREQUESTS as 503: too many logins are being checked at once.
         case loginsBusy
+        /// UNAVAILABLE as 502: a pull-through cache's upstream answered something unusable.
+        case upstreamFailed
 
         /// The code sent.
         var code: OCIErrorCode {
@@ -119,6 +121,7 @@ extension OCIErrorCode {
             case .manifestTooLarge: .manifestInvalid
             case .methodNotAllowed, .noWritableGroup, .dependencyDown: .unsupported
             case .memoryBusy, .loginsBusy: .tooManyRequests
+            case .upstreamFailed: .unavailable
             }
         }
 
@@ -131,6 +134,7 @@ extension OCIErrorCode {
             case .manifestTooLarge: .contentTooLarge
             case .methodNotAllowed: .methodNotAllowed
             case .noWritableGroup: .init(code: 507, reasonPhrase: "Insufficient Storage")
+            case .upstreamFailed: .badGateway
             }
         }
 
@@ -147,6 +151,8 @@ extension OCIErrorCode {
                 "no metaserver answered for `metaOutageWait` (10 s: a request waits out a metaserver restart), or the master cannot lease file ids; `Retry-After`"
             case .memoryBusy: "no memory for the request's buffers within `--memory-wait`; `Retry-After`"
             case .loginsBusy: "too many logins are being checked at once; `Retry-After`"
+            case .upstreamFailed:
+                "a pull-through cache's upstream refused its login, or sent a manifest or blob whose digest is not the one asked for (nothing of it is stored)"
             }
         }
     }

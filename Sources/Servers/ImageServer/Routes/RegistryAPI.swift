@@ -31,6 +31,8 @@ struct RegistryAPI: Sendable {
     let budget: MemoryBudget
     let configuration: ImageServerConfiguration
     let logger: Logger
+    /// The upstreams this imageserver caches; nil when it caches none.
+    let pullThrough: PullThroughCache?
     /// Upload requests whose bodies are streaming in now.
     let uploadsInProgress = InProgressCount()
 
@@ -72,6 +74,9 @@ struct RegistryAPI: Sendable {
 
     private func route(_ path: OCIPath, _ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         if let name = path.name, !OCINames.isValidRepository(name) { throw OCIError.nameInvalid(name) }
+        if let name = path.name, let (source, _) = pullThrough?.source(for: name), Self.isPush(path, request.method) {
+            throw OCIError(.denied, "\(name) is a pull-through cache of \(source.upstream.url): push to the upstream")
+        }
         switch (path, request.method) {
         case (.base, .get), (.base, .head):
             return try JSONResponse.make(Empty())
@@ -109,6 +114,15 @@ struct RegistryAPI: Sendable {
             var error = OCIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
             error.headers[.allow] = path.allowedMethods
             throw error
+        }
+    }
+
+    /// Whether `method` on `path` writes content (an upload or a manifest put).
+    static func isPush(_ path: OCIPath, _ method: HTTPRequest.Method) -> Bool {
+        switch path {
+        case .uploads, .upload: method != .get && method != .head && method != .options
+        case .manifest: method == .put
+        default: false
         }
     }
 
