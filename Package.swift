@@ -465,8 +465,10 @@ let package = Package(
         .testTarget(
             name: "ImageServerTests",
             dependencies: [
-                "ImageServer", "ChunkMaster", "ParserFuzzing", "RegistryTokens", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyTestSupport",
+                "ImageServer", "ChunkMaster", "ParserFuzzing", "RegistryClient", "RegistryTokens", "ServerSupport", "SpeedyCore", "SpeedyClients",
+                "SpeedyTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -445,8 +445,8 @@ _speedy_metaserver() {
 _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
-    repeating_options=(--trusted-proxy)
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    repeating_options=(--trusted-proxy --upstream --upstream-credentials --upstream-ca)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --upstream-tag-ttl --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -518,6 +518,18 @@ _speedy_imageserver() {
         return
         ;;
     '--audit-log')
+        return
+        ;;
+    '--upstream')
+        return
+        ;;
+    '--upstream-credentials')
+        return
+        ;;
+    '--upstream-ca')
+        return
+        ;;
+    '--upstream-tag-ttl')
         return
         ;;
     '--cluster-secret-file')
