@@ -1,8 +1,23 @@
+import Foundation
 import SpeedyCore
 
 /// The registry API's parsers: what a docker, podman or skopeo request carries.
 extension FuzzTarget {
-    static let registry: [FuzzTarget] = [range, contentRange, digest, path, manifest]
+    static let registry: [FuzzTarget] = [range, contentRange, digest, path, manifest, authChallenge]
+
+    /// An upstream registry's `WWW-Authenticate` challenge (the pull-through cache reads them):
+    /// what parses has a lower-case scheme and comes back the same when written out again, every
+    /// value quoted.
+    static let authChallenge = FuzzTarget("auth-challenge", "an upstream registry's WWW-Authenticate header") { input in
+        guard let challenge = AuthChallenge(parsing: text(input)) else { return nil }
+        func quoted(_ value: String) -> String {
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let written = challenge.scheme + " " + challenge.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(quoted($0.value))" }.joined(separator: ", ")
+        return first(
+            expect(challenge.scheme == challenge.scheme.lowercased() && !challenge.scheme.isEmpty, "scheme \(challenge.scheme)"),
+            expect(written.utf8.count > AuthChallenge.maximumLength || AuthChallenge(parsing: written) == challenge, "\(written.debugDescription) parses differently"))
+    }
 
     /// `Range: bytes=…` on a blob GET. The first three bytes are the blob's length, so the same
     /// header meets lengths from 0 up.
