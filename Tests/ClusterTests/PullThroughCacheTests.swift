@@ -83,6 +83,20 @@ extension ProcessSuites {
             ])
         }
 
+        /// Runs podman with storage of its own in the test's directory, taking `registry` as an
+        /// insecure (plain HTTP) registry, and no logins from the host.
+        func podmanRunner(_ cluster: ClusterHarness, registry: String) throws -> @Sendable ([String]) async throws -> (status: Int32, output: String) {
+            let conf = cluster.root + "/registries.conf"
+            try "[[registry]]\nlocation = \"\(registry)\"\ninsecure = true\n".write(toFile: conf, atomically: true, encoding: .utf8)
+            let auth = cluster.root + "/podman-auth.json"
+            try "{}\n".write(toFile: auth, atomically: true, encoding: .utf8)
+            // The run root under 50 characters, as podman needs.
+            let runRoot = "/tmp/spd-podman-" + UUID().uuidString.prefix(8)
+            let global = ["--root", cluster.root + "/podman-root", "--runroot", runRoot, "--tmpdir", runRoot + "/libpod", "--storage-driver", "vfs"]
+            let environment = ["CONTAINERS_REGISTRIES_CONF": conf, "REGISTRY_AUTH_FILE": auth]
+            return { arguments in try await ClusterHarness.run("/usr/bin/podman", global + arguments, environment: environment) }
+        }
+
         func skopeo(_ arguments: [String]) async throws -> (status: Int32, output: String) {
             try await ClusterHarness.run("/usr/bin/skopeo", arguments)
         }
@@ -149,6 +163,14 @@ extension ProcessSuites {
             #expect(offline.status == 0, "\(offline.output)\n\(cluster.log("imageserver"))")
             try expectImage(cluster.root + "/offline", from: first)
             #expect(cluster.log("imageserver").contains("serving up/team/app:v1 from the cache unchecked"))
+            // podman too, by tag, with the upstream down.
+            let podman = try podmanRunner(cluster, registry: registry.hostPort)
+            let podmanPull = try await podman(["pull", "\(registry.hostPort)/up/team/app:v1"])
+            #expect(podmanPull.status == 0, "\(podmanPull.output)\n\(cluster.log("imageserver"))")
+            let inspected = try await podman(["image", "inspect", "--format", "{{.Digest}}", "\(registry.hostPort)/up/team/app:v1"])
+            let manifest = try await ServiceClient(baseURL: registry.registryURL, transport: .plain)
+                .send(.HEAD, "/v2/up/team/app/manifests/v1", headers: [("Accept", "application/vnd.oci.image.manifest.v1+json")])
+            #expect(inspected.output.trimmingCharacters(in: .whitespacesAndNewlines) == manifest.headers.first(name: "Docker-Content-Digest"))
             // What was never cached is an error the client can retry, not a hang.
             let missing = try await ServiceClient(baseURL: registry.registryURL, transport: .plain).send(.GET, "/v2/up/team/other/manifests/v1")
             #expect(missing.status == 503, "\(String(buffer: missing.body))")
