@@ -5,6 +5,8 @@ import SpeedyCore
 /// The metaserver's manifests, tags, repositories and referrers.
 struct ManifestRecordRoutes<Store: MetadataStore>: Sendable {
     let store: Store
+    /// The most tag pulls one call records (an imageserver sends what it saw since its last call).
+    static var maximumPullsPerCall: Int { 10_000 }
 
     func register(on router: Router<SpeedyRequestContext>) {
         let store = self.store
@@ -34,6 +36,23 @@ struct ManifestRecordRoutes<Store: MetadataStore>: Sendable {
             let n = try request.queryInteger("n", as: Int.self) ?? 1000
             let last = request.uri.queryParameters["last"].map(String.init)
             return try JSONResponse.make(try await store.tags(in: try request.repository(), after: last, limit: n))
+        }
+        router.get("/v1/tags/details") { request, _ in
+            let n = try request.queryInteger("n", as: Int.self) ?? 1000
+            let last = request.uri.queryParameters["last"].map(String.init)
+            return try JSONResponse.make(try await store.tagDetails(in: try request.repository(), after: last, limit: n))
+        }
+        router.post("/v1/tags/pulls") { request, _ in
+            let pulls = try await request.decodeJSON([TagPull].self, limit: 16 << 20)
+            guard pulls.count <= Self.maximumPullsPerCall else {
+                throw MetadataError.invalid("at most \(Self.maximumPullsPerCall) pulls a call, not \(pulls.count)")
+            }
+            try await store.recordPulls(pulls)
+            return try JSONResponse.make(Empty())
+        }
+        router.post("/v1/tags/delete-if-unchanged") { request, _ in
+            let detail = try await request.decodeJSON(TagDetail.self, limit: 64 << 10)
+            return try JSONResponse.make(TagDeleted(deleted: try await store.deleteTag(detail, in: try request.repository())))
         }
         router.get("/v1/repositories") { request, _ in
             let n = try request.queryInteger("n", as: Int.self) ?? 1000

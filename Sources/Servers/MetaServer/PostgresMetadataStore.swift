@@ -79,6 +79,10 @@ public final class PostgresMetadataStore: MetadataStore, UploadSessionCounting {
             owner TEXT COLLATE "C" NOT NULL, moved_ms BIGINT NOT NULL, PRIMARY KEY (group_id, file_id));
         CREATE INDEX moved_chunks_by_time ON moved_chunks(moved_ms);
         """,
+        // 3: SQLite's v6, when each tag was last pulled (docs/gc.md, "Retention").
+        """
+        ALTER TABLE tags ADD COLUMN pulled_ms BIGINT NOT NULL DEFAULT 0;
+        """,
     ]
 
     // MARK: Running calls

@@ -101,6 +101,10 @@ public final class SQLiteMetadataStore: MetadataStore, UploadSessionCounting {
                     CREATE INDEX moved_chunks_by_time ON moved_chunks(moved_ms);
                     """)
         }
+        // When each tag was last pulled, for retention (docs/gc.md, "Retention"); 0 is never.
+        migrator.registerMigration("v6") { db in
+            try db.execute(sql: "ALTER TABLE tags ADD COLUMN pulled_ms INTEGER NOT NULL DEFAULT 0")
+        }
         // Two metaservers started at once on one directory take turns to open it and migrate it:
         // the second would fail on the first's tables, and opening a new file switches it to WAL,
         // which GRDB checks and which a concurrent opener can make fail.

@@ -37,6 +37,11 @@ extension RouteAuthorization {
             Rule([.post], "/v1/uploads/{id}/complete", [.imageserver]),
             Rule([.get, .put, .delete], "/v1/manifests", [.imageserver]),
             Rule([.get, .delete], "/v1/tags", [.imageserver]),
+            // The pulls each imageserver saw, batched; retention's reads and deletes are the operator's.
+            Rule([.post], "/v1/tags/pulls", [.imageserver]),
+            Rule([.get], "/v1/tags/details", []),
+            Rule([.post], "/v1/tags/delete-if-unchanged", []),
+            Rule([.post], "/v1/retention", []),
             Rule([.get], "/v1/repositories/exists", [.imageserver]),
             Rule([.get], "/v1/repositories", [.imageserver]),
             Rule([.get], "/v1/referrers/{digest}", [.imageserver]),

@@ -147,6 +147,18 @@ public struct MetaClient: MetadataStore {
         try await call(.GET, "/v1/tags", query: [("repo", repository), ("last", last), ("n", String(limit))], as: NamePage.self)
     }
 
+    public func tagDetails(in repository: String, after: String?, limit: Int) async throws(MetadataError) -> TagDetailPage {
+        try await call(.GET, "/v1/tags/details", query: [("repo", repository), ("last", after), ("n", String(limit))], as: TagDetailPage.self)
+    }
+
+    public func recordPulls(_ pulls: [TagPull]) async throws(MetadataError) {
+        _ = try await call(.POST, "/v1/tags/pulls", as: Empty.self, body: pulls)
+    }
+
+    public func deleteTag(_ detail: TagDetail, in repository: String) async throws(MetadataError) -> Bool {
+        try await call(.POST, "/v1/tags/delete-if-unchanged", query: [("repo", repository)], as: TagDeleted.self, body: detail).deleted
+    }
+
     public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
         try await call(.GET, "/v1/repositories", query: [("last", last), ("n", String(limit))], as: NamePage.self)
     }

@@ -276,3 +276,48 @@ public struct BlobPage: Sendable, Equatable, Codable {
         self.nextAfter = nextAfter
     }
 }
+
+/// A tag with what retention weighs about it (docs/gc.md, "Retention").
+public struct TagDetail: Sendable, Equatable, Codable {
+    /// The tag.
+    public var tag: String
+    /// The manifest it names.
+    public var digest: Digest
+    /// When it was last pushed (set), in milliseconds since the epoch.
+    public var pushedMs: Int64
+    /// When it was last pulled, as the imageservers recorded it; 0 when never.
+    public var pulledMs: Int64
+
+    public init(tag: String, digest: Digest, pushedMs: Int64, pulledMs: Int64) {
+        self.tag = tag
+        self.digest = digest
+        self.pushedMs = pushedMs
+        self.pulledMs = pulledMs
+    }
+}
+
+/// One page of a repository's tags with their details, in byte order of the tag.
+public struct TagDetailPage: Sendable, Equatable, Codable {
+    public var tags: [TagDetail]
+    /// Whether more tags follow the last one.
+    public var more: Bool
+
+    public init(tags: [TagDetail], more: Bool) {
+        self.tags = tags
+        self.more = more
+    }
+}
+
+/// A pull of a tag, as an imageserver batches them for the metaserver.
+public struct TagPull: Sendable, Equatable, Hashable, Codable {
+    public var repository: String
+    public var tag: String
+    /// When, in milliseconds since the epoch.
+    public var pulledMs: Int64
+
+    public init(repository: String, tag: String, pulledMs: Int64) {
+        self.repository = repository
+        self.tag = tag
+        self.pulledMs = pulledMs
+    }
+}

@@ -71,6 +71,22 @@ public protocol MetadataStore: Sendable {
     /// Manifests in `repository` whose subject is `digest`, optionally of one artifact type.
     func referrers(of digest: Digest, in repository: String, artifactType: String?) async throws(MetadataError) -> [Descriptor]
 
+    // MARK: Retention (docs/gc.md, "Retention")
+
+    /// The tags of `repository` after `after` in byte order, at most `limit` (clamped to
+    /// 1...5000), with the manifest each names and when it was last pushed and pulled. An unknown
+    /// repository has none.
+    func tagDetails(in repository: String, after: String?, limit: Int) async throws(MetadataError) -> TagDetailPage
+
+    /// Records pulls of tags: each tag's last pull time becomes the later of the stored one and
+    /// the pull's. Tags that are gone are passed over.
+    func recordPulls(_ pulls: [TagPull]) async throws(MetadataError)
+
+    /// Deletes tag `detail.tag` of `repository` only if it still names `detail.digest` and was
+    /// last pushed at `detail.pushedMs`: a tag pushed again since retention looked stays.
+    /// - Returns: whether it was deleted.
+    func deleteTag(_ detail: TagDetail, in repository: String) async throws(MetadataError) -> Bool
+
     // MARK: Uploads
 
     /// Starts an upload session for `client` (an address, or `user:<name>`).

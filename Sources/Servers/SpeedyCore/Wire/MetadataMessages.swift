@@ -79,3 +79,9 @@ public struct ChunkUsers: Codable, Sendable, Equatable {
     /// Nothing uses the chunk.
     public static let unused = ChunkUsers(blobs: [], truncated: false, heldByUpload: false)
 }
+
+/// The answer of `POST /v1/tags/delete-if-unchanged`.
+public struct TagDeleted: Codable, Sendable {
+    public var deleted: Bool
+    public init(deleted: Bool) { self.deleted = deleted }
+}
