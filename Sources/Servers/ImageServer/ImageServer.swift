@@ -60,11 +60,12 @@ public enum ImageServer {
         let router = makeRouter(
             api: api, auth: auth, watchdog: watchdog, readiness: readiness, tally: tally, configuration: configuration, logger: logger)
         let refresher = PeriodicTask(name: "cluster-map", interval: configuration.refreshInterval) { await view.refresh() }
+        let pulls = PeriodicTask(name: "tag pulls", interval: configuration.pullRecordInterval) { await api.pullLog.send(to: api.meta, logger: logger) }
         do {
             try await HTTPServer.run(
                 role: "imageserver", router: router, listen: configuration.listen, transport: configuration.transport,
                 secrets: configuration.cluster.secrets, roles: configuration.roles, onHangup: { await Self.reload(auth, audit: configuration.auditLog, logger: logger) },
-                services: [refresher, watchdog, expiry.task, heartbeat], logger: logger
+                services: [refresher, pulls, watchdog, expiry.task, heartbeat], logger: logger
             ) { bound in heartbeat.listening(at: bound) }
         } catch {
             await pullThrough?.shutdown()

@@ -72,6 +72,9 @@ public struct ImageServerConfiguration: Sendable {
     public var roles: RoleTableFile?
     /// The id this imageserver reports to the master (default `imageserver@HOST:PORT`).
     public var id: String?
+    /// How often the tags pulled since the last time are sent to the metaserver (retention keeps
+    /// tags pulled lately).
+    public var pullRecordInterval: Duration = .seconds(30)
     /// The registries this imageserver caches (pull-through): none by default.
     public var upstreams: [Upstream] = []
 

@@ -27,6 +27,9 @@ public struct MetaServerConfiguration: Sendable {
     public var masterURL: String?
     /// The id reported to the master (default `metaserver@HOST:PORT`).
     public var id: String?
+    /// The retention file: which tags each repository keeps (docs/gc.md, "Retention"); the
+    /// scheduled collection applies it before it sweeps. Nil: no tag is removed but by hand.
+    public var retentionFile: String?
 
     /// When and how the metaserver collects garbage itself.
     public struct CollectionSchedule: Sendable {
@@ -68,6 +71,8 @@ public enum MetaServer {
         // Before any metric is made: one made earlier would record nowhere.
         RoleMetrics.bootstrap()
         let store = try await openStore(configuration, logger: logger)
+        let retention = try configuration.retentionFile.map { path throws(RetentionRulesError) in try RetentionRules(path: path) }
+        if let retention { logger.notice("retention rules from \(retention.path): \(retention.current.rules.count) rules") }
         var services: [any Service] = []
         let tally = RequestTally()
         // Open upload sessions, counted in the database every few seconds for the heartbeat.
@@ -87,10 +92,14 @@ public enum MetaServer {
         }
         if let schedule = configuration.collection {
             let peers = configuration.security.peers
-            let collector = GarbageCollector(
-                meta: store, master: MasterClient(baseURL: schedule.masterURL, transport: peers), cluster: peers, logger: logger)
+            let master = MasterClient(baseURL: schedule.masterURL, transport: peers)
+            let collector = GarbageCollector(meta: store, master: master, cluster: peers, logger: logger)
             services.append(
                 PeriodicTask(name: "garbage collection", interval: schedule.interval) {
+                    // The rules first: what they untag, this very collection sweeps (after its grace).
+                    if let retention {
+                        await applyRetention(retention, store: store, dryRun: schedule.options.dryRun, master: master, logger: logger)
+                    }
                     do {
                         _ = try await collector.run(schedule.options)
                     } catch {
@@ -100,13 +109,25 @@ public enum MetaServer {
         }
         try await HTTPServer.run(
             role: "metaserver",
-            router: router(store: store, security: configuration.security, logger: logger, tally: tally) {
+            router: router(store: store, security: configuration.security, logger: logger, tally: tally, retention: retention) {
                 if let open = try? await store.uploadSessionCount() { Gauge(label: "speedy_metaserver_upload_sessions").record(open) }
             },
             listen: configuration.listen, transport: configuration.security.transport, secrets: configuration.security.secrets,
-            roles: configuration.security.roles,
+            roles: configuration.security.roles, onHangup: { retention?.reload(logger: logger) },
             services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
+    }
+
+    /// One scheduled run of the retention rules; what it removed goes to the cluster's event log.
+    static func applyRetention(_ rules: RetentionRules, store: some MetadataStore, dryRun: Bool, master: MasterClient, logger: Logger) async {
+        do {
+            let report = try await RetentionSweep(meta: store, logger: logger).run(rules.current, dryRun: dryRun)
+            if !dryRun, report.tagsRemoved > 0 {
+                try? await master.recordEvent(EventReport(kind: "retention", message: report.summary + " in \(report.durationMs) ms"))
+            }
+        } catch {
+            logger.warning("retention could not run: \(error)")
+        }
     }
 
     /// PostgreSQL when a database is named, else SQLite in the data directory.
@@ -133,7 +154,7 @@ public enum MetaServer {
     /// The HTTP API over any store (tests serve a store in-process with it), behind the cluster secret.
     public static func router(
         store: some MetadataStore, security: RoleSecurity, logger: Logger = Logger(label: "speedy.metaserver"),
-        tally: RequestTally = RequestTally(), collectMetrics: @escaping @Sendable () async -> Void = {}
+        tally: RequestTally = RequestTally(), retention: RetentionRules? = nil, collectMetrics: @escaping @Sendable () async -> Void = {}
     ) -> Router<SpeedyRequestContext> {
         let router = Router(context: SpeedyRequestContext.self)
         router.middlewares.add(RequestTelemetryMiddleware(logger: logger, tally: tally))
@@ -146,6 +167,7 @@ public enum MetaServer {
         CollectionRoutes(store: store).register(on: router)
         ChunkUserRoutes(store: store).register(on: router)
         ChunkMoveRoutes(store: store).register(on: router)
+        RetentionRoutes(store: store, rules: retention, logger: logger).register(on: router)
         router.get("/v1/health") { _, _ in "ok\n" }
         HealthRoutes.register(on: router) { await readiness(of: store) }
         RoleMetrics.register(on: router, collect: collectMetrics)

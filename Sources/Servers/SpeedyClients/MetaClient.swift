@@ -159,6 +159,13 @@ public struct MetaClient: MetadataStore {
         try await call(.POST, "/v1/tags/delete-if-unchanged", query: [("repo", repository)], as: TagDeleted.self, body: detail).deleted
     }
 
+    /// Has the metaserver apply its retention rules now (`POST /v1/retention`), or, with `dryRun`,
+    /// say what they would remove. Not part of ``MetadataStore``: the rules are the metaserver's.
+    /// Make the client with a timeout long enough to read every repository's tags.
+    public func applyRetention(dryRun: Bool) async throws(MetadataError) -> RetentionReport {
+        try await call(.POST, "/v1/retention", query: [("dryRun", dryRun ? "true" : nil)], as: RetentionReport.self)
+    }
+
     public func repositories(after last: String?, limit: Int) async throws(MetadataError) -> NamePage {
         try await call(.GET, "/v1/repositories", query: [("last", last), ("n", String(limit))], as: NamePage.self)
     }

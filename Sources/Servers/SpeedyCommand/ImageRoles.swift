@@ -49,6 +49,12 @@ struct MetaServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The id this metaserver reports to the master (default: metaserver@HOST:PORT).", valueName: "id"))
     var id: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Retention rules: lines `PATTERN keep-newest=N keep-recent=30d keep-tags=GLOB,…` (docs/gc.md); background collection applies them before it sweeps, `chunktool retention` by hand. SIGHUP re-reads it.",
+            valueName: "path"))
+    var retention: String?
+
     @OptionGroup var security: RoleSecurityOptions
 
     /// Whether a master was named, by the flag or the environment.
@@ -64,6 +70,13 @@ struct MetaServerCommand: AsyncParsableCommand {
                 throw ValidationError("--database: \(error)")
             }
         }
+        if let retention {
+            do {
+                _ = try RetentionRules(path: retention)
+            } catch {
+                throw ValidationError("--retention: \(error)")
+            }
+        }
     }
 
     func run() async throws {
@@ -71,6 +84,7 @@ struct MetaServerCommand: AsyncParsableCommand {
         let security = try security.resolve(role: "metaserver", talksToMaster: talksToMaster, masterFlag: master)
         var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
         configuration.id = id
+        configuration.retentionFile = retention
         configuration.database = try database.map { try PostgresURL($0) }
         let scheme = security.peers.scheme
         if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
@@ -156,6 +170,9 @@ struct ImageServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The id this imageserver reports to the master (default: imageserver@HOST:PORT).", valueName: "id"))
     var id: String?
 
+    @Option(help: ArgumentHelp("How often the tags pulled since the last time are sent to the metaserver, for retention's keep-recent, e.g. 30s.", valueName: "duration"))
+    var pullRecordInterval = DurationArgument(.seconds(30))
+
     @Option(help: ArgumentHelp("Upload sessions open at once per repository.", valueName: "n"))
     var uploadsPerRepository = 1000
 
@@ -222,6 +239,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         }
         _ = try trustedProxies()
         _ = try upstreams.upstreams()
+        guard pullRecordInterval.duration >= .milliseconds(100) else { throw ValidationError("--pull-record-interval must be at least 100ms") }
     }
 
     func run() async throws {
@@ -259,6 +277,7 @@ struct ImageServerCommand: AsyncParsableCommand {
         configuration.auth.realm = tokenRealm
         configuration.auth.tokenLifetime = .seconds(tokenLifetime)
         configuration.upstreams = try upstreams.upstreams()
+        configuration.pullRecordInterval = pullRecordInterval.duration
         try await ImageServer.run(configuration)
     }
 }

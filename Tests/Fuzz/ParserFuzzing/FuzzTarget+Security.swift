@@ -2,7 +2,22 @@ import SpeedyCore
 
 /// The parsers of credentials, access rules and client addresses.
 extension FuzzTarget {
-    static let security: [FuzzTarget] = [accessFile, htpasswd, roleTable, basicAuth, forwarded, network]
+    static let security: [FuzzTarget] = [accessFile, htpasswd, roleTable, basicAuth, forwarded, network, retentionFile]
+
+    /// The metaserver's retention file (`--retention`): every rule it keeps has a condition, and
+    /// a rule decides once for every tag it is given.
+    static let retentionFile = FuzzTarget("retention-file", "the retention file (PATTERN keep-… lines)") { input in
+        guard let policy = try? RetentionPolicy(parsing: text(input)) else { return nil }
+        let tags = ["latest", "v1.2.3", "sha256-" + String(repeating: "a", count: 64) + ".sig", "rc-1"].enumerated().map { index, tag in
+            TagDetail(tag: tag, digest: Digest.of([UInt8(index % 2)]), pushedMs: Int64(index) * 1_000_000, pulledMs: 0)
+        }
+        for repository in repositories {
+            guard let rule = policy.rule(for: repository) else { continue }
+            let verdicts = RetentionPlan.decide(tags, rule: rule, nowMs: 10_000_000)
+            if verdicts.count != tags.count { return "\(verdicts.count) verdicts for \(tags.count) tags" }
+        }
+        return expect(policy.rules.allSatisfy { $0.keepNewest != nil || $0.keepRecent != nil || !$0.keepTags.isEmpty }, "a rule with no condition")
+    }
 
     /// Names an access file's rules are matched against.
     private static let repositories = ["team/app", "a", "public/x/y", "team/app/x", String(repeating: "a/", count: 60) + "b"]

@@ -23,6 +23,7 @@ extension RegistryAPI {
             if try await !meta.repositoryExists(name) { throw OCIError.nameUnknown(name) }
             throw OCIError.manifestUnknown(reference)
         }
+        if Digest(parsing: reference) == nil { pullLog.note(reference, in: name) }
         var headers = HTTPFields()
         headers[.contentType] = record.mediaType
         headers[Self.contentDigest] = record.digest.description

@@ -33,6 +33,8 @@ struct RegistryAPI: Sendable {
     let logger: Logger
     /// The upstreams this imageserver caches; nil when it caches none.
     let pullThrough: PullThroughCache?
+    /// Tag pulls not yet sent to the metaserver.
+    let pullLog = TagPullLog()
     /// Upload requests whose bodies are streaming in now.
     let uploadsInProgress = InProgressCount()
 
