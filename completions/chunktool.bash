@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|group|server|verify|repair|fsck|gc|rebalance|help)
+    status|group|server|verify|repair|fsck|gc|retention|rebalance|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc rebalance help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc retention rebalance help' -- "${cur}"))
         ;;
     esac
 }
@@ -576,6 +576,30 @@ _chunktool_gc() {
         return
         ;;
     '--upload-expiry')
+        return
+        ;;
+    esac
+}
+
+_chunktool_retention() {
+    repeating_flags=()
+    non_repeating_flags=(--dry-run --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca --meta)
+    __chunktool_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--meta')
         return
         ;;
     esac

@@ -385,7 +385,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --retention --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -412,6 +412,9 @@ _speedy_metaserver() {
         return
         ;;
     '--id')
+        return
+        ;;
+    '--retention')
         return
         ;;
     '--cluster-secret-file')
@@ -446,7 +449,7 @@ _speedy_imageserver() {
     repeating_flags=()
     non_repeating_flags=(--insecure -h --help)
     repeating_options=(--trusted-proxy --upstream --upstream-credentials --upstream-ca)
-    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --upstream-tag-ttl --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --master --meta --chunk-size --memory-budget --memory-per-client --memory-wait --client-idle-timeout --htpasswd --access --token-key-file --token-realm --token-lifetime --rate-limit --upload-expiry --hold-deadline --ticket-lifetime --id --pull-record-interval --uploads-per-repository --uploads-per-client --trusted-proxy-header --audit-log --upstream-tag-ttl --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -503,6 +506,9 @@ _speedy_imageserver() {
         return
         ;;
     '--id')
+        return
+        ;;
+    '--pull-record-interval')
         return
         ;;
     '--uploads-per-repository')

@@ -214,9 +214,11 @@ final class ClusterHarness: @unchecked Sendable {
     /// - Parameter imageserverEnvironment: extra environment of the imageserver (`SPEEDY_LOG_FORMAT`).
     /// - Parameter masterDownAfter: the master's down timeout.
     /// - Parameter masterArguments: extra flags for the master; when given, automatic repair is on.
+    /// - Parameter metaserverArguments: extra flags for the metaserver (retention, scheduled collection).
     func startRegistry(
         groups: Int = 1, imageserverArguments: [String] = [], chunkserverArguments: [String] = [],
-        imageserverEnvironment: [String: String] = [:], masterDownAfter: Double = 1.5, masterArguments: [String]? = nil
+        imageserverEnvironment: [String: String] = [:], masterDownAfter: Double = 1.5, masterArguments: [String]? = nil,
+        metaserverArguments: [String] = []
     ) async throws -> Registry {
         // Given master arguments replace the default `--no-auto-repair`.
         let (masterURL, _) = try startMaster(downAfter: masterDownAfter, autoRepair: masterArguments != nil, arguments: masterArguments ?? [])
@@ -229,7 +231,7 @@ final class ClusterHarness: @unchecked Sendable {
             }
         }
         let metaPort = Self.freePort()
-        try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL])
+        try start("meta", ["metaserver", "--listen", "127.0.0.1:\(metaPort)", "--data", root + "/meta", "--master", masterURL] + metaserverArguments)
         let registryPort = Self.freePort()
         try start(
             "imageserver",

@@ -111,14 +111,14 @@ struct PostgresMetadataStoreTests {
                 }
                 return rows
             }
-            #expect(versions == [2])
+            #expect(versions == [3])
             try await backend.statement { c in _ = try await c.query("UPDATE speedy_schema SET version = 99", logger: Logger(label: "admin")) }
             await backend.close()
             do {
                 _ = try await PostgresMetadataStore(url: PostgresURL(url), logger: Logger(label: "m4"))
                 Issue.record("a schema at version 99 was opened")
             } catch {
-                #expect("\(error)".contains("version 99, newer than this build knows (2)"), "\(error)")
+                #expect("\(error)".contains("version 99, newer than this build knows (3)"), "\(error)")
             }
         }
     }
