@@ -371,6 +371,7 @@ let package = Package(
         .executableTarget(
             name: "ChunkTool",
             dependencies: [
+                "RegistryClient",
                 "SpeedyCore",
                 "SpeedyClients",
                 "GarbageCollection",

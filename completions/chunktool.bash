@@ -173,13 +173,13 @@ _chunktool() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|group|server|verify|repair|fsck|gc|retention|rebalance|help)
+    status|group|server|verify|repair|fsck|gc|retention|sync|rebalance|help)
         # Offer subcommand argument completions
         "_chunktool_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc retention rebalance help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status group server verify repair fsck gc retention sync rebalance help' -- "${cur}"))
         ;;
     esac
 }
@@ -600,6 +600,48 @@ _chunktool_retention() {
         return
         ;;
     '--meta')
+        return
+        ;;
+    esac
+}
+
+_chunktool_sync() {
+    repeating_flags=()
+    non_repeating_flags=(--delete --json -h --help)
+    repeating_options=()
+    non_repeating_options=(--master --cluster-secret-file --ca --from --from-credentials --from-ca --to --to-credentials --to-ca --rules)
+    __chunktool_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--master')
+        return
+        ;;
+    '--cluster-secret-file')
+        return
+        ;;
+    '--ca')
+        return
+        ;;
+    '--from')
+        return
+        ;;
+    '--from-credentials')
+        return
+        ;;
+    '--from-ca')
+        return
+        ;;
+    '--to')
+        return
+        ;;
+    '--to-credentials')
+        return
+        ;;
+    '--to-ca')
+        return
+        ;;
+    '--rules')
         return
         ;;
     esac

@@ -69,9 +69,9 @@ public struct RegistryClient: Sendable {
 
     /// The registry's base URL, without a trailing slash (`https://registry.example:5000`).
     public let baseURL: String
-    private let options: Options
+    let options: Options
     private let http: HTTPClient
-    private let login: RegistryLogin
+    let login: RegistryLogin
 
     /// A client of the registry at `baseURL`.
     /// - Throws: ``RegistryClientError/invalidAnswer(_:)`` when `baseURL` is not an http(s) URL;
@@ -110,7 +110,7 @@ public struct RegistryClient: Sendable {
     /// `Docker-Content-Digest` when it sends one).
     public func manifest(_ repository: String, reference: String) async throws(RegistryClientError) -> Manifest {
         let what = "manifest \(repository):\(reference)"
-        let response = try await send(.GET, "/v2/\(repository)/manifests/\(reference)", repository: repository, accept: Self.manifestMediaTypes)
+        let response = try await send(.GET, "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository), accept: Self.manifestMediaTypes)
         try await check(response, what)
         let body: ByteBuffer
         do {
@@ -134,7 +134,7 @@ public struct RegistryClient: Sendable {
     /// `HEAD /v2/<repository>/manifests/<reference>`: the digest the registry says the reference
     /// names now; nil when it answers without `Docker-Content-Digest`.
     public func manifestDigest(_ repository: String, reference: String) async throws(RegistryClientError) -> Digest? {
-        let response = try await send(.HEAD, "/v2/\(repository)/manifests/\(reference)", repository: repository, accept: Self.manifestMediaTypes)
+        let response = try await send(.HEAD, "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository), accept: Self.manifestMediaTypes)
         try await check(response, "manifest \(repository):\(reference)")
         return response.headers.first(name: "Docker-Content-Digest").flatMap(Digest.init(parsing:))
     }
@@ -143,7 +143,7 @@ public struct RegistryClient: Sendable {
     /// caller checks the digest of what it reads.
     public func blob(_ repository: String, digest: Digest) async throws(RegistryClientError) -> Blob {
         let what = "blob \(digest) of \(repository)"
-        var response = try await send(.GET, "/v2/\(repository)/blobs/\(digest)", repository: repository, accept: [])
+        var response = try await send(.GET, "/v2/\(repository)/blobs/\(digest)", scope: Self.pullScope(repository))
         var url = baseURL + "/v2/\(repository)/blobs/\(digest)"
         var hops = 0
         while [301, 302, 303, 307, 308].contains(response.status.code) {
@@ -162,22 +162,34 @@ public struct RegistryClient: Sendable {
 
     // MARK: Requests
 
-    /// The scope a request on `repository` needs.
-    private static func pullScope(_ repository: String) -> String { "repository:\(repository):pull" }
+    /// The scope a read of `repository` needs.
+    static func pullScope(_ repository: String) -> String { "repository:\(repository):pull" }
+    /// The scope a write to `repository` needs.
+    static func pushScope(_ repository: String) -> String { "repository:\(repository):pull,push" }
 
-    /// Sends a request to the registry with what the login has for its scope; a `401` is
-    /// answered once (a token fetched, or Basic credentials) and the request sent again.
-    private func send(_ method: HTTPMethod, _ path: String, repository: String, accept: [String]) async throws(RegistryClientError)
-        -> HTTPClientResponse
-    {
-        let scope = Self.pullScope(repository)
+    /// The absolute URL of `target`: a path on the registry, or an absolute URL it sent (an
+    /// upload's `Location`).
+    func url(_ target: String) -> String {
+        if target.hasPrefix("http://") || target.hasPrefix("https://") { return target }
+        if target.hasPrefix("/") { return baseURL + target }
+        return URL(string: target, relativeTo: URL(string: baseURL + "/"))?.absoluteURL.absoluteString ?? baseURL + "/" + target
+    }
+
+    /// Sends a request to the registry with what the login has for `scope`; a `401` is
+    /// answered once (a token fetched, or Basic credentials) and the request sent again, body and
+    /// all (so `body` is whole bytes, never a stream).
+    func send(
+        _ method: HTTPMethod, _ path: String, scope: String, accept: [String] = [], headers: [(String, String)] = [], body: ByteBuffer? = nil
+    ) async throws(RegistryClientError) -> HTTPClientResponse {
         var authorization = await login.authorization(scope: scope)
         for attempt in 0..<2 {
-            var request = HTTPClientRequest(url: baseURL + path)
+            var request = HTTPClientRequest(url: url(path))
             request.method = method
             request.headers.add(name: "User-Agent", value: Self.userAgent)
             if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
             if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+            if let body { request.body = .bytes(body) }
             let response = try await execute(request, "\(method) \(path)")
             guard response.status == .unauthorized, attempt == 0 else { return response }
             let challenge = response.headers["WWW-Authenticate"].lazy.compactMap(AuthChallenge.init(parsing:)).first
@@ -202,7 +214,7 @@ public struct RegistryClient: Sendable {
         return try await execute(request, "GET \(url.prefix(200))")
     }
 
-    private func execute(_ request: HTTPClientRequest, _ what: String) async throws(RegistryClientError) -> HTTPClientResponse {
+    func execute(_ request: HTTPClientRequest, _ what: String) async throws(RegistryClientError) -> HTTPClientResponse {
         do {
             return try await http.execute(request, timeout: .milliseconds(options.timeout.milliseconds))
         } catch {
@@ -211,14 +223,14 @@ public struct RegistryClient: Sendable {
     }
 
     /// Throws the error `response`'s status stands for, its body read and dropped.
-    private func check(_ response: HTTPClientResponse, _ what: String) async throws(RegistryClientError) {
+    func check(_ response: HTTPClientResponse, _ what: String) async throws(RegistryClientError) {
         guard let error = RegistryClientError.forStatus(response.status.code, what) else { return }
         await drain(response)
         throw error
     }
 
     /// Reads and drops a small body, so its connection can serve the next request.
-    private func drain(_ response: HTTPClientResponse) async {
+    func drain(_ response: HTTPClientResponse) async {
         _ = try? await response.body.collect(upTo: 1 << 20)
     }
 }

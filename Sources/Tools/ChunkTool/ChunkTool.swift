@@ -15,7 +15,7 @@ struct ChunkTool: AsyncParsableCommand {
             command takes --json for scripts. Exit status: 0 all fine, 1 problems found, 2 could \
             not run. The recovery runbook is docs/recovery.md.
             """,
-        subcommands: [Status.self, GroupCommand.self, ServerCommand.self, Verify.self, Repair.self, Fsck.self, GarbageCollect.self, Retention.self, Rebalance.self]
+        subcommands: [Status.self, GroupCommand.self, ServerCommand.self, Verify.self, Repair.self, Fsck.self, GarbageCollect.self, Retention.self, Sync.self, Rebalance.self]
     )
 
     static func main() async { await ToolExit.main(Self.self) }

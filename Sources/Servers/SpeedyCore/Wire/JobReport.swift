@@ -2,7 +2,7 @@
 /// the master about once a second (`POST /v1/jobs`) so the console can show it.
 public struct JobReport: Sendable, Codable, Equatable {
     /// The kinds of job that report.
-    public static let kinds: Set<String> = ["verify", "repair", "transfer", "fsck", "gc", "retention", "drain", "rebalance"]
+    public static let kinds: Set<String> = ["verify", "repair", "transfer", "fsck", "gc", "retention", "sync", "drain", "rebalance"]
     /// Longest id, target or message kept.
     public static let maxText = 200
 

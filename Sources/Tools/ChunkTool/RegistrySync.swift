@@ -1,0 +1,181 @@
+import Foundation
+import RegistryClient
+import SpeedyCore
+
+/// Copies repositories from one registry to another by the OCI API, as `chunktool sync` does
+/// (docs/registry.md, "Replication"): manifests byte for byte (so every digest stays the same),
+/// each blob only when the destination lacks it (`HEAD`), children of an index before the index,
+/// blobs before their manifest, and referrers (signatures, SBOMs) along with their subject, by
+/// the referrers API where the source has it and by the `sha256-<hex>.*` tag schema (which tools
+/// that predate the API use, on any registry). A tag the destination already has with the same
+/// digest is left as it is, so a run that was interrupted resumes where it stopped when run again.
+struct RegistrySync {
+    let source: RegistryClient
+    let destination: RegistryClient
+    /// Removes destination tags (matching a rule) that the source no longer has.
+    let deleteMissing: Bool
+
+    /// What a run did.
+    struct Report: Codable, Sendable {
+        var repositories = 0
+        var tagsCopied = 0
+        var tagsUpToDate = 0
+        var tagsDeleted = 0
+        var manifestsCopied = 0
+        var referrersCopied = 0
+        var blobsCopied = 0
+        var blobsPresent = 0
+        var bytesCopied: UInt64 = 0
+        var failures: [String] = []
+        var durationMs: Int64 = 0
+
+        var summary: String {
+            "sync: \(tagsCopied) tags copied, \(tagsUpToDate) up to date, \(tagsDeleted) deleted in \(repositories) repositories; "
+                + "\(blobsCopied) blobs copied (\(ByteSize.format(bytesCopied))), \(blobsPresent) already there; \(referrersCopied) referrers"
+                + (failures.isEmpty ? "" : "; \(failures.count) failed")
+        }
+    }
+
+    /// One repository to copy, with the tags to copy.
+    struct Plan: Sendable {
+        var source: String
+        var destination: String
+        var rule: SyncRule
+        var tags: [String]
+        /// Every tag of the source repository (the referrers tag schema is looked up in it).
+        var allTags: [String]
+    }
+
+    /// The repositories and tags `rules` name on the source.
+    func plan(_ rules: [SyncRule]) async throws(RegistryClientError) -> [Plan] {
+        var catalog: [String]?
+        var plans: [Plan] = []
+        for rule in rules {
+            var names = [rule.sourceText]
+            if rule.isPattern {
+                if catalog == nil { catalog = try await source.repositories() }
+                names = (catalog ?? []).filter { rule.source.matches($0) }
+            }
+            for name in names {
+                let tags = try await source.tags(name)
+                let copied = tags.filter { rule.copies($0) && RetentionPlan.subject(ofSchemaTag: $0) == nil }
+                plans.append(Plan(source: name, destination: rule.destination(of: name), rule: rule, tags: copied.sorted(), allTags: tags))
+            }
+        }
+        return plans
+    }
+
+    /// Copies one planned repository; `tagDone` hears of each tag as it ends, with the bytes
+    /// copied so far.
+    func run(_ plan: Plan, into report: inout Report, tagDone: (String, UInt64) -> Void) async {
+        report.repositories += 1
+        var copied: Set<Digest> = []
+        for tag in plan.tags {
+            do {
+                try await copyTag(tag, plan, copied: &copied, report: &report)
+            } catch {
+                report.failures.append("\(plan.source):\(tag) -> \(plan.destination): \(error)")
+            }
+            tagDone(tag, report.bytesCopied)
+        }
+        if deleteMissing { await deleteMissingTags(plan, report: &report) }
+    }
+
+    // MARK: Copying
+
+    private func copyTag(_ tag: String, _ plan: Plan, copied: inout Set<Digest>, report: inout Report) async throws(RegistryClientError) {
+        let manifest = try await source.manifest(plan.source, reference: tag)
+        if try await destinationDigest(plan.destination, tag) == manifest.digest {
+            report.tagsUpToDate += 1
+        } else {
+            try await copyTree(manifest, plan, copied: &copied, report: &report)
+            try await destination.putManifest(plan.destination, reference: tag, content: manifest.content, mediaType: manifest.mediaType)
+            report.tagsCopied += 1
+        }
+        try await copyReferrers(of: manifest.digest, plan, copied: &copied, report: &report)
+    }
+
+    /// The digest the destination's tag names now; nil when it has no such tag.
+    private func destinationDigest(_ repository: String, _ tag: String) async throws(RegistryClientError) -> Digest? {
+        do {
+            return try await destination.manifestDigest(repository, reference: tag)
+        } catch .notFound {
+            return nil
+        }
+    }
+
+    /// Copies what `manifest` needs to be pushed: its blobs, and for an index its child
+    /// manifests (each with what it needs, then itself by digest).
+    private func copyTree(_ manifest: RegistryClient.Manifest, _ plan: Plan, copied: inout Set<Digest>, report: inout Report)
+        async throws(RegistryClientError)
+    {
+        let parsed: ParsedManifest
+        do {
+            parsed = try ManifestParser.parse(manifest.content, contentType: manifest.mediaType)
+        } catch {
+            throw .invalidAnswer("manifest \(manifest.digest) does not parse: \(error.reason)")
+        }
+        for child in parsed.manifests where !copied.contains(child) {
+            let fetched = try await source.manifest(plan.source, reference: child.description)
+            try await copyTree(fetched, plan, copied: &copied, report: &report)
+            try await destination.putManifest(plan.destination, reference: child.description, content: fetched.content, mediaType: fetched.mediaType)
+            copied.insert(child)
+            report.manifestsCopied += 1
+        }
+        for blob in parsed.blobs { try await copyBlob(blob, plan, report: &report) }
+    }
+
+    private func copyBlob(_ digest: Digest, _ plan: Plan, report: inout Report) async throws(RegistryClientError) {
+        if try await destination.hasBlob(plan.destination, digest: digest) {
+            report.blobsPresent += 1
+            return
+        }
+        let blob = try await source.blob(plan.source, digest: digest)
+        guard let size = blob.size else { throw .invalidAnswer("blob \(digest) came without a Content-Length") }
+        // The destination checks the digest of what it receives: a source that sent other bytes
+        // fails the push, and nothing is stored under the digest.
+        try await destination.pushBlob(plan.destination, digest: digest, size: size, body: blob.body)
+        report.blobsCopied += 1
+        report.bytesCopied += size
+    }
+
+    /// Copies the referrers of `subject` (and theirs): those the referrers API lists, where the
+    /// source has it, and the source's `sha256-<hex>.*` tags.
+    private func copyReferrers(of subject: Digest, _ plan: Plan, copied: inout Set<Digest>, report: inout Report) async throws(RegistryClientError) {
+        if let referrers = try await source.referrers(plan.source, of: subject) {
+            for referrer in referrers where !copied.contains(referrer.digest) {
+                copied.insert(referrer.digest)
+                let fetched = try await source.manifest(plan.source, reference: referrer.digest.description)
+                try await copyTree(fetched, plan, copied: &copied, report: &report)
+                try await destination.putManifest(plan.destination, reference: referrer.digest.description, content: fetched.content, mediaType: fetched.mediaType)
+                report.referrersCopied += 1
+                try await copyReferrers(of: referrer.digest, plan, copied: &copied, report: &report)
+            }
+        }
+        // Tools that predate the API tag their artifacts instead, on registries with it too.
+        for tag in plan.allTags where RetentionPlan.subject(ofSchemaTag: tag) == subject {
+            let fetched = try await source.manifest(plan.source, reference: tag)
+            if try await destinationDigest(plan.destination, tag) == fetched.digest { continue }
+            try await copyTree(fetched, plan, copied: &copied, report: &report)
+            try await destination.putManifest(plan.destination, reference: tag, content: fetched.content, mediaType: fetched.mediaType)
+            report.referrersCopied += 1
+        }
+    }
+
+    /// Deletes the destination's tags that the rule covers and the source does not have.
+    private func deleteMissingTags(_ plan: Plan, report: inout Report) async {
+        let kept = Set(plan.allTags)
+        do {
+            for tag in try await destination.tags(plan.destination) where plan.rule.copies(tag) && !kept.contains(tag) {
+                do {
+                    try await destination.deleteTag(plan.destination, tag: tag)
+                    report.tagsDeleted += 1
+                } catch {
+                    report.failures.append("delete \(plan.destination):\(tag): \(error)")
+                }
+            }
+        } catch {
+            report.failures.append("tags of \(plan.destination): \(error)")
+        }
+    }
+}
