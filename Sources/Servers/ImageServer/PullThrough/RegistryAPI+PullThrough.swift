@@ -152,8 +152,25 @@ extension RegistryAPI {
         let blob = try await source.client.blob(remote, digest: digest)
         let fill = UpstreamBlobFill(digest: digest, size: blob.size, chunkSize: configuration.chunkSize)
         pullThrough?.started(fill)
-        Task { await runFill(fill, body: blob.body, name: name, upstream: source.upstream) }
+        // A body that trickles in (a byte before each read limit) would hold its chunks' budget
+        // and its waiting pulls for ever: past its deadline the fill is cancelled, and fails.
+        let limit = Self.fillDeadline(size: blob.size)
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await runFill(fill, body: blob.body, name: name, upstream: source.upstream) }
+                group.addTask { try? await Task.sleep(for: limit) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
         return fill
+    }
+
+    /// How long a fill of `size` bytes may take: 5 minutes, plus a second for every 256 KiB
+    /// (an upstream slower than that is not one to cache from); an hour when the size is unknown.
+    static func fillDeadline(size: UInt64?) -> Duration {
+        guard let size else { return .seconds(3600) }
+        return .seconds(300) + .seconds(Int64(min(size / (256 << 10), 1 << 40)))
     }
 
     /// Writes the upstream's body into chunks as any push (``BlobWriter``: the chunks held while
