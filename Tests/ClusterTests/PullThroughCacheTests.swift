@@ -76,11 +76,14 @@ extension ProcessSuites {
         }
 
         /// The registry cluster, caching the upstream under `up/`.
-        func startCache(_ cluster: ClusterHarness, _ upstream: Upstream, ttl: String = "2s") async throws -> ClusterHarness.Registry {
-            try await cluster.startRegistry(imageserverArguments: [
-                "--upstream", "up=https://\(upstream.hostPort)", "--upstream-credentials", "up=\(upstream.login)", "--upstream-ca",
-                "up=\(upstream.ca)", "--upstream-tag-ttl", ttl,
-            ])
+        func startCache(_ cluster: ClusterHarness, _ upstream: Upstream, ttl: String = "2s", arguments: [String] = []) async throws
+            -> ClusterHarness.Registry
+        {
+            try await cluster.startRegistry(
+                imageserverArguments: [
+                    "--upstream", "up=https://\(upstream.hostPort)", "--upstream-credentials", "up=\(upstream.login)", "--upstream-ca",
+                    "up=\(upstream.ca)", "--upstream-tag-ttl", ttl,
+                ] + arguments)
         }
 
         /// Runs podman with storage of its own in the test's directory, taking `registry` as an
@@ -217,6 +220,43 @@ extension ProcessSuites {
             #expect(fetched.count == 2, "each blob once: \(fetched)")
             #expect(Set(fetched).count == 2)
             #expect(upstreamRequests(cluster, "GET", containing: "/manifests/").count == 1)
+        }
+
+        /// With logins, a blob the cluster stores for another repository is not linked into a
+        /// cached one on its digest alone: the upstream must serve it there.
+        @Test func aCachedRepositoryGivesNoOneAnotherRepositorysBlob() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let upstream = try await makeUpstream(cluster)
+            let public_ = try await cluster.makeImage(named: "public", randomBytes: 1 << 20)
+            try await push(public_, to: upstream, as: "pub/app:v1")
+            let auth = RegistryAuthTests()
+            let users = cluster.root + "/htpasswd"
+            try (try await auth.htpasswdLine(user: "alice", password: "alice-pass") + "\n").write(toFile: users, atomically: true, encoding: .utf8)
+            try "alice ** pull,push,delete\nanonymous up/** pull\n".write(toFile: cluster.root + "/access", atomically: true, encoding: .utf8)
+            try String(repeating: "k", count: 40).write(toFile: cluster.root + "/token-key", atomically: true, encoding: .utf8)
+            let registry = try await startCache(
+                cluster, upstream, arguments: ["--htpasswd", users, "--access", cluster.root + "/access", "--token-key-file", cluster.root + "/token-key"])
+            let secret = try await cluster.makeImage(named: "secret", randomBytes: 1 << 20)
+            let pushed = try await skopeo([
+                "copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pass", "oci:\(secret):latest", "docker://\(registry.hostPort)/private/app:v1",
+            ])
+            #expect(pushed.status == 0, "\(pushed.output)")
+            let secretLayer = try blobs(of: secret).max { a, b in
+                let size = { (hex: String) in (try? FileManager.default.attributesOfItem(atPath: secret + "/blobs/sha256/" + hex)[.size] as? Int) ?? 0 }
+                return size(a) < size(b)
+            }!
+
+            let client = ServiceClient(baseURL: registry.registryURL, transport: .plain)
+            let token = try #require(try await auth.token(client, scope: "repository:up/pub/app:pull").token)
+            let bearer = [("Authorization", "Bearer \(token)")]
+            let stolen = try await client.send(.GET, "/v2/up/pub/app/blobs/sha256:\(secretLayer)", headers: bearer)
+            #expect(stolen.status == 404, "\(String(buffer: stolen.body))")
+            #expect(errorCode(stolen.body) == "BLOB_UNKNOWN")
+            // What the upstream does serve there comes through, to the same anonymous pull.
+            let anonymous = try await skopeo(["copy", "--src-tls-verify=false", "docker://\(registry.hostPort)/up/pub/app:v1", "oci:\(cluster.root)/anonymous:v1"])
+            #expect(anonymous.status == 0, "\(anonymous.output)\n\(cluster.log("imageserver"))")
+            try expectImage(cluster.root + "/anonymous", from: public_)
         }
 
         @Test func anUpstreamThatSendsOtherBytesGetsNothingStored() async throws {

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
-import RegistryClient
+@testable import RegistryClient
 import SpeedyCore
 import SpeedyTestSupport
 import Synchronization
@@ -126,6 +126,25 @@ struct RegistryClientTests {
             #expect(seen.tokenRequests.withLock { $0.count } == 1)
             #expect(seen.registryAuthorizations.withLock { $0.count } == 1)
         }
+    }
+
+    @Test func pageLinksAndOriginsAreReadStrictly() throws {
+        #expect(RegistryClient.nextPage([#"</v2/_catalog?last=b&n=2>; rel="next""#]) == "/v2/_catalog?last=b&n=2")
+        #expect(RegistryClient.nextPage([#"</v2/x?last=a>; rel="prev", </v2/x?last=c>; rel="next""#]) == "/v2/x?last=c")
+        #expect(RegistryClient.nextPage([#"</v2/x?last=a>; rel="prev""#, #"<https://other.example/v2/x?last=z>; rel=next"#]) == "https://other.example/v2/x?last=z")
+        #expect(RegistryClient.nextPage([]) == nil)
+        #expect(RegistryClient.nextPage([#"<>; rel="next""#, "garbage", #"</v2/x>; rel="last""#]) == nil)
+        let client = try RegistryClient(baseURL: "https://registry.example:5000/")
+        defer { Task { await client.shutdown() } }
+        #expect(client.isOwnOrigin("https://registry.example:5000/v2/x/blobs/uploads/1?state=a"))
+        #expect(client.isOwnOrigin("https://REGISTRY.example:5000/v2/"))
+        // Another scheme, host or port gets no login.
+        for other in ["http://registry.example:5000/v2/", "https://registry.example/v2/", "https://cdn.example:5000/blob", "not a url"] {
+            #expect(!client.isOwnOrigin(other), "\(other)")
+        }
+        #expect(client.url("/v2/x") == "https://registry.example:5000/v2/x")
+        #expect(RegistryClient.withoutQuery("https://cdn.example/blob?X-Amz-Signature=secret") == "https://cdn.example/blob")
+        #expect(throws: RegistryClientError.self) { try RegistryClient(baseURL: "ftp://registry.example") }
     }
 
     @Test func credentialFilesNameTheFileNotTheSecret() throws {

@@ -17,16 +17,13 @@ extension RegistryClient {
         return try await pages("/v2/_catalog?n=1000", scope: "registry:catalog:*", what: "the catalog") { (page: Catalog) in page.repositories ?? [] }
     }
 
-    /// Every tag of `repository` (`GET /v2/<name>/tags/list`, page by page); none when the
-    /// registry does not know the repository.
+    /// Every tag of `repository` (`GET /v2/<name>/tags/list`, page by page).
+    /// - Throws: ``RegistryClientError/notFound(_:)`` when the registry does not know the
+    ///   repository (its first page is a 404; a later page's 404 is a failure like any).
     public func tags(_ repository: String) async throws(RegistryClientError) -> [String] {
         struct TagList: Decodable { var tags: [String]? }
-        do {
-            return try await pages("/v2/\(repository)/tags/list?n=1000", scope: Self.pullScope(repository), what: "tags of \(repository)") {
-                (page: TagList) in page.tags ?? []
-            }
-        } catch .notFound {
-            return []
+        return try await pages("/v2/\(repository)/tags/list?n=1000", scope: Self.pullScope(repository), what: "tags of \(repository)") {
+            (page: TagList) in page.tags ?? []
         }
     }
 
@@ -42,18 +39,25 @@ extension RegistryClient {
     /// registry has no referrers API (it answers 404 for the route, as registries before OCI 1.1).
     public func referrers(_ repository: String, of digest: Digest) async throws(RegistryClientError) -> [Descriptor]? {
         struct Index: Decodable { var manifests: [Descriptor]? }
-        let response = try await send(.GET, "/v2/\(repository)/referrers/\(digest)", scope: Self.pullScope(repository))
-        if response.status.code == 404 || response.status.code == 405 {
-            await drain(response)
-            return nil
+        var found: [Descriptor] = []
+        var next: String? = "/v2/\(repository)/referrers/\(digest)"
+        var seen: Set<String> = []
+        while let target = next, seen.insert(target).inserted, seen.count <= Self.maximumPages {
+            let response = try await send(.GET, target, scope: Self.pullScope(repository))
+            // No such route (a registry before OCI 1.1): its answer is an error or a page, not an index.
+            if found.isEmpty, response.status.code == 404 || response.status.code == 405
+                || (response.status.code == 200 && !(response.headers.first(name: "Content-Type") ?? "").contains("json"))
+            {
+                await drain(response)
+                return nil
+            }
+            try await check(response, "referrers of \(digest)")
+            next = Self.nextPage(response.headers["Link"])
+            let index: Index = try await decode(response, what: "referrers of \(digest)")
+            found += index.manifests ?? []
+            guard found.count <= Self.maximumListed else { throw .invalidAnswer("over \(Self.maximumListed) referrers of \(digest)") }
         }
-        try await check(response, "referrers of \(digest)")
-        guard (response.headers.first(name: "Content-Type") ?? "").contains("json") else {
-            await drain(response)
-            return nil
-        }
-        let index: Index = try await decode(response, what: "referrers of \(digest)")
-        return index.manifests ?? []
+        return found
     }
 
     /// Pushes a blob of `size` bytes streamed from `body` into `repository`: a session
@@ -74,12 +78,20 @@ extension RegistryClient {
         request.method = .PUT
         request.headers.add(name: "User-Agent", value: Self.userAgent)
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
-        if let authorization = await login.authorization(scope: Self.pushScope(repository)) {
+        if isOwnOrigin(target), let authorization = await login.authorization(scope: Self.pushScope(repository)) {
             request.headers.add(name: "Authorization", value: authorization)
         }
         guard size <= UInt64(Int64.max) else { throw .invalidAnswer("\(what): \(size) bytes") }
         request.body = .stream(body, length: .known(Int64(size)))
-        let finished = try await execute(request, what)
+        // The answer comes once the whole body is sent: the deadline grows with the blob (at
+        // least 64 KiB a second), where the request timeout would cut any long upload.
+        let deadline = options.timeout + .seconds(Int64(size / (64 << 10)))
+        let finished: HTTPClientResponse
+        do {
+            finished = try await http.execute(request, timeout: .milliseconds(deadline.milliseconds))
+        } catch {
+            throw .unavailable("\(what): \(error)")
+        }
         try await check(finished, what)
         await drain(finished)
     }
@@ -104,39 +116,49 @@ extension RegistryClient {
 
     // MARK: Listing pages
 
-    /// Follows `Link: <…>; rel="next"` from `first`, gathering what `names` takes from each page.
+    /// The most pages a listing follows.
+    public static let maximumPages = 1000
+
+    /// Follows `Link: <…>; rel="next"` from `first`, gathering what `names` takes from each page;
+    /// an empty page, a link already followed or ``maximumPages`` pages end it.
     private func pages<Page: Decodable>(_ first: String, scope: String, what: String, _ names: (Page) -> [String]) async throws(RegistryClientError)
         -> [String]
     {
         var gathered: [String] = []
         var next: String? = first
-        while let target = next {
+        var seen: Set<String> = []
+        while let target = next, seen.insert(target).inserted {
+            guard seen.count <= Self.maximumPages else { throw .invalidAnswer("\(what) goes on for over \(Self.maximumPages) pages") }
             let response = try await send(.GET, target, scope: scope)
             try await check(response, what)
-            next = Self.nextPage(response.headers.first(name: "Link"))
+            next = Self.nextPage(response.headers["Link"])
             let page: Page = try await decode(response, what: what)
-            gathered += names(page)
+            let found = names(page)
+            gathered += found
             guard gathered.count <= Self.maximumListed else { throw .invalidAnswer("\(what) lists over \(Self.maximumListed) names") }
+            if found.isEmpty { break }
         }
         return gathered
     }
 
-    /// The target of a `Link` header's `rel="next"`, if any.
-    static func nextPage(_ link: String?) -> String? {
-        guard let link, link.contains("rel=\"next\"") || link.contains("rel=next"),
-            let open = link.firstIndex(of: "<"), let close = link[open...].firstIndex(of: ">")
-        else { return nil }
-        let target = String(link[link.index(after: open)..<close])
-        return target.isEmpty ? nil : target
+    /// The target of the `Link` value with `rel="next"` among `links` (each header may list
+    /// several, comma-separated), if any.
+    static func nextPage(_ links: [String]) -> String? {
+        for header in links {
+            for value in header.split(separator: ",") {
+                let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard let first = parts.first, first.hasPrefix("<"), first.hasSuffix(">"),
+                    parts.dropFirst().contains(where: { $0.lowercased() == "rel=\"next\"" || $0.lowercased() == "rel=next" })
+                else { continue }
+                let target = String(first.dropFirst().dropLast())
+                if !target.isEmpty { return target }
+            }
+        }
+        return nil
     }
 
     private func decode<T: Decodable>(_ response: HTTPClientResponse, what: String) async throws(RegistryClientError) -> T {
-        let body: ByteBuffer
-        do {
-            body = try await response.body.collect(upTo: 16 << 20)
-        } catch {
-            throw .unavailable("reading \(what): \(error)")
-        }
+        let body = try await collect(response, limit: 16 << 20, what: what)
         do {
             return try JSONDecoder().decode(T.self, from: body)
         } catch {

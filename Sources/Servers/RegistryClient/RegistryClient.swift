@@ -70,7 +70,7 @@ public struct RegistryClient: Sendable {
     /// The registry's base URL, without a trailing slash (`https://registry.example:5000`).
     public let baseURL: String
     let options: Options
-    private let http: HTTPClient
+    let http: HTTPClient
     let login: RegistryLogin
 
     /// A client of the registry at `baseURL`.
@@ -112,14 +112,7 @@ public struct RegistryClient: Sendable {
         let what = "manifest \(repository):\(reference)"
         let response = try await send(.GET, "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository), accept: Self.manifestMediaTypes)
         try await check(response, what)
-        let body: ByteBuffer
-        do {
-            body = try await response.body.collect(upTo: options.maximumManifestBytes)
-        } catch is NIOTooManyBytesError {
-            throw .invalidAnswer("\(what) is over \(options.maximumManifestBytes) bytes")
-        } catch {
-            throw .unavailable("reading \(what): \(error)")
-        }
+        let body = try await collect(response, limit: options.maximumManifestBytes, what: what)
         let content = Array(body.readableBytesView)
         let requested = Digest(parsing: reference)
         let digest = Digest.of(content, algorithm: requested?.algorithm ?? .sha256)
@@ -157,6 +150,7 @@ public struct RegistryClient: Sendable {
         }
         try await check(response, what)
         let size = response.headers.first(name: "Content-Length").flatMap { UInt64($0) }
+        if let size, size > UInt64(Int64.max) { throw .invalidAnswer("\(what) says it is \(size) bytes long") }
         return Blob(size: size, body: response.body)
     }
 
@@ -183,12 +177,14 @@ public struct RegistryClient: Sendable {
     ) async throws(RegistryClientError) -> HTTPClientResponse {
         var authorization = await login.authorization(scope: scope)
         for attempt in 0..<2 {
-            var request = HTTPClientRequest(url: url(path))
+            let target = url(path)
+            var request = HTTPClientRequest(url: target)
             request.method = method
             request.headers.add(name: "User-Agent", value: Self.userAgent)
             if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
             for (name, value) in headers { request.headers.add(name: name, value: value) }
-            if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+            // A URL the registry named (a page link, an upload's Location) gets the login only on the registry's own origin.
+            if let authorization, isOwnOrigin(target) { request.headers.add(name: "Authorization", value: authorization) }
             if let body { request.body = .bytes(body) }
             let response = try await execute(request, "\(method) \(path)")
             guard response.status == .unauthorized, attempt == 0 else { return response }
@@ -206,12 +202,54 @@ public struct RegistryClient: Sendable {
     private func redirected(to url: String, repository: String) async throws(RegistryClientError) -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: Self.userAgent)
-        if URL(string: url)?.host == URL(string: baseURL)?.host, URL(string: url)?.port == URL(string: baseURL)?.port,
-            let authorization = await login.authorization(scope: Self.pullScope(repository))
-        {
+        if isOwnOrigin(url), let authorization = await login.authorization(scope: Self.pullScope(repository)) {
             request.headers.add(name: "Authorization", value: authorization)
         }
-        return try await execute(request, "GET \(url.prefix(200))")
+        return try await execute(request, "GET \(Self.withoutQuery(url))")
+    }
+
+    /// Whether `url` has the registry's scheme, host and port: the only place its login goes.
+    func isOwnOrigin(_ url: String) -> Bool {
+        guard let target = URL(string: url), let base = URL(string: baseURL) else { return false }
+        return target.scheme?.lowercased() == base.scheme?.lowercased() && target.host?.lowercased() == base.host?.lowercased()
+            && target.port == base.port
+    }
+
+    /// `url` without its query, for messages: a CDN's signed query is a credential of sorts.
+    static func withoutQuery(_ url: String) -> String {
+        String(url.prefix { $0 != "?" }.prefix(200))
+    }
+
+    /// Reads a whole body of at most `limit` bytes within ``Options/timeout``: a body that
+    /// trickles in (a byte before each read limit) cannot hold its caller for longer.
+    func collect(_ response: HTTPClientResponse, limit: Int, what: String) async throws(RegistryClientError) -> ByteBuffer {
+        try await Self.collect(response, limit: limit, within: options.timeout, what: what)
+    }
+
+    /// Reads a whole body of at most `limit` bytes within `timeout`.
+    static func collect(_ response: HTTPClientResponse, limit: Int, within timeout: Duration, what: String) async throws(RegistryClientError)
+        -> ByteBuffer
+    {
+        do {
+            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await response.body.collect(upTo: limit) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let body = first else {
+                    throw RegistryClientError.unavailable("\(what) did not arrive within \(timeout)")
+                }
+                return body
+            }
+        } catch let error as RegistryClientError {
+            throw error
+        } catch is NIOTooManyBytesError {
+            throw .invalidAnswer("\(what) is over \(limit) bytes")
+        } catch {
+            throw .unavailable("reading \(what): \(error)")
+        }
     }
 
     func execute(_ request: HTTPClientRequest, _ what: String) async throws(RegistryClientError) -> HTTPClientResponse {

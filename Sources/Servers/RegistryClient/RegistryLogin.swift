@@ -47,11 +47,24 @@ actor RegistryLogin {
         case "bearer":
             guard let realm = challenge.realm else { throw .invalidAnswer("a Bearer challenge without a realm") }
             let token = try await fetchToken(realm: realm, service: challenge.parameters["service"], scope: challenge.parameters["scope"] ?? scope, http: http, timeout: timeout)
-            tokens[scope] = (token.value, ContinuousClock.now + token.lifetime - Self.renewalMargin)
+            keep(token.value, for: scope, until: ContinuousClock.now + token.lifetime - Self.renewalMargin)
             return "Bearer " + token.value
         default:
             return nil
         }
+    }
+
+    /// The most tokens kept: clients naming ever new repositories must not grow the table for ever.
+    static let maximumTokens = 10_000
+
+    private func keep(_ token: String, for scope: String, until renewAt: ContinuousClock.Instant) {
+        if tokens.count >= Self.maximumTokens {
+            let now = ContinuousClock.now
+            tokens = tokens.filter { $0.value.renewAt > now }
+            // Still full of live tokens: drop any half; they are fetched again when needed.
+            if tokens.count >= Self.maximumTokens { tokens = Dictionary(uniqueKeysWithValues: tokens.prefix(Self.maximumTokens / 2).map { ($0.key, $0.value) }) }
+        }
+        tokens[scope] = (token, renewAt)
     }
 
     /// The token answer of a registry's token endpoint (the Docker token specification; OAuth's
@@ -77,16 +90,14 @@ actor RegistryLogin {
         // Credentials never leave TLS for a registry reached over TLS.
         if let credentials, scheme == "https" || !secure { request.headers.add(name: "Authorization", value: credentials.basicAuthorization) }
         request.headers.add(name: "User-Agent", value: RegistryClient.userAgent)
-        let body: ByteBuffer
+        let response: HTTPClientResponse
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(timeout.milliseconds))
-            if let error = RegistryClientError.forStatus(response.status.code, "the token endpoint") { throw error }
-            body = try await response.body.collect(upTo: Self.maximumTokenAnswer)
-        } catch let error as RegistryClientError {
-            throw error
+            response = try await http.execute(request, timeout: .milliseconds(timeout.milliseconds))
         } catch {
             throw .unavailable("the token endpoint: \(error)")
         }
+        if let error = RegistryClientError.forStatus(response.status.code, "the token endpoint") { throw error }
+        let body = try await RegistryClient.collect(response, limit: Self.maximumTokenAnswer, within: timeout, what: "the token endpoint's answer")
         guard let answer = try? JSONDecoder().decode(TokenAnswer.self, from: body), let value = answer.token ?? answer.access_token, !value.isEmpty else {
             throw .invalidAnswer("the token endpoint's answer holds no token")
         }

@@ -22,10 +22,16 @@ final class PullThroughCache: Sendable {
     let sources: [Source]
     /// Manifest fetches in flight, by local repository and reference.
     let manifests = SingleFlight<String, ManifestRecord>()
-    /// Blob fills in flight, by digest: a fill's entry lasts until its upstream answered its head;
-    /// ``fills`` holds it from then until it ends.
-    let fillStarts = SingleFlight<Digest, UpstreamBlobFill>()
-    private let running = Mutex<[Digest: UpstreamBlobFill]>([:])
+    /// A fill's identity: a blob filled into one repository.
+    struct FillKey: Hashable, Sendable {
+        var repository: String
+        var digest: Digest
+    }
+
+    /// Blob fills being started: an entry lasts until the upstream answered the blob's head;
+    /// ``fill(of:)`` finds the fill from then until it ends.
+    let fillStarts = SingleFlight<FillKey, UpstreamBlobFill>()
+    private let running = Mutex<[FillKey: UpstreamBlobFill]>([:])
     private let checked = Mutex<[String: ContinuousClock.Instant]>([:])
 
     /// A cache of `upstreams`.
@@ -55,27 +61,29 @@ final class PullThroughCache: Sendable {
     /// Notes that tag `tag` of `repository` was checked (or the upstream could not be asked) now.
     func markChecked(_ tag: String, in repository: String) {
         checked.withLock { checked in
-            if checked.count >= Self.maximumRememberedTags, let oldest = checked.min(by: { $0.value < $1.value })?.key {
-                checked.removeValue(forKey: oldest)
+            if checked.count >= Self.maximumRememberedTags {
+                // The older half goes at once, so this sort comes once per many thousand checks.
+                let cutoff = checked.values.sorted()[checked.count / 2]
+                checked = checked.filter { $0.value > cutoff }
             }
             checked[repository + ":" + tag] = .now
         }
     }
 
-    /// The fill of `digest` running now, if any.
-    func fill(of digest: Digest) -> UpstreamBlobFill? {
-        running.withLock { $0[digest] }
+    /// The fill of `key` running now, if any.
+    func fill(of key: FillKey) -> UpstreamBlobFill? {
+        running.withLock { $0[key] }
     }
 
     /// Notes a fill that has started; it is found by ``fill(of:)`` until ``ended(_:)``.
     func started(_ fill: UpstreamBlobFill) {
-        running.withLock { $0[fill.digest] = fill }
+        running.withLock { $0[fill.key] = fill }
     }
 
     /// Notes that a fill has ended.
     func ended(_ fill: UpstreamBlobFill) {
         running.withLock { running in
-            if running[fill.digest] === fill { running.removeValue(forKey: fill.digest) }
+            if running[fill.key] === fill { running.removeValue(forKey: fill.key) }
         }
     }
 

@@ -25,12 +25,12 @@ extension RegistryAPI {
         let isTag = Digest(parsing: reference) == nil
         if let local, !isTag || cache.isFresh(reference, in: name, ttl: source.upstream.tagTTL) { return local }
         do {
-            if let local, let current = try await source.client.manifestDigest(remote, reference: reference), current == local.digest {
-                cache.markChecked(reference, in: name)
-                return local
-            }
+            // One check or fetch per tag at a time: the pulls that arrive meanwhile share it.
             let record = try await cache.manifests.run(name + "@" + reference) {
-                try await fetchManifest(name: name, reference: reference, source: source, remote: remote)
+                if let local, let current = try await source.client.manifestDigest(remote, reference: reference), current == local.digest {
+                    return local
+                }
+                return try await fetchManifest(name: name, reference: reference, source: source, remote: remote)
             }
             if isTag { cache.markChecked(reference, in: name) }
             return record
@@ -79,20 +79,31 @@ extension RegistryAPI {
         remote: String
     ) async throws -> Response {
         guard let cache = pullThrough else { throw OCIError.blobUnknown(digest.description) }
+        // Fills are per repository: each links the blob where its pulls asked for it.
+        let key = PullThroughCache.FillKey(repository: name, digest: digest)
         let fill: UpstreamBlobFill
         do {
-            if let running = cache.fill(of: digest) {
+            if let running = cache.fill(of: key) {
                 fill = running
             } else {
-                fill = try await cache.fillStarts.run(digest) {
-                    try await startFill(name: name, remote: remote, digest: digest, source: source)
+                let mayMountAnywhere = context.access.auth == nil
+                fill = try await cache.fillStarts.run(key) {
+                    // Started between the look above and this run: join it.
+                    if let running = cache.fill(of: key) { return running }
+                    return try await startFill(name: name, remote: remote, digest: digest, source: source, mayMountAnywhere: mayMountAnywhere)
                 }
             }
         } catch {
             throw Self.fillError(error, digest: digest, upstream: source.upstream)
         }
         if let stored = fill.stored { return try await serveBlob(stored, request, context, head: head) }
-        if head, let size = fill.size {
+        if head, let size = fill.size, size > 0 {
+            // As for a GET: the answer says the blob is here once its first chunk is.
+            do {
+                _ = try await fill.chunk(0)
+            } catch {
+                throw Self.fillError(error, digest: digest, upstream: source.upstream)
+            }
             var headers = Self.blobHeaders(digest)
             headers[.contentLength] = String(size)
             return Response(status: .ok, headers: headers)
@@ -144,42 +155,44 @@ extension RegistryAPI {
 
     /// Asks the upstream for the blob and, once its answer's head is in, starts writing it into
     /// the cluster in a task of its own (it goes on when the pull that started it hangs up). A
-    /// blob stored for another repository is linked instead: no upstream request.
-    private func startFill(name: String, remote: String, digest: Digest, source: PullThroughCache.Source) async throws -> UpstreamBlobFill {
-        if let stored = try? await meta.mountBlob(digest, into: name, from: nil) {
-            return UpstreamBlobFill(recorded: stored, chunkSize: configuration.chunkSize)
-        }
-        let blob = try await source.client.blob(remote, digest: digest)
-        let fill = UpstreamBlobFill(digest: digest, size: blob.size, chunkSize: configuration.chunkSize)
-        pullThrough?.started(fill)
-        // A body that trickles in (a byte before each read limit) would hold its chunks' budget
-        // and its waiting pulls for ever: past its deadline the fill is cancelled, and fails.
-        let limit = Self.fillDeadline(size: blob.size)
-        Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await runFill(fill, body: blob.body, name: name, upstream: source.upstream) }
-                group.addTask { try? await Task.sleep(for: limit) }
-                await group.next()
-                group.cancelAll()
+    /// blob the cluster stores for another repository is linked instead, without its bytes: at
+    /// once when there are no logins, and with logins only once the upstream confirms it serves
+    /// the blob here (a `HEAD`), so no one reads another repository's blob by naming its digest.
+    private func startFill(name: String, remote: String, digest: Digest, source: PullThroughCache.Source, mayMountAnywhere: Bool)
+        async throws -> UpstreamBlobFill
+    {
+        if try await meta.blob(digest, in: nil) != nil {
+            var mayMount = mayMountAnywhere
+            if !mayMount { mayMount = try await source.client.hasBlob(remote, digest: digest) }
+            if mayMount, let stored = try? await meta.mountBlob(digest, into: name, from: nil) {
+                return UpstreamBlobFill(recorded: stored, repository: name, chunkSize: configuration.chunkSize)
             }
         }
+        let blob = try await source.client.blob(remote, digest: digest)
+        if let size = blob.size, size > Self.maximumFillBytes {
+            throw RegistryClientError.invalidAnswer("blob \(digest) is \(size) bytes, over the \(Self.maximumFillBytes) a cache takes")
+        }
+        let fill = UpstreamBlobFill(digest: digest, repository: name, size: blob.size, chunkSize: configuration.chunkSize)
+        pullThrough?.started(fill)
+        Task { await runFill(fill, body: UpstreamBody(blob.body, floor: Self.fillRateFloor), name: name, upstream: source.upstream) }
         return fill
     }
 
-    /// How long a fill of `size` bytes may take: 5 minutes, plus a second for every 256 KiB
-    /// (an upstream slower than that is not one to cache from); an hour when the size is unknown.
-    static func fillDeadline(size: UInt64?) -> Duration {
-        guard let size else { return .seconds(3600) }
-        return .seconds(300) + .seconds(Int64(min(size / (256 << 10), 1 << 40)))
-    }
+    /// The largest blob a fill takes (1 TiB): a larger `Content-Length` is an upstream to distrust.
+    static let maximumFillBytes: UInt64 = 1 << 40
+    /// A fill whose upstream sends less than 256 KiB a second on average, once 5 minutes have
+    /// passed, fails: a body that trickles in cannot hold the fill's memory and its pulls for ever.
+    static let fillRateFloor = UpstreamBody<HTTPClientResponse.Body>.Floor(after: .seconds(300), bytesPerSecond: 256 << 10)
 
     /// Writes the upstream's body into chunks as any push (``BlobWriter``: the chunks held while
     /// they stream, dropped if anything fails), then records the blob if its digest is the one
     /// asked for. A body with other bytes leaves nothing stored.
-    private func runFill(_ fill: UpstreamBlobFill, body: HTTPClientResponse.Body, name: String, upstream: Upstream) async {
-        let client = "upstream:\(upstream.prefix)"
+    private func runFill(_ fill: UpstreamBlobFill, body: UpstreamBody<HTTPClientResponse.Body>, name: String, upstream: Upstream) async {
+        // Each fill its own share of the memory budget, and no cap on sessions: fills are bounded
+        // by the blobs pulls ask for, one per repository and digest.
+        let client = "upstream:\(upstream.prefix):\(fill.digest.hex.prefix(16))"
         let meta = self.meta
-        let limits = configuration.uploadLimits
+        let limits = UploadLimits.unlimited
         let holder = ChunkHolder(
             meta: meta, session: .lazy { try await meta.createUpload(repository: name, client: client, limits: limits).id },
             interval: configuration.holdInterval, deadline: configuration.holdDeadline)

@@ -10,6 +10,8 @@ import SpeedyCore
 actor UpstreamBlobFill {
     /// The blob's digest.
     let digest: Digest
+    /// The repository it is filled into (and linked in, once recorded).
+    let repository: String
     /// Its length, when the upstream said it (`Content-Length`).
     let size: UInt64?
     /// The length of every chunk but the last.
@@ -21,22 +23,27 @@ actor UpstreamBlobFill {
     private var outcome: Result<BlobRecord, any Error>?
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    /// A fill of `digest`, `size` bytes long when known, cut into `chunkSize` chunks.
-    init(digest: Digest, size: UInt64?, chunkSize: Int) {
+    /// A fill of `digest` into `repository`, `size` bytes long when known, cut into `chunkSize` chunks.
+    init(digest: Digest, repository: String, size: UInt64?, chunkSize: Int) {
         self.digest = digest
+        self.repository = repository
         self.size = size
         self.chunkSize = chunkSize
         self.stored = nil
     }
 
     /// A fill that is over before it began: the blob was stored already, as `record`.
-    init(recorded record: BlobRecord, chunkSize: Int) {
+    init(recorded record: BlobRecord, repository: String, chunkSize: Int) {
         self.digest = record.digest
+        self.repository = repository
         self.size = record.size
         self.chunkSize = chunkSize
         self.stored = record
         self.outcome = .success(record)
     }
+
+    /// Its key among the fills in flight.
+    nonisolated var key: PullThroughCache.FillKey { PullThroughCache.FillKey(repository: repository, digest: digest) }
 
     /// How many chunks the blob has, when its size is known.
     nonisolated var chunkCount: Int? {
@@ -109,11 +116,14 @@ enum UpstreamFillError: Error, CustomStringConvertible {
     case pastTheEnd(Int)
     /// Another push of the same digest was recorded while this fill ran: read that one.
     case recordedElsewhere(Digest)
+    /// The upstream sent the body too slowly (``UpstreamBody``).
+    case tooSlow(received: Int, seconds: Int)
 
     var description: String {
         switch self {
         case .pastTheEnd(let index): "the blob has no chunk \(index)"
         case .recordedElsewhere(let digest): "\(digest) was stored by another push while it came from the upstream; pull it again"
+        case .tooSlow(let received, let seconds): "the upstream sent \(received) bytes in \(seconds) s, too slowly to cache"
         }
     }
 }
