@@ -42,14 +42,21 @@ public struct RetentionSweep: Sendable {
         async throws(MetadataError)
     {
         let verdicts = RetentionPlan.decide(try await tags(of: repository), rule: rule, nowMs: nowMs)
-        for verdict in verdicts {
-            guard !verdict.keep else {
+        // Ordinary tags first, then the referrers-schema tags of subjects that lost their last
+        // tag: one whose subject's tag was pushed again meanwhile (so kept) stays with it.
+        let ordered = verdicts.filter { RetentionPlan.subject(ofSchemaTag: $0.tag.tag) == nil }
+            + verdicts.filter { RetentionPlan.subject(ofSchemaTag: $0.tag.tag) != nil }
+        var stillTagged: Set<Digest> = []
+        for verdict in ordered {
+            let subject = RetentionPlan.subject(ofSchemaTag: verdict.tag.tag)
+            guard !verdict.keep, subject.map({ !stillTagged.contains($0) }) ?? true else {
                 report.tagsKept += 1
                 continue
             }
             if !dryRun, try await !meta.deleteTag(verdict.tag, in: repository) {
                 report.tagsPushedMeanwhile += 1
                 report.tagsKept += 1
+                if subject == nil { stillTagged.insert(verdict.tag.digest) }
                 continue
             }
             report.tagsRemoved += 1

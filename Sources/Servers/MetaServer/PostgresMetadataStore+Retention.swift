@@ -27,11 +27,13 @@ extension PostgresMetadataStore {
         guard !pulls.isEmpty else { return }
         try await run {
             try await database.statement { c in
+                // One row per tag (the latest pull), and never later than now: a clock running ahead cannot pin a tag.
                 _ = try await c.query(
                     """
-                    UPDATE tags t SET pulled_ms = GREATEST(t.pulled_ms, p.pulled_ms)
-                    FROM (SELECT * FROM unnest(\(pulls.map(\.repository))::text[], \(pulls.map(\.tag))::text[], \(pulls.map(\.pulledMs))::bigint[])
-                        AS p(repository, tag, pulled_ms)) p
+                    UPDATE tags t SET pulled_ms = GREATEST(t.pulled_ms, LEAST(p.pulled_ms, \(Self.now)))
+                    FROM (SELECT repository, tag, max(pulled_ms) AS pulled_ms
+                        FROM unnest(\(pulls.map(\.repository))::text[], \(pulls.map(\.tag))::text[], \(pulls.map(\.pulledMs))::bigint[])
+                        AS u(repository, tag, pulled_ms) GROUP BY repository, tag) p
                     WHERE t.repository = p.repository AND t.tag = p.tag
                     """, logger: logger)
             }
@@ -39,14 +41,20 @@ extension PostgresMetadataStore {
     }
 
     public func deleteTag(_ detail: TagDetail, in repository: String) async throws(MetadataError) -> Bool {
-        try await run {
-            try await database.statement { c in
-                try await PostgresBackend.count(
+        let now = Self.now
+        return try await run {
+            try await database.transaction { c in
+                let deleted = try await PostgresBackend.count(
                     c,
                     """
                     DELETE FROM tags WHERE repository = \(repository) AND tag = \(detail.tag) AND digest = \(detail.digest.description)
                         AND updated_ms = \(detail.pushedMs) RETURNING 1
                     """, logger: logger) > 0
+                guard deleted else { return false }
+                // Untagged now: the sweep's grace counts from here, not from the manifest's push.
+                _ = try await c.query(
+                    "UPDATE manifests SET ref_ms = \(now) WHERE repository = \(repository) AND digest = \(detail.digest.description)", logger: logger)
+                return true
             }
         }
     }

@@ -24,8 +24,10 @@ extension SQLiteMetadataStore {
         try await run {
             try await pool.write { db in
                 let statement = try db.cachedStatement(
-                    sql: "UPDATE tags SET pulled_ms = max(pulled_ms, ?) WHERE repository = ? AND tag = ?")
-                for pull in pulls { try statement.execute(arguments: [pull.pulledMs, pull.repository, pull.tag]) }
+                    sql: "UPDATE tags SET pulled_ms = max(pulled_ms, min(?, ?)) WHERE repository = ? AND tag = ?")
+                // A pull is never later than now here: a clock running ahead cannot pin a tag.
+                let now = currentTimeMillis()
+                for pull in pulls { try statement.execute(arguments: [pull.pulledMs, now, pull.repository, pull.tag]) }
             }
         }
     }
@@ -36,7 +38,12 @@ extension SQLiteMetadataStore {
                 try db.execute(
                     sql: "DELETE FROM tags WHERE repository = ? AND tag = ? AND digest = ? AND updated_ms = ?",
                     arguments: [repository, detail.tag, detail.digest.description, detail.pushedMs])
-                return db.changesCount > 0
+                guard db.changesCount > 0 else { return false }
+                // Untagged now: the sweep's grace counts from here, not from the manifest's push.
+                try db.execute(
+                    sql: "UPDATE manifests SET ref_ms = ? WHERE repository = ? AND digest = ?",
+                    arguments: [currentTimeMillis(), repository, detail.digest.description])
+                return true
             }
         }
     }

@@ -46,18 +46,27 @@ struct RegistrySync {
         var allTags: [String]
     }
 
-    /// The repositories and tags `rules` name on the source.
-    func plan(_ rules: [SyncRule]) async throws(RegistryClientError) -> [Plan] {
+    /// The repositories and tags `rules` name on the source. A repository that cannot be listed
+    /// (missing, refused) is a failure noted in `failures`, and the others go on; only a catalog
+    /// that cannot be read (for a pattern) stops the run.
+    func plan(_ rules: [SyncRule], failures: inout [String]) async throws(RegistryClientError) -> [Plan] {
         var catalog: [String]?
         var plans: [Plan] = []
         for rule in rules {
             var names = [rule.sourceText]
             if rule.isPattern {
                 if catalog == nil { catalog = try await source.repositories() }
-                names = (catalog ?? []).filter { rule.source.matches($0) }
+                // Names come from the source: only those of the OCI grammar make paths here.
+                names = (catalog ?? []).filter { OCINames.isValidRepository($0) && rule.source.matches($0) }
             }
             for name in names {
-                let tags = try await source.tags(name)
+                let tags: [String]
+                do {
+                    tags = try await source.tags(name).filter { OCINames.isValidTag($0) }
+                } catch {
+                    failures.append("\(name): cannot list its tags: \(error)")
+                    continue
+                }
                 let copied = tags.filter { rule.copies($0) && RetentionPlan.subject(ofSchemaTag: $0) == nil }
                 plans.append(Plan(source: name, destination: rule.destination(of: name), rule: rule, tags: copied.sorted(), allTags: tags))
             }
@@ -96,9 +105,9 @@ struct RegistrySync {
     }
 
     /// The digest the destination's tag names now; nil when it has no such tag.
-    private func destinationDigest(_ repository: String, _ tag: String) async throws(RegistryClientError) -> Digest? {
+    private func destinationDigest(_ repository: String, _ reference: String) async throws(RegistryClientError) -> Digest? {
         do {
-            return try await destination.manifestDigest(repository, reference: tag)
+            return try await destination.manifestDigest(repository, reference: reference)
         } catch .notFound {
             return nil
         }
@@ -116,11 +125,15 @@ struct RegistrySync {
             throw .invalidAnswer("manifest \(manifest.digest) does not parse: \(error.reason)")
         }
         for child in parsed.manifests where !copied.contains(child) {
-            let fetched = try await source.manifest(plan.source, reference: child.description)
-            try await copyTree(fetched, plan, copied: &copied, report: &report)
-            try await destination.putManifest(plan.destination, reference: child.description, content: fetched.content, mediaType: fetched.mediaType)
             copied.insert(child)
-            report.manifestsCopied += 1
+            if try await destinationDigest(plan.destination, child.description) != child {
+                let fetched = try await source.manifest(plan.source, reference: child.description)
+                try await copyTree(fetched, plan, copied: &copied, report: &report)
+                try await destination.putManifest(plan.destination, reference: child.description, content: fetched.content, mediaType: fetched.mediaType)
+                report.manifestsCopied += 1
+            }
+            // A platform's own signatures (`cosign sign --recursive`) go with it.
+            try await copyReferrers(of: child, plan, copied: &copied, report: &report)
         }
         for blob in parsed.blobs { try await copyBlob(blob, plan, report: &report) }
     }
@@ -145,6 +158,11 @@ struct RegistrySync {
         if let referrers = try await source.referrers(plan.source, of: subject) {
             for referrer in referrers where !copied.contains(referrer.digest) {
                 copied.insert(referrer.digest)
+                // Copied by an earlier run: its own referrers may still be new.
+                if try await destinationDigest(plan.destination, referrer.digest.description) == referrer.digest {
+                    try await copyReferrers(of: referrer.digest, plan, copied: &copied, report: &report)
+                    continue
+                }
                 let fetched = try await source.manifest(plan.source, reference: referrer.digest.description)
                 try await copyTree(fetched, plan, copied: &copied, report: &report)
                 try await destination.putManifest(plan.destination, reference: referrer.digest.description, content: fetched.content, mediaType: fetched.mediaType)
@@ -162,11 +180,23 @@ struct RegistrySync {
         }
     }
 
-    /// Deletes the destination's tags that the rule covers and the source does not have.
+    /// Deletes the destination's tags that the rule covers and the source does not have. A source
+    /// with no tag at all deletes nothing: an empty listing is more likely a mistake (a renamed
+    /// repository, a login that sees nothing) than a wish to empty the destination.
     private func deleteMissingTags(_ plan: Plan, report: inout Report) async {
         let kept = Set(plan.allTags)
+        guard !kept.isEmpty else {
+            report.failures.append("\(plan.source) lists no tags: nothing deleted from \(plan.destination)")
+            return
+        }
         do {
-            for tag in try await destination.tags(plan.destination) where plan.rule.copies(tag) && !kept.contains(tag) {
+            let present: [String]
+            do {
+                present = try await destination.tags(plan.destination)
+            } catch .notFound {
+                present = []
+            }
+            for tag in present where plan.rule.copies(tag) && !kept.contains(tag) {
                 do {
                     try await destination.deleteTag(plan.destination, tag: tag)
                     report.tagsDeleted += 1

@@ -36,7 +36,10 @@ struct Retention: AsyncParsableCommand {
     func run() async throws {
         let transport = options.transport
         let metaURL = MasterLocation.normalize(meta ?? ProcessInfo.processInfo.environment["SPEEDY_META"] ?? "http://127.0.0.1:8100", scheme: transport.scheme)
-        let client = MetaClient(baseURL: metaURL, timeout: .minutes(30), transport: transport)
+        // One metaserver, never the next on a timeout: a second would start a second sweep
+        // while the first still runs.
+        let first = metaURL.split(separator: ",").first.map(String.init) ?? metaURL
+        let client = MetaClient(baseURL: first, timeout: .hours(6), transport: transport)
         let job = JobReporter(kind: "retention", target: dryRun ? "every repository (dry run)" : "every repository", client: options.client)
         let report: RetentionReport
         do {

@@ -93,16 +93,16 @@ struct Sync: AsyncParsableCommand {
         let sync = RegistrySync(source: source, destination: destination, deleteMissing: delete)
         let job = JobReporter(kind: "sync", target: "\(from) -> \(to)", client: options.client)
         let started = ContinuousClock.now
+        var report = RegistrySync.Report()
         let plans: [RegistrySync.Plan]
         do {
-            plans = try await sync.plan(rules)
+            plans = try await sync.plan(rules, failures: &report.failures)
         } catch {
             await job.end(.failed, message: "\(error)")
             throw couldNotRun("reading the source: \(error)")
         }
         let total = plans.reduce(0) { $0 + $1.tags.count }
         let progress = ProgressBar(enabled: !json, job: job)
-        var report = RegistrySync.Report()
         var done = 0
         for plan in plans {
             await sync.run(plan, into: &report) { tag, bytes in

@@ -54,8 +54,8 @@ public enum RetentionPlan {
         }
         var failed: [String] = []
         if let count = rule.keepNewest { failed.append("not among the newest \(count)") }
-        let pulled = tag.pulledMs == 0 ? "never pulled" : "last pulled \(age(nowMs - tag.pulledMs)) ago"
-        failed.append("pushed \(age(nowMs - tag.pushedMs)) ago, \(pulled)")
+        let pulled = tag.pulledMs <= 0 ? "never pulled" : "last pulled \(age(nowMs.subtractingReportingOverflow(tag.pulledMs).partialValue)) ago"
+        failed.append("pushed \(age(nowMs.subtractingReportingOverflow(tag.pushedMs).partialValue)) ago, \(pulled)")
         if !rule.keepTags.isEmpty { failed.append("matches none of \(rule.keepTags.map(\.description).joined(separator: ","))") }
         return Verdict(tag: tag, keep: false, reason: failed.joined(separator: "; "))
     }
@@ -71,6 +71,7 @@ public enum RetentionPlan {
     /// `3d`, `5h`, `12m`, `40s`: the largest unit, whole.
     static func age(_ milliseconds: Int64) -> String {
         let seconds = max(0, milliseconds / 1000)
+        guard seconds < 100 * 365 * 86_400 else { return "over 100 years" }
         if seconds >= 86_400 { return "\(seconds / 86_400)d" }
         if seconds >= 3600 { return "\(seconds / 3600)h" }
         if seconds >= 60 { return "\(seconds / 60)m" }

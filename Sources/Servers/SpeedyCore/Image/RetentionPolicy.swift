@@ -79,8 +79,9 @@ public struct RetentionPolicy: Sendable, Equatable {
                 }
                 rule.keepNewest = count
             case "keep-recent":
-                guard rule.keepRecent == nil, let duration = DurationText.parse(String(parts[1])) else {
-                    throw ParseError(line: line, reason: "keep-recent takes a duration (30d, 12h), once")
+                // A unit is required: a bare `30` would be seconds, and remove nearly everything.
+                guard rule.keepRecent == nil, parts[1].last.map({ !$0.isNumber }) ?? false, let duration = DurationText.parse(String(parts[1])) else {
+                    throw ParseError(line: line, reason: "keep-recent takes a duration with its unit (30d, 12h, 90m), once")
                 }
                 rule.keepRecent = duration
             case "keep-tags":
