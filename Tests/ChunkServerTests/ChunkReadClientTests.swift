@@ -155,10 +155,11 @@ final class ScriptedMember: Sendable {
 
     private let channel: any Channel
     private let log = Log()
-    /// The member's and its readers' own event loop: other suites running in parallel in this
-    /// process cannot hold it up (a loop of the shared group kept busy for seconds would look
-    /// like a silent member).
+    /// The member's own event loop, and its readers': other suites running in parallel in this
+    /// process cannot hold them up (a loop of the shared group kept busy for seconds would look
+    /// like a silent member). Two, as a member and its reader never share a thread in a cluster.
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let readerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let port: Int
 
     var connections: Int { log.state.withLock { $0.connections } }
@@ -172,7 +173,7 @@ final class ScriptedMember: Sendable {
     /// A reader on the member's event loop; by default one that waits out a stalled test process
     /// (a member falls silent only where a test means it to).
     func reader(_ options: ChunkReadClient.Options = .init(silenceLimit: .seconds(60))) -> ChunkReadClient {
-        ChunkReadClient(options: options, group: group)
+        ChunkReadClient(options: options, group: readerGroup)
     }
 
     init(_ script: @escaping @Sendable (_ index: Int, _ request: String) -> Reply) async throws {
@@ -192,6 +193,7 @@ final class ScriptedMember: Sendable {
     func stop() {
         try? channel.close().wait()
         group.shutdownGracefully { _ in }
+        readerGroup.shutdownGracefully { _ in }
     }
 }
 

@@ -39,7 +39,7 @@ struct RetentionPlanTests {
         #expect(policy.rule(for: "other") == nil)
         for (text, line) in [
             ("team/** keep-recent=1d\nBAD keep-newest=1\n", 2), ("a\n", 1), ("a keep-newest=-1\n", 1), ("a keep-newest=1 keep-newest=2\n", 1),
-            ("a keep-recent=soon\n", 1), ("a keep-tags=v/1\n", 1), ("a keep-forever=1\n", 1), ("\n\na keep-newest\n", 3),
+            ("a keep-recent=soon\n", 1), ("a keep-recent=30\n", 1), ("a keep-tags=v/1\n", 1), ("a keep-forever=1\n", 1), ("\n\na keep-newest\n", 3),
         ] {
             #expect(throws: RetentionPolicy.ParseError.self, "\(text)") { try RetentionPolicy(parsing: text) }
             do {
