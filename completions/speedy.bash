@@ -187,8 +187,8 @@ _speedy() {
 _speedy_up() {
     repeating_flags=()
     non_repeating_flags=(--auth --tls -h --help)
-    repeating_options=()
-    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve --compact-every --gc-every)
+    repeating_options=(--upstream --upstream-credentials --upstream-ca)
+    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve --compact-every --gc-every --retention --upstream-tag-ttl)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -224,6 +224,21 @@ _speedy_up() {
         return
         ;;
     '--gc-every')
+        return
+        ;;
+    '--retention')
+        return
+        ;;
+    '--upstream')
+        return
+        ;;
+    '--upstream-credentials')
+        return
+        ;;
+    '--upstream-ca')
+        return
+        ;;
+    '--upstream-tag-ttl')
         return
         ;;
     esac

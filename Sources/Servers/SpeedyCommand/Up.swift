@@ -70,9 +70,15 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Serve the registry over HTTPS with a CA made for this cluster (DATA/tls/ca.crt; skopeo --dest-cert-dir DATA/tls).")
     var tls = false
 
+    @Option(help: ArgumentHelp("Retention rules for the metaserver (docs/gc.md, \"Retention\"); applied before each --gc-every collection and by `chunktool retention`.", valueName: "path"))
+    var retention: String?
+
+    @OptionGroup(title: "Pull-through cache") var upstreams: UpstreamOptions
+
     func validate() throws {
         guard (1...64).contains(groups) else { throw ValidationError("--groups must be between 1 and 64") }
         guard (1...9).contains(replicas) else { throw ValidationError("--replicas must be between 1 and 9") }
+        _ = try upstreams.upstreams()
         guard [masterPort, metaPort, registryPort].allSatisfy({ (1...65535).contains($0) }),
             (1...(65535 - groups * replicas)).contains(chunkserverPort)
         else {
@@ -171,12 +177,13 @@ struct Up: AsyncParsableCommand {
         if let gcEvery {
             metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--gc-compact"]
         }
+        if let retention { metaArguments += ["--retention", retention] }
         try supervisor.start(name: "metaserver", arguments: metaArguments + secretFlag(.metaserver))
         let access = try registryAccess(root: root)
         try supervisor.start(
             name: "imageserver",
             arguments: ["imageserver", "--listen", "127.0.0.1:\(registryPort)", "--master", masterURL, "--meta", "http://127.0.0.1:\(metaPort)"]
-                + ["--audit-log", root + "/audit.log"] + access.arguments + secretFlag(.imageserver))
+                + ["--audit-log", root + "/audit.log"] + access.arguments + upstreams.arguments + secretFlag(.imageserver))
         return access
     }
 

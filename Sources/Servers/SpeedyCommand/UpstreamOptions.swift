@@ -3,6 +3,7 @@ import CommandLineSupport
 import Foundation
 import ImageServer
 import RegistryClient
+import SpeedyCore
 
 /// The imageserver's pull-through cache options: which repositories come from which upstream
 /// registry, with its login and CA (docs/registry.md "Pull-through cache").
@@ -56,6 +57,12 @@ struct UpstreamOptions: ParsableArguments {
             options.caFile = authorities[prefix]
             return Upstream(prefix: prefix, url: url, options: options, tagTTL: upstreamTagTtl.duration)
         }
+    }
+
+    /// The same options, for an imageserver `speedy up` starts.
+    var arguments: [String] {
+        upstream.flatMap { ["--upstream", $0] } + upstreamCredentials.flatMap { ["--upstream-credentials", $0] }
+            + upstreamCa.flatMap { ["--upstream-ca", $0] } + ["--upstream-tag-ttl", DurationText.format(upstreamTagTtl.duration)]
     }
 
     /// `PREFIX=VALUE` arguments by prefix; each prefix at most once.

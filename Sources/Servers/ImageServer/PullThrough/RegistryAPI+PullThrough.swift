@@ -26,14 +26,21 @@ extension RegistryAPI {
         if let local, !isTag || cache.isFresh(reference, in: name, ttl: source.upstream.tagTTL) { return local }
         do {
             // One check or fetch per tag at a time: the pulls that arrive meanwhile share it.
-            let record = try await cache.manifests.run(name + "@" + reference) {
+            return try await cache.manifests.run(name + "@" + reference) {
+                // Looked at again inside the run: one that ended between the look above and
+                // this run has stored and checked it already.
+                let local = try await meta.manifest(reference, in: name)
+                if let local, !isTag || cache.isFresh(reference, in: name, ttl: source.upstream.tagTTL) { return local }
+                let record: ManifestRecord
                 if let local, let current = try await source.client.manifestDigest(remote, reference: reference), current == local.digest {
-                    return local
+                    record = local
+                } else {
+                    record = try await fetchManifest(name: name, reference: reference, source: source, remote: remote)
                 }
-                return try await fetchManifest(name: name, reference: reference, source: source, remote: remote)
+                // Marked before the run ends, so no pull that comes after it checks again.
+                if isTag { cache.markChecked(reference, in: name) }
+                return record
             }
-            if isTag { cache.markChecked(reference, in: name) }
-            return record
         } catch {
             guard let upstreamError = error as? RegistryClientError else { throw error }
             if let local {
@@ -161,6 +168,10 @@ extension RegistryAPI {
     private func startFill(name: String, remote: String, digest: Digest, source: PullThroughCache.Source, mayMountAnywhere: Bool)
         async throws -> UpstreamBlobFill
     {
+        // Linked here by a fill that ended between the pull's own look and this one.
+        if let linked = try await meta.blob(digest, in: name) {
+            return UpstreamBlobFill(recorded: linked, repository: name, chunkSize: configuration.chunkSize)
+        }
         if try await meta.blob(digest, in: nil) != nil {
             var mayMount = mayMountAnywhere
             if !mayMount { mayMount = try await source.client.hasBlob(remote, digest: digest) }
