@@ -93,6 +93,14 @@ let package = Package(
             path: "Sources/Servers/RegistryClient",
             swiftSettings: swiftSettings
         ),
+        // Replication: copying repositories between registries by rules (`chunktool sync`, and
+        // the metaserver's scheduled sync jobs).
+        .target(
+            name: "Replication",
+            dependencies: ["RegistryClient", "SpeedyCore"],
+            path: "Sources/Servers/Replication",
+            swiftSettings: swiftSettings
+        ),
         // SpeedyPostgres: PostgreSQL connections, transactions and migrations, for the master and
         // the metaserver only.
         .target(
@@ -189,6 +197,8 @@ let package = Package(
         .target(
             name: "MetaServer",
             dependencies: [
+                "RegistryClient",
+                "Replication",
                 "SpeedyCore",
                 "SpeedyClients",
                 "SpeedyPostgres",
@@ -372,6 +382,7 @@ let package = Package(
             name: "ChunkTool",
             dependencies: [
                 "RegistryClient",
+                "Replication",
                 "SpeedyCore",
                 "SpeedyClients",
                 "GarbageCollection",
@@ -431,6 +442,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ReplicationTests",
+            dependencies: ["Replication", "SpeedyCore"],
+            path: "Tests/ReplicationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ChunkStorageTests",
             dependencies: ["ChunkStorage", "SpeedyCore", "SpeedyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
@@ -459,6 +476,7 @@ let package = Package(
             dependencies: [
                 "MetaServer", "ServerSupport", "SpeedyCore", "SpeedyClients", "SpeedyPostgres", "SpeedyTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

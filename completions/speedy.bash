@@ -188,7 +188,7 @@ _speedy_up() {
     repeating_flags=()
     non_repeating_flags=(--auth --tls -h --help)
     repeating_options=(--upstream --upstream-credentials --upstream-ca)
-    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve --compact-every --gc-every --retention --upstream-tag-ttl)
+    non_repeating_options=(--data --groups --replicas --master-port --chunkserver-port --meta-port --registry-port --volume-size --reserve --compact-every --gc-every --retention --sync --upstream-tag-ttl)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -227,6 +227,9 @@ _speedy_up() {
         return
         ;;
     '--retention')
+        return
+        ;;
+    '--sync')
         return
         ;;
     '--upstream')
@@ -400,7 +403,7 @@ _speedy_metaserver() {
     repeating_flags=()
     non_repeating_flags=(--gc-compact --insecure -h --help)
     repeating_options=()
-    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --retention --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
+    non_repeating_options=(--listen --data --database --gc-every --gc-grace --gc-chunk-grace --master --id --retention --sync --cluster-secret-file --role-table --tls-cert --tls-key --ca --tls-min-version --max-connections-per-client --header-timeout)
     __speedy_offer_flags_options 0
 
     # Offer option value completions
@@ -430,6 +433,9 @@ _speedy_metaserver() {
         return
         ;;
     '--retention')
+        return
+        ;;
+    '--sync')
         return
         ;;
     '--cluster-secret-file')

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTP1
 import SpeedyClients
@@ -103,6 +106,58 @@ extension ProcessSuites {
             // Bad rules are refused before anything runs.
             let bad = try await cluster.chunktool(["sync", "--from", registry.registryURL, "--to", registry.registryURL, "team/app"])
             #expect(bad.status == 2)
+        }
+    
+
+        /// The metaserver's --sync jobs: a job added to the file is taken on SIGHUP, runs on its
+        /// schedule (a tag pushed upstream later arrives by itself), shows as a job and in the
+        /// event log, and its last run is kept across a restart.
+        @Test func theMetaserverRunsSyncJobsOnTheirSchedule() async throws {
+            let cluster = ClusterHarness()
+            defer { cluster.shutdown() }
+            let upstream = try await upstreams.makeUpstream(cluster)
+            let one = try await cluster.makeImage(named: "one", randomBytes: 2 << 20)
+            let two = try await cluster.makeImage(named: "two", randomBytes: 1 << 20)
+            try await upstreams.push(one, to: upstream, as: "team/app:v1")
+            let jobs = cluster.root + "/sync"
+            try "# no job yet\n".write(toFile: jobs, atomically: true, encoding: .utf8)
+            let registry = try await cluster.startRegistry(metaserverArguments: ["--sync", jobs])
+            // The registry's own address is known only now: the job comes on SIGHUP.
+            try """
+                sync from-upstream every=2s
+                from https://\(upstream.hostPort) credentials=\(upstream.login) ca=\(upstream.ca)
+                to \(registry.registryURL)
+                rule team/*:v* -> mirror
+                """.write(toFile: jobs, atomically: true, encoding: .utf8)
+            let metaPort = Int(registry.metaURL.split(separator: ":").last!)!
+            let metaserver = try #require(ClusterHarness.pid(listeningOn: metaPort))
+            kill(metaserver, SIGHUP)
+            let v1 = try #require(try await upstreamDigest(upstream, "team/app", "v1"))
+            let copied = await cluster.eventually(within: 30) { (try? await clusterDigest(registry, "mirror/team/app", "v1")) == v1 }
+            #expect(copied, "\(cluster.log("meta"))")
+
+            // Pushed upstream later: the next run brings it, with no one asking.
+            try await upstreams.push(two, to: upstream, as: "team/app:v2")
+            let v2 = try #require(try await upstreamDigest(upstream, "team/app", "v2"))
+            let followed = await cluster.eventually(within: 30) { (try? await clusterDigest(registry, "mirror/team/app", "v2")) == v2 }
+            #expect(followed, "\(cluster.log("meta"))")
+            let pulled = try await upstreams.skopeo(["copy", "--src-tls-verify=false", "docker://\(registry.hostPort)/mirror/team/app:v2", "oci:\(cluster.root)/pulled:v2"])
+            #expect(pulled.status == 0, "\(pulled.output)")
+            try upstreams.expectImage(cluster.root + "/pulled", from: two)
+
+            // In the event log (runs that copied something) and among the console's jobs.
+            let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
+            let events = try await master.events(limit: 1000).filter { $0.kind == "sync" }
+            #expect(events.count >= 2, "\(events.map(\.message))")
+            #expect(events.allSatisfy { $0.message.hasPrefix("job from-upstream: sync: 1 tags copied") }, "\(events.map(\.message))")
+            let listed = try await master.snapshot().jobs ?? []
+            #expect(listed.contains { $0.report.kind == "sync" && $0.report.target.hasPrefix("from-upstream: ") && $0.report.state == .finished })
+
+            // When each job is next due is kept, for a restart not to run it again at once.
+            let state = try #require(FileManager.default.contents(atPath: cluster.root + "/meta/sync-state.json"))
+            let next = try #require(try JSONSerialization.jsonObject(with: state) as? [String: Int64])
+            #expect(next.keys.sorted() == ["from-upstream"])
+            #expect(abs(Int64(Date().timeIntervalSince1970 * 1000) - (next["from-upstream"] ?? 0)) < 60_000)
         }
     }
 }

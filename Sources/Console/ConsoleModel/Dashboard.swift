@@ -336,7 +336,7 @@ public struct Dashboard: Sendable {
                 }
             line.add("[" + String(repeating: glyphs.barFull, count: filled) + String(repeating: glyphs.barEmpty, count: barWidth - filled) + "]", style)
             line.add(padLeft(ByteSize.formatDecimal(job.fraction * 100, places: 0) + "%", 5))
-            line.add("  \(r.done)/\(r.total) \(r.kind == "gc" ? "steps" : "chunks")  \(Self.rate(job.bytesPerSec))")
+            line.add("  \(r.done)/\(r.total) \(Self.itemName(of: r.kind))  \(Self.rate(job.bytesPerSec))")
             switch r.state {
             case .running:
                 if let eta = job.etaSeconds { line.add("  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)") }
@@ -503,6 +503,15 @@ public struct Dashboard: Sendable {
     }
 
     // MARK: Formatting
+
+    /// What a job of `kind` counts in its done/total.
+    static func itemName(of kind: String) -> String {
+        switch kind {
+        case "gc": "steps"
+        case "sync": "tags"
+        default: "chunks"
+        }
+    }
 
     static func rate(_ bytesPerSecond: Double) -> String { ByteSize.format(bytesPerSecond) + "/s" }
 

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import CoreMetrics
 import ServiceLifecycle
+import Replication
 import ServerSupport
 import SpeedyClients
 import SpeedyPostgres
@@ -30,6 +31,9 @@ public struct MetaServerConfiguration: Sendable {
     /// The retention file: which tags each repository keeps (docs/gc.md, "Retention"); the
     /// scheduled collection applies it before it sweeps. Nil: no tag is removed but by hand.
     public var retentionFile: String?
+    /// The sync file: jobs that copy repositories between registries on a schedule
+    /// (docs/registry.md, "Replication"). Nil: none.
+    public var syncFile: String?
 
     /// When and how the metaserver collects garbage itself.
     public struct CollectionSchedule: Sendable {
@@ -71,8 +75,9 @@ public enum MetaServer {
         // Before any metric is made: one made earlier would record nowhere.
         RoleMetrics.bootstrap()
         let store = try await openStore(configuration, logger: logger)
-        let retention = try configuration.retentionFile.map { path throws(RetentionRulesError) in try RetentionRules(path: path) }
+        let retention = try configuration.retentionFile.map { path throws(ReloadableFileError) in try RetentionRules(retentionFile: path) }
         if let retention { logger.notice("retention rules from \(retention.path): \(retention.current.rules.count) rules") }
+        let syncJobs = try configuration.syncFile.map { path throws(ReloadableFileError) in try SyncJobs(syncFile: path) }
         var services: [any Service] = []
         let tally = RequestTally()
         // Open upload sessions, counted in the database every few seconds for the heartbeat.
@@ -107,13 +112,22 @@ public enum MetaServer {
                     }
                 })
         }
+        if let syncJobs {
+            logger.notice("sync jobs from \(syncJobs.path): \(syncJobs.current.map(\.name).joined(separator: ", "))")
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            let master = configuration.masterURL.map { MasterClient(baseURL: $0, transport: configuration.security.peers) }
+            services.append(ScheduledSync(jobs: syncJobs, statePath: configuration.dataDirectory + "/sync-state.json", master: master, logger: logger))
+        }
         try await HTTPServer.run(
             role: "metaserver",
             router: router(store: store, security: configuration.security, logger: logger, tally: tally, retention: retention) {
                 if let open = try? await store.uploadSessionCount() { Gauge(label: "speedy_metaserver_upload_sessions").record(open) }
             },
             listen: configuration.listen, transport: configuration.security.transport, secrets: configuration.security.secrets,
-            roles: configuration.security.roles, onHangup: { retention?.reload(logger: logger) },
+            roles: configuration.security.roles, onHangup: {
+                retention?.reload(logger: logger)
+                syncJobs?.reload(logger: logger)
+            },
             services: services, logger: logger
         ) { bound in heartbeat?.listening(at: bound) }
     }

@@ -15,8 +15,10 @@ extension RouteAuthorization {
             Rule([.get], "/v1/cluster", [.imageserver, .metaserver]),
             Rule([.post], "/v1/fileids", [.imageserver]),
             Rule([.post], "/v1/roles/heartbeat", [.imageserver, .metaserver, .tracker]),
-            // A chunkserver's damage and compaction reports; a metaserver's scheduled collection.
+            // A chunkserver's damage and compaction reports; a metaserver's scheduled collection and sync.
             Rule([.post], "/v1/events", [.chunkserver, .metaserver]),
+            // A metaserver's scheduled sync jobs, shown in the console as they run.
+            Rule([.post], "/v1/jobs", [.metaserver]),
             Rule([.get], "/metrics", [.monitor]),
         ])
 

@@ -55,6 +55,12 @@ struct MetaServerCommand: AsyncParsableCommand {
             valueName: "path"))
     var retention: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Sync jobs: `sync NAME every=1h`, `from URL`, `to URL`, `rule SRC[:TAGS] -> DEST` lines (docs/registry.md, \"Replication\"), run one at a time on their schedule, each reported to the master as a job. Give it to one metaserver of those sharing a database. SIGHUP re-reads it.",
+            valueName: "path"))
+    var sync: String?
+
     @OptionGroup var security: RoleSecurityOptions
 
     /// Whether a master was named, by the flag or the environment.
@@ -72,22 +78,31 @@ struct MetaServerCommand: AsyncParsableCommand {
         }
         if let retention {
             do {
-                _ = try RetentionRules(path: retention)
+                _ = try RetentionRules(retentionFile: retention)
             } catch {
                 throw ValidationError("--retention: \(error)")
+            }
+        }
+        if let sync {
+            do {
+                _ = try SyncJobs(syncFile: sync)
+            } catch {
+                throw ValidationError("--sync: \(error)")
             }
         }
     }
 
     func run() async throws {
-        let talksToMaster = gcEvery.duration > .zero || masterNamed
+        // Scheduled work reports to the master: its events and jobs.
+        let talksToMaster = gcEvery.duration > .zero || sync != nil || masterNamed
         let security = try security.resolve(role: "metaserver", talksToMaster: talksToMaster, masterFlag: master)
         var configuration = MetaServerConfiguration(listen: listen, dataDirectory: data, security: security)
         configuration.id = id
         configuration.retentionFile = retention
+        configuration.syncFile = sync
         configuration.database = try database.map { try PostgresURL($0) }
         let scheme = security.peers.scheme
-        if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
+        if masterNamed || sync != nil { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
         if gcEvery.duration > .zero {
             configuration.collection = .init(
                 interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master, scheme: scheme),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MetaServer
 import ImageServer
 import NIOCore
 import ServerSupport
@@ -73,12 +74,22 @@ struct Up: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Retention rules for the metaserver (docs/gc.md, \"Retention\"); applied before each --gc-every collection and by `chunktool retention`.", valueName: "path"))
     var retention: String?
 
+    @Option(help: ArgumentHelp("Sync jobs for the metaserver (docs/registry.md, \"Replication\"): copies between registries, on a schedule.", valueName: "path"))
+    var sync: String?
+
     @OptionGroup(title: "Pull-through cache") var upstreams: UpstreamOptions
 
     func validate() throws {
         guard (1...64).contains(groups) else { throw ValidationError("--groups must be between 1 and 64") }
         guard (1...9).contains(replicas) else { throw ValidationError("--replicas must be between 1 and 9") }
         _ = try upstreams.upstreams()
+        // The metaserver would refuse them at its start; said here, before anything starts.
+        do {
+            _ = try retention.map { path throws(ReloadableFileError) in try RetentionRules(retentionFile: path) }
+            _ = try sync.map { path throws(ReloadableFileError) in try SyncJobs(syncFile: path) }
+        } catch {
+            throw ValidationError("\(error)")
+        }
         guard [masterPort, metaPort, registryPort].allSatisfy({ (1...65535).contains($0) }),
             (1...(65535 - groups * replicas)).contains(chunkserverPort)
         else {
@@ -178,6 +189,7 @@ struct Up: AsyncParsableCommand {
             metaArguments += ["--gc-every", DurationText.format(gcEvery.duration), "--gc-compact"]
         }
         if let retention { metaArguments += ["--retention", retention] }
+        if let sync { metaArguments += ["--sync", sync] }
         try supervisor.start(name: "metaserver", arguments: metaArguments + secretFlag(.metaserver))
         let access = try registryAccess(root: root)
         try supervisor.start(

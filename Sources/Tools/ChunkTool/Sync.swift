@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import RegistryClient
+import Replication
 import SpeedyClients
 import SpeedyCore
 import ToolSupport
@@ -123,17 +124,8 @@ struct Sync: AsyncParsableCommand {
     }
 
     private func client(_ url: String, credentials: String?, ca: String?, flag: String) throws -> RegistryClient {
-        var options = RegistryClient.Options()
-        if let credentials {
-            do {
-                options.credentials = try RegistryCredentials(file: credentials)
-            } catch {
-                throw couldNotRun("\(flag)-credentials: \(error)")
-            }
-        }
-        options.caFile = ca
         do {
-            return try RegistryClient(baseURL: url, options: options)
+            return try SyncEndpoint(url: url, credentialsFile: credentials, caFile: ca).makeClient()
         } catch {
             throw couldNotRun("\(flag): \(error)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SpeedyClients
 import SpeedyCore
 
 /// A one-line progress bar on standard error (only when it is a terminal): items, bytes, rate and

@@ -1,6 +1,7 @@
 import CommandLineSupport
 import ArgumentParser
 import Foundation
+import SpeedyClients
 import SpeedyCore
 import ToolSupport
 

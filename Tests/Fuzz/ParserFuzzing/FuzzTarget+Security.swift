@@ -2,7 +2,7 @@ import SpeedyCore
 
 /// The parsers of credentials, access rules and client addresses.
 extension FuzzTarget {
-    static let security: [FuzzTarget] = [accessFile, htpasswd, roleTable, basicAuth, forwarded, network, retentionFile]
+    static let security: [FuzzTarget] = [accessFile, htpasswd, roleTable, basicAuth, forwarded, network, retentionFile, syncFile]
 
     /// The metaserver's retention file (`--retention`): every rule it keeps has a condition, and
     /// a rule decides once for every tag it is given.
@@ -17,6 +17,17 @@ extension FuzzTarget {
             if verdicts.count != tags.count { return "\(verdicts.count) verdicts for \(tags.count) tags" }
         }
         return expect(policy.rules.allSatisfy { $0.keepNewest != nil || $0.keepRecent != nil || !$0.keepTags.isEmpty }, "a rule with no condition")
+    }
+
+    /// The metaserver's sync file (`--sync`): every job it keeps is whole (ends, a rule, a
+    /// schedule of at least a second) and its names are unique.
+    static let syncFile = FuzzTarget("sync-file", "the sync file (sync/from/to/rule lines)") { input in
+        guard let jobs = try? SyncJobFile.parse(text(input)) else { return nil }
+        for job in jobs {
+            if job.rules.isEmpty || job.every < SyncJobFile.minimumInterval || !SyncJob.isValidName(job.name) { return "job \(job.name) kept incomplete" }
+            for rule in job.rules { _ = rule.destination(of: "team/app") }
+        }
+        return expect(Set(jobs.map(\.name)).count == jobs.count, "two jobs of one name")
     }
 
     /// Names an access file's rules are matched against.

@@ -171,7 +171,7 @@ public struct StatusSetting: Sendable, Codable, Equatable {
 /// collection freed, a volume compacted.
 public struct EventReport: Sendable, Codable, Equatable {
     /// Kinds other roles may report.
-    public static let kinds: Set<String> = ["gc", "retention", "volume-compacted", "chunk-damaged"]
+    public static let kinds: Set<String> = ["gc", "retention", "sync", "volume-compacted", "chunk-damaged"]
     /// Longest message kept.
     public static let maxMessage = 1000
 

@@ -1,21 +1,22 @@
 import Foundation
-import SpeedyCore
 
 /// One replication rule, `SOURCE-PATTERN[:TAG-PATTERN] -> DESTINATION`:
 ///
 /// - `team/app -> backup/app`: one repository, every tag, to `backup/app`;
 /// - `team/*:v* -> mirror`: each repository `team/X` (from the source's catalog), tags `v*`, to
 ///   `mirror/team/X`: a pattern's destination is a prefix.
-struct SyncRule: Sendable, Equatable, CustomStringConvertible {
+public struct SyncRule: Sendable, Equatable, CustomStringConvertible {
     /// The source repositories.
-    var source: RepositoryPattern
+    public var source: RepositoryPattern
     /// The source pattern as written, and whether it has wildcards (then the catalog is read).
-    var sourceText: String
-    var tags: TagPattern?
-    var destination: String
+    public var sourceText: String
+    /// The tags copied; nil: all.
+    public var tags: TagPattern?
+    /// The destination repository, or for a pattern the prefix of each.
+    public var destination: String
 
     /// Parses a rule; the error says what is wrong.
-    init(parsing text: String) throws(SyncRuleError) {
+    public init(parsing text: String) throws(SyncRuleError) {
         let sides = text.components(separatedBy: "->")
         guard sides.count == 2 else { throw SyncRuleError("'\(text.prefix(200))' is not SOURCE-PATTERN[:TAG-PATTERN] -> DESTINATION") }
         let left = sides[0].trimmingCharacters(in: .whitespaces)
@@ -37,19 +38,20 @@ struct SyncRule: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether the source names repositories by pattern (the source's catalog is read).
-    var isPattern: Bool { sourceText.contains("*") }
+    public var isPattern: Bool { sourceText.contains("*") }
 
     /// Where repository `name` of the source goes.
-    func destination(of name: String) -> String { isPattern ? destination + "/" + name : destination }
+    public func destination(of name: String) -> String { isPattern ? destination + "/" + name : destination }
 
     /// Whether tag `tag` is copied.
-    func copies(_ tag: String) -> Bool { tags?.matches(tag) ?? true }
+    public func copies(_ tag: String) -> Bool { tags?.matches(tag) ?? true }
 
-    var description: String { sourceText + (tags.map { ":\($0)" } ?? "") + " -> " + destination }
+    public var description: String { sourceText + (tags.map { ":\($0)" } ?? "") + " -> " + destination }
 }
 
 /// A rule that cannot be used.
-struct SyncRuleError: Error, CustomStringConvertible {
-    let description: String
+public struct SyncRuleError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong.
+    public let description: String
     init(_ description: String) { self.description = description }
 }

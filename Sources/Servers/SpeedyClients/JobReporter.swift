@@ -1,5 +1,4 @@
 import Foundation
-import SpeedyClients
 import SpeedyCore
 import Synchronization
 
@@ -20,7 +19,7 @@ public final class JobReporter: Sendable {
     public init(kind: String, target: String, client: MasterClient) {
         self.client = client
         let id = UUID().uuidString.lowercased()
-        state = Mutex(State(report: JobReport(id: id, kind: kind, target: target, state: .running, done: 0, total: 0, bytes: 0)))
+        state = Mutex(State(report: JobReport(id: id, kind: kind, target: String(target.prefix(JobReport.maxText)), state: .running, done: 0, total: 0, bytes: 0)))
     }
 
     /// Records progress; sends it when a second has passed since the last report.

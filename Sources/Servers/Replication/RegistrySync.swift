@@ -9,27 +9,44 @@ import SpeedyCore
 /// the referrers API where the source has it and by the `sha256-<hex>.*` tag schema (which tools
 /// that predate the API use, on any registry). A tag the destination already has with the same
 /// digest is left as it is, so a run that was interrupted resumes where it stopped when run again.
-struct RegistrySync {
-    let source: RegistryClient
-    let destination: RegistryClient
+public struct RegistrySync: Sendable {
+    /// The registry copied from.
+    public let source: RegistryClient
+    /// The registry copied to.
+    public let destination: RegistryClient
     /// Removes destination tags (matching a rule) that the source no longer has.
-    let deleteMissing: Bool
+    public let deleteMissing: Bool
+
+    /// Copies from `source` to `destination`; with `deleteMissing`, also deletes there the tags a
+    /// rule covers that the source no longer has.
+    public init(source: RegistryClient, destination: RegistryClient, deleteMissing: Bool) {
+        self.source = source
+        self.destination = destination
+        self.deleteMissing = deleteMissing
+    }
 
     /// What a run did.
-    struct Report: Codable, Sendable {
-        var repositories = 0
-        var tagsCopied = 0
-        var tagsUpToDate = 0
-        var tagsDeleted = 0
-        var manifestsCopied = 0
-        var referrersCopied = 0
-        var blobsCopied = 0
-        var blobsPresent = 0
-        var bytesCopied: UInt64 = 0
-        var failures: [String] = []
-        var durationMs: Int64 = 0
+    public struct Report: Codable, Sendable {
+        public var repositories = 0
+        public var tagsCopied = 0
+        public var tagsUpToDate = 0
+        public var tagsDeleted = 0
+        public var manifestsCopied = 0
+        public var referrersCopied = 0
+        public var blobsCopied = 0
+        public var blobsPresent = 0
+        public var bytesCopied: UInt64 = 0
+        public var failures: [String] = []
+        public var durationMs: Int64 = 0
 
-        var summary: String {
+        /// A report of nothing done yet.
+        public init() {}
+
+        /// Whether the run changed the destination (copied or deleted anything).
+        public var changedAnything: Bool { tagsCopied + tagsDeleted + manifestsCopied + referrersCopied > 0 }
+
+        /// One line for people.
+        public var summary: String {
             "sync: \(tagsCopied) tags copied, \(tagsUpToDate) up to date, \(tagsDeleted) deleted in \(repositories) repositories; "
                 + "\(blobsCopied) blobs copied (\(ByteSize.format(bytesCopied))), \(blobsPresent) already there; \(referrersCopied) referrers"
                 + (failures.isEmpty ? "" : "; \(failures.count) failed")
@@ -37,19 +54,19 @@ struct RegistrySync {
     }
 
     /// One repository to copy, with the tags to copy.
-    struct Plan: Sendable {
-        var source: String
-        var destination: String
-        var rule: SyncRule
-        var tags: [String]
+    public struct Plan: Sendable {
+        public var source: String
+        public var destination: String
+        public var rule: SyncRule
+        public var tags: [String]
         /// Every tag of the source repository (the referrers tag schema is looked up in it).
-        var allTags: [String]
+        public var allTags: [String]
     }
 
     /// The repositories and tags `rules` name on the source. A repository that cannot be listed
     /// (missing, refused) is a failure noted in `failures`, and the others go on; only a catalog
     /// that cannot be read (for a pattern) stops the run.
-    func plan(_ rules: [SyncRule], failures: inout [String]) async throws(RegistryClientError) -> [Plan] {
+    public func plan(_ rules: [SyncRule], failures: inout [String]) async throws(RegistryClientError) -> [Plan] {
         var catalog: [String]?
         var plans: [Plan] = []
         for rule in rules {
@@ -76,7 +93,7 @@ struct RegistrySync {
 
     /// Copies one planned repository; `tagDone` hears of each tag as it ends, with the bytes
     /// copied so far.
-    func run(_ plan: Plan, into report: inout Report, tagDone: (String, UInt64) -> Void) async {
+    public func run(_ plan: Plan, into report: inout Report, tagDone: (String, UInt64) -> Void) async {
         report.repositories += 1
         var copied: Set<Digest> = []
         for tag in plan.tags {
