@@ -147,7 +147,12 @@ extension ProcessSuites {
 
             // In the event log (runs that copied something) and among the console's jobs.
             let master = MasterClient(baseURL: registry.masterURL, transport: ClusterHarness.transport)
-            let events = try await master.events(limit: 1000).filter { $0.kind == "sync" }
+            // Posted after the run's last copy: waited for.
+            var events: [ClusterEvent] = []
+            _ = await cluster.eventually(within: 10) {
+                events = ((try? await master.events(limit: 1000)) ?? []).filter { $0.kind == "sync" }
+                return events.count >= 2
+            }
             #expect(events.count >= 2, "\(events.map(\.message))")
             #expect(events.allSatisfy { $0.message.hasPrefix("job from-upstream: sync: 1 tags copied") }, "\(events.map(\.message))")
             let listed = try await master.snapshot().jobs ?? []

@@ -72,6 +72,10 @@ struct SyncJobFileTests {
         ("sync x every=1h\nfrom http://a\nto http://b\nrule nope\n", "line 4: rule: 'nope' is not"),
         ("sync x every=1h\nfrom http://a\nto http://b\nrule a -> b\nsync x every=1h\n", "line 5: a second job named x"),
         ("sync x every=1h\nschedule daily\n", "line 2: 'schedule' is not sync, from, to or rule"),
+        ("sync x every=1h every=2h\n", "line 1: 'every=2h' is not every=DURATION (once"),
+        ("sync x every=1h\nfrom https://bot:s3cret@registry.example\n", "line 2: a login in the URL is refused"),
+        ("sync x every=1h\nfrom https://registry.example/?token=1\n", "line 2: expected `from http(s)://"),
+        ("sync x every=1h\nfrom https://\n", "line 2: expected `from http(s)://"),
     ])
     func mistakesAreRefusedWithTheirLine(_ text: String, _ message: String) {
         do {

@@ -34,6 +34,8 @@ public struct MetaServerConfiguration: Sendable {
     /// The sync file: jobs that copy repositories between registries on a schedule
     /// (docs/registry.md, "Replication"). Nil: none.
     public var syncFile: String?
+    /// The chunkmaster the sync jobs report to (their runs on the job board, their events).
+    public var syncMasterURL: String?
 
     /// When and how the metaserver collects garbage itself.
     public struct CollectionSchedule: Sendable {
@@ -115,7 +117,7 @@ public enum MetaServer {
         if let syncJobs {
             logger.notice("sync jobs from \(syncJobs.path): \(syncJobs.current.map(\.name).joined(separator: ", "))")
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-            let master = configuration.masterURL.map { MasterClient(baseURL: $0, transport: configuration.security.peers) }
+            let master = configuration.syncMasterURL.map { MasterClient(baseURL: $0, transport: configuration.security.peers) }
             services.append(ScheduledSync(jobs: syncJobs, statePath: configuration.dataDirectory + "/sync-state.json", master: master, logger: logger))
         }
         try await HTTPServer.run(

@@ -37,12 +37,14 @@ public final class ReloadableFile<Value: Sendable>: Sendable {
     }
 
     private static func load(_ path: String, what: String, parse: (String) throws -> Value) throws(ReloadableFileError) -> Value {
-        // Far more than any set of rules: a path to something else is refused, not read whole.
-        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.read(upToCount: 1 << 20) ?? Data() else {
-            throw .unreadable(path, what)
-        }
-        try? handle.close()
-        guard data.count < 1 << 20 else { throw .invalid(path, "it is over 1 MiB") }
+        // A regular file of at most 1 MiB, far more than any set of rules: a FIFO would block the
+        // SIGHUP handler, and a path to something large is refused, not read whole.
+        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular,
+            let handle = FileHandle(forReadingAtPath: path)
+        else { throw .unreadable(path, what) }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: (1 << 20) + 1) ?? Data() else { throw .unreadable(path, what) }
+        guard data.count <= 1 << 20 else { throw .invalid(path, "it is over 1 MiB") }
         guard let text = String(data: data, encoding: .utf8) else { throw .invalid(path, "it is not UTF-8 text") }
         do {
             return try parse(text)

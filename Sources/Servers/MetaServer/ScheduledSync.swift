@@ -37,22 +37,55 @@ public struct ScheduledSync: Service {
     }
 
     /// How a run ended.
-    enum Outcome: Sendable {
-        case finished, failed, interrupted
+    enum Outcome: Sendable, Equatable {
+        /// It ran to the end: its report line, and whether it copied or deleted anything.
+        case finished(String, changed: Bool)
+        /// It could not run, or something in it failed: why (without timings, so that the same
+        /// failure reads the same each time).
+        case failed(String)
+        /// A shutdown cut it short.
+        case interrupted
+    }
+
+    /// A job's failed runs in a row, for the backoff and for telling each failure once.
+    struct FailureStreak {
+        var runs = 0
+        var lastTold: String?
     }
 
     public func run() async throws {
         var state = SyncState(path: statePath, logger: logger)
+        var streaks: [String: FailureStreak] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            for job in jobs.current where state.isDue(job, now: Date()) {
+            let current = jobs.current
+            for job in current where state.isDue(job, now: Date()) {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                var streak = streaks[job.name] ?? FailureStreak()
                 // A shutdown cuts the run short: its requests are cancelled, and it is not recorded.
-                let outcome = (try? await cancelWhenGracefulShutdown { await runOnce(job) }) ?? .interrupted
+                let failedBefore = streak.runs > 0
+                let outcome = (try? await cancelWhenGracefulShutdown { await runOnce(job, failedBefore: failedBefore) }) ?? .interrupted
+                let names = Set(current.map(\.name))
                 switch outcome {
-                case .finished: state.schedule(job.name, at: Self.fromNow(job.every))
-                case .failed: state.schedule(job.name, at: Self.fromNow(min(job.every, retryAfter)))
-                case .interrupted: break
+                case .finished(let line, let changed):
+                    streak = FailureStreak()
+                    state.schedule(job.name, at: Self.fromNow(job.every), keeping: names)
+                    logger.log(level: changed ? .notice : .info, "\(line)")
+                    if changed { await record(line) }
+                case .failed(let reason):
+                    streak.runs += 1
+                    // 30 s, 1 min, 2 min, … up to the job's own `every`.
+                    let delay = min(job.every, retryAfter * (1 << min(streak.runs - 1, 16)))
+                    state.schedule(job.name, at: Self.fromNow(delay), keeping: names)
+                    logger.warning("\(reason); tried again in \(DurationText.format(delay))")
+                    // The event log hears of a failure once, not at every retry.
+                    if streak.lastTold != reason {
+                        streak.lastTold = reason
+                        await record(reason)
+                    }
+                case .interrupted:
+                    break
                 }
+                streaks[job.name] = streak
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) }
         }
@@ -62,35 +95,41 @@ public struct ScheduledSync: Service {
         Date(timeIntervalSinceNow: duration / .milliseconds(1) / 1000)
     }
 
-    /// One run of `job`.
-    func runOnce(_ job: SyncJob) async -> Outcome {
+    private func record(_ message: String) async {
+        try? await master?.recordEvent(EventReport(kind: "sync", message: String(message.prefix(EventReport.maxMessage))))
+    }
+
+    /// One run of `job`. It shows on the console's job board only when it copies something or
+    /// fails (a failure once, not at each retry): a job that finds everything up to date every
+    /// minute would otherwise crowd the operators' own jobs off the board.
+    func runOnce(_ job: SyncJob, failedBefore: Bool) async -> Outcome {
         let target = "\(job.name): \(job.source.url) -> \(job.destination.url)"
-        let reporter = master.map { JobReporter(kind: "sync", target: target, client: $0) }
+        var reporter: JobReporter?
+        func board() -> JobReporter? {
+            if reporter == nil, let master { reporter = JobReporter(kind: "sync", target: target, client: master) }
+            return reporter
+        }
         let started = ContinuousClock.now
-        let source: RegistryClient
-        let destination: RegistryClient
+        let clients: (source: RegistryClient, destination: RegistryClient)
         do {
-            source = try job.source.makeClient()
-            destination = try job.destination.makeClient()
+            clients = try Self.makeClients(job)
         } catch {
-            await fail(job, reporter, "\(error)")
-            return .failed
+            return await failed("sync job \(job.name) could not run: \(error)", failedBefore ? nil : board())
         }
         defer {
             Task {
-                await source.shutdown()
-                await destination.shutdown()
+                await clients.source.shutdown()
+                await clients.destination.shutdown()
             }
         }
-        let sync = RegistrySync(source: source, destination: destination, deleteMissing: job.deleteMissing)
+        let sync = RegistrySync(source: clients.source, destination: clients.destination, deleteMissing: job.deleteMissing)
         var report = RegistrySync.Report()
         let plans: [RegistrySync.Plan]
         do {
             plans = try await sync.plan(job.rules, failures: &report.failures)
         } catch {
             if Task.isCancelled { return .interrupted }
-            await fail(job, reporter, "reading \(job.source.url): \(error)")
-            return .failed
+            return await failed("sync job \(job.name) could not read \(job.source.url): \(error)", failedBefore ? nil : board())
         }
         let total = plans.reduce(0) { $0 + $1.tags.count }
         var done = 0
@@ -98,31 +137,45 @@ public struct ScheduledSync: Service {
             if Task.isCancelled { break }
             await sync.run(plan, into: &report) { _, bytes in
                 done += 1
-                reporter?.progress(done: done, total: total, bytes: bytes)
+                // On the board from its first copied byte.
+                (bytes > 0 ? board() : reporter)?.progress(done: done, total: total, bytes: bytes)
             }
         }
         if Task.isCancelled {
-            await reporter?.end(.failed, message: "cut short by the metaserver's shutdown; runs again at its start")
+            await Self.end(reporter, .failed, "cut short by the metaserver's shutdown; runs again at its start")
             return .interrupted
         }
         report.durationMs = Int64((ContinuousClock.now - started) / .milliseconds(1))
-        let summary = "job \(job.name): " + report.summary + " in \(report.durationMs) ms"
-        await reporter?.end(report.failures.isEmpty ? .finished : .failed, message: summary)
-        for failure in report.failures.prefix(20) { logger.warning("sync job \(job.name): \(failure)") }
-        if report.changedAnything || !report.failures.isEmpty {
-            logger.notice("\(summary)")
-            try? await master?.recordEvent(EventReport(kind: "sync", message: String(summary.prefix(EventReport.maxMessage))))
-        } else {
-            logger.info("\(summary)")
+        let line = "job \(job.name): " + report.summary
+        guard report.failures.isEmpty else {
+            for failure in report.failures.prefix(20) { logger.warning("sync job \(job.name): \(failure)") }
+            return await failed(line, failedBefore ? reporter : board())
         }
-        return report.failures.isEmpty ? .finished : .failed
+        if report.changedAnything { await Self.end(board(), .finished, line) }
+        return .finished(line + " in \(report.durationMs) ms", changed: report.changedAnything)
     }
 
-    private func fail(_ job: SyncJob, _ reporter: JobReporter?, _ message: String) async {
-        let text = "job \(job.name) could not run: \(message)"
-        logger.warning("sync \(text)")
-        await reporter?.end(.failed, message: text)
-        try? await master?.recordEvent(EventReport(kind: "sync", message: String(("sync " + text).prefix(EventReport.maxMessage))))
+    /// Both ends' clients; neither is left open when the second cannot be made.
+    private static func makeClients(_ job: SyncJob) throws(SyncJobError) -> (source: RegistryClient, destination: RegistryClient) {
+        let source = try job.source.makeClient()
+        do {
+            return (source, try job.destination.makeClient())
+        } catch {
+            Task { await source.shutdown() }
+            throw error
+        }
+    }
+
+    private func failed(_ reason: String, _ reporter: JobReporter?) async -> Outcome {
+        await Self.end(reporter, .failed, reason)
+        return .failed(reason)
+    }
+
+    /// Ends a job on the board, in a task of its own: a run cut short by a shutdown is cancelled,
+    /// and its last report must still go.
+    private static func end(_ reporter: JobReporter?, _ state: JobReport.State, _ message: String) async {
+        guard let reporter else { return }
+        await Task { await reporter.end(state, message: message) }.value
     }
 }
 
@@ -155,9 +208,11 @@ public struct SyncState: Sendable {
         return wait <= 0 || wait > Int64(job.every / .milliseconds(1))
     }
 
-    /// Records that job `name` is next due at `date`.
-    public mutating func schedule(_ name: String, at date: Date) {
+    /// Records that job `name` is next due at `date`; jobs not in `names` (no longer in the
+    /// file) are forgotten.
+    public mutating func schedule(_ name: String, at date: Date, keeping names: Set<String>? = nil) {
         nextRun[name] = Self.milliseconds(date)
+        if let names { nextRun = nextRun.filter { names.contains($0.key) } }
         do {
             // Temporary file and rename: a crash leaves the old state or the new. Not synced: a
             // state lost to a power cut only has a job run once more, which copies nothing twice.

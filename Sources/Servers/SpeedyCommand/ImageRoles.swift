@@ -102,7 +102,8 @@ struct MetaServerCommand: AsyncParsableCommand {
         configuration.syncFile = sync
         configuration.database = try database.map { try PostgresURL($0) }
         let scheme = security.peers.scheme
-        if masterNamed || sync != nil { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
+        if masterNamed { configuration.masterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
+        if sync != nil { configuration.syncMasterURL = MasterLocation.resolve(flag: master, scheme: scheme) }
         if gcEvery.duration > .zero {
             configuration.collection = .init(
                 interval: gcEvery.duration, masterURL: MasterLocation.resolve(flag: master, scheme: scheme),

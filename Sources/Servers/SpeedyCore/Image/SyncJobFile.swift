@@ -12,7 +12,7 @@ import Foundation
 /// ```
 ///
 /// A file with no job is valid (the metaserver then syncs nothing until the file has one and is
-/// re-read on SIGHUP).
+/// re-read on SIGHUP). `#` starts a comment anywhere, so paths cannot hold one.
 public enum SyncJobFile {
     /// The shortest `every` (a job is not a busy loop).
     public static let minimumInterval = Duration.seconds(1)
@@ -24,7 +24,8 @@ public enum SyncJobFile {
     public static func parse(_ text: String) throws(SyncJobError) -> [SyncJob] {
         var jobs: [SyncJob] = []
         var open: Draft?
-        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        // Lines as an editor counts them: LF or CRLF ("\r\n" is one Character), nothing else.
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let number = index + 1
             let line = (rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             guard !line.isEmpty else { continue }
@@ -81,11 +82,11 @@ public enum SyncJobFile {
             for word in words.dropFirst(2) {
                 if word == "delete" {
                     deleteMissing = true
-                } else if word.hasPrefix("every="), let duration = DurationText.parse(String(word.dropFirst(6))), word.last?.isLetter == true {
+                } else if word.hasPrefix("every="), every == nil, let duration = DurationText.parse(String(word.dropFirst(6))), word.last?.isLetter == true {
                     guard duration >= SyncJobFile.minimumInterval else { throw SyncJobError("every= must be at least 1s") }
                     every = duration
                 } else {
-                    throw SyncJobError("'\(word.prefix(60))' is not every=DURATION (with a unit: 30s, 10m, 1h, 1d) or delete")
+                    throw SyncJobError("'\(word.prefix(60))' is not every=DURATION (once, with a unit: 30s, 10m, 1h, 1d) or delete")
                 }
             }
             guard let every else { throw SyncJobError("job \(name) has no every=DURATION") }
@@ -114,8 +115,14 @@ public enum SyncJobFile {
 
         /// `from|to URL [credentials=FILE] [ca=FILE]`.
         static func endpoint(_ words: [String]) throws(SyncJobError) -> SyncEndpoint {
-            guard words.count >= 2, words[1].hasPrefix("https://") || words[1].hasPrefix("http://"), words[1].utf8.count <= 2048 else {
+            guard words.count >= 2, words[1].utf8.count <= 2048, let url = URLComponents(string: words[1]), ["http", "https"].contains(url.scheme),
+                url.host?.isEmpty == false, url.query == nil, url.fragment == nil
+            else {
                 throw SyncJobError("expected `\(words[0]) http(s)://HOST[:PORT] [credentials=FILE] [ca=FILE]`")
+            }
+            // A password in the URL would reach logs, events and the console: logins go in files.
+            guard url.user == nil, url.password == nil else {
+                throw SyncJobError("a login in the URL is refused: put it in a file named by credentials=")
             }
             var endpoint = SyncEndpoint(url: words[1])
             for word in words.dropFirst(2) {
