@@ -73,6 +73,22 @@ struct RegistryAuthTests {
         #expect(RepositoryPattern("a b") == nil)
     }
 
+    /// Files saved with CRLF line ends (an editor on Windows) read as with LF.
+    @Test func filesWithCRLFLineEndsReadLineByLine() throws {
+        let alice = UserFile.line(user: "alice", password: "s3cret-pass", cost: 4)
+        let bob = UserFile.line(user: "bob", password: "other-pass", cost: 4)
+        #expect(try UserFile(parsing: "# users\r\n\(alice)\r\n\(bob)\r\n").users == ["alice", "bob"])
+        let policy = try AccessPolicy(parsing: "# who repositories actions\r\nalice team/* pull,push\r\nbob team/* pull\r\n")
+        #expect(policy.actions(for: "alice", on: "team/app") == [.pull, .push])
+        #expect(policy.actions(for: "bob", on: "team/app") == [.pull])
+        do {
+            _ = try AccessPolicy(parsing: "alice team/* pull\r\nbob team/*\r\n")
+            Issue.record("a line of two words parsed")
+        } catch {
+            #expect(error.line == 2)
+        }
+    }
+
     @Test func userFilesTakeBcryptOnly() async throws {
         let line = UserFile.line(user: "alice", password: "s3cret-pass", cost: 4)
         let users = try UserFile(parsing: "# users\n\(line)\n")

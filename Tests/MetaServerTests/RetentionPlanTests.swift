@@ -50,6 +50,13 @@ struct RetentionPlanTests {
         }
     }
 
+    @Test func aFileWithCRLFLineEndsReadsLineByLine() throws {
+        let policy = try RetentionPolicy(parsing: "# rules\r\nteam/app keep-newest=3\r\nteam/** keep-recent=30d\r\n")
+        #expect(policy.rules.count == 2)
+        #expect(policy.rule(for: "team/app")?.line == 2)
+        #expect(policy.rule(for: "team/other")?.line == 3)
+    }
+
     @Test func tagGlobsMatchInOnePass() {
         let cases: [(String, String, Bool)] = [
             ("v*", "v1.2.3", true), ("v*", "1.2", false), ("*-rc?", "1.0-rc1", true), ("*-rc?", "1.0-rc10", false), ("latest", "latest", true),

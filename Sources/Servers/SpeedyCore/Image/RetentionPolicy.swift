@@ -48,7 +48,7 @@ public struct RetentionPolicy: Sendable, Equatable {
     public init(parsing text: String) throws(ParseError) {
         guard text.utf8.count <= Self.maximumBytes else { throw ParseError(line: 0, reason: "the file is over \(Self.maximumBytes) bytes") }
         var rules: [Rule] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.configurationLines.enumerated() {
             let content = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard let first = words.first else { continue }

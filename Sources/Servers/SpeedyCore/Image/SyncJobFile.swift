@@ -24,8 +24,7 @@ public enum SyncJobFile {
     public static func parse(_ text: String) throws(SyncJobError) -> [SyncJob] {
         var jobs: [SyncJob] = []
         var open: Draft?
-        // Lines as an editor counts them: LF or CRLF ("\r\n" is one Character), nothing else.
-        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        for (index, rawLine) in text.configurationLines.enumerated() {
             let number = index + 1
             let line = (rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             guard !line.isEmpty else { continue }

@@ -69,7 +69,7 @@ public struct AccessPolicy: Sendable, Equatable {
     /// Parses an access file's text.
     public init(parsing text: String) throws(ParseError) {
         var rules: [Rule] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.configurationLines.enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if words.isEmpty { continue }

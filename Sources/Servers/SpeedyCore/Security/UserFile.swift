@@ -19,7 +19,7 @@ public struct UserFile: Sendable {
     /// Parses htpasswd text.
     public init(parsing text: String) throws(ParseError) {
         var hashes: [String: String] = [:]
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.configurationLines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else { throw ParseError(line: index + 1, reason: "expected user:hash") }
