@@ -425,7 +425,7 @@ let package = Package(
         // What the test targets share: temporary directories, free ports, running programs, a private PostgreSQL.
         .target(
             name: "SpeedyTestSupport",
-            dependencies: [],
+            dependencies: [.product(name: "Logging", package: "swift-log")],
             path: "Tests/SpeedyTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -168,26 +168,3 @@ extension ChunkTicketRoutesTests {
         }
     }
 }
-
-/// Log lines written through ``CapturingLogHandler``.
-final class CapturedLog: Sendable {
-    private let stored = Mutex([String]())
-    var lines: [String] { stored.withLock { $0 } }
-    func append(_ line: String) { stored.withLock { $0.append(line) } }
-}
-
-/// Keeps every message with its metadata, for tests that check what a log says (and does not).
-struct CapturingLogHandler: LogHandler {
-    let log: CapturedLog
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        log.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
-    }
-}
